@@ -1,0 +1,144 @@
+import type { Phase } from "./phases.js";
+import type { ChangedFile } from "./changes.js";
+
+/** Base fields on every event. */
+interface EventBase {
+  /** The task this event belongs to. */
+  taskId: string;
+  /** Milliseconds since the epoch. */
+  at: number;
+}
+
+/** A phase started, completed, was skipped, or failed. Phases always arrive in {@link PHASES} order. */
+export interface PhaseEvent extends EventBase {
+  type: "phase";
+  phase: Phase;
+  status: "started" | "completed" | "skipped" | "failed";
+  /** Set on completed and failed. */
+  durationMs?: number;
+  /** Set on failed. */
+  error?: { code: string; message: string };
+}
+
+/** Something worth a human's attention that does not stop the task (e.g. running unisolated). */
+export interface WarningEvent extends EventBase {
+  type: "warning";
+  code: string;
+  message: string;
+}
+
+/** A line of progress in plain words. */
+export interface LogEvent extends EventBase {
+  type: "log";
+  level: "debug" | "info" | "warn" | "error";
+  message: string;
+}
+
+/** The sandbox is open. */
+export interface SandboxEvent extends EventBase {
+  type: "sandbox";
+  provider: string;
+  sandboxId: string;
+  isolated: boolean;
+}
+
+/** Output of a setup command. */
+export interface CommandOutputEvent extends EventBase {
+  type: "command.output";
+  command: string;
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+/** Text from the agent. `delta` is the new text; `text` the part's text so far. */
+export interface AgentTextEvent extends EventBase {
+  type: "agent.text";
+  partId: string;
+  delta: string;
+  text: string;
+}
+
+/** A tool call by the agent and its status. */
+export interface AgentToolEvent extends EventBase {
+  type: "agent.tool";
+  callId: string;
+  tool: string;
+  status: "pending" | "running" | "completed" | "error";
+  /** A short human title (e.g. the file or command). */
+  title?: string;
+  input?: Record<string, unknown>;
+  /** Output or error text (cut to a few KiB). */
+  output?: string;
+}
+
+/** The agent edited a file. */
+export interface AgentFileEditedEvent extends EventBase {
+  type: "agent.file";
+  path: string;
+}
+
+/** The model call failed and OpenCode is retrying. */
+export interface AgentRetryEvent extends EventBase {
+  type: "agent.retry";
+  attempt: number;
+  message: string;
+  /** When the next attempt is due (ms since epoch). */
+  nextAt?: number;
+}
+
+/** Token usage so far. */
+export interface AgentUsageEvent extends EventBase {
+  type: "agent.usage";
+  usage: TokenUsage;
+}
+
+/** The changes collected from the sandbox. */
+export interface ChangesEvent extends EventBase {
+  type: "changes";
+  files: ChangedFile[];
+}
+
+/** The branch is pushed. */
+export interface BranchPushedEvent extends EventBase {
+  type: "branch.pushed";
+  branch: string;
+  commit: string;
+}
+
+/** The change request is open. */
+export interface ChangeRequestEvent extends EventBase {
+  type: "change-request";
+  url: string;
+  number: number;
+  created: boolean;
+}
+
+/** Token usage and cost. */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  /** Cost in USD as OpenCode computes it (0 for models without prices). */
+  cost: number;
+}
+
+/** Every event `runAgentTask` emits. Switch on `type`. */
+export type AgentTaskEvent =
+  | PhaseEvent
+  | WarningEvent
+  | LogEvent
+  | SandboxEvent
+  | CommandOutputEvent
+  | AgentTextEvent
+  | AgentToolEvent
+  | AgentFileEditedEvent
+  | AgentRetryEvent
+  | AgentUsageEvent
+  | ChangesEvent
+  | BranchPushedEvent
+  | ChangeRequestEvent;
+
+/** An event without the fields the loop fills in. */
+export type AgentTaskEventInput = AgentTaskEvent extends infer E ? (E extends AgentTaskEvent ? Omit<E, "taskId" | "at"> : never) : never;

@@ -1,0 +1,22 @@
+/** Model providers OpenCode can reach without downloading anything. */
+export const MODEL_PROVIDERS = ["google", "anthropic", "openai", "openai-compatible"] as const;
+export type ModelProvider = (typeof MODEL_PROVIDERS)[number];
+
+/** Which model the agent uses. */
+export interface ModelConfig {
+  provider: ModelProvider;
+  /** The model id, e.g. `gemini-2.5-pro`, `claude-sonnet-4-5`, `gpt-5`. */
+  model: string;
+  /**
+   * API key. Defaults from the environment: GEMINI_API_KEY (or GOOGLE_GENERATIVE_AI_API_KEY),
+   * ANTHROPIC_API_KEY, OPENAI_API_KEY; for `openai-compatible`, OPENAI_COMPATIBLE_API_KEY.
+   */
+  apiKey?: string;
+  /** Base URL; required for `openai-compatible` (e.g. `http://127.0.0.1:8080/v1`). */
+  baseURL?: string;
+  /** Context and output limits for `openai-compatible` models. */
+  limits?: { context: number; output: number };
+}
+
+/** The seed's default model. */
+export const DEFAULT_MODEL: Pick<ModelConfig, "provider" | "model"> = { provider: "google", model: "gemini-2.5-pro" };

@@ -1,0 +1,15 @@
+/** The phases of the loop, in the order they run. Each has a file of its own name. */
+export const PHASES = [
+  "validate",
+  "sandbox",
+  "clone",
+  "setup",
+  "agent",
+  "collect",
+  "commit",
+  "push",
+  "pull-request",
+  "teardown",
+] as const;
+
+export type Phase = (typeof PHASES)[number];

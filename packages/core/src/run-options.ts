@@ -1,0 +1,108 @@
+import type { AgentTaskEvent, TokenUsage } from "./events.js";
+import type { ChangedFile } from "./changes.js";
+import type { ModelConfig } from "./model.js";
+import type { Phase } from "./phases.js";
+import type { SandboxNetworkPolicy, SandboxProvider, SandboxResources } from "./spec/sandbox-spec.js";
+import type { ChangeRequest, GitHost } from "./spec/git-host-spec.js";
+
+/** A commit identity. */
+export interface GitIdentity {
+  name: string;
+  email: string;
+}
+
+/** Everything `runAgentTask` takes. Only `repo` and `task` are required. */
+export interface AgentTaskOptions {
+  /** A repository: an `https://` URL for a Git host, or a local path or `file://` URL. Embedded credentials are stripped. */
+  repo: string;
+  /** What the agent should do, in plain words. */
+  task: string;
+  /** The branch to start from and to open the change request into. Defaults to the repo's default branch. */
+  baseBranch?: string;
+  /** The new branch's name. Defaults to `<branchPrefix><slug of the task>-<short id>`. */
+  branch?: string;
+  /** Prefix for generated branch names. Default `running-agent/`. */
+  branchPrefix?: string;
+  /** Where the agent runs. Default: the local sandbox. */
+  sandbox?: SandboxProvider;
+  /** Where the repo lives. Default: the local Git host (for paths and file:// URLs). */
+  gitHost?: GitHost;
+  /** A token for this task only, passed to the Git host (the seed's per-request `github_token`). */
+  gitToken?: string;
+  /** The model, as an object or `provider/model`. Default: Gemini 2.5 Pro with GEMINI_API_KEY. */
+  model?: ModelConfig | string;
+  /** Commands run in the sandbox after the clone and before the agent (trusted; run with `sh -c`). */
+  setupCommands?: string[];
+  /** Clone depth. Default 1 (shallow); `"full"` for the whole history. */
+  cloneDepth?: number | "full";
+  /** The commit's author. Default: `Running Agent <agent@running-agent.invalid>`. */
+  author?: GitIdentity;
+  /** The commit's committer. Default: the author. */
+  committer?: GitIdentity;
+  /** Added as `Co-authored-by` trailers. */
+  coAuthors?: GitIdentity[];
+  /** Change request details. */
+  pullRequest?: {
+    title?: string;
+    /** Extra text placed above the generated body. */
+    body?: string;
+    draft?: boolean;
+    labels?: string[];
+    reviewers?: string[];
+    assignees?: string[];
+    /** Adds `Closes #N`. */
+    closesIssue?: number;
+  };
+  /** Resource limits for the sandbox. */
+  resources?: SandboxResources;
+  /** Network policy for the sandbox. Default: `allow-list` of the model's API host. */
+  network?: SandboxNetworkPolicy;
+  /** The longest the whole task may take. Default 30 minutes. */
+  timeoutMs?: number;
+  /** The longest the agent phase may take. Default: what is left of `timeoutMs`. */
+  agentTimeoutMs?: number;
+  /** Let the repository's own OpenCode config (opencode.json, .opencode/, AGENTS.md) apply. Default false: an untrusted repo cannot configure the agent. */
+  allowRepoAgentConfig?: boolean;
+  /** Extra strings to redact from everything that leaves the loop. */
+  secrets?: string[];
+  /** Cancels the task; everything started is torn down. */
+  signal?: AbortSignal;
+  /** Called with every event, in order. Exceptions thrown here are ignored. */
+  onEvent?: (event: AgentTaskEvent) => void;
+  /** A task id; generated when absent. */
+  taskId?: string;
+}
+
+/** What a finished task returns. */
+export interface AgentTaskResult {
+  taskId: string;
+  /** `completed`: branch pushed and change request open. `no_changes`: the agent changed nothing; no branch. */
+  status: "completed" | "no_changes";
+  /** The repository as the Git host resolved it. */
+  repository: { id: string; webUrl?: string };
+  baseBranch: string;
+  /** The pushed branch (absent for no_changes). */
+  branch?: string;
+  /** The pushed commit's sha. */
+  commit?: string;
+  changes: ChangedFile[];
+  pullRequest?: ChangeRequest;
+  /** The agent's final summary. */
+  summary: string;
+  /** `provider/model`. */
+  model: string;
+  usage: TokenUsage;
+  /** Milliseconds per phase, and `total`. */
+  timings: Partial<Record<Phase | "total", number>>;
+}
+
+/** The handle form: start now, iterate events, cancel, await the result. */
+export interface AgentTaskHandle extends AsyncIterable<AgentTaskEvent> {
+  readonly taskId: string;
+  /** Resolves with the result or rejects with a RunningAgentError. */
+  readonly result: Promise<AgentTaskResult>;
+  /** Every event so far. */
+  readonly events: readonly AgentTaskEvent[];
+  /** Cancels the task; resolves when everything is torn down. */
+  cancel(reason?: string): Promise<void>;
+}

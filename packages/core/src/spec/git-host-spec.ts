@@ -1,0 +1,97 @@
+/**
+ * The Git host seam: where repositories live and change requests (pull requests) are opened.
+ * Version: `git-host-v1`. The core clones and pushes on the host with the credentials a
+ * Git host hands out; credentials never go into the sandbox.
+ */
+export const GIT_HOST_SPEC_VERSION = "git-host-v1" as const;
+
+/** Username and password (or token) for git over HTTP, given to isomorphic-git's onAuth callback. */
+export interface GitCredentials {
+  username: string;
+  password: string;
+}
+
+/** A repository the Git host has checked. */
+export interface ResolvedRepository {
+  /** A stable display id, e.g. `owner/name` or a local path. */
+  id: string;
+  /**
+   * Where git fetches and pushes: an `http(s)://` URL without credentials, or an absolute
+   * local path (for the local Git host).
+   */
+  remote: string;
+  /** The branch change requests target when none is given. */
+  defaultBranch: string;
+  /** Whether the credentials this host holds can push. */
+  canPush: boolean;
+  /** A web page for the repository, when there is one. */
+  webUrl?: string;
+}
+
+/** What the core asks to open or update. */
+export interface ChangeRequestInput {
+  /** Branch with the agent's commit. */
+  head: string;
+  /** Branch to merge into. */
+  base: string;
+  title: string;
+  body: string;
+  draft?: boolean;
+  labels?: string[];
+  reviewers?: string[];
+  assignees?: string[];
+}
+
+/** An opened or updated change request. */
+export interface ChangeRequest {
+  /** Host-specific number (PR number). */
+  number: number;
+  /** Web URL, or a `local://` URL for the local host. */
+  url: string;
+  head: string;
+  base: string;
+  title: string;
+  body: string;
+  draft: boolean;
+  /** True when this call opened it, false when it updated an existing one. */
+  created: boolean;
+}
+
+/** Per-task overrides a caller can pass through `runAgentTask` (the seed's per-request `github_token`). */
+export interface GitHostTaskOptions {
+  /** A token used for this task instead of the host's own. */
+  token?: string;
+  signal?: AbortSignal;
+}
+
+/** A Git host. `createX(settings)` builds one without I/O. */
+export interface GitHost {
+  /** Always `git-host-v1` for this version of the spec. */
+  readonly specificationVersion: typeof GIT_HOST_SPEC_VERSION;
+  /** A short id: `local`, `github`. */
+  readonly hostId: string;
+
+  /** True when this host serves the given repository reference (URL or path). No I/O. */
+  supports(repo: string): boolean;
+
+  /**
+   * Checks that the repository exists and what the credentials may do. Rejects with
+   * REPO_NOT_FOUND, AUTH_FAILED, PERMISSION_DENIED, REPO_ARCHIVED, INVALID_REPO or RATE_LIMITED.
+   */
+  resolveRepository(repo: string, options?: GitHostTaskOptions): Promise<ResolvedRepository>;
+
+  /** Whether a branch exists on the remote. */
+  branchExists(repository: ResolvedRepository, branch: string, options?: GitHostTaskOptions): Promise<boolean>;
+
+  /**
+   * Credentials for git over HTTP. `read` for clone and fetch, `write` for push.
+   * Returns undefined when none are needed (public repos, local paths).
+   */
+  getCredentials(repository: ResolvedRepository, access: "read" | "write", options?: GitHostTaskOptions): Promise<GitCredentials | undefined>;
+
+  /** Opens a change request from head into base, or updates the open one for the same head. */
+  openChangeRequest(repository: ResolvedRepository, input: ChangeRequestInput, options?: GitHostTaskOptions): Promise<ChangeRequest>;
+
+  /** Secrets this host holds, so the core's redactor can remove them from everything that leaves the loop. */
+  secrets?(): string[];
+}

@@ -1,0 +1,182 @@
+/**
+ * The sandbox seam. A provider makes sessions; a session is one isolated place where the
+ * repository lives and the agent runs. Version: `sandbox-v1`.
+ *
+ * Paths given to a session are absolute paths inside the sandbox, or relative to its
+ * {@link SandboxSession.workdir}.
+ */
+export const SANDBOX_SPEC_VERSION = "sandbox-v1" as const;
+
+/** Network access a sandbox gets. */
+export type SandboxNetworkPolicy =
+  /** No network at all (the OpenCode server port is still reachable from the host where the provider can arrange it). */
+  | { mode: "none" }
+  /** Only the listed hosts or CIDR ranges (typically the model's API). Providers that cannot filter by host must say so with a CAPABILITY_UNSUPPORTED error. */
+  | { mode: "allow-list"; hosts?: string[]; cidrs?: string[] }
+  /** Unrestricted egress. */
+  | { mode: "open" };
+
+/** CPU, memory and process limits. Providers map what they can and reject what they cannot honour. */
+export interface SandboxResources {
+  /** CPU cores (fractions allowed). */
+  cpu?: number;
+  /** Memory limit in MiB. */
+  memoryMiB?: number;
+  /** Maximum number of processes. */
+  pids?: number;
+}
+
+/** What the core asks for when it opens a sandbox. */
+export interface SandboxCreateOptions {
+  /** The task id: providers put it on labels or tags so that leftovers can be traced. */
+  taskId: string;
+  /** Non-secret environment for every command. */
+  env?: Record<string, string>;
+  /** Secret environment (API keys). Providers pass these out of band, never on a command line. */
+  secrets?: Record<string, string>;
+  /** Resource limits. */
+  resources?: SandboxResources;
+  /** Network policy; providers choose a default when absent. */
+  network?: SandboxNetworkPolicy;
+  /** The longest the sandbox may live, in ms; providers enforce it where they can. */
+  timeoutMs?: number;
+  /** Extra labels or tags. */
+  labels?: Record<string, string>;
+  /** Aborts creation. */
+  signal?: AbortSignal;
+}
+
+/** Options for one command. */
+export interface SandboxExecOptions {
+  /** Working directory inside the sandbox; defaults to the workdir. */
+  cwd?: string;
+  /** Extra environment for this command. */
+  env?: Record<string, string>;
+  /** Bytes written to the command's stdin, which is then closed. Without it stdin is empty. */
+  stdin?: string | Uint8Array;
+  /** Kill the command after this many ms and reject with SANDBOX_EXEC_TIMEOUT. */
+  timeoutMs?: number;
+  /** Kill the command when aborted and reject with ABORTED. */
+  signal?: AbortSignal;
+  /** Called with each chunk of stdout as it arrives. */
+  onStdout?: (chunk: Uint8Array) => void;
+  /** Called with each chunk of stderr as it arrives. */
+  onStderr?: (chunk: Uint8Array) => void;
+}
+
+/** The outcome of a command that ran to its end (a non-zero exit is not an error). */
+export interface SandboxExecResult {
+  exitCode: number;
+  /** All of stdout, decoded as UTF-8 (providers may cap it; see {@link SandboxExecResult.truncated}). */
+  stdout: string;
+  /** All of stderr, decoded as UTF-8. */
+  stderr: string;
+  /** True when output was cut to a provider's cap. */
+  truncated?: boolean;
+}
+
+/** A long-running process (the OpenCode server). */
+export interface SandboxProcess {
+  /** Resolves with the exit code when the process ends (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  /** Stops the process and what it started. Idempotent. */
+  kill(): Promise<void>;
+}
+
+/** Options for a long-running process. */
+export interface SandboxSpawnOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  onStdout?: (chunk: Uint8Array) => void;
+  onStderr?: (chunk: Uint8Array) => void;
+}
+
+/** A port inside the sandbox made reachable from the host. */
+export interface ExposedPort {
+  /** Base URL the host uses, e.g. `http://127.0.0.1:49152`. */
+  url: string;
+  /** Extra headers the host must send (for tunnels that need them). */
+  headers?: Record<string, string>;
+}
+
+/** A file in the sandbox's tree, as listed by {@link SandboxSession.getArchive}. */
+export interface SandboxFile {
+  path: string;
+  content: Uint8Array;
+  mode?: number;
+}
+
+/** One open sandbox. */
+export interface SandboxSession extends AsyncDisposable {
+  /** Provider-specific id (container id, sandbox id, temp folder name). */
+  readonly id: string;
+  /** Absolute path inside the sandbox where the repository is placed and the agent works. */
+  readonly workdir: string;
+  /**
+   * Absolute path inside the sandbox of a writable folder outside {@link workdir}, for tool state
+   * (OpenCode's HOME and XDG folders). Nothing in it is ever collected as a change.
+   */
+  readonly scratchDir: string;
+  /** True when the session is isolated from the host (false only for an explicitly unisolated local run). */
+  readonly isolated: boolean;
+
+  /** Runs a command given as an argument vector (never a shell string built by the core). */
+  exec(command: string[], options?: SandboxExecOptions): Promise<SandboxExecResult>;
+
+  /** Starts a long-running process and returns at once. */
+  spawn(command: string[], options?: SandboxSpawnOptions): Promise<SandboxProcess>;
+
+  /** Reads a file. Rejects with SANDBOX_FILE_ERROR when missing. */
+  readFile(path: string): Promise<Uint8Array>;
+
+  /** Writes a file, creating parent folders. */
+  writeFile(path: string, content: string | Uint8Array, options?: { mode?: number }): Promise<void>;
+
+  /** Unpacks a tar archive (ustar/pax) into a folder, creating it. */
+  putArchive(directory: string, tar: Uint8Array): Promise<void>;
+
+  /** Packs a folder into a tar archive (entries relative to that folder; symlinks stay links). */
+  getArchive(directory: string): Promise<Uint8Array>;
+
+  /**
+   * Makes a TCP port that a process inside listens on reachable from the host.
+   * Called before the process starts listening; the returned URL works once it does.
+   */
+  exposePort(port: number): Promise<ExposedPort>;
+
+  /** Suggests a port number that is free for {@link exposePort} (providers that share the host's network must avoid clashes). */
+  allocatePort?(): Promise<number>;
+
+  /** Removes the sandbox and everything it started. Idempotent; never throws for an already destroyed sandbox. */
+  destroy(): Promise<void>;
+}
+
+/** Optional capability: filesystem snapshots that later sandboxes start from. */
+export interface SandboxSnapshotCapability {
+  /** Takes a snapshot of the session's filesystem and returns its id. */
+  snapshot(session: SandboxSession): Promise<string>;
+}
+
+/** A sandbox provider: a factory of sessions. `createX(settings)` builds one without I/O. */
+export interface SandboxProvider {
+  /** Always `sandbox-v1` for this version of the spec. */
+  readonly specificationVersion: typeof SANDBOX_SPEC_VERSION;
+  /** A short id: `local`, `docker`, `modal`. */
+  readonly providerId: string;
+  /**
+   * Where the OpenCode binary is inside sessions of this provider, when it is not `opencode` on PATH.
+   */
+  readonly opencodeBinary?: string;
+
+  /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
+  create(options: SandboxCreateOptions): Promise<SandboxSession>;
+
+  /** Cheap check that the provider can work at all (engine reachable, credentials valid). Called during validation. */
+  validate?(options?: { signal?: AbortSignal }): Promise<void>;
+
+  /** Removes sessions of this provider left by a crashed process. Returns how many it removed. */
+  reapOrphans?(options?: { olderThanMs?: number }): Promise<number>;
+
+  /** Optional snapshot capability. */
+  readonly snapshots?: SandboxSnapshotCapability;
+}
