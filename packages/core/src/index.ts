@@ -6,3 +6,4 @@ export * from "./model.js";
 export * from "./run-options.js";
 export * from "./spec/sandbox-spec.js";
 export * from "./spec/git-host-spec.js";
+export * from "./archive.js";

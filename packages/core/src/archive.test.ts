@@ -1,0 +1,169 @@
+import { randomBytes } from "node:crypto";
+import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import * as tar from "tar-stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { packDirectory, readArchive, unpackArchive } from "./archive.js";
+import { ErrorCode, RunningAgentError } from "./errors.js";
+
+let root: string;
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), "archive-test-"));
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Builds a tar archive by hand, so that tests can craft entries packDirectory would never write. */
+async function craftArchive(entries: Array<{ header: tar.Headers; content?: string }>): Promise<Uint8Array> {
+  const pack = tar.pack();
+  for (const { header, content } of entries) {
+    if (content === undefined) pack.entry(header);
+    else pack.entry(header, content);
+  }
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of Readable.from(pack)) chunks.push(chunk as Buffer);
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
+  expect((error as RunningAgentError).code).toBe(code);
+}
+
+describe("packDirectory / unpackArchive", () => {
+  it("round-trips binary content, a large file, the exec bit, folders and symlinks", async () => {
+    const source = join(root, "source");
+    await mkdir(join(source, "bin"), { recursive: true });
+    await mkdir(join(source, "empty"));
+    const binary = Uint8Array.from({ length: 256 }, (_, index) => index);
+    const large = randomBytes(3 * 1024 * 1024 + 17);
+    await writeFile(join(source, "binary.dat"), binary);
+    await writeFile(join(source, "large.bin"), large);
+    await writeFile(join(source, "bin", "run.sh"), "#!/bin/sh\necho hi\n");
+    await chmod(join(source, "bin", "run.sh"), 0o755);
+    await writeFile(join(source, "readonly.txt"), "ro");
+    await chmod(join(source, "readonly.txt"), 0o444);
+    await symlink("bin/run.sh", join(source, "link-inside"));
+    await symlink("/etc/passwd", join(source, "link-outside"));
+    const deep = join(source, "a".repeat(60), "b".repeat(60), "c".repeat(60));
+    await mkdir(deep, { recursive: true });
+    await writeFile(join(deep, "long-name.txt"), "long");
+
+    const archive = await packDirectory(source);
+    const target = join(root, "target");
+    await unpackArchive(archive, target);
+
+    expect(new Uint8Array(await readFile(join(target, "binary.dat")))).toEqual(binary);
+    expect((await readFile(join(target, "large.bin"))).equals(large)).toBe(true);
+    expect((await stat(join(target, "bin", "run.sh"))).mode & 0o777).toBe(0o755);
+    expect((await stat(join(target, "readonly.txt"))).mode & 0o777).toBe(0o444);
+    expect((await stat(join(target, "empty"))).isDirectory()).toBe(true);
+    expect((await lstat(join(target, "link-inside"))).isSymbolicLink()).toBe(true);
+    expect(await readlink(join(target, "link-inside"))).toBe("bin/run.sh");
+    // A link pointing outside is kept as data, never resolved.
+    expect(await readlink(join(target, "link-outside"))).toBe("/etc/passwd");
+    expect(await readFile(join(target, "a".repeat(60), "b".repeat(60), "c".repeat(60), "long-name.txt"), "utf8")).toBe("long");
+  });
+
+  it("leaves out excluded paths and does not descend into excluded folders", async () => {
+    await mkdir(join(root, ".git", "objects"), { recursive: true });
+    await writeFile(join(root, ".git", "objects", "x"), "x");
+    await writeFile(join(root, "kept.txt"), "kept");
+    const archive = await packDirectory(root, { exclude: (path) => path === ".git" });
+    const entries = await readArchive(archive);
+    expect(entries.map((entry) => entry.path)).toEqual(["kept.txt"]);
+  });
+
+  it("packs the same tree into the same bytes", async () => {
+    await writeFile(join(root, "a.txt"), "a");
+    const first = await packDirectory(root);
+    const second = await packDirectory(root);
+    expect(Buffer.from(first).equals(Buffer.from(second))).toBe(true);
+  });
+
+  it("replaces existing files and symlinks instead of writing through them", async () => {
+    const outside = join(root, "outside.txt");
+    await writeFile(outside, "untouched");
+    const target = join(root, "target");
+    await mkdir(target);
+    await symlink(outside, join(target, "victim.txt"));
+    await unpackArchive(await craftArchive([{ header: { name: "victim.txt" }, content: "new" }]), target);
+    expect(await readFile(outside, "utf8")).toBe("untouched");
+    expect((await lstat(join(target, "victim.txt"))).isFile()).toBe(true);
+    expect(await readFile(join(target, "victim.txt"), "utf8")).toBe("new");
+  });
+
+  it("rejects a missing source folder with SANDBOX_FILE_ERROR", async () => {
+    await expectCode(packDirectory(join(root, "missing")), ErrorCode.SANDBOX_FILE_ERROR);
+  });
+});
+
+describe("unpackArchive refuses hostile archives", () => {
+  const cases: Array<[string, Array<{ header: tar.Headers; content?: string }>]> = [
+    ["an absolute path", [{ header: { name: "/tmp/evil.txt" }, content: "x" }]],
+    ["a '..' escape", [{ header: { name: "../evil.txt" }, content: "x" }]],
+    ["a '..' in the middle", [{ header: { name: "a/../../evil.txt" }, content: "x" }]],
+    ["a hard link", [{ header: { name: "hard", type: "link", linkname: "/etc/passwd" } }]],
+    ["a device", [{ header: { name: "dev", type: "character-device", devmajor: 1, devminor: 3 } }]],
+    [
+      "a file below a symlink from the same archive",
+      [
+        { header: { name: "escape", type: "symlink", linkname: ".." } },
+        { header: { name: "escape/evil.txt" }, content: "x" },
+      ],
+    ],
+  ];
+  for (const [label, entries] of cases) {
+    it(`refuses ${label} with UNSAFE_PATH and writes nothing outside`, async () => {
+      const target = join(root, "deep", "target");
+      await expectCode(
+        (async () => unpackArchive(await craftArchive(entries), target))(),
+        ErrorCode.UNSAFE_PATH,
+      );
+      await expect(stat(join(root, "deep", "evil.txt"))).rejects.toThrow();
+      await expect(stat(join(root, "evil.txt"))).rejects.toThrow();
+    });
+  }
+
+  it("refuses a file below a symlink that already exists on disk", async () => {
+    const target = join(root, "target");
+    const outside = join(root, "outside");
+    await mkdir(target);
+    await mkdir(outside);
+    await symlink(outside, join(target, "dir"));
+    await expectCode(unpackArchive(await craftArchive([{ header: { name: "dir/evil.txt" }, content: "x" }]), target), ErrorCode.UNSAFE_PATH);
+    await expect(stat(join(outside, "evil.txt"))).rejects.toThrow();
+  });
+
+  it("rejects bytes that are not a tar archive", async () => {
+    await expectCode(unpackArchive(new TextEncoder().encode("not a tar archive at all".repeat(40)), join(root, "t")), ErrorCode.SANDBOX_FILE_ERROR);
+  });
+});
+
+describe("readArchive", () => {
+  it("lists files with content and mode, symlinks with their target, and folders", async () => {
+    const archive = await craftArchive([
+      { header: { name: "./dir/", type: "directory", mode: 0o755 } },
+      { header: { name: "dir/tool", mode: 0o755 }, content: "#!/bin/sh\n" },
+      { header: { name: "link", type: "symlink", linkname: "dir/tool" } },
+    ]);
+    const entries = await readArchive(archive);
+    expect(entries).toEqual([
+      { path: "dir", type: "directory", mode: 0o755 },
+      { path: "dir/tool", type: "file", mode: 0o755, content: new TextEncoder().encode("#!/bin/sh\n") },
+      { path: "link", type: "symlink", mode: expect.any(Number), linkTarget: "dir/tool" },
+    ]);
+  });
+
+  it("refuses a '..' entry", async () => {
+    await expectCode(readArchive(await craftArchive([{ header: { name: "../x" }, content: "x" }])), ErrorCode.UNSAFE_PATH);
+  });
+});
