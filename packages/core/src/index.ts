@@ -7,3 +7,6 @@ export * from "./run-options.js";
 export * from "./spec/sandbox-spec.js";
 export * from "./spec/git-host-spec.js";
 export * from "./archive.js";
+export { Redactor, REDACTED } from "./redactor.js";
+export { EventLog } from "./event-log.js";
+export { taskTitle } from "./loop/task-title.js";
