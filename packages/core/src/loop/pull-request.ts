@@ -1,0 +1,73 @@
+import { taskTitle } from "./task-title.js";
+import { hostOptions } from "./host-options.js";
+import type { TaskContext } from "./task-context.js";
+import type { ChangedFile } from "../changes.js";
+
+/** Phase 7c: opens the change request, or updates the open one for the same branch. */
+export async function openPullRequest(context: TaskContext): Promise<void> {
+  const options = context.options!;
+  const request = options.pullRequest;
+  const changeRequest = await options.gitHost.openChangeRequest(
+    context.repository!,
+    {
+      head: context.branch!,
+      base: context.baseBranch!,
+      title: context.redactor.redactText(request.title ?? taskTitle(options.task)),
+      body: context.redactor.redactText(pullRequestBody(context)),
+      draft: request.draft ?? false,
+      labels: request.labels ?? [],
+      reviewers: request.reviewers ?? [],
+      assignees: request.assignees ?? [],
+    },
+    hostOptions(context),
+  );
+  context.pullRequest = changeRequest;
+  context.emit({ type: "change-request", url: changeRequest.url, number: changeRequest.number, created: changeRequest.created });
+}
+
+/** The body: the caller's text, the agent's summary, the task, the diff stat and the run's facts. */
+export function pullRequestBody(context: TaskContext): string {
+  const options = context.options!;
+  const sections: string[] = [];
+  if (options.pullRequest.body?.trim()) sections.push(options.pullRequest.body.trim());
+  sections.push(`## Summary\n\n${context.summary.trim() || "The agent gave no summary."}`);
+  sections.push(`## Task\n\n${quote(options.task)}`);
+  sections.push(`## Changes\n\n${diffStat(context.changes)}`);
+  const usage = context.usage;
+  const seconds = ((Date.now() - context.startedAt) / 1000).toFixed(1);
+  sections.push(
+    [
+      "## Run",
+      "",
+      `- Model: \`${options.model.provider}/${options.model.model}\``,
+      `- Duration: ${seconds} s`,
+      `- Tokens: ${usage.inputTokens} in, ${usage.outputTokens} out${usage.cost > 0 ? ` ($${usage.cost.toFixed(4)})` : ""}`,
+      `- Task id: \`${context.taskId}\``,
+    ].join("\n"),
+  );
+  if (options.pullRequest.closesIssue !== undefined) sections.push(`Closes #${options.pullRequest.closesIssue}`);
+  return `${sections.join("\n\n")}\n`;
+}
+
+function quote(text: string): string {
+  return text
+    .trim()
+    .split(/\r?\n/)
+    .map((line) => `> ${line}`)
+    .join("\n");
+}
+
+/** A Markdown diff stat: one line per file and a total. */
+export function diffStat(changes: readonly ChangedFile[]): string {
+  if (changes.length === 0) return "No files changed.";
+  const lines = changes.map((change) => {
+    const path = change.status === "renamed" ? `${change.previousPath} → ${change.path}` : change.path;
+    const counts = change.binary ? "binary" : `+${change.additions} −${change.deletions}`;
+    const mode = change.previousMode && change.mode && change.previousMode !== change.mode ? `, mode ${change.previousMode} → ${change.mode}` : "";
+    return `- \`${path}\` (${change.status}, ${counts}${mode})`;
+  });
+  const additions = changes.reduce((sum, change) => sum + change.additions, 0);
+  const deletions = changes.reduce((sum, change) => sum + change.deletions, 0);
+  lines.push("", `${changes.length} file${changes.length === 1 ? "" : "s"} changed, ${additions} insertions(+), ${deletions} deletions(−)`);
+  return lines.join("\n");
+}

@@ -1,0 +1,42 @@
+import git from "isomorphic-git";
+import fs from "node:fs";
+import { randomBytes } from "node:crypto";
+import { ErrorCode, RunningAgentError } from "../errors.js";
+import { pushBranch } from "../git/push.js";
+import { hostOptions } from "./host-options.js";
+import type { TaskContext } from "./task-context.js";
+
+const MAX_ATTEMPTS = 3;
+
+/**
+ * Phase 7b: pushes the branch. When the push is rejected because someone else moved the
+ * branch, it is retried on a fresh branch name: never forced over someone's work.
+ */
+export async function pushTaskBranch(context: TaskContext): Promise<void> {
+  const options = context.options!;
+  const repository = context.repository!;
+  const credentials = await options.gitHost.getCredentials(repository, "write", hostOptions(context));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pushBranch({
+        dir: context.cloneDir!,
+        repository,
+        branch: context.branch!,
+        ...(credentials ? { credentials } : {}),
+        signal: context.signal,
+      });
+      break;
+    } catch (error) {
+      if (!RunningAgentError.isInstance(error) || error.code !== ErrorCode.PUSH_REJECTED || attempt >= MAX_ATTEMPTS) throw error;
+      const fresh = `${context.branch}-${randomBytes(3).toString("hex")}`;
+      context.emit({
+        type: "warning",
+        code: ErrorCode.PUSH_REJECTED,
+        message: `The branch ${context.branch} moved on the remote while the agent worked; pushing to ${fresh} instead.`,
+      });
+      await git.branch({ fs, dir: context.cloneDir!, ref: fresh, object: context.commit!, checkout: true });
+      context.branch = fresh;
+    }
+  }
+  context.emit({ type: "branch.pushed", branch: context.branch!, commit: context.commit! });
+}

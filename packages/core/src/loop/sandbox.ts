@@ -1,0 +1,26 @@
+import { MODEL_API_KEY_ENV } from "./model-key.js";
+import type { TaskContext } from "./task-context.js";
+
+/** Phase 2: opens the sandbox with limits, network policy, and the model's key as a secret. */
+export async function openSandbox(context: TaskContext): Promise<void> {
+  const options = context.options!;
+  const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt));
+  const session = await options.sandbox.create({
+    taskId: context.taskId,
+    ...(options.model.apiKey ? { secrets: { [MODEL_API_KEY_ENV]: options.model.apiKey } } : {}),
+    ...(context.raw.resources ? { resources: context.raw.resources } : {}),
+    ...(context.raw.network ? { network: context.raw.network } : {}),
+    timeoutMs: remainingMs,
+    labels: { "running-agent.repo": context.repository!.id },
+    signal: context.signal,
+  });
+  context.session = session;
+  context.emit({ type: "sandbox", provider: options.sandbox.providerId, sandboxId: session.id, isolated: session.isolated });
+  if (!session.isolated) {
+    context.emit({
+      type: "warning",
+      code: "SANDBOX_NOT_ISOLATED",
+      message: `The ${options.sandbox.providerId} sandbox runs without isolation: the agent's commands can reach everything this user can. Install bubblewrap or use a container sandbox.`,
+    });
+  }
+}

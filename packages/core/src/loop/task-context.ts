@@ -1,0 +1,61 @@
+import type { AgentTaskEvent, AgentTaskEventInput, TokenUsage } from "../events.js";
+import type { Phase } from "../phases.js";
+import type { Redactor } from "../redactor.js";
+import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
+import type { SandboxProvider, SandboxSession } from "../spec/sandbox-spec.js";
+import type { ChangeRequest, GitHost, ResolvedRepository } from "../spec/git-host-spec.js";
+import type { ChangedFile } from "../changes.js";
+import type { ResolvedModel } from "../agent/model-resolution.js";
+
+/** Options after validation: every default filled in. */
+export interface ValidatedOptions {
+  repo: string;
+  task: string;
+  sandbox: SandboxProvider;
+  gitHost: GitHost;
+  model: ResolvedModel;
+  baseBranch: string | undefined;
+  branch: string | undefined;
+  branchPrefix: string;
+  setupCommands: string[];
+  cloneDepth: number | "full";
+  author: GitIdentity;
+  committer: GitIdentity;
+  coAuthors: GitIdentity[];
+  pullRequest: NonNullable<AgentTaskOptions["pullRequest"]>;
+  timeoutMs: number;
+  agentTimeoutMs: number | undefined;
+  allowRepoAgentConfig: boolean;
+  gitToken: string | undefined;
+}
+
+/** The state one task carries from phase to phase. */
+export interface TaskContext {
+  readonly taskId: string;
+  readonly startedAt: number;
+  readonly raw: AgentTaskOptions;
+  /** Aborts on the caller's signal, on cancel, and on the task timeout. */
+  readonly signal: AbortSignal;
+  readonly redactor: Redactor;
+  readonly timings: Partial<Record<Phase | "total", number>>;
+  emit(event: AgentTaskEventInput): void;
+  options?: ValidatedOptions;
+  repository?: ResolvedRepository;
+  baseBranch?: string;
+  /** The branch the clone starts from: the existing task branch when re-running, else the base. */
+  startBranch?: string;
+  branch?: string;
+  session?: SandboxSession;
+  /** Host folders to remove at teardown. */
+  hostFolders: string[];
+  /** The host's clone of the repository. */
+  cloneDir?: string;
+  baseCommit?: string;
+  summary: string;
+  usage: TokenUsage;
+  changes: ChangedFile[];
+  commit?: string;
+  pullRequest?: ChangeRequest;
+}
+
+export type { AgentTaskEvent };

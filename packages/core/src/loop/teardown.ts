@@ -1,0 +1,22 @@
+import { rm } from "node:fs/promises";
+import type { TaskContext } from "./task-context.js";
+
+/** Phase 8: destroys the sandbox and removes host folders, whatever happened before. Never throws. */
+export async function teardown(context: TaskContext): Promise<void> {
+  const problems: string[] = [];
+  if (context.session) {
+    try {
+      await context.session.destroy();
+    } catch (error) {
+      problems.push(`destroying sandbox ${context.session.id}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  for (const folder of context.hostFolders.splice(0)) {
+    try {
+      await rm(folder, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      problems.push(`removing ${folder}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  for (const problem of problems) context.emit({ type: "log", level: "error", message: `Teardown problem: ${problem}` });
+}
