@@ -1,0 +1,180 @@
+import {
+  agentError,
+  ErrorCode,
+  GIT_HOST_SPEC_VERSION,
+  type ChangeRequest,
+  type ChangeRequestInput,
+  type GitCredentials,
+  type GitHost,
+  type GitHostTaskOptions,
+  type ResolvedRepository,
+} from "@running-agent/core";
+import { resolveGitHubEndpoints, type GitHubEndpoints } from "./github-endpoints.js";
+import { createGitHubOctokit, type GitHubClientSettings, type GitHubOctokit } from "./github-octokit.js";
+import { parseGitHubRepositoryReference, type GitHubRepositoryReference } from "./github-repository-reference.js";
+import { toGitHubError } from "./github-request-error.js";
+import type { GitHubSettings } from "./github-settings.js";
+import { GitHubTokenSource } from "./github-token-source.js";
+import { openPullRequest } from "./open-pull-request.js";
+
+/**
+ * github.com or GitHub Enterprise Server as a {@link GitHost}: checks the repository and the
+ * token's push permission, hands the token to the core's git over HTTP, and opens or updates
+ * pull requests with `@octokit/rest`.
+ */
+export class GitHub implements GitHost {
+  readonly specificationVersion = GIT_HOST_SPEC_VERSION;
+  readonly hostId = "github";
+  /** The base URLs this host talks to. */
+  readonly endpoints: GitHubEndpoints;
+  readonly #tokens: GitHubTokenSource;
+  readonly #clientSettings: GitHubClientSettings;
+
+  constructor(settings: GitHubSettings = {}) {
+    if (settings.app !== undefined) checkAppSettings(settings.app);
+    if (settings.token !== undefined && (typeof settings.token !== "string" || settings.token.trim() === "")) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, "createGitHub: token must be a non-empty string.");
+    }
+    this.endpoints = resolveGitHubEndpoints(settings);
+    this.#clientSettings = {
+      apiUrl: this.endpoints.apiUrl,
+      userAgent: settings.userAgent ?? "running-agent-git-github",
+      maxRateLimitWaitSeconds: settings.maxRateLimitWaitSeconds ?? 60,
+      octokit: settings.octokit,
+    };
+    // App tokens are minted with a client that has no token of its own: auth-app signs each mint with a JWT.
+    const minter = createGitHubOctokit(this.#clientSettings, undefined);
+    this.#tokens = new GitHubTokenSource({
+      token: settings.app ? undefined : (settings.token ?? (process.env.GITHUB_TOKEN || undefined)),
+      app: settings.app,
+      request: minter.request,
+      refreshMarginSeconds: settings.tokenRefreshMarginSeconds ?? 300,
+    });
+  }
+
+  supports(repo: string): boolean {
+    try {
+      return parseGitHubRepositoryReference(repo, this.endpoints) !== undefined;
+    } catch {
+      // A served host with a path that names no repository: ours to reject with a clear error.
+      return true;
+    }
+  }
+
+  async resolveRepository(repo: string, options: GitHostTaskOptions = {}): Promise<ResolvedRepository> {
+    const reference = this.#reference(repo);
+    const { token, installationPermissions } = await this.#tokens.token(options.token);
+    const octokit = this.#client(token, options.signal);
+    const fullName = `${reference.owner}/${reference.name}`;
+    let data;
+    try {
+      ({ data } = await octokit.rest.repos.get({ owner: reference.owner, repo: reference.name }));
+    } catch (error) {
+      throw toGitHubError(error, { action: `read repository ${fullName}`, notFound: ErrorCode.REPO_NOT_FOUND, signal: options.signal });
+    }
+    if (data.archived) {
+      throw agentError(ErrorCode.REPO_ARCHIVED, `${data.full_name} is archived on GitHub and takes no pushes or pull requests; unarchive it first.`, { details: { repo: data.full_name } });
+    }
+    // Installation tokens get no `permissions` on the repository; their own grant says whether they may write contents.
+    const canPush = data.permissions ? data.permissions.push === true : installationPermissions ? installationPermissions.contents === "write" : true;
+    if (!canPush) {
+      throw agentError(
+        ErrorCode.PERMISSION_DENIED,
+        `The token can read ${data.full_name} but cannot push to it: give it write access to the repository's contents (a fine-grained token or App with "Contents: read and write", a classic token with the repo scope and collaborator access).`,
+        { details: { repo: data.full_name } },
+      );
+    }
+    const [owner, name] = data.full_name.split("/") as [string, string];
+    return {
+      id: data.full_name,
+      remote: `${this.endpoints.gitUrl}/${owner}/${name}.git`,
+      defaultBranch: data.default_branch,
+      canPush,
+      webUrl: data.html_url,
+    };
+  }
+
+  async branchExists(repository: ResolvedRepository, branch: string, options: GitHostTaskOptions = {}): Promise<boolean> {
+    if (typeof branch !== "string" || branch.trim() === "") throw agentError(ErrorCode.INVALID_BRANCH, "branchExists: the branch name is empty.");
+    const { owner, name } = splitId(repository);
+    const { token } = await this.#tokens.token(options.token);
+    try {
+      await this.#client(token, options.signal).rest.repos.getBranch({ owner, repo: name, branch });
+      return true;
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return false;
+      throw toGitHubError(error, { action: `read branch ${branch} of ${repository.id}`, signal: options.signal });
+    }
+  }
+
+  async getCredentials(repository: ResolvedRepository, _access: "read" | "write", options: GitHostTaskOptions = {}): Promise<GitCredentials | undefined> {
+    splitId(repository);
+    const { token } = await this.#tokens.token(options.token);
+    // GitHub accepts any username with a token as the password; x-access-token is what it documents for App tokens.
+    return { username: "x-access-token", password: token };
+  }
+
+  async openChangeRequest(repository: ResolvedRepository, input: ChangeRequestInput, options: GitHostTaskOptions = {}): Promise<ChangeRequest> {
+    const { owner, name } = splitId(repository);
+    const { token } = await this.#tokens.token(options.token);
+    return openPullRequest(this.#client(token, options.signal), { owner, name }, input, options.signal);
+  }
+
+  secrets(): string[] {
+    return this.#tokens.secrets();
+  }
+
+  #reference(repo: string): GitHubRepositoryReference {
+    const reference = parseGitHubRepositoryReference(repo, this.endpoints);
+    if (!reference) {
+      throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitHub host serves repositories on ${[...this.endpoints.hosts].join(", ")}; ${describe(repo)} is not one of them.`);
+    }
+    return reference;
+  }
+
+  #client(token: string, signal: AbortSignal | undefined): GitHubOctokit {
+    return createGitHubOctokit(this.#clientSettings, token, signal);
+  }
+}
+
+/** A GitHub Git host. Synchronous and without I/O: the token is checked by the first call that needs it. */
+export function createGitHub(settings: GitHubSettings = {}): GitHub {
+  return new GitHub(settings);
+}
+
+function splitId(repository: ResolvedRepository): { owner: string; name: string } {
+  const parts = typeof repository?.id === "string" ? repository.id.split("/") : [];
+  if (parts.length !== 2 || !parts[0] || !parts[1]) {
+    throw agentError(ErrorCode.INVALID_REPO, "The GitHub host was given a repository it did not resolve; call resolveRepository first.");
+  }
+  return { owner: parts[0], name: parts[1] };
+}
+
+function checkAppSettings(app: GitHubSettings["app"]): void {
+  const valid =
+    typeof app === "object" &&
+    app !== null &&
+    (typeof app.appId === "number" || (typeof app.appId === "string" && app.appId.trim() !== "")) &&
+    typeof app.privateKey === "string" &&
+    app.privateKey.includes("PRIVATE KEY") &&
+    Number.isInteger(app.installationId) &&
+    app.installationId > 0;
+  if (!valid) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, "createGitHub: app needs appId, a PEM privateKey and a positive integer installationId.");
+  }
+}
+
+/** The repository as safe to show: credentials, query and fragment removed from URLs. */
+function describe(repo: unknown): string {
+  if (typeof repo !== "string") return `a ${typeof repo}`;
+  try {
+    const url = new URL(repo);
+    url.username = "";
+    url.password = "";
+    url.search = "";
+    url.hash = "";
+    return url.href;
+  } catch {
+    return JSON.stringify(repo.replace(/[^@\s]*@/, ""));
+  }
+}

@@ -1,0 +1,73 @@
+import { agentError, ErrorCode } from "@running-agent/core";
+import type { GitHubEndpoints } from "./github-endpoints.js";
+
+/** A repository named by a URL this adapter serves. */
+export interface GitHubRepositoryReference {
+  owner: string;
+  name: string;
+  /** The URL as given, with any embedded credentials removed; safe for messages. */
+  displayUrl: string;
+}
+
+const OWNER = /^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,99})$/;
+const NAME = /^[A-Za-z0-9._-]{1,100}$/;
+const SCP_LIKE = /^[A-Za-z0-9._-]+@([A-Za-z0-9.-]+):(.*)$/;
+
+/**
+ * Reads `https://HOST/owner/name(.git)`, `git@HOST:owner/name.git` or `ssh://git@HOST/owner/name`
+ * for a host this adapter serves. Returns undefined for other hosts; throws INVALID_REPO for a
+ * served host with a path that does not name a repository. No I/O.
+ */
+export function parseGitHubRepositoryReference(repo: string, endpoints: GitHubEndpoints): GitHubRepositoryReference | undefined {
+  if (typeof repo !== "string") return undefined;
+  const trimmed = repo.trim();
+  const scp = SCP_LIKE.exec(trimmed);
+  let host: string;
+  let path: string;
+  let displayUrl: string;
+  if (scp && !trimmed.includes("://")) {
+    host = scp[1]!.toLowerCase();
+    path = scp[2]!;
+    displayUrl = `${host}:${path}`;
+  } else {
+    let url: URL;
+    try {
+      url = new URL(trimmed);
+    } catch {
+      return undefined;
+    }
+    if (!isServedProtocol(url, endpoints)) return undefined;
+    host = url.protocol === "ssh:" ? url.hostname.toLowerCase() : url.host.toLowerCase();
+    path = decodeURIComponent(url.pathname);
+    url.username = "";
+    url.password = "";
+    displayUrl = url.href;
+    if (url.search || url.hash) {
+      if (!endpoints.hosts.has(host)) return undefined;
+      throw invalid(displayUrl.replace(/[?#].*$/, ""));
+    }
+  }
+  if (!endpoints.hosts.has(host)) return undefined;
+  const segments = path.replace(/^\/+|\/+$/g, "").split("/");
+  if (segments.length !== 2) throw invalid(displayUrl);
+  const owner = segments[0]!;
+  const name = segments[1]!.replace(/\.git$/, "");
+  if (!OWNER.test(owner) || !NAME.test(name) || name === "." || name === "..") throw invalid(displayUrl);
+  return { owner, name, displayUrl };
+}
+
+/** https for every served host; http only where the configured URLs use http (a local server). */
+function isServedProtocol(url: URL, endpoints: GitHubEndpoints): boolean {
+  if (url.protocol === "https:" || url.protocol === "ssh:") return true;
+  if (url.protocol !== "http:") return false;
+  return [endpoints.webUrl, endpoints.gitUrl].some((base) => {
+    const served = new URL(base);
+    return served.protocol === "http:" && served.host === url.host;
+  });
+}
+
+function invalid(displayUrl: string) {
+  return agentError(ErrorCode.INVALID_REPO, `${displayUrl} does not name a GitHub repository; expected https://HOST/OWNER/REPO(.git).`, {
+    details: { repo: displayUrl },
+  });
+}
