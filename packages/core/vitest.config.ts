@@ -4,6 +4,9 @@ export default defineConfig({
   resolve: { conditions: ["source"] },
   ssr: { resolve: { conditions: ["source"] } },
   test: {
+    // Tests start real OpenCode servers and sandboxes and check that none is left; one file at a time keeps
+    // those checks about the file's own work on a 2-core machine.
+    fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

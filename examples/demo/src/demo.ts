@@ -3,9 +3,6 @@
  * and a scripted model (or Gemini when GEMINI_API_KEY is set). Prints progress as it goes and
  * ends with the branch, the change request and the diff.
  */
-import { execFile } from "node:child_process";
-import { rm } from "node:fs/promises";
-import { promisify } from "node:util";
 import {
   RunningAgentError,
   createLocalGitHost,
@@ -18,7 +15,6 @@ import { startScriptedModelServer } from "@running-agent/core/testing";
 import { createSampleRepository } from "./sample-repository.js";
 import { DEMO_TASK, demoScript } from "./demo-script.js";
 
-const run = promisify(execFile);
 const keep = process.argv.includes("--keep");
 const useGemini = Boolean(process.env.GEMINI_API_KEY) && !process.argv.includes("--scripted");
 
@@ -53,7 +49,8 @@ function describe(event: AgentTaskEvent): string | undefined {
 }
 
 async function main(): Promise<number> {
-  const { root, repo } = await createSampleRepository();
+  const sample = await createSampleRepository();
+  const repo = sample.path;
   const modelServer = useGemini ? undefined : await startScriptedModelServer({ script: demoScript() });
   const model: ModelConfig = modelServer
     ? { provider: "openai-compatible", model: "scripted-demo", baseURL: modelServer.url, apiKey: "demo-key" }
@@ -85,8 +82,8 @@ async function main(): Promise<number> {
     console.log(`Tokens: ${result.usage.inputTokens} in, ${result.usage.outputTokens} out`);
     console.log("\nTimings (ms):");
     for (const [phase, ms] of Object.entries(result.timings)) console.log(`  ${phase.padEnd(13)} ${Math.round(ms ?? 0)}`);
-    const { stdout } = await run("git", ["--git-dir", repo, "diff", `${result.baseBranch}...${result.branch}`]);
-    console.log(`\nDiff ${result.baseBranch}...${result.branch}:\n${stdout}`);
+    const diff = await sample.git("diff", `${result.baseBranch}...${result.branch}`);
+    console.log(`\nDiff ${result.baseBranch}...${result.branch}:\n${diff}`);
     return 0;
   } catch (error) {
     if (RunningAgentError.isInstance(error)) console.error(`\nFailed in ${error.phase ?? "?"}: [${error.code}] ${error.message}`);
@@ -94,8 +91,8 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     await modelServer?.close();
-    if (keep) console.log(`Kept the sample repository in ${root}`);
-    else await rm(root, { recursive: true, force: true });
+    if (keep) console.log(`Kept the sample repository in ${sample.root}`);
+    else await sample.remove();
   }
 }
 
