@@ -10,3 +10,4 @@ export * from "./archive.js";
 export { Redactor, REDACTED } from "./redactor.js";
 export { EventLog } from "./event-log.js";
 export { taskTitle } from "./loop/task-title.js";
+export { createLocalSandbox, type LocalSandboxOptions } from "./sandbox-local/local-sandbox.js";

@@ -1,0 +1,178 @@
+import { spawn } from "node:child_process";
+import { constants as fsConstants, accessSync, lstatSync, readlinkSync } from "node:fs";
+import { delimiter, join } from "node:path";
+
+/** Fixed paths inside a bubblewrap sandbox. */
+export const SANDBOX_WORKDIR = "/workspace";
+export const SANDBOX_SCRATCH = "/scratch";
+export const SANDBOX_OPENCODE_BINARY = "/opt/opencode/bin/opencode";
+/** The unprivileged user commands run as inside; the host sees their files as owned by the caller. */
+export const SANDBOX_UID = 1000;
+export const SANDBOX_GID = 1000;
+
+// Top-level system folders that are read-only bound (or recreated as the same symlink, on merged-/usr systems).
+const systemRoots = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+// Only what programs need from /etc. Everything else there (shadow, ssh host keys, TLS private keys,
+// sudoers, Docker and package-manager credentials) stays invisible. passwd and group are generated.
+const etcAllowList = [
+  "alternatives",
+  "bash.bashrc",
+  "ca-certificates",
+  "ca-certificates.conf",
+  "crypto-policies",
+  "debian_version",
+  "gai.conf",
+  "gitconfig",
+  "host.conf",
+  "hosts",
+  "inputrc",
+  "ld.so.cache",
+  "ld.so.conf",
+  "ld.so.conf.d",
+  "locale.alias",
+  "localtime",
+  "lsb-release",
+  "mime.types",
+  "nsswitch.conf",
+  "os-release",
+  "pki/tls/certs",
+  "pki/ca-trust",
+  "profile",
+  "protocols",
+  "resolv.conf",
+  "services",
+  "ssl/certs",
+  "ssl/openssl.cnf",
+  "terminfo",
+  "timezone",
+];
+
+/** How the host's system folders look, read once per provider. */
+export interface SystemLayout {
+  /** `[target, path]` for top-level folders that are symlinks (merged /usr). */
+  symlinks: Array<[string, string]>;
+  /** Top-level system folders that are real folders. */
+  folders: string[];
+}
+
+/** Reads which system roots exist and which are symlinks. */
+export function readSystemLayout(): SystemLayout {
+  const layout: SystemLayout = { symlinks: [], folders: [] };
+  for (const path of systemRoots) {
+    try {
+      const stats = lstatSync(path);
+      if (stats.isSymbolicLink()) layout.symlinks.push([readlinkSync(path), path]);
+      else if (stats.isDirectory()) layout.folders.push(path);
+    } catch {
+      // Absent on this system: nothing to bind.
+    }
+  }
+  return layout;
+}
+
+/** What one sandboxed command needs bound. */
+export interface BubblewrapMounts {
+  system: SystemLayout;
+  /** Host folder bound read-write at {@link SANDBOX_WORKDIR}. */
+  hostWorkspace: string;
+  /** Host folder bound read-write at {@link SANDBOX_SCRATCH}. */
+  hostScratch: string;
+  /** Host files bound read-only over /etc/passwd and /etc/group. */
+  hostPasswd: string;
+  hostGroup: string;
+  /** Host path of the OpenCode binary, bound read-only at {@link SANDBOX_OPENCODE_BINARY}. */
+  hostOpencodeBinary?: string;
+  /** Working directory inside the sandbox. */
+  cwd: string;
+}
+
+/**
+ * The bwrap arguments (before `--` and the command). Environment variables are deliberately not
+ * set here: the caller passes them as bwrap's own environment, so that secrets never appear in argv.
+ */
+export function bubblewrapArguments(mounts: BubblewrapMounts): string[] {
+  const args = [
+    // New user, mount, PID, IPC, UTS and cgroup namespaces; the network stays shared so that the
+    // host reaches the OpenCode server on loopback and the server reaches a model on host loopback.
+    "--unshare-all",
+    "--share-net",
+    "--unshare-user",
+    "--disable-userns",
+    "--uid",
+    String(SANDBOX_UID),
+    "--gid",
+    String(SANDBOX_GID),
+    "--cap-drop",
+    "ALL",
+    "--hostname",
+    "running-agent",
+    // The sandbox dies with its caller, and a new session keeps it off the caller's terminal.
+    "--die-with-parent",
+    "--new-session",
+  ];
+  for (const folder of mounts.system.folders) args.push("--ro-bind", folder, folder);
+  for (const [target, path] of mounts.system.symlinks) args.push("--symlink", target, path);
+  for (const entry of etcAllowList) args.push("--ro-bind-try", `/etc/${entry}`, `/etc/${entry}`);
+  args.push("--ro-bind", mounts.hostPasswd, "/etc/passwd", "--ro-bind", mounts.hostGroup, "/etc/group");
+  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var", "--tmpfs", "/var/tmp");
+  args.push("--bind", mounts.hostWorkspace, SANDBOX_WORKDIR, "--bind", mounts.hostScratch, SANDBOX_SCRATCH);
+  if (mounts.hostOpencodeBinary) args.push("--ro-bind", mounts.hostOpencodeBinary, SANDBOX_OPENCODE_BINARY);
+  // The root itself is a tmpfs made by bwrap: read-only, so nothing can be written outside the binds above.
+  args.push("--remount-ro", "/", "--chdir", mounts.cwd);
+  return args;
+}
+
+/** The /etc/passwd and /etc/group contents for the sandbox user. */
+export function sandboxAccounts(): { passwd: string; group: string } {
+  return {
+    passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nagent:x:${SANDBOX_UID}:${SANDBOX_GID}:Running Agent:${SANDBOX_SCRATCH}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
+    group: `root:x:0:\nagent:x:${SANDBOX_GID}:\nnogroup:x:65534:\n`,
+  };
+}
+
+/** Finds an executable on PATH, or undefined. */
+export function findExecutable(name: string, path = process.env.PATH ?? ""): string | undefined {
+  if (name.includes("/")) return isExecutable(name) ? name : undefined;
+  for (const folder of path.split(delimiter)) {
+    if (folder === "") continue;
+    const candidate = join(folder, name);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const probes = new Map<string, Promise<string | undefined>>();
+
+/**
+ * Checks once per bwrap path that bubblewrap can really make the namespaces we ask for (it can be
+ * installed yet unusable, e.g. when unprivileged user namespaces are disabled).
+ * Resolves with undefined when it works, or with the reason it does not.
+ */
+export function probeBubblewrap(bubblewrapPath: string): Promise<string | undefined> {
+  let probe = probes.get(bubblewrapPath);
+  if (!probe) {
+    probe = new Promise((resolve) => {
+      const child = spawn(
+        bubblewrapPath,
+        ["--unshare-all", "--share-net", "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--ro-bind", "/", "/", "--", "true"],
+        { stdio: ["ignore", "ignore", "pipe"], env: {} },
+      );
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+      child.on("error", (error) => resolve(error.message));
+      child.on("close", (code) => resolve(code === 0 ? undefined : stderr.trim() || `bwrap exited with code ${code}`));
+    });
+    probes.set(bubblewrapPath, probe);
+  }
+  return probe;
+}

@@ -1,0 +1,520 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { constants as fsConstants, rmSync } from "node:fs";
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { basename, dirname, isAbsolute, join } from "node:path";
+import { packDirectory, unpackArchive } from "../archive.js";
+import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
+import { isPidAlive, signalProcessTree } from "../process-tree.js";
+import {
+  SANDBOX_SPEC_VERSION,
+  type ExposedPort,
+  type SandboxCreateOptions,
+  type SandboxExecOptions,
+  type SandboxExecResult,
+  type SandboxProcess,
+  type SandboxProvider,
+  type SandboxSession,
+  type SandboxSpawnOptions,
+} from "../spec/sandbox-spec.js";
+import {
+  bubblewrapArguments,
+  findExecutable,
+  probeBubblewrap,
+  readSystemLayout,
+  SANDBOX_OPENCODE_BINARY,
+  SANDBOX_SCRATCH,
+  SANDBOX_WORKDIR,
+  sandboxAccounts,
+  type SystemLayout,
+} from "./bubblewrap.js";
+import { DEFAULT_MAX_OUTPUT_BYTES, runToCompletion } from "./command-run.js";
+import { resolveOpencodeBinary } from "./opencode-binary.js";
+import { fileError, SessionPaths } from "./session-paths.js";
+
+/** Settings for {@link createLocalSandbox}. */
+export interface LocalSandboxOptions {
+  /**
+   * How commands are isolated from the host.
+   * - `"bubblewrap"` (default): every command runs in a bubblewrap sandbox; `create()` rejects with
+   *   ISOLATION_UNAVAILABLE when bubblewrap is missing or cannot make namespaces.
+   * - `"none"`: plain child processes in the session's temp folder, with the caller's privileges.
+   *   Sessions report `isolated: false`. Only for machines where bubblewrap cannot run.
+   */
+  isolation?: "bubblewrap" | "none";
+  /** Host path of the OpenCode binary. Default: the binary of the `opencode-ai` npm package. */
+  opencodeBinary?: string;
+  /** Path or name of the bwrap executable. Default: `bwrap` on PATH. */
+  bubblewrapPath?: string;
+  /** Where session folders are made. Default: `os.tmpdir()`. */
+  tempDirectory?: string;
+  /** Bytes of stdout and of stderr kept per command (callbacks see all). Default 16 MiB. */
+  maxOutputBytes?: number;
+  /**
+   * What to do with `resources` limits, which this provider cannot enforce (see the README):
+   * `"reject"` (default) fails `create()` with CAPABILITY_UNSUPPORTED; `"ignore"` runs without them.
+   */
+  unenforcedResources?: "reject" | "ignore";
+}
+
+const sessionPrefix = "running-agent-";
+const ownerFile = "owner.json";
+const basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The local sandbox provider: each session is a temp folder on this machine (`workspace/` and
+ * `scratch/`), and commands run as child processes isolated with bubblewrap. The network is shared
+ * with the host (the OpenCode server must be reachable on loopback and must reach the model).
+ * Synchronous and free of I/O: nothing happens until `create()`.
+ *
+ * @example
+ * ```ts
+ * await using session = await createLocalSandbox().create({ taskId: "demo" });
+ * const { stdout } = await session.exec(["git", "--version"]);
+ * ```
+ */
+export function createLocalSandbox(options: LocalSandboxOptions = {}): SandboxProvider {
+  return new LocalSandboxProvider(options);
+}
+
+class LocalSandboxProvider implements SandboxProvider {
+  readonly specificationVersion = SANDBOX_SPEC_VERSION;
+  readonly providerId = "local";
+  private readonly isolation: "bubblewrap" | "none";
+  private hostOpencodeBinary: string | null | undefined;
+  private systemLayout: SystemLayout | undefined;
+
+  constructor(private readonly options: LocalSandboxOptions) {
+    const isolation = options.isolation ?? "bubblewrap";
+    if (isolation !== "bubblewrap" && isolation !== "none") {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown isolation ${JSON.stringify(isolation)} for the local sandbox: use "bubblewrap" or "none".`);
+    }
+    this.isolation = isolation;
+  }
+
+  /** Inside a bubblewrap session the binary is bound at a fixed path; unisolated it is the host path. */
+  get opencodeBinary(): string | undefined {
+    if (this.isolation === "bubblewrap") return SANDBOX_OPENCODE_BINARY;
+    return this.resolveHostOpencodeBinary();
+  }
+
+  private resolveHostOpencodeBinary(): string | undefined {
+    if (this.hostOpencodeBinary === undefined) this.hostOpencodeBinary = this.options.opencodeBinary ?? resolveOpencodeBinary() ?? null;
+    return this.hostOpencodeBinary ?? undefined;
+  }
+
+  async validate(): Promise<void> {
+    if (this.isolation === "bubblewrap") await this.bubblewrapPath();
+  }
+
+  private async bubblewrapPath(): Promise<string> {
+    const requested = this.options.bubblewrapPath ?? "bwrap";
+    const path = findExecutable(requested);
+    const howToFix = 'Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap), or pass createLocalSandbox({ isolation: "none" }) to run commands unisolated on this machine.';
+    if (!path) throw agentError(ErrorCode.ISOLATION_UNAVAILABLE, `bubblewrap (${requested}) was not found. ${howToFix}`);
+    const failure = await probeBubblewrap(path);
+    if (failure) throw agentError(ErrorCode.ISOLATION_UNAVAILABLE, `bubblewrap cannot create a sandbox here (${failure}). ${howToFix}`, { details: { bubblewrapPath: path } });
+    return path;
+  }
+
+  async create(options: SandboxCreateOptions): Promise<SandboxSession> {
+    this.checkCreateOptions(options);
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    const bubblewrap = this.isolation === "bubblewrap" ? await this.bubblewrapPath() : undefined;
+    const hostOpencodeBinary = this.resolveHostOpencodeBinary();
+    const requestedBinary = this.options.opencodeBinary;
+    if (requestedBinary !== undefined && !(isAbsolute(requestedBinary) && findExecutable(requestedBinary))) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `opencodeBinary must be the absolute path of an executable file; ${JSON.stringify(requestedBinary)} is not.`);
+    }
+    const parent = this.options.tempDirectory ?? tmpdir();
+    const root = await realpath(await mkdtemp(join(parent, sessionPrefix))).catch((cause: unknown) => {
+      throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Cannot make a session folder in ${parent}.`, { cause });
+    });
+    try {
+      await mkdir(join(root, "workspace"), { mode: 0o755 });
+      await mkdir(join(root, "scratch"), { mode: 0o700 });
+      await mkdir(join(root, "system"), { mode: 0o700 });
+      await writeFile(join(root, "system", ownerFile), JSON.stringify({ pid: process.pid, taskId: options.taskId, createdAt: new Date().toISOString() }));
+      const accounts = sandboxAccounts();
+      await writeFile(join(root, "system", "passwd"), accounts.passwd, { mode: 0o644 });
+      await writeFile(join(root, "system", "group"), accounts.group, { mode: 0o644 });
+      if (options.signal?.aborted) throw abortedError(options.signal);
+      this.systemLayout ??= readSystemLayout();
+      return new LocalSandboxSession({
+        root,
+        createOptions: options,
+        bubblewrap,
+        systemLayout: this.systemLayout,
+        hostOpencodeBinary,
+        maxOutputBytes: this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+      });
+    } catch (error) {
+      await removeFolder(root);
+      if (RunningAgentError.isInstance(error)) throw error;
+      throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Cannot prepare the session folder ${root}.`, { cause: error });
+    }
+  }
+
+  private checkCreateOptions(options: SandboxCreateOptions): void {
+    if (typeof options !== "object" || options === null || typeof options.taskId !== "string" || options.taskId === "") {
+      throw agentError(ErrorCode.INVALID_OPTIONS, "create() needs options with a non-empty taskId.");
+    }
+    for (const [label, variables] of [
+      ["env", options.env],
+      ["secrets", options.secrets],
+    ] as const) {
+      checkEnvironment(variables, label);
+    }
+    const resources = options.resources;
+    const asked = resources ? Object.entries(resources).filter(([, value]) => value !== undefined) : [];
+    if (asked.length > 0 && (this.options.unenforcedResources ?? "reject") === "reject") {
+      throw agentError(
+        ErrorCode.CAPABILITY_UNSUPPORTED,
+        `The local sandbox cannot enforce resource limits (${asked.map(([key]) => key).join(", ")}). Leave resources out, pass createLocalSandbox({ unenforcedResources: "ignore" }) to run without them, or use the Docker sandbox.`,
+        { details: { resources: Object.fromEntries(asked) } },
+      );
+    }
+    const network = options.network;
+    if (network && network.mode !== "open") {
+      throw agentError(
+        ErrorCode.CAPABILITY_UNSUPPORTED,
+        `The local sandbox shares the host's network (the OpenCode server must be reachable on loopback), so it cannot apply the network mode "${network.mode}". Use { mode: "open" } or the Docker sandbox.`,
+      );
+    }
+    if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `timeoutMs must be a positive number of milliseconds, got ${String(options.timeoutMs)}.`);
+    }
+  }
+
+  /** Removes session folders whose owning process is gone (left by a crash). */
+  async reapOrphans(options: { olderThanMs?: number } = {}): Promise<number> {
+    const parent = this.options.tempDirectory ?? tmpdir();
+    const names = await readdir(parent).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of names) {
+      if (!name.startsWith(sessionPrefix)) continue;
+      const folder = join(parent, name);
+      const owner = await readFile(join(folder, "system", ownerFile), "utf8")
+        .then((text) => JSON.parse(text) as { pid?: number; createdAt?: string })
+        .catch(() => undefined);
+      // Only folders this provider made carry an owner file; anything else with the prefix is left alone.
+      if (!owner || typeof owner.pid !== "number") continue;
+      if (owner.pid === process.pid ? liveSessionRoots.has(folder) : isPidAlive(owner.pid)) continue;
+      const age = Date.now() - Date.parse(owner.createdAt ?? "");
+      if (options.olderThanMs !== undefined && !(age >= options.olderThanMs)) continue;
+      await removeFolder(folder);
+      removed += 1;
+    }
+    return removed;
+  }
+}
+
+function checkEnvironment(variables: Record<string, string> | undefined, label: string): void {
+  if (variables === undefined) return;
+  if (typeof variables !== "object" || variables === null) throw agentError(ErrorCode.INVALID_OPTIONS, `${label} must be an object of strings.`);
+  for (const [name, value] of Object.entries(variables)) {
+    if (!envName.test(name)) throw agentError(ErrorCode.INVALID_OPTIONS, `${label}: ${JSON.stringify(name)} is not a valid environment variable name.`);
+    if (typeof value !== "string" || value.includes("\0")) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `${label}: the value of ${name} must be a string without NUL bytes.`);
+    }
+  }
+}
+
+interface SessionSettings {
+  root: string;
+  createOptions: SandboxCreateOptions;
+  bubblewrap: string | undefined;
+  systemLayout: SystemLayout;
+  hostOpencodeBinary: string | undefined;
+  maxOutputBytes: number;
+}
+
+// Sessions of this process, so that an exiting process can still kill their children and remove their folders.
+const liveSessions = new Set<LocalSandboxSession>();
+const liveSessionRoots = new Set<string>();
+let exitHookInstalled = false;
+
+function trackSession(session: LocalSandboxSession): void {
+  liveSessions.add(session);
+  liveSessionRoots.add(session.root);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", () => {
+      for (const live of liveSessions) live.destroySync();
+    });
+  }
+}
+
+class LocalSandboxSession implements SandboxSession {
+  readonly id: string;
+  readonly workdir: string;
+  readonly scratchDir: string;
+  readonly isolated: boolean;
+  readonly root: string;
+  private readonly paths: SessionPaths;
+  private readonly processes = new Set<ChildProcessWithoutNullStreams>();
+  private readonly stopListeners = new Set<(reason: RunningAgentError) => void>();
+  private readonly baseEnvironment: Record<string, string>;
+  private state: "open" | "expired" | "destroyed" = "open";
+  private destroying: Promise<void> | undefined;
+  private readonly lifetimeTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly settings: SessionSettings) {
+    this.root = settings.root;
+    this.id = basename(settings.root);
+    this.isolated = settings.bubblewrap !== undefined;
+    const hostWorkspace = join(settings.root, "workspace");
+    const hostScratch = join(settings.root, "scratch");
+    this.workdir = this.isolated ? SANDBOX_WORKDIR : hostWorkspace;
+    this.scratchDir = this.isolated ? SANDBOX_SCRATCH : hostScratch;
+    this.paths = new SessionPaths(this.workdir, [
+      { sandboxPath: this.workdir, hostPath: hostWorkspace },
+      { sandboxPath: this.scratchDir, hostPath: hostScratch },
+    ]);
+    const opencodeFolder = this.isolated ? dirname(SANDBOX_OPENCODE_BINARY) : settings.hostOpencodeBinary ? dirname(settings.hostOpencodeBinary) : undefined;
+    this.baseEnvironment = {
+      PATH: opencodeFolder ? `${opencodeFolder}:${basePath}` : basePath,
+      HOME: this.scratchDir,
+      LANG: "C.UTF-8",
+      ...(this.isolated ? { USER: "agent", LOGNAME: "agent", TMPDIR: "/tmp" } : {}),
+      ...settings.createOptions.env,
+      ...settings.createOptions.secrets,
+    };
+    const lifetime = settings.createOptions.timeoutMs;
+    if (lifetime !== undefined) {
+      this.lifetimeTimer = setTimeout(() => this.expire(), lifetime);
+      this.lifetimeTimer.unref();
+    }
+    trackSession(this);
+  }
+
+  async exec(command: string[], options: SandboxExecOptions = {}): Promise<SandboxExecResult> {
+    this.checkOpen();
+    checkCommand(command);
+    checkEnvironment(options.env, "exec env");
+    if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `timeoutMs must be a positive number of milliseconds, got ${String(options.timeoutMs)}.`);
+    }
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    const child = await this.launch(command, options.cwd, options.env);
+    return runToCompletion(command, { child, onStop: (listener) => this.onStop(listener) }, options, this.settings.maxOutputBytes);
+  }
+
+  async spawn(command: string[], options: SandboxSpawnOptions = {}): Promise<SandboxProcess> {
+    this.checkOpen();
+    checkCommand(command);
+    checkEnvironment(options.env, "spawn env");
+    const child = await this.launch(command, options.cwd, options.env);
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", (cause) =>
+        reject(agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not start ${JSON.stringify(command[0])}: ${cause.message}`, { cause })),
+      );
+    });
+    child.stdin.end();
+    child.stdin.on("error", () => undefined);
+    child.stdout.on("data", (chunk: Buffer) => options.onStdout?.(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+    child.stderr.on("data", (chunk: Buffer) => options.onStderr?.(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+    const exited = new Promise<number | null>((resolve) => {
+      child.once("exit", (code) => {
+        // Whatever the process left running in its group goes with it.
+        signalProcessTree(child);
+        resolve(code);
+      });
+    });
+    let killing: Promise<void> | undefined;
+    return {
+      exited,
+      kill: () => {
+        killing ??= (async () => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          signalProcessTree(child, "SIGTERM");
+          const timer = setTimeout(() => signalProcessTree(child, "SIGKILL"), 3_000);
+          await exited;
+          clearTimeout(timer);
+        })();
+        return killing;
+      },
+    };
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    this.checkOpen();
+    const hostPath = await this.paths.resolve(path, { followFinal: true });
+    const handle = await open(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
+      throw fileError(path, error);
+    });
+    try {
+      if (!(await handle.stat()).isFile()) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `${path}: not a regular file.`, { details: { path } });
+      return new Uint8Array(await handle.readFile());
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async writeFile(path: string, content: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+    this.checkOpen();
+    const hostPath = await this.paths.resolve(path, { followFinal: true, createParents: true });
+    const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
+    const handle = await open(hostPath, flags, options.mode ?? 0o644).catch((error: NodeJS.ErrnoException) => {
+      throw fileError(path, error);
+    });
+    try {
+      await handle.writeFile(content);
+      if (options.mode !== undefined) await handle.chmod(options.mode);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async putArchive(directory: string, tar: Uint8Array): Promise<void> {
+    this.checkOpen();
+    const hostPath = await this.paths.resolve(directory, { followFinal: true, createParents: true });
+    await unpackArchive(tar, hostPath);
+  }
+
+  async getArchive(directory: string): Promise<Uint8Array> {
+    this.checkOpen();
+    const hostPath = await this.paths.resolve(directory, { followFinal: true });
+    return packDirectory(hostPath);
+  }
+
+  async exposePort(port: number): Promise<ExposedPort> {
+    this.checkOpen();
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+      throw agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, `${String(port)} is not a TCP port number (1-65535).`);
+    }
+    // The network is shared with the host: the port is already reachable on loopback.
+    return { url: `http://127.0.0.1:${port}` };
+  }
+
+  async allocatePort(): Promise<number> {
+    this.checkOpen();
+    return new Promise((resolve, reject) => {
+      const server = createServer();
+      server.once("error", (cause) => reject(agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, "Cannot find a free loopback port.", { cause })));
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, "Cannot find a free loopback port."))));
+      });
+    });
+  }
+
+  destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      this.state = "destroyed";
+      clearTimeout(this.lifetimeTimer);
+      await this.stopAll(agentError(ErrorCode.SANDBOX_DESTROYED, "The sandbox was destroyed while the command ran."));
+      await removeFolder(this.root);
+      liveSessions.delete(this);
+      liveSessionRoots.delete(this.root);
+    })();
+    return this.destroying;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.destroy();
+  }
+
+  /** Last-chance cleanup from the process exit hook: synchronous by necessity. */
+  destroySync(): void {
+    this.state = "destroyed";
+    for (const child of this.processes) signalProcessTree(child);
+    try {
+      rmSync(this.root, { recursive: true, force: true });
+    } catch {
+      // Best effort while the process exits.
+    }
+  }
+
+  private expire(): void {
+    if (this.state !== "open") return;
+    this.state = "expired";
+    void this.stopAll(agentError(ErrorCode.SANDBOX_TERMINATED, `The sandbox reached its time limit of ${this.settings.createOptions.timeoutMs} ms and was stopped.`));
+  }
+
+  private async stopAll(reason: RunningAgentError): Promise<void> {
+    for (const listener of this.stopListeners) listener(reason);
+    const children = [...this.processes];
+    for (const child of children) signalProcessTree(child);
+    await Promise.all(children.map((child) => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve())))));
+  }
+
+  private onStop(listener: (reason: RunningAgentError) => void): () => void {
+    this.stopListeners.add(listener);
+    return () => this.stopListeners.delete(listener);
+  }
+
+  private checkOpen(): void {
+    if (this.state === "destroyed") throw agentError(ErrorCode.SANDBOX_DESTROYED, `The sandbox ${this.id} was destroyed; create a new one.`);
+    if (this.state === "expired") {
+      throw agentError(ErrorCode.SANDBOX_TERMINATED, `The sandbox ${this.id} reached its time limit of ${this.settings.createOptions.timeoutMs} ms.`);
+    }
+  }
+
+  private async launch(command: string[], cwd: string | undefined, env: Record<string, string> | undefined): Promise<ChildProcessWithoutNullStreams> {
+    const sandboxCwd = cwd ?? this.workdir;
+    const hostCwd = await this.paths.resolve(sandboxCwd, { followFinal: true });
+    const stats = await lstat(hostCwd).catch(() => undefined);
+    if (!stats?.isDirectory()) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `The working folder ${sandboxCwd} does not exist in the sandbox.`, { details: { cwd: sandboxCwd } });
+    this.checkOpen();
+    // Environment goes to the child's (or bwrap's) own environment, never onto a command line.
+    const environment = { ...this.baseEnvironment, ...env };
+    let file: string;
+    let args: string[];
+    if (this.settings.bubblewrap) {
+      file = this.settings.bubblewrap;
+      args = [
+        ...bubblewrapArguments({
+          system: this.settings.systemLayout,
+          hostWorkspace: join(this.root, "workspace"),
+          hostScratch: join(this.root, "scratch"),
+          hostPasswd: join(this.root, "system", "passwd"),
+          hostGroup: join(this.root, "system", "group"),
+          hostOpencodeBinary: this.settings.hostOpencodeBinary,
+          cwd: this.paths.toSandbox(hostCwd),
+        }),
+        "--",
+        ...command,
+      ];
+    } else {
+      [file, ...args] = command as [string, ...string[]];
+    }
+    const child = spawn(file, args, {
+      cwd: hostCwd,
+      env: environment,
+      stdio: ["pipe", "pipe", "pipe"],
+      // Its own process group, so that the whole tree can be signalled at once.
+      detached: true,
+    });
+    this.processes.add(child);
+    child.once("close", () => this.processes.delete(child));
+    child.once("error", () => this.processes.delete(child));
+    return child;
+  }
+}
+
+function checkCommand(command: string[]): void {
+  if (!Array.isArray(command) || command.length === 0 || command.some((part) => typeof part !== "string" || part.includes("\0")) || command[0] === "") {
+    throw agentError(ErrorCode.INVALID_OPTIONS, "A command is a non-empty array of strings (an argument vector, not a shell string).");
+  }
+}
+
+async function removeFolder(folder: string): Promise<void> {
+  try {
+    await rm(folder, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    // A folder made read-only inside the sandbox blocks removal for non-root callers: open it up and retry.
+    await makeWritable(folder);
+    await rm(folder, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+async function makeWritable(folder: string): Promise<void> {
+  const stats = await lstat(folder).catch(() => undefined);
+  if (!stats?.isDirectory()) return;
+  await chmod(folder, 0o700).catch(() => undefined);
+  for (const name of await readdir(folder).catch(() => [] as string[])) await makeWritable(join(folder, name));
+}
