@@ -1,0 +1,325 @@
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ErrorCode } from "@running-agent/core";
+import { startApiServer, type ApiServer, type ApiServerOptions } from "./api-server.js";
+import { createGatedTaskRunner } from "./gated-task-runner.js";
+import { readServerSentEvents } from "./read-server-sent-events.js";
+
+const API_KEY = "test-api-key-5f2c1a";
+const REPO = "/srv/repos/demo.git";
+
+let directory: string;
+let server: ApiServer | undefined;
+let runner: ReturnType<typeof createGatedTaskRunner>;
+
+beforeEach(async () => {
+  directory = await mkdtemp(join(tmpdir(), "http-api-test-"));
+  runner = createGatedTaskRunner();
+});
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await rm(directory, { recursive: true, force: true });
+});
+
+async function start(overrides: Partial<ApiServerOptions> = {}): Promise<ApiServer> {
+  server = await startApiServer({
+    databasePath: join(directory, "jobs.db"),
+    runTask: runner.runTask,
+    // Stands in for the local Git host: absolute paths only.
+    supportsRepo: (repo) => repo.startsWith("/"),
+    gitHostDescription: "local: absolute paths",
+    apiKey: API_KEY,
+    concurrency: 1,
+    ...overrides,
+  });
+  return server;
+}
+
+/** A fetch Response whose JSON the tests read freely. */
+type JsonResponse = Omit<Response, "json"> & { json(): Promise<any> };
+
+function post(path: string, body: unknown, headers: Record<string, string> = { authorization: `Bearer ${API_KEY}` }): Promise<JsonResponse> {
+  return fetch(`${server!.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+async function getJson(path: string): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${server!.url}${path}`);
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+async function waitForStatus(jobId: string, wanted: string): Promise<any> {
+  for (;;) {
+    const { body } = await getJson(`/status/${jobId}`);
+    if (body.status === wanted) return body;
+    if (body.status !== "queued" && body.status !== "running") throw new Error(`job ${jobId} ended ${body.status}, wanted ${wanted}: ${JSON.stringify(body.error)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("the seed's endpoints", () => {
+  it("submit answers { job_id, status: queued }, then status, result, jobs and health tell the job's story", async () => {
+    await start();
+    const submitted = await post("/submit", { repo_url: REPO, task: "Add unit tests for the utils module", user_id: "ada" });
+    expect(submitted.status).toBe(200);
+    const { job_id: jobId, ...rest } = await submitted.json();
+    expect(jobId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(rest).toEqual({ status: "queued" });
+
+    const [task] = await runner.waitForTasks(1);
+    expect(task!.options).toMatchObject({ repo: REPO, task: "Add unit tests for the utils module", taskId: jobId });
+    expect(task!.options.gitToken).toBeUndefined();
+    const running = await getJson(`/status/${jobId}`);
+    expect(running.body).toMatchObject({ job_id: jobId, status: "running", phase: "agent", user_id: "ada", pr_url: null, error: null });
+
+    task!.finish({ status: "completed" });
+    const done = await waitForStatus(jobId, "completed");
+    expect(done.pr_url).toBe("local://repo/change-requests/1");
+    expect(Date.parse(done.finished_at)).toBeGreaterThanOrEqual(Date.parse(done.started_at));
+
+    const result = await getJson(`/result/${jobId}`);
+    expect(result.status).toBe(200);
+    expect(result.body).toMatchObject({
+      job_id: jobId,
+      status: "completed",
+      pr_url: "local://repo/change-requests/1",
+      pull_request: { number: 1, url: "local://repo/change-requests/1" },
+      branch: "running-agent/task",
+      changes: [{ path: "hello.txt", status: "added" }],
+      timings: { validate: 1, agent: 5, total: 20 },
+      error: null,
+    });
+    expect(result.body.logs.some((line: string) => line.includes("phase validate completed"))).toBe(true);
+    expect(result.body.logs.some((line: string) => line.endsWith("opened change request #1: local://repo/change-requests/1"))).toBe(true);
+    expect(result.body.logs.filter((line: string) => line.includes("agent: Wrote the file."))).toHaveLength(1);
+
+    const jobs = await getJson("/jobs");
+    expect(jobs.body.jobs.map((job: any) => job.job_id)).toEqual([jobId]);
+    const health = await getJson("/health");
+    expect(health.body).toMatchObject({ status: "ok", running: 0, jobs: { completed: 1 }, auth: "api-key" });
+  });
+
+  it("a failed task keeps its typed error, and its phase timings", async () => {
+    await start();
+    const { job_id: jobId } = await (await post("/submit", { repo_url: REPO, task: "fail" })).json();
+    const [task] = await runner.waitForTasks(1);
+    task!.finish({ error: { code: ErrorCode.MODEL_ERROR, message: "The model answered 400." } });
+    const failed = await waitForStatus(jobId, "failed");
+    expect(failed.error).toEqual({ code: "MODEL_ERROR", message: "The model answered 400.", phase: "agent" });
+    const result = await getJson(`/result/${jobId}`);
+    expect(result.body.timings).toMatchObject({ validate: 1, agent: 5 });
+    expect(result.body.timings.total).toBeGreaterThanOrEqual(0);
+    expect(result.body.pr_url).toBeNull();
+  });
+
+  it("runs at most `concurrency` jobs at once, oldest first", async () => {
+    await start({ concurrency: 1 });
+    const first = (await (await post("/submit", { repo_url: REPO, task: "one" })).json()).job_id;
+    const second = (await (await post("/submit", { repo_url: REPO, task: "two" })).json()).job_id;
+    await runner.waitForTasks(1);
+    expect((await getJson(`/status/${second}`)).body.status).toBe("queued");
+    expect(runner.tasks).toHaveLength(1);
+    runner.tasks[0]!.finish({ status: "no_changes" });
+    await waitForStatus(first, "no_changes");
+    const [, secondTask] = await runner.waitForTasks(2);
+    expect(secondTask!.options.task).toBe("two");
+    secondTask!.finish({ status: "completed" });
+    await waitForStatus(second, "completed");
+    expect((await getJson("/jobs?status=completed")).body.jobs.map((job: any) => job.job_id)).toEqual([second]);
+  });
+});
+
+describe("bad input", () => {
+  it("answers each mistake with the right 4xx and a JSON error naming it, and stores nothing", async () => {
+    await start();
+    const cases: { name: string; response: Promise<JsonResponse | Response>; status: number; code: string; message: RegExp }[] = [
+      { name: "malformed JSON", response: post("/submit", '{"repo_url": "/srv/x",'), status: 400, code: "invalid_json", message: /not valid JSON/ },
+      { name: "JSON that is not an object", response: post("/submit", "[1,2]"), status: 400, code: "invalid_json", message: /must be an object/ },
+      { name: "empty body", response: post("/submit", ""), status: 400, code: "body_required", message: /needs a JSON body/ },
+      { name: "missing task", response: post("/submit", { repo_url: REPO }), status: 400, code: "invalid_request", message: /task is required/ },
+      { name: "missing repo_url", response: post("/submit", { task: "x" }), status: 400, code: "invalid_request", message: /repo_url is required/ },
+      { name: "blank task", response: post("/submit", { repo_url: REPO, task: "   " }), status: 400, code: "invalid_request", message: /task is empty/ },
+      { name: "task of the wrong type", response: post("/submit", { repo_url: REPO, task: 42 }), status: 400, code: "invalid_request", message: /task must be a string/ },
+      { name: "empty github_token", response: post("/submit", { repo_url: REPO, task: "x", github_token: "" }), status: 400, code: "invalid_request", message: /github_token is empty/ },
+      { name: "unknown field", response: post("/submit", { repo_url: REPO, task: "x", branch: "y" }), status: 400, code: "invalid_request", message: /Unknown field: branch/ },
+      { name: "repo of the wrong kind", response: post("/submit", { repo_url: "ssh://git@example.invalid/a/b.git", task: "x" }), status: 400, code: "unsupported_repo_url", message: /local: absolute paths/ },
+      { name: "credentials in the URL", response: post("/submit", { repo_url: "https://user:secret@example.invalid/a.git", task: "x" }), status: 400, code: "unsupported_repo_url", message: /must not contain credentials/ },
+      { name: "not JSON content type", response: post("/submit", "repo_url=x", { authorization: `Bearer ${API_KEY}`, "content-type": "application/x-www-form-urlencoded" }), status: 415, code: "unsupported_media_type", message: /application\/json/ },
+      { name: "huge body", response: post("/submit", { repo_url: REPO, task: "x".repeat(200_000) }), status: 413, code: "body_too_large", message: /limit is 65536/ },
+      { name: "no API key", response: post("/submit", { repo_url: REPO, task: "x" }, {}), status: 401, code: "api_key_required", message: /Authorization: Bearer/ },
+      { name: "wrong API key", response: post("/submit", { repo_url: REPO, task: "x" }, { authorization: "Bearer nope" }), status: 401, code: "api_key_invalid", message: /wrong/ },
+      { name: "wrong API key in x-api-key", response: post("/submit", { repo_url: REPO, task: "x" }, { "x-api-key": `${API_KEY}x` }), status: 401, code: "api_key_invalid", message: /wrong/ },
+      { name: "unknown endpoint", response: fetch(`${server!.url}/nope`), status: 404, code: "not_found", message: /No endpoint \/nope/ },
+      { name: "wrong method", response: fetch(`${server!.url}/submit`), status: 405, code: "method_not_allowed", message: /takes POST/ },
+      { name: "unknown job status", response: fetch(`${server!.url}/status/does-not-exist`), status: 404, code: "job_not_found", message: /does-not-exist/ },
+      { name: "unknown job result", response: fetch(`${server!.url}/result/does-not-exist`), status: 404, code: "job_not_found", message: /does-not-exist/ },
+      { name: "unknown job events", response: fetch(`${server!.url}/jobs/does-not-exist/events`), status: 404, code: "job_not_found", message: /does-not-exist/ },
+      { name: "unknown job cancel", response: post("/jobs/does-not-exist/cancel", ""), status: 404, code: "not_found", message: /does-not-exist/ },
+      { name: "unknown job retry", response: post("/jobs/does-not-exist/retry", ""), status: 404, code: "not_found", message: /does-not-exist/ },
+      { name: "bad list limit", response: fetch(`${server!.url}/jobs?limit=0`), status: 400, code: "invalid_query", message: /limit must be at least 1/ },
+      { name: "bad percent-encoding", response: fetch(`${server!.url}/status/%E0%A4%A`), status: 400, code: "invalid_path", message: /percent-encoding/ },
+    ];
+    for (const testCase of cases) {
+      const response = await testCase.response;
+      const body: any = await response.json();
+      expect({ name: testCase.name, status: response.status, code: body.error?.code }).toEqual({ name: testCase.name, status: testCase.status, code: testCase.code });
+      expect(body.error.message, testCase.name).toMatch(testCase.message);
+    }
+    expect((await getJson("/jobs")).body.jobs).toEqual([]);
+    expect((await getJson("/health")).body.jobs).toEqual({});
+    expect(runner.tasks).toHaveLength(0);
+  });
+
+  it("without an API key configured, write endpoints are open", async () => {
+    await start({ apiKey: undefined });
+    const response = await post("/submit", { repo_url: REPO, task: "x" }, {});
+    expect(response.status).toBe(200);
+    expect((await getJson("/health")).body.auth).toBe("none");
+  });
+
+  it("answers CORS preflights for the dashboard", async () => {
+    await start({ corsOrigin: "http://127.0.0.1:5173" });
+    const preflight = await fetch(`${server!.url}/submit`, {
+      method: "OPTIONS",
+      headers: { origin: "http://127.0.0.1:5173", "access-control-request-method": "POST", "access-control-request-headers": "content-type, authorization" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("http://127.0.0.1:5173");
+    expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
+    expect(preflight.headers.get("access-control-allow-methods")).toContain("POST");
+    expect((await fetch(`${server!.url}/jobs`)).headers.get("access-control-allow-origin")).toBe("http://127.0.0.1:5173");
+  });
+});
+
+describe("cancel", () => {
+  it("cancels a queued job at once and a running one through its handle", async () => {
+    await start({ concurrency: 1 });
+    const runningId = (await (await post("/submit", { repo_url: REPO, task: "one" })).json()).job_id;
+    const queuedId = (await (await post("/submit", { repo_url: REPO, task: "two" })).json()).job_id;
+    const [task] = await runner.waitForTasks(1);
+
+    const queuedCancel = await post(`/jobs/${queuedId}/cancel`, "");
+    expect(await queuedCancel.json()).toEqual({ job_id: queuedId, status: "cancelled" });
+
+    const runningCancel = await post(`/jobs/${runningId}/cancel`, "");
+    expect(await runningCancel.json()).toEqual({ job_id: runningId, status: "cancelled" });
+    expect(task!.cancelled).toBe(true);
+    expect((await getJson(`/status/${runningId}`)).body.error).toMatchObject({ code: "ABORTED" });
+    // The cancelled queued job never started.
+    expect(runner.tasks).toHaveLength(1);
+
+    const again = await post(`/jobs/${runningId}/cancel`, "");
+    expect(again.status).toBe(409);
+    expect((await again.json()).error.code).toBe("not_cancellable");
+    expect((await post(`/jobs/${runningId}/cancel`, "", {})).status).toBe(401);
+  });
+
+  it("a cancelled job can be retried as a new job", async () => {
+    await start();
+    const jobId = (await (await post("/submit", { repo_url: REPO, task: "again" })).json()).job_id;
+    await runner.waitForTasks(1);
+    await post(`/jobs/${jobId}/cancel`, "");
+    const retried = await (await post(`/jobs/${jobId}/retry`, "")).json();
+    expect(retried).toMatchObject({ status: "queued", retry_of: jobId });
+    const [, task] = await runner.waitForTasks(2);
+    expect(task!.options.task).toBe("again");
+    task!.finish({ status: "completed" });
+    await waitForStatus(retried.job_id, "completed");
+    expect((await getJson(`/status/${jobId}`)).body.retried_by).toBe(retried.job_id);
+    const twice = await post(`/jobs/${jobId}/retry`, "");
+    expect(twice.status).toBe(409);
+    expect((await twice.json()).error.code).toBe("already_retried");
+  });
+});
+
+describe("server-sent events", () => {
+  it("replays past events on connect, streams live ones, and ends with the job", async () => {
+    await start();
+    const jobId = (await (await post("/submit", { repo_url: REPO, task: "stream" })).json()).job_id;
+    const [task] = await runner.waitForTasks(1);
+
+    const streamed = readServerSentEvents(`${server!.url}/jobs/${jobId}/events`, {
+      onEvent: (event) => {
+        // Finish the job once the replay (4 events and the status) has arrived.
+        if (event.event === "status" && event.data.status === "running") task!.finish({ status: "completed" });
+      },
+    });
+    const events = await streamed;
+    const agentEvents = events.filter((event) => event.event === "agent-event");
+    expect(agentEvents.map((event) => Number(event.id))).toEqual(agentEvents.map((_, index) => index + 1));
+    expect(agentEvents[0]!.data).toMatchObject({ type: "phase", phase: "validate", status: "started", taskId: jobId });
+    expect(agentEvents.some((event) => event.data.type === "change-request")).toBe(true);
+    const statuses = events.filter((event) => event.event === "status").map((event) => event.data.status);
+    expect(statuses).toEqual(["running", "completed"]);
+    expect(events.at(-1)).toMatchObject({ event: "end", data: { status: "completed" } });
+
+    // Reconnecting with Last-Event-ID gets only what came after it.
+    const resumed = await readServerSentEvents(`${server!.url}/jobs/${jobId}/events`, { headers: { "last-event-id": "10" } });
+    const resumedIds = resumed.filter((event) => event.event === "agent-event").map((event) => Number(event.id));
+    expect(resumedIds).toEqual(agentEvents.map((event) => Number(event.id)).filter((id) => id > 10));
+    expect(resumed.at(-1)!.event).toBe("end");
+  });
+});
+
+describe("tokens and restarts", () => {
+  it("passes github_token to the task, never writes it to the database or the logs, and redacts it from events", async () => {
+    const token = "ghp_secretToken0123456789";
+    const logLines: string[] = [];
+    await start({ log: (line) => logLines.push(line) });
+    const jobId = (await (await post("/submit", { repo_url: REPO, task: "with token", github_token: token })).json()).job_id;
+    const [task] = await runner.waitForTasks(1);
+    expect(task!.options.gitToken).toBe(token);
+    expect(task!.options.secrets).toContain(token);
+    // An event that carries the token (a bug upstream) is stored redacted.
+    task!.options.onEvent!({ type: "log", level: "info", message: `leaked ${token}`, taskId: jobId, at: Date.now() });
+    task!.finish({ status: "completed" });
+    await waitForStatus(jobId, "completed");
+    const result = (await getJson(`/result/${jobId}`)).body;
+    expect(JSON.stringify(result)).not.toContain(token);
+    expect(result.logs.some((line: string) => line.includes("leaked [REDACTED]"))).toBe(true);
+    await server!.close();
+    server = undefined;
+    for (const file of await readdir(directory)) {
+      expect((await readFile(join(directory, file))).includes(token), file).toBe(false);
+    }
+    expect(logLines.join("\n")).not.toContain(token);
+    expect(logLines.join("\n")).not.toContain(API_KEY);
+  });
+
+  it("after a restart: running jobs are interrupted and retryable, queued ones run, lost tokens are asked for again", async () => {
+    await start({ concurrency: 1 });
+    const runningId = (await (await post("/submit", { repo_url: REPO, task: "running", github_token: "ghp_firstToken000" })).json()).job_id;
+    const queuedId = (await (await post("/submit", { repo_url: REPO, task: "queued" })).json()).job_id;
+    const queuedWithTokenId = (await (await post("/submit", { repo_url: REPO, task: "queued with token", github_token: "ghp_secondToken000" })).json()).job_id;
+    await runner.waitForTasks(1);
+    await server!.close();
+
+    runner = createGatedTaskRunner();
+    await start({ concurrency: 1 });
+    const interrupted = (await getJson(`/status/${runningId}`)).body;
+    expect(interrupted).toMatchObject({ status: "interrupted", error: { code: "INTERRUPTED" } });
+    const tokenLost = (await getJson(`/status/${queuedWithTokenId}`)).body;
+    expect(tokenLost).toMatchObject({ status: "interrupted", error: { code: "GITHUB_TOKEN_LOST" } });
+
+    const [task] = await runner.waitForTasks(1);
+    expect(task!.options.task).toBe("queued");
+    task!.finish({ status: "completed" });
+    await waitForStatus(queuedId, "completed");
+
+    const withoutToken = await post(`/jobs/${runningId}/retry`, "");
+    expect(withoutToken.status).toBe(409);
+    expect(await withoutToken.json()).toMatchObject({ error: { code: "github_token_lost", message: expect.stringContaining("github_token") } });
+    const retried = await (await post(`/jobs/${runningId}/retry`, { github_token: "ghp_firstToken000" })).json();
+    const [, retryTask] = await runner.waitForTasks(2);
+    expect(retryTask!.options).toMatchObject({ task: "running", gitToken: "ghp_firstToken000" });
+    retryTask!.finish({ status: "completed" });
+    await waitForStatus(retried.job_id, "completed");
+  });
+});

@@ -1,0 +1,370 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { timingSafeEqual } from "node:crypto";
+import type { AgentTaskOptions } from "@running-agent/core";
+import { z } from "zod";
+import { JobQueue, JobRequestError, type JobStreamMessage, type RunTask } from "./job-queue.js";
+import { FINISHED_STATUSES } from "./job-record.js";
+import { JobStore } from "./job-store.js";
+import { toResultView, toStatusView } from "./job-views.js";
+import { ListJobsQuerySchema, RetryRequestSchema, SubmitRequestSchema, checkRepoUrl, describeIssues } from "./submit-request.js";
+
+/** Everything {@link startApiServer} takes. */
+export interface ApiServerOptions {
+  /** The SQLite file. Created when missing; jobs in it are recovered on start. */
+  databasePath: string;
+  /** Starts an agent task: core's `startAgentTask`. */
+  runTask: RunTask;
+  /** Sandbox, Git host, model and other options every task gets. */
+  taskDefaults?: Partial<AgentTaskOptions>;
+  /** Whether the configured Git host serves a repo reference. Default: `taskDefaults.gitHost.supports`, else any. */
+  supportsRepo?: (repo: string) => boolean;
+  /** Named in the error for an unsupported repo_url, e.g. `local: paths and file:// URLs`. */
+  gitHostDescription?: string;
+  /** Required (as `Authorization: Bearer` or `x-api-key`) on write endpoints when set. */
+  apiKey?: string | undefined;
+  /** Jobs running at once. Default 2. */
+  concurrency?: number;
+  /** Largest accepted request body in bytes. Default 64 KiB. */
+  bodyLimitBytes?: number;
+  /** `Access-Control-Allow-Origin`. Default `*`. */
+  corsOrigin?: string;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (a free port). */
+  port?: number;
+  /** One line per request and job transition; never headers or bodies. */
+  log?: (line: string) => void;
+}
+
+/** A running API server. */
+export interface ApiServer extends AsyncDisposable {
+  /** `http://host:port`, no trailing slash. */
+  readonly url: string;
+  readonly port: number;
+  readonly store: JobStore;
+  readonly queue: JobQueue;
+  /** Stops listening, interrupts running jobs (retryable after a restart), closes streams and the database. */
+  close(): Promise<void>;
+}
+
+/** A refusal with an HTTP status; answered as `{ error: { code, message } }`. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const DEFAULT_BODY_LIMIT = 64 * 1024;
+/** Past this many bytes an oversized upload is cut off instead of drained. */
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+const HEARTBEAT_MS = 15_000;
+
+/** Starts the HTTP API on the given host and port, after recovering the jobs a previous process left. */
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const log = options.log ?? (() => undefined);
+  const store = new JobStore(options.databasePath);
+  const queue = new JobQueue({
+    store,
+    runTask: options.runTask,
+    taskDefaults: options.taskDefaults ?? {},
+    concurrency: options.concurrency ?? 2,
+    secrets: options.apiKey ? [options.apiKey] : [],
+    log,
+  });
+  const recovered = queue.recover();
+  if (recovered.interrupted.length > 0) log(`marked ${recovered.interrupted.length} job(s) interrupted: they were running when the server stopped`);
+  if (recovered.tokenLost.length > 0) log(`marked ${recovered.tokenLost.length} queued job(s) interrupted: their github_token was lost in the restart`);
+
+  const gitHost = options.taskDefaults?.gitHost;
+  const supportsRepo = options.supportsRepo ?? (gitHost ? (repo: string) => gitHost.supports(repo) : () => true);
+  const gitHostDescription = options.gitHostDescription ?? gitHost?.hostId ?? "any";
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
+  const corsOrigin = options.corsOrigin ?? "*";
+  const streams = new Set<ServerResponse>();
+  const sockets = new Set<Socket>();
+
+  const server = createServer((request, response) => {
+    const startedAt = Date.now();
+    response.setHeader("access-control-allow-origin", corsOrigin);
+    response.setHeader("vary", "origin");
+    handle(request, response)
+      .catch((error: unknown) => {
+        if (error instanceof HttpError || error instanceof JobRequestError) {
+          sendJson(response, error.status, { error: { code: error.code, message: error.message } });
+        } else {
+          log(`internal error on ${request.method} ${pathOf(request)}: ${error instanceof Error ? error.message : String(error)}`);
+          sendJson(response, 500, { error: { code: "internal", message: "Internal server error." } });
+        }
+      })
+      .finally(() => {
+        if (!streams.has(response)) log(`${request.method} ${pathOf(request)} ${response.statusCode} ${Date.now() - startedAt}ms`);
+      });
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? "/", "http://localhost");
+    const method = request.method ?? "GET";
+    let segments: string[];
+    try {
+      segments = url.pathname.split("/").filter((segment) => segment.length > 0).map(decodeURIComponent);
+    } catch {
+      throw new HttpError(400, "invalid_path", "The path is not valid percent-encoding.");
+    }
+
+    if (method === "OPTIONS") {
+      response.writeHead(204, {
+        "access-control-allow-methods": "GET, POST, OPTIONS",
+        "access-control-allow-headers": "content-type, authorization, x-api-key, last-event-id",
+        "access-control-max-age": "600",
+      });
+      response.end();
+      return;
+    }
+
+    const route = matchRoute(segments);
+    if (!route) throw new HttpError(404, "not_found", `No endpoint ${url.pathname}. Endpoints: POST /submit, GET /status/{job_id}, GET /result/{job_id}, GET /jobs, GET /health, GET /jobs/{job_id}/events, POST /jobs/{job_id}/cancel, POST /jobs/{job_id}/retry.`);
+    if (route.allowed !== method) {
+      response.setHeader("allow", route.allowed);
+      throw new HttpError(405, "method_not_allowed", `${url.pathname} takes ${route.allowed}, not ${method}.`);
+    }
+    if (route.allowed === "POST") checkApiKey(request);
+
+    switch (route.name) {
+      case "health": {
+        sendJson(response, 200, { status: "ok", running: queue.runningCount, concurrency: options.concurrency ?? 2, jobs: store.countByStatus(), auth: options.apiKey ? "api-key" : "none" });
+        return;
+      }
+      case "submit": {
+        const body = await readJsonBody(request, { required: true });
+        const parsed = SubmitRequestSchema.safeParse(body);
+        if (!parsed.success) throw new HttpError(400, "invalid_request", describeIssues(parsed.error));
+        const repoProblem = checkRepoUrl(parsed.data.repo_url, supportsRepo, gitHostDescription);
+        if (repoProblem) throw new HttpError(400, "unsupported_repo_url", repoProblem);
+        const job = queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token });
+        sendJson(response, 200, { job_id: job.id, status: job.status });
+        return;
+      }
+      case "status":
+      case "job": {
+        sendJson(response, 200, toStatusView(findJob(route.id)));
+        return;
+      }
+      case "result": {
+        const job = findJob(route.id);
+        sendJson(response, 200, toResultView(job, store.events(job.id)));
+        return;
+      }
+      case "jobs": {
+        const parsed = ListJobsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
+        if (!parsed.success) throw new HttpError(400, "invalid_query", describeIssues(parsed.error));
+        const jobs = store.list({ limit: parsed.data.limit, status: parsed.data.status, userId: parsed.data.user_id });
+        sendJson(response, 200, { jobs: jobs.map(toStatusView) });
+        return;
+      }
+      case "cancel": {
+        await readJsonBody(request, { required: false });
+        const job = await queue.cancel(route.id);
+        sendJson(response, 200, { job_id: job.id, status: job.status });
+        return;
+      }
+      case "retry": {
+        const body = await readJsonBody(request, { required: false });
+        const parsed = RetryRequestSchema.safeParse(body ?? {});
+        if (!parsed.success) throw new HttpError(400, "invalid_request", describeIssues(parsed.error));
+        const job = queue.retry(route.id, parsed.data.github_token);
+        sendJson(response, 200, { job_id: job.id, status: job.status, retry_of: route.id });
+        return;
+      }
+      case "events": {
+        streamEvents(request, response, findJob(route.id).id, url);
+        return;
+      }
+    }
+  }
+
+  function findJob(id: string) {
+    const job = store.get(id);
+    if (!job) throw new HttpError(404, "job_not_found", `No job with id ${JSON.stringify(id)}.`);
+    return job;
+  }
+
+  function checkApiKey(request: IncomingMessage): void {
+    if (!options.apiKey) return;
+    const authorization = request.headers.authorization;
+    const given = typeof request.headers["x-api-key"] === "string" ? request.headers["x-api-key"] : authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
+    if (given === undefined) {
+      throw new HttpError(401, "api_key_required", "This endpoint needs the API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.");
+    }
+    const expected = Buffer.from(options.apiKey);
+    const actual = Buffer.from(given.trim());
+    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) throw new HttpError(401, "api_key_invalid", "The API key is wrong.");
+  }
+
+  async function readJsonBody(request: IncomingMessage, readOptions: { required: boolean }): Promise<unknown> {
+    const declared = Number(request.headers["content-length"] ?? "0");
+    if (declared > bodyLimit) {
+      await drain(request);
+      throw new HttpError(413, "body_too_large", `The request body is ${declared} bytes; the limit is ${bodyLimit}.`);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > DRAIN_LIMIT) {
+        request.destroy();
+        break;
+      }
+      if (size > bodyLimit) tooLarge = true;
+      else chunks.push(chunk);
+    }
+    if (tooLarge) throw new HttpError(413, "body_too_large", `The request body is over the limit of ${bodyLimit} bytes.`);
+    const text = Buffer.concat(chunks).toString("utf8");
+    if (text.trim().length === 0) {
+      if (readOptions.required) throw new HttpError(400, "body_required", 'The request needs a JSON body, e.g. {"repo_url": "...", "task": "..."}.');
+      return undefined;
+    }
+    const contentType = request.headers["content-type"] ?? "";
+    if (!/^application\/json\s*(;|$)/i.test(contentType)) {
+      throw new HttpError(415, "unsupported_media_type", `Send the body as JSON with 'Content-Type: application/json' (got ${contentType ? JSON.stringify(contentType) : "none"}).`);
+    }
+    try {
+      const value: unknown = JSON.parse(text);
+      if (typeof value !== "object" || value === null || Array.isArray(value)) throw new HttpError(400, "invalid_json", "The JSON body must be an object.");
+      return value;
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      throw new HttpError(400, "invalid_json", `The body is not valid JSON: ${error instanceof Error ? error.message : String(error)}.`);
+    }
+  }
+
+  /** Server-sent events: the job's status, every stored event after Last-Event-ID, then live ones; ends with `end` once the job has ended. */
+  function streamEvents(request: IncomingMessage, response: ServerResponse, id: string, url: URL): void {
+    const lastEventId = request.headers["last-event-id"] ?? url.searchParams.get("last_event_id") ?? "0";
+    const afterSeq = z.coerce.number().int().min(0).safeParse(lastEventId);
+    if (!afterSeq.success) throw new HttpError(400, "invalid_last_event_id", "Last-Event-ID must be the id of an event from this stream (a whole number).");
+    response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+    streams.add(response);
+    const write = (message: JobStreamMessage): void => {
+      if (message.kind === "event") {
+        response.write(`id: ${message.seq}\nevent: agent-event\ndata: ${JSON.stringify(message.event)}\n\n`);
+        return;
+      }
+      response.write(`event: status\ndata: ${JSON.stringify(toStatusView(message.job))}\n\n`);
+      if (FINISHED_STATUSES.has(message.job.status)) {
+        response.write(`event: end\ndata: ${JSON.stringify({ status: message.job.status })}\n\n`);
+        response.end();
+      }
+    };
+    // Reading the store and subscribing happen in the same tick, so no event falls between replay and live.
+    response.write("retry: 2000\n\n");
+    const job = store.get(id)!;
+    let lastSeq = afterSeq.data;
+    for (const stored of store.events(id, afterSeq.data)) {
+      write({ kind: "event", seq: stored.seq, event: stored.event });
+      lastSeq = stored.seq;
+    }
+    write({ kind: "status", job });
+    if (response.writableEnded) {
+      streams.delete(response);
+      return;
+    }
+    const unsubscribe = queue.subscribe(id, (message) => {
+      if (message.kind === "event" && message.seq <= lastSeq) return;
+      write(message);
+    });
+    const heartbeat = setInterval(() => response.write(": heartbeat\n\n"), HEARTBEAT_MS);
+    response.on("close", () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      streams.delete(response);
+    });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  const host = options.host ?? "127.0.0.1";
+  queue.pump();
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      await queue.close();
+      for (const stream of streams) stream.end();
+      for (const socket of sockets) socket.destroy();
+      await stopped;
+      store.close();
+    })();
+    return closing;
+  };
+
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    port,
+    store,
+    queue,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+type Route =
+  | { name: "health" | "submit" | "jobs"; allowed: "GET" | "POST" }
+  | { name: "status" | "result" | "job" | "events" | "cancel" | "retry"; allowed: "GET" | "POST"; id: string };
+
+function matchRoute(segments: string[]): Route | undefined {
+  const [first, second, third, ...rest] = segments;
+  if (rest.length > 0) return undefined;
+  if (first === "health" && second === undefined) return { name: "health", allowed: "GET" };
+  if (first === "submit" && second === undefined) return { name: "submit", allowed: "POST" };
+  if (first === "jobs" && second === undefined) return { name: "jobs", allowed: "GET" };
+  if ((first === "status" || first === "result") && second !== undefined && third === undefined) return { name: first, allowed: "GET", id: second };
+  if (first === "jobs" && second !== undefined) {
+    if (third === undefined) return { name: "job", allowed: "GET", id: second };
+    if (third === "events") return { name: "events", allowed: "GET", id: second };
+    if (third === "cancel" || third === "retry") return { name: third, allowed: "POST", id: second };
+  }
+  return undefined;
+}
+
+function pathOf(request: IncomingMessage): string {
+  return new URL(request.url ?? "/", "http://localhost").pathname;
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+  response.end(text);
+}
+
+async function drain(request: IncomingMessage): Promise<void> {
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > DRAIN_LIMIT) {
+      request.destroy();
+      return;
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import type { AgentTaskResult, Phase } from "@running-agent/core";
+
+/**
+ * A job's life: `queued` → `running` → `completed` | `no_changes` | `failed` | `cancelled`.
+ * `interrupted`: the server stopped while the job ran (or its in-memory token was lost); it can be retried.
+ */
+export const JOB_STATUSES = ["queued", "running", "completed", "no_changes", "failed", "cancelled", "interrupted"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Statuses a job never leaves (except by a retry, which makes a new job). */
+export const FINISHED_STATUSES: ReadonlySet<JobStatus> = new Set(["completed", "no_changes", "failed", "cancelled", "interrupted"]);
+
+/** Statuses from which `POST /jobs/{id}/retry` starts a new attempt. */
+export const RETRYABLE_STATUSES: ReadonlySet<JobStatus> = new Set(["failed", "cancelled", "interrupted"]);
+
+/** Why a job failed, as stored and served (a RunningAgentError's JSON, or the server's own code). */
+export interface JobError {
+  code: string;
+  message: string;
+  phase?: string;
+}
+
+/** One job as the store keeps it. Never holds a token: only whether one was given. */
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  repoUrl: string;
+  task: string;
+  userId: string | undefined;
+  /** The submitter sent a `github_token` (kept in memory only). */
+  hasGithubToken: boolean;
+  /** The job this one retries. */
+  retryOf: string | undefined;
+  /** The job that retried this one. */
+  retriedBy: string | undefined;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  startedAt: number | undefined;
+  finishedAt: number | undefined;
+  /** The phase the job is in or last was in. */
+  phase: Phase | undefined;
+  result: AgentTaskResult | undefined;
+  error: JobError | undefined;
+}

@@ -1,0 +1,139 @@
+import type { AgentTaskEvent } from "@running-agent/core";
+import type { JobError, JobRecord, JobStatus } from "./job-record.js";
+import type { StoredJobEvent } from "./job-store.js";
+
+/** `GET /status/{job_id}` and each entry of `GET /jobs` (snake_case, as the seed answers). */
+export interface JobStatusView {
+  job_id: string;
+  status: JobStatus;
+  repo_url: string;
+  task: string;
+  user_id: string | null;
+  phase: string | null;
+  pr_url: string | null;
+  error: JobError | null;
+  retry_of: string | null;
+  retried_by: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** `GET /result/{job_id}`: the status plus what the run produced. */
+export interface JobResultView extends JobStatusView {
+  pull_request: { number: number; url: string; title: string; head: string; base: string } | null;
+  branch: string | null;
+  commit: string | null;
+  summary: string | null;
+  changes: { path: string; status: string }[];
+  /** Milliseconds per phase and `total`. */
+  timings: Record<string, number>;
+  usage: Record<string, number> | null;
+  /** Human-readable lines built from the job's (already redacted) events. */
+  logs: string[];
+}
+
+export function toStatusView(job: JobRecord): JobStatusView {
+  return {
+    job_id: job.id,
+    status: job.status,
+    repo_url: job.repoUrl,
+    task: job.task,
+    user_id: job.userId ?? null,
+    phase: job.phase ?? null,
+    pr_url: job.result?.pullRequest?.url ?? null,
+    error: job.error ?? null,
+    retry_of: job.retryOf ?? null,
+    retried_by: job.retriedBy ?? null,
+    created_at: new Date(job.createdAt).toISOString(),
+    started_at: job.startedAt === undefined ? null : new Date(job.startedAt).toISOString(),
+    finished_at: job.finishedAt === undefined ? null : new Date(job.finishedAt).toISOString(),
+  };
+}
+
+export function toResultView(job: JobRecord, events: StoredJobEvent[]): JobResultView {
+  const result = job.result;
+  const pullRequest = result?.pullRequest;
+  return {
+    ...toStatusView(job),
+    pull_request: pullRequest
+      ? { number: pullRequest.number, url: pullRequest.url, title: pullRequest.title, head: pullRequest.head, base: pullRequest.base }
+      : null,
+    branch: result?.branch ?? null,
+    commit: result?.commit ?? null,
+    summary: result?.summary ?? null,
+    changes: (result?.changes ?? []).map((change) => ({ path: change.path, status: change.status })),
+    timings: timingsOf(job, events),
+    usage: result ? { ...result.usage } : null,
+    logs: logLinesOf(events.map((stored) => stored.event)),
+  };
+}
+
+/** The result's own timings, or, for a job that did not finish, the durations its phase events reported. */
+function timingsOf(job: JobRecord, events: StoredJobEvent[]): Record<string, number> {
+  if (job.result) return Object.fromEntries(Object.entries(job.result.timings).filter((entry): entry is [string, number] => typeof entry[1] === "number"));
+  const timings: Record<string, number> = {};
+  for (const { event } of events) {
+    if (event.type === "phase" && event.durationMs !== undefined) timings[event.phase] = event.durationMs;
+  }
+  if (job.startedAt !== undefined && job.finishedAt !== undefined) timings.total = job.finishedAt - job.startedAt;
+  return timings;
+}
+
+/** One line per event worth reading; streamed agent text becomes one line per text part, with its final text. */
+export function logLinesOf(events: readonly AgentTaskEvent[]): string[] {
+  const lines: string[] = [];
+  const textLineByPart = new Map<string, number>();
+  for (const event of events) {
+    if (event.type === "agent.text") {
+      const index = textLineByPart.get(event.partId);
+      const line = `${timeOf(event.at)} agent: ${event.text}`;
+      if (index === undefined) {
+        textLineByPart.set(event.partId, lines.length);
+        lines.push(line);
+      } else {
+        lines[index] = line;
+      }
+      continue;
+    }
+    const text = describeEvent(event);
+    if (text !== undefined) lines.push(`${timeOf(event.at)} ${text}`);
+  }
+  return lines;
+}
+
+/** A short line for an event, or undefined for events that only matter live (text deltas, running tools). */
+export function describeEvent(event: AgentTaskEvent): string | undefined {
+  switch (event.type) {
+    case "phase":
+      return `phase ${event.phase} ${event.status}${event.durationMs !== undefined ? ` (${event.durationMs} ms)` : ""}${event.error ? `: ${event.error.code} ${event.error.message}` : ""}`;
+    case "warning":
+      return `warning ${event.code}: ${event.message}`;
+    case "log":
+      return `${event.level}: ${event.message}`;
+    case "sandbox":
+      return `sandbox ${event.provider} ${event.sandboxId}${event.isolated ? "" : " (not isolated)"}`;
+    case "command.output":
+      return `${event.command} [${event.stream}] ${event.text.trimEnd()}`;
+    case "agent.text":
+      return `agent: ${event.text}`;
+    case "agent.tool":
+      return event.status === "completed" || event.status === "error" ? `tool ${event.tool} ${event.status}${event.title ? `: ${event.title}` : ""}` : undefined;
+    case "agent.file":
+      return `edited ${event.path}`;
+    case "agent.retry":
+      return `model retry ${event.attempt}: ${event.message}`;
+    case "agent.usage":
+      return undefined;
+    case "changes":
+      return `changes: ${event.files.map((file) => `${file.status} ${file.path}`).join(", ") || "none"}`;
+    case "branch.pushed":
+      return `pushed ${event.branch} at ${event.commit.slice(0, 12)}`;
+    case "change-request":
+      return `${event.created ? "opened" : "updated"} change request #${event.number}: ${event.url}`;
+  }
+}
+
+function timeOf(at: number): string {
+  return new Date(at).toISOString().slice(11, 23);
+}

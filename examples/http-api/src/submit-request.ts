@@ -1,0 +1,68 @@
+import { z } from "zod";
+
+/** A string field's type error: missing, or of another type. */
+function stringError(name: string, purpose: string): (issue: { input?: unknown }) => string {
+  return (issue) => (issue.input === undefined ? `${name} is required: ${purpose}` : `${name} must be a string.`);
+}
+
+/** `POST /submit`, with the seed's field names. Unknown fields are refused so that typos do not pass silently. */
+export const SubmitRequestSchema = z.strictObject({
+  repo_url: z
+    .string({ error: stringError("repo_url", "the repository to work on (a URL, or a path for the local Git host).") })
+    .trim()
+    .min(1, "repo_url is empty.")
+    .max(2048, "repo_url is longer than 2048 characters."),
+  task: z
+    .string({ error: stringError("task", "what the agent should do, in plain words.") })
+    .trim()
+    .min(1, "task is empty: say what the agent should do.")
+    .max(20_000, "task is longer than 20000 characters."),
+  github_token: z
+    .string({ error: "github_token must be a string." })
+    .min(1, "github_token is empty: leave it out to use the server's own credentials.")
+    .max(1000, "github_token is longer than 1000 characters.")
+    .optional(),
+  user_id: z.string({ error: "user_id must be a string." }).trim().min(1, "user_id is empty.").max(200, "user_id is longer than 200 characters.").optional(),
+});
+export type SubmitRequest = z.infer<typeof SubmitRequestSchema>;
+
+/** `POST /jobs/{id}/retry`: the body is optional. */
+export const RetryRequestSchema = z.strictObject({
+  github_token: z.string({ error: "github_token must be a string." }).min(1, "github_token is empty.").max(1000).optional(),
+});
+
+/** `GET /jobs` query. */
+export const ListJobsQuerySchema = z.strictObject({
+  limit: z.coerce.number({ error: "limit must be a number." }).int("limit must be a whole number.").min(1, "limit must be at least 1.").max(500, "limit must be at most 500.").default(100),
+  status: z.enum(["queued", "running", "completed", "no_changes", "failed", "cancelled", "interrupted"]).optional(),
+  user_id: z.string().min(1).max(200).optional(),
+});
+
+/** Turns zod issues into one readable sentence, naming the fields. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      if (issue.code === "unrecognized_keys") return `Unknown field${issue.keys.length > 1 ? "s" : ""}: ${issue.keys.join(", ")}.`;
+      return issue.message;
+    })
+    .join(" ");
+}
+
+/**
+ * Checks what kind of repository reference this is before anything is stored: credentials in a
+ * URL would end up in the database and in logs, so they are refused.
+ */
+export function checkRepoUrl(repoUrl: string, supportsRepo: (repo: string) => boolean, hostDescription: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repoUrl)) {
+    let url: URL;
+    try {
+      url = new URL(repoUrl);
+    } catch {
+      return `repo_url is not a valid URL: ${JSON.stringify(repoUrl)}.`;
+    }
+    // A password, or a bare user name on http(s) (the usual way to embed a token), would end up stored and logged.
+    if (url.password || (url.username && /^https?:$/.test(url.protocol))) return "repo_url must not contain credentials: send the token as github_token instead.";
+  }
+  if (!supportsRepo(repoUrl)) return `repo_url ${JSON.stringify(repoUrl)} is not a repository this server's Git host (${hostDescription}) can serve.`;
+  return undefined;
+}
