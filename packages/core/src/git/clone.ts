@@ -1,0 +1,106 @@
+import fs from "node:fs";
+import { pathToFileURL } from "node:url";
+import git from "isomorphic-git";
+import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
+import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.js";
+import { createAbortableHttpClient } from "./abortable-http-client.js";
+import { validateBranchName } from "./branch-name.js";
+import { GitCommandFailure, runGit } from "./git-command.js";
+import { abortFailure, httpFailure, wrapFailure } from "./remote-errors.js";
+
+/** What {@link cloneRepository} needs. */
+export interface CloneRepositoryInput {
+  repository: ResolvedRepository;
+  /** The branch to check out. */
+  branch: string;
+  /** Number of commits to fetch, or `"full"` for the whole history. */
+  depth: number | "full";
+  /** For http(s) remotes; handed to isomorphic-git's onAuth callback only. */
+  credentials?: GitCredentials;
+  /** An empty or missing host folder to clone into. */
+  dir: string;
+  signal?: AbortSignal;
+}
+
+/** True when the remote is reached over HTTP (isomorphic-git) rather than as a local path (git CLI). */
+export function isHttpRemote(remote: string): boolean {
+  return /^https?:\/\//i.test(remote);
+}
+
+/**
+ * Clones one branch of the repository into `dir` on the host. http(s) remotes go through
+ * isomorphic-git with the credentials passed only through its onAuth callback (never in a URL or
+ * the repo config); local remotes through the git CLI. Rejects with BASE_BRANCH_NOT_FOUND,
+ * REPO_NOT_FOUND, AUTH_FAILED, PERMISSION_DENIED, ABORTED or CLONE_FAILED (phase `clone`).
+ */
+export async function cloneRepository(input: CloneRepositoryInput): Promise<{ commit: string }> {
+  const { repository, branch, depth, dir, signal } = input;
+  try {
+    validateBranchName(branch);
+  } catch (error) {
+    throw wrapFailure(error, ErrorCode.INVALID_BRANCH, "", "clone");
+  }
+  if (depth !== "full" && (!Number.isInteger(depth) || depth < 1)) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `The clone depth must be a positive integer or "full", not ${String(depth)}.`, { phase: "clone" });
+  }
+  throwIfAborted(signal, "clone");
+  return isHttpRemote(repository.remote) ? cloneOverHttp(input) : cloneLocal(input);
+}
+
+async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: string }> {
+  const { repository, branch, depth, dir, credentials, signal } = input;
+  const url = repository.remote;
+  try {
+    await git.clone({
+      fs,
+      http: createAbortableHttpClient(signal),
+      dir,
+      url,
+      ref: branch,
+      singleBranch: true,
+      noTags: true,
+      ...(depth === "full" ? {} : { depth }),
+      ...(credentials ? { onAuth: () => ({ username: credentials.username, password: credentials.password }) } : {}),
+    });
+    // isomorphic-git writes a config for browsers (no file modes, no symlinks); the git CLI used
+    // later to collect and commit must see modes and links as they are.
+    await git.setConfig({ fs, dir, path: "core.filemode", value: true });
+    await git.setConfig({ fs, dir, path: "core.symlinks", value: true });
+    await git.setConfig({ fs, dir, path: "core.ignorecase", value: process.platform === "darwin" || process.platform === "win32" });
+    return { commit: await git.resolveRef({ fs, dir, ref: "HEAD" }) };
+  } catch (error) {
+    const aborted = abortFailure(error, signal, "clone");
+    if (aborted) throw aborted;
+    const http = httpFailure(error, url, "clone");
+    if (http) throw http;
+    const code = (error as { code?: string }).code;
+    if (code === "NotFoundError" || code === "CommitNotFetchedError") {
+      throw agentError(ErrorCode.BASE_BRANCH_NOT_FOUND, `The branch "${branch}" does not exist in ${repository.id}.`, { phase: "clone", cause: error });
+    }
+    throw wrapFailure(error, ErrorCode.CLONE_FAILED, `Cloning ${url} failed: ${(error as Error).message}`, "clone");
+  }
+}
+
+async function cloneLocal(input: CloneRepositoryInput): Promise<{ commit: string }> {
+  const { repository, branch, depth, dir, signal } = input;
+  // --depth is ignored for plain paths; a file:// URL makes git use its transport so depth applies.
+  const source = depth === "full" ? repository.remote : pathToFileURL(repository.remote).href;
+  const args = ["clone", "--quiet", "--single-branch", "--no-tags", `--branch=${branch}`];
+  args.push(...(depth === "full" ? ["--no-hardlinks"] : [`--depth=${depth}`]));
+  args.push("--", source, dir);
+  try {
+    await runGit(args, { signal, phase: "clone" });
+    const { stdout } = await runGit(["rev-parse", "--verify", "HEAD^{commit}"], { cwd: dir, signal, phase: "clone" });
+    return { commit: stdout.toString("utf8").trim() };
+  } catch (error) {
+    if (error instanceof GitCommandFailure) {
+      if (/Remote branch .* not found/i.test(error.stderr)) {
+        throw agentError(ErrorCode.BASE_BRANCH_NOT_FOUND, `The branch "${branch}" does not exist in ${repository.id}.`, { phase: "clone", cause: error });
+      }
+      if (/does not appear to be a git repository|does not exist|not a git repository/i.test(error.stderr)) {
+        throw agentError(ErrorCode.REPO_NOT_FOUND, `${repository.id} is not a git repository.`, { phase: "clone", cause: error });
+      }
+    }
+    throw wrapFailure(error, ErrorCode.CLONE_FAILED, `Cloning ${repository.id} failed: ${(error as Error).message}`, "clone");
+  }
+}
