@@ -1,0 +1,61 @@
+import { createLocalSandbox, ErrorCode, type AgentTaskOptions, type GitHost, type ModelConfig, type SandboxProvider } from "@running-agent/core";
+import type { RunCommandOptions } from "./cli-arguments.js";
+import { importAdapter } from "./import-adapter.js";
+
+/**
+ * Turns the command line into `startAgentTask` options: picks the sandbox and the Git host
+ * (loading their adapter packages only when asked for), the model and the pull request details.
+ */
+export async function buildTaskOptions(options: RunCommandOptions): Promise<AgentTaskOptions> {
+  const gitHost = await createGitHost(options);
+  return {
+    repo: options.repo,
+    task: options.task,
+    sandbox: await createSandbox(options),
+    ...(gitHost ? { gitHost } : {}),
+    ...(options.baseBranch ? { baseBranch: options.baseBranch } : {}),
+    ...(options.branch ? { branch: options.branch } : {}),
+    ...(options.model ? { model: modelConfig(options.model, options.modelBaseUrl) } : {}),
+    ...(options.setupCommands.length > 0 ? { setupCommands: options.setupCommands } : {}),
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    pullRequest: {
+      draft: options.draft,
+      ...(options.title ? { title: options.title } : {}),
+      ...(options.labels.length > 0 ? { labels: options.labels } : {}),
+      ...(options.reviewers.length > 0 ? { reviewers: options.reviewers } : {}),
+    },
+    // The redactor then keeps the token out of every event, error and PR body.
+    ...(options.githubToken ? { secrets: [options.githubToken] } : {}),
+  };
+}
+
+async function createSandbox(options: RunCommandOptions): Promise<SandboxProvider> {
+  switch (options.sandbox) {
+    case "local":
+      return createLocalSandbox({ isolation: options.unisolated ? "none" : "bubblewrap" });
+    case "docker": {
+      const { createDockerSandbox } = await importAdapter("@running-agent/sandbox-docker", ErrorCode.SANDBOX_UNAVAILABLE, () => import("@running-agent/sandbox-docker"));
+      return createDockerSandbox(options.image ? { image: options.image } : {});
+    }
+    case "modal": {
+      const { createModalSandbox } = await importAdapter("@running-agent/sandbox-modal", ErrorCode.SANDBOX_UNAVAILABLE, () => import("@running-agent/sandbox-modal"));
+      return createModalSandbox(options.image ? { image: options.image } : {});
+    }
+  }
+}
+
+/** Local paths use the core's local Git host (the default); http(s) URLs use GitHub. */
+async function createGitHost(options: RunCommandOptions): Promise<GitHost | undefined> {
+  if (!/^https?:\/\//i.test(options.repo.trim())) return undefined;
+  const { createGitHub } = await importAdapter("@running-agent/git-github", ErrorCode.UNSUPPORTED_REPO, () => import("@running-agent/git-github"));
+  return createGitHub({
+    ...(options.githubToken ? { token: options.githubToken } : {}),
+    ...(options.githubApiUrl ? { baseUrl: options.githubApiUrl } : {}),
+  });
+}
+
+function modelConfig(model: string, baseUrl: string | undefined): ModelConfig | string {
+  if (baseUrl === undefined) return model;
+  const slash = model.indexOf("/");
+  return { provider: model.slice(0, slash) as ModelConfig["provider"], model: model.slice(slash + 1), baseURL: baseUrl };
+}

@@ -1,0 +1,54 @@
+/** `running-agent --help`. */
+export const MAIN_HELP = `running-agent: run a coding agent on a repository and come back with a pull request.
+
+Usage:
+  running-agent run --repo <url|path> --task "<what to do>" [options]
+  running-agent run --help       the options of run
+  running-agent --version
+
+Exit codes: 0 pull request opened, 2 no changes, 1 failure, 64 usage error, 130 cancelled.
+`;
+
+/** `running-agent run --help`. */
+export const RUN_HELP = `Usage: running-agent run --repo <url|path> --task "<what to do>" [options]
+
+Clones the repository, runs the OpenCode agent on the task in a sandbox, commits the
+changes on a new branch, pushes it and opens a pull request.
+
+Required:
+  --repo <url|path>        an https:// GitHub URL, or a local path or file:// URL
+  --task <text>            what the agent should do, in plain words
+
+Git:
+  --base <branch>          branch to start from and open the pull request into (default: the repo's default)
+  --branch <name>          the new branch's name (default: running-agent/<task slug>-<id>)
+  --title <text>           the pull request's title (default: from the task)
+  --draft                  open the pull request as a draft
+  --label <name>           add a label (repeatable)
+  --reviewer <login>       request a review (repeatable)
+  --github-token <token>   token for GitHub repos (default: GITHUB_TOKEN; prefer the variable,
+                           a flag is visible to other users of this machine)
+  --github-api-url <url>   GitHub Enterprise Server's API, e.g. https://ghe.example.com/api/v3
+
+Sandbox:
+  --sandbox <kind>         local (default), docker or modal; docker and modal need
+                           @running-agent/sandbox-docker or @running-agent/sandbox-modal installed
+  --unisolated             local sandbox without bubblewrap (the agent can reach all your files)
+  --image <name>           image for the docker or modal sandbox
+  --setup <command>        run in the sandbox before the agent, e.g. "npm ci" (repeatable)
+  --timeout <duration>     the longest the whole task may take: 90s, 20m, 1h (default 30m)
+
+Model:
+  --model <provider/model> google/gemini-2.5-pro (default), anthropic/..., openai/...,
+                           openai-compatible/<model>
+  --model-base-url <url>   the API's base URL (required for openai-compatible)
+                           Keys come from GEMINI_API_KEY, ANTHROPIC_API_KEY, OPENAI_API_KEY or
+                           OPENAI_COMPATIBLE_API_KEY.
+
+Output:
+  --json                   print the result as JSON on stdout and every event as a JSON line on stderr
+  -h, --help               this help
+
+Exit codes: 0 pull request opened, 2 no changes, 1 failure (error code and message on stderr),
+64 usage error, 130 cancelled (Ctrl+C; a second Ctrl+C stops without waiting for cleanup).
+`;

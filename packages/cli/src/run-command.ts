@@ -1,0 +1,57 @@
+import { startAgentTask, type AgentTaskHandle } from "@running-agent/core";
+import { buildTaskOptions } from "./build-task-options.js";
+import type { RunCommandOptions } from "./cli-arguments.js";
+import { ExitCode } from "./exit-codes.js";
+import { chooseDisplayMode, createProgressDisplay, type DisplayStream } from "./progress-display.js";
+import { reportFailure, reportResult } from "./result-report.js";
+
+/** The process the CLI runs in: its streams, environment and signals. */
+export interface CliIo {
+  stdout: DisplayStream;
+  stderr: DisplayStream;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * `running-agent run`: starts the task, shows its progress, and turns the outcome into an exit
+ * code. SIGINT and SIGTERM cancel the task through its handle and wait for the teardown; a
+ * second signal exits at once.
+ */
+export async function runCommand(options: RunCommandOptions, io: CliIo): Promise<ExitCode> {
+  let handle: AgentTaskHandle;
+  try {
+    handle = startAgentTask(await buildTaskOptions(options));
+  } catch (error) {
+    return reportFailure(error, io, options.json, ExitCode.CANCELLED);
+  }
+  const display = createProgressDisplay(chooseDisplayMode(io.stderr, options.json, io.env), io.stderr, io.env);
+  let cancelExitCode: ExitCode = ExitCode.CANCELLED;
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    const exitCode = signal === "SIGTERM" ? ExitCode.TERMINATED : ExitCode.CANCELLED;
+    if (signals === 1) {
+      cancelExitCode = exitCode;
+      display.note(`${signal}: cancelling, tearing the sandbox down (press Ctrl+C again to quit without cleanup)`);
+      void handle.cancel(`interrupted by ${signal}`);
+      return;
+    }
+    display.stop();
+    io.stderr.write(`${signal} again: quitting without waiting for cleanup.\n`);
+    process.exit(exitCode);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    for await (const event of handle) display.event(event);
+    const result = await handle.result;
+    display.stop();
+    return reportResult(result, io.stdout, options.json);
+  } catch (error) {
+    display.stop();
+    return reportFailure(error, io, options.json, cancelExitCode);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

@@ -1,0 +1,4 @@
+/** A mistake on the command line. The CLI prints its message with a hint and exits with 64. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
