@@ -1,5 +1,7 @@
 import type { AgentTaskEvent } from "@running-agent/core";
 import type { JobError, JobRecord, JobStatus } from "./job-record.js";
+
+export type { JobError, JobStatus };
 import type { StoredJobEvent } from "./job-store.js";
 
 /** `GET /status/{job_id}` and each entry of `GET /jobs` (snake_case, as the seed answers). */

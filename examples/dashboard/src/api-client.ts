@@ -1,0 +1,61 @@
+import type { JobResultView, JobStatusView } from "@running-agent/example-http-api/job-views";
+
+/** Where the API is: `?api=` in the page URL, else VITE_API_URL at build time, else the API's default address. */
+export function apiUrlFromPage(): string {
+  const fromQuery = new URLSearchParams(window.location.search).get("api");
+  return (fromQuery ?? import.meta.env.VITE_API_URL ?? "http://127.0.0.1:8787").replace(/\/+$/, "");
+}
+
+/** The API's JSON error, as an Error with its code. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Calls the Running Agent HTTP API. The API key (when the server wants one) goes in a header, never in a URL. */
+export class ApiClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly apiKey: string,
+  ) {}
+
+  submit(input: { repo_url: string; task: string }): Promise<{ job_id: string; status: string }> {
+    return this.request("POST", "/submit", input);
+  }
+
+  async listJobs(): Promise<JobStatusView[]> {
+    return (await this.request<{ jobs: JobStatusView[] }>("GET", "/jobs?limit=50")).jobs;
+  }
+
+  result(jobId: string): Promise<JobResultView> {
+    return this.request("GET", `/result/${encodeURIComponent(jobId)}`);
+  }
+
+  cancel(jobId: string): Promise<{ job_id: string; status: string }> {
+    return this.request("POST", `/jobs/${encodeURIComponent(jobId)}/cancel`);
+  }
+
+  retry(jobId: string): Promise<{ job_id: string; status: string }> {
+    return this.request("POST", `/jobs/${encodeURIComponent(jobId)}/retry`);
+  }
+
+  /** The job's server-sent event stream (read-only, so no key is needed). */
+  eventsUrl(jobId: string): string {
+    return `${this.baseUrl}/jobs/${encodeURIComponent(jobId)}/events`;
+  }
+
+  private async request<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (method === "POST" && this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    const response = await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const json = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
+    if (!response.ok) throw new ApiError(response.status, json?.error?.code ?? "http_error", json?.error?.message ?? `The API answered ${response.status}.`);
+    return json as T;
+  }
+}
