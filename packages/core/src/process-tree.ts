@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 
 /**
  * Sends a signal to a child spawned with `detached: true` and to everything in its process group.
@@ -36,4 +37,33 @@ export function isPidAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * Kills every process of this user whose environment holds `name=value` exactly. Catches processes
+ * that left their process group (setsid, double fork) but kept the environment they were given.
+ * Returns how many were signalled.
+ */
+export function killProcessesByEnvironment(name: string, value: string): number {
+  // NUL on both sides, so that OTHER_NAME=value does not match.
+  const needle = Buffer.from(`\0${name}=${value}\0`);
+  let killed = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const environment = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${entry}/environ`)]);
+      if (!environment.includes(needle)) continue;
+      process.kill(Number(entry), "SIGKILL");
+      killed += 1;
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return killed;
 }

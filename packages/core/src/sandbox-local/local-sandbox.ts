@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { packDirectory, unpackArchive } from "../archive.js";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
-import { isPidAlive, signalProcessTree } from "../process-tree.js";
+import { isPidAlive, killProcessesByEnvironment, signalProcessTree } from "../process-tree.js";
 import {
   SANDBOX_SPEC_VERSION,
   type ExposedPort,
@@ -62,6 +62,8 @@ const sessionPrefix = "running-agent-";
 const ownerFile = "owner.json";
 const basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Unisolated processes carry the session id in this variable so that destroy() finds those that left their process group. */
+export const SESSION_ENVIRONMENT_VARIABLE = "RUNNING_AGENT_SESSION";
 
 /**
  * The local sandbox provider: each session is a temp folder on this machine (`workspace/` and
@@ -278,7 +280,7 @@ class LocalSandboxSession implements SandboxSession {
       PATH: opencodeFolder ? `${opencodeFolder}:${basePath}` : basePath,
       HOME: this.scratchDir,
       LANG: "C.UTF-8",
-      ...(this.isolated ? { USER: "agent", LOGNAME: "agent", TMPDIR: "/tmp" } : {}),
+      ...(this.isolated ? { USER: "agent", LOGNAME: "agent", TMPDIR: "/tmp" } : { [SESSION_ENVIRONMENT_VARIABLE]: this.id }),
       ...settings.createOptions.env,
       ...settings.createOptions.secrets,
     };
@@ -422,6 +424,7 @@ class LocalSandboxSession implements SandboxSession {
   destroySync(): void {
     this.state = "destroyed";
     for (const child of this.processes) signalProcessTree(child);
+    if (!this.isolated) killProcessesByEnvironment(SESSION_ENVIRONMENT_VARIABLE, this.id);
     try {
       rmSync(this.root, { recursive: true, force: true });
     } catch {
@@ -439,6 +442,8 @@ class LocalSandboxSession implements SandboxSession {
     for (const listener of this.stopListeners) listener(reason);
     const children = [...this.processes];
     for (const child of children) signalProcessTree(child);
+    // Under bubblewrap the PID namespace takes everything down; unisolated, sweep for escaped processes.
+    if (!this.isolated) killProcessesByEnvironment(SESSION_ENVIRONMENT_VARIABLE, this.id);
     await Promise.all(children.map((child) => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve())))));
   }
 

@@ -1,0 +1,214 @@
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode, RunningAgentError } from "../errors.js";
+import type { SandboxSession } from "../spec/sandbox-spec.js";
+import { testSandboxProvider } from "../testing/sandbox-conformance.js";
+import { createLocalSandbox } from "./local-sandbox.js";
+
+/** Host-side: is any process alive whose command line contains the marker? */
+function isProcessAlive(marker: string): boolean {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "latin1").includes(marker)) return true;
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return false;
+}
+
+async function sessionFolders(): Promise<string[]> {
+  return (await readdir(tmpdir())).filter((name) => name.startsWith("running-agent-"));
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(RunningAgentError.isInstance(error), `expected ${code}, got ${String(error)}`).toBe(true);
+  expect((error as RunningAgentError).code).toBe(code);
+}
+
+testSandboxProvider({ name: "local (bubblewrap)", createProvider: () => createLocalSandbox(), isProcessAlive });
+testSandboxProvider({ name: "local (isolation: none)", createProvider: () => createLocalSandbox({ isolation: "none" }), isProcessAlive });
+
+describe("local sandbox under bubblewrap: isolation", () => {
+  let session: SandboxSession;
+  let canaryFolder: string;
+  const canary = `canary-${randomBytes(8).toString("hex")}`;
+  const hostVariable = `RA_HOST_ONLY_${randomBytes(4).toString("hex").toUpperCase()}`;
+
+  beforeAll(async () => {
+    // A canary in the caller's real home proves the sandbox cannot see it.
+    canaryFolder = await mkdtemp(join(homedir(), ".running-agent-canary-"));
+    await writeFile(join(canaryFolder, "credentials"), canary);
+    process.env[hostVariable] = canary;
+    session = await createLocalSandbox().create({ taskId: "isolation" });
+  });
+  afterAll(async () => {
+    delete process.env[hostVariable];
+    await session?.destroy();
+    await rm(canaryFolder, { recursive: true, force: true });
+  });
+
+  it("reports itself isolated, with fixed paths inside", () => {
+    expect(session.isolated).toBe(true);
+    expect(session.workdir).toBe("/workspace");
+    expect(session.scratchDir).toBe("/scratch");
+  });
+
+  it("cannot read the caller's home, /root, or secrets in /etc", async () => {
+    const result = await session.exec(["cat", join(canaryFolder, "credentials")]);
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stdout).not.toContain(canary);
+    for (const path of ["/root", "/home", "/etc/shadow", "/etc/ssh", "/etc/ssl/private", "/run", "/work"]) {
+      expect((await session.exec(["test", "-e", path])).exitCode, `${path} is visible`).not.toBe(0);
+    }
+    // What programs need from /etc is still there.
+    expect((await session.exec(["test", "-f", "/etc/passwd"])).exitCode).toBe(0);
+    expect((await session.exec(["whoami"])).stdout.trim()).toBe("agent");
+  });
+
+  it("cannot write outside the workspace, scratch and its own /tmp", async () => {
+    for (const path of ["/usr/ra-probe", "/etc/ra-probe", "/ra-probe", "/opt/opencode/bin/opencode"]) {
+      expect((await session.exec(["sh", "-c", 'echo x > "$1"', "sh", path])).exitCode, `${path} is writable`).not.toBe(0);
+    }
+    expect((await session.exec(["sh", "-c", "echo x > /tmp/ok && echo x > /workspace/ok && echo x > /scratch/ok"])).exitCode).toBe(0);
+  });
+
+  it("sees no host environment variable that was not passed", async () => {
+    const result = await session.exec(["env"]);
+    expect(result.stdout).not.toContain(hostVariable);
+    expect(result.stdout).not.toContain(canary);
+    const names = result.stdout
+      .trim()
+      .split("\n")
+      .map((line) => line.split("=")[0])
+      .sort();
+    expect(names).toEqual(["HOME", "LANG", "LOGNAME", "PATH", "PWD", "TMPDIR", "USER"]);
+  });
+
+  it("sees only its own processes", async () => {
+    const result = await session.exec(["sh", "-c", "ls -d /proc/[0-9]*"]);
+    // bwrap's reaper, the shell and ls: nothing from the host.
+    expect(result.stdout.trim().split("\n").length).toBeLessThanOrEqual(3);
+  });
+
+  it("keeps secrets off bwrap's command line on the host", async () => {
+    const secret = `secret-${randomBytes(8).toString("hex")}`;
+    const withSecret = await createLocalSandbox().create({ taskId: "argv", secrets: { API_KEY: secret } });
+    try {
+      const sleeper = await withSecret.spawn(["sleep", "1000"]);
+      await expect.poll(() => isProcessAlive("/opt/opencode/bin/opencode")).toBe(true);
+      expect(isProcessAlive(secret)).toBe(false);
+      expect((await withSecret.exec(["sh", "-c", 'printf %s "$API_KEY"'])).stdout).toBe(secret);
+      await sleeper.kill();
+    } finally {
+      await withSecret.destroy();
+    }
+  });
+
+  it("refuses host paths that escape the workspace, including through symlinks", async () => {
+    const outside = await mkdtemp(join(tmpdir(), "ra-outside-"));
+    try {
+      await writeFile(join(outside, "secret.txt"), canary);
+      await expectCode(session.readFile("../../etc/passwd"), ErrorCode.UNSAFE_PATH);
+      await expectCode(session.readFile("/etc/passwd"), ErrorCode.UNSAFE_PATH);
+      await expectCode(session.writeFile("/workspace/../escape.txt", "x"), ErrorCode.UNSAFE_PATH);
+      // Links made inside the sandbox: an absolute target is a sandbox path, so it cannot reach host files.
+      await session.exec(["ln", "-s", join(outside, "secret.txt"), "host-link"]);
+      await session.exec(["ln", "-s", "../../..", "up-link"]);
+      await session.exec(["ln", "-s", "/scratch", "scratch-link"]);
+      await expectCode(session.readFile("host-link"), ErrorCode.UNSAFE_PATH);
+      await expectCode(session.readFile(`up-link${outside}/secret.txt`), ErrorCode.UNSAFE_PATH);
+      await expectCode(session.writeFile("host-link", "overwritten"), ErrorCode.UNSAFE_PATH);
+      await expectCode(session.getArchive("up-link"), ErrorCode.UNSAFE_PATH);
+      expect(readFileSync(join(outside, "secret.txt"), "utf8")).toBe(canary);
+      // A link that stays inside is followed the way the sandbox sees it.
+      await session.writeFile("/scratch/note.txt", "inside");
+      expect(Buffer.from(await session.readFile("scratch-link/note.txt")).toString()).toBe("inside");
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("local sandbox: options and leftovers", () => {
+  it("rejects without bubblewrap unless isolation is 'none', before creating anything", async () => {
+    const before = await sessionFolders();
+    await expectCode(createLocalSandbox({ bubblewrapPath: "/nonexistent/bwrap" }).create({ taskId: "t" }), ErrorCode.ISOLATION_UNAVAILABLE);
+    await expectCode(createLocalSandbox({ bubblewrapPath: "/nonexistent/bwrap" }).validate!(), ErrorCode.ISOLATION_UNAVAILABLE);
+    expect(await sessionFolders()).toEqual(before);
+    const unisolated = await createLocalSandbox({ isolation: "none", bubblewrapPath: "/nonexistent/bwrap" }).create({ taskId: "t" });
+    expect(unisolated.isolated).toBe(false);
+    await unisolated.destroy();
+  });
+
+  it("rejects limits and network policies it cannot enforce, and bad options, with typed errors", async () => {
+    const provider = createLocalSandbox();
+    await expectCode(provider.create({ taskId: "t", resources: { memoryMiB: 512 } }), ErrorCode.CAPABILITY_UNSUPPORTED);
+    await expectCode(provider.create({ taskId: "t", network: { mode: "none" } }), ErrorCode.CAPABILITY_UNSUPPORTED);
+    await expectCode(provider.create({ taskId: "" }), ErrorCode.INVALID_OPTIONS);
+    await expectCode(provider.create({ taskId: "t", env: { "BAD NAME": "x" } }), ErrorCode.INVALID_OPTIONS);
+    await expectCode(createLocalSandbox({ opencodeBinary: "/nonexistent/opencode" }).create({ taskId: "t" }), ErrorCode.INVALID_OPTIONS);
+    expect(() => createLocalSandbox({ isolation: "sometimes" as "none" })).toThrow(RunningAgentError);
+    const ignoring = await createLocalSandbox({ unenforcedResources: "ignore" }).create({ taskId: "t", resources: { memoryMiB: 512 }, network: { mode: "open" } });
+    await ignoring.destroy();
+  });
+
+  it("an exec command cannot be a shell string smuggled as one argument into a shell", async () => {
+    await using session = await createLocalSandbox().create({ taskId: "argv" });
+    const result = await session.exec(["echo", "$(id); rm -rf /workspace"]);
+    expect(result.stdout).toBe("$(id); rm -rf /workspace\n");
+    await expectCode(session.exec([]), ErrorCode.INVALID_OPTIONS);
+  });
+
+  it("stops everything when the session's time limit passes", async () => {
+    await using session = await createLocalSandbox().create({ taskId: "lifetime", timeoutMs: 1_000 });
+    await expectCode(session.exec(["sleep", "1000"]), ErrorCode.SANDBOX_TERMINATED);
+    await expectCode(session.exec(["true"]), ErrorCode.SANDBOX_TERMINATED);
+  });
+
+  it("leaves no process and no temp folder after destroy, also for a process that detached itself", async () => {
+    const marker = `1000.${Date.now() % 1e9}`;
+    for (const isolation of ["bubblewrap", "none"] as const) {
+      const session = await createLocalSandbox({ isolation }).create({ taskId: "leftovers" });
+      const folder = join(tmpdir(), session.id);
+      expect((await stat(folder)).isDirectory()).toBe(true);
+      await session.spawn(["sh", "-c", `sleep ${marker} & wait`]);
+      await expect.poll(() => isProcessAlive(marker)).toBe(true);
+      await session.destroy();
+      expect(isProcessAlive(marker)).toBe(false);
+      await expect(stat(folder)).rejects.toThrow();
+    }
+  });
+
+  it.each(["bubblewrap", "none"] as const)("with isolation %s, a process that started its own session (setsid) still dies with the sandbox", async (isolation) => {
+    const marker = `1000.${(Date.now() % 1e8) + (isolation === "none" ? 1 : 2)}`;
+    const session = await createLocalSandbox({ isolation }).create({ taskId: "setsid" });
+    await session.spawn(["sh", "-c", `setsid -f sleep ${marker}; exec sleep 1000`]);
+    await expect.poll(() => isProcessAlive(marker)).toBe(true);
+    await session.destroy();
+    expect(isProcessAlive(marker)).toBe(false);
+  });
+
+  it("reapOrphans removes folders whose owner process is gone and keeps live ones", async () => {
+    const provider = createLocalSandbox({ isolation: "none" });
+    const live = await provider.create({ taskId: "live" });
+    // A folder that looks like a crashed session: an owner file naming a pid that does not exist.
+    const crashed = await mkdtemp(join(tmpdir(), "running-agent-"));
+    await writeFile(join(crashed, "placeholder"), "x");
+    await mkdir(join(crashed, "system"));
+    await writeFile(join(crashed, "system", "owner.json"), JSON.stringify({ pid: 2 ** 22 + 1, createdAt: new Date(0).toISOString() }));
+    expect(await provider.reapOrphans!()).toBeGreaterThanOrEqual(1);
+    await expect(stat(crashed)).rejects.toThrow();
+    expect((await stat(join(tmpdir(), live.id))).isDirectory()).toBe(true);
+    await live.destroy();
+  });
+});
