@@ -1,0 +1,247 @@
+import { randomInt } from "node:crypto";
+import {
+  abortedError,
+  agentError,
+  ErrorCode,
+  SANDBOX_SPEC_VERSION,
+  type SandboxCreateOptions,
+  type SandboxProvider,
+  type SandboxSession,
+  type SandboxSnapshotCapability,
+} from "@running-agent/core";
+import { ModalClient, type App, type Image, type Sandbox } from "modal";
+import { modalError } from "./modal-error.js";
+import { ModalSandboxSession } from "./modal-sandbox-session.js";
+import {
+  checkModalSettings,
+  checkNetworkPolicy,
+  CREATED_TAG,
+  DEFAULT_IMAGE,
+  DEFAULT_OPENCODE_PATH,
+  MANAGED_TAG,
+  networkParameters,
+  TASK_TAG,
+  type ModalSandboxSettings,
+} from "./modal-sandbox-settings.js";
+
+const DEFAULT_APP = "running-agent";
+const DEFAULT_TIMEOUT_MS = 3600_000;
+
+/**
+ * Sandboxes on Modal through Modal's official JavaScript SDK (`modal`). The factory checks the
+ * settings and does no I/O; the client, app and image are made on first use and reused.
+ */
+export function createModalSandbox(settings: ModalSandboxSettings = {}): ModalSandboxProvider {
+  checkModalSettings(settings);
+  return new ModalSandboxProvider(settings);
+}
+
+/** The provider {@link createModalSandbox} returns. */
+export class ModalSandboxProvider implements SandboxProvider {
+  readonly specificationVersion = SANDBOX_SPEC_VERSION;
+  readonly providerId = "modal";
+  readonly opencodeBinary: string;
+  /** Filesystem snapshots: the returned id is a Modal image id, usable as `image: { imageId }`. */
+  readonly snapshots: SandboxSnapshotCapability = {
+    snapshot: async (session) => {
+      if (!(session instanceof ModalSandboxSession)) throw agentError(ErrorCode.INVALID_OPTIONS, "This snapshot capability takes sessions of the Modal provider only.");
+      try {
+        const image = await session.modalSandbox.snapshotFilesystem();
+        return image.imageId;
+      } catch (error) {
+        throw modalError(error, ErrorCode.SANDBOX_CREATE_FAILED, "snapshot the sandbox's filesystem");
+      }
+    },
+  };
+  private client: ModalClient | undefined;
+  private app: Promise<App> | undefined;
+  private image: Promise<Image> | undefined;
+
+  constructor(private readonly settings: ModalSandboxSettings) {
+    this.opencodeBinary = settings.opencodeBinary ?? DEFAULT_OPENCODE_PATH;
+  }
+
+  async validate(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    await this.resolveApp();
+  }
+
+  async create(options: SandboxCreateOptions): Promise<SandboxSession> {
+    if (!options || typeof options.taskId !== "string" || options.taskId.length === 0) throw agentError(ErrorCode.INVALID_OPTIONS, "create() needs a taskId.");
+    if (options.network) checkNetworkPolicy(options.network);
+    const signal = options.signal;
+    if (signal?.aborted) throw abortedError(signal);
+    const client = this.modalClient();
+    const [app, image] = await abortable(Promise.all([this.resolveApp(), this.resolveImage()]), signal);
+    const secrets = options.secrets && Object.keys(options.secrets).length > 0 ? [await client.secrets.fromObject(options.secrets)] : [];
+    const workdir = this.settings.workdir ?? "/workspace";
+    const scratchDir = this.settings.scratchDir ?? "/tmp/running-agent";
+    const ports = this.settings.ports ?? randomPorts(2);
+    const timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.settings.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const cpu = options.resources?.cpu ?? this.settings.cpu;
+    const memoryMiB = options.resources?.memoryMiB ?? this.settings.memoryMiB;
+    if (options.resources?.pids !== undefined) {
+      throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, "Modal sandboxes take no process limit (resources.pids).");
+    }
+    const tags = {
+      ...this.settings.tags,
+      ...options.labels,
+      [MANAGED_TAG]: "true",
+      [TASK_TAG]: options.taskId,
+      [CREATED_TAG]: String(Date.now()),
+    };
+    const creation = client.sandboxes.create(app, image, {
+      workdir,
+      ...(cpu !== undefined ? { cpu } : {}),
+      ...(memoryMiB !== undefined ? { memoryMiB: Math.ceil(memoryMiB) } : {}),
+      timeoutMs: wholeSeconds(timeoutMs),
+      ...(this.settings.idleTimeoutMs !== undefined ? { idleTimeoutMs: wholeSeconds(this.settings.idleTimeoutMs) } : {}),
+      ...networkParameters(options.network ?? this.settings.network),
+      ...(options.env && Object.keys(options.env).length > 0 ? { env: options.env } : {}),
+      secrets,
+      encryptedPorts: ports,
+      tags,
+    });
+    let sandbox: Sandbox;
+    try {
+      sandbox = await abortable(creation, signal);
+    } catch (error) {
+      // A create that finishes after an abort must not leave a sandbox behind.
+      void creation.then((late) => late.terminate().catch(() => undefined), () => undefined);
+      throw signal?.aborted ? abortedError(signal) : modalError(error, ErrorCode.SANDBOX_CREATE_FAILED, "create a sandbox");
+    }
+    const session = new ModalSandboxSession(sandbox, { workdir, scratchDir, ports, tunnelTimeoutMs: this.settings.tunnelTimeoutMs ?? 50_000 });
+    try {
+      const prepared = await abortable(session.exec(["mkdir", "-p", workdir, `${scratchDir}/.exec`], { cwd: "/" }), signal);
+      if (prepared.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not prepare the sandbox's folders: ${prepared.stderr.trim()}`);
+    } catch (error) {
+      await session.destroy();
+      throw signal?.aborted ? abortedError(signal) : modalError(error, ErrorCode.SANDBOX_CREATE_FAILED, "prepare the sandbox");
+    }
+    return session;
+  }
+
+  async reapOrphans(options: { olderThanMs?: number } = {}): Promise<number> {
+    const client = this.modalClient();
+    const app = await this.resolveApp();
+    let removed = 0;
+    try {
+      for await (const sandbox of client.sandboxes.list({ appId: app.appId, tags: { [MANAGED_TAG]: "true" } })) {
+        if (options.olderThanMs !== undefined) {
+          const tags = await sandbox.getTags();
+          const createdAt = Number(tags[CREATED_TAG]);
+          if (Number.isFinite(createdAt) && Date.now() - createdAt < options.olderThanMs) continue;
+        }
+        await sandbox.terminate();
+        sandbox.detach();
+        removed += 1;
+      }
+    } catch (error) {
+      throw modalError(error, ErrorCode.SANDBOX_UNAVAILABLE, "list and terminate leftover sandboxes");
+    }
+    return removed;
+  }
+
+  /** The SDK client, made once. */
+  modalClient(): ModalClient {
+    if (this.settings.client) return this.settings.client;
+    if (this.client) return this.client;
+    const tokenId = this.settings.tokenId ?? process.env.MODAL_TOKEN_ID;
+    const tokenSecret = this.settings.tokenSecret ?? process.env.MODAL_TOKEN_SECRET;
+    if (!tokenId || !tokenSecret) {
+      throw agentError(ErrorCode.AUTH_FAILED, "No Modal token: set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, or pass tokenId and tokenSecret to createModalSandbox.", {
+        details: { reason: "missing" },
+      });
+    }
+    // The SDK takes its server address only from MODAL_SERVER_URL (or the profile), read while the
+    // client is constructed; the constructor is synchronous, so the change is never seen elsewhere.
+    const previous = process.env.MODAL_SERVER_URL;
+    if (this.settings.serverUrl) process.env.MODAL_SERVER_URL = this.settings.serverUrl;
+    try {
+      this.client = new ModalClient({ tokenId, tokenSecret, ...(this.settings.environment ? { environment: this.settings.environment } : {}) });
+    } catch (error) {
+      throw modalError(error, ErrorCode.INVALID_OPTIONS, "set up the Modal client");
+    } finally {
+      if (this.settings.serverUrl) {
+        if (previous === undefined) delete process.env.MODAL_SERVER_URL;
+        else process.env.MODAL_SERVER_URL = previous;
+      }
+    }
+    return this.client;
+  }
+
+  private resolveApp(): Promise<App> {
+    const client = this.modalClient();
+    const setting = this.settings.app ?? DEFAULT_APP;
+    const name = typeof setting === "string" ? setting : setting.name;
+    const createIfMissing = typeof setting === "string" ? true : setting.createIfMissing !== false;
+    this.app ??= client.apps.fromName(name, { createIfMissing }).catch((error: unknown) => {
+      this.app = undefined;
+      if (error instanceof Error && error.name === "NotFoundError") {
+        throw agentError(ErrorCode.SANDBOX_UNAVAILABLE, `The Modal app ${JSON.stringify(name)} does not exist; deploy it or allow createIfMissing.`, {
+          cause: error,
+          details: { reason: "app-not-found", app: name },
+        });
+      }
+      throw modalError(error, ErrorCode.SANDBOX_UNAVAILABLE, `look up the app ${JSON.stringify(name)}`);
+    });
+    return this.app;
+  }
+
+  /** The image, built (or looked up) once per provider and then reused by id. */
+  private resolveImage(): Promise<Image> {
+    this.image ??= (async () => {
+      const client = this.modalClient();
+      const source = this.settings.image ?? DEFAULT_IMAGE;
+      if ("imageId" in source) {
+        try {
+          return await client.images.fromId(source.imageId);
+        } catch (error) {
+          if (error instanceof Error && error.name === "NotFoundError") {
+            throw agentError(ErrorCode.SANDBOX_IMAGE_NOT_FOUND, `Modal has no image ${source.imageId}.`, { cause: error, details: { imageId: source.imageId } });
+          }
+          throw modalError(error, ErrorCode.SANDBOX_IMAGE_NOT_FOUND, `look up the image ${source.imageId}`);
+        }
+      }
+      const app = await this.resolveApp();
+      const image = client.images.fromRegistry(source.registryTag).dockerfileCommands([...(source.dockerfileCommands ?? [])]);
+      try {
+        return await image.build(app);
+      } catch (error) {
+        throw modalError(error, ErrorCode.SANDBOX_IMAGE_BUILD_FAILED, `build the image from ${source.registryTag}`);
+      }
+    })().catch((error: unknown) => {
+      this.image = undefined;
+      throw error;
+    });
+    return this.image;
+  }
+}
+
+function wholeSeconds(milliseconds: number): number {
+  return Math.max(1, Math.ceil(milliseconds / 1000)) * 1000;
+}
+
+/** Distinct random high ports: each Modal sandbox has its own network, so these only matter where sandboxes share one. */
+function randomPorts(count: number): number[] {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(randomInt(20_000, 60_000));
+  return [...ports];
+}
+
+async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) throw abortedError(signal);
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        onAbort = () => reject(abortedError(signal));
+        signal.addEventListener("abort", onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  }
+}

@@ -1,0 +1,310 @@
+import { randomUUID } from "node:crypto";
+import { posix } from "node:path";
+import {
+  abortedError,
+  agentError,
+  ErrorCode,
+  RunningAgentError,
+  type ExposedPort,
+  type SandboxExecOptions,
+  type SandboxExecResult,
+  type SandboxProcess,
+  type SandboxSession,
+  type SandboxSpawnOptions,
+} from "@running-agent/core";
+import type { ContainerProcess, Sandbox } from "modal";
+import { modalError } from "./modal-error.js";
+
+/** What a session needs to know besides the SDK's sandbox. */
+export interface ModalSessionLayout {
+  workdir: string;
+  scratchDir: string;
+  ports: number[];
+  tunnelTimeoutMs: number;
+}
+
+/**
+ * Each command runs in a session of its own whose id is written to a file, so that a later exec
+ * can kill the whole tree: the SDK has no call to stop a running exec. `setsid -w` waits for the
+ * command and passes its exit status on. Arguments travel as positional parameters, never as shell
+ * text.
+ */
+const TRACKED_COMMAND = 'mkdir -p -- "${0%/*}" && echo $$ > "$0" && exec "$@"';
+const KILL_COMMAND = 'if [ -f "$0" ]; then kill -KILL -- "-$(cat "$0")" 2>/dev/null; rm -f "$0"; fi; true';
+
+/** One Modal sandbox seen through the sandbox spec. */
+export class ModalSandboxSession implements SandboxSession {
+  readonly id: string;
+  readonly workdir: string;
+  readonly scratchDir: string;
+  readonly isolated = true;
+  private destroyed = false;
+  private destroying: Promise<void> | undefined;
+  private nextPort = 0;
+  private readonly running = new Set<string>();
+
+  constructor(
+    private readonly sandbox: Sandbox,
+    private readonly layout: ModalSessionLayout,
+  ) {
+    this.id = sandbox.sandboxId;
+    this.workdir = layout.workdir;
+    this.scratchDir = layout.scratchDir;
+  }
+
+  /** The SDK's sandbox, for Modal features the spec does not cover. */
+  get modalSandbox(): Sandbox {
+    return this.sandbox;
+  }
+
+  async exec(command: string[], options: SandboxExecOptions = {}): Promise<SandboxExecResult> {
+    this.checkOpen("run a command");
+    checkCommand(command);
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    const started = await this.start(command, options);
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    const pumps = Promise.all([
+      pump(started.process.stdout, (chunk) => {
+        stdout.push(chunk);
+        options.onStdout?.(chunk);
+      }),
+      pump(started.process.stderr, (chunk) => {
+        stderr.push(chunk);
+        options.onStderr?.(chunk);
+      }),
+    ]);
+    let stopReason: RunningAgentError | undefined;
+    let rejectStopped!: (reason: RunningAgentError) => void;
+    const stopped = new Promise<never>((_, reject) => (rejectStopped = reject));
+    stopped.catch(() => undefined);
+    const stop = (reason: RunningAgentError) => {
+      if (stopReason) return;
+      stopReason = reason;
+      rejectStopped(reason);
+      void this.killTracked(started.pidFile);
+    };
+    const timer =
+      options.timeoutMs !== undefined
+        ? setTimeout(
+            () => stop(agentError(ErrorCode.SANDBOX_EXEC_TIMEOUT, `The command ${JSON.stringify(command[0])} did not finish within ${options.timeoutMs} ms.`, { details: { timeoutMs: options.timeoutMs } })),
+            options.timeoutMs,
+          )
+        : undefined;
+    const onAbort = () => stop(abortedError(options.signal));
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const exitCode = await Promise.race([started.process.wait(), stopped]);
+      await pumps;
+      if (stopReason) throw stopReason;
+      if (exitCode >= 128) await this.checkAlive(`run ${JSON.stringify(command[0])}`);
+      return { exitCode, stdout: decode(stdout), stderr: decode(stderr) };
+    } catch (error) {
+      if (stopReason) throw stopReason;
+      await this.checkAlive(`run ${JSON.stringify(command[0])}`);
+      throw modalError(error, ErrorCode.SANDBOX_EXEC_FAILED, `run ${JSON.stringify(command[0])}`);
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      this.running.delete(started.pidFile);
+    }
+  }
+
+  async spawn(command: string[], options: SandboxSpawnOptions = {}): Promise<SandboxProcess> {
+    this.checkOpen("start a process");
+    checkCommand(command);
+    const started = await this.start(command, options);
+    const pumps = Promise.all([pump(started.process.stdout, (chunk) => options.onStdout?.(chunk)), pump(started.process.stderr, (chunk) => options.onStderr?.(chunk))]);
+    let killed = false;
+    const exited = (async () => {
+      try {
+        const code = await started.process.wait();
+        await pumps.catch(() => undefined);
+        return killed || code >= 128 ? null : code;
+      } catch {
+        return null;
+      } finally {
+        this.running.delete(started.pidFile);
+      }
+    })();
+    return {
+      exited,
+      kill: async () => {
+        if (killed) return;
+        killed = true;
+        if (!this.destroyed) await this.killTracked(started.pidFile).catch(() => undefined);
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+      },
+    };
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    const target = this.resolve(path);
+    const result = await this.execBytes(["cat", "--", target]);
+    if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot read ${target} in the sandbox: ${result.stderr.trim()}`, { details: { path: target } });
+    return result.stdout;
+  }
+
+  async writeFile(path: string, content: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+    const target = this.resolve(path);
+    const mode = (options.mode ?? 0o644).toString(8);
+    const result = await this.execBytes(["sh", "-c", 'mkdir -p -- "$(dirname -- "$0")" && cat > "$0" && chmod "$1" -- "$0"', target, mode], toBytes(content));
+    if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot write ${target} in the sandbox: ${result.stderr.trim()}`, { details: { path: target } });
+  }
+
+  async putArchive(directory: string, tar: Uint8Array): Promise<void> {
+    const target = this.resolve(directory);
+    const result = await this.execBytes(["sh", "-c", 'mkdir -p -- "$0" && tar -x -f - -C "$0" --no-same-owner', target], tar);
+    if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot unpack an archive into ${target}: ${result.stderr.trim()}`, { details: { path: target } });
+  }
+
+  async getArchive(directory: string): Promise<Uint8Array> {
+    const target = this.resolve(directory);
+    // Entries are named relative to the folder, without a leading "./"; links stay links.
+    const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && find . -mindepth 1 -printf "%P\\0" | tar -c -f - --null --no-recursion -T -', target]);
+    if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${target}: ${result.stderr.trim()}`, { details: { path: target } });
+    return result.stdout;
+  }
+
+  async allocatePort(): Promise<number> {
+    this.checkOpen("allocate a port");
+    const port = this.layout.ports[this.nextPort];
+    if (port === undefined) {
+      throw agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, `All ${this.layout.ports.length} ports declared for Modal tunnels are in use; declare more with the \`ports\` setting.`);
+    }
+    this.nextPort += 1;
+    return port;
+  }
+
+  async exposePort(port: number): Promise<ExposedPort> {
+    this.checkOpen("expose a port");
+    if (!this.layout.ports.includes(port)) {
+      throw agentError(
+        ErrorCode.SANDBOX_PORT_UNAVAILABLE,
+        `Port ${port} was not declared when the Modal sandbox was created (Modal opens tunnels only for ports declared then). Use allocatePort() or the \`ports\` setting.`,
+        { details: { port, declared: this.layout.ports } },
+      );
+    }
+    let tunnels;
+    try {
+      tunnels = await this.sandbox.tunnels(this.layout.tunnelTimeoutMs);
+    } catch (error) {
+      await this.checkAlive("open a tunnel");
+      throw modalError(error, ErrorCode.SANDBOX_PORT_UNAVAILABLE, `open a tunnel to port ${port}`);
+    }
+    const tunnel = tunnels[port];
+    if (!tunnel) throw agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, `Modal reported no tunnel for port ${port}.`, { details: { port } });
+    // A loopback tunnel comes from a development server, which speaks plain HTTP (the SDK makes the
+    // same distinction for its own connections); Modal's own tunnels are HTTPS.
+    const loopback = tunnel.host === "127.0.0.1" || tunnel.host === "localhost" || tunnel.host === "::1";
+    return { url: loopback ? `http://${tunnel.host}:${tunnel.port}` : tunnel.url };
+  }
+
+  async destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      this.destroyed = true;
+      try {
+        await this.sandbox.terminate();
+      } catch {
+        // Already gone (terminated, timed out, or never fully started): nothing is left to stop.
+      }
+      this.sandbox.detach();
+    })();
+    return this.destroying;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.destroy();
+  }
+
+  /** Runs a command to its end with stdin bytes, returning raw stdout (file transfer). */
+  private async execBytes(command: string[], stdin?: Uint8Array): Promise<{ exitCode: number; stdout: Uint8Array; stderr: string }> {
+    this.checkOpen("transfer files");
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    const result = await this.exec(command, {
+      ...(stdin ? { stdin } : {}),
+      onStdout: (chunk) => stdout.push(chunk),
+      onStderr: (chunk) => stderr.push(chunk),
+    });
+    return { exitCode: result.exitCode, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString("utf8") };
+  }
+
+  private async start(command: string[], options: SandboxExecOptions | SandboxSpawnOptions): Promise<{ process: ContainerProcess<Uint8Array>; pidFile: string }> {
+    const pidFile = posix.join(this.scratchDir, ".exec", `${randomUUID()}.pid`);
+    const stdin = "stdin" in options && options.stdin !== undefined ? toBytes(options.stdin) : undefined;
+    let process: ContainerProcess<Uint8Array>;
+    try {
+      process = await this.sandbox.exec(["setsid", "-w", "sh", "-c", TRACKED_COMMAND, pidFile, ...command], {
+        mode: "binary",
+        workdir: this.resolve(options.cwd ?? this.workdir),
+        ...(options.env && Object.keys(options.env).length > 0 ? { env: options.env } : {}),
+      });
+    } catch (error) {
+      await this.checkAlive(`start ${JSON.stringify(command[0])}`);
+      throw modalError(error, ErrorCode.SANDBOX_EXEC_FAILED, `start ${JSON.stringify(command[0])}`);
+    }
+    this.running.add(pidFile);
+    try {
+      const writer = process.stdin.getWriter();
+      if (stdin && stdin.length > 0) await writer.write(stdin);
+      await writer.close();
+    } catch (error) {
+      await this.checkAlive(`write to ${JSON.stringify(command[0])}`);
+      throw modalError(error, ErrorCode.SANDBOX_EXEC_FAILED, `write to the stdin of ${JSON.stringify(command[0])}`);
+    }
+    return { process, pidFile };
+  }
+
+  private async killTracked(pidFile: string): Promise<void> {
+    try {
+      const killer = await this.sandbox.exec(["sh", "-c", KILL_COMMAND, pidFile], { mode: "binary" });
+      await killer.stdin.close();
+      await killer.wait();
+    } catch {
+      // The sandbox is gone, and the command with it.
+    }
+  }
+
+  /** Throws SANDBOX_TERMINATED when the sandbox has ended under us (died, timed out, terminated by someone else). */
+  private async checkAlive(what: string): Promise<void> {
+    if (this.destroyed) throw agentError(ErrorCode.SANDBOX_DESTROYED, `The sandbox was destroyed; cannot ${what}.`);
+    let exitCode: number | null;
+    try {
+      exitCode = await this.sandbox.poll();
+    } catch {
+      return;
+    }
+    if (exitCode !== null) {
+      throw agentError(ErrorCode.SANDBOX_TERMINATED, `The Modal sandbox ${this.id} ended (exit code ${exitCode}) while trying to ${what}.`, { details: { sandboxId: this.id, exitCode } });
+    }
+  }
+
+  private checkOpen(what: string): void {
+    if (this.destroyed) throw agentError(ErrorCode.SANDBOX_DESTROYED, `The sandbox ${this.id} was destroyed; cannot ${what}.`);
+  }
+
+  private resolve(path: string): string {
+    return posix.resolve(this.workdir, path);
+  }
+}
+
+function checkCommand(command: string[]): void {
+  if (!Array.isArray(command) || command.length === 0 || command.some((part) => typeof part !== "string")) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, "A sandbox command is a non-empty array of strings.");
+  }
+}
+
+async function pump(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void): Promise<void> {
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    if (chunk.length > 0) onChunk(chunk);
+  }
+}
+
+function toBytes(content: string | Uint8Array): Uint8Array {
+  return typeof content === "string" ? Buffer.from(content, "utf8") : content;
+}
+
+function decode(chunks: Uint8Array[]): string {
+  return Buffer.concat(chunks).toString("utf8");
+}
