@@ -12,6 +12,8 @@ export interface GitHttpServerOptions {
   token?: string;
   /** When set (with a token), the Basic-auth user name must match too. */
   username?: string;
+  /** Called as each request arrives (before it is answered), e.g. to abort a client mid-transfer. */
+  onRequest?: (request: GitHttpRequestRecord) => void;
 }
 
 /** One request the server saw. Never holds the credentials themselves. */
@@ -67,6 +69,7 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
       status: 0,
     };
     requests.push(record);
+    options.onRequest?.(record);
     if (!authorized) {
       record.status = 401;
       response.writeHead(401, { "www-authenticate": 'Basic realm="git"', "content-type": "text/plain" });

@@ -1,0 +1,95 @@
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { runGit } from "./git-command.js";
+
+/** A file in a {@link createTestRepository} tree: text, bytes, an executable, or a symlink. */
+export type TestFile = string | Uint8Array | { content: string | Uint8Array; executable: true } | { symlink: string };
+
+/** Options for {@link createTestRepository}. */
+export interface TestRepositoryOptions {
+  files?: Record<string, TestFile>;
+  /** Default branch. Default `main`. */
+  branch?: string;
+  /** Also make a bare copy, as a server would hold it. */
+  bare?: boolean;
+  /** Commits to make before the one with `files` (for history depth). Default 0. */
+  earlierCommits?: number;
+}
+
+/** A repository made for a test, removed by `cleanup`. */
+export interface TestRepository extends AsyncDisposable {
+  /** The folder holding everything: `work/` and, with `bare`, `repo.git`. */
+  root: string;
+  /** The repository with a working tree. */
+  workPath: string;
+  /** The bare copy, when asked for. */
+  barePath: string;
+  /** The branch's commit. */
+  commit: string;
+  cleanup(): Promise<void>;
+}
+
+/** The identity test commits are made with. */
+export const TEST_IDENTITY = { name: "Fixture Author", email: "fixture@example.test" };
+
+/** Runs git in a repository as the fixture identity. For tests. */
+export async function gitIn(dir: string, args: string[], input?: string): Promise<string> {
+  const { stdout } = await runGit(args, {
+    cwd: dir,
+    ...(input !== undefined ? { input } : {}),
+    env: {
+      GIT_AUTHOR_NAME: TEST_IDENTITY.name,
+      GIT_AUTHOR_EMAIL: TEST_IDENTITY.email,
+      GIT_COMMITTER_NAME: TEST_IDENTITY.name,
+      GIT_COMMITTER_EMAIL: TEST_IDENTITY.email,
+    },
+  });
+  return stdout.toString("utf8");
+}
+
+/** Writes files into a folder (creating parents); symlinks as links. */
+export async function writeTestFiles(dir: string, files: Record<string, TestFile>): Promise<void> {
+  for (const [path, file] of Object.entries(files)) {
+    const hostPath = join(dir, path);
+    await mkdir(dirname(hostPath), { recursive: true });
+    await rm(hostPath, { force: true, recursive: true });
+    if (typeof file === "object" && "symlink" in file) {
+      await symlink(file.symlink, hostPath);
+    } else if (typeof file === "object" && "executable" in file) {
+      await writeFile(hostPath, file.content);
+      await chmod(hostPath, 0o755);
+    } else {
+      await writeFile(hostPath, file);
+      await chmod(hostPath, 0o644);
+    }
+  }
+}
+
+/** Makes a git repository with the given files committed on one branch (and a bare copy). For tests. */
+export async function createTestRepository(options: TestRepositoryOptions = {}): Promise<TestRepository> {
+  const root = await mkdtemp(join(tmpdir(), "running-agent-git-test-"));
+  const workPath = join(root, "work");
+  const barePath = join(root, "repo.git");
+  const branch = options.branch ?? "main";
+  try {
+    await mkdir(workPath);
+    await gitIn(workPath, ["init", "--quiet", `--initial-branch=${branch}`]);
+    for (let index = 0; index < (options.earlierCommits ?? 0); index++) {
+      await writeTestFiles(workPath, { "HISTORY.md": `commit ${index}\n` });
+      await gitIn(workPath, ["add", "--all"]);
+      await gitIn(workPath, ["commit", "--quiet", "-m", `Earlier commit ${index}`]);
+    }
+    await writeTestFiles(workPath, options.files ?? { "README.md": "# Fixture\n" });
+    // Everything given is committed, even what the fixture's own .gitignore ignores.
+    await gitIn(workPath, ["add", "--all", "--force"]);
+    await gitIn(workPath, ["commit", "--quiet", "--allow-empty", "-m", "Fixture commit"]);
+    if (options.bare) await gitIn(root, ["clone", "--quiet", "--bare", "--no-hardlinks", "--", workPath, barePath]);
+    const commit = (await gitIn(workPath, ["rev-parse", "HEAD"])).trim();
+    const cleanup = () => rm(root, { recursive: true, force: true });
+    return { root, workPath, barePath, commit, cleanup, [Symbol.asyncDispose]: cleanup };
+  } catch (error) {
+    await rm(root, { recursive: true, force: true });
+    throw error;
+  }
+}
