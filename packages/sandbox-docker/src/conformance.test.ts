@@ -1,0 +1,20 @@
+import { testSandboxProvider } from "@running-agent/core/testing";
+import { afterAll } from "vitest";
+import { createDockerSandbox } from "./create-docker-sandbox.js";
+import { expectNoContainers, isHostProcessAlive, TEST_RUN_LABEL } from "./test-engine.js";
+import { randomUUID } from "node:crypto";
+
+// The whole spec against a real engine, with host networking (the port test's server listens on
+// the host's loopback). Processes are checked from the host: a local engine's containers are
+// processes of this kernel.
+const run = randomUUID();
+
+testSandboxProvider({
+  name: "docker (host network)",
+  createProvider: () => createDockerSandbox({ network: "host", labels: { [TEST_RUN_LABEL]: run } }),
+  isProcessAlive: isHostProcessAlive,
+});
+
+afterAll(async () => {
+  await expectNoContainers(run);
+});

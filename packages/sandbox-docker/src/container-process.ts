@@ -1,0 +1,200 @@
+import type { Duplex } from "node:stream";
+import { Writable } from "node:stream";
+import type Dockerode from "dockerode";
+import { isGone } from "./engine-error.js";
+
+/** Output kept per stream before it is cut (the callbacks still see everything). */
+export const OUTPUT_CAP_BYTES = 16 * 1024 * 1024;
+
+/** Folder inside every container for the pid files of running commands (outside workdir and scratchDir). */
+export const CONTROL_DIR = "/run/running-agent";
+
+/**
+ * Wraps a command so that its pid is written to a file first: Docker's exec API has no kill, so a
+ * stop is done from a second exec that reads that pid and kills the tree under it. The command's
+ * argument vector is passed as `"$@"`: no shell string is ever built from it. The file is removed
+ * when the command ends, so a stale pid is never killed.
+ */
+const PID_WRAPPER = 'echo $$ > "$0" || exit 125; "$@"; status=$?; rm -f "$0"; exit $status';
+
+/**
+ * Kills a process and all its descendants: stop each first so that none forks or is reparented
+ * while the tree is walked, then SIGKILL. Uses /proc only (no procps in minimal images).
+ */
+const KILL_TREE = [
+  'pid=$(cat "$0" 2>/dev/null) || exit 0',
+  'kill_tree() { kill -STOP "$1" 2>/dev/null; for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do kill_tree "$child"; done; kill -KILL "$1" 2>/dev/null; }',
+  'kill_tree "$pid"',
+].join("\n");
+
+/** How a command in a container ended. `exitCode` is null when the Engine could no longer tell (exec or container gone). */
+export interface ContainerProcessOutcome {
+  exitCode: number | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  truncated: boolean;
+}
+
+/** What to run. */
+export interface ContainerProcessOptions {
+  command: string[];
+  cwd: string;
+  env: Record<string, string>;
+  stdin?: string | Uint8Array;
+  onStdout?: (chunk: Uint8Array) => void;
+  onStderr?: (chunk: Uint8Array) => void;
+  /** Unique name of this process, for its pid file in {@link CONTROL_DIR}. */
+  name: string;
+  /** A pid file path instead (for commands run before the control folder exists). */
+  pidFile?: string;
+}
+
+/** A started command: its outcome, and a way to kill it with everything it started. */
+export interface ContainerProcess {
+  readonly outcome: Promise<ContainerProcessOutcome>;
+  /** Kills the process tree; resolves when the output stream has ended (or the Engine gave up on it). */
+  kill(): Promise<void>;
+}
+
+/** Starts a command through the Engine's exec API with stdout and stderr kept apart. */
+export async function startContainerProcess(container: Dockerode.Container, options: ContainerProcessOptions): Promise<ContainerProcess> {
+  const pidFile = options.pidFile ?? `${CONTROL_DIR}/${options.name}.pid`;
+  const hasStdin = options.stdin !== undefined;
+  const exec = await container.exec({
+    Cmd: ["/bin/sh", "-c", PID_WRAPPER, pidFile, ...options.command],
+    WorkingDir: options.cwd,
+    Env: Object.entries(options.env).map(([key, value]) => `${key}=${value}`),
+    AttachStdout: true,
+    AttachStderr: true,
+    AttachStdin: hasStdin,
+    Tty: false,
+  });
+  const stream = (await exec.start({ hijack: true, stdin: hasStdin })) as Duplex;
+
+  const stdout = new CappedOutput(options.onStdout);
+  const stderr = new CappedOutput(options.onStderr);
+  const ended = new Promise<void>((resolve) => {
+    let settled = false;
+    const finish = () => {
+      if (!settled) {
+        settled = true;
+        resolve();
+      }
+    };
+    stream.on("end", finish);
+    stream.on("close", finish);
+    stream.on("error", finish);
+  });
+  demultiplex(stream, stdout, stderr);
+
+  if (hasStdin) {
+    const bytes = typeof options.stdin === "string" ? Buffer.from(options.stdin) : Buffer.from(options.stdin as Uint8Array);
+    // Half-closing the hijacked connection closes the command's stdin.
+    stream.end(bytes);
+  }
+
+  const outcome = ended.then(async (): Promise<ContainerProcessOutcome> => {
+    const exitCode = await exitCodeOf(exec);
+    return { exitCode, stdout: stdout.bytes(), stderr: stderr.bytes(), truncated: stdout.truncated || stderr.truncated };
+  });
+
+  let killing: Promise<void> | undefined;
+  const kill = (): Promise<void> => {
+    killing ??= (async () => {
+      // The pid file may not be written yet right after the start: retry until the stream ends.
+      for (let attempt = 0; attempt < 20; attempt++) {
+        await killProcessTree(container, pidFile).catch(() => undefined);
+        const stopped = await Promise.race([ended.then(() => true), delay(250).then(() => false)]);
+        if (stopped) return;
+      }
+      stream.destroy();
+    })();
+    return killing;
+  };
+
+  return { outcome, kill };
+}
+
+async function killProcessTree(container: Dockerode.Container, pidFile: string): Promise<void> {
+  const exec = await container.exec({ Cmd: ["/bin/sh", "-c", KILL_TREE, pidFile], AttachStdout: false, AttachStderr: false });
+  const stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
+  await new Promise<void>((resolve) => {
+    stream.on("end", resolve);
+    stream.on("close", resolve);
+    stream.on("error", () => resolve());
+    stream.resume();
+  });
+}
+
+/** The exit code once the Engine marks the exec finished (it can lag the end of the stream a little). */
+async function exitCodeOf(exec: Dockerode.Exec): Promise<number | null> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      const info = await exec.inspect();
+      if (!info.Running) return typeof info.ExitCode === "number" ? info.ExitCode : null;
+    } catch (error) {
+      if (isGone(error)) return null;
+      throw error;
+    }
+    await delay(attempt < 10 ? 20 : 100);
+  }
+  return null;
+}
+
+/**
+ * Splits Docker's multiplexed stream (8-byte frame headers: stream type, 3 zero bytes, big-endian
+ * length) into stdout and stderr.
+ */
+function demultiplex(stream: Duplex, stdout: CappedOutput, stderr: CappedOutput): void {
+  let pending: Buffer = Buffer.alloc(0);
+  stream.on("data", (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (pending.length >= 8) {
+      const length = pending.readUInt32BE(4);
+      if (pending.length < 8 + length) break;
+      const payload = pending.subarray(8, 8 + length);
+      if (pending[0] === 2) stderr.write(payload);
+      else stdout.write(payload);
+      pending = pending.subarray(8 + length);
+    }
+  });
+}
+
+/** Collects a stream's output up to a cap, passing every chunk to a callback. */
+class CappedOutput extends Writable {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+
+  constructor(private readonly onChunk: ((chunk: Uint8Array) => void) | undefined) {
+    super();
+  }
+
+  override write(chunk: Buffer): boolean {
+    if (this.onChunk) {
+      try {
+        this.onChunk(new Uint8Array(chunk));
+      } catch {
+        // A throwing callback must not break the command's output handling.
+      }
+    }
+    const room = OUTPUT_CAP_BYTES - this.size;
+    if (room <= 0) {
+      this.truncated = true;
+      return true;
+    }
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (kept.length < chunk.length) this.truncated = true;
+    this.chunks.push(Buffer.from(kept));
+    this.size += kept.length;
+    return true;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,438 @@
+import {
+  abortedError,
+  agentError,
+  ErrorCode,
+  RunningAgentError,
+  SANDBOX_SPEC_VERSION,
+  type SandboxCreateOptions,
+  type SandboxProvider,
+  type SandboxResources,
+} from "@running-agent/core";
+import type Dockerode from "dockerode";
+import { CONTROL_DIR, startContainerProcess } from "./container-process.js";
+import { DEFAULT_IMAGE } from "./default-image.js";
+import { describeEndpoint, resolveDockerClient, type DockerConnection } from "./docker-client.js";
+import { checkEnvEntry, DockerSandboxSession, parseOomKillCount } from "./docker-sandbox-session.js";
+import { engineMessage, engineStatus, engineUnavailableError, isEngineUnreachable, isGone } from "./engine-error.js";
+import { hostNetworkPorts, noPorts, publishedPorts, type PortPlan } from "./port-plan.js";
+
+/** Label on every container this package makes. */
+export const MANAGED_LABEL = "running-agent.managed";
+/** Label with the task id. */
+export const TASK_ID_LABEL = "running-agent.task-id";
+/** Label with the creation time (ISO 8601). */
+export const CREATED_AT_LABEL = "running-agent.created-at";
+
+/** The Docker network a sandbox joins. */
+export type DockerNetwork = "none" | "host" | "bridge" | { name: string };
+
+/** Settings of {@link createDockerSandbox}. Every field is optional. */
+export interface DockerSandboxSettings {
+  /** The image every task runs in. Default: {@link DEFAULT_IMAGE} (build it with `buildDefaultImage`). It needs `sh`, `git` and OpenCode. */
+  image?: string;
+  /** The Engine: a Dockerode client or its options (socket, TCP with TLS, SSH). Default: dockerode's defaults, which honour DOCKER_HOST. */
+  docker?: DockerConnection;
+  /** Default limits; a task's own `resources` override them field by field. Default: 4096 MiB memory, 1024 processes, CPU unlimited. */
+  resources?: SandboxResources;
+  /**
+   * The network used when a task needs one (the model's API must be reachable from it).
+   * `bridge` (default) publishes the agent server's port on the host's loopback; `host` shares the
+   * engine host's network (ports are host ports); `{ name }` joins a network you made (e.g. one
+   * whose egress you filter); `none` cuts the network off for every task.
+   */
+  network?: DockerNetwork;
+  /**
+   * Docker cannot filter egress by host name. With `use-network` (default) an `allow-list` policy
+   * runs on {@link network}; with `reject` it fails with CAPABILITY_UNSUPPORTED.
+   */
+  allowList?: "use-network" | "reject";
+  /** Environment for every container (non-secret). */
+  env?: Record<string, string>;
+  /** Extra labels on every container; {@link DockerSandboxProvider.reapOrphans} only touches containers that carry them. */
+  labels?: Record<string, string>;
+  /** `never` (default): the image must be there. `missing`: pull it when absent. `always`: pull before each task. */
+  pullPolicy?: "never" | "missing" | "always";
+  /** Where OpenCode is inside the image. Default: `opencode` on PATH. */
+  opencodeBinary?: string;
+  /** The task's working folder in the container. Default `/workspace`. */
+  workdir?: string;
+  /** A writable folder outside the workdir for tool state. Default `/var/tmp/running-agent`. */
+  scratchDir?: string;
+  /** With a bridge or named network: container ports published on the host (reserved at create). Default `[4096, 4097]`. */
+  publishedPorts?: number[];
+  /** The host name this process uses to reach the sandbox's ports. Default `127.0.0.1` (a local engine). */
+  portHost?: string;
+  /** The user commands run as (`uid`, `uid:gid` or a name in the image). Default: the image's user. */
+  user?: string;
+}
+
+const DEFAULT_RESOURCES: SandboxResources = { memoryMiB: 4096, pids: 1024 };
+/** Containers outlive their task's time limit by this much before their init exits by itself. */
+const LIFETIME_GRACE_SECONDS = 120;
+/** Without a time limit a container still ends by itself after a day (crashed callers leave nothing forever). */
+const MAX_LIFETIME_SECONDS = 24 * 60 * 60;
+
+/**
+ * Makes a sandbox provider that runs each task in its own container on a Docker Engine.
+ * Synchronous and free of I/O: settings are checked here, the Engine is first contacted by
+ * `validate` or `create`.
+ */
+export function createDockerSandbox(settings: DockerSandboxSettings = {}): DockerSandboxProvider {
+  return new DockerSandboxProvider(settings);
+}
+
+/** The Docker sandbox provider. Make it with {@link createDockerSandbox}. */
+export class DockerSandboxProvider implements SandboxProvider {
+  readonly specificationVersion = SANDBOX_SPEC_VERSION;
+  readonly providerId = "docker";
+  readonly opencodeBinary: string | undefined;
+  /** The image tasks run in. */
+  readonly image: string;
+
+  private readonly settings: DockerSandboxSettings;
+  private client: Dockerode | undefined;
+
+  constructor(settings: DockerSandboxSettings) {
+    checkSettings(settings);
+    this.settings = settings;
+    this.image = settings.image ?? DEFAULT_IMAGE;
+    this.opencodeBinary = settings.opencodeBinary;
+  }
+
+  /** The Dockerode client (made on first use). */
+  get docker(): Dockerode {
+    this.client ??= resolveDockerClient(this.settings.docker);
+    return this.client;
+  }
+
+  /** Checks that the Engine answers and the image is there (pulling it when the pull policy says so). Creates nothing. */
+  async validate(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.ping(options.signal);
+    await this.ensureImage(options.signal, false);
+  }
+
+  async create(options: SandboxCreateOptions): Promise<DockerSandboxSession> {
+    const plan = this.planContainer(options);
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    await this.ping(options.signal);
+    await this.ensureImage(options.signal, this.settings.pullPolicy === "always");
+    if (options.signal?.aborted) throw abortedError(options.signal);
+
+    let container: Dockerode.Container;
+    try {
+      container = await this.docker.createContainer(plan.spec);
+    } catch (error) {
+      throw createError(error, plan.spec);
+    }
+    try {
+      await container.start().catch((error: unknown) => {
+        throw createError(error, plan.spec);
+      });
+      if (options.signal?.aborted) throw abortedError(options.signal);
+      const oomKillBaseline = await this.prepareContainer(container, plan);
+      if (options.signal?.aborted) throw abortedError(options.signal);
+      return new DockerSandboxSession({
+        container,
+        workdir: plan.workdir,
+        scratchDir: plan.scratchDir,
+        ports: plan.ports,
+        env: {},
+        oomKillBaseline,
+        ...(options.timeoutMs !== undefined ? { lifetimeMs: options.timeoutMs } : {}),
+      });
+    } catch (error) {
+      plan.ports.release();
+      await container.remove({ force: true, v: true }).catch(() => undefined);
+      if (options.signal?.aborted) throw abortedError(options.signal);
+      throw error;
+    }
+  }
+
+  /**
+   * Removes containers of this package (and with this provider's `labels`) older than the cutoff,
+   * e.g. left by a process that crashed. Default cutoff: one hour. Returns how many it removed.
+   */
+  async reapOrphans(options: { olderThanMs?: number } = {}): Promise<number> {
+    const olderThanMs = options.olderThanMs ?? 60 * 60 * 1000;
+    if (!(Number.isFinite(olderThanMs) && olderThanMs >= 0)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `reapOrphans olderThanMs must be a number >= 0, got ${String(olderThanMs)}.`);
+    }
+    const labels = [`${MANAGED_LABEL}=true`, ...Object.entries(this.settings.labels ?? {}).map(([key, value]) => `${key}=${value}`)];
+    let containers: Dockerode.ContainerInfo[];
+    try {
+      containers = await this.docker.listContainers({ all: true, filters: { label: labels } });
+    } catch (error) {
+      if (isEngineUnreachable(error)) throw engineUnavailableError(error, describeEndpoint(this.docker));
+      throw agentError(ErrorCode.SANDBOX_UNAVAILABLE, `Could not list containers: ${engineMessage(error)}`, { cause: error });
+    }
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    for (const info of containers) {
+      const createdAt = Date.parse(info.Labels?.[CREATED_AT_LABEL] ?? "") || info.Created * 1000;
+      if (createdAt > cutoff) continue;
+      try {
+        await this.docker.getContainer(info.Id).remove({ force: true, v: true });
+        removed++;
+      } catch (error) {
+        if (!isGone(error) && engineStatus(error) !== 409) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not remove container ${info.Id.slice(0, 12)}: ${engineMessage(error)}`, { cause: error });
+      }
+    }
+    return removed;
+  }
+
+  private async ping(signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (error) {
+      if (signal?.aborted) throw abortedError(signal);
+      throw engineUnavailableError(error, describeEndpoint(this.docker));
+    }
+  }
+
+  private async ensureImage(signal: AbortSignal | undefined, forcePull: boolean): Promise<void> {
+    const image = this.docker.getImage(this.image);
+    if (!forcePull) {
+      try {
+        await image.inspect();
+        return;
+      } catch (error) {
+        if (engineStatus(error) !== 404) {
+          if (isEngineUnreachable(error)) throw engineUnavailableError(error, describeEndpoint(this.docker));
+          throw agentError(ErrorCode.SANDBOX_UNAVAILABLE, `Could not inspect image ${this.image}: ${engineMessage(error)}`, { cause: error });
+        }
+      }
+    }
+    if (this.settings.pullPolicy === "missing" || this.settings.pullPolicy === "always") {
+      await this.pull(signal);
+      return;
+    }
+    throw imageNotFoundError(this.image);
+  }
+
+  private async pull(signal: AbortSignal | undefined): Promise<void> {
+    try {
+      const progress = await this.docker.pull(this.image, signal ? { abortSignal: signal } : {});
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(progress, (error: Error | null, output: Array<{ error?: string }>) => {
+          const failure = error ?? output.find((event) => event.error)?.error;
+          if (failure) reject(failure instanceof Error ? failure : new Error(failure));
+          else resolve();
+        });
+      });
+    } catch (error) {
+      if (signal?.aborted) throw abortedError(signal);
+      throw agentError(ErrorCode.SANDBOX_IMAGE_NOT_FOUND, `Could not pull image ${this.image}: ${engineMessage(error)}. ${howToBuild(this.image)}`, {
+        cause: error,
+        details: { image: this.image },
+      });
+    }
+  }
+
+  /** Checks the task's options and decides everything about the container, before any I/O. */
+  private planContainer(options: SandboxCreateOptions): ContainerPlan {
+    if (!options || typeof options.taskId !== "string" || options.taskId.trim() === "") {
+      throw agentError(ErrorCode.INVALID_OPTIONS, "Sandbox create needs a non-empty taskId.");
+    }
+    const resources = { ...DEFAULT_RESOURCES, ...this.settings.resources, ...options.resources };
+    checkResources(resources);
+    const env: Record<string, string> = { ...this.settings.env, ...options.env, ...options.secrets };
+    for (const [key, value] of Object.entries(env)) checkEnvEntry(key, value);
+    const labels: Record<string, string> = {
+      ...options.labels,
+      ...this.settings.labels,
+      [MANAGED_LABEL]: "true",
+      [TASK_ID_LABEL]: options.taskId,
+      [CREATED_AT_LABEL]: new Date().toISOString(),
+    };
+    for (const [key, value] of Object.entries(labels)) {
+      if (typeof value !== "string") throw agentError(ErrorCode.INVALID_OPTIONS, `The label ${key} must be a string.`);
+    }
+    if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `Sandbox timeoutMs must be a positive number, got ${String(options.timeoutMs)}.`);
+    }
+
+    const network = this.networkFor(options);
+    const portHost = this.settings.portHost ?? "127.0.0.1";
+    const ports: PortPlan =
+      network === "none" ? noPorts() : network === "host" ? hostNetworkPorts(portHost) : publishedPorts(this.settings.publishedPorts ?? [4096, 4097], "127.0.0.1", portHost);
+    const lifetimeSeconds = options.timeoutMs !== undefined ? Math.ceil(options.timeoutMs / 1000) + LIFETIME_GRACE_SECONDS : MAX_LIFETIME_SECONDS;
+    const workdir = this.settings.workdir ?? "/workspace";
+    const scratchDir = this.settings.scratchDir ?? "/var/tmp/running-agent";
+
+    const spec: Dockerode.ContainerCreateOptions = {
+      Image: this.image,
+      // A plain `sleep` keeps the container up; it ends by itself after the task's time limit so
+      // that a crashed caller leaves nothing running (the Engine then removes the container).
+      Entrypoint: ["sleep"],
+      Cmd: [String(lifetimeSeconds)],
+      WorkingDir: "/",
+      Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+      Labels: labels,
+      ...(this.settings.user ? { User: this.settings.user } : {}),
+      ...ports.containerSettings,
+      HostConfig: {
+        Init: true,
+        AutoRemove: true,
+        NetworkMode: typeof network === "string" ? network : network.name,
+        ...(resources.memoryMiB !== undefined ? { Memory: mebibytes(resources.memoryMiB), MemorySwap: mebibytes(resources.memoryMiB) } : {}),
+        ...(resources.cpu !== undefined ? { NanoCpus: Math.round(resources.cpu * 1e9) } : {}),
+        ...(resources.pids !== undefined ? { PidsLimit: resources.pids } : {}),
+        SecurityOpt: ["no-new-privileges"],
+        ...(ports.containerSettings.PortBindings ? { PortBindings: ports.containerSettings.PortBindings } : {}),
+      },
+    };
+    return { spec, workdir, scratchDir, ports };
+  }
+
+  private networkFor(options: SandboxCreateOptions): DockerNetwork {
+    const configured = this.settings.network ?? "bridge";
+    const policy = options.network;
+    if (!policy || policy.mode === "open") return configured;
+    if (policy.mode === "none") return "none";
+    if (policy.mode === "allow-list") {
+      if (this.settings.allowList === "reject") {
+        throw agentError(
+          ErrorCode.CAPABILITY_UNSUPPORTED,
+          'The Docker sandbox cannot limit egress to a list of hosts. Use network policy "open" or "none", or run on a named network whose egress you filter (settings.network = { name }) with allowList "use-network".',
+        );
+      }
+      return configured;
+    }
+    throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network policy ${JSON.stringify((policy as { mode?: unknown }).mode)}: use "none", "allow-list" or "open".`);
+  }
+
+  /**
+   * Makes the task's folders and checks the image in one exec: `git` and OpenCode must be there.
+   * Returns the cgroup's OOM-kill count, the baseline for telling memory-limit kills later.
+   */
+  private async prepareContainer(container: Dockerode.Container, plan: ContainerPlan): Promise<number> {
+    const opencode = this.opencodeBinary ?? "opencode";
+    const script = [
+      'mkdir -p "$1" "$2" "$3" || exit 70',
+      "command -v git >/dev/null 2>&1 || exit 71",
+      '{ [ -x "$4" ] || command -v "$4" >/dev/null 2>&1; } || exit 72',
+      "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null",
+      "exit 0",
+    ].join("\n");
+    let exitCode: number | null;
+    let output: string;
+    try {
+      const process = await startContainerProcess(container, {
+        // The pid file goes to /tmp: the control folder does not exist yet.
+        command: ["/bin/sh", "-c", script, "sh", plan.workdir, plan.scratchDir, CONTROL_DIR, opencode],
+        cwd: "/",
+        env: {},
+        name: "prepare",
+        pidFile: "/tmp/.running-agent-prepare.pid",
+      });
+      const outcome = await process.outcome;
+      exitCode = outcome.exitCode;
+      output = outcome.stdout.toString("utf8") + outcome.stderr.toString("utf8");
+    } catch (error) {
+      throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not run a command in the new container: ${engineMessage(error)}`, { cause: error });
+    }
+    if (exitCode === 0) return parseOomKillCount(output);
+    if (exitCode === 71 || exitCode === 72) {
+      const missing = exitCode === 71 ? "git" : `OpenCode (${opencode})`;
+      throw agentError(
+        ErrorCode.SANDBOX_IMAGE_INVALID,
+        `The image ${this.image} has no ${missing}. Use the default image (buildDefaultImage()), or add ${missing} to your image` +
+          (exitCode === 72 ? " and set opencodeBinary to its path." : "."),
+        { details: { image: this.image, missing: exitCode === 71 ? "git" : "opencode" } },
+      );
+    }
+    if (exitCode === 126 || exitCode === 127) {
+      throw agentError(ErrorCode.SANDBOX_IMAGE_INVALID, `The image ${this.image} has no /bin/sh; the Docker sandbox needs a POSIX shell, git and OpenCode in the image.`, {
+        details: { image: this.image, missing: "sh" },
+      });
+    }
+    throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Preparing the container failed (exit ${String(exitCode)}): ${output.trim().slice(0, 500)}`);
+  }
+}
+
+interface ContainerPlan {
+  spec: Dockerode.ContainerCreateOptions;
+  workdir: string;
+  scratchDir: string;
+  ports: PortPlan;
+}
+
+function mebibytes(value: number): number {
+  return Math.round(value * 1024 * 1024);
+}
+
+function checkResources(resources: SandboxResources): void {
+  for (const [name, value] of Object.entries(resources)) {
+    if (value === undefined) continue;
+    if (!["cpu", "memoryMiB", "pids"].includes(name)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown resource ${JSON.stringify(name)}: use cpu, memoryMiB or pids.`);
+    }
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `resources.${name} must be a positive number, got ${String(value)}.`);
+    }
+    if (name === "pids" && !Number.isInteger(value)) throw agentError(ErrorCode.INVALID_OPTIONS, `resources.pids must be an integer, got ${value}.`);
+  }
+}
+
+function checkSettings(settings: DockerSandboxSettings): void {
+  if (typeof settings !== "object" || settings === null) throw agentError(ErrorCode.INVALID_OPTIONS, "createDockerSandbox takes a settings object.");
+  if (settings.image !== undefined && (typeof settings.image !== "string" || settings.image.trim() === "")) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, "settings.image must be a non-empty image reference, e.g. \"running-agent/sandbox:opencode-1.18.33\".");
+  }
+  const network = settings.network;
+  if (
+    network !== undefined &&
+    !(network === "none" || network === "host" || network === "bridge" || (typeof network === "object" && network !== null && typeof network.name === "string" && network.name !== ""))
+  ) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `settings.network must be "none", "host", "bridge" or { name }, got ${JSON.stringify(network)}.`);
+  }
+  if (settings.pullPolicy !== undefined && !["never", "missing", "always"].includes(settings.pullPolicy)) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `settings.pullPolicy must be "never", "missing" or "always", got ${JSON.stringify(settings.pullPolicy)}.`);
+  }
+  if (settings.allowList !== undefined && !["use-network", "reject"].includes(settings.allowList)) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `settings.allowList must be "use-network" or "reject", got ${JSON.stringify(settings.allowList)}.`);
+  }
+  if (settings.resources) checkResources(settings.resources);
+  for (const [key, value] of Object.entries(settings.env ?? {})) checkEnvEntry(key, value);
+  for (const name of ["workdir", "scratchDir"] as const) {
+    const path = settings[name];
+    if (path !== undefined && (typeof path !== "string" || !path.startsWith("/") || path.includes("\0") || path === "/")) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `settings.${name} must be an absolute path other than /, got ${JSON.stringify(path)}.`);
+    }
+  }
+  if (settings.workdir && settings.scratchDir && (settings.scratchDir + "/").startsWith(settings.workdir.replace(/\/$/, "") + "/")) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, "settings.scratchDir must be outside settings.workdir (nothing in it may be collected as a change).");
+  }
+  if (settings.publishedPorts !== undefined) {
+    if (!Array.isArray(settings.publishedPorts) || settings.publishedPorts.length === 0 || settings.publishedPorts.some((port) => !Number.isInteger(port) || port < 1 || port > 65535)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, "settings.publishedPorts must be a non-empty list of port numbers (1 to 65535).");
+    }
+  }
+}
+
+function howToBuild(image: string): string {
+  return image === DEFAULT_IMAGE
+    ? 'Build it with buildDefaultImage() from @running-agent/sandbox-docker (offline: buildDefaultImage({ baseImage: "<a local Debian image>" })).'
+    : "Build or pull it first (docker build / docker pull), or set pullPolicy: \"missing\".";
+}
+
+function imageNotFoundError(image: string): RunningAgentError {
+  return agentError(ErrorCode.SANDBOX_IMAGE_NOT_FOUND, `The image ${image} is not on the Docker Engine. ${howToBuild(image)}`, { details: { image } });
+}
+
+/** Maps a refused create or start to a typed error: limits the Engine will not apply, a missing network, or anything else. */
+function createError(error: unknown, spec: Dockerode.ContainerCreateOptions): RunningAgentError {
+  const message = engineMessage(error);
+  if (isEngineUnreachable(error)) return engineUnavailableError(error, "the Docker Engine");
+  if (/memory|cpu|pids|nanocpus|cgroup|swap/i.test(message) && engineStatus(error) !== 404) {
+    return agentError(ErrorCode.SANDBOX_RESOURCE_LIMIT, `The Docker Engine refused the sandbox's resource limits: ${message}. Lower resources (cpu, memoryMiB, pids) to what this engine allows.`, {
+      cause: error,
+      details: { memory: spec.HostConfig?.Memory, nanoCpus: spec.HostConfig?.NanoCpus, pidsLimit: spec.HostConfig?.PidsLimit },
+    });
+  }
+  if (engineStatus(error) === 404 && /network/i.test(message)) {
+    return agentError(ErrorCode.SANDBOX_CREATE_FAILED, `The Docker network ${spec.HostConfig?.NetworkMode} does not exist on this engine (${message}). Create it, or choose "host" or "none".`, { cause: error });
+  }
+  if (engineStatus(error) === 404 && /image/i.test(message)) return imageNotFoundError(spec.Image ?? "");
+  return agentError(ErrorCode.SANDBOX_CREATE_FAILED, `The Docker Engine could not create the sandbox container: ${message}`, { cause: error });
+}

@@ -1,0 +1,347 @@
+import { randomUUID } from "node:crypto";
+import { posix } from "node:path";
+import {
+  abortedError,
+  agentError,
+  ErrorCode,
+  RunningAgentError,
+  type ExposedPort,
+  type SandboxExecOptions,
+  type SandboxExecResult,
+  type SandboxProcess,
+  type SandboxSession,
+  type SandboxSpawnOptions,
+} from "@running-agent/core";
+import type Dockerode from "dockerode";
+import { startContainerProcess, type ContainerProcessOutcome } from "./container-process.js";
+import { engineMessage, engineStatus, isGone } from "./engine-error.js";
+import type { PortPlan } from "./port-plan.js";
+import { firstEntry, packFiles, readAll, withoutDotPrefix } from "./tar-archive.js";
+
+/** Exit status of a process killed by SIGKILL (the OOM killer's signal). */
+const SIGKILL_EXIT = 137;
+
+/** How a session was made; passed by the provider. */
+export interface DockerSandboxSessionInit {
+  container: Dockerode.Container;
+  workdir: string;
+  scratchDir: string;
+  ports: PortPlan;
+  /** Environment set on every command (the container's own env is inherited as well). */
+  env: Record<string, string>;
+  /** The cgroup's OOM-kill count when the session started. */
+  oomKillBaseline: number;
+  /** The session is torn down after this long (the sandbox's `timeoutMs`). */
+  lifetimeMs?: number;
+}
+
+/** Why a session ended before `destroy` was called. */
+type EndReason = { code: typeof ErrorCode.SANDBOX_TERMINATED | typeof ErrorCode.SANDBOX_OUT_OF_MEMORY; message: string };
+
+/** One task's container. Created by {@link DockerSandboxProvider.create}. */
+export class DockerSandboxSession implements SandboxSession {
+  readonly id: string;
+  readonly workdir: string;
+  readonly scratchDir: string;
+  readonly isolated = true;
+
+  private readonly container: Dockerode.Container;
+  private readonly ports: PortPlan;
+  private readonly env: Record<string, string>;
+  private oomKillBaseline: number;
+  private destroyed = false;
+  private destroying: Promise<void> | undefined;
+  private ended: EndReason | undefined;
+  private readonly lifetimeTimer: NodeJS.Timeout | undefined;
+
+  constructor(init: DockerSandboxSessionInit) {
+    this.container = init.container;
+    this.id = init.container.id;
+    this.workdir = init.workdir;
+    this.scratchDir = init.scratchDir;
+    this.ports = init.ports;
+    this.env = init.env;
+    this.oomKillBaseline = init.oomKillBaseline;
+    if (init.lifetimeMs !== undefined) {
+      this.lifetimeTimer = setTimeout(() => {
+        this.ended = { code: ErrorCode.SANDBOX_TERMINATED, message: `The sandbox reached its time limit of ${init.lifetimeMs} ms and was removed.` };
+        void this.destroy();
+      }, init.lifetimeMs);
+      this.lifetimeTimer.unref();
+    }
+  }
+
+  async exec(command: string[], options: SandboxExecOptions = {}): Promise<SandboxExecResult> {
+    checkCommand(command);
+    this.assertUsable();
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `exec timeoutMs must be a positive number, got ${String(options.timeoutMs)}.`);
+    }
+    const process = await this.start(command, options);
+
+    let stoppedBy: "timeout" | "abort" | undefined;
+    const stop = (reason: "timeout" | "abort") => {
+      stoppedBy ??= reason;
+      void process.kill();
+    };
+    const timer = options.timeoutMs !== undefined ? setTimeout(() => stop("timeout"), options.timeoutMs) : undefined;
+    const onAbort = () => stop("abort");
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    let outcome: ContainerProcessOutcome;
+    try {
+      outcome = await process.outcome;
+    } finally {
+      if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+
+    if (this.destroyed && !this.ended) throw destroyedError();
+    if (stoppedBy === "abort") throw abortedError(options.signal);
+    if (stoppedBy === "timeout") {
+      throw agentError(ErrorCode.SANDBOX_EXEC_TIMEOUT, `The command ${JSON.stringify(command[0])} ran longer than ${options.timeoutMs} ms and was killed.`, {
+        details: { timeoutMs: options.timeoutMs, command: command[0] },
+      });
+    }
+    if (outcome.exitCode === null || outcome.exitCode === SIGKILL_EXIT) await this.explainKill(outcome.exitCode);
+    return {
+      exitCode: outcome.exitCode ?? SIGKILL_EXIT,
+      stdout: outcome.stdout.toString("utf8"),
+      stderr: outcome.stderr.toString("utf8"),
+      ...(outcome.truncated ? { truncated: true } : {}),
+    };
+  }
+
+  async spawn(command: string[], options: SandboxSpawnOptions = {}): Promise<SandboxProcess> {
+    checkCommand(command);
+    this.assertUsable();
+    const process = await this.start(command, options);
+    let killed = false;
+    const exited = process.outcome.then(
+      (outcome) => (killed || outcome.exitCode === null ? null : outcome.exitCode),
+      () => null,
+    );
+    return {
+      exited,
+      kill: async () => {
+        killed = true;
+        if (this.destroyed) return;
+        await process.kill();
+        await exited;
+      },
+    };
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    this.assertUsable();
+    let target = this.resolvePath(path);
+    // Follow symlinks the way the sandbox would (the Engine archives a link itself, not its target).
+    for (let hops = 0; hops < 40; hops++) {
+      const archive = await this.fetchArchive(target, path);
+      const entry = await firstEntry(archive);
+      if (!entry) throw fileError(`${path} could not be read from the sandbox (empty archive).`);
+      if (entry.type === "file") return new Uint8Array(entry.content);
+      if (entry.type === "symlink" && entry.linkname) {
+        target = posix.resolve(posix.dirname(target), entry.linkname);
+        continue;
+      }
+      throw fileError(`${path} is not a regular file (${entry.type}).`);
+    }
+    throw fileError(`${path}: too many levels of symbolic links.`);
+  }
+
+  async writeFile(path: string, content: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+    this.assertUsable();
+    const target = this.resolvePath(path);
+    const bytes = typeof content === "string" ? Buffer.from(content) : content;
+    const archive = await packFiles([{ name: target.slice(1), content: bytes, ...(options.mode !== undefined ? { mode: options.mode } : {}) }]);
+    // Unpacked at the root: the Engine creates the missing parent folders.
+    await this.upload("/", archive, path);
+  }
+
+  async putArchive(directory: string, tar: Uint8Array): Promise<void> {
+    this.assertUsable();
+    const target = this.resolvePath(directory);
+    await this.makeDirectory(target);
+    await this.upload(target, Buffer.from(tar), directory);
+  }
+
+  async getArchive(directory: string): Promise<Uint8Array> {
+    this.assertUsable();
+    const target = this.resolvePath(directory);
+    // `folder/.` makes the Engine archive the folder's contents with `./name` entries.
+    const archive = await this.fetchArchive(target === "/" ? "/." : `${target}/.`, directory);
+    return new Uint8Array(await withoutDotPrefix(archive));
+  }
+
+  async exposePort(port: number): Promise<ExposedPort> {
+    this.assertUsable();
+    return this.ports.expose(port, this.container);
+  }
+
+  async allocatePort(): Promise<number> {
+    this.assertUsable();
+    return this.ports.allocate();
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
+    this.destroying ??= (async () => {
+      this.ports.release();
+      try {
+        await this.container.remove({ force: true, v: true });
+      } catch (error) {
+        // Gone already (auto-removed after a kill, or removed by someone else): that is the goal.
+        if (isGone(error) || engineStatus(error) === 409) return;
+        throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not remove container ${this.id.slice(0, 12)}: ${engineMessage(error)}`, { cause: error });
+      }
+    })();
+    return this.destroying;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.destroy();
+  }
+
+  private async start(command: string[], options: SandboxExecOptions | SandboxSpawnOptions) {
+    const env = { ...this.env, ...(options.env ?? {}) };
+    for (const [key, value] of Object.entries(options.env ?? {})) checkEnvEntry(key, value);
+    try {
+      return await startContainerProcess(this.container, {
+        command,
+        cwd: options.cwd ? this.resolvePath(options.cwd) : this.workdir,
+        env,
+        ...("stdin" in options && options.stdin !== undefined ? { stdin: options.stdin } : {}),
+        ...(options.onStdout ? { onStdout: options.onStdout } : {}),
+        ...(options.onStderr ? { onStderr: options.onStderr } : {}),
+        name: randomUUID(),
+      });
+    } catch (error) {
+      if (this.destroyed && !this.ended) throw destroyedError(error);
+      if (isGone(error)) {
+        await this.explainKill(null);
+      }
+      throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not start ${JSON.stringify(command[0])} in the container: ${engineMessage(error)}`, { cause: error });
+    }
+  }
+
+  /**
+   * A command died of SIGKILL, or its exec vanished: find out whether the memory limit did it,
+   * or the container itself was killed. Throws the typed error in those cases; returns when the
+   * kill came from elsewhere (the command's own business).
+   */
+  private async explainKill(exitCode: number | null): Promise<void> {
+    if (this.ended) throw agentError(this.ended.code, this.ended.message);
+    let state: Dockerode.ContainerInspectInfo["State"] | undefined;
+    try {
+      state = (await this.container.inspect()).State;
+    } catch (error) {
+      if (!isGone(error)) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not inspect the container: ${engineMessage(error)}`, { cause: error });
+    }
+    if (!state || !state.Running) {
+      this.ended = state?.OOMKilled
+        ? { code: ErrorCode.SANDBOX_OUT_OF_MEMORY, message: "The container was killed by its memory limit. Raise resources.memoryMiB or make the task use less memory." }
+        : {
+            code: ErrorCode.SANDBOX_TERMINATED,
+            message: `The container ${this.id.slice(0, 12)} was stopped from outside while the task ran (killed, removed, or the engine restarted).`,
+          };
+      // Nothing left to keep: remove what remains of the container.
+      await this.destroy().catch(() => undefined);
+      throw agentError(this.ended.code, this.ended.message, { details: { containerId: this.id, ...(state ? { exitCode: state.ExitCode } : {}) } });
+    }
+    if (exitCode !== SIGKILL_EXIT) return;
+    const count = await readOomKillCount(this.container).catch(() => undefined);
+    if (count !== undefined && count > this.oomKillBaseline) {
+      this.oomKillBaseline = count;
+      throw agentError(
+        ErrorCode.SANDBOX_OUT_OF_MEMORY,
+        "A command in the sandbox was killed by the container's memory limit. Raise resources.memoryMiB or make the task use less memory.",
+        { details: { containerId: this.id } },
+      );
+    }
+  }
+
+  private assertUsable(): void {
+    if (this.ended) throw agentError(this.ended.code, this.ended.message);
+    if (this.destroyed) throw destroyedError();
+  }
+
+  private resolvePath(path: string): string {
+    if (typeof path !== "string" || path === "" || path.includes("\0")) {
+      throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Invalid sandbox path ${JSON.stringify(path)}.`);
+    }
+    return posix.resolve(this.workdir, path);
+  }
+
+  private async makeDirectory(target: string): Promise<void> {
+    const outcome = await (await this.start(["mkdir", "-p", "--", target], {})).outcome;
+    if (outcome.exitCode !== 0) throw fileError(`Could not create folder ${target}: ${outcome.stderr.toString("utf8").trim()}`);
+  }
+
+  private async fetchArchive(target: string, shownPath: string): Promise<Buffer> {
+    try {
+      return await readAll(await this.container.getArchive({ path: target }));
+    } catch (error) {
+      throw this.fileOperationError(error, `${shownPath} could not be read`);
+    }
+  }
+
+  private async upload(target: string, archive: Buffer, shownPath: string): Promise<void> {
+    try {
+      await this.container.putArchive(archive, { path: target });
+    } catch (error) {
+      throw this.fileOperationError(error, `${shownPath} could not be written`);
+    }
+  }
+
+  private fileOperationError(error: unknown, what: string): RunningAgentError {
+    if (this.destroyed && !this.ended) return destroyedError(error);
+    const status = engineStatus(error);
+    if (status === 404 && !/could not find the file/i.test(engineMessage(error))) {
+      return agentError(ErrorCode.SANDBOX_TERMINATED, `The container ${this.id.slice(0, 12)} is gone (${engineMessage(error)}).`, { cause: error });
+    }
+    return fileError(`${what}: ${status === 404 ? "no such file or folder" : engineMessage(error)}`, error);
+  }
+}
+
+/** Reads the container's cgroup OOM-kill counter (cgroup v2 `memory.events`, or v1 `memory.oom_control`). */
+export async function readOomKillCount(container: Dockerode.Container): Promise<number> {
+  const process = await startContainerProcess(container, {
+    command: ["cat", "/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"],
+    cwd: "/",
+    env: {},
+    name: `oom-${randomUUID()}`,
+  });
+  return parseOomKillCount((await process.outcome).stdout.toString("utf8"));
+}
+
+/** The `oom_kill N` counter from cgroup memory files; 0 when absent. */
+export function parseOomKillCount(text: string): number {
+  const match = /^oom_kill (\d+)$/m.exec(text);
+  return match ? Number(match[1]) : 0;
+}
+
+function checkCommand(command: string[]): void {
+  if (!Array.isArray(command) || command.length === 0 || command.some((part) => typeof part !== "string" || part.includes("\0")) || command[0] === "") {
+    throw agentError(ErrorCode.INVALID_OPTIONS, "A sandbox command is a non-empty array of strings without NUL bytes, e.g. [\"git\", \"status\"].");
+  }
+}
+
+/** Checks one environment entry (names as POSIX shells accept them, values without NUL). */
+export function checkEnvEntry(key: string, value: unknown): void {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `Invalid environment variable name ${JSON.stringify(key)}: use letters, digits and underscores, not starting with a digit.`);
+  }
+  if (typeof value !== "string" || value.includes("\0")) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `The environment variable ${key} must be a string without NUL bytes.`);
+  }
+}
+
+function destroyedError(cause?: unknown): RunningAgentError {
+  return agentError(ErrorCode.SANDBOX_DESTROYED, "The sandbox was destroyed.", cause === undefined ? {} : { cause });
+}
+
+function fileError(message: string, cause?: unknown): RunningAgentError {
+  return agentError(ErrorCode.SANDBOX_FILE_ERROR, message, cause === undefined ? {} : { cause });
+}
