@@ -1,0 +1,95 @@
+/** The records the local GitHub-compatible server keeps in memory. */
+
+/** What a user token may do on the repositories it reaches. */
+export type RepositoryPermission = "pull" | "push" | "admin";
+
+/** A token the server accepts. */
+export interface ServerToken {
+  token: string;
+  /** The user (or `APP-SLUG[bot]`) the token acts as. */
+  login: string;
+  kind: "user" | "installation";
+  permission: RepositoryPermission;
+  /** `all`, or the lower-cased `owner/name` of every repository it reaches. */
+  repositories: "all" | Set<string>;
+  /** For installation tokens: the App permissions GitHub reports, e.g. `{ contents: "write" }`. */
+  installationPermissions?: Record<string, "read" | "write">;
+  /** Milliseconds since the epoch; undefined for tokens that never expire. */
+  expiresAt?: number;
+  revoked: boolean;
+}
+
+/** A GitHub App installed on one account. */
+export interface ServerApp {
+  appId: number;
+  slug: string;
+  installationId: number;
+  /** The account the App is installed on (lower case). */
+  account: string;
+  publicKeyPem: string;
+  permissions: Record<string, "read" | "write">;
+  /** How long minted tokens live, in seconds. */
+  tokenLifetimeSeconds: number;
+  /** Every token minted, in order (for tests that check refreshes). */
+  mintedTokens: string[];
+}
+
+/** A label defined in a repository. */
+export interface ServerLabel {
+  id: number;
+  name: string;
+  color: string;
+  description: string | null;
+}
+
+/** An issue or a pull request (GitHub numbers both from one sequence). */
+export interface ServerIssue {
+  id: number;
+  number: number;
+  title: string;
+  body: string | null;
+  state: "open" | "closed";
+  /** The author's login. */
+  user: string;
+  labels: string[];
+  assignees: string[];
+  createdAt: string;
+  updatedAt: string;
+  closedAt: string | null;
+  /** Set for pull requests. */
+  pull?: {
+    head: string;
+    base: string;
+    draft: boolean;
+    requestedReviewers: string[];
+    requestedTeams: string[];
+  };
+}
+
+/** A comment on an issue or pull request. */
+export interface ServerComment {
+  id: number;
+  issueNumber: number;
+  body: string;
+  user: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A repository: its bare git directory and its issues, pull requests, labels and comments. */
+export interface ServerRepository {
+  id: number;
+  owner: string;
+  name: string;
+  gitDir: string;
+  defaultBranch: string;
+  private: boolean;
+  archived: boolean;
+  description: string | null;
+  createdAt: string;
+  /** Logins that may be assigned or asked for review, besides the owner. */
+  collaborators: Set<string>;
+  labels: Map<string, ServerLabel>;
+  issues: Map<number, ServerIssue>;
+  comments: Map<number, ServerComment>;
+}
