@@ -1,0 +1,150 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Octokit } from "@octokit/rest";
+import { Webhooks } from "@octokit/webhooks";
+import { startAgentTask, type AgentTaskHandle, type AgentTaskOptions, type ModelConfig, type SandboxProvider } from "@running-agent/core";
+import { createGitHub, type GitHubSettings } from "@running-agent/git-github";
+import { IssueCommentPublisher } from "./issue-comment-publisher.js";
+import { ProgressComment } from "./progress-comment.js";
+import { triggerFromComment, triggerFromLabel, type TaskTrigger, type TriggerSettings } from "./task-trigger.js";
+import { receiveWebhook } from "./receive-webhook.js";
+
+/** Settings for {@link createGitHubBot}. */
+export interface GitHubBotOptions {
+  /** The secret of the webhook (GitHub signs every delivery with it). */
+  webhookSecret: string;
+  /** The GitHub connection: a token with contents, issues and pull requests write access, and the API URL for GitHub Enterprise Server. */
+  github: GitHubSettings & { token: string };
+  /** The label that starts a task on an issue. Default `agent`. */
+  label?: string;
+  /** The comment command that starts a task. Default `/agent`. */
+  command?: string;
+  /** Comment authors allowed to start tasks, by `author_association`. Default owners, members and collaborators. */
+  allowedAssociations?: readonly string[];
+  /** Where the agent runs. Default: the core's local sandbox. */
+  sandbox?: SandboxProvider;
+  /** The model. Default: the core's default. */
+  model?: ModelConfig | string;
+  /** More options for every task (setup commands, timeouts, limits). */
+  taskOptions?: Omit<AgentTaskOptions, "repo" | "task" | "sandbox" | "gitHost" | "model" | "signal" | "onEvent">;
+  /** Shortest time between two edits of a progress comment. Default 2000 ms. */
+  commentIntervalMs?: number;
+  /** The path webhooks are posted to. Default `/webhooks`. */
+  path?: string;
+  /** Told about failures that no request sees (a comment that could not be written, a task that failed). */
+  onError?: (error: unknown) => void;
+}
+
+/** A running bot: hand {@link GitHubBot.handleRequest} to an HTTP server. */
+export interface GitHubBot {
+  readonly webhooks: Webhooks;
+  /** A Node request listener: verifies and dispatches webhook deliveries. */
+  handleRequest(request: IncomingMessage, response: ServerResponse): void;
+  /** Tasks running now, by `owner/repo#issue`. */
+  readonly runningTasks: ReadonlyMap<string, AgentTaskHandle>;
+  /** Resolves when every task started so far has finished and its comment is final. */
+  idle(): Promise<void>;
+  /** Cancels every running task and waits for their cleanup and final comments. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_ASSOCIATIONS = ["OWNER", "MEMBER", "COLLABORATOR"];
+
+/**
+ * A GitHub bot on the library: when an issue gets the label (default `agent`) or a trusted
+ * comment `/agent <task>`, it runs the task, keeps one progress comment on the issue up to
+ * date, and opens a pull request that closes the issue. Deliveries whose signature does not
+ * match the secret are answered 401 and start nothing.
+ */
+export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
+  if (!options.webhookSecret) throw new TypeError("createGitHubBot: webhookSecret is required.");
+  if (!options.github?.token) throw new TypeError("createGitHubBot: github.token is required.");
+  const settings: TriggerSettings = {
+    label: options.label ?? "agent",
+    command: options.command ?? "/agent",
+    allowedAssociations: options.allowedAssociations ?? DEFAULT_ASSOCIATIONS,
+  };
+  const onError = options.onError ?? ((error: unknown) => console.error("github-bot:", error));
+  const webhooks = new Webhooks({ secret: options.webhookSecret });
+  const gitHost = createGitHub(options.github);
+  const octokit = new Octokit({ auth: options.github.token, ...(options.github.baseUrl ? { baseUrl: options.github.baseUrl } : {}), userAgent: "running-agent-github-bot" });
+  const running = new Map<string, AgentTaskHandle>();
+  const jobs = new Set<Promise<void>>();
+  // What each delivery led to, so that the response (shown in GitHub's delivery log) says it.
+  const decisions = new Map<string, string>();
+
+  const decide = (deliveryId: string, trigger: TaskTrigger) => {
+    if (trigger.kind === "ignored") {
+      decisions.set(deliveryId, `ignored: ${trigger.reason}`);
+      return;
+    }
+    const key = `${trigger.target.owner}/${trigger.target.repo}#${trigger.target.issueNumber}`;
+    if (running.has(key)) {
+      decisions.set(deliveryId, `ignored: a task is already running on ${key}`);
+      return;
+    }
+    const handle = startTask(trigger);
+    running.set(key, handle);
+    decisions.set(deliveryId, `started task ${handle.taskId} on ${key}`);
+    const job = followTask(handle, trigger).finally(() => {
+      running.delete(key);
+      jobs.delete(job);
+    });
+    jobs.add(job);
+  };
+
+  const startTask = (trigger: Extract<TaskTrigger, { kind: "task" }>): AgentTaskHandle =>
+    startAgentTask({
+      ...options.taskOptions,
+      repo: trigger.target.cloneUrl,
+      task: trigger.task,
+      gitHost,
+      ...(options.sandbox ? { sandbox: options.sandbox } : {}),
+      ...(options.model ? { model: options.model } : {}),
+      pullRequest: { ...options.taskOptions?.pullRequest, closesIssue: trigger.target.issueNumber },
+      secrets: [...(options.taskOptions?.secrets ?? []), options.github.token, options.webhookSecret],
+    });
+
+  const followTask = async (handle: AgentTaskHandle, trigger: Extract<TaskTrigger, { kind: "task" }>): Promise<void> => {
+    const progress = new ProgressComment(trigger.requestedBy);
+    const publisher = new IssueCommentPublisher(octokit, trigger.target, () => progress.render(), options.commentIntervalMs ?? 2000, onError);
+    await publisher.publishNow();
+    for await (const event of handle) {
+      if (progress.apply(event)) publisher.publishSoon();
+    }
+    try {
+      progress.complete(await handle.result);
+    } catch (error) {
+      progress.fail(error);
+      onError(error);
+    }
+    await publisher.finish();
+  };
+
+  webhooks.on("issues.labeled", (event) => decide(event.id, triggerFromLabel(event, settings)));
+  webhooks.on("issue_comment.created", (event) => decide(event.id, triggerFromComment(event, settings)));
+
+  return {
+    webhooks,
+    runningTasks: running,
+    handleRequest(request, response) {
+      receiveWebhook(webhooks, request, response, { path: options.path ?? "/webhooks", decisionFor: (id) => takeDecision(decisions, id) }).catch((error: unknown) => {
+        onError(error);
+        if (!response.headersSent) response.writeHead(500, { "content-type": "application/json" });
+        response.end(JSON.stringify({ error: "internal error" }));
+      });
+    },
+    async idle() {
+      while (jobs.size > 0) await Promise.allSettled([...jobs]);
+    },
+    async close() {
+      await Promise.allSettled([...running.values()].map((handle) => handle.cancel("the bot is shutting down")));
+      while (jobs.size > 0) await Promise.allSettled([...jobs]);
+    },
+  };
+}
+
+function takeDecision(decisions: Map<string, string>, id: string): string {
+  const decision = decisions.get(id) ?? "ignored: no handler for this event";
+  decisions.delete(id);
+  return decision;
+}
