@@ -30,7 +30,9 @@ export interface ModalSessionLayout {
  * text.
  */
 const TRACKED_COMMAND = 'mkdir -p -- "${0%/*}" && echo $$ > "$0" && exec "$@"';
-const KILL_COMMAND = 'if [ -f "$0" ]; then kill -KILL -- "-$(cat "$0")" 2>/dev/null; rm -f "$0"; fi; true';
+const KILL_COMMAND = 'if [ -f "$0" ]; then kill -KILL "-$(cat "$0")" 2>/dev/null; rm -f "$0"; fi; true';
+
+const STDIN_CHUNK_BYTES = 1024 * 1024;
 
 /** One Modal sandbox seen through the sandbox spec. */
 export class ModalSandboxSession implements SandboxSession {
@@ -247,7 +249,8 @@ export class ModalSandboxSession implements SandboxSession {
     this.running.add(pidFile);
     try {
       const writer = process.stdin.getWriter();
-      if (stdin && stdin.length > 0) await writer.write(stdin);
+      // Chunks keep each gRPC message well under the router's size limits.
+      for (let offset = 0; stdin && offset < stdin.length; offset += STDIN_CHUNK_BYTES) await writer.write(stdin.subarray(offset, offset + STDIN_CHUNK_BYTES));
       await writer.close();
     } catch (error) {
       await this.checkAlive(`write to ${JSON.stringify(command[0])}`);

@@ -568,9 +568,11 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
     },
   };
 
-  const controlServer = createServer();
+  // The SDK allows messages of up to 100 MiB; so does Modal.
+  const channelOptions = { "grpc.max_receive_message_length": 100 * 1024 * 1024, "grpc.max_send_message_length": 100 * 1024 * 1024 };
+  const controlServer = createServer(channelOptions);
   controlServer.add(definitionWithMethods(protocol.modalClient, [...IMPLEMENTED_CONTROL_PLANE_METHODS]) as never, controlPlane as never);
-  const routerServer = createServer();
+  const routerServer = createServer(channelOptions);
   routerServer.add(definitionWithMethods(protocol.taskCommandRouter, [...IMPLEMENTED_COMMAND_ROUTER_METHODS]) as never, commandRouter as never);
   const controlPort = await controlServer.listen("127.0.0.1:0");
   const routerPort = await routerServer.listen("127.0.0.1:0");
