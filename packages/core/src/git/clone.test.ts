@@ -6,7 +6,7 @@ import { RunningAgentError } from "../errors.js";
 import type { ResolvedRepository } from "../spec/git-host-spec.js";
 import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-server.js";
 import { cloneRepository } from "./clone.js";
-import { createTestRepository, gitIn, type TestRepository } from "./test-repository.js";
+import { createGitFixture, gitIn, type GitFixture } from "./git-fixture.js";
 
 const TOKEN = "tok_clone_5ecret_value";
 const USERNAME = "x-access-token";
@@ -19,7 +19,7 @@ const files = {
   "image.bin": new Uint8Array([0, 1, 2, 3, 255, 0, 7]),
 };
 
-let fixture: TestRepository;
+let fixture: GitFixture;
 let server: GitHttpServer;
 const folders: string[] = [];
 
@@ -52,7 +52,7 @@ async function allBytes(dir: string): Promise<Buffer> {
 }
 
 beforeAll(async () => {
-  fixture = await createTestRepository({ files, bare: true, earlierCommits: 2 });
+  fixture = await createGitFixture({ files, bare: true, earlierCommits: 2 });
   await gitIn(fixture.workPath, ["branch", "feature"]);
   await gitIn(fixture.workPath, ["push", "--quiet", fixture.barePath, "feature"]);
   server = await startGitHttpServer({ root: fixture.root, token: TOKEN, username: USERNAME });

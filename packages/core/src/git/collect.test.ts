@@ -10,7 +10,7 @@ import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { cloneRepository } from "./clone.js";
 import { collectChanges } from "./collect.js";
-import { createTestRepository, gitIn, type TestRepository } from "./test-repository.js";
+import { createGitFixture, gitIn, type GitFixture } from "./git-fixture.js";
 
 const files = {
   "README.md": "# Fixture\n\nline two\nline three\n",
@@ -25,14 +25,14 @@ const files = {
   "tracked.log": "tracked even though *.log is ignored\n",
 };
 
-let fixture: TestRepository;
+let fixture: GitFixture;
 let outside: string;
 const folders: string[] = [];
 const sessions: SandboxSession[] = [];
 
 beforeAll(async () => {
   // tracked.log is committed although the fixture's .gitignore ignores *.log.
-  fixture = await createTestRepository({ files });
+  fixture = await createGitFixture({ files });
   outside = await mkdtemp(join(tmpdir(), "running-agent-outside-"));
   await writeFile(join(outside, "secret.txt"), "OUTSIDE-SECRET-CONTENT\n");
 });

@@ -3,12 +3,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { runGit } from "./git-command.js";
 
-/** A file in a {@link createTestRepository} tree: text, bytes, an executable, or a symlink. */
-export type TestFile = string | Uint8Array | { content: string | Uint8Array; executable: true } | { symlink: string };
+/** A file in a {@link createGitFixture} tree: text, bytes, an executable, or a symlink. */
+export type FixtureFile = string | Uint8Array | { content: string | Uint8Array; executable: true } | { symlink: string };
 
-/** Options for {@link createTestRepository}. */
-export interface TestRepositoryOptions {
-  files?: Record<string, TestFile>;
+/** Options for {@link createGitFixture}. */
+export interface GitFixtureOptions {
+  files?: Record<string, FixtureFile>;
   /** Default branch. Default `main`. */
   branch?: string;
   /** Also make a bare copy, as a server would hold it. */
@@ -18,7 +18,7 @@ export interface TestRepositoryOptions {
 }
 
 /** A repository made for a test, removed by `cleanup`. */
-export interface TestRepository extends AsyncDisposable {
+export interface GitFixture extends AsyncDisposable {
   /** The folder holding everything: `work/` and, with `bare`, `repo.git`. */
   root: string;
   /** The repository with a working tree. */
@@ -49,7 +49,7 @@ export async function gitIn(dir: string, args: string[], input?: string): Promis
 }
 
 /** Writes files into a folder (creating parents); symlinks as links. */
-export async function writeTestFiles(dir: string, files: Record<string, TestFile>): Promise<void> {
+export async function writeFixtureFiles(dir: string, files: Record<string, FixtureFile>): Promise<void> {
   for (const [path, file] of Object.entries(files)) {
     const hostPath = join(dir, path);
     await mkdir(dirname(hostPath), { recursive: true });
@@ -67,7 +67,7 @@ export async function writeTestFiles(dir: string, files: Record<string, TestFile
 }
 
 /** Makes a git repository with the given files committed on one branch (and a bare copy). For tests. */
-export async function createTestRepository(options: TestRepositoryOptions = {}): Promise<TestRepository> {
+export async function createGitFixture(options: GitFixtureOptions = {}): Promise<GitFixture> {
   const root = await mkdtemp(join(tmpdir(), "running-agent-git-test-"));
   const workPath = join(root, "work");
   const barePath = join(root, "repo.git");
@@ -76,11 +76,11 @@ export async function createTestRepository(options: TestRepositoryOptions = {}):
     await mkdir(workPath);
     await gitIn(workPath, ["init", "--quiet", `--initial-branch=${branch}`]);
     for (let index = 0; index < (options.earlierCommits ?? 0); index++) {
-      await writeTestFiles(workPath, { "HISTORY.md": `commit ${index}\n` });
+      await writeFixtureFiles(workPath, { "HISTORY.md": `commit ${index}\n` });
       await gitIn(workPath, ["add", "--all"]);
       await gitIn(workPath, ["commit", "--quiet", "-m", `Earlier commit ${index}`]);
     }
-    await writeTestFiles(workPath, options.files ?? { "README.md": "# Fixture\n" });
+    await writeFixtureFiles(workPath, options.files ?? { "README.md": "# Fixture\n" });
     // Everything given is committed, even what the fixture's own .gitignore ignores.
     await gitIn(workPath, ["add", "--all", "--force"]);
     await gitIn(workPath, ["commit", "--quiet", "--allow-empty", "-m", "Fixture commit"]);

@@ -1,0 +1,198 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { RunningAgentError } from "../errors.js";
+import type { ResolvedRepository } from "../spec/git-host-spec.js";
+import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-server.js";
+import { cloneRepository } from "./clone.js";
+import { commitChanges } from "./commit.js";
+import { pushBranch } from "./push.js";
+import { createGitFixture, gitIn, writeFixtureFiles, type GitFixture } from "./git-fixture.js";
+
+const TOKEN = "tok_push_5ecret_value";
+const USERNAME = "x-access-token";
+const credentials = { username: USERNAME, password: TOKEN };
+const author = { name: "Agent Author", email: "agent@example.test" };
+const committer = { name: "Agent Committer", email: "committer@example.test" };
+
+let fixture: GitFixture;
+let server: GitHttpServer;
+const folders: string[] = [];
+
+beforeAll(async () => {
+  fixture = await createGitFixture({ files: { "README.md": "# Fixture\n", "bin/run.sh": { content: "#!/bin/sh\n", executable: true } }, bare: true, earlierCommits: 1 });
+  server = await startGitHttpServer({ root: fixture.root, token: TOKEN, username: USERNAME });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await fixture?.cleanup();
+});
+
+afterEach(async () => {
+  for (const dir of folders.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function emptyFolder(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "running-agent-push-test-"));
+  folders.push(dir);
+  return dir;
+}
+
+const httpRepository = (): ResolvedRepository => ({ id: "test/repo", remote: `${server.url}/repo.git`, defaultBranch: "main", canPush: true });
+const localRepository = (): ResolvedRepository => ({ id: fixture.barePath, remote: fixture.barePath, defaultBranch: "main", canPush: true });
+
+async function cloneFrom(repository: ResolvedRepository): Promise<string> {
+  const dir = await emptyFolder();
+  await cloneRepository({ repository, branch: "main", depth: 1, dir, ...(repository.remote.startsWith("http") ? { credentials } : {}) });
+  return dir;
+}
+
+async function catchError(promise: Promise<unknown>): Promise<RunningAgentError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
+  return error as RunningAgentError;
+}
+
+const bare = (args: string[]) => gitIn(fixture.barePath, args);
+
+describe("commitChanges", () => {
+  it("commits the working tree on a new branch with exactly the given identities", async () => {
+    const dir = await cloneFrom(localRepository());
+    await writeFixtureFiles(dir, { "src/new.ts": "export {};\n", "bin/run.sh": "#!/bin/sh\n" });
+    await rm(join(dir, "README.md"));
+    const message = "Add new.ts\n\n#1 is a line that must survive\n\nRunning-Agent-Task: t1\n";
+    const { commit } = await commitChanges({ dir, branch: "agent/one", message, author, committer });
+
+    expect((await gitIn(dir, ["rev-parse", "HEAD"])).trim()).toBe(commit);
+    expect((await gitIn(dir, ["branch", "--show-current"])).trim()).toBe("agent/one");
+    expect((await gitIn(dir, ["log", "-1", "--format=%an <%ae>|%cn <%ce>"])).trim()).toBe("Agent Author <agent@example.test>|Agent Committer <committer@example.test>");
+    expect(await gitIn(dir, ["log", "-1", "--format=%B"])).toBe(`${message}\n`);
+    expect((await gitIn(dir, ["rev-parse", "HEAD^"])).trim()).toBe(fixture.commit);
+    expect(await gitIn(dir, ["diff", "--name-status", "HEAD^", "HEAD"])).toBe("D\tREADME.md\nM\tbin/run.sh\nA\tsrc/new.ts\n");
+    expect(await gitIn(dir, ["ls-tree", "HEAD", "bin/run.sh"])).toMatch(/^100644 /);
+    expect(await gitIn(dir, ["status", "--porcelain"])).toBe("");
+  });
+
+  it("does not depend on the machine's git config or HOME", async () => {
+    const dir = await cloneFrom(localRepository());
+    await writeFixtureFiles(dir, { "a.txt": "a\n" });
+    const home = await emptyFolder();
+    await writeFile(join(home, ".gitconfig"), "[user]\n\tname = Wrong Person\n\temail = wrong@example.test\n[commit]\n\tgpgSign = true\n");
+    const previousHome = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      await commitChanges({ dir, branch: "agent/home", message: "Home test", author });
+    } finally {
+      process.env.HOME = previousHome;
+    }
+    expect((await gitIn(dir, ["log", "-1", "--format=%an|%cn"])).trim()).toBe("Agent Author|Agent Author");
+  });
+
+  it("fails with COMMIT_FAILED when nothing changed, and rejects bad input", async () => {
+    const dir = await cloneFrom(localRepository());
+    expect((await catchError(commitChanges({ dir, branch: "agent/empty", message: "Nothing", author }))).code).toBe("COMMIT_FAILED");
+    expect((await catchError(commitChanges({ dir, branch: "bad..name", message: "x", author }))).code).toBe("INVALID_BRANCH");
+    expect((await catchError(commitChanges({ dir, branch: "agent/x", message: "x", author: { name: "Evil <x@y>", email: "e@x.test" } }))).code).toBe("INVALID_OPTIONS");
+    const error = await catchError(commitChanges({ dir, branch: "agent/x", message: "   ", author }));
+    expect(error.code).toBe("COMMIT_FAILED");
+    expect(error.phase).toBe("commit");
+  });
+});
+
+describe("pushBranch over http (isomorphic-git against git http-backend)", () => {
+  it("pushes a new branch with the token only through onAuth", async () => {
+    const dir = await cloneFrom(httpRepository());
+    await writeFixtureFiles(dir, { "pushed.txt": "over http\n" });
+    const { commit } = await commitChanges({ dir, branch: "agent/http", message: "Over http", author });
+    const before = server.requests.length;
+    await pushBranch({ dir, repository: httpRepository(), branch: "agent/http", credentials });
+
+    expect((await bare(["rev-parse", "refs/heads/agent/http"])).trim()).toBe(commit);
+    expect(await bare(["show", "refs/heads/agent/http:pushed.txt"])).toBe("over http\n");
+    expect((await bare(["log", "-1", "--format=%an <%ae>", "agent/http"])).trim()).toBe("Agent Author <agent@example.test>");
+    const pushes = server.requests.slice(before).filter((request) => request.path.includes("receive-pack"));
+    expect(pushes.some((request) => request.method === "POST" && request.authorized && request.username === USERNAME)).toBe(true);
+    expect(await readFile(join(dir, ".git/config"), "utf8")).not.toContain(TOKEN);
+  });
+
+  it("fast-forwards an existing branch it has, never forcing", async () => {
+    const dir = await cloneFrom(httpRepository());
+    await writeFixtureFiles(dir, { "one.txt": "1\n" });
+    await commitChanges({ dir, branch: "agent/ff", message: "One", author });
+    await pushBranch({ dir, repository: httpRepository(), branch: "agent/ff", credentials });
+    await writeFixtureFiles(dir, { "two.txt": "2\n" });
+    const { commit } = await commitChanges({ dir, branch: "agent/ff", message: "Two", author });
+    await pushBranch({ dir, repository: httpRepository(), branch: "agent/ff", credentials });
+    expect((await bare(["rev-parse", "refs/heads/agent/ff"])).trim()).toBe(commit);
+  });
+
+  it("fails with PUSH_REJECTED when the remote branch has other commits, and leaves it alone", async () => {
+    const first = await cloneFrom(httpRepository());
+    await writeFixtureFiles(first, { "theirs.txt": "theirs\n" });
+    const { commit: theirs } = await commitChanges({ dir: first, branch: "agent/taken", message: "Theirs", author });
+    await pushBranch({ dir: first, repository: httpRepository(), branch: "agent/taken", credentials });
+
+    const second = await cloneFrom(httpRepository());
+    await writeFixtureFiles(second, { "ours.txt": "ours\n" });
+    await commitChanges({ dir: second, branch: "agent/taken", message: "Ours", author });
+    const error = await catchError(pushBranch({ dir: second, repository: httpRepository(), branch: "agent/taken", credentials }));
+    expect(error.code).toBe("PUSH_REJECTED");
+    expect(error.phase).toBe("push");
+    expect((await bare(["rev-parse", "refs/heads/agent/taken"])).trim()).toBe(theirs);
+
+    // The loop's recovery: the same commit under a fresh name goes through.
+    await pushBranch({ dir: second, repository: httpRepository(), branch: "agent/taken-2", credentials });
+    expect((await bare(["show", "refs/heads/agent/taken-2:ours.txt"]))).toBe("ours\n");
+  });
+
+  it("fails with AUTH_FAILED for a wrong or missing token, without echoing it", async () => {
+    const dir = await cloneFrom(httpRepository());
+    await writeFixtureFiles(dir, { "x.txt": "x\n" });
+    await commitChanges({ dir, branch: "agent/auth", message: "Auth", author });
+    const wrong = "tok_wrong_push_value";
+    const error = await catchError(pushBranch({ dir, repository: httpRepository(), branch: "agent/auth", credentials: { username: USERNAME, password: wrong } }));
+    expect(error.code).toBe("AUTH_FAILED");
+    expect(`${error.message} ${JSON.stringify(error)} ${error.stack}`).not.toContain(wrong);
+    expect((await catchError(pushBranch({ dir, repository: httpRepository(), branch: "agent/auth" }))).code).toBe("AUTH_FAILED");
+    await expect(bare(["rev-parse", "--verify", "--quiet", "refs/heads/agent/auth"])).rejects.toThrow();
+  });
+});
+
+describe("pushBranch to a local repository (git CLI)", () => {
+  it("pushes a new branch to a bare repository", async () => {
+    const dir = await cloneFrom(localRepository());
+    await writeFixtureFiles(dir, { "local.txt": "local\n" });
+    const { commit } = await commitChanges({ dir, branch: "agent/local", message: "Local", author });
+    await pushBranch({ dir, repository: localRepository(), branch: "agent/local" });
+    expect((await bare(["rev-parse", "refs/heads/agent/local"])).trim()).toBe(commit);
+  });
+
+  it("pushes to a repository with a working tree without touching its checkout", async () => {
+    const work: ResolvedRepository = { id: fixture.workPath, remote: fixture.workPath, defaultBranch: "main", canPush: true };
+    const dir = await cloneFrom(work);
+    await writeFixtureFiles(dir, { "README.md": "changed\n" });
+    const { commit } = await commitChanges({ dir, branch: "agent/work", message: "Work", author });
+    await pushBranch({ dir, repository: work, branch: "agent/work" });
+    expect((await gitIn(fixture.workPath, ["rev-parse", "refs/heads/agent/work"])).trim()).toBe(commit);
+    expect(await readFile(join(fixture.workPath, "README.md"), "utf8")).toBe("# Fixture\n");
+    expect(await gitIn(fixture.workPath, ["status", "--porcelain"])).toBe("");
+  });
+
+  it("fails with PUSH_REJECTED on a diverged branch", async () => {
+    const first = await cloneFrom(localRepository());
+    await writeFixtureFiles(first, { "a.txt": "a\n" });
+    const { commit: theirs } = await commitChanges({ dir: first, branch: "agent/local-taken", message: "A", author });
+    await pushBranch({ dir: first, repository: localRepository(), branch: "agent/local-taken" });
+    const second = await cloneFrom(localRepository());
+    await writeFixtureFiles(second, { "b.txt": "b\n" });
+    await commitChanges({ dir: second, branch: "agent/local-taken", message: "B", author });
+    const error = await catchError(pushBranch({ dir: second, repository: localRepository(), branch: "agent/local-taken" }));
+    expect(error.code).toBe("PUSH_REJECTED");
+    expect((await bare(["rev-parse", "refs/heads/agent/local-taken"])).trim()).toBe(theirs);
+  });
+});
