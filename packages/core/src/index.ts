@@ -19,3 +19,4 @@ export { cloneRepository, type CloneRepositoryInput } from "./git/clone.js";
 export { collectChanges, type CollectChangesInput } from "./git/collect.js";
 export { commitChanges, type CommitChangesInput } from "./git/commit.js";
 export { pushBranch, type PushBranchInput } from "./git/push.js";
+export { resolveModel, DEFAULT_COMPATIBLE_LIMITS, type ResolvedModel, type OpencodeProviderBlock } from "./agent/model-resolution.js";

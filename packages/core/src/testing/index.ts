@@ -1,2 +1,5 @@
-export {};
+export * from "./scripted-model-server.js";
+export * from "./test-repository.js";
 export * from "./sandbox-conformance.js";
+export * from "./git-http-server.js";
+export * from "./git-host-conformance.js";

@@ -1,0 +1,108 @@
+import type { ResolvedModel } from "./model-resolution.js";
+
+/** The OpenCode release this config was checked against (the pre-seeded plugin dependency must name it). */
+export const OPENCODE_VERSION = "1.18.33";
+
+/** Folders of one headless OpenCode run, all under the sandbox's scratch folder. */
+export interface OpencodeFolders {
+  root: string;
+  home: string;
+  config: string;
+  data: string;
+  cache: string;
+  state: string;
+}
+
+/** Lays out the per-run folders under `scratchDir`. */
+export function opencodeFolders(scratchDir: string): OpencodeFolders {
+  const root = `${scratchDir.replace(/\/+$/, "")}/opencode`;
+  return { root, home: `${root}/home`, config: `${root}/config`, data: `${root}/data`, cache: `${root}/cache`, state: `${root}/state` };
+}
+
+/**
+ * Permission rules that never wait for a human. The last matching rule wins, so `*` comes first.
+ * Denied tools return an error to the model and the loop goes on.
+ */
+export const HEADLESS_PERMISSIONS: Record<string, string> = {
+  "*": "allow",
+  // Paths outside the repo, subagents, the web, skills and questions to a human are off for a background run.
+  external_directory: "deny",
+  question: "deny",
+  webfetch: "deny",
+  websearch: "deny",
+  task: "deny",
+  skill: "deny",
+  // The default asks after three identical tool calls; a denial tells the model to change course instead.
+  doom_loop: "deny",
+};
+
+/**
+ * The OpenCode config for one run: no updates, no sharing, no LSP or formatter downloads, never-blocking
+ * permissions, and only the chosen provider, whose key OpenCode reads from the env var `apiKeyEnv`
+ * (`{env:NAME}` substitution), so the key is not in the config text.
+ */
+export function buildOpencodeConfig(model: ResolvedModel, apiKeyEnv: string | undefined): Record<string, unknown> {
+  const modelRef = `${model.opencodeProviderId}/${model.model}`;
+  const options: Record<string, unknown> = { ...model.opencodeProvider.options };
+  if (apiKeyEnv !== undefined) options.apiKey = `{env:${apiKeyEnv}}`;
+  return {
+    autoupdate: false,
+    share: "disabled",
+    lsp: false,
+    formatter: false,
+    // Snapshots copy the repo's objects into the data folder; the loop collects changes itself.
+    snapshot: false,
+    model: modelRef,
+    // Titles and summaries use the same model, so no second provider is ever needed.
+    small_model: modelRef,
+    enabled_providers: [model.opencodeProviderId],
+    provider: { [model.opencodeProviderId]: { ...model.opencodeProvider, options } },
+    permission: HEADLESS_PERMISSIONS,
+  };
+}
+
+/** The environment of the OpenCode server process. Holds no secret. */
+export function buildOpencodeEnv(input: {
+  folders: OpencodeFolders;
+  config: Record<string, unknown>;
+  allowRepoAgentConfig: boolean;
+  serverPassword?: string;
+}): Record<string, string> {
+  const { folders } = input;
+  return {
+    HOME: folders.home,
+    XDG_CONFIG_HOME: folders.config,
+    XDG_DATA_HOME: folders.data,
+    XDG_CACHE_HOME: folders.cache,
+    XDG_STATE_HOME: folders.state,
+    OPENCODE_CONFIG_CONTENT: JSON.stringify(input.config),
+    OPENCODE_DISABLE_MODELS_FETCH: "1",
+    OPENCODE_DISABLE_AUTOUPDATE: "1",
+    OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+    OPENCODE_DISABLE_CLAUDE_CODE: "1",
+    OPENCODE_DISABLE_EXTERNAL_SKILLS: "1",
+    ...(input.allowRepoAgentConfig ? {} : { OPENCODE_DISABLE_PROJECT_CONFIG: "1" }),
+    ...(input.serverPassword ? { OPENCODE_SERVER_PASSWORD: input.serverPassword } : {}),
+  };
+}
+
+/**
+ * Files that stop OpenCode's background `npm install` of its plugin package in the global config folder:
+ * it skips the install when `node_modules/` exists and the lock's root lists every dependency.
+ * Paths are relative to {@link OpencodeFolders.root}; a trailing `/` marks an empty folder.
+ */
+export function preSeededConfigEntries(): Array<{ path: string; content?: string }> {
+  const dependencies = { "@opencode-ai/plugin": OPENCODE_VERSION };
+  return [
+    { path: "home/" },
+    { path: "data/" },
+    { path: "cache/" },
+    { path: "state/" },
+    { path: "config/opencode/node_modules/" },
+    { path: "config/opencode/package.json", content: `${JSON.stringify({ name: "opencode-config", private: true, dependencies }, null, 2)}\n` },
+    {
+      path: "config/opencode/package-lock.json",
+      content: `${JSON.stringify({ name: "opencode-config", lockfileVersion: 3, requires: true, packages: { "": { name: "opencode-config", dependencies } } }, null, 2)}\n`,
+    },
+  ];
+}
