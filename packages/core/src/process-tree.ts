@@ -20,15 +20,6 @@ export function signalProcessTree(child: ChildProcess, signal: NodeJS.Signals = 
   }
 }
 
-/** Resolves once the child has exited (immediately when it already has). */
-export function childExited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.once("error", () => resolve());
-  });
-}
-
 /** True when a process with this host pid exists (signal 0 probes without sending anything). */
 export function isPidAlive(pid: number): boolean {
   try {
@@ -66,4 +57,15 @@ export function killProcessesByEnvironment(name: string, value: string): number 
     }
   }
   return killed;
+}
+
+/**
+ * Kills the processes marked with `name=value` in their environment and waits until none is left
+ * (a SIGKILL is delivered asynchronously), re-killing late forks. Gives up after `limitMs`.
+ */
+export async function sweepProcessesByEnvironment(name: string, value: string, limitMs = 5_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (killProcessesByEnvironment(name, value) > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

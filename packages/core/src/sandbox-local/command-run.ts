@@ -1,6 +1,6 @@
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { abortedError, agentError, ErrorCode, type RunningAgentError } from "../errors.js";
-import { childExited, signalProcessTree } from "../process-tree.js";
+import { signalProcessTree } from "../process-tree.js";
 import type { SandboxExecOptions, SandboxExecResult } from "../spec/sandbox-spec.js";
 
 /** Output kept per stream by default; the callbacks still see everything. */
@@ -9,14 +9,11 @@ export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 // After the command exits, its pipes may stay open in a stray grandchild: give the last bytes this long.
 const drainAfterExitMs = 2_000;
 
-/** Why a running command was stopped from outside. */
-export type StopReason = RunningAgentError;
-
 /** A started command that {@link runToCompletion} watches. */
 export interface RunningCommand {
   child: ChildProcessWithoutNullStreams;
   /** Set by the session when it is destroyed or expires while the command runs. */
-  onStop(listener: (reason: StopReason) => void): () => void;
+  onStop(listener: (reason: RunningAgentError) => void): () => void;
 }
 
 /**
@@ -104,12 +101,6 @@ export function runToCompletion(
       resolve(result);
     });
   });
-}
-
-/** Waits for a killed command to be gone; used by the session before it removes its folder. */
-export async function waitUntilGone(child: ChildProcessWithoutNullStreams): Promise<void> {
-  signalProcessTree(child);
-  await childExited(child);
 }
 
 class OutputBuffer {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -91,7 +91,7 @@ describe("local sandbox under bubblewrap: isolation", () => {
       .split("\n")
       .map((line) => line.split("=")[0])
       .sort();
-    expect(names).toEqual(["HOME", "LANG", "LOGNAME", "PATH", "PWD", "TMPDIR", "USER"]);
+    expect(names).toEqual(["HOME", "LANG", "LOGNAME", "PATH", "PWD", "RUNNING_AGENT_SESSION", "TMPDIR", "USER"]);
   });
 
   it("sees only its own processes", async () => {
@@ -198,17 +198,20 @@ describe("local sandbox: options and leftovers", () => {
     expect(isProcessAlive(marker)).toBe(false);
   });
 
-  it("reapOrphans removes folders whose owner process is gone and keeps live ones", async () => {
+  it("reapOrphans removes the folder and the escaped processes of a session whose owner died, and keeps live ones", async () => {
     const provider = createLocalSandbox({ isolation: "none" });
     const live = await provider.create({ taskId: "live" });
-    // A folder that looks like a crashed session: an owner file naming a pid that does not exist.
-    const crashed = await mkdtemp(join(tmpdir(), "running-agent-"));
-    await writeFile(join(crashed, "placeholder"), "x");
-    await mkdir(join(crashed, "system"));
-    await writeFile(join(crashed, "system", "owner.json"), JSON.stringify({ pid: 2 ** 22 + 1, createdAt: new Date(0).toISOString() }));
-    expect(await provider.reapOrphans!()).toBeGreaterThanOrEqual(1);
-    await expect(stat(crashed)).rejects.toThrow();
+    const crashed = await provider.create({ taskId: "crashed" });
+    const marker = `1000.${(Date.now() % 1e8) + 3}`;
+    await crashed.spawn(["sh", "-c", `setsid -f sleep ${marker}; exec sleep ${marker}`]);
+    await expect.poll(() => isProcessAlive(marker)).toBe(true);
+    // What a crash leaves: the owner file names a process that no longer exists (above the kernel's pid limit).
+    await writeFile(join(tmpdir(), crashed.id, "system", "owner.json"), JSON.stringify({ pid: 2 ** 22 + 1, createdAt: new Date(0).toISOString() }));
+    expect(await provider.reapOrphans!({ olderThanMs: 60_000 })).toBeGreaterThanOrEqual(1);
+    await expect(stat(join(tmpdir(), crashed.id))).rejects.toThrow();
+    expect(isProcessAlive(marker)).toBe(false);
     expect((await stat(join(tmpdir(), live.id))).isDirectory()).toBe(true);
     await live.destroy();
+    await crashed.destroy();
   });
 });

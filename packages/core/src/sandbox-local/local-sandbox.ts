@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { packDirectory, unpackArchive } from "../archive.js";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
-import { isPidAlive, killProcessesByEnvironment, signalProcessTree } from "../process-tree.js";
+import { isPidAlive, killProcessesByEnvironment, signalProcessTree, sweepProcessesByEnvironment } from "../process-tree.js";
 import {
   SANDBOX_SPEC_VERSION,
   type ExposedPort,
@@ -62,7 +62,7 @@ const sessionPrefix = "running-agent-";
 const ownerFile = "owner.json";
 const basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Unisolated processes carry the session id in this variable so that destroy() finds those that left their process group. */
+/** Every process of a session carries the session id in this variable, so that destroy() and reapOrphans() find those that left their process group. */
 export const SESSION_ENVIRONMENT_VARIABLE = "RUNNING_AGENT_SESSION";
 
 /**
@@ -206,6 +206,8 @@ class LocalSandboxProvider implements SandboxProvider {
       if (owner.pid === process.pid ? liveSessionRoots.has(folder) : isPidAlive(owner.pid)) continue;
       const age = Date.now() - Date.parse(owner.createdAt ?? "");
       if (options.olderThanMs !== undefined && !(age >= options.olderThanMs)) continue;
+      // Unisolated processes of the crashed owner may still run (bubblewrap ones die with their parent).
+      await sweepProcessesByEnvironment(SESSION_ENVIRONMENT_VARIABLE, name);
       await removeFolder(folder);
       removed += 1;
     }
@@ -280,7 +282,8 @@ class LocalSandboxSession implements SandboxSession {
       PATH: opencodeFolder ? `${opencodeFolder}:${basePath}` : basePath,
       HOME: this.scratchDir,
       LANG: "C.UTF-8",
-      ...(this.isolated ? { USER: "agent", LOGNAME: "agent", TMPDIR: "/tmp" } : { [SESSION_ENVIRONMENT_VARIABLE]: this.id }),
+      ...(this.isolated ? { USER: "agent", LOGNAME: "agent", TMPDIR: "/tmp" } : {}),
+      [SESSION_ENVIRONMENT_VARIABLE]: this.id,
       ...settings.createOptions.env,
       ...settings.createOptions.secrets,
     };
@@ -424,7 +427,7 @@ class LocalSandboxSession implements SandboxSession {
   destroySync(): void {
     this.state = "destroyed";
     for (const child of this.processes) signalProcessTree(child);
-    if (!this.isolated) killProcessesByEnvironment(SESSION_ENVIRONMENT_VARIABLE, this.id);
+    killProcessesByEnvironment(SESSION_ENVIRONMENT_VARIABLE, this.id);
     try {
       rmSync(this.root, { recursive: true, force: true });
     } catch {
@@ -442,9 +445,10 @@ class LocalSandboxSession implements SandboxSession {
     for (const listener of this.stopListeners) listener(reason);
     const children = [...this.processes];
     for (const child of children) signalProcessTree(child);
-    // Under bubblewrap the PID namespace takes everything down; unisolated, sweep for escaped processes.
-    if (!this.isolated) killProcessesByEnvironment(SESSION_ENVIRONMENT_VARIABLE, this.id);
     await Promise.all(children.map((child) => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve())))));
+    // Under bubblewrap the kernel empties the PID namespace, but asynchronously; unisolated, some may
+    // have left the process group. Either way, wait until no process of the session is left.
+    await sweepProcessesByEnvironment(SESSION_ENVIRONMENT_VARIABLE, this.id);
   }
 
   private onStop(listener: (reason: RunningAgentError) => void): () => void {
