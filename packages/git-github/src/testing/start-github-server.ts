@@ -89,7 +89,7 @@ export interface InjectedFailure {
   path?: string | RegExp;
   status: number;
   /** Default: GitHub's basic-error body for the status. */
-  body?: Record<string, unknown>;
+  body?: unknown;
   headers?: Record<string, string>;
   /** How many matching requests fail. Default 1. */
   times?: number;
@@ -334,7 +334,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     const failure = takeFailure("git", method, url.pathname, undefined);
     if (failure) {
       record.injected = true;
-      return plain(failure.status, String(failure.body?.message ?? "Injected failure"), failure.headers);
+      return plain(failure.status, String((failure.body as { message?: unknown } | undefined)?.message ?? "Injected failure"), failure.headers);
     }
     const access = repository ? accessTo(caller, repository) : "none";
     const push = service === "git-receive-pack";
