@@ -1,0 +1,8 @@
+export { startApiServer, type ApiServer, type ApiServerOptions } from "./api-server.js";
+export { JobQueue, JobRequestError, type RunTask, type JobStreamMessage, type JobSubmission } from "./job-queue.js";
+export { JobStore, type StoredJobEvent } from "./job-store.js";
+export * from "./job-record.js";
+export * from "./job-views.js";
+export { loadServerConfig, type ServerConfig } from "./server-config.js";
+export { createTaskRuntime, type TaskRuntime } from "./task-runtime.js";
+export { startOfflineModel, OFFLINE_NOTE_FILE, type OfflineModel } from "./offline-model.js";

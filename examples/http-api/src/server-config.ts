@@ -1,0 +1,72 @@
+import { z } from "zod";
+
+/** Everything the server reads from its environment, checked. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  databasePath: string;
+  apiKey: string | undefined;
+  concurrency: number;
+  bodyLimitBytes: number;
+  corsOrigin: string;
+  /** `local`: bubblewrap; `local-unisolated`: plain child processes (only where bubblewrap cannot run). */
+  sandbox: "local" | "local-unisolated";
+  /** `local`: paths and file:// URLs on this machine; `github`: GitHub or GitHub Enterprise Server. */
+  gitHost: "local" | "github";
+  /** `scripted`: the offline scripted model; otherwise `provider/model` for core; undefined: core's default (Gemini). */
+  model: string | undefined;
+  /** Delay per answer of the scripted model. */
+  scriptedModelDelayMs: number;
+  github: { token: string | undefined; apiUrl: string | undefined; webUrl: string | undefined; gitUrl: string | undefined };
+}
+
+const whole = (name: string, min: number, max: number) =>
+  z.coerce.number({ error: `${name} must be a number.` }).int(`${name} must be a whole number.`).min(min, `${name} must be at least ${min}.`).max(max, `${name} must be at most ${max}.`);
+
+const EnvironmentSchema = z.object({
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: whole("PORT", 0, 65535).default(8787),
+  RUNNING_AGENT_DB: z.string().min(1).default("running-agent-jobs.db"),
+  RUNNING_AGENT_API_KEY: z.string().min(8, "RUNNING_AGENT_API_KEY must be at least 8 characters.").optional(),
+  RUNNING_AGENT_CONCURRENCY: whole("RUNNING_AGENT_CONCURRENCY", 1, 64).default(2),
+  RUNNING_AGENT_BODY_LIMIT: whole("RUNNING_AGENT_BODY_LIMIT", 1024, 16 * 1024 * 1024).default(64 * 1024),
+  RUNNING_AGENT_CORS_ORIGIN: z.string().min(1).default("*"),
+  RUNNING_AGENT_SANDBOX: z.enum(["local", "local-unisolated"], { error: "RUNNING_AGENT_SANDBOX must be local or local-unisolated." }).default("local"),
+  RUNNING_AGENT_GIT_HOST: z.enum(["local", "github"], { error: "RUNNING_AGENT_GIT_HOST must be local or github." }).default("local"),
+  RUNNING_AGENT_MODEL: z.string().min(1).optional(),
+  RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: whole("RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS", 0, 3_600_000).default(0),
+  GITHUB_TOKEN: z.string().min(1).optional(),
+  GITHUB_API_URL: z.url("GITHUB_API_URL must be a URL.").optional(),
+  GITHUB_WEB_URL: z.url("GITHUB_WEB_URL must be a URL.").optional(),
+  GITHUB_GIT_URL: z.url("GITHUB_GIT_URL must be a URL.").optional(),
+  GEMINI_API_KEY: z.string().optional(),
+});
+
+/**
+ * Reads the configuration from environment variables. Without a model setting and without
+ * GEMINI_API_KEY the scripted model is used, so that a fresh checkout runs offline.
+ * Throws an Error that lists every bad variable.
+ */
+export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
+  // Empty variables count as unset (a common result of `VAR= command`).
+  const present = Object.fromEntries(Object.entries(environment).filter(([, value]) => value !== undefined && value !== ""));
+  const parsed = EnvironmentSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new Error(`Bad configuration: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
+  }
+  const env = parsed.data;
+  return {
+    host: env.HOST,
+    port: env.PORT,
+    databasePath: env.RUNNING_AGENT_DB,
+    apiKey: env.RUNNING_AGENT_API_KEY,
+    concurrency: env.RUNNING_AGENT_CONCURRENCY,
+    bodyLimitBytes: env.RUNNING_AGENT_BODY_LIMIT,
+    corsOrigin: env.RUNNING_AGENT_CORS_ORIGIN,
+    sandbox: env.RUNNING_AGENT_SANDBOX,
+    gitHost: env.RUNNING_AGENT_GIT_HOST,
+    model: env.RUNNING_AGENT_MODEL ?? (env.GEMINI_API_KEY ? undefined : "scripted"),
+    scriptedModelDelayMs: env.RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS,
+    github: { token: env.GITHUB_TOKEN, apiUrl: env.GITHUB_API_URL, webUrl: env.GITHUB_WEB_URL, gitUrl: env.GITHUB_GIT_URL },
+  };
+}
