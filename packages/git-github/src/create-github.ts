@@ -127,7 +127,10 @@ export class GitHub implements GitHost {
   #reference(repo: string): GitHubRepositoryReference {
     const reference = parseGitHubRepositoryReference(repo, this.endpoints);
     if (!reference) {
-      throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitHub host serves repositories on ${[...this.endpoints.hosts].join(", ")}; ${describe(repo)} is not one of them.`);
+      const served = [...this.endpoints.hosts].join(", ");
+      // A well-formed web URL of another host is someone else's repository; anything else is not a repository URL at all.
+      if (isWebUrl(repo)) throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitHub host serves repositories on ${served}; ${describe(repo)} is not one of them.`);
+      throw agentError(ErrorCode.INVALID_REPO, `${describe(repo)} is not a GitHub repository URL; expected https://HOST/OWNER/REPO(.git) on ${served}.`);
     }
     return reference;
   }
@@ -161,6 +164,16 @@ function checkAppSettings(app: GitHubSettings["app"]): void {
     app.installationId > 0;
   if (!valid) {
     throw agentError(ErrorCode.INVALID_OPTIONS, "createGitHub: app needs appId, a PEM privateKey and a positive integer installationId.");
+  }
+}
+
+function isWebUrl(repo: unknown): boolean {
+  if (typeof repo !== "string") return false;
+  try {
+    const url = new URL(repo.trim());
+    return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "";
+  } catch {
+    return false;
   }
 }
 
