@@ -202,6 +202,30 @@ describe("collectChanges from a real local sandbox", () => {
   });
 });
 
+describe("collectChanges with a submodule", () => {
+  it("keeps the (uncloned) submodule and ignores files the sandbox put inside it", async () => {
+    const library = await createGitFixture({ files: { "lib.txt": "lib\n" } });
+    const parent = await createGitFixture({ files: { "README.md": "parent\n" } });
+    try {
+      await gitIn(parent.workPath, ["-c", "protocol.file.allow=always", "submodule", "add", "--quiet", library.workPath, "vendor/lib"]);
+      await gitIn(parent.workPath, ["commit", "--quiet", "-m", "Add submodule"]);
+      const dir = await mkdtemp(join(tmpdir(), "running-agent-collect-test-"));
+      folders.push(dir);
+      await cloneRepository({ repository: { id: "parent", remote: parent.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir });
+      const session = await createLocalSandbox({ isolation: "none" }).create({ taskId: "collect-submodule" });
+      sessions.push(session);
+      await session.putArchive(session.workdir, await packDirectory(dir));
+      await session.exec(["sh", "-ec", "echo planted > vendor/lib/planted.txt && echo changed > README.md"]);
+      const changes = await collectChanges({ session, dir });
+      expect(changes.map((change) => [change.path, change.status])).toEqual([["README.md", "modified"]]);
+      await expect(lstat(join(dir, "vendor/lib/planted.txt"))).rejects.toThrow(/ENOENT/);
+    } finally {
+      await library.cleanup();
+      await parent.cleanup();
+    }
+  });
+});
+
 describe("collectChanges with hostile archives", () => {
   async function hostClone(): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), "running-agent-collect-test-"));

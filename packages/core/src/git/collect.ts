@@ -1,5 +1,5 @@
 import { constants as fsConstants } from "node:fs";
-import { chmod, mkdir, open, readdir, rm, symlink } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, rm, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { readArchive, type ArchiveEntry } from "../archive.js";
 import type { ChangedFile } from "../changes.js";
@@ -35,8 +35,14 @@ export async function collectChanges(input: CollectChangesInput): Promise<Change
     throwIfAborted(signal, "collect");
     const archive = await session.getArchive(session.workdir);
     throwIfAborted(signal, "collect");
-    const entries = selectWorkingTree(await readArchive(archive));
+    const submodules = await submodulePaths(dir, signal);
+    // A submodule's files belong to the submodule, not to this repository's changes.
+    const entries = selectWorkingTree(await readArchive(archive)).filter((entry) => !submodules.some((path) => entry.path.startsWith(`${path}/`)));
     await clearWorkingTree(dir);
+    // Submodules are not cloned: their folders stay empty, as git expects them to exist.
+    for (const path of submodules) {
+      if (!entries.some((entry) => entry.path === path)) await makePlainFolders(dir, path);
+    }
     // .gitignore files go first so that git can tell which of the other paths it ignores.
     const ignoreFiles = entries.filter((entry) => entry.path.split("/").pop() === ".gitignore");
     for (const entry of ignoreFiles) await writeEntry(dir, entry);
@@ -108,6 +114,28 @@ async function writeEntry(dir: string, entry: TreeEntry): Promise<void> {
     await handle.close();
   }
   await chmod(hostPath, mode);
+}
+
+// Creates the folders of `path` one by one, stopping (without following) at anything that is
+// not a folder, such as a symlink the sandbox put where a parent folder was.
+async function makePlainFolders(dir: string, path: string): Promise<void> {
+  let current = dir;
+  for (const segment of path.split("/")) {
+    current = join(current, segment);
+    const stats = await lstat(current).catch(() => undefined);
+    if (!stats) await mkdir(current);
+    else if (!stats.isDirectory()) return;
+  }
+}
+
+// Paths of submodules (gitlinks, mode 160000) in the index.
+async function submodulePaths(dir: string, signal: AbortSignal | undefined): Promise<string[]> {
+  const { stdout } = await runGit(["ls-files", "--stage", "-z"], { cwd: dir, signal, phase: "collect" });
+  return stdout
+    .toString("utf8")
+    .split("\0")
+    .filter((line) => line.startsWith("160000 "))
+    .map((line) => line.slice(line.indexOf("\t") + 1));
 }
 
 // Asks git itself (the repository's .gitignore files, .git/info/exclude) which untracked paths
