@@ -85,6 +85,8 @@ export interface BubblewrapMounts {
   hostOpencodeBinary?: string;
   /** Working directory inside the sandbox. */
   cwd: string;
+  /** Forbid new user namespaces inside (needs bwrap 0.8+). */
+  disableUserns: boolean;
 }
 
 /**
@@ -98,7 +100,8 @@ export function bubblewrapArguments(mounts: BubblewrapMounts): string[] {
     "--unshare-all",
     "--share-net",
     "--unshare-user",
-    "--disable-userns",
+    // No nested user namespaces: they are the entry point of many kernel exploits.
+    ...(mounts.disableUserns ? ["--disable-userns"] : []),
     "--uid",
     String(SANDBOX_UID),
     "--gid",
@@ -151,28 +154,43 @@ function isExecutable(path: string): boolean {
   }
 }
 
-const probes = new Map<string, Promise<string | undefined>>();
+/** What {@link probeBubblewrap} found out. */
+export interface BubblewrapProbe {
+  /** Why bubblewrap cannot be used, when it cannot. */
+  failure?: string;
+  /** Whether this bwrap knows `--disable-userns` (0.8 and later). */
+  disableUserns: boolean;
+}
+
+const probes = new Map<string, Promise<BubblewrapProbe>>();
 
 /**
  * Checks once per bwrap path that bubblewrap can really make the namespaces we ask for (it can be
- * installed yet unusable, e.g. when unprivileged user namespaces are disabled).
- * Resolves with undefined when it works, or with the reason it does not.
+ * installed yet unusable, e.g. when unprivileged user namespaces are disabled), and whether it
+ * supports `--disable-userns` (older releases, like Ubuntu 22.04's 0.6, do not).
  */
-export function probeBubblewrap(bubblewrapPath: string): Promise<string | undefined> {
+export function probeBubblewrap(bubblewrapPath: string): Promise<BubblewrapProbe> {
   let probe = probes.get(bubblewrapPath);
   if (!probe) {
-    probe = new Promise((resolve) => {
-      const child = spawn(
-        bubblewrapPath,
-        ["--unshare-all", "--share-net", "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--ro-bind", "/", "/", "--", "true"],
-        { stdio: ["ignore", "ignore", "pipe"], env: {} },
-      );
-      let stderr = "";
-      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-      child.on("error", (error) => resolve(error.message));
-      child.on("close", (code) => resolve(code === 0 ? undefined : stderr.trim() || `bwrap exited with code ${code}`));
-    });
+    probe = (async () => {
+      const withDisable = await runProbe(bubblewrapPath, true);
+      if (withDisable === undefined) return { disableUserns: true };
+      if (!/unknown option/i.test(withDisable)) return { failure: withDisable, disableUserns: true };
+      const failure = await runProbe(bubblewrapPath, false);
+      return failure === undefined ? { disableUserns: false } : { failure, disableUserns: false };
+    })();
     probes.set(bubblewrapPath, probe);
   }
   return probe;
+}
+
+function runProbe(bubblewrapPath: string, disableUserns: boolean): Promise<string | undefined> {
+  const args = ["--unshare-all", "--share-net", "--unshare-user", ...(disableUserns ? ["--disable-userns"] : []), "--cap-drop", "ALL", "--die-with-parent", "--ro-bind", "/", "/", "--", "true"];
+  return new Promise((resolve) => {
+    const child = spawn(bubblewrapPath, args, { stdio: ["ignore", "ignore", "pipe"], env: {} });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    child.on("error", (error) => resolve(error.message));
+    child.on("close", (code) => resolve(code === 0 ? undefined : stderr.trim() || `bwrap exited with code ${code}`));
+  });
 }

@@ -94,6 +94,12 @@ describe("local sandbox under bubblewrap: isolation", () => {
     expect(names).toEqual(["HOME", "LANG", "LOGNAME", "PATH", "PWD", "RUNNING_AGENT_SESSION", "TMPDIR", "USER"]);
   });
 
+  it("runs without capabilities and cannot make nested user namespaces", async () => {
+    const status = await session.exec(["grep", "^CapEff:", "/proc/self/status"]);
+    expect(status.stdout.trim()).toBe("CapEff:\t0000000000000000");
+    expect((await session.exec(["unshare", "--user", "true"])).exitCode).not.toBe(0);
+  });
+
   it("sees only its own processes", async () => {
     const result = await session.exec(["sh", "-c", "ls -d /proc/[0-9]*"]);
     // bwrap's reaper, the shell and ls: nothing from the host.

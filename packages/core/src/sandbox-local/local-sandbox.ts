@@ -111,14 +111,16 @@ class LocalSandboxProvider implements SandboxProvider {
     if (this.isolation === "bubblewrap") await this.bubblewrapPath();
   }
 
-  private async bubblewrapPath(): Promise<string> {
+  private async bubblewrapPath(): Promise<{ path: string; disableUserns: boolean }> {
     const requested = this.options.bubblewrapPath ?? "bwrap";
     const path = findExecutable(requested);
     const howToFix = 'Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap), or pass createLocalSandbox({ isolation: "none" }) to run commands unisolated on this machine.';
     if (!path) throw agentError(ErrorCode.ISOLATION_UNAVAILABLE, `bubblewrap (${requested}) was not found. ${howToFix}`);
-    const failure = await probeBubblewrap(path);
-    if (failure) throw agentError(ErrorCode.ISOLATION_UNAVAILABLE, `bubblewrap cannot create a sandbox here (${failure}). ${howToFix}`, { details: { bubblewrapPath: path } });
-    return path;
+    const probe = await probeBubblewrap(path);
+    if (probe.failure) {
+      throw agentError(ErrorCode.ISOLATION_UNAVAILABLE, `bubblewrap cannot create a sandbox here (${probe.failure}). ${howToFix}`, { details: { bubblewrapPath: path } });
+    }
+    return { path, disableUserns: probe.disableUserns };
   }
 
   async create(options: SandboxCreateOptions): Promise<SandboxSession> {
@@ -229,7 +231,7 @@ function checkEnvironment(variables: Record<string, string> | undefined, label: 
 interface SessionSettings {
   root: string;
   createOptions: SandboxCreateOptions;
-  bubblewrap: string | undefined;
+  bubblewrap: { path: string; disableUserns: boolean } | undefined;
   systemLayout: SystemLayout;
   hostOpencodeBinary: string | undefined;
   maxOutputBytes: number;
@@ -474,7 +476,7 @@ class LocalSandboxSession implements SandboxSession {
     let file: string;
     let args: string[];
     if (this.settings.bubblewrap) {
-      file = this.settings.bubblewrap;
+      file = this.settings.bubblewrap.path;
       args = [
         ...bubblewrapArguments({
           system: this.settings.systemLayout,
@@ -484,6 +486,7 @@ class LocalSandboxSession implements SandboxSession {
           hostGroup: join(this.root, "system", "group"),
           hostOpencodeBinary: this.settings.hostOpencodeBinary,
           cwd: this.paths.toSandbox(hostCwd),
+          disableUserns: this.settings.bubblewrap.disableUserns,
         }),
         "--",
         ...command,
