@@ -175,6 +175,24 @@ describe("local sandbox: options and leftovers", () => {
     await expectCode(session.exec([]), ErrorCode.INVALID_OPTIONS);
   });
 
+  it("unisolated, host paths stay inside workspace and scratch", async () => {
+    await using session = await createLocalSandbox({ isolation: "none" }).create({ taskId: "paths" });
+    expect(session.workdir).toBe(join(tmpdir(), session.id, "workspace"));
+    await expectCode(session.readFile(`${session.workdir}/../system/passwd`), ErrorCode.UNSAFE_PATH);
+    await expectCode(session.readFile("/etc/hostname"), ErrorCode.UNSAFE_PATH);
+    await session.writeFile(`${session.workdir}/../scratch/via-parent.txt`, "ok");
+    expect(Buffer.from(await session.readFile(`${session.scratchDir}/via-parent.txt`)).toString()).toBe("ok");
+  });
+
+  it("caps kept output at maxOutputBytes and says so, while callbacks see everything", async () => {
+    await using session = await createLocalSandbox({ maxOutputBytes: 10 }).create({ taskId: "cap" });
+    let streamed = 0;
+    const result = await session.exec(["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' a"], { onStdout: (chunk) => (streamed += chunk.byteLength) });
+    expect(result.stdout).toBe("a".repeat(10));
+    expect(result.truncated).toBe(true);
+    expect(streamed).toBe(100_000);
+  });
+
   it("stops everything when the session's time limit passes", async () => {
     await using session = await createLocalSandbox().create({ taskId: "lifetime", timeoutMs: 1_000 });
     await expectCode(session.exec(["sleep", "1000"]), ErrorCode.SANDBOX_TERMINATED);
