@@ -1,0 +1,273 @@
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import { ErrorCode, RunningAgentError } from "../errors.js";
+import type { AgentTaskEventInput } from "../events.js";
+import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
+import type { SandboxProvider, SandboxSession } from "../spec/sandbox-spec.js";
+import { startScriptedModelServer, type ScriptedModelServer, type ScriptedModelServerOptions } from "../testing/scripted-model-server.js";
+import { resolveModel, type ResolvedModel } from "./model-resolution.js";
+import { runOpencodeAgent, type AgentRunInput, type AgentRunOutput } from "./opencode-engine.js";
+
+const KEY_ENV = "RUNNING_AGENT_MODEL_API_KEY";
+
+/** Host processes whose argv contains `serve ... --port <port>` (the OpenCode server of one run). */
+function serverProcesses(port: number): Array<{ pid: string; argv: string[]; environ: string[] }> {
+  const found: Array<{ pid: string; argv: string[]; environ: string[] }> = [];
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      const portIndex = argv.indexOf("--port");
+      if (!argv.includes("serve") || portIndex < 0 || argv[portIndex + 1] !== String(port)) continue;
+      // bwrap's own process carries the same argv; the server is the one that is OpenCode itself.
+      if (!/opencode$/.test(argv[0] ?? "")) continue;
+      found.push({ pid, argv, environ: readFileSync(`/proc/${pid}/environ`, "utf8").split("\0") });
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return found;
+}
+
+async function portIsClosed(port: number): Promise<boolean> {
+  return fetch(`http://127.0.0.1:${port}/`).then(
+    () => false,
+    () => true,
+  );
+}
+
+interface Harness {
+  provider: SandboxProvider;
+  session: SandboxSession;
+  model: ScriptedModelServer;
+  resolved: ResolvedModel;
+  key: string;
+  port: number;
+  events: AgentTaskEventInput[];
+  run(overrides?: Partial<AgentRunInput>): Promise<AgentRunOutput>;
+}
+
+const open: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of open.splice(0).reverse()) await close();
+});
+
+async function harness(options: { isolation: "bubblewrap" | "none"; model: ScriptedModelServerOptions; resolved?: (url: string, key: string) => ResolvedModel }): Promise<Harness> {
+  const key = `sk-test-${randomBytes(12).toString("hex")}`;
+  const model = await startScriptedModelServer({ apiKey: key, ...options.model });
+  open.push(() => model.close());
+  const provider = createLocalSandbox({ isolation: options.isolation });
+  const session = await provider.create({ taskId: `engine-${randomBytes(4).toString("hex")}`, secrets: { [KEY_ENV]: key } });
+  open.push(() => session.destroy());
+  await session.writeFile("README.md", "# Sample\n");
+  for (const command of [
+    ["git", "init", "-q"],
+    ["git", "add", "-A"],
+    ["git", "-c", "user.name=Test", "-c", "user.email=test@example.test", "commit", "-q", "-m", "init"],
+  ]) {
+    const result = await session.exec(command);
+    expect(result.exitCode, result.stderr).toBe(0);
+  }
+  const resolved =
+    options.resolved?.(model.url, key) ?? resolveModel({ provider: "openai-compatible", model: "scripted-model", baseURL: model.url, apiKey: key });
+  const port = await session.allocatePort!();
+  const events: AgentTaskEventInput[] = [];
+  return {
+    provider,
+    session,
+    model,
+    resolved,
+    key,
+    port,
+    events,
+    run: (overrides = {}) =>
+      runOpencodeAgent({
+        session,
+        opencodeBinary: provider.opencodeBinary ?? "opencode",
+        model: resolved,
+        apiKeyEnv: KEY_ENV,
+        task: "Create hello.txt that says hello.",
+        allowRepoAgentConfig: false,
+        timeoutMs: 90_000,
+        emit: (event) => events.push(event),
+        port,
+        ...overrides,
+      }),
+  };
+}
+
+async function expectError(promise: Promise<unknown>): Promise<RunningAgentError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
+  return error as RunningAgentError;
+}
+
+const writeThenAnswer: ScriptedModelServerOptions = {
+  script: [
+    { toolCalls: [{ name: "write", arguments: { filePath: "hello.txt", content: "hello\n" } }] },
+    { text: "Created hello.txt containing a greeting." },
+  ],
+};
+
+describe.each(["bubblewrap", "none"] as const)("runOpencodeAgent with the real OpenCode binary (local sandbox, isolation: %s)", (isolation) => {
+  it("runs the write tool, then ends with the model's text as the summary", async () => {
+    const h = await harness({ isolation, model: writeThenAnswer });
+    const seenWhileRunning: Array<{ argv: string[]; environ: string[] }> = [];
+    const startedAt = Date.now();
+    const output = await h.run({
+      emit: (event) => {
+        h.events.push(event);
+        // Look at the live server process once, while it runs.
+        if (event.type === "agent.tool" && seenWhileRunning.length === 0) seenWhileRunning.push(...serverProcesses(h.port));
+      },
+    });
+
+    expect(new TextDecoder().decode(await h.session.readFile("hello.txt"))).toBe("hello\n");
+    expect(output.summary).toBe("Created hello.txt containing a greeting.");
+    expect(output.finishReason).toBe("stop");
+    expect(output.messages).toBe(3);
+    expect(output.usage.inputTokens).toBeGreaterThan(0);
+    expect(output.usage.outputTokens).toBeGreaterThan(0);
+
+    const toolEvents = h.events.filter((event) => event.type === "agent.tool" && event.tool === "write");
+    expect(toolEvents.map((event) => event.type === "agent.tool" && event.status)).toEqual(["pending", "running", "completed"]);
+    const completed = toolEvents.at(-1)!;
+    expect(completed.type === "agent.tool" && completed.input).toEqual({ filePath: "hello.txt", content: "hello\n" });
+    expect(h.events).toContainEqual({ type: "agent.file", path: "hello.txt" });
+    const texts = h.events.filter((event) => event.type === "agent.text");
+    expect(texts.length).toBeGreaterThan(1);
+    expect(texts.map((event) => (event.type === "agent.text" ? event.delta : "")).join("")).toBe(output.summary);
+    // The prompt itself is never reported as agent text.
+    expect(texts.some((event) => event.type === "agent.text" && event.text.includes("Create hello.txt"))).toBe(false);
+    const lastUsage = h.events.filter((event) => event.type === "agent.usage").at(-1);
+    expect(lastUsage?.type === "agent.usage" && lastUsage.usage).toEqual(output.usage);
+
+    // The model saw the task and the key, sent as a bearer token.
+    expect(h.model.chatRequests).toHaveLength(2);
+    for (const request of h.model.chatRequests) expect(request.headers.authorization).toBe(`Bearer ${h.key}`);
+    expect(JSON.stringify(h.model.chatRequests[0]!.body.messages)).toContain("Create hello.txt that says hello.");
+    const toolResult = h.model.chatRequests[1]!.body.messages.find((message: { role: string }) => message.role === "tool");
+    expect(toolResult.tool_call_id).toBe("call_0_0");
+
+    // The key is in neither the server's argv nor its config, only in the secret env var.
+    expect(seenWhileRunning).toHaveLength(1);
+    const live = seenWhileRunning[0]!;
+    expect(live.argv.join(" ")).not.toContain(h.key);
+    const config = live.environ.find((entry) => entry.startsWith("OPENCODE_CONFIG_CONTENT="))!;
+    expect(config).toContain(`{env:${KEY_ENV}}`);
+    expect(config).not.toContain(h.key);
+    expect(live.environ).toContain(`${KEY_ENV}=${h.key}`);
+    expect(live.environ).toContain("OPENCODE_DISABLE_PROJECT_CONFIG=1");
+
+    // Nothing is left running.
+    expect(serverProcesses(h.port)).toEqual([]);
+    expect(await portIsClosed(h.port)).toBe(true);
+
+    console.log(
+      `[figures] isolation=${isolation} serverStartMs=${output.serverStartMs} firstModelRequestMs(engine)=${output.firstModelRequestMs} ` +
+        `firstModelRequestMs(model server)=${h.model.chatRequests[0]!.receivedAt - startedAt} totalMs=${Date.now() - startedAt}`,
+    );
+  });
+});
+
+describe("runOpencodeAgent: failures end the run and leave nothing running (bubblewrap)", () => {
+  it("a model that answers 500 forever is retried until our timeout ends it with AGENT_TIMEOUT", async () => {
+    const h = await harness({ isolation: "bubblewrap", model: { afterScript: { status: 500 } } });
+    const error = await expectError(h.run({ timeoutMs: 15_000 }));
+    expect(error.code).toBe(ErrorCode.AGENT_TIMEOUT);
+    expect(error.phase).toBe("agent");
+    expect(h.model.chatRequests.length).toBeGreaterThanOrEqual(2);
+    expect(h.events.some((event) => event.type === "agent.retry" && event.attempt >= 1)).toBe(true);
+    expect(serverProcesses(h.port)).toEqual([]);
+    expect(await portIsClosed(h.port)).toBe(true);
+  });
+
+  it("an abort while the model hangs ends the run with ABORTED", async () => {
+    const h = await harness({ isolation: "bubblewrap", model: { script: [{ hang: true }] } });
+    const controller = new AbortController();
+    void h.model.waitForChatRequests(1).then(() => controller.abort());
+    const error = await expectError(h.run({ signal: controller.signal }));
+    expect(error.code).toBe(ErrorCode.ABORTED);
+    expect(error.phase).toBe("agent");
+    expect(h.model.chatRequests).toHaveLength(1);
+    expect(serverProcesses(h.port)).toEqual([]);
+    expect(await portIsClosed(h.port)).toBe(true);
+  });
+
+  it("an already aborted signal starts nothing", async () => {
+    const h = await harness({ isolation: "bubblewrap", model: {} });
+    const controller = new AbortController();
+    controller.abort();
+    const error = await expectError(h.run({ signal: controller.signal }));
+    expect(error.code).toBe(ErrorCode.ABORTED);
+    expect(serverProcesses(h.port)).toEqual([]);
+    expect(h.model.requests).toHaveLength(0);
+  });
+
+  it("a model 400 fails at once with MODEL_ERROR carrying the provider's message", async () => {
+    const h = await harness({
+      isolation: "bubblewrap",
+      model: { afterScript: { status: 400, body: { error: { message: "max_tokens is too large: 999999", type: "invalid_request_error" } } } },
+    });
+    const error = await expectError(h.run());
+    expect(error.code).toBe(ErrorCode.MODEL_ERROR);
+    expect(error.message).toContain("max_tokens is too large: 999999");
+    expect(error.details?.statusCode).toBe(400);
+    // Not retried.
+    expect(h.model.chatRequests).toHaveLength(1);
+    expect(serverProcesses(h.port)).toEqual([]);
+  });
+
+  it("a wrong API key surfaces as MODEL_ERROR (401) without the key in the message", async () => {
+    const h = await harness({
+      isolation: "bubblewrap",
+      model: {},
+      resolved: (url) => resolveModel({ provider: "openai-compatible", model: "scripted-model", baseURL: url, apiKey: "sk-wrong-key" }),
+    });
+    const error = await expectError(h.run());
+    expect(error.code).toBe(ErrorCode.MODEL_ERROR);
+    expect(error.details?.statusCode).toBe(401);
+    expect(error.message).not.toContain(h.key);
+  });
+
+  it("a binary that is not there fails with AGENT_START_FAILED", async () => {
+    const h = await harness({ isolation: "none", model: {} });
+    const error = await expectError(h.run({ opencodeBinary: "/nonexistent/opencode" }));
+    expect(error.code).toBe(ErrorCode.AGENT_START_FAILED);
+  });
+
+  it("a server that exits before it is ready fails with AGENT_START_FAILED and its output", async () => {
+    const h = await harness({ isolation: "none", model: {} });
+    // `git serve` exits at once with a usage message: a stand-in for a broken binary.
+    const error = await expectError(h.run({ opencodeBinary: "git" }));
+    expect(error.code).toBe(ErrorCode.AGENT_START_FAILED);
+    expect(error.message).toContain("exited before it was ready");
+    expect(error.message).toMatch(/git/);
+  });
+});
+
+describe("runOpencodeAgent with a built-in provider (offline, no download)", () => {
+  it("google: OpenCode's bundled Gemini SDK calls the configured endpoint with the key from {env:...}", async () => {
+    const h = await harness({
+      isolation: "bubblewrap",
+      // The scripted server does not speak Gemini's protocol; the request is what this test is about.
+      model: { apiKey: undefined },
+      resolved: (url, key) => resolveModel({ provider: "google", model: "gemini-2.5-pro", apiKey: key, baseURL: url.replace(/\/v1$/, "/v1beta") }),
+    });
+    const controller = new AbortController();
+    void (async () => {
+      while (h.model.requests.length === 0 && !controller.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 50));
+      controller.abort();
+    })();
+    const error = await expectError(h.run({ signal: controller.signal, timeoutMs: 60_000 }));
+    expect([ErrorCode.ABORTED, ErrorCode.MODEL_ERROR]).toContain(error.code);
+    const request = h.model.requests[0]!;
+    expect(request.path).toBe("/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse");
+    expect(request.headers["x-goog-api-key"]).toBe(h.key);
+    expect(serverProcesses(h.port)).toEqual([]);
+  });
+});
