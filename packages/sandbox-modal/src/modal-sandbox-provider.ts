@@ -146,19 +146,15 @@ export class ModalSandboxProvider implements SandboxProvider {
   modalClient(): ModalClient {
     if (this.settings.client) return this.settings.client;
     if (this.client) return this.client;
-    const tokenId = this.settings.tokenId ?? process.env.MODAL_TOKEN_ID;
-    const tokenSecret = this.settings.tokenSecret ?? process.env.MODAL_TOKEN_SECRET;
-    if (!tokenId || !tokenSecret) {
-      throw agentError(ErrorCode.AUTH_FAILED, "No Modal token: set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, or pass tokenId and tokenSecret to createModalSandbox.", {
-        details: { reason: "missing" },
-      });
-    }
+    // Explicit tokens win; otherwise the SDK reads MODAL_TOKEN_ID / MODAL_TOKEN_SECRET or the profile.
+    const tokens = this.settings.tokenId !== undefined ? { tokenId: this.settings.tokenId, tokenSecret: this.settings.tokenSecret } : {};
     // The SDK takes its server address only from MODAL_SERVER_URL (or the profile), read while the
     // client is constructed; the constructor is synchronous, so the change is never seen elsewhere.
     const previous = process.env.MODAL_SERVER_URL;
     if (this.settings.serverUrl) process.env.MODAL_SERVER_URL = this.settings.serverUrl;
+    let client: ModalClient;
     try {
-      this.client = new ModalClient({ tokenId, tokenSecret, ...(this.settings.environment ? { environment: this.settings.environment } : {}) });
+      client = new ModalClient({ ...tokens, ...(this.settings.environment ? { environment: this.settings.environment } : {}) });
     } catch (error) {
       throw modalError(error, ErrorCode.INVALID_OPTIONS, "set up the Modal client");
     } finally {
@@ -167,6 +163,13 @@ export class ModalSandboxProvider implements SandboxProvider {
         else process.env.MODAL_SERVER_URL = previous;
       }
     }
+    const profile = client.profile;
+    if (!(profile.tokenId && profile.tokenSecret) && !profile.oauthRefreshToken) {
+      throw agentError(ErrorCode.AUTH_FAILED, "No Modal token: set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, pass tokenId and tokenSecret to createModalSandbox, or run `modal token new`.", {
+        details: { reason: "missing" },
+      });
+    }
+    this.client = client;
     return this.client;
   }
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { chmod, cp, mkdir, rm } from "node:fs/promises";
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 
 /** How a task of the local server is laid out and isolated. */
 export interface LocalTaskOptions {
@@ -32,6 +32,13 @@ export interface LocalExec {
   readonly stdinBytesWritten: number;
   readonly stdinClosed: boolean;
   kill(): void;
+}
+
+/** How a task's entrypoint ended, with the tail of bubblewrap's and the entrypoint's stderr. */
+export interface TaskExit {
+  code?: number;
+  signal?: number;
+  stderr: string;
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
@@ -89,9 +96,9 @@ export class LocalTask {
   private initPid = 0;
   private readonly execs = new Set<ChildProcess>();
   /** Resolves with the entrypoint's exit once it ends for any reason. */
-  readonly ended: Promise<{ code?: number; signal?: number }>;
-  private resolveEnded!: (value: { code?: number; signal?: number }) => void;
-  private endedValue: { code?: number; signal?: number } | undefined;
+  readonly ended: Promise<TaskExit>;
+  private resolveEnded!: (value: TaskExit) => void;
+  private endedValue: TaskExit | undefined;
 
   constructor(readonly options: LocalTaskOptions) {
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
@@ -117,26 +124,41 @@ export class LocalTask {
     for (const [inside, host] of Object.entries(this.options.readOnlyFiles)) args.push("--ro-bind", host, inside);
     args.push("--proc", "/proc", "--dev", "/dev", "--hostname", "modal", "--chdir", this.options.workdir, "--info-fd", "3");
     const command = this.options.entrypoint.length > 0 ? this.options.entrypoint : ["sleep", "infinity"];
-    args.push("--", ...command);
+    // bubblewrap reports the child's pid before the child has finished its mounts; the first line on
+    // stdout comes from inside, once the root is complete, and only then may commands join it.
+    args.push("--", "/bin/sh", "-c", 'echo ready && exec "$@" > /dev/null', "entrypoint", ...command);
     const init = spawn("bwrap", args, {
-      stdio: ["ignore", "ignore", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe", "pipe"],
       env: this.environment({}),
     });
     this.init = init;
     let stderr = "";
-    init.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    init.on("exit", (code, signal) => this.finish(signal ? { signal: SIGNAL_NUMBERS[signal] ?? 9 } : { code: code ?? 0 }));
-    const info = await new Promise<string>((resolve, reject) => {
-      let text = "";
-      const infoStream = init.stdio[3] as NodeJS.ReadableStream;
-      infoStream.on("data", (chunk: Buffer) => {
-        text += chunk.toString();
-        if (text.includes("}")) resolve(text);
-      });
-      init.once("error", reject);
-      init.once("exit", () => reject(new Error(`bubblewrap exited before the task started: ${stderr.trim()}`)));
-    });
+    init.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4096)));
+    init.on("exit", (code, signal) => this.finish(signal ? { signal: SIGNAL_NUMBERS[signal] ?? 9, stderr } : { code: code ?? 0, stderr }));
+    const started = Promise.all([this.lineFrom(init.stdio[3] as NodeJS.ReadableStream, "}"), this.lineFrom(init.stdout!, "ready\n")]);
+    const [info] = await Promise.race([
+      started,
+      new Promise<never>((_, reject) => {
+        init.once("error", reject);
+        init.once("exit", () => reject(new Error(`bubblewrap exited before the task started: ${stderr.trim()}`)));
+      }),
+    ]);
     this.initPid = (JSON.parse(info) as { "child-pid": number })["child-pid"];
+  }
+
+  private lineFrom(stream: NodeJS.ReadableStream, end: string): Promise<string> {
+    return new Promise((resolve) => {
+      let text = "";
+      const onData = (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.includes(end)) {
+          stream.off("data", onData);
+          stream.resume();
+          resolve(text);
+        }
+      };
+      stream.on("data", onData);
+    });
   }
 
   /** Starts a command inside the task. */
@@ -192,6 +214,21 @@ export class LocalTask {
     };
   }
 
+  /**
+   * Copies the task's own files (everything but the image's read-only parts and the kernel's
+   * filesystems) to a host folder, from which a later task can start.
+   */
+  async snapshotInto(directory: string): Promise<void> {
+    const root = this.options.rootDirectory;
+    const imageParts = new Set(["usr", "etc", "proc", "dev", "bin", "lib", "lib64", "sbin"]);
+    await cp(root, directory, {
+      recursive: true,
+      verbatimSymlinks: true,
+      // Children of a skipped folder are never visited, so the top level is all there is to check.
+      filter: (source) => !imageParts.has(relative(root, source)),
+    });
+  }
+
   /** Kills everything in the task: ending the PID namespace's first process ends all of them. */
   async terminate(): Promise<void> {
     for (const child of this.execs) killTree(child);
@@ -211,7 +248,7 @@ export class LocalTask {
     return this.init !== undefined && this.init.exitCode === null && this.init.signalCode === null;
   }
 
-  private finish(value: { code?: number; signal?: number }): void {
+  private finish(value: TaskExit): void {
     if (this.endedValue) return;
     this.endedValue = value;
     for (const child of this.execs) killTree(child);

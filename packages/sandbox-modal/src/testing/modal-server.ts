@@ -376,7 +376,7 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
       tasks.set(taskId, state);
       task.ended.then((exit) => {
         if (!state.record.result) {
-          state.record.result = { status: exit.code === 0 ? GENERIC_STATUS.SUCCESS : GENERIC_STATUS.FAILURE, exitcode: exit.code ?? 128 + (exit.signal ?? 9), exception: "" };
+          state.record.result = { status: exit.code === 0 ? GENERIC_STATUS.SUCCESS : GENERIC_STATUS.FAILURE, exitcode: exit.code ?? 128 + (exit.signal ?? 9), exception: exit.stderr.trim() };
         }
         void endSandbox(state, state.record.result);
       });
@@ -561,7 +561,7 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
       const imageId = `im-${randomBytes(11).toString("hex")}`;
       const seedDirectory = join(baseDirectory, "snapshots", imageId);
       await mkdir(dirname(seedDirectory), { recursive: true });
-      await cp(state.task.options.rootDirectory, seedDirectory, { recursive: true, verbatimSymlinks: true });
+      await state.task.snapshotInto(seedDirectory);
       const source = images.get(state.record.imageId);
       images.set(imageId, { imageId, dockerfileCommands: source?.dockerfileCommands ?? [], baseImageIds: [], snapshotOf: state.record.sandboxId, seedDirectory });
       return { imageId };
