@@ -233,33 +233,45 @@ export class DockerSandboxSession implements SandboxSession {
    */
   private async explainKill(exitCode: number | null): Promise<void> {
     if (this.ended) throw agentError(this.ended.code, this.ended.message);
-    let state: Dockerode.ContainerInspectInfo["State"] | undefined;
-    try {
-      state = (await this.container.inspect()).State;
-    } catch (error) {
-      if (!isGone(error)) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not inspect the container: ${engineMessage(error)}`, { cause: error });
+    // A container killed from outside ends its execs before the Engine marks it stopped: look
+    // again for a moment while the container cannot run a command.
+    for (let attempt = 0; attempt < 30; attempt++) {
+      let state: Dockerode.ContainerInspectInfo["State"] | undefined;
+      try {
+        state = (await this.container.inspect()).State;
+      } catch (error) {
+        if (!isGone(error)) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not inspect the container: ${engineMessage(error)}`, { cause: error });
+      }
+      if (!state || !state.Running) await this.endSession(state);
+      const count = await readOomKillCount(this.container).catch(() => undefined);
+      if (count !== undefined) {
+        if (count > this.oomKillBaseline) {
+          this.oomKillBaseline = count;
+          throw agentError(
+            ErrorCode.SANDBOX_OUT_OF_MEMORY,
+            "A command in the sandbox was killed by the container's memory limit. Raise resources.memoryMiB or make the task use less memory.",
+            { details: { containerId: this.id } },
+          );
+        }
+        // The container runs commands and no OOM kill happened: the SIGKILL was the command's own business.
+        if (exitCode === SIGKILL_EXIT) return;
+        throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, "The Engine lost track of the command (its exec vanished).", { details: { containerId: this.id } });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    if (!state || !state.Running) {
-      this.ended = state?.OOMKilled
-        ? { code: ErrorCode.SANDBOX_OUT_OF_MEMORY, message: "The container was killed by its memory limit. Raise resources.memoryMiB or make the task use less memory." }
-        : {
-            code: ErrorCode.SANDBOX_TERMINATED,
-            message: `The container ${this.id.slice(0, 12)} was stopped from outside while the task ran (killed, removed, or the engine restarted).`,
-          };
-      // Nothing left to keep: remove what remains of the container.
-      await this.destroy().catch(() => undefined);
-      throw agentError(this.ended.code, this.ended.message, { details: { containerId: this.id, ...(state ? { exitCode: state.ExitCode } : {}) } });
-    }
-    if (exitCode !== SIGKILL_EXIT) return;
-    const count = await readOomKillCount(this.container).catch(() => undefined);
-    if (count !== undefined && count > this.oomKillBaseline) {
-      this.oomKillBaseline = count;
-      throw agentError(
-        ErrorCode.SANDBOX_OUT_OF_MEMORY,
-        "A command in the sandbox was killed by the container's memory limit. Raise resources.memoryMiB or make the task use less memory.",
-        { details: { containerId: this.id } },
-      );
-    }
+    await this.endSession(undefined);
+  }
+
+  /** The container stopped or vanished under the session: remember why, remove what remains, and throw. */
+  private async endSession(state: Dockerode.ContainerInspectInfo["State"] | undefined): Promise<never> {
+    this.ended = state?.OOMKilled
+      ? { code: ErrorCode.SANDBOX_OUT_OF_MEMORY, message: "The container was killed by its memory limit. Raise resources.memoryMiB or make the task use less memory." }
+      : {
+          code: ErrorCode.SANDBOX_TERMINATED,
+          message: `The container ${this.id.slice(0, 12)} was stopped from outside while the task ran (killed, removed, or the engine restarted).`,
+        };
+    await this.destroy().catch(() => undefined);
+    throw agentError(this.ended.code, this.ended.message, { details: { containerId: this.id, ...(state ? { exitCode: state.ExitCode } : {}) } });
   }
 
   private assertUsable(): void {
@@ -305,7 +317,11 @@ export class DockerSandboxSession implements SandboxSession {
   }
 }
 
-/** Reads the container's cgroup OOM-kill counter (cgroup v2 `memory.events`, or v1 `memory.oom_control`). */
+/**
+ * Reads the container's cgroup OOM-kill counter (cgroup v2 `memory.events`, or v1
+ * `memory.oom_control`; one of the two is always missing, so `cat` exits 1). Rejects when the
+ * command could not run, which is the case while a killed container is going away.
+ */
 export async function readOomKillCount(container: Dockerode.Container): Promise<number> {
   const process = await startContainerProcess(container, {
     command: ["cat", "/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"],
@@ -313,7 +329,9 @@ export async function readOomKillCount(container: Dockerode.Container): Promise<
     env: {},
     name: `oom-${randomUUID()}`,
   });
-  return parseOomKillCount((await process.outcome).stdout.toString("utf8"));
+  const outcome = await process.outcome;
+  if (outcome.exitCode !== 0 && outcome.exitCode !== 1) throw new Error(`reading the OOM counter failed (exit ${String(outcome.exitCode)})`);
+  return parseOomKillCount(outcome.stdout.toString("utf8"));
 }
 
 /** The `oom_kill N` counter from cgroup memory files; 0 when absent. */
