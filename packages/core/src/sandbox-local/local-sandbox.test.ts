@@ -22,8 +22,14 @@ function isProcessAlive(marker: string): boolean {
   return false;
 }
 
-async function sessionFolders(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((name) => name.startsWith("running-agent-"));
+// Tests that count or reap session folders use a parent folder of their own: other test files make sessions in parallel.
+async function withTempParent<T>(body: (parent: string) => Promise<T>): Promise<T> {
+  const parent = await mkdtemp(join(tmpdir(), "local-sandbox-test-"));
+  try {
+    return await body(parent);
+  } finally {
+    await rm(parent, { recursive: true, force: true });
+  }
 }
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
@@ -147,13 +153,16 @@ describe("local sandbox under bubblewrap: isolation", () => {
 
 describe("local sandbox: options and leftovers", () => {
   it("rejects without bubblewrap unless isolation is 'none', before creating anything", async () => {
-    const before = await sessionFolders();
-    await expectCode(createLocalSandbox({ bubblewrapPath: "/nonexistent/bwrap" }).create({ taskId: "t" }), ErrorCode.ISOLATION_UNAVAILABLE);
-    await expectCode(createLocalSandbox({ bubblewrapPath: "/nonexistent/bwrap" }).validate!(), ErrorCode.ISOLATION_UNAVAILABLE);
-    expect(await sessionFolders()).toEqual(before);
-    const unisolated = await createLocalSandbox({ isolation: "none", bubblewrapPath: "/nonexistent/bwrap" }).create({ taskId: "t" });
-    expect(unisolated.isolated).toBe(false);
-    await unisolated.destroy();
+    await withTempParent(async (parent) => {
+      const missing = createLocalSandbox({ bubblewrapPath: "/nonexistent/bwrap", tempDirectory: parent });
+      await expectCode(missing.create({ taskId: "t" }), ErrorCode.ISOLATION_UNAVAILABLE);
+      await expectCode(missing.validate!(), ErrorCode.ISOLATION_UNAVAILABLE);
+      expect(await readdir(parent)).toEqual([]);
+      const unisolated = await createLocalSandbox({ isolation: "none", bubblewrapPath: "/nonexistent/bwrap", tempDirectory: parent }).create({ taskId: "t" });
+      expect(unisolated.isolated).toBe(false);
+      await unisolated.destroy();
+      expect(await readdir(parent)).toEqual([]);
+    });
   });
 
   it("rejects limits and network policies it cannot enforce, and bad options, with typed errors", async () => {
@@ -223,19 +232,21 @@ describe("local sandbox: options and leftovers", () => {
   });
 
   it("reapOrphans removes the folder and the escaped processes of a session whose owner died, and keeps live ones", async () => {
-    const provider = createLocalSandbox({ isolation: "none" });
-    const live = await provider.create({ taskId: "live" });
-    const crashed = await provider.create({ taskId: "crashed" });
-    const marker = `1000.${(Date.now() % 1e8) + 3}`;
-    await crashed.spawn(["sh", "-c", `setsid -f sleep ${marker}; exec sleep ${marker}`]);
-    await expect.poll(() => isProcessAlive(marker)).toBe(true);
-    // What a crash leaves: the owner file names a process that no longer exists (above the kernel's pid limit).
-    await writeFile(join(tmpdir(), crashed.id, "system", "owner.json"), JSON.stringify({ pid: 2 ** 22 + 1, createdAt: new Date(0).toISOString() }));
-    expect(await provider.reapOrphans!({ olderThanMs: 60_000 })).toBeGreaterThanOrEqual(1);
-    await expect(stat(join(tmpdir(), crashed.id))).rejects.toThrow();
-    expect(isProcessAlive(marker)).toBe(false);
-    expect((await stat(join(tmpdir(), live.id))).isDirectory()).toBe(true);
-    await live.destroy();
-    await crashed.destroy();
+    await withTempParent(async (parent) => {
+      const provider = createLocalSandbox({ isolation: "none", tempDirectory: parent });
+      const live = await provider.create({ taskId: "live" });
+      const crashed = await provider.create({ taskId: "crashed" });
+      const marker = `1000.${(Date.now() % 1e8) + 3}`;
+      await crashed.spawn(["sh", "-c", `setsid -f sleep ${marker}; exec sleep ${marker}`]);
+      await expect.poll(() => isProcessAlive(marker)).toBe(true);
+      // What a crash leaves: the owner file names a process that no longer exists (above the kernel's pid limit).
+      await writeFile(join(parent, crashed.id, "system", "owner.json"), JSON.stringify({ pid: 2 ** 22 + 1, createdAt: new Date(0).toISOString() }));
+      expect(await provider.reapOrphans!({ olderThanMs: 60_000 })).toBe(1);
+      expect(await readdir(parent)).toEqual([live.id]);
+      expect(isProcessAlive(marker)).toBe(false);
+      await live.destroy();
+      await crashed.destroy();
+      expect(await readdir(parent)).toEqual([]);
+    });
   });
 });
