@@ -99,6 +99,16 @@ describe("collectChanges from a real local sandbox", () => {
     expect(await gitIn(dir, ["status", "--porcelain"])).toBe("");
   });
 
+  it("stops with ABORTED before touching the host tree when the signal has fired", async () => {
+    const { dir, session } = await agentRuns("echo changed > README.md");
+    const controller = new AbortController();
+    controller.abort();
+    const error = (await collectChanges({ session, dir, signal: controller.signal }).catch((caught: unknown) => caught)) as RunningAgentError;
+    expect(error.code).toBe("ABORTED");
+    expect(error.phase).toBe("collect");
+    expect(await readFile(join(dir, "README.md"), "utf8")).toBe(files["README.md"]);
+  });
+
   it("reports added, modified, deleted and renamed files with line counts", async () => {
     const { dir, session } = await agentRuns(`
       printf 'new\\nfile\\n' > src/added.ts

@@ -163,6 +163,26 @@ describe("pushBranch over http (isomorphic-git against git http-backend)", () =>
   });
 });
 
+describe("pushBranch cancellation", () => {
+  it("stops with ABORTED when the signal fires as the pack is sent, and the branch is not created", async () => {
+    const controller = new AbortController();
+    await using abortingServer = await startGitHttpServer({
+      root: fixture.root,
+      onRequest: (request) => {
+        if (request.method === "POST" && request.path.includes("receive-pack")) controller.abort();
+      },
+    });
+    const repository = { ...httpRepository(), remote: `${abortingServer.url}/repo.git` };
+    const dir = await cloneFrom(httpRepository());
+    await writeFixtureFiles(dir, { "aborted.txt": "x\n" });
+    await commitChanges({ dir, branch: "agent/aborted", message: "Aborted", author });
+    const error = await catchError(pushBranch({ dir, repository, branch: "agent/aborted", signal: controller.signal }));
+    expect(error.code).toBe("ABORTED");
+    expect(error.phase).toBe("push");
+    await expect(bare(["rev-parse", "--verify", "--quiet", "refs/heads/agent/aborted"])).rejects.toThrow();
+  });
+});
+
 describe("pushBranch to a local repository (git CLI)", () => {
   it("pushes a new branch to a bare repository", async () => {
     const dir = await cloneFrom(localRepository());

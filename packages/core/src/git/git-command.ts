@@ -84,7 +84,10 @@ export function runGit(args: readonly string[], options: GitCommandOptions = {})
         const stderrText = stderr.toString("utf8");
         if (error) {
           const code = (error as NodeJS.ErrnoException).code;
-          if (code === "ENOENT") return reject(new GitCommandFailure(args, null, "git is not installed or not on PATH"));
+          if (typeof code === "string") {
+            const reason = code === "ENOENT" ? `git could not be started: it is not on PATH${options.cwd ? `, or ${options.cwd} does not exist` : ""}` : `git failed (${code})`;
+            return reject(new GitCommandFailure(args, null, reason));
+          }
           const exitCode = typeof (error as { code?: unknown }).code === "number" ? ((error as { code: number }).code) : null;
           return reject(new GitCommandFailure(args, exitCode, stderrText, stdout.toString("utf8")));
         }
