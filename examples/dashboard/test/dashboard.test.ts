@@ -110,7 +110,7 @@ describe("the dashboard in headless Chromium", () => {
       await detail.getByText("phase agent started").waitFor({ timeout: 120_000 });
       await detail.getByRole("button", { name: "Cancel" }).click();
       await detail.locator(".badge-cancelled").waitFor({ timeout: 60_000 });
-      await detail.getByText(/ABORTED/).waitFor();
+      await detail.locator("p.error", { hasText: "ABORTED" }).waitFor();
       const jobs = (await (await fetch(`${slowApi.url}/jobs`)).json()) as { jobs: { status: string; pr_url: string | null }[] };
       expect(jobs.jobs).toEqual([expect.objectContaining({ status: "cancelled", pr_url: null })]);
       // Cancelled jobs offer a retry instead.

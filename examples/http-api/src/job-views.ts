@@ -73,10 +73,16 @@ export function toResultView(job: JobRecord, events: StoredJobEvent[]): JobResul
 
 /** The result's own timings, or, for a job that did not finish, the durations its phase events reported. */
 function timingsOf(job: JobRecord, events: StoredJobEvent[]): Record<string, number> {
-  if (job.result) return Object.fromEntries(Object.entries(job.result.timings).filter((entry): entry is [string, number] => typeof entry[1] === "number"));
+  if (job.result) {
+    return Object.fromEntries(
+      Object.entries(job.result.timings)
+        .filter((entry): entry is [string, number] => typeof entry[1] === "number")
+        .map(([phase, ms]) => [phase, Math.round(ms)]),
+    );
+  }
   const timings: Record<string, number> = {};
   for (const { event } of events) {
-    if (event.type === "phase" && event.durationMs !== undefined) timings[event.phase] = event.durationMs;
+    if (event.type === "phase" && event.durationMs !== undefined) timings[event.phase] = Math.round(event.durationMs);
   }
   if (job.startedAt !== undefined && job.finishedAt !== undefined) timings.total = job.finishedAt - job.startedAt;
   return timings;
@@ -108,7 +114,7 @@ export function logLinesOf(events: readonly AgentTaskEvent[]): string[] {
 export function describeEvent(event: AgentTaskEvent): string | undefined {
   switch (event.type) {
     case "phase":
-      return `phase ${event.phase} ${event.status}${event.durationMs !== undefined ? ` (${event.durationMs} ms)` : ""}${event.error ? `: ${event.error.code} ${event.error.message}` : ""}`;
+      return `phase ${event.phase} ${event.status}${event.durationMs !== undefined ? ` (${Math.round(event.durationMs)} ms)` : ""}${event.error ? `: ${event.error.code} ${event.error.message}` : ""}`;
     case "warning":
       return `warning ${event.code}: ${event.message}`;
     case "log":
