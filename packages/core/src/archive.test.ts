@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import * as tar from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { packDirectory, readArchive, unpackArchive } from "./archive.js";
+import { packDirectory, packEntries, readArchive, unpackArchive } from "./archive.js";
 import { ErrorCode, RunningAgentError } from "./errors.js";
 
 let root: string;
@@ -165,5 +165,32 @@ describe("readArchive", () => {
 
   it("refuses a '..' entry", async () => {
     await expectCode(readArchive(await craftArchive([{ header: { name: "../x" }, content: "x" }])), ErrorCode.UNSAFE_PATH);
+  });
+});
+
+describe("packEntries", () => {
+  it("packs in-memory entries that readArchive and unpackArchive read back", async () => {
+    const binary = Uint8Array.from([0, 255, 10, 13]);
+    const archive = await packEntries([
+      { path: "config", type: "directory" },
+      { path: "config/settings.json", content: "{}" },
+      { path: "bin/tool", content: binary, mode: 0o755 },
+      { path: "link", type: "symlink", linkTarget: "config/settings.json" },
+    ]);
+    const entries = await readArchive(archive);
+    expect(entries.map(({ path, type, mode }) => [path, type, type === "symlink" ? "-" : mode])).toEqual([
+      ["config", "directory", 0o755],
+      ["config/settings.json", "file", 0o644],
+      ["bin/tool", "file", 0o755],
+      ["link", "symlink", "-"],
+    ]);
+    expect(entries[2]?.content).toEqual(binary);
+    await unpackArchive(archive, root);
+    expect(await readFile(join(root, "config", "settings.json"), "utf8")).toBe("{}");
+    expect(await readlink(join(root, "link"))).toBe("config/settings.json");
+  });
+
+  it("refuses an entry path that escapes", async () => {
+    await expectCode(packEntries([{ path: "../x", content: "x" }]), ErrorCode.UNSAFE_PATH);
   });
 });

@@ -49,6 +49,43 @@ export async function packDirectory(hostDirectory: string, options: PackDirector
   return done;
 }
 
+/** An entry for {@link packEntries}: a file by default. */
+export interface ArchiveEntryInput {
+  path: string;
+  type?: ArchiveEntry["type"];
+  /** Default 0o644 for files and symlinks, 0o755 for folders. */
+  mode?: number;
+  content?: string | Uint8Array;
+  linkTarget?: string;
+}
+
+/**
+ * Packs entries held in memory into a tar archive (the inverse of {@link readArchive}).
+ * Paths are checked like archive entries are: absolute paths and `..` are refused with UNSAFE_PATH.
+ */
+export async function packEntries(entries: ArchiveEntryInput[]): Promise<Uint8Array> {
+  const pack = tar.pack();
+  const done = collectStream(pack);
+  try {
+    for (const entry of entries) {
+      const name = safeArchivePath(entry.path);
+      const type = entry.type ?? "file";
+      if (type === "directory") await addEntry(pack, { name, type, mode: entry.mode ?? 0o755, mtime: fixedMtime });
+      else if (type === "symlink") await addEntry(pack, { name, type, linkname: entry.linkTarget ?? "", mode: entry.mode ?? 0o777, mtime: fixedMtime });
+      else {
+        const content = typeof entry.content === "string" ? Buffer.from(entry.content, "utf8") : Buffer.from(entry.content ?? new Uint8Array());
+        await addEntry(pack, { name, type, mode: entry.mode ?? 0o644, size: content.byteLength, mtime: fixedMtime }, content);
+      }
+    }
+    pack.finalize();
+  } catch (error) {
+    pack.destroy(error as Error);
+    await done.catch(() => undefined);
+    throw error;
+  }
+  return done;
+}
+
 async function packFolder(pack: tar.Pack, hostDirectory: string, relative: string, exclude: ((path: string) => boolean) | undefined): Promise<void> {
   const names = (await readdir(join(hostDirectory, relative))).sort();
   for (const name of names) {
