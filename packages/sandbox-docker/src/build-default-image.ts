@@ -16,6 +16,11 @@ export interface BuildDefaultImageOptions {
   baseImage?: string;
   /** The tag to build. Default {@link DEFAULT_IMAGE}. */
   tag?: string;
+  /**
+   * Let the Engine pull a base image that is not on it (default true). With false, a missing base
+   * fails at once with SANDBOX_IMAGE_BUILD_FAILED and nothing goes to a registry (offline CI).
+   */
+  pullBaseImage?: boolean;
   /** Build even when the tag exists. Default false: an existing tag is reused. */
   force?: boolean;
   /** The OpenCode Linux binary to copy in. Default: the one from this package's `opencode-ai` dependency, for the engine's architecture. */
@@ -54,6 +59,13 @@ export async function buildDefaultImage(options: BuildDefaultImageOptions = {}):
     if (existing) return { tag, built: false, imageId: existing };
   }
   if (options.signal?.aborted) throw abortedError(options.signal);
+  if (options.pullBaseImage === false && !(await inspectImage(docker, baseImage))) {
+    throw agentError(
+      ErrorCode.SANDBOX_IMAGE_BUILD_FAILED,
+      `The base image ${baseImage} is not on the engine. Pull it, or build a local Debian base offline with scripts/docker-base-image.sh (debootstrap) and pass it as baseImage.`,
+      { details: { tag, baseImage } },
+    );
+  }
 
   let architecture: string;
   try {
@@ -99,7 +111,7 @@ export async function buildDefaultImage(options: BuildDefaultImageOptions = {}):
     const hint = /pull access denied|not found|no such image|repository does not exist/i.test(message)
       ? ` The base image ${baseImage} is not on the engine: pull it, or pass baseImage with a local Debian image (offline: scripts/docker-base-image.sh builds one with debootstrap).`
       : "";
-    throw agentError(ErrorCode.SANDBOX_IMAGE_BUILD_FAILED, `Building ${tag} failed: ${message}.${hint}`, {
+    throw agentError(ErrorCode.SANDBOX_IMAGE_BUILD_FAILED, `Building ${tag} from ${baseImage} failed: ${message}.${hint}`, {
       cause: error,
       details: { tag, baseImage, lastLines: lines.slice(-10) },
     });

@@ -16,5 +16,5 @@ export default async function setup(): Promise<void> {
   } catch (error) {
     throw new Error(`The base image ${baseImage} is missing, or no Docker Engine answers (${String(error)}). Run scripts/docker-engine.sh start and scripts/docker-base-image.sh.`);
   }
-  await run(process.execPath, ["--conditions=source", "--import", "tsx", "scripts/build-default-image.ts", "--base-image", baseImage, "--quiet"], { cwd: packageRoot });
+  await run(process.execPath, ["--conditions=source", "--import", "tsx", "scripts/build-default-image.ts", "--base-image", baseImage, "--quiet", "--offline"], { cwd: packageRoot });
 }
