@@ -39,7 +39,9 @@ async function createSandbox(options: RunCommandOptions): Promise<SandboxProvide
     }
     case "modal": {
       const { createModalSandbox } = await importAdapter("@running-agent/sandbox-modal", ErrorCode.SANDBOX_UNAVAILABLE, () => import("@running-agent/sandbox-modal"));
-      return createModalSandbox(options.image ? { image: options.image } : {});
+      // Modal names its own images `im-...`; anything else is a registry tag for Modal to build from.
+      const image = options.image === undefined ? undefined : options.image.startsWith("im-") ? { imageId: options.image } : { registryTag: options.image };
+      return createModalSandbox(image ? { image } : {});
     }
   }
 }

@@ -79,10 +79,10 @@ export async function runCli(args: string[], env: Record<string, string> = {}): 
  * environment. A sandbox's processes all do (bubblewrap binds the session folder, an
  * unisolated agent runs in it), so none may be left once the CLI has exited.
  */
-export async function processesUsing(folder: string): Promise<string[]> {
+export async function processesUsing(folder: string, exceptPid?: number): Promise<string[]> {
   const found: string[] = [];
   for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid || Number(entry) === exceptPid) continue;
     const [commandLine, workingDirectory, environment] = await Promise.all([
       readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => ""),
       readlink(`/proc/${entry}/cwd`).catch(() => ""),

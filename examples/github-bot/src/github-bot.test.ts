@@ -1,0 +1,193 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { sign } from "@octokit/webhooks-methods";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createLocalSandbox } from "@running-agent/core";
+import { startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedTurn } from "@running-agent/core/testing";
+import { startGitHubServer, type GitHubServer } from "@running-agent/git-github/testing";
+import { createGitHubBot, type GitHubBot } from "./github-bot.js";
+
+const SECRET = "webhook-secret-for-tests";
+const MODEL_KEY = "scripted-model-key";
+const REPO = "octo/app";
+const NOTES = "# Notes\n\nWritten by the agent.\n";
+
+/** OpenCode's system prompt names the working directory; its tools want absolute paths. */
+function workingDirectory(request: RecordedModelRequest): string {
+  return /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []))?.[1] ?? ".";
+}
+
+async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return check();
+}
+
+describe("the GitHub bot", () => {
+  let github: GitHubServer;
+  let model: ScriptedModelServer;
+  let bot: GitHubBot;
+  let server: Server;
+  let webhookUrl: string;
+  let cloneUrl: string;
+  let botLogin: string;
+  let script: ScriptedTurn[];
+
+  beforeEach(async () => {
+    github = await startGitHubServer();
+    const repository = await github.createRepository({ owner: "octo", name: "app", files: { "README.md": "# app\n" } });
+    cloneUrl = repository.cloneUrl;
+    botLogin = "agent-bot";
+    const token = github.grantToken({ login: botLogin, permission: "push", repositories: [REPO] });
+    script = [];
+    // The script is read when each request arrives, so a test can set it after the server starts.
+    model = await startScriptedModelServer({ apiKey: MODEL_KEY, script: Array.from({ length: 4 }, (_, index) => (request: RecordedModelRequest) => {
+      const turn = script[index] ?? { text: "Done." };
+      return typeof turn === "function" ? turn(request) : turn;
+    }) });
+    bot = createGitHubBot({
+      webhookSecret: SECRET,
+      github: { token, baseUrl: github.apiUrl },
+      sandbox: createLocalSandbox(),
+      model: { provider: "openai-compatible", model: "scripted-model", baseURL: model.url, apiKey: MODEL_KEY },
+      commentIntervalMs: 100,
+      onError: () => {},
+    });
+    server = createServer((request, response) => bot.handleRequest(request, response));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    webhookUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`;
+  });
+
+  afterEach(async () => {
+    await bot.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await model.close();
+    await github.close();
+  });
+
+  async function deliver(event: string, payload: unknown, signature?: string): Promise<{ status: number; body: { result?: string; error?: string } }> {
+    const body = JSON.stringify(payload);
+    const response = await fetch(webhookUrl, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-github-event": event,
+        "x-github-delivery": randomUUID(),
+        "x-hub-signature-256": signature ?? (await sign(SECRET, body)),
+      },
+      body,
+    });
+    return { status: response.status, body: (await response.json()) as { result?: string; error?: string } };
+  }
+
+  const repositoryPayload = () => ({ id: 1, name: "app", full_name: REPO, private: true, owner: { login: "octo", type: "User" }, clone_url: cloneUrl, html_url: cloneUrl.replace(/\.git$/, "") });
+  const issuePayload = (number: number, title: string) => ({ number, title, body: "Add NOTES.md with a heading.", state: "open", user: { login: "octocat", type: "User" }, labels: [] });
+
+  it("runs a task when an issue gets the label: one progress comment, kept up to date, then a PR that closes the issue", async () => {
+    const issueNumber = github.createIssue(REPO, { title: "Add a notes file", body: "Add NOTES.md with a heading.", user: "octocat" });
+    let commentShowedAgentRunning = false;
+    script = [
+      async (request) => {
+        // While the agent works, the issue's comment must already say so.
+        commentShowedAgentRunning = await waitFor(() => github.comments(REPO, issueNumber).some((comment) => comment.body.includes("⏳ **agent**")), 20_000);
+        return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: NOTES } }] };
+      },
+      { text: "Added NOTES.md." },
+    ];
+
+    const delivery = await deliver("issues", {
+      action: "labeled",
+      issue: issuePayload(issueNumber, "Add a notes file"),
+      label: { id: 1, name: "agent", color: "ededed" },
+      repository: repositoryPayload(),
+      sender: { login: "octocat", type: "User" },
+    });
+    expect(delivery.status).toBe(202);
+    expect(delivery.body.result).toMatch(new RegExp(`^started task .* on ${REPO}#${issueNumber}$`));
+    await bot.idle();
+
+    expect(commentShowedAgentRunning).toBe(true);
+    const pullRequests = github.pullRequests(REPO);
+    expect(pullRequests).toHaveLength(1);
+    const pullRequest = pullRequests[0]!;
+    expect(pullRequest.body).toContain(`Closes #${issueNumber}`);
+    expect(pullRequest.base).toBe("main");
+    expect(await github.readFile(REPO, pullRequest.head, "NOTES.md")).toBe(NOTES);
+
+    const comments = github.comments(REPO, issueNumber);
+    expect(comments).toHaveLength(1);
+    const comment = comments[0]!;
+    expect(comment.user).toBe(botLogin);
+    expect(comment.body.split("\n")[0]).toBe("🤖 **Running Agent** finished (asked by @octocat).");
+    expect(comment.body.trimEnd().split("\n").at(-1)).toMatch(new RegExp(`^Pull request #${pullRequest.number}: http://127\\.0\\.0\\.1:\\d+/octo/app/pull/${pullRequest.number}$`));
+    const edits = github.requests.filter((request) => request.method === "PATCH" && request.route === "/repos/{owner}/{repo}/issues/comments/{comment_id}" && request.status === 200);
+    expect(edits.length).toBeGreaterThanOrEqual(2);
+    expect(bot.runningTasks.size).toBe(0);
+  });
+
+  it("runs `/agent <task>` from a collaborator's comment, and reports when nothing changed", async () => {
+    const issueNumber = github.createIssue(REPO, { title: "Check the README", user: "octocat" });
+    script = [{ text: "The README is fine; nothing to change." }];
+    const delivery = await deliver("issue_comment", {
+      action: "created",
+      issue: issuePayload(issueNumber, "Check the README"),
+      comment: { id: 99, body: "/agent check the README for typos", user: { login: "octocat", type: "User" }, author_association: "COLLABORATOR" },
+      repository: repositoryPayload(),
+      sender: { login: "octocat", type: "User" },
+    });
+    expect(delivery.status).toBe(202);
+    expect(delivery.body.result).toMatch(/^started task/);
+    await bot.idle();
+
+    expect(JSON.stringify(model.chatRequests[0]?.body)).toContain("check the README for typos");
+    expect(github.pullRequests(REPO)).toHaveLength(0);
+    const comments = github.comments(REPO, issueNumber);
+    expect(comments).toHaveLength(1);
+    expect(comments[0]!.body).toMatch(/finished without changes[\s\S]*there is no pull request\.$/);
+  });
+
+  it("ignores a comment without /agent: no comment, no task, no model call", async () => {
+    const issueNumber = github.createIssue(REPO, { title: "A question", user: "octocat" });
+    const delivery = await deliver("issue_comment", {
+      action: "created",
+      issue: issuePayload(issueNumber, "A question"),
+      comment: { id: 100, body: "Could the agent look at this?", user: { login: "octocat", type: "User" }, author_association: "OWNER" },
+      repository: repositoryPayload(),
+      sender: { login: "octocat", type: "User" },
+    });
+    expect(delivery).toEqual({ status: 202, body: { result: "ignored: the comment does not start with /agent" } });
+    await bot.idle();
+    expect(bot.runningTasks.size).toBe(0);
+    expect(github.comments(REPO, issueNumber)).toHaveLength(0);
+    expect(model.requests).toHaveLength(0);
+  });
+
+  it("rejects a delivery whose signature does not match with 401 and runs nothing", async () => {
+    const issueNumber = github.createIssue(REPO, { title: "Add a notes file", user: "octocat" });
+    const payload = {
+      action: "labeled",
+      issue: issuePayload(issueNumber, "Add a notes file"),
+      label: { id: 1, name: "agent", color: "ededed" },
+      repository: repositoryPayload(),
+      sender: { login: "mallory", type: "User" },
+    };
+    const forged = await deliver("issues", payload, await sign("not-the-secret", JSON.stringify(payload)));
+    expect(forged.status).toBe(401);
+    expect(forged.body.error).toMatch(/signature/i);
+    const unsigned = await fetch(webhookUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-github-event": "issues", "x-github-delivery": randomUUID() },
+      body: JSON.stringify(payload),
+    });
+    expect(unsigned.status).toBe(401);
+    await bot.idle();
+    expect(bot.runningTasks.size).toBe(0);
+    expect(github.comments(REPO, issueNumber)).toHaveLength(0);
+    expect(github.pullRequests(REPO)).toHaveLength(0);
+    expect(model.requests).toHaveLength(0);
+  });
+});

@@ -1,0 +1,151 @@
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { createTestRepository, startScriptedModelServer, type RecordedModelRequest, type ScriptedTurn, type TestRepository } from "@running-agent/core/testing";
+import { PACKAGE_ROOT, processesUsing, runCli, startCli, type CliOutcome } from "./testing/cli-process.js";
+
+const MODEL_KEY = "scripted-model-key";
+// ESC, the start of every ANSI escape sequence (colors, cursor movement, clearing lines).
+const ESCAPE = "\u001b";
+
+/** OpenCode's system prompt names the working directory; its tools want absolute paths. */
+function workingDirectory(request: RecordedModelRequest): string {
+  return /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []))?.[1] ?? ".";
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function repository(): Promise<TestRepository> {
+  const repo = await createTestRepository({ "README.md": "# demo\n" });
+  cleanups.push(() => repo.remove());
+  return repo;
+}
+
+async function modelServer(script: ScriptedTurn[]) {
+  const model = await startScriptedModelServer({ apiKey: MODEL_KEY, script });
+  cleanups.push(() => model.close());
+  return model;
+}
+
+function modelFlags(url: string): string[] {
+  return ["--model", "openai-compatible/scripted-model", "--model-base-url", url];
+}
+
+/** No sandbox folder and no process may outlive the CLI. */
+async function expectNothingLeft(tempDirectory: string): Promise<void> {
+  expect(await processesUsing(tempDirectory)).toEqual([]);
+  expect((await readdir(tempDirectory)).filter((name) => name.startsWith("running-agent-"))).toEqual([]);
+}
+
+function describeOutcome(outcome: CliOutcome): string {
+  return `exit ${outcome.exitCode}\n--- stdout\n${outcome.stdout}\n--- stderr\n${outcome.stderr}`;
+}
+
+describe("running-agent (the binary)", () => {
+  it("prints help and its version", async () => {
+    const help = await runCli(["--help"]);
+    cleanups.push(help.remove);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain("running-agent run --repo <url|path> --task");
+    const runHelp = await runCli(["run", "--help"]);
+    cleanups.push(runHelp.remove);
+    expect(runHelp.stdout).toContain("--unisolated");
+    const version = await runCli(["--version"]);
+    cleanups.push(version.remove);
+    const { version: expected } = JSON.parse(await readFile(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
+    expect(version).toMatchObject({ exitCode: 0, stdout: `${expected}\n` });
+  });
+
+  it("exits 64 with a helpful message on a bad command line, before creating anything", async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [["run", "--task", "x"], /--repo is required/],
+      [["run", "--repo", "/tmp/x.git", "--task", "x", "--sandbox", "kubernetes"], /--sandbox must be one of local, docker, modal/],
+      [["run", "--repo", "/tmp/x.git", "--tsak", "x"], /Unknown option --tsak\. Did you mean --task\?/],
+      [["frobnicate"], /Unknown command "frobnicate"/],
+    ];
+    for (const [args, message] of cases) {
+      const outcome = await runCli(args);
+      cleanups.push(outcome.remove);
+      expect(outcome.exitCode, describeOutcome(outcome)).toBe(64);
+      expect(outcome.stderr).toMatch(message);
+      expect(outcome.stderr).toMatch(/Run `running-agent (run )?--help` for the options\./);
+      expect(outcome.stdout).toBe("");
+      expect((await readdir(outcome.tempDirectory)).filter((name) => name.startsWith("running-agent-"))).toEqual([]);
+    }
+  });
+
+  it("exits 1 with the error's code and message when the task fails", async () => {
+    const repo = await repository();
+    const outcome = await runCli(["run", "--repo", repo.path, "--task", "Add notes", "--base", "no-such-branch", "--unisolated", ...modelFlags("http://127.0.0.1:9/v1")], {
+      OPENAI_COMPATIBLE_API_KEY: MODEL_KEY,
+    });
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(1);
+    expect(outcome.stderr).toMatch(/^Error: BASE_BRANCH_NOT_FOUND \(validate\): The base branch "no-such-branch" does not exist/m);
+    await expectNothingLeft(outcome.tempDirectory);
+  });
+
+  it("opens a pull request and prints the result as JSON (exit 0), events as JSON lines on stderr", async () => {
+    const repo = await repository();
+    const model = await modelServer([
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: "# Notes\n" } }] }),
+      { text: "Added NOTES.md." },
+    ]);
+    const outcome = await runCli(["run", "--repo", repo.path, "--task", "Add a NOTES.md file", "--json", "--label", "agent", ...modelFlags(model.url)], {
+      OPENAI_COMPATIBLE_API_KEY: MODEL_KEY,
+    });
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
+    const result = JSON.parse(outcome.stdout) as { status: string; branch: string; commit: string; pullRequest: { url: string }; changes: Array<{ path: string }> };
+    expect(result).toMatchObject({ status: "completed", baseBranch: "main", model: "openai-compatible/scripted-model" });
+    expect(result.branch).toMatch(/^running-agent\/add-a-notes-md-file/);
+    expect(result.changes.map((change) => change.path)).toEqual(["NOTES.md"]);
+    expect((await repo.git("rev-parse", `refs/heads/${result.branch}`)).trim()).toBe(result.commit);
+    expect(await repo.git("show", `${result.branch}:NOTES.md`)).toBe("# Notes\n");
+
+    const events = outcome.stderr.trim().split("\n").map((line) => JSON.parse(line) as { type: string; phase?: string; status?: string });
+    expect(events.filter((event) => event.type === "phase" && event.status === "completed").map((event) => event.phase)).toEqual([
+      "validate", "sandbox", "clone", "agent", "collect", "commit", "push", "pull-request", "teardown",
+    ]);
+    expect(outcome.stdout + outcome.stderr).not.toContain(MODEL_KEY);
+    await expectNothingLeft(outcome.tempDirectory);
+  });
+
+  it("exits 2 when the agent changes nothing, with plain lines and no escape codes when piped", async () => {
+    const repo = await repository();
+    const model = await modelServer([{ text: "Everything is in order; nothing to change." }]);
+    const outcome = await runCli(["run", "--repo", repo.path, "--task", "Tidy up if needed", ...modelFlags(model.url)], { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY, TERM: "xterm-256color" });
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(2);
+    expect(outcome.stdout).toMatch(/^No changes: the agent finished without changing any file/);
+    expect(outcome.stdout + outcome.stderr).not.toContain(ESCAPE);
+    expect(outcome.stderr).not.toContain("\r");
+    const lines = outcome.stderr.trimEnd().split("\n");
+    for (const line of lines) expect(line).toMatch(/^\[ *\d+(\.\d)?s|^\[ *\d+m\d\ds\]/);
+    expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/\] agent\.\.\.$/), expect.stringMatching(/\] agent: Everything is in order; nothing to change\.$/), expect.stringMatching(/\] skip: commit skipped$/)]));
+    expect((await repo.git("branch", "--list")).trim()).toBe("* main");
+    await expectNothingLeft(outcome.tempDirectory);
+  });
+
+  it("cancels on SIGINT: tears the sandbox down, exits 130, leaves no process behind", async () => {
+    const repo = await repository();
+    const model = await modelServer([{ hang: true }]);
+    const cli = await startCli(["run", "--repo", repo.path, "--task", "Add a NOTES.md file", ...modelFlags(model.url)], { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY });
+    cleanups.push(cli.remove);
+    // The agent is running once the model has been asked.
+    await model.waitForChatRequests(1, { timeoutMs: 90_000 });
+    // The sandbox's processes are found by the same check that must find none afterwards.
+    expect(await processesUsing(cli.tempDirectory, cli.child.pid)).not.toEqual([]);
+    cli.child.kill("SIGINT");
+    const outcome = await cli.outcome;
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(130);
+    expect(outcome.stderr).toMatch(/SIGINT: cancelling/);
+    expect(outcome.stderr).toMatch(/^Cancelled: ABORTED \(agent\)/m);
+    expect(outcome.stderr).toMatch(/\] done: teardown/);
+    expect((await repo.git("branch", "--list")).trim()).toBe("* main");
+    await expectNothingLeft(cli.tempDirectory);
+  });
+});
