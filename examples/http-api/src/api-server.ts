@@ -102,7 +102,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         }
       })
       .finally(() => {
-        if (!streams.has(response)) log(`${request.method} ${pathOf(request)} ${response.statusCode} ${Date.now() - startedAt}ms`);
+        // Writes and refusals are logged; successful reads (dashboards poll) are not.
+        if (!streams.has(response) && (request.method !== "GET" || response.statusCode >= 400)) {
+          log(`${request.method} ${pathOf(request)} ${response.statusCode} ${Date.now() - startedAt}ms`);
+        }
       });
   });
   server.on("connection", (socket) => {

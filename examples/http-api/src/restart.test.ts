@@ -75,19 +75,19 @@ describe("a server killed mid-job", () => {
     // bubblewrap dies with its parent: nothing of the killed server's sandbox keeps running.
     await expect.poll(() => processesUsing(folder), { timeout: 15_000 }).toEqual([]);
 
-    // Second life on the same database, with a prompt model.
-    const second = await startApiProcess({ ...environment, RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "0" });
+    // Second life on the same database, with a prompt model and room for two jobs.
+    const second = await startApiProcess({ ...environment, RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "0", RUNNING_AGENT_CONCURRENCY: "2" });
     started.push(second);
     expect(second.output()).toContain("marked 1 job(s) interrupted");
     const interrupted = await status(second, runningId);
     expect(interrupted).toMatchObject({ status: "interrupted", phase: "agent", error: { code: "INTERRUPTED" } });
 
-    const queued = await waitFor(second, queuedId, (job) => job.status === "completed");
-    expect(queued.pr_url).toMatch(/change-requests\/1$/);
-
     const retry = await fetch(`${second.url}/jobs/${runningId}/retry`, { method: "POST", headers: { authorization: `Bearer ${API_KEY}` } });
     expect(retry.status).toBe(200);
     const retryId = ((await retry.json()) as { job_id: string }).job_id;
+
+    const queued = await waitFor(second, queuedId, (job) => job.status === "completed");
+    expect(queued.pr_url).toMatch(/change-requests\/\d$/);
     const retried = await waitFor(second, retryId, (job) => job.status === "completed");
     expect(retried).toMatchObject({ retry_of: runningId, task: "First task" });
     expect((await status(second, runningId)).retried_by).toBe(retryId);
