@@ -1,0 +1,94 @@
+import { createLocalGitHost, ErrorCode, RunningAgentError, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
+import { createTestRepository, startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedTurn } from "@running-agent/core/testing";
+import { describe, expect, it } from "vitest";
+import { docker, expectNoContainers, scopedProvider } from "./test-engine.js";
+
+// End to end: runAgentTask with the real OpenCode server inside a real container (host
+// networking, so it reaches the scripted model on loopback), and the local Git host.
+const ORIGINAL = "def greet(name):\n    return 'Hello ' + name\n";
+const EDITED = `${ORIGINAL}\n\ndef farewell(name):\n    return 'Goodbye ' + name\n`;
+const API_KEY = "scripted-docker-key-0123456789";
+
+function workingDirectory(request: RecordedModelRequest): string {
+  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
+  return match?.[1] ?? ".";
+}
+
+function modelFor(server: ScriptedModelServer) {
+  return { provider: "openai-compatible" as const, model: "scripted", baseURL: server.url, apiKey: API_KEY };
+}
+
+describe("runAgentTask with the Docker sandbox", () => {
+  it("runs OpenCode in a container, pushes the agent's change, and leaves no container behind", async () => {
+    await using repo = await createTestRepository({ "greet.py": ORIGINAL });
+    const script: ScriptedTurn[] = [
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/greet.py`, content: EDITED } }] }),
+      { text: "Added farewell." },
+    ];
+    await using model = await startScriptedModelServer({ script });
+    const { provider, run } = scopedProvider({ network: "host" });
+    const events: AgentTaskEvent[] = [];
+    let containerSeen: { image: string; networkMode: string | undefined; apiKeyInEnv: boolean } | undefined;
+
+    const result = await runAgentTask({
+      repo: repo.path,
+      task: "Add a farewell function to greet.py",
+      model: modelFor(model),
+      sandbox: provider,
+      gitHost: createLocalGitHost(),
+      resources: { memoryMiB: 2048, pids: 512 },
+      onEvent: (event) => {
+        events.push(event);
+        if (event.type === "sandbox") {
+          void docker
+            .getContainer(event.sandboxId)
+            .inspect()
+            .then((info) => {
+              containerSeen = {
+                image: info.Config.Image,
+                networkMode: info.HostConfig.NetworkMode,
+                apiKeyInEnv: info.Config.Env.some((entry) => entry.endsWith(`=${API_KEY}`)),
+              };
+            });
+        }
+      },
+    });
+
+    expect(result.status).toBe("completed");
+    expect(result.summary).toBe("Added farewell.");
+    expect(result.changes).toEqual([expect.objectContaining({ path: "greet.py", status: "modified" })]);
+    expect(await repo.git("show", `${result.branch}:greet.py`)).toBe(EDITED);
+    expect((await repo.git("diff", "--name-status", `main...${result.branch}`)).trim()).toBe("M\tgreet.py");
+
+    // It really ran in our container: the sandbox event names it, the model was called through it.
+    const sandboxEvent = events.find((event) => event.type === "sandbox");
+    expect(sandboxEvent).toMatchObject({ provider: "docker", isolated: true });
+    expect(containerSeen).toEqual({ image: provider.image, networkMode: "host", apiKeyInEnv: true });
+    expect(model.chatRequests.length).toBe(2);
+    expect(model.chatRequests[0]?.headers.authorization).toBe(`Bearer ${API_KEY}`);
+    await expectNoContainers(run);
+  });
+
+  it("a cancelled task rejects with ABORTED and its container is removed", async () => {
+    await using repo = await createTestRepository({ "greet.py": ORIGINAL });
+    // The model never answers: the task is cancelled while the agent waits for it.
+    await using model = await startScriptedModelServer({ script: [{ hang: true }] });
+    const { provider, run } = scopedProvider({ network: "host" });
+    const controller = new AbortController();
+    void model.waitForChatRequests(1, { timeoutMs: 120_000 }).then(() => controller.abort(), () => undefined);
+
+    const error = await runAgentTask({
+      repo: repo.path,
+      task: "Add a farewell function to greet.py",
+      model: modelFor(model),
+      sandbox: provider,
+      gitHost: createLocalGitHost(),
+      signal: controller.signal,
+    }).catch((caught: unknown) => caught);
+
+    expect(RunningAgentError.isInstance(error) && error.code).toBe(ErrorCode.ABORTED);
+    expect(model.chatRequests.length).toBe(1);
+    await expectNoContainers(run);
+    expect((await repo.git("branch", "--list")).trim()).toBe("* main");
+  });
+});
