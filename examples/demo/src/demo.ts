@@ -78,7 +78,7 @@ async function main(): Promise<number> {
     const changeRequest = result.pullRequest!;
     console.log(`Change request #${changeRequest.number}: ${changeRequest.url}`);
     console.log(`  ${changeRequest.head} → ${changeRequest.base}: ${changeRequest.title}`);
-    console.log(`  stored: ${gitHost.listChangeRequests(repo).length} change request(s) in ${repo}`);
+    console.log(`  stored: ${(await gitHost.listChangeRequests(repo)).length} change request(s) in ${repo}`);
     console.log(`Tokens: ${result.usage.inputTokens} in, ${result.usage.outputTokens} out`);
     console.log("\nTimings (ms):");
     for (const [phase, ms] of Object.entries(result.timings)) console.log(`  ${phase.padEnd(13)} ${Math.round(ms ?? 0)}`);
