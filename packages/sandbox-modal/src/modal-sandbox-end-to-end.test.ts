@@ -1,7 +1,8 @@
-import { createLocalGitHost, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
+import { readFileSync } from "node:fs";
+import type { AgentTaskEvent } from "@running-agent/core";
 import { createTestRepository, startScriptedModelServer, type RecordedModelRequest } from "@running-agent/core/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createModalSandbox } from "./index.js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runOnModal } from "./readme-example.js";
 import { startModalServer, type ModalServer } from "./testing/index.js";
 
 const ORIGINAL = "export function add(a: number, b: number): number {\n  return a + b;\n}\n";
@@ -20,10 +21,17 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  vi.unstubAllEnvs();
   await server?.close();
 });
 
 describe("runAgentTask with the Modal sandbox, end to end against the local Modal-protocol server", () => {
+  it("the README shows the example this test runs, verbatim", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const example = readFileSync(new URL("./readme-example.ts", import.meta.url), "utf8");
+    expect(readme).toContain(example.trim());
+  });
+
   it("runs real OpenCode in a Modal sandbox, pushes the scripted change, and leaves no live sandbox", async () => {
     await using repo = await createTestRepository({ "src/math.ts": ORIGINAL });
     await using model = await startScriptedModelServer({
@@ -32,22 +40,23 @@ describe("runAgentTask with the Modal sandbox, end to end against the local Moda
         { text: "Added multiply." },
       ],
     });
-    const gitHost = createLocalGitHost();
+    // The README's example, unchanged, with the SDK pointed at the local server the way a user would
+    // point it at Modal: through the environment.
+    vi.stubEnv("MODAL_SERVER_URL", server.url);
+    vi.stubEnv("MODAL_TOKEN_ID", server.tokenId);
+    vi.stubEnv("MODAL_TOKEN_SECRET", server.tokenSecret);
     const events: AgentTaskEvent[] = [];
-    const result = await runAgentTask({
-      repo: repo.path,
-      task: "Add a multiply function to src/math.ts",
-      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
-      sandbox: createModalSandbox({ serverUrl: server.url, tokenId: server.tokenId, tokenSecret: server.tokenSecret, app: "end-to-end" }),
-      gitHost,
-      onEvent: (event) => events.push(event),
-    });
+    const { result, changeRequests } = await runOnModal(
+      repo.path,
+      "Add a multiply function to src/math.ts",
+      { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
+      (event) => events.push(event),
+    );
 
     expect(result.status).toBe("completed");
     expect(await repo.git("show", `${result.branch}:src/math.ts`)).toBe(EDITED);
     expect((await repo.git("diff", "--name-status", `main...${result.branch}`)).trim()).toBe("M\tsrc/math.ts");
-    const [changeRequest] = await gitHost.listChangeRequests(repo.path);
-    expect(changeRequest).toMatchObject({ head: result.branch, base: "main" });
+    expect(changeRequests).toEqual([expect.objectContaining({ head: result.branch, base: "main" })]);
 
     // The run went through Modal: one sandbox, created through the SDK, tagged as ours, now gone.
     const sandboxEvent = events.find((event) => event.type === "sandbox");
