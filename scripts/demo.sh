@@ -4,5 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNNING_AGENT_SETUP=minimal bash scripts/setup.sh
-pnpm --filter @running-agent/core run build >/dev/null
 exec pnpm --silent --filter @running-agent/example-demo run demo "$@"
