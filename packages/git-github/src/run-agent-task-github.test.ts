@@ -1,0 +1,175 @@
+import { lstat, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Octokit } from "@octokit/rest";
+import { createLocalSandbox, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
+import { startScriptedModelServer, type RecordedModelRequest, type ScriptedTurn } from "@running-agent/core/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createGitHub } from "./index.js";
+import { startGitHubServer, type GitHubServer } from "./testing/index.js";
+
+const ORIGINAL = "export function add(a: number, b: number): number {\n  return a + b;\n}\n";
+const EDITED = `${ORIGINAL}\nexport function multiply(a: number, b: number): number {\n  return a * b;\n}\n`;
+const NOTES = "# Notes\n\nmultiply() was added by the agent.\n";
+const SUMMARY = "Added multiply next to add.";
+const API_KEY = "scripted-model-key-e2e-github";
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+function workingDirectory(request: RecordedModelRequest): string {
+  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
+  return match?.[1] ?? ".";
+}
+
+/**
+ * Every place on this machine where each needle shows up: process arguments and environments,
+ * and files in temp folders made during the test (the sandbox's workspace and home among them).
+ */
+async function findOnHost(needles: string[], tempBefore: Set<string>): Promise<Map<string, string[]>> {
+  const hits = new Map(needles.map((needle) => [needle, [] as string[]]));
+  const check = (content: Buffer | undefined, where: string) => {
+    if (content) for (const needle of needles) if (content.includes(needle)) hits.get(needle)!.push(where);
+  };
+  for (const pid of (await readdir("/proc")).filter((name) => /^\d+$/.test(name))) {
+    for (const file of ["cmdline", "environ"]) check(await readFile(`/proc/${pid}/${file}`).catch(() => undefined), `/proc/${pid}/${file}`);
+  }
+  let scanned = 0;
+  const walk = async (path: string): Promise<void> => {
+    const stats = await lstat(path).catch(() => undefined);
+    if (!stats || stats.isSymbolicLink() || scanned > 50_000) return;
+    if (stats.isDirectory()) {
+      for (const name of await readdir(path).catch(() => [] as string[])) await walk(join(path, name));
+    } else if (stats.isFile() && stats.size < 32 * 1024 * 1024) {
+      scanned += 1;
+      check(await readFile(path).catch(() => undefined), path);
+    }
+  };
+  for (const name of await readdir(tmpdir())) if (!tempBefore.has(name)) await walk(join(tmpdir(), name));
+  return hits;
+}
+
+describe("runAgentTask with createGitHub on the local GitHub-compatible server: real OpenCode, scripted model, local sandbox", () => {
+  let server: GitHubServer;
+  let tempBefore: Set<string>;
+  const hostCanary = `ghp_CANARY_host_${Date.now().toString(36)}_do_not_leak`;
+  const taskCanary = `ghp_CANARY_task_${Date.now().toString(36)}_do_not_leak`;
+  let readOnly: string;
+
+  beforeAll(async () => {
+    tempBefore = new Set(await readdir(tmpdir()));
+    server = await startGitHubServer();
+    await server.createRepository({ owner: "octo", name: "calculator", files: { "src/math.ts": ORIGINAL, "README.md": "# calculator\n" } });
+    server.grantToken({ login: "agent-bot", permission: "push", token: hostCanary });
+    server.grantToken({ login: "requester", permission: "push", token: taskCanary });
+    readOnly = server.grantToken({ login: "reader", permission: "pull" });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("opens a pull request with the scripted change, updates it on a second run, and never lets a token out", async () => {
+    const leaks: string[] = [];
+    const controls = { apiKeyInProcesses: 0, workspaceFiles: 0 };
+    const scan = async (canary: string) => {
+      const hits = await findOnHost([canary, API_KEY, "export function add(a: number"], tempBefore);
+      leaks.push(...hits.get(canary)!);
+      // Controls that prove the scan sees what it should: the model key is meant to be in the agent's environment, the repository's text in the workspace.
+      controls.apiKeyInProcesses += hits.get(API_KEY)!.filter((where) => where.startsWith("/proc/")).length;
+      controls.workspaceFiles += hits.get("export function add(a: number")!.filter((where) => !where.startsWith("/proc/")).length;
+    };
+    const script = (canary: string, file: string, content: string): ScriptedTurn[] => [
+      // While the agent runs: look at the sandbox from inside (its environment and every process's arguments)...
+      async () => {
+        await scan(canary);
+        return { toolCalls: [{ name: "bash", arguments: { command: "env; ps -eo args; cat .git/config", description: "Inspect the environment" } }] };
+      },
+      // ...and from the host (every process and every new temp file), then make the change.
+      async (request) => {
+        await scan(canary);
+        return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/${file}`, content } }] };
+      },
+      { text: SUMMARY },
+    ];
+
+    // First run: the host's own token.
+    await using model = await startScriptedModelServer({ script: script(hostCanary, "src/math.ts", EDITED), apiKey: API_KEY });
+    const events: AgentTaskEvent[] = [];
+    const gitHub = createGitHub({ token: hostCanary, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" });
+    const issue = server.createIssue("octo/calculator", { title: "multiply is missing", user: "requester" });
+    const result = await runAgentTask({
+      repo: "https://github.com/octo/calculator.git",
+      task: "Add a multiply function to src/math.ts",
+      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
+      sandbox: createLocalSandbox(),
+      gitHost: gitHub,
+      pullRequest: { draft: true, labels: ["agent", "e2e"], closesIssue: issue },
+      onEvent: (event) => events.push(event),
+    });
+
+    expect(result.status).toBe("completed");
+    expect(result.pullRequest).toMatchObject({ created: true, head: result.branch, base: "main", draft: true });
+    const octokit = new Octokit({ baseUrl: server.apiUrl, auth: readOnly, log: quiet });
+    const { data: pull } = await octokit.rest.pulls.get({ owner: "octo", repo: "calculator", pull_number: result.pullRequest!.number });
+    expect(pull).toMatchObject({ state: "open", draft: true, title: "Add a multiply function to src/math.ts", head: { ref: result.branch }, base: { ref: "main" }, user: { login: "agent-bot" }, commits: 1, changed_files: 1, additions: 4, deletions: 0 });
+    expect(pull.html_url).toBe(result.pullRequest!.url);
+    expect(pull.labels.map((label) => label.name)).toEqual(["agent", "e2e"]);
+    expect(pull.body).toContain(SUMMARY);
+    expect(pull.body).toContain(`Closes #${issue}`);
+    expect(pull.body).toContain("`src/math.ts` (modified, +4 −0)");
+
+    // The branch holds exactly the scripted change on top of main.
+    expect(await server.readFile("octo/calculator", result.branch!, "src/math.ts")).toBe(EDITED);
+    expect(await server.listFiles("octo/calculator", result.branch!)).toEqual(await server.listFiles("octo/calculator", "main"));
+    expect(await server.readFile("octo/calculator", result.branch!, "README.md")).toBe("# calculator\n");
+    expect(result.commit).toBe(await server.branchSha("octo/calculator", result.branch!));
+
+    // The token reached git only as Basic auth on the host's own requests.
+    const pushes = server.requests.filter((record) => record.kind === "git" && record.path.endsWith("/git-receive-pack"));
+    expect(pushes.map((record) => [record.authorization, record.login, record.status])).toContainEqual(["basic", "agent-bot", 200]);
+
+    // Second run on the same branch, with a per-task token and a host whose own token cannot push.
+    await using secondModel = await startScriptedModelServer({ script: script(taskCanary, "NOTES.md", NOTES), apiKey: API_KEY });
+    const secondEvents: AgentTaskEvent[] = [];
+    const second = await runAgentTask({
+      repo: "https://github.com/octo/calculator",
+      task: "Add a multiply function to src/math.ts",
+      branch: result.branch!,
+      gitToken: taskCanary,
+      model: { provider: "openai-compatible", model: "scripted", baseURL: secondModel.url, apiKey: API_KEY },
+      sandbox: createLocalSandbox(),
+      gitHost: createGitHub({ token: readOnly, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
+      pullRequest: { title: "Add multiply, with notes", draft: true, labels: ["agent"] },
+      onEvent: (event) => secondEvents.push(event),
+    });
+    expect(second.status).toBe("completed");
+    expect(second.branch).toBe(result.branch);
+    expect(second.pullRequest).toMatchObject({ number: result.pullRequest!.number, created: false, title: "Add multiply, with notes" });
+    expect(server.pullRequests("octo/calculator")).toHaveLength(1);
+    const { data: updated } = await octokit.rest.pulls.get({ owner: "octo", repo: "calculator", pull_number: result.pullRequest!.number });
+    expect(updated).toMatchObject({ title: "Add multiply, with notes", commits: 2, changed_files: 2 });
+    expect(await server.readFile("octo/calculator", result.branch!, "NOTES.md")).toBe(NOTES);
+    expect(await server.readFile("octo/calculator", result.branch!, "src/math.ts")).toBe(EDITED);
+    expect(server.requests.filter((record) => record.kind === "git" && record.path.endsWith("/git-receive-pack")).map((record) => record.login)).toContain("requester");
+
+    // No token anywhere: the sandbox saw its environment and processes (the tool output went to the model), the host was scanned during both runs.
+    const insideSandbox = [...model.requests, ...secondModel.requests].map((request) => JSON.stringify(request.body)).join("\n");
+    const toolOutputs = [...model.requests, ...secondModel.requests]
+      .flatMap((request) => (request.body as { messages?: Array<{ role: string; content: unknown }> } | undefined)?.messages ?? [])
+      .filter((message) => message.role === "tool")
+      .map((message) => JSON.stringify(message.content))
+      .join("\n");
+    // The inspection really ran inside the sandbox: its environment, its process list (header COMMAND) and the clone's git config.
+    expect(toolOutputs).toContain("RUNNING_AGENT_SESSION=");
+    expect(toolOutputs).toContain("COMMAND");
+    expect(toolOutputs).toContain("[core]");
+    for (const canary of [hostCanary, taskCanary]) {
+      expect(insideSandbox).not.toContain(canary);
+      expect(JSON.stringify([events, secondEvents, result, second])).not.toContain(canary);
+      expect(JSON.stringify(server.requests)).not.toContain(canary);
+      expect(JSON.stringify(server.pullRequests("octo/calculator"))).not.toContain(canary);
+    }
+    expect(leaks).toEqual([]);
+    expect(controls.apiKeyInProcesses).toBeGreaterThan(0);
+    expect(controls.workspaceFiles).toBeGreaterThan(0);
+  });
+});
