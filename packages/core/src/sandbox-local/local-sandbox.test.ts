@@ -1,12 +1,14 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { testSandboxProvider } from "../testing/sandbox-conformance.js";
+import { bubblewrapArguments, findExecutable, probeBubblewrap, readSystemLayout, sandboxAccounts } from "./bubblewrap.js";
 import { createLocalSandbox } from "./local-sandbox.js";
 
 /** Host-side: is any process alive whose command line contains the marker? */
@@ -229,6 +231,32 @@ describe("local sandbox: options and leftovers", () => {
     await expect.poll(() => isProcessAlive(marker)).toBe(true);
     await session.destroy();
     expect(isProcessAlive(marker)).toBe(false);
+  });
+
+  it("a bubblewrap sandbox dies with its parent process, even on SIGKILL (a crashed caller leaves no process)", async () => {
+    await withTempParent(async (parent) => {
+      const bubblewrap = findExecutable("bwrap")!;
+      const accounts = sandboxAccounts();
+      await mkdir(join(parent, "workspace"));
+      await mkdir(join(parent, "scratch"));
+      await writeFile(join(parent, "passwd"), accounts.passwd);
+      await writeFile(join(parent, "group"), accounts.group);
+      const args = bubblewrapArguments({
+        system: readSystemLayout(),
+        hostWorkspace: join(parent, "workspace"),
+        hostScratch: join(parent, "scratch"),
+        hostPasswd: join(parent, "passwd"),
+        hostGroup: join(parent, "group"),
+        cwd: "/workspace",
+        disableUserns: (await probeBubblewrap(bubblewrap)).disableUserns,
+      });
+      const marker = `1000.${(Date.now() % 1e8) + 5}`;
+      // sh stands in for the caller's Node process: bwrap is its child, exactly as the provider starts it.
+      const caller = spawn("sh", ["-c", '"$@" & wait', "sh", bubblewrap, ...args, "--", "sleep", marker], { stdio: "ignore" });
+      await expect.poll(() => isProcessAlive(marker)).toBe(true);
+      caller.kill("SIGKILL");
+      await expect.poll(() => isProcessAlive(marker)).toBe(false);
+    });
   });
 
   it("reapOrphans removes the folder and the escaped processes of a session whose owner died, and keeps live ones", async () => {
