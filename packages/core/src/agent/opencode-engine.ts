@@ -110,8 +110,12 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
       onStderr: (chunk) => output.add(chunk),
     });
   } catch (cause) {
-    if (RunningAgentError.isInstance(cause)) throw withPhase(cause);
-    throw agentError(ErrorCode.AGENT_START_FAILED, `Could not start the OpenCode server (${input.opencodeBinary}): ${messageOf(cause)}`, { phase: "agent", cause });
+    if (RunningAgentError.isInstance(cause) && cause.code === ErrorCode.ABORTED) throw withPhase(cause);
+    throw agentError(ErrorCode.AGENT_START_FAILED, `Could not start the OpenCode server (${input.opencodeBinary}): ${messageOf(cause)}`, {
+      phase: "agent",
+      cause,
+      ...(RunningAgentError.isInstance(cause) ? { details: { sandboxError: cause.code } } : {}),
+    });
   }
 
   const run = new AgentRun(input, emit, server, output);
