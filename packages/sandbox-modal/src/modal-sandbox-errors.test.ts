@@ -229,6 +229,18 @@ describe("what the sandbox is created with", () => {
     expect((await session.exec(["sh", "-c", 'printf %s "$MODEL_KEY"'])).stdout).toBe("value-that-must-not-leak");
   });
 
+  it("network mode none still serves an exposed port to the host through the tunnel", async () => {
+    await using blocked = await local().create({ taskId: "offline-server", network: { mode: "none" } });
+    const port = await blocked.allocatePort!();
+    const exposed = await blocked.exposePort(port);
+    const serverProcess = await blocked.spawn(["node", "-e", `require("http").createServer((q, s) => s.end("inside")).listen(${port}, "127.0.0.1")`]);
+    try {
+      await vi.waitFor(async () => expect(await (await fetch(exposed.url)).text()).toBe("inside"), { timeout: 20_000, interval: 200 });
+    } finally {
+      await serverProcess.kill();
+    }
+  });
+
   it("network mode none blocks the sandbox from the host's services; open reaches them", async () => {
     const listener: Server = createServer((socket) => socket.on("error", () => undefined).end("hello"));
     await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));

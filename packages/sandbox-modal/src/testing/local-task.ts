@@ -2,7 +2,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { chmod, cp, mkdir, rm } from "node:fs/promises";
 import { readdirSync, readFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { join, relative } from "node:path";
+import { Duplex } from "node:stream";
 
 /** How a task of the local server is laid out and isolated. */
 export interface LocalTaskOptions {
@@ -212,6 +214,32 @@ export class LocalTask {
       },
       kill: () => killTree(child),
     };
+  }
+
+  /**
+   * Opens a TCP connection to a port inside the task, for its tunnels. A task on the host's network
+   * is reached directly; a task with a network of its own through a small relay that joins only its
+   * network namespace and pipes one connection through its stdin and stdout.
+   */
+  connect(port: number): Duplex {
+    if (!this.options.blockNetwork) return createConnection({ host: "127.0.0.1", port });
+    const relay = spawn(
+      "nsenter",
+      [
+        "--target",
+        String(this.initPid),
+        "--net",
+        "--",
+        process.execPath,
+        "-e",
+        `const s = require("net").connect(${port}, "127.0.0.1"); process.stdin.pipe(s).pipe(process.stdout); s.on("error", () => process.exit(1)); s.on("close", () => process.exit(0));`,
+      ],
+      { stdio: ["pipe", "pipe", "ignore"] },
+    );
+    const connection = Duplex.from({ readable: relay.stdout!, writable: relay.stdin! });
+    connection.on("close", () => relay.kill("SIGKILL"));
+    relay.on("exit", () => connection.destroy());
+    return connection;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
+import { createServer as createTcpServer, type Server as TcpServer } from "node:net";
+import type { Duplex } from "node:stream";
 import { cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -123,7 +124,7 @@ interface SandboxState {
   createdAt: number;
   task: LocalTask;
   execs: Map<string, LocalExec>;
-  tunnels: Array<{ containerPort: number; port: number; server: TcpServer; sockets: Set<Socket> }>;
+  tunnels: Array<{ containerPort: number; port: number; server: TcpServer; sockets: Set<Duplex> }>;
   tunnelsHidden: boolean;
   ended: Promise<void>;
   timeoutTimer?: NodeJS.Timeout;
@@ -189,11 +190,11 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
     await state.task.remove();
   }
 
-  async function openTunnel(containerPort: number): Promise<SandboxState["tunnels"][number]> {
-    const sockets = new Set<Socket>();
+  async function openTunnel(task: LocalTask, containerPort: number): Promise<SandboxState["tunnels"][number]> {
+    const sockets = new Set<Duplex>();
     const server = createTcpServer((incoming) => {
       sockets.add(incoming);
-      const outgoing = createConnection({ host: "127.0.0.1", port: containerPort });
+      const outgoing = task.connect(containerPort);
       sockets.add(outgoing);
       incoming.pipe(outgoing).pipe(incoming);
       const close = () => {
@@ -388,7 +389,7 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
         state.timeoutTimer.unref();
       }
       const ports = ((definition.openPorts as { ports?: Array<{ port: number }> } | undefined)?.ports ?? []).map((spec) => spec.port);
-      for (const port of ports) state.tunnels.push(await openTunnel(port));
+      for (const port of ports) state.tunnels.push(await openTunnel(task, port));
       return {
         sandboxId,
         taskId,
