@@ -1,10 +1,14 @@
 import { MODEL_API_KEY_ENV } from "./model-key.js";
 import type { TaskContext } from "./task-context.js";
 
+const SANDBOX_GRACE_MS = 60_000;
+
 /** Phase 2: opens the sandbox with limits, network policy, and the model's key as a secret. */
 export async function openSandbox(context: TaskContext): Promise<void> {
   const options = context.options!;
-  const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt));
+  // The sandbox's own limit is a backstop: it lives a little longer than the task, so that the task's timeout
+  // fires first and reports the phase it cut short, and teardown still finds the sandbox to destroy.
+  const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt)) + SANDBOX_GRACE_MS;
   const session = await options.sandbox.create({
     taskId: context.taskId,
     ...(options.model.apiKey ? { secrets: { [MODEL_API_KEY_ENV]: options.model.apiKey } } : {}),
