@@ -165,6 +165,27 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
     expect((await repo.git("for-each-ref", "--format=%(refname)", "refs/heads")).trim()).toBe("refs/heads/main");
   });
 
+  it("ends a model that fails with 5xx forever at agentTimeoutMs: AGENT_TIMEOUT in the agent phase, retries reported, nothing left", async () => {
+    await using repo = await createTestRepository({ "a.txt": "a\n" });
+    await using model = await startScriptedModelServer({ script: Array.from({ length: 50 }, () => ({ status: 500 })) });
+    const events: AgentTaskEvent[] = [];
+    const error = await runAgentTask({
+      repo: repo.path,
+      task: "Fail forever",
+      model: modelFor(model),
+      sandbox: createLocalSandbox(),
+      gitHost: createLocalGitHost(),
+      agentTimeoutMs: 20_000,
+      onEvent: (event) => events.push(event),
+    }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: ErrorCode.AGENT_TIMEOUT, phase: "agent" });
+    expect(model.requests.length).toBeGreaterThan(1);
+    expect(events.some((event) => event.type === "agent.retry")).toBe(true);
+    const sandboxEvent = events.find((event) => event.type === "sandbox");
+    expect(processesOf(sandboxEvent?.type === "sandbox" ? sandboxEvent.sandboxId : "")).toEqual([]);
+    expect((await repo.git("for-each-ref", "--format=%(refname)", "refs/heads")).trim()).toBe("refs/heads/main");
+  });
+
   it("cancels mid-agent through the handle: typed ABORTED in the agent phase, and nothing left", async () => {
     await using repo = await createTestRepository({ "a.txt": "a\n" });
     await using model = await startScriptedModelServer({ script: [{ hang: true }] });
