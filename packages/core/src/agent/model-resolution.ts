@@ -99,8 +99,14 @@ export function resolveModel(model: ModelConfig | string | undefined, env: Recor
       { phase: "validate", details: { provider: config.provider, env: [...facts.keyEnv] } },
     );
   }
-  if (apiKey !== undefined && /[\r\n]/.test(apiKey)) {
-    throw agentError(ErrorCode.INVALID_MODEL, `The API key for "${config.provider}" contains a line break; check how it was read.`, { phase: "validate" });
+  // OpenCode substitutes `{env:NAME}` into its config text; control characters, quotes and backslashes
+  // could break that text, and no real API key has them.
+  if (apiKey !== undefined && /[\u0000-\u001f\u007f"\\]/.test(apiKey)) {
+    throw agentError(
+      ErrorCode.INVALID_MODEL,
+      `The API key for "${config.provider}" contains a line break, a control character, a quote or a backslash; check how it was read.`,
+      { phase: "validate" },
+    );
   }
 
   const opencodeProvider: OpencodeProviderBlock =

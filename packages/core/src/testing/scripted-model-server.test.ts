@@ -95,7 +95,7 @@ describe("startScriptedModelServer", () => {
 
   it("answers a request without stream as one JSON completion", async () => {
     server = await startScriptedModelServer({ script: [{ toolCalls: [{ name: "read", arguments: { filePath: "x" } }], text: "Reading." }] });
-    const body = await (await chat(server, {})).json();
+    const body: any = await (await chat(server, {})).json();
     expect(body.object).toBe("chat.completion");
     expect(body.choices[0].message.content).toBe("Reading.");
     expect(body.choices[0].message.tool_calls[0].function).toEqual({ name: "read", arguments: '{"filePath":"x"}' });
@@ -136,11 +136,11 @@ describe("startScriptedModelServer", () => {
     });
     const first = await chat(server, { stream: true });
     expect(first.status).toBe(500);
-    expect((await first.json()).error.type).toBe("server_error");
+    expect(((await first.json()) as any).error.type).toBe("server_error");
     const second = await chat(server, { stream: true });
     expect(second.status).toBe(429);
     expect(second.headers.get("retry-after")).toBe("7");
-    expect((await second.json()).error.message).toBe("slow down");
+    expect(((await second.json()) as any).error.message).toBe("slow down");
     const third = await chat(server, { stream: true });
     expect(third.status).toBe(400);
     expect(await third.text()).toBe("plain words");
@@ -158,7 +158,7 @@ describe("startScriptedModelServer", () => {
     server = await startScriptedModelServer({ apiKey: "right-key", script: [{ text: "ok" }] });
     const wrong = await chat(server, { stream: true }, { authorization: "Bearer wrong-key" });
     expect(wrong.status).toBe(401);
-    expect((await wrong.json()).error.code).toBe("invalid_api_key");
+    expect(((await wrong.json()) as any).error.code).toBe("invalid_api_key");
     expect((await chat(server, { stream: true })).status).toBe(401);
     // Rejected requests do not use up turns.
     expect(server.turnsPlayed).toBe(0);
@@ -171,7 +171,7 @@ describe("startScriptedModelServer", () => {
 
   it("lists its models and answers unknown routes with 404", async () => {
     server = await startScriptedModelServer({ models: ["a-model", "b-model"] });
-    const models = await (await fetch(`${server.url}/models`)).json();
+    const models: any = await (await fetch(`${server.url}/models`)).json();
     expect(models.data.map((model: { id: string }) => model.id)).toEqual(["a-model", "b-model"]);
     expect((await fetch(`${server.url}/embeddings`, { method: "POST", body: "{}" })).status).toBe(404);
   });
