@@ -43,7 +43,6 @@ export class ModalSandboxSession implements SandboxSession {
   private destroyed = false;
   private destroying: Promise<void> | undefined;
   private nextPort = 0;
-  private readonly running = new Set<string>();
 
   constructor(
     private readonly sandbox: Sandbox,
@@ -108,7 +107,6 @@ export class ModalSandboxSession implements SandboxSession {
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
-      this.running.delete(started.pidFile);
     }
   }
 
@@ -125,8 +123,6 @@ export class ModalSandboxSession implements SandboxSession {
         return killed || code >= 128 ? null : code;
       } catch {
         return null;
-      } finally {
-        this.running.delete(started.pidFile);
       }
     })();
     return {
@@ -246,7 +242,6 @@ export class ModalSandboxSession implements SandboxSession {
       await this.checkAlive(`start ${JSON.stringify(command[0])}`);
       throw modalError(error, ErrorCode.SANDBOX_EXEC_FAILED, `start ${JSON.stringify(command[0])}`);
     }
-    this.running.add(pidFile);
     try {
       const writer = process.stdin.getWriter();
       // Chunks keep each gRPC message well under the router's size limits.
