@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -26,6 +28,7 @@ describe("the dashboard in headless Chromium", () => {
   let page: Page;
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH.`);
     workDirectory = await mkdtemp(join(tmpdir(), "dashboard-test-"));
     repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: workDirectory });
     runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SANDBOX: "local", RUNNING_AGENT_GIT_HOST: "local" }));
@@ -44,11 +47,16 @@ describe("the dashboard in headless Chromium", () => {
 
   afterAll(async () => {
     await context?.close();
+    // Chromium is gone with its context: no process still uses this test's profile.
+    const browsers = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" })
+      .split("\n")
+      .filter((line) => workDirectory && line.includes(join(workDirectory, "chromium-profile")));
     await new Promise<void>((resolve) => (site ? site.httpServer.close(() => resolve()) : resolve()));
     await api?.close();
     await runtime?.close();
     await repository?.remove();
     await rm(workDirectory, { recursive: true, force: true });
+    expect(browsers).toEqual([]);
   });
 
   it("submits a task through the form, streams its log, and shows the finished job with its PR link", async () => {

@@ -4,16 +4,26 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLocalGitHost, startAgentTask } from "@running-agent/core";
+import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { createLocalGitHost, createLocalSandbox, startAgentTask } from "@running-agent/core";
 import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
 import { createGitHub } from "@running-agent/git-github";
 import { startGitHubServer, type GitHubServer } from "@running-agent/git-github/testing";
 import { startApiServer, type ApiServer } from "./api-server.js";
 import { OFFLINE_NOTE_FILE, startOfflineModel, type OfflineModel } from "./offline-model.js";
 import { readServerSentEvents } from "./read-server-sent-events.js";
-import { createLocalSandbox } from "@running-agent/core";
 
 const run = promisify(execFile);
+
+/** Sandbox sessions still on disk, and processes still using the folder (OpenCode servers, bubblewrap). */
+function leftovers(folder: string): string[] {
+  const sessions = readdirSync(folder).filter((name) => name.startsWith("running-agent-") && !name.startsWith("running-agent-test-repo-"));
+  const processes = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" })
+    .split("\n")
+    .filter((line) => line.includes(folder) && !line.includes("ps -eo"));
+  return [...sessions, ...processes];
+}
 
 /**
  * The seed README's curl commands, verbatim (sections 3, 4 and 5). Only the host is replaced
@@ -62,7 +72,7 @@ describe("with the real core, the local sandbox and the offline model", () => {
     await using server: ApiServer = await startApiServer({
       databasePath: join(folder, "local.db"),
       runTask: startAgentTask,
-      taskDefaults: { sandbox: createLocalSandbox(), gitHost, model: model.model },
+      taskDefaults: { sandbox: createLocalSandbox({ tempDirectory: folder }), gitHost, model: model.model },
     });
     const submitted = (await (
       await fetch(`${server.url}/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo_url: repository.path, task: "Note the task" }) })
@@ -80,6 +90,7 @@ describe("with the real core, the local sandbox and the offline model", () => {
     expect(await repository.git("show", `${result.branch}:${OFFLINE_NOTE_FILE}`)).toContain("Note the task");
     expect(result.timings.total).toBeGreaterThan(0);
     expect(result.logs.some((line: string) => line.includes(`opened change request #1: ${changeRequest!.url}`))).toBe(true);
+    expect(leftovers(folder)).toEqual([]);
   });
 
   describe("the seed README's curl commands, unchanged but for the host", () => {
@@ -96,7 +107,7 @@ describe("with the real core, the local sandbox and the offline model", () => {
       server = await startApiServer({
         databasePath: join(folder, "seed.db"),
         runTask: startAgentTask,
-        taskDefaults: { sandbox: createLocalSandbox(), gitHost, model: model.model },
+        taskDefaults: { sandbox: createLocalSandbox({ tempDirectory: folder }), gitHost, model: model.model },
       });
     });
 
@@ -126,6 +137,7 @@ describe("with the real core, the local sandbox and the offline model", () => {
       expect(pullRequest).toMatchObject({ number: 1 });
       expect(await github.readFile("you/your-repo", result.branch, OFFLINE_NOTE_FILE)).toContain("Add unit tests for the utils module");
       expect(JSON.stringify(result)).not.toContain(token);
+      expect(leftovers(folder)).toEqual([]);
     });
   });
 });
