@@ -4,6 +4,7 @@ import { ErrorCode, RunningAgentError } from "@running-agent/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGitHub, type GitHubSettings } from "./index.js";
 import { startGitHubServer, type GitHubServer } from "./testing/index.js";
+import { OpenApiResponseValidator } from "./testing/openapi-response-validator.js";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -160,13 +161,13 @@ describe("createGitHub", () => {
     expect(tooMany.details?.retryAfterSeconds).toBe(900);
 
     before = count();
-    server.injectFailure({ path: "/repos/{owner}/{repo}", status: 503, times: 10 });
+    // Exactly as many failures as attempts (one try and two retries), so none is left over.
+    server.injectFailure({ path: "/repos/{owner}/{repo}", status: 503, times: 3 });
     const unavailable = await rejection(host({ octokit: { retry: { retries: 2, retryAfterBaseValue: 10 } } }).resolveRepository(repo));
     expect(unavailable.code).toBe(ErrorCode.GIT_HOST_ERROR);
+    expect(unavailable.message).toMatch(/503/);
     expect(count() - before).toBe(3);
-    // Use up the injected failures that are left.
-    server.injectFailure({ path: "/repos/{owner}/{repo}", status: 200, times: 0 });
-    for (let index = 0; index < 7; index += 1) await octokit().request("GET /repos/{owner}/{repo}", { owner: "octo", repo: "widgets" }).catch(() => undefined);
+    expect((await gitHub.resolveRepository(repo)).id).toBe("octo/widgets");
   });
 
   it("opens a pull request with labels, reviewers and assignees, and updates the same one when run again", async () => {
@@ -254,5 +255,12 @@ describe("createGitHub", () => {
     const wrongInstallation = await rejection(host({ token: undefined, app: { appId: app.appId, privateKey: app.privateKey, installationId: 999_999 } }).resolveRepository(repo));
     expect(wrongInstallation.code).toBe(ErrorCode.AUTH_FAILED);
     expect(inspect(wrongInstallation, { depth: 10 })).not.toContain("PRIVATE KEY");
+  });
+
+  it("saw only responses that match GitHub's published OpenAPI description", () => {
+    const validator = new OpenApiResponseValidator();
+    const served = server.requests.filter((record) => record.kind === "api" && record.route);
+    expect(served.length).toBeGreaterThan(50);
+    expect(served.map((record) => ({ request: `${record.method} ${record.route} ${record.status}`, errors: validator.validate(record).errors })).filter((verdict) => verdict.errors.length > 0)).toEqual([]);
   });
 });
