@@ -9,6 +9,7 @@ export async function runAgent(context: TaskContext): Promise<void> {
   const output = await runOpencodeAgent({
     session: context.session!,
     opencodeBinary: options.sandbox.opencodeBinary ?? "opencode",
+    ...(options.sandbox.listenHostname ? { listenHostname: options.sandbox.listenHostname } : {}),
     model: options.model,
     apiKeyEnv: MODEL_API_KEY_ENV,
     task: options.task,

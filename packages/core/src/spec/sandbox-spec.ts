@@ -167,6 +167,12 @@ export interface SandboxProvider {
    * Where the OpenCode binary is inside sessions of this provider, when it is not `opencode` on PATH.
    */
   readonly opencodeBinary?: string;
+  /**
+   * The address servers inside must listen on for {@link SandboxSession.exposePort} to reach them
+   * (`0.0.0.0` where the tunnel connects to the sandbox's network interface, as Modal's does).
+   * Default `127.0.0.1`.
+   */
+  readonly listenHostname?: string;
 
   /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
   create(options: SandboxCreateOptions): Promise<SandboxSession>;
