@@ -72,5 +72,8 @@ describe("runAgentTask with the Modal sandbox, end to end against the local Moda
     expect(JSON.stringify(record!.definition)).not.toContain(API_KEY);
     expect(model.requests.some((request) => request.headers.authorization === `Bearer ${API_KEY}`)).toBe(true);
     expect(server.calls).toContain("ModalClient/SandboxTerminateV2");
+    // OpenCode listened on every address, as Modal's tunnels need, and was reached through the tunnel.
+    const opencodeServe = record!.commands.find((command) => command.includes("serve"));
+    expect(opencodeServe).toEqual(expect.arrayContaining(["/usr/local/bin/opencode", "serve", "--hostname", "0.0.0.0"]));
   });
 });

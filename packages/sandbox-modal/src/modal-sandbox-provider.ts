@@ -41,6 +41,8 @@ export class ModalSandboxProvider implements SandboxProvider {
   readonly specificationVersion = SANDBOX_SPEC_VERSION;
   readonly providerId = "modal";
   readonly opencodeBinary: string;
+  /** Modal's tunnels reach the sandbox's network interface, not its loopback: servers listen on every address. */
+  readonly listenHostname: string;
   /** Filesystem snapshots: the returned id is a Modal image id, usable as `image: { imageId }`. */
   readonly snapshots: SandboxSnapshotCapability = {
     snapshot: async (session) => {
@@ -59,6 +61,7 @@ export class ModalSandboxProvider implements SandboxProvider {
 
   constructor(private readonly settings: ModalSandboxSettings) {
     this.opencodeBinary = settings.opencodeBinary ?? DEFAULT_OPENCODE_PATH;
+    this.listenHostname = settings.listenHostname ?? "0.0.0.0";
   }
 
   async validate(options: { signal?: AbortSignal } = {}): Promise<void> {

@@ -68,6 +68,8 @@ export interface ModalSandboxSettings {
   ports?: number[];
   /** Where OpenCode is inside the image. Default {@link DEFAULT_OPENCODE_PATH}. */
   opencodeBinary?: string;
+  /** Address servers inside listen on so that tunnels reach them. Default `0.0.0.0`. */
+  listenHostname?: string;
   /** How long `exposePort` waits for Modal to report the tunnel, in ms. Default 50 s. */
   tunnelTimeoutMs?: number;
 }
@@ -120,6 +122,9 @@ export function checkModalSettings(settings: ModalSandboxSettings): void {
   }
   for (const [key, value] of Object.entries(settings.tags ?? {})) {
     if (typeof value !== "string" || key.length === 0) throw invalid("`tags` must map names to strings.");
+  }
+  if (settings.listenHostname !== undefined && (typeof settings.listenHostname !== "string" || isIP(settings.listenHostname) === 0)) {
+    throw invalid("`listenHostname` must be an IP address.");
   }
   if (settings.serverUrl !== undefined && !/^https?:\/\//.test(settings.serverUrl)) throw invalid("`serverUrl` must be an http(s) URL.");
   if ((settings.tokenId === undefined) !== (settings.tokenSecret === undefined)) throw invalid("give both `tokenId` and `tokenSecret`, or neither.");

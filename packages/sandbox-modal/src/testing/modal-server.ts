@@ -32,6 +32,8 @@ export interface LocalSandboxRecord {
   definition: Record<string, unknown>;
   /** Names of the environment variables the sandbox got from secrets (never their values). */
   secretNames: string[];
+  /** Every command started in the sandbox (argument vectors; environment values are never recorded). */
+  commands: string[][];
   /** Null while running; the result once it has ended. */
   result: { status: number; exitcode: number; exception: string } | null;
 }
@@ -358,7 +360,7 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
       });
       const tags = Object.fromEntries(request.tags.map((tag) => [tag.tagName, tag.tagValue]));
       const state: SandboxState = {
-        record: { sandboxId, taskId, appId: app.appId, imageId: image.imageId, tags, definition, secretNames: Object.keys(environment), result: null },
+        record: { sandboxId, taskId, appId: app.appId, imageId: image.imageId, tags, definition, secretNames: Object.keys(environment), commands: [], result: null },
         environmentName: app.environmentName,
         createdAt: Date.now() / 1000,
         task,
@@ -510,6 +512,7 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
         if (source.env) Object.assign(environment, source.env.contents);
         if (source.secretId) Object.assign(environment, secrets.get(source.secretId) ?? {});
       }
+      state.record.commands.push([...request.commandArgs]);
       const exec = state.task.exec(request.commandArgs, { ...(request.workdir ? { workdir: request.workdir } : {}), environment });
       state.execs.set(request.execId, exec);
       if (request.timeoutSecs) {
