@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import type { AgentTaskEventInput } from "../events.js";
@@ -135,12 +136,16 @@ describe.each(["bubblewrap", "none"] as const)("runOpencodeAgent with the real O
   it("runs the write tool, then ends with the model's text as the summary", async () => {
     const h = await harness({ isolation, model: writeThenAnswer });
     const seenWhileRunning: Array<{ argv: string[]; environ: string[] }> = [];
+    let unauthenticated: Promise<number> | undefined;
     const startedAt = Date.now();
     const output = await h.run({
       emit: (event) => {
         h.events.push(event);
         // Look at the live server process once, while it runs.
-        if (event.type === "agent.tool" && seenWhileRunning.length === 0) seenWhileRunning.push(...serverProcesses(h.port));
+        if (event.type === "agent.tool" && seenWhileRunning.length === 0) {
+          seenWhileRunning.push(...serverProcesses(h.port));
+          unauthenticated = fetch(`http://127.0.0.1:${h.port}/session`).then((response) => response.status);
+        }
       },
     });
 
@@ -180,6 +185,9 @@ describe.each(["bubblewrap", "none"] as const)("runOpencodeAgent with the real O
     expect(config).not.toContain(h.key);
     expect(live.environ).toContain(`${KEY_ENV}=${h.key}`);
     expect(live.environ).toContain("OPENCODE_DISABLE_PROJECT_CONFIG=1");
+
+    // The server wants the run's password: other local processes cannot drive it.
+    expect(await unauthenticated).toBe(401);
 
     // Nothing is left running.
     expect(await serverGone(h.port)).toBe(true);
@@ -289,6 +297,97 @@ describe("runOpencodeAgent with a built-in provider (offline, no download)", () 
     const request = h.model.requests[0]!;
     expect(request.path).toBe("/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse");
     expect(request.headers["x-goog-api-key"]).toBe(h.key);
+    expect(await serverGone(h.port)).toBe(true);
+  });
+});
+
+/** A loopback TCP proxy in front of the OpenCode server whose connections a test can cut. */
+async function startCuttableProxy(targetPort: number) {
+  const sockets = new Set<Socket>();
+  let downUntil = 0;
+  let connections = 0;
+  const server = createServer((client) => {
+    if (Date.now() < downUntil) {
+      client.destroy();
+      return;
+    }
+    connections += 1;
+    const upstream = connect(targetPort, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get connections() {
+      return connections;
+    },
+    /** Drops every open connection and refuses new ones for `downMs`. */
+    cut(downMs: number) {
+      downUntil = Date.now() + downMs;
+      for (const socket of sockets) socket.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("runOpencodeAgent when the event stream drops (no replay in SSE)", () => {
+  it("reconnects, re-reads the session, reports what it missed, and notices that the run ended meanwhile", async () => {
+    let proxy: Awaited<ReturnType<typeof startCuttableProxy>> | undefined;
+    const h = await harness({
+      isolation: "bubblewrap",
+      model: {
+        script: [
+          // Each answer is given while the connection to OpenCode is down, so its events are lost.
+          () => {
+            proxy!.cut(1500);
+            return { toolCalls: [{ name: "write", arguments: { filePath: "notes.md", content: "# Notes\n" } }] };
+          },
+          () => {
+            proxy!.cut(1500);
+            return { text: "Added notes.md while the stream was down." };
+          },
+        ],
+      },
+    });
+    open.push(async () => proxy?.close());
+    const session = new Proxy(h.session, {
+      get(target, property) {
+        if (property === "exposePort") {
+          return async (port: number) => {
+            proxy = await startCuttableProxy(port);
+            return { url: proxy.url };
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const output = await h.run({ session, timeoutMs: 60_000 });
+
+    expect(output.summary).toBe("Added notes.md while the stream was down.");
+    expect(new TextDecoder().decode(await h.session.readFile("notes.md"))).toBe("# Notes\n");
+    // The second cut usually lands while the first is still down, so one reconnect or more.
+    expect(h.events.filter((event) => event.type === "log" && event.message.includes("reconnected")).length).toBeGreaterThanOrEqual(1);
+    expect(proxy!.connections).toBeGreaterThan(3);
+    expect(h.events.some((event) => event.type === "agent.tool" && event.tool === "write" && event.status === "completed")).toBe(true);
+    const text = h.events
+      .filter((event) => event.type === "agent.text")
+      .map((event) => (event.type === "agent.text" ? event.delta : ""))
+      .join("");
+    expect(text).toBe(output.summary);
+    expect(output.usage.inputTokens).toBeGreaterThan(0);
     expect(await serverGone(h.port)).toBe(true);
   });
 });

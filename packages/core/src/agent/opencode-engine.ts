@@ -249,7 +249,10 @@ class AgentRun {
           if ((event as OpencodeEvent).type === "server.connected") {
             this.connections += 1;
             connected.resolve();
-            if (this.connections > 1) void this.resync();
+            if (this.connections > 1) {
+              this.emit({ type: "log", level: "debug", message: "OpenCode's event stream reconnected; re-reading the session." });
+              void this.resync();
+            }
             continue;
           }
           this.onEvent(event as OpencodeEvent);
