@@ -153,6 +153,18 @@ describe("bad input", () => {
       { name: "credentials in the URL", response: post("/submit", { repo_url: "https://user:secret@example.invalid/a.git", task: "x" }), status: 400, code: "unsupported_repo_url", message: /must not contain credentials/ },
       { name: "not JSON content type", response: post("/submit", "repo_url=x", { authorization: `Bearer ${API_KEY}`, "content-type": "application/x-www-form-urlencoded" }), status: 415, code: "unsupported_media_type", message: /application\/json/ },
       { name: "huge body", response: post("/submit", { repo_url: REPO, task: "x".repeat(200_000) }), status: 413, code: "body_too_large", message: /limit is 65536/ },
+      {
+        name: "huge chunked body (no content-length)",
+        response: fetch(`${server!.url}/submit`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+          body: new Blob([JSON.stringify({ repo_url: REPO, task: "y".repeat(100_000) })]).stream(),
+          duplex: "half",
+        } as RequestInit),
+        status: 413,
+        code: "body_too_large",
+        message: /over the limit of 65536 bytes/,
+      },
       { name: "no API key", response: post("/submit", { repo_url: REPO, task: "x" }, {}), status: 401, code: "api_key_required", message: /Authorization: Bearer/ },
       { name: "wrong API key", response: post("/submit", { repo_url: REPO, task: "x" }, { authorization: "Bearer nope" }), status: 401, code: "api_key_invalid", message: /wrong/ },
       { name: "wrong API key in x-api-key", response: post("/submit", { repo_url: REPO, task: "x" }, { "x-api-key": `${API_KEY}x` }), status: 401, code: "api_key_invalid", message: /wrong/ },

@@ -54,7 +54,7 @@ describe("a server killed mid-job", () => {
     await rm(folder, { recursive: true, force: true });
   });
 
-  it("loses no job: the running one is interrupted and retryable, the queued one runs after the restart", async () => {
+  it("loses no job: the running one is interrupted and retryable, the queued one runs after the restart", { timeout: 300_000 }, async () => {
     const environment = {
       RUNNING_AGENT_DB: join(folder, "jobs.db"),
       RUNNING_AGENT_API_KEY: API_KEY,
