@@ -126,6 +126,25 @@ describe("createGitHub", () => {
     expect(gitHub.secrets()).toEqual([reader]);
   });
 
+  it("says GitHub could not be reached when nothing answers", async () => {
+    const closed = await startGitHubServer();
+    const apiUrl = closed.apiUrl;
+    await closed.close();
+    const unreachable = await rejection(createGitHub({ token: writer, baseUrl: apiUrl, octokit: { retry: { retries: 1, retryAfterBaseValue: 10 } } }).resolveRepository(`${closed.url}/octo/widgets`));
+    expect(unreachable.code).toBe(ErrorCode.GIT_HOST_ERROR);
+    expect(unreachable.message).toMatch(/could not be reached/);
+  });
+
+  it("stops with ABORTED when the task's signal fires", async () => {
+    const gitHub = host();
+    const resolved = await gitHub.resolveRepository(repo);
+    const controller = new AbortController();
+    controller.abort();
+    expect((await rejection(gitHub.resolveRepository(repo, { signal: controller.signal }))).code).toBe(ErrorCode.ABORTED);
+    expect((await rejection(gitHub.branchExists(resolved, "trunk", { signal: controller.signal }))).code).toBe(ErrorCode.ABORTED);
+    expect((await rejection(gitHub.openChangeRequest(resolved, { head: "x", base: "trunk", title: "t", body: "" }, { signal: controller.signal }))).code).toBe(ErrorCode.ABORTED);
+  });
+
   it("tells whether a branch exists, also with slashes in its name", async () => {
     const gitHub = host();
     const resolved = await gitHub.resolveRepository(repo);

@@ -76,6 +76,7 @@ export class GitHub implements GitHost {
       throw agentError(ErrorCode.REPO_ARCHIVED, `${data.full_name} is archived on GitHub and takes no pushes or pull requests; unarchive it first.`, { details: { repo: data.full_name } });
     }
     // Installation tokens get no `permissions` on the repository; their own grant says whether they may write contents.
+    // When GitHub says nothing either way, the push itself is the judge.
     const canPush = data.permissions ? data.permissions.push === true : installationPermissions ? installationPermissions.contents === "write" : true;
     if (!canPush) {
       throw agentError(

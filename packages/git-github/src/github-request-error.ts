@@ -46,9 +46,11 @@ export function toGitHubError(error: unknown, context: GitHubRequestContext): Ru
   if (status !== undefined && status >= 400 && status < 500) {
     return agentError(context.otherwise ?? ErrorCode.GIT_HOST_ERROR, `Could not ${context.action}: GitHub answered ${status}: ${gitHubMessage}`, { cause: error, details });
   }
+  // Octokit reports a request that got no answer at all (refused, reset, DNS) as a 500 without a response.
+  const answered = requestError.response !== undefined && status !== undefined;
   return agentError(
     ErrorCode.GIT_HOST_ERROR,
-    status === undefined || status < 500
+    !answered || status < 500
       ? `Could not ${context.action}: GitHub could not be reached (${gitHubMessage}).`
       : `Could not ${context.action}: GitHub answered ${status} after retries: ${gitHubMessage}`,
     { cause: error, details },
