@@ -86,6 +86,12 @@ export class DockerSandboxProvider implements SandboxProvider {
   readonly specificationVersion = SANDBOX_SPEC_VERSION;
   readonly providerId = "docker";
   readonly opencodeBinary: string | undefined;
+  /**
+   * Where servers inside listen: all interfaces with a bridge or named network (published ports
+   * reach the container's interface, not its loopback); loopback with host networking, so that
+   * the agent server is not exposed on the host's other interfaces.
+   */
+  readonly listenHostname: string;
   /** The image tasks run in. */
   readonly image: string;
 
@@ -97,6 +103,8 @@ export class DockerSandboxProvider implements SandboxProvider {
     this.settings = settings;
     this.image = settings.image ?? DEFAULT_IMAGE;
     this.opencodeBinary = settings.opencodeBinary;
+    const network = settings.network ?? "bridge";
+    this.listenHostname = network === "host" || network === "none" ? "127.0.0.1" : "0.0.0.0";
   }
 
   /** The Dockerode client (made on first use). */
