@@ -391,3 +391,73 @@ describe("runOpencodeAgent when the event stream drops (no replay in SSE)", () =
     expect(await serverGone(h.port)).toBe(true);
   });
 });
+
+const AGENTS_MARKER = "repo-agents-md-marker-7f3a";
+
+/** A repo that configures the agent: instructions in AGENTS.md and an ask rule for bash. */
+async function writeRepoAgentConfig(session: SandboxSession): Promise<void> {
+  await session.writeFile("AGENTS.md", `Always mention ${AGENTS_MARKER}.\n`);
+  // Agent-level rules come after the global ones, so this one survives our config when the repo's config is allowed.
+  await session.writeFile("opencode.json", JSON.stringify({ agent: { build: { permission: { bash: "ask" } } } }));
+}
+
+describe("runOpencodeAgent never waits for a human", () => {
+  it("answers permission asks and denied tools (.env read, a path outside the repo, the question tool) without blocking", async () => {
+    const h = await harness({
+      isolation: "bubblewrap",
+      model: {
+        script: [
+          { toolCalls: [{ name: "read", arguments: { filePath: ".env" } }] },
+          { toolCalls: [{ name: "read", arguments: { filePath: "/etc/hostname" } }] },
+          { toolCalls: [{ name: "question", arguments: { questions: [{ question: "Which file?", header: "File", options: [{ label: "a", description: "a" }] }] } }] },
+          { text: "Finished without help." },
+        ],
+      },
+    });
+    await h.session.writeFile(".env", "TOKEN=not-for-the-agent\n");
+    const output = await h.run({ timeoutMs: 60_000 });
+    expect(output.summary).toBe("Finished without help.");
+    const tools = h.events.filter((event) => event.type === "agent.tool" && (event.status === "completed" || event.status === "error"));
+    // Every tool call reached an end state: the .env read is allowed (no ask), the path outside the
+    // repo is refused, and the question tool is not offered at all.
+    expect(tools.map((event) => event.type === "agent.tool" && [event.tool, event.status])).toEqual([
+      ["read", "completed"],
+      ["read", "error"],
+      ["invalid", "completed"],
+    ]);
+    expect(tools[2]!.type === "agent.tool" && tools[2]!.output).toContain("unavailable tool 'question'");
+    expect(h.model.chatRequests).toHaveLength(4);
+  });
+
+  it("rejects a permission ask that a repo's own config (allowed by the caller) sets up, and goes on", async () => {
+    const h = await harness({
+      isolation: "bubblewrap",
+      model: {
+        script: [{ toolCalls: [{ name: "bash", arguments: { command: "echo from-bash > bash.txt", description: "write a file" } }] }, { text: "Tried bash." }],
+      },
+    });
+    await writeRepoAgentConfig(h.session);
+    const output = await h.run({ allowRepoAgentConfig: true, timeoutMs: 60_000 });
+    expect(h.model.chatRequests[0]!.rawBody).toContain(AGENTS_MARKER);
+    expect(output.summary).toBe("Tried bash.");
+    expect(h.events).toContainEqual({ type: "log", level: "warn", message: 'OpenCode asked for the "bash" permission; denied (the run is unattended).' });
+    const bash = h.events.filter((event) => event.type === "agent.tool" && event.tool === "bash").at(-1);
+    expect(bash?.type === "agent.tool" && bash.status).toBe("error");
+    await expect(h.session.readFile("bash.txt")).rejects.toThrow();
+  });
+});
+
+describe("runOpencodeAgent ignores the repo's own agent config by default", () => {
+  it("neither AGENTS.md nor the repo's opencode.json reaches the agent", async () => {
+    const h = await harness({
+      isolation: "bubblewrap",
+      model: { script: [{ toolCalls: [{ name: "bash", arguments: { command: "echo from-bash > bash.txt", description: "write a file" } }] }, { text: "Ran bash." }] },
+    });
+    await writeRepoAgentConfig(h.session);
+    const output = await h.run({ timeoutMs: 60_000 });
+    expect(output.summary).toBe("Ran bash.");
+    for (const request of h.model.chatRequests) expect(request.rawBody).not.toContain(AGENTS_MARKER);
+    expect(h.events.some((event) => event.type === "log" && event.level === "warn")).toBe(false);
+    expect(new TextDecoder().decode(await h.session.readFile("bash.txt"))).toBe("from-bash\n");
+  });
+});
