@@ -44,6 +44,11 @@ export class ApiClient {
     return this.request("POST", `/jobs/${encodeURIComponent(jobId)}/retry`);
   }
 
+  /** Every job's status changes, as server-sent events. */
+  statusEventsUrl(): string {
+    return `${this.baseUrl}/events`;
+  }
+
   /** The job's server-sent event stream (read-only, so no key is needed). */
   eventsUrl(jobId: string): string {
     return `${this.baseUrl}/jobs/${encodeURIComponent(jobId)}/events`;

@@ -5,7 +5,6 @@ import { JobDetail } from "./job-detail.js";
 import { JobList } from "./job-list.js";
 import { SubmitForm } from "./submit-form.js";
 
-const POLL_MS = 1500;
 const API_KEY_STORAGE = "running-agent-api-key";
 
 /** The dashboard: submit on the left, the live job list below it, the selected job on the right. */
@@ -25,11 +24,16 @@ export function App() {
     }
   }, [client]);
 
+  // The list is re-read whenever the API reports a job's status change, and on every (re)connect,
+  // so that nothing missed while disconnected stays stale.
   useEffect(() => {
     void refresh();
-    const timer = window.setInterval(() => void refresh(), POLL_MS);
-    return () => window.clearInterval(timer);
-  }, [refresh]);
+    const source = new EventSource(client.statusEventsUrl());
+    source.addEventListener("open", () => void refresh());
+    source.addEventListener("status", () => void refresh());
+    source.addEventListener("error", () => setOffline(source.readyState !== EventSource.OPEN));
+    return () => source.close();
+  }, [client, refresh]);
 
   const select = (jobId: string) => {
     setSelectedId(jobId);

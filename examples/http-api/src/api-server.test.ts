@@ -280,6 +280,29 @@ describe("server-sent events", () => {
   });
 });
 
+describe("the all-jobs status stream", () => {
+  it("GET /events tells a job list about every new, started and ended job", async () => {
+    await start();
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const received = readServerSentEvents(`${server!.url}/events`, {
+      onOpen: () => opened(),
+      until: (event) => event.event === "status" && event.data.status === "completed",
+    });
+    await open;
+    const jobId = (await (await post("/submit", { repo_url: REPO, task: "watched" })).json()).job_id;
+    const [task] = await runner.waitForTasks(1);
+    task!.finish({ status: "completed" });
+    const events = await received;
+    expect(events.map((event) => [event.data.job_id, event.data.status])).toEqual([
+      [jobId, "queued"],
+      [jobId, "running"],
+      [jobId, "completed"],
+    ]);
+    expect(events.at(-1)!.data.pr_url).toBe("local://repo/change-requests/1");
+  });
+});
+
 describe("tokens and restarts", () => {
   it("passes github_token to the task, never writes it to the database or the logs, and redacts it from events", async () => {
     const token = "ghp_secretToken0123456789";

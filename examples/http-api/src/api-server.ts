@@ -134,7 +134,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
 
     const route = matchRoute(segments);
-    if (!route) throw new HttpError(404, "not_found", `No endpoint ${url.pathname}. Endpoints: POST /submit, GET /status/{job_id}, GET /result/{job_id}, GET /jobs, GET /health, GET /jobs/{job_id}/events, POST /jobs/{job_id}/cancel, POST /jobs/{job_id}/retry.`);
+    if (!route) throw new HttpError(404, "not_found", `No endpoint ${url.pathname}. Endpoints: POST /submit, GET /status/{job_id}, GET /result/{job_id}, GET /jobs, GET /health, GET /jobs/{job_id}/events, GET /events, POST /jobs/{job_id}/cancel, POST /jobs/{job_id}/retry.`);
     if (route.allowed !== method) {
       response.setHeader("allow", route.allowed);
       throw new HttpError(405, "method_not_allowed", `${url.pathname} takes ${route.allowed}, not ${method}.`);
@@ -189,6 +189,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       }
       case "events": {
         streamEvents(request, response, findJob(route.id).id, url);
+        return;
+      }
+      case "all-events": {
+        streamStatuses(response);
         return;
       }
     }
@@ -293,6 +297,21 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     });
   }
 
+  /** Server-sent `status` events for every job change, for live job lists. Clients re-read `GET /jobs` on (re)connect. */
+  function streamStatuses(response: ServerResponse): void {
+    const unsubscribe = queue.subscribeToStatuses((job) => response.write(`event: status\ndata: ${JSON.stringify(toStatusView(job))}\n\n`));
+    // Subscribed before the headers go out: a client that has the headers misses nothing.
+    response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+    streams.add(response);
+    response.write("retry: 2000\n\n");
+    const heartbeat = setInterval(() => response.write(": heartbeat\n\n"), HEARTBEAT_MS);
+    response.on("close", () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      streams.delete(response);
+    });
+  }
+
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
@@ -329,7 +348,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 }
 
 type Route =
-  | { name: "health" | "submit" | "jobs"; allowed: "GET" | "POST" }
+  | { name: "health" | "submit" | "jobs" | "all-events"; allowed: "GET" | "POST" }
   | { name: "status" | "result" | "job" | "events" | "cancel" | "retry"; allowed: "GET" | "POST"; id: string };
 
 function matchRoute(segments: string[]): Route | undefined {
@@ -338,6 +357,7 @@ function matchRoute(segments: string[]): Route | undefined {
   if (first === "health" && second === undefined) return { name: "health", allowed: "GET" };
   if (first === "submit" && second === undefined) return { name: "submit", allowed: "POST" };
   if (first === "jobs" && second === undefined) return { name: "jobs", allowed: "GET" };
+  if (first === "events" && second === undefined) return { name: "all-events", allowed: "GET" };
   if ((first === "status" || first === "result") && second !== undefined && third === undefined) return { name: first, allowed: "GET", id: second };
   if (first === "jobs" && second !== undefined) {
     if (third === undefined) return { name: "job", allowed: "GET", id: second };

@@ -59,6 +59,7 @@ export class JobQueue {
   private readonly running = new Map<string, RunningJob>();
   private readonly tokens = new Map<string, string>();
   private readonly subscribers = new Map<string, Set<(message: JobStreamMessage) => void>>();
+  private readonly statusSubscribers = new Set<(job: JobRecord) => void>();
   private closing = false;
 
   constructor(private readonly options: JobQueueOptions) {}
@@ -102,6 +103,7 @@ export class JobQueue {
       hasGithubToken: submission.githubToken !== undefined,
       createdAt: Date.now(),
     });
+    this.publishStatus(id);
     this.pump();
     return job;
   }
@@ -133,6 +135,8 @@ export class JobQueue {
       hasGithubToken: token !== undefined,
       createdAt: Date.now(),
     });
+    this.publishStatus(newId);
+    this.publishStatus(id);
     this.pump();
     return job;
   }
@@ -166,6 +170,12 @@ export class JobQueue {
       set.delete(listener);
       if (set.size === 0) this.subscribers.delete(id);
     };
+  }
+
+  /** Every job's status changes (new, started, ended, retried). Returns the unsubscribe function. */
+  subscribeToStatuses(listener: (job: JobRecord) => void): () => void {
+    this.statusSubscribers.add(listener);
+    return () => this.statusSubscribers.delete(listener);
   }
 
   /** Starts queued jobs while there is room. */
@@ -248,7 +258,15 @@ export class JobQueue {
 
   private publishStatus(id: string): void {
     const job = this.options.store.get(id);
-    if (job) this.publish(id, { kind: "status", job });
+    if (!job) return;
+    this.publish(id, { kind: "status", job });
+    for (const listener of this.statusSubscribers) {
+      try {
+        listener(job);
+      } catch {
+        // as in publish(): a broken subscriber must not stop the queue
+      }
+    }
   }
 
   private publish(id: string, message: JobStreamMessage): void {

@@ -7,15 +7,17 @@ export interface ReceivedServerSentEvent {
 
 /**
  * Reads a server-sent event stream with fetch until `until` says stop or the server ends it.
- * Returns every event received.
+ * Returns every event received. `onOpen` is called once the server has answered with the stream's headers.
  */
 export async function readServerSentEvents(
   url: string,
-  options: { headers?: Record<string, string>; until?: (event: ReceivedServerSentEvent, all: ReceivedServerSentEvent[]) => boolean; onEvent?: (event: ReceivedServerSentEvent) => void } = {},
+  options: { headers?: Record<string, string>; onOpen?: () => void; until?: (event: ReceivedServerSentEvent, all: ReceivedServerSentEvent[]) => boolean; onEvent?: (event: ReceivedServerSentEvent) => void } = {},
 ): Promise<ReceivedServerSentEvent[]> {
   const controller = new AbortController();
   const response = await fetch(url, { headers: { accept: "text/event-stream", ...options.headers }, signal: controller.signal });
   if (response.status !== 200 || !response.body) throw new Error(`SSE request failed: ${response.status} ${await response.text()}`);
+  // The server subscribes before it sends the headers, so from here on nothing is missed.
+  options.onOpen?.();
   const received: ReceivedServerSentEvent[] = [];
   const decoder = new TextDecoder();
   let buffer = "";
