@@ -2,7 +2,8 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestRepository, startScriptedModelServer, type RecordedModelRequest, type ScriptedTurn, type TestRepository } from "@running-agent/core/testing";
-import { PACKAGE_ROOT, processesUsing, runCli, startCli, type CliOutcome } from "./testing/cli-process.js";
+import { execFileSync } from "node:child_process";
+import { PACKAGE_ROOT, processesUsing, runCli, runCliInTerminal, startCli, type CliOutcome } from "./testing/cli-process.js";
 
 const MODEL_KEY = "scripted-model-key";
 // ESC, the start of every ANSI escape sequence (colors, cursor movement, clearing lines).
@@ -12,6 +13,16 @@ const ESCAPE = "\u001b";
 function workingDirectory(request: RecordedModelRequest): string {
   return /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []))?.[1] ?? ".";
 }
+
+// util-linux's `script` makes the pseudo terminal for the terminal display test (scripts/setup.sh installs it).
+const hasScript = (() => {
+  try {
+    execFileSync("script", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -147,5 +158,25 @@ describe("running-agent (the binary)", () => {
     expect(outcome.stderr).toMatch(/\] done: teardown/);
     expect((await repo.git("branch", "--list")).trim()).toBe("* main");
     await expectNothingLeft(cli.tempDirectory);
+  });
+
+  it.skipIf(!hasScript)("shows a live status line on a terminal and restores the cursor", async () => {
+    const repo = await repository();
+    const model = await modelServer([
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: "# Notes\n" } }] }),
+      { text: "Added NOTES.md." },
+    ]);
+    const outcome = await runCliInTerminal(["run", "--repo", repo.path, "--task", "Add a NOTES.md file", ...modelFlags(model.url)], { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY });
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
+    const screen = outcome.stdout;
+    expect(screen).toContain(`${ESCAPE}[?25l`); // cursor hidden while the status line spins
+    expect(screen).toMatch(new RegExp(`${ESCAPE}\\[1G${ESCAPE}\\[0K`)); // the status line is redrawn in place
+    expect(screen).toContain(`${ESCAPE}[1magent${ESCAPE}[22m`); // the phase, in bold, on the status line
+    expect(screen).toMatch(/✔.* clone /);
+    expect(screen).toMatch(/→ write NOTES\.md/);
+    expect(screen).toMatch(/Pull request: local:\/\/.*\/change-requests\/1/);
+    expect(screen.lastIndexOf(`${ESCAPE}[?25h`)).toBeGreaterThan(screen.lastIndexOf(`${ESCAPE}[?25l`)); // cursor shown again
+    await expectNothingLeft(outcome.tempDirectory);
   });
 });

@@ -112,7 +112,7 @@ class TerminalDisplay implements ProgressDisplay {
   ) {
     this.colors = createColors(color);
     // The CLI handles Ctrl+C itself, so ora must leave stdin alone.
-    this.spinner = ora({ stream: stream as NodeJS.WritableStream, isEnabled: true, discardStdin: false, color: "cyan", text: "starting" }).start();
+    this.spinner = ora({ stream: withColumns(stream), isEnabled: true, discardStdin: false, color: "cyan", text: "starting" }).start();
     this.ticker = setInterval(() => this.refresh(), 1000);
     this.ticker.unref();
   }
@@ -146,7 +146,7 @@ class TerminalDisplay implements ProgressDisplay {
     const { colors } = this;
     const phase = this.narrator.phase ?? "starting";
     const elapsed = formatDuration(Date.now() - this.started);
-    const width = Math.max(20, (this.stream.columns ?? 80) - phase.length - elapsed.length - 8);
+    const width = Math.max(20, (this.stream.columns || 80) - phase.length - elapsed.length - 8);
     const activity = this.narrator.activity ? ` ${colors.dim(cut(this.narrator.activity, width))}` : "";
     this.spinner.text = `${colors.bold(phase)} ${colors.dim(elapsed)}${activity}`;
   }
@@ -174,4 +174,18 @@ class TerminalDisplay implements ProgressDisplay {
         return colors.dim(`  │ ${line.text}`);
     }
   }
+}
+
+/**
+ * A terminal that reports no size (0 columns, e.g. a pseudo terminal nobody sized) would make
+ * ora count infinitely many lines to clear; such a terminal is taken as 80 columns wide.
+ */
+function withColumns(stream: DisplayStream): NodeJS.WritableStream {
+  return new Proxy(stream, {
+    get(target, property) {
+      if (property === "columns") return target.columns || 80;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as unknown as NodeJS.WritableStream;
 }

@@ -94,3 +94,27 @@ export async function processesUsing(folder: string, exceptPid?: number): Promis
   }
   return found;
 }
+
+/**
+ * Runs the CLI under a pseudo terminal made by util-linux's `script`, so that it sees a TTY on
+ * stdout and stderr. Returns everything the terminal received (both streams) and the exit code.
+ */
+export async function runCliInTerminal(args: string[], env: Record<string, string> = {}): Promise<CliOutcome & { tempDirectory: string; remove(): Promise<void> }> {
+  const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, "--conditions=source", "--import", "tsx", "src/bin.ts", ...args].map(quote).join(" ");
+  const tempDirectory = await mkdtemp(join(tmpdir(), "running-agent-cli-test-"));
+  const child = spawn("script", ["--quiet", "--flush", "--return", "--command", command, "/dev/null"], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, TMPDIR: tempDirectory, TERM: "xterm-256color", ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const outcome = await new Promise<CliOutcome>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (exitCode, signal) => resolve({ exitCode, signal, stdout, stderr }));
+  });
+  return { ...outcome, tempDirectory, remove: () => rm(tempDirectory, { recursive: true, force: true }) };
+}
