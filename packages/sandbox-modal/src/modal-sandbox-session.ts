@@ -75,6 +75,8 @@ export class ModalSandboxSession implements SandboxSession {
         options.onStderr?.(chunk);
       }),
     ]);
+    // A stopped command's streams may fail after we have stopped listening.
+    pumps.catch(() => undefined);
     let stopReason: RunningAgentError | undefined;
     let rejectStopped!: (reason: RunningAgentError) => void;
     const stopped = new Promise<never>((_, reject) => (rejectStopped = reject));
@@ -94,6 +96,8 @@ export class ModalSandboxSession implements SandboxSession {
         : undefined;
     const onAbort = () => stop(abortedError(options.signal));
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    // An abort that came while the command was being started.
+    if (options.signal?.aborted) onAbort();
     try {
       const exitCode = await Promise.race([started.process.wait(), stopped]);
       await pumps;
@@ -115,6 +119,7 @@ export class ModalSandboxSession implements SandboxSession {
     checkCommand(command);
     const started = await this.start(command, options);
     const pumps = Promise.all([pump(started.process.stdout, (chunk) => options.onStdout?.(chunk)), pump(started.process.stderr, (chunk) => options.onStderr?.(chunk))]);
+    pumps.catch(() => undefined);
     let killed = false;
     const exited = (async () => {
       try {
@@ -131,7 +136,10 @@ export class ModalSandboxSession implements SandboxSession {
         if (killed) return;
         killed = true;
         if (!this.destroyed) await this.killTracked(started.pidFile).catch(() => undefined);
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+        // The process ends within moments of the kill; a sandbox that no longer answers must not hang the caller.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]);
+        clearTimeout(timer);
       },
     };
   }
