@@ -207,6 +207,8 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
     const error = await expectError(h.run({ timeoutMs: 40_000 }));
     expect(error.code).toBe(ErrorCode.AGENT_TIMEOUT);
     expect(error.phase).toBe("agent");
+    // The message says why it never finished: the model kept failing.
+    expect(error.message).toContain("Scripted error 500");
     expect(h.model.chatRequests.length).toBeGreaterThanOrEqual(2);
     expect(h.events.some((event) => event.type === "agent.retry" && event.attempt >= 1)).toBe(true);
     expect(await serverGone(h.port)).toBe(true);

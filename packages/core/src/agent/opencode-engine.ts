@@ -157,9 +157,16 @@ class AgentRun {
   private readonly timers: NodeJS.Timeout[] = [];
   private abortListener: (() => void) | undefined;
 
+  private stopped = false;
+  private lastRetry: { attempt: number; message: string } | undefined;
+  /** Emits until the run is stopped: nothing reaches the caller after runOpencodeAgent returns. */
+  private readonly emit = (event: AgentTaskEventInput): void => {
+    if (!this.stopped) this.emitToCaller(event);
+  };
+
   constructor(
     private readonly input: AgentRunInput,
-    private readonly emit: (event: AgentTaskEventInput) => void,
+    private readonly emitToCaller: (event: AgentTaskEventInput) => void,
     private readonly server: SandboxProcess,
     private readonly output: OutputTail,
   ) {
@@ -207,7 +214,15 @@ class AgentRun {
     this.client = client;
     this.timers.push(
       setTimeout(
-        () => this.fail(agentError(ErrorCode.AGENT_TIMEOUT, `The agent did not finish within ${this.input.timeoutMs} ms; it was stopped.`, { phase: "agent" })),
+        () => {
+          const retrying = this.lastRetry ? ` The model call was failing and being retried (attempt ${this.lastRetry.attempt}): ${this.lastRetry.message}` : "";
+          this.fail(
+            agentError(ErrorCode.AGENT_TIMEOUT, `The agent did not finish within ${this.input.timeoutMs} ms; it was stopped.${retrying}`, {
+              phase: "agent",
+              ...(this.lastRetry ? { details: { retryAttempts: this.lastRetry.attempt } } : {}),
+            }),
+          );
+        },
         Math.max(0, deadline - Date.now()),
       ),
     );
@@ -290,6 +305,9 @@ class AgentRun {
       case "idle":
         if (this.promptSent) await this.checkFinished();
         return;
+      case "retry":
+        this.lastRetry = { attempt: signal.attempt, message: signal.message };
+        return;
       default:
         return;
     }
@@ -299,6 +317,7 @@ class AgentRun {
   private async resync(): Promise<void> {
     if (!this.sessionId || !this.client) return;
     const messages = await this.readMessages().catch(() => undefined);
+    if (this.ended) return;
     if (messages) this.mapper?.replay(messages);
     const status = await this.client.session.status().catch(() => undefined);
     const busy = status?.data?.[this.sessionId];
@@ -374,6 +393,7 @@ class AgentRun {
   async stop(): Promise<void> {
     const interrupted = !this.ended || (await this.outcome.promise.then(() => false, () => true));
     this.ended = true;
+    this.stopped = true;
     this.outcome.resolve();
     for (const timer of this.timers) clearTimeout(timer);
     if (this.abortListener) this.input.signal?.removeEventListener("abort", this.abortListener);
@@ -383,7 +403,8 @@ class AgentRun {
       await Promise.race([abort, sleep(2000)]);
     }
     this.events.abort();
-    await this.server.kill();
+    // A failing kill (e.g. the sandbox is already gone) must not hide how the run ended.
+    await this.server.kill().catch(() => undefined);
     await Promise.race([this.eventPump?.catch(() => undefined), sleep(1000)]);
   }
 }

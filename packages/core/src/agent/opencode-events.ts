@@ -40,6 +40,7 @@ function cutInput(input: Record<string, unknown>): Record<string, unknown> {
 /** What the mapper learned from an event that matters for ending the run. */
 export type SessionSignal =
   | { kind: "busy" }
+  | { kind: "retry"; attempt: number; message: string }
   | { kind: "idle" }
   | { kind: "error"; error: NonNullable<Extract<OpencodeEvent, { type: "session.error" }>["properties"]["error"]> | undefined }
   | { kind: "permission"; requestId: string; permission: string }
@@ -100,7 +101,7 @@ export class OpencodeEventMapper {
         const status = event.properties.status;
         if (status.type === "retry") {
           this.emit({ type: "agent.retry", attempt: status.attempt, message: status.message, nextAt: status.next });
-          return { kind: "busy" };
+          return { kind: "retry", attempt: status.attempt, message: status.message };
         }
         return { kind: status.type };
       }
