@@ -91,4 +91,34 @@ describe("runAgentTask with the Docker sandbox", () => {
     await expectNoContainers(run);
     expect((await repo.git("branch", "--list")).trim()).toBe("* main");
   });
+
+  it("a failing model and a task past its time limit end with typed errors, and their containers are removed", async () => {
+    await using repo = await createTestRepository({ "greet.py": ORIGINAL });
+    // 400 fails at once (OpenCode retries only 5xx).
+    await using failing = await startScriptedModelServer({ script: [{ status: 400, body: { error: { message: "bad request", type: "invalid_request_error" } } }] });
+    const failed = scopedProvider({ network: "host" });
+    const failure = await runAgentTask({
+      repo: repo.path,
+      task: "Add a farewell function to greet.py",
+      model: modelFor(failing),
+      sandbox: failed.provider,
+      gitHost: createLocalGitHost(),
+    }).catch((caught: unknown) => caught);
+    expect(RunningAgentError.isInstance(failure) && failure.code).toBe(ErrorCode.MODEL_ERROR);
+    await expectNoContainers(failed.run);
+
+    await using hanging = await startScriptedModelServer({ script: [{ hang: true }] });
+    const slow = scopedProvider({ network: "host" });
+    const timeout = await runAgentTask({
+      repo: repo.path,
+      task: "Add a farewell function to greet.py",
+      model: modelFor(hanging),
+      sandbox: slow.provider,
+      gitHost: createLocalGitHost(),
+      timeoutMs: 20_000,
+    }).catch((caught: unknown) => caught);
+    expect(RunningAgentError.isInstance(timeout) && [ErrorCode.TIMEOUT, ErrorCode.AGENT_TIMEOUT].includes(timeout.code as never), String(timeout)).toBe(true);
+    await expectNoContainers(slow.run);
+    expect((await repo.git("branch", "--list")).trim()).toBe("* main");
+  });
 });
