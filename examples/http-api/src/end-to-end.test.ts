@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { createLocalGitHost, createLocalSandbox, startAgentTask } from "@running-agent/core";
 import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
 import { createGitHub } from "@running-agent/git-github";
@@ -138,6 +138,25 @@ describe("with the real core, the local sandbox and the offline model", () => {
       expect(await github.readFile("you/your-repo", result.branch, OFFLINE_NOTE_FILE)).toContain("Add unit tests for the utils module");
       expect(JSON.stringify(result)).not.toContain(token);
       expect(leftovers(folder)).toEqual([]);
+    });
+
+    it("a per-request github_token is used for that job and never reaches the database", async () => {
+      const personalToken = "ghp_personalToken11111111111111";
+      github.grantToken({ login: "contributor", token: personalToken, repositories: ["you/your-repo"] });
+      const response = await fetch(`${server.url}/submit`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ repo_url: "https://github.com/you/your-repo.git", task: "Add a contributor note", github_token: personalToken, user_id: "contributor" }),
+      });
+      const submitted = (await response.json()) as { job_id: string };
+      const ended = await waitForEnd(server.url, submitted.job_id);
+      expect(ended).toMatchObject({ status: "completed", user_id: "contributor", error: null });
+      // The pull request was opened as the token's user, not with the server's token.
+      expect(github.pullRequests("you/your-repo").at(-1)).toMatchObject({ user: "contributor", title: "Add a contributor note" });
+      await server.close();
+      for (const file of readdirSync(folder).filter((name) => name.startsWith("seed.db"))) {
+        expect(readFileSync(join(folder, file)).includes(personalToken), file).toBe(false);
+      }
     });
   });
 });
