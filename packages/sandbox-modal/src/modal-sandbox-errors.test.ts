@@ -200,6 +200,13 @@ describe("capacity, death and tunnels", () => {
     await vi.waitFor(() => expect(server.liveSandboxes()).toEqual([]), { timeout: 10_000, interval: 100 });
   });
 
+  it("a secret or env name Modal cannot pass as an environment variable fails with INVALID_OPTIONS before creation", async () => {
+    const before = sandboxCount();
+    expect(await codeOf(local().create({ taskId: "t", secrets: { "NOT-A-NAME": "x" } }))).toBe(ErrorCode.INVALID_OPTIONS);
+    expect(await codeOf(local().create({ taskId: "t", env: { "1BAD": "x" } }))).toBe(ErrorCode.INVALID_OPTIONS);
+    expect(sandboxCount()).toBe(before);
+  });
+
   it("a process limit, which Modal does not offer, fails with CAPABILITY_UNSUPPORTED", async () => {
     expect(await codeOf(local().create({ taskId: "t", resources: { pids: 10 } }))).toBe(ErrorCode.CAPABILITY_UNSUPPORTED);
   });

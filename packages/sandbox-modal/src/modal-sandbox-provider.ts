@@ -9,7 +9,7 @@ import {
   type SandboxSession,
   type SandboxSnapshotCapability,
 } from "@running-agent/core";
-import { ModalClient, type App, type Image, type Sandbox } from "modal";
+import { ModalClient, type App, type Image, type Sandbox, type Secret } from "modal";
 import { modalError } from "./modal-error.js";
 import { ModalSandboxSession } from "./modal-sandbox-session.js";
 import {
@@ -76,7 +76,12 @@ export class ModalSandboxProvider implements SandboxProvider {
     if (signal?.aborted) throw abortedError(signal);
     const client = this.modalClient();
     const [app, image] = await abortable(Promise.all([this.resolveApp(), this.resolveImage()]), signal);
-    const secrets = options.secrets && Object.keys(options.secrets).length > 0 ? [await client.secrets.fromObject(options.secrets)] : [];
+    let secrets: Secret[] = [];
+    try {
+      if (options.secrets && Object.keys(options.secrets).length > 0) secrets = [await client.secrets.fromObject(options.secrets)];
+    } catch (error) {
+      throw modalError(error, ErrorCode.INVALID_OPTIONS, "pass the secrets");
+    }
     const workdir = this.settings.workdir ?? "/workspace";
     const scratchDir = this.settings.scratchDir ?? "/tmp/running-agent";
     const ports = this.settings.ports ?? randomPorts(2);
