@@ -3,7 +3,9 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestRepository, startScriptedModelServer, type RecordedModelRequest, type ScriptedTurn, type TestRepository } from "@running-agent/core/testing";
 import { execFileSync } from "node:child_process";
-import { PACKAGE_ROOT, processesUsing, runCli, runCliInTerminal, startCli, type CliOutcome } from "./testing/cli-process.js";
+import { startGitHubServer } from "@running-agent/git-github/testing";
+import { rm } from "node:fs/promises";
+import { installWithCoreOnly, PACKAGE_ROOT, processesUsing, runCli, runCliInTerminal, startCli, type CliOutcome } from "./testing/cli-process.js";
 
 const MODEL_KEY = "scripted-model-key";
 // ESC, the start of every ANSI escape sequence (colors, cursor movement, clearing lines).
@@ -88,6 +90,23 @@ describe("running-agent (the binary)", () => {
     }
   });
 
+  it("works with only the core installed, and names the adapter package to install when one is asked for", async () => {
+    const root = await installWithCoreOnly();
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const repo = await repository();
+    const version = await runCli(["--version"], {}, root);
+    cleanups.push(version.remove);
+    expect(version.exitCode, describeOutcome(version)).toBe(0);
+    const docker = await runCli(["run", "--repo", repo.path, "--task", "x", "--sandbox", "docker"], {}, root);
+    cleanups.push(docker.remove);
+    expect(docker.exitCode, describeOutcome(docker)).toBe(1);
+    expect(docker.stderr).toMatch(/^Error: SANDBOX_UNAVAILABLE: @running-agent\/sandbox-docker is not installed\. Install it next to the CLI/m);
+    const github = await runCli(["run", "--repo", "https://github.com/octo/app", "--task", "x"], {}, root);
+    cleanups.push(github.remove);
+    expect(github.exitCode, describeOutcome(github)).toBe(1);
+    expect(github.stderr).toMatch(/^Error: UNSUPPORTED_REPO: @running-agent\/git-github is not installed/m);
+  });
+
   it("exits 1 with the error's code and message when the task fails", async () => {
     const repo = await repository();
     const outcome = await runCli(["run", "--repo", repo.path, "--task", "Add notes", "--base", "no-such-branch", "--unisolated", ...modelFlags("http://127.0.0.1:9/v1")], {
@@ -122,6 +141,32 @@ describe("running-agent (the binary)", () => {
       "validate", "sandbox", "clone", "agent", "collect", "commit", "push", "pull-request", "teardown",
     ]);
     expect(outcome.stdout + outcome.stderr).not.toContain(MODEL_KEY);
+    await expectNothingLeft(outcome.tempDirectory);
+  });
+
+  it("works on a GitHub repository through the lazily loaded adapter: draft, labels, reviewer, and the token never printed", async () => {
+    const github = await startGitHubServer();
+    cleanups.push(() => github.close());
+    const repository = await github.createRepository({ owner: "octo", name: "app", files: { "README.md": "# app\n" }, collaborators: ["reviewer-1"] });
+    const token = github.grantToken({ login: "agent-bot", permission: "push", repositories: ["octo/app"] });
+    const model = await modelServer([
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: `# Notes\n` } }] }),
+      { text: "Added NOTES.md." },
+    ]);
+    const outcome = await runCli(
+      [
+        "run", "--repo", repository.cloneUrl, "--task", "Add a NOTES.md file", "--github-api-url", github.apiUrl, "--github-token", token,
+        "--draft", "--label", "agent", "--label", "docs", "--reviewer", "reviewer-1", "--title", "Add notes", "--unisolated", ...modelFlags(model.url),
+      ],
+      { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY },
+    );
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
+    const [pullRequest] = github.pullRequests("octo/app");
+    expect(pullRequest).toMatchObject({ title: "Add notes", draft: true, labels: ["agent", "docs"], requestedReviewers: ["reviewer-1"], base: "main" });
+    expect(outcome.stdout).toContain(`Pull request: ${github.url}/octo/app/pull/${pullRequest!.number}`);
+    expect(await github.readFile("octo/app", pullRequest!.head, "NOTES.md")).toBe("# Notes\n");
+    expect(outcome.stdout + outcome.stderr).not.toContain(token);
     await expectNothingLeft(outcome.tempDirectory);
   });
 

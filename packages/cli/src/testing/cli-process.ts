@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,14 +34,14 @@ export interface CliProcess {
  * terminal), a fresh TMPDIR, and the environment given (on top of this process's, less
  * GITHUB_TOKEN and model keys).
  */
-export async function startCli(args: string[], env: Record<string, string> = {}): Promise<CliProcess> {
+export async function startCli(args: string[], env: Record<string, string> = {}, packageRoot = PACKAGE_ROOT): Promise<CliProcess> {
   const tempDirectory = await mkdtemp(join(tmpdir(), "running-agent-cli-test-"));
   const baseEnv: Record<string, string | undefined> = { ...process.env };
   for (const name of ["GITHUB_TOKEN", "GEMINI_API_KEY", "GOOGLE_GENERATIVE_AI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_COMPATIBLE_API_KEY", "FORCE_COLOR"]) {
     delete baseEnv[name];
   }
   const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/bin.ts", ...args], {
-    cwd: PACKAGE_ROOT,
+    cwd: packageRoot,
     env: { ...baseEnv, TMPDIR: tempDirectory, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -68,8 +68,8 @@ export async function startCli(args: string[], env: Record<string, string> = {})
 }
 
 /** Runs the CLI to the end. */
-export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliOutcome & { tempDirectory: string; remove(): Promise<void> }> {
-  const cli = await startCli(args, env);
+export async function runCli(args: string[], env: Record<string, string> = {}, packageRoot = PACKAGE_ROOT): Promise<CliOutcome & { tempDirectory: string; remove(): Promise<void> }> {
+  const cli = await startCli(args, env, packageRoot);
   const outcome = await cli.outcome;
   return { ...outcome, tempDirectory: cli.tempDirectory, remove: cli.remove };
 }
@@ -117,4 +117,20 @@ export async function runCliInTerminal(args: string[], env: Record<string, strin
     child.once("close", (exitCode, signal) => resolve({ exitCode, signal, stdout, stderr }));
   });
   return { ...outcome, tempDirectory, remove: () => rm(tempDirectory, { recursive: true, force: true }) };
+}
+
+/**
+ * A copy of the CLI whose node_modules hold only its own dependencies and the core, none of
+ * the optional adapters: what a user gets with `npm install @running-agent/cli` alone.
+ * Returns the copy's folder; remove it when done.
+ */
+export async function installWithCoreOnly(): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), "running-agent-cli-core-only-"));
+  await cp(join(PACKAGE_ROOT, "src"), join(root, "src"), { recursive: true });
+  await cp(join(PACKAGE_ROOT, "package.json"), join(root, "package.json"));
+  await mkdir(join(root, "node_modules", "@running-agent"), { recursive: true });
+  for (const name of ["ora", "picocolors", "tsx", "@running-agent/core"]) {
+    await symlink(await realpath(join(PACKAGE_ROOT, "node_modules", name)), join(root, "node_modules", name));
+  }
+  return root;
 }
