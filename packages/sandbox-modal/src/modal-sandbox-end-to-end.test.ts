@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
-import type { AgentTaskEvent } from "@running-agent/core";
+import { createLocalGitHost, ErrorCode, RunningAgentError, runAgentTask, startAgentTask, type AgentTaskEvent } from "@running-agent/core";
 import { createTestRepository, startScriptedModelServer, type RecordedModelRequest } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createModalSandbox } from "./index.js";
 import { runOnModal } from "./readme-example.js";
 import { startModalServer, type ModalServer } from "./testing/index.js";
 
@@ -75,5 +76,63 @@ describe("runAgentTask with the Modal sandbox, end to end against the local Moda
     // OpenCode listened on every address, as Modal's tunnels need, and was reached through the tunnel.
     const opencodeServe = record!.commands.find((command) => command.includes("serve"));
     expect(opencodeServe).toEqual(expect.arrayContaining(["/usr/local/bin/opencode", "serve", "--hostname", "0.0.0.0"]));
+  });
+
+  describe("the sandbox is terminated whatever ends the run", () => {
+    const sandboxFor = () => createModalSandbox({ serverUrl: server.url, tokenId: server.tokenId, tokenSecret: server.tokenSecret, app: "end-to-end-endings" });
+
+    it("on failure: the model refuses the request", async () => {
+      await using repo = await createTestRepository({ "a.txt": "a\n" });
+      await using model = await startScriptedModelServer({ script: [{ status: 400 }], afterScript: { status: 400 } });
+      const error = await runAgentTask({
+        repo: repo.path,
+        task: "Change a.txt",
+        model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
+        sandbox: sandboxFor(),
+        gitHost: createLocalGitHost(),
+      }).then(
+        (result) => result,
+        (caught: unknown) => caught,
+      );
+      expect(RunningAgentError.isInstance(error), `expected a typed failure, got ${JSON.stringify(error)}`).toBe(true);
+      expect(server.liveSandboxes()).toEqual([]);
+    });
+
+    it("on timeout: the agent outlives its time", async () => {
+      await using repo = await createTestRepository({ "a.txt": "a\n" });
+      await using model = await startScriptedModelServer({ script: [{ hang: true }] });
+      const error = await runAgentTask({
+        repo: repo.path,
+        task: "Wait forever",
+        model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
+        sandbox: sandboxFor(),
+        gitHost: createLocalGitHost(),
+        agentTimeoutMs: 3000,
+      }).catch((caught: unknown) => caught);
+      expect(RunningAgentError.isInstance(error)).toBe(true);
+      expect([ErrorCode.AGENT_TIMEOUT, ErrorCode.TIMEOUT]).toContain((error as RunningAgentError).code);
+      expect(server.liveSandboxes()).toEqual([]);
+    });
+
+    it("on abort: the task is cancelled mid-agent", async () => {
+      await using repo = await createTestRepository({ "a.txt": "a\n" });
+      await using model = await startScriptedModelServer({ script: [{ hang: true }] });
+      const handle = startAgentTask({
+        repo: repo.path,
+        task: "Wait forever",
+        model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
+        sandbox: sandboxFor(),
+        gitHost: createLocalGitHost(),
+      });
+      for await (const event of handle) {
+        if (event.type === "phase" && event.phase === "agent" && event.status === "started") break;
+      }
+      while (model.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(server.liveSandboxes().length).toBe(1);
+      await handle.cancel("test");
+      const error = await handle.result.catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: ErrorCode.ABORTED, phase: "agent" });
+      expect(server.liveSandboxes()).toEqual([]);
+    });
   });
 });
