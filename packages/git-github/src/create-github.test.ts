@@ -145,6 +145,15 @@ describe("createGitHub", () => {
     expect((await rejection(gitHub.openChangeRequest(resolved, { head: "x", base: "trunk", title: "t", body: "" }, { signal: controller.signal }))).code).toBe(ErrorCode.ABORTED);
   });
 
+  it("gives the commit identity of the token's user, with GitHub's noreply address", async () => {
+    const { data: me } = await octokit().rest.users.getAuthenticated();
+    expect(await host().commitIdentity()).toEqual({ name: "agent-bot", email: `${me.id}+agent-bot@users.noreply.github.com` });
+    const requester = server.grantToken({ login: "requester" });
+    const { data: them } = await new Octokit({ baseUrl: server.apiUrl, auth: requester, log: quiet }).rest.users.getAuthenticated();
+    expect(await host().commitIdentity({ token: requester })).toEqual({ name: "requester", email: `${them.id}+requester@users.noreply.github.com` });
+    expect((await rejection(host({ token: "ghp_wrong" }).commitIdentity())).code).toBe(ErrorCode.AUTH_FAILED);
+  });
+
   it("tells whether a branch exists, also with slashes in its name", async () => {
     const gitHub = host();
     const resolved = await gitHub.resolveRepository(repo);
@@ -270,6 +279,10 @@ describe("createGitHub", () => {
     const readOnlyApp = server.createApp({ account: "octo", slug: "reader-app", permissions: { contents: "read", metadata: "read" } });
     const denied = await rejection(host({ token: undefined, app: { appId: readOnlyApp.appId, privateKey: readOnlyApp.privateKey, installationId: readOnlyApp.installationId } }).resolveRepository(repo));
     expect(denied.code).toBe(ErrorCode.PERMISSION_DENIED);
+
+    const botUser = await octokit().rest.users.getByUsername({ username: "agent-app[bot]" });
+    expect(botUser.data.type).toBe("Bot");
+    expect(await gitHub.commitIdentity()).toEqual({ name: "agent-app[bot]", email: `${botUser.data.id}+agent-app[bot]@users.noreply.github.com` });
 
     const wrongInstallation = await rejection(host({ token: undefined, app: { appId: app.appId, privateKey: app.privateKey, installationId: 999_999 } }).resolveRepository(repo));
     expect(wrongInstallation.code).toBe(ErrorCode.AUTH_FAILED);

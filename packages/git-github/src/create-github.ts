@@ -7,6 +7,7 @@ import {
   type GitCredentials,
   type GitHost,
   type GitHostTaskOptions,
+  type GitIdentity,
   type ResolvedRepository,
 } from "@running-agent/core";
 import { resolveGitHubEndpoints, type GitHubEndpoints } from "./github-endpoints.js";
@@ -119,6 +120,34 @@ export class GitHub implements GitHost {
     const { owner, name } = splitId(repository);
     const { token } = await this.#tokens.token(options.token);
     return openPullRequest(this.#client(token, options.signal), { owner, name }, input, options.signal);
+  }
+
+  /**
+   * The commit identity of the account these credentials act as, with GitHub's noreply
+   * address so that commits link to it: the App's bot (`slug[bot]`) or the token's user. Pass
+   * it as `committer` (or `author`) to `runAgentTask`.
+   */
+  async commitIdentity(options: GitHostTaskOptions = {}): Promise<GitIdentity> {
+    const noreply = `users.noreply.${new URL(this.endpoints.webUrl).hostname}`;
+    if (this.#tokens.isApp && !options.token) {
+      const jwt = await this.#tokens.appJwt();
+      const client = this.#client(jwt!, options.signal);
+      try {
+        const { data: app } = await client.rest.apps.getAuthenticated();
+        const login = `${app!.slug}[bot]`;
+        const { data: user } = await this.#client((await this.#tokens.token(undefined)).token, options.signal).rest.users.getByUsername({ username: login });
+        return { name: login, email: `${user.id}+${login}@${noreply}` };
+      } catch (error) {
+        throw toGitHubError(error, { action: "read the GitHub App's bot account", signal: options.signal });
+      }
+    }
+    const { token } = await this.#tokens.token(options.token);
+    try {
+      const { data: user } = await this.#client(token, options.signal).rest.users.getAuthenticated();
+      return { name: user.name || user.login, email: `${user.id}+${user.login}@${noreply}` };
+    } catch (error) {
+      throw toGitHubError(error, { action: "read the token's user account", signal: options.signal });
+    }
   }
 
   secrets(): string[] {

@@ -47,6 +47,23 @@ export class GitHubTokenSource {
     );
   }
 
+  /** The App's JWT for calls made as the App itself (e.g. `GET /app`); undefined without an App. */
+  async appJwt(): Promise<string | undefined> {
+    if (!this.#appAuth) return undefined;
+    try {
+      const { token } = await this.#appAuth({ type: "app" });
+      this.#mintedTokens.add(token);
+      return token;
+    } catch (error) {
+      throw installationError(error, this.#app!.installationId);
+    }
+  }
+
+  /** True when calls without a per-task token act as a GitHub App installation. */
+  get isApp(): boolean {
+    return this.#appAuth !== undefined;
+  }
+
   /** The secrets held now: the configured token, the App's private key and every minted token. */
   secrets(): string[] {
     return [this.#token, this.#app?.privateKey, ...this.#mintedTokens].filter((secret): secret is string => Boolean(secret));

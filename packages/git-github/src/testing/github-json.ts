@@ -22,16 +22,18 @@ function nodeId(kind: string, id: number): string {
 
 /** GitHub's `simple-user`. */
 export function simpleUserJson(urls: JsonUrls, login: string) {
-  const api = `${urls.api}/users/${login}`;
+  // Bot logins (`name[bot]`) need escaping to be URIs, as GitHub escapes them.
+  const escaped = encodeURIComponent(login);
+  const api = `${urls.api}/users/${escaped}`;
   const id = userId(login);
   return {
     login,
     id,
     node_id: nodeId("User", id),
-    avatar_url: `${urls.web}/avatars/${login}`,
+    avatar_url: `${urls.web}/avatars/${escaped}`,
     gravatar_id: "",
     url: api,
-    html_url: `${urls.web}/${login}`,
+    html_url: `${urls.web}/${escaped}`,
     followers_url: `${api}/followers`,
     following_url: `${api}/following{/other_user}`,
     gists_url: `${api}/gists{/gist_id}`,
@@ -371,5 +373,49 @@ export function commentJson(urls: JsonUrls, repository: ServerRepository, commen
     created_at: comment.createdAt,
     updated_at: comment.updatedAt,
     author_association: authorAssociation(repository, comment.user),
+  };
+}
+
+/** GitHub's `public-user` (`private = false`, no extra members allowed) or `private-user` (the caller's own account). */
+export function userJson(urls: JsonUrls, login: string, createdAt: string, isPrivate: boolean) {
+  const base = {
+    ...simpleUserJson(urls, login),
+    user_view_type: isPrivate ? "private" : "public",
+    name: null,
+    company: null,
+    blog: "",
+    location: null,
+    email: null,
+    hireable: null,
+    bio: null,
+    twitter_username: null,
+    public_repos: 0,
+    public_gists: 0,
+    followers: 0,
+    following: 0,
+    created_at: createdAt,
+    updated_at: createdAt,
+  };
+  if (!isPrivate) return base;
+  return { ...base, private_gists: 0, total_private_repos: 0, owned_private_repos: 0, disk_usage: 0, collaborators: 0, two_factor_authentication: true };
+}
+
+/** GitHub's `integration`: a GitHub App as `GET /app` shows it to the App itself. */
+export function integrationJson(urls: JsonUrls, app: { appId: number; slug: string; account: string; permissions: Record<string, string> }, createdAt: string) {
+  return {
+    id: app.appId,
+    slug: app.slug,
+    node_id: nodeId("Integration", app.appId),
+    client_id: `Iv1.${app.appId.toString(16).padStart(16, "0")}`,
+    owner: simpleUserJson(urls, app.account),
+    name: app.slug,
+    description: null,
+    external_url: `${urls.web}/apps/${app.slug}`,
+    html_url: `${urls.web}/apps/${app.slug}`,
+    created_at: createdAt,
+    updated_at: createdAt,
+    permissions: app.permissions,
+    events: [],
+    installations_count: 1,
   };
 }

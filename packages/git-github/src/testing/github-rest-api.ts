@@ -4,11 +4,13 @@ import { badCredentials, basicError, GitHubHttpError, notFound, requiresAuthenti
 import {
   branchJson,
   commentJson,
+  integrationJson,
   issueJson,
   labelJson,
   pullRequestJson,
   repositoryJson,
   shortBranchJson,
+  userJson,
   type JsonUrls,
   type PullRequestGitFacts,
   type RepositoryPermissionsJson,
@@ -49,6 +51,8 @@ export interface GitHubState {
   apps: Map<number, ServerApp>;
   nextId: () => number;
   now: () => string;
+  /** When the server started: the creation time of every account. */
+  startedAt: string;
 }
 
 const ACCESS_ORDER: Array<RepositoryPermission | "none"> = ["none", "pull", "push", "admin"];
@@ -375,6 +379,23 @@ export function createRestRoutes(state: GitHubState): Route[] {
     return { status: 200, body: commentJson(state.urls, repository, comment) };
   });
 
+  add("GET", "/user", async (request) => {
+    if (request.caller.kind !== "token") throw requiresAuthentication();
+    if (request.caller.record.kind === "installation") throw basicError(403, "Resource not accessible by integration");
+    return { status: 200, body: userJson(state.urls, request.caller.record.login, state.startedAt, true) };
+  });
+
+  add("GET", "/users/{username}", async (request) => {
+    const login = knownLogins(state).get(request.params.username!.toLowerCase());
+    if (!login) throw notFound();
+    return { status: 200, body: userJson(state.urls, login, state.startedAt, false) };
+  });
+
+  add("GET", "/app", async (request) => {
+    if (request.caller.kind !== "app") throw basicError(401, "A JSON web token could not be decoded");
+    return { status: 200, body: integrationJson(state.urls, request.caller.app, state.startedAt) };
+  });
+
   add("POST", "/app/installations/{installation_id}/access_tokens", async (request) => {
     if (request.caller.kind !== "app") {
       throw basicError(401, "A JSON web token could not be decoded");
@@ -401,6 +422,20 @@ export function createRestRoutes(state: GitHubState): Route[] {
   });
 
   return routes;
+}
+
+/** Every account the server knows, by lower-cased login: token holders, App bots, owners, collaborators, authors. */
+function knownLogins(state: GitHubState): Map<string, string> {
+  const logins = new Map<string, string>();
+  const add = (login: string) => logins.set(login.toLowerCase(), login);
+  for (const token of state.tokens.values()) add(token.login);
+  for (const app of state.apps.values()) add(`${app.slug}[bot]`);
+  for (const repository of state.repositories.values()) {
+    add(repository.owner);
+    for (const login of repository.collaborators) if (!logins.has(login)) add(login);
+    for (const issue of repository.issues.values()) add(issue.user);
+  }
+  return logins;
 }
 
 /** Branch names git would accept in a ref, so that no request names something outside refs/heads. */

@@ -177,6 +177,13 @@ describe("startGitHubServer", () => {
     const repo = await client(installation.token).rest.repos.get({ owner: "octo", repo: "widgets" });
     // GitHub leaves `permissions` out for installation tokens.
     expect(repo.data.permissions).toBeUndefined();
+    // The App reads itself with its JWT; its bot account is public; installation tokens have no user of their own.
+    const jwt = (await auth({ type: "app" })).token;
+    expect((await client(jwt).rest.apps.getAuthenticated()).data).toMatchObject({ id: app.appId, slug: "running-agent-test", owner: { login: "octo" } });
+    expect((await client(writer).rest.users.getByUsername({ username: "running-agent-test[bot]" })).data).toMatchObject({ login: "running-agent-test[bot]", type: "Bot" });
+    await expect(client(installation.token).rest.users.getAuthenticated()).rejects.toMatchObject({ status: 403 });
+    expect((await client(writer).rest.users.getAuthenticated()).data).toMatchObject({ login: "bot", user_view_type: "private" });
+    await expect(client(writer).rest.users.getByUsername({ username: "nobody-here" })).rejects.toMatchObject({ status: 404 });
     const other = server.createApp({ account: "octo" });
     const forged = createAppAuth({ appId: app.appId, privateKey: other.privateKey, installationId: app.installationId, request: client().request });
     await expect(forged({ type: "installation" })).rejects.toMatchObject({ status: 401 });
@@ -190,7 +197,7 @@ describe("startGitHubServer", () => {
     const operations = new Set(verdicts.map((verdict) => verdict.operationId));
     console.log(`validated ${verdicts.length} responses of ${operations.size} operations: ${[...operations].sort().join(", ")}`);
     // Every route the server has was exercised and validated, with success and error statuses.
-    const routes = createRestRoutes({ urls: { web: "", api: "" }, repositories: new Map(), tokens: new Map(), apps: new Map(), nextId: () => 0, now: () => "" });
+    const routes = createRestRoutes({ urls: { web: "", api: "" }, repositories: new Map(), tokens: new Map(), apps: new Map(), nextId: () => 0, now: () => "", startedAt: "" });
     const validatedRoutes = new Set(served.map((record) => `${record.method} ${record.route}`));
     expect(routes.map((route) => `${route.method} ${route.template}`).filter((route) => !validatedRoutes.has(route))).toEqual([]);
     expect(new Set(served.map((record) => record.status))).toEqual(new Set([200, 201, 401, 403, 404, 422, 429, 502]));

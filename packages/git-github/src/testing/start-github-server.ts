@@ -213,6 +213,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     apps,
     nextId: () => ++counter,
     now: () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+    startedAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
   };
   const routes = createRestRoutes(state);
   const used = new Map<string, number>();
