@@ -58,7 +58,10 @@ describe("buildOpencodeEnv", () => {
   });
 
   it("lets the repo's own agent config apply only when asked to", () => {
-    expect(buildOpencodeEnv({ folders, config: {}, allowRepoAgentConfig: true }).OPENCODE_DISABLE_PROJECT_CONFIG).toBeUndefined();
+    const allowed = buildOpencodeEnv({ folders, config: {}, allowRepoAgentConfig: true });
+    expect(allowed.OPENCODE_DISABLE_PROJECT_CONFIG).toBeUndefined();
+    expect(allowed.OPENCODE_PURE).toBeUndefined();
+    expect(buildOpencodeEnv({ folders, config: {}, allowRepoAgentConfig: false }).OPENCODE_PURE).toBe("1");
     expect(buildOpencodeEnv({ folders, config: {}, allowRepoAgentConfig: true, serverPassword: "pw" }).OPENCODE_SERVER_PASSWORD).toBe("pw");
   });
 });

@@ -81,7 +81,11 @@ export function buildOpencodeEnv(input: {
     OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
     OPENCODE_DISABLE_CLAUDE_CODE: "1",
     OPENCODE_DISABLE_EXTERNAL_SKILLS: "1",
-    ...(input.allowRepoAgentConfig ? {} : { OPENCODE_DISABLE_PROJECT_CONFIG: "1" }),
+    OPENCODE_DISABLE_SHARE: "1",
+    // Edits are reported by the tools themselves; watching the whole repo is work for nothing.
+    OPENCODE_EXPERIMENTAL_DISABLE_FILEWATCHER: "1",
+    // Without the repo's config there is no plugin to load; `pure` makes sure none is.
+    ...(input.allowRepoAgentConfig ? {} : { OPENCODE_DISABLE_PROJECT_CONFIG: "1", OPENCODE_PURE: "1" }),
     ...(input.serverPassword ? { OPENCODE_SERVER_PASSWORD: input.serverPassword } : {}),
   };
 }
