@@ -95,6 +95,7 @@ describe("runAgentTask with the Modal sandbox, end to end against the local Moda
         (caught: unknown) => caught,
       );
       expect(RunningAgentError.isInstance(error), `expected a typed failure, got ${JSON.stringify(error)}`).toBe(true);
+      expect((error as RunningAgentError).code).toBe(ErrorCode.MODEL_ERROR);
       expect(server.liveSandboxes()).toEqual([]);
     });
 
