@@ -265,6 +265,14 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
     expect(h.model.requests[0]!.headers.authorization).toBe("Bearer sk-wrong-key");
   });
 
+  it("bad input (timeout, key variable name) is refused before anything starts", async () => {
+    const h = await harness({ isolation: "none", model: {} });
+    for (const timeoutMs of [0, -1, Number.NaN]) expect((await expectError(h.run({ timeoutMs }))).code).toBe(ErrorCode.INVALID_OPTIONS);
+    expect((await expectError(h.run({ apiKeyEnv: "BAD NAME=x" }))).code).toBe(ErrorCode.INVALID_OPTIONS);
+    expect(serverProcesses(h.port)).toEqual([]);
+    expect(h.model.requests).toHaveLength(0);
+  });
+
   it("a binary that is not there fails with AGENT_START_FAILED", async () => {
     const h = await harness({ isolation: "none", model: {} });
     const error = await expectError(h.run({ opencodeBinary: "/nonexistent/opencode" }));

@@ -71,6 +71,9 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
   if (!ENV_NAME.test(input.apiKeyEnv)) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `"${input.apiKeyEnv}" is not a valid environment variable name for the API key.`, { phase: "agent" });
   }
+  if (!(Number.isFinite(input.timeoutMs) && input.timeoutMs > 0)) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `The agent's timeout must be a positive number of milliseconds, got ${String(input.timeoutMs)}.`, { phase: "agent" });
+  }
   const startedAt = Date.now();
   const deadline = startedAt + input.timeoutMs;
   const emit = (event: AgentTaskEventInput) => {
