@@ -172,4 +172,39 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     expect(controls.apiKeyInProcesses).toBeGreaterThan(0);
     expect(controls.workspaceFiles).toBeGreaterThan(0);
   });
+
+  it("pushes to a fresh branch, never over someone's work, when the branch moved while the agent worked", async () => {
+    await server.createRepository({ owner: "octo", name: "raced", files: { "src/math.ts": ORIGINAL } });
+    const token = server.grantToken({ login: "racer-bot", repositories: ["octo/raced"] });
+    const branch = "agent/multiply";
+    let theirs = "";
+    await using model = await startScriptedModelServer({
+      script: [
+        async (request) => {
+          // Someone else pushes the same branch name while the agent is busy.
+          theirs = await server.commit("octo/raced", { branch, files: { "THEIRS.md": "their work\n" }, message: "Their work" });
+          return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/src/math.ts`, content: EDITED } }] };
+        },
+        { text: SUMMARY },
+      ],
+    });
+    const events: AgentTaskEvent[] = [];
+    const result = await runAgentTask({
+      repo: "https://github.com/octo/raced.git",
+      task: "Add a multiply function to src/math.ts",
+      branch,
+      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: "test-key" },
+      sandbox: createLocalSandbox(),
+      gitHost: createGitHub({ token, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
+      onEvent: (event) => events.push(event),
+    });
+    expect(result.branch).not.toBe(branch);
+    expect(result.branch!.startsWith(`${branch}-`)).toBe(true);
+    // Their commit is untouched; ours is on the fresh branch, with the pull request from it.
+    expect(await server.branchSha("octo/raced", branch)).toBe(theirs);
+    expect(await server.readFile("octo/raced", result.branch!, "src/math.ts")).toBe(EDITED);
+    expect(await server.readFile("octo/raced", result.branch!, "THEIRS.md")).toBeUndefined();
+    expect(server.pullRequests("octo/raced")).toMatchObject([{ head: result.branch, base: "main" }]);
+    expect(events.some((event) => event.type === "warning" && event.code === "PUSH_REJECTED")).toBe(true);
+  });
 });
