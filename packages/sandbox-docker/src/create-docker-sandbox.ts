@@ -62,8 +62,6 @@ export interface DockerSandboxSettings {
   publishedPorts?: number[];
   /** The host name this process uses to reach the sandbox's ports. Default `127.0.0.1` (a local engine). */
   portHost?: string;
-  /** The user commands run as (`uid`, `uid:gid` or a name in the image). Default: the image's user. */
-  user?: string;
 }
 
 const DEFAULT_RESOURCES: SandboxResources = { memoryMiB: 4096, pids: 1024 };
@@ -276,7 +274,6 @@ export class DockerSandboxProvider implements SandboxProvider {
       WorkingDir: "/",
       Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
       Labels: labels,
-      ...(this.settings.user ? { User: this.settings.user } : {}),
       ...ports.containerSettings,
       HostConfig: {
         Init: true,
