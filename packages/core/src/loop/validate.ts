@@ -28,6 +28,8 @@ export async function validate(context: TaskContext): Promise<void> {
   const hostOptions = { signal: context.signal, ...(options.gitToken ? { token: options.gitToken } : {}) };
   const repository = await options.gitHost.resolveRepository(options.repo, hostOptions);
   context.repository = repository;
+  // Hosts that mint tokens (GitHub App installations) hold new secrets once they have talked to the remote.
+  context.redactor.add(...(options.gitHost.secrets?.() ?? []));
   const baseBranch = options.baseBranch ?? repository.defaultBranch;
   if (!(await options.gitHost.branchExists(repository, baseBranch, hostOptions))) {
     throw agentError(
