@@ -72,6 +72,8 @@ export class JobStore {
   constructor(path: string) {
     this.database = new Database(path);
     this.database.pragma("journal_mode = WAL");
+    // In WAL mode NORMAL keeps every commit across a process crash (SIGKILL); only a power loss can undo the last ones.
+    this.database.pragma("synchronous = NORMAL");
     this.database.pragma("busy_timeout = 5000");
     this.database.exec(SCHEMA);
   }
