@@ -289,13 +289,19 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
   });
 });
 
+const BUILT_IN_PROVIDERS = [
+  { provider: "google", model: "gemini-2.5-pro", basePath: "/v1beta", path: "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", keyHeader: "x-goog-api-key", keyPrefix: "" },
+  { provider: "anthropic", model: "claude-sonnet-4-5", basePath: "/v1", path: "/v1/messages", keyHeader: "x-api-key", keyPrefix: "" },
+  { provider: "openai", model: "gpt-5", basePath: "/v1", path: "/v1/responses", keyHeader: "authorization", keyPrefix: "Bearer " },
+] as const;
+
 describe("runOpencodeAgent with a built-in provider (offline, no download)", () => {
-  it("google: OpenCode's bundled Gemini SDK calls the configured endpoint with the key from {env:...}", async () => {
+  it.each(BUILT_IN_PROVIDERS)("$provider: OpenCode's bundled SDK calls the configured endpoint with the key from {env:...}", async (built) => {
     const h = await harness({
       isolation: "bubblewrap",
-      // The scripted server does not speak Gemini's protocol; the request is what this test is about.
+      // The scripted server does not speak these protocols; the request is what this test is about.
       model: { apiKey: undefined },
-      resolved: (url, key) => resolveModel({ provider: "google", model: "gemini-2.5-pro", apiKey: key, baseURL: url.replace(/\/v1$/, "/v1beta") }),
+      resolved: (url, key) => resolveModel({ provider: built.provider, model: built.model, apiKey: key, baseURL: url.replace(/\/v1$/, built.basePath) }),
     });
     const controller = new AbortController();
     void (async () => {
@@ -305,8 +311,12 @@ describe("runOpencodeAgent with a built-in provider (offline, no download)", () 
     const error = await expectError(h.run({ signal: controller.signal, timeoutMs: 60_000 }));
     expect([ErrorCode.ABORTED, ErrorCode.MODEL_ERROR]).toContain(error.code);
     const request = h.model.requests[0]!;
-    expect(request.path).toBe("/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse");
-    expect(request.headers["x-goog-api-key"]).toBe(h.key);
+    expect(request.path).toBe(built.path);
+    expect(request.headers[built.keyHeader]).toBe(`${built.keyPrefix}${h.key}`);
+    // Nothing was downloaded: no package cache, and the pre-seeded plugin folder is still empty.
+    const listing = await h.session.exec(["ls", "-A", `${h.session.scratchDir}/opencode/cache/opencode`, `${h.session.scratchDir}/opencode/config/opencode/node_modules`]);
+    expect(listing.stdout).not.toContain("packages");
+    expect(listing.stdout.trim().split("\n").filter((line) => line !== "" && !line.endsWith(":"))).toEqual(["bin"]);
     expect(await serverGone(h.port)).toBe(true);
   });
 });
