@@ -15,14 +15,14 @@ export const CONTROL_DIR = "/run/running-agent";
  * argument vector is passed as `"$@"`: no shell string is ever built from it. The file is removed
  * when the command ends, so a stale pid is never killed.
  */
-const PID_WRAPPER = 'echo $$ > "$0" || exit 125; "$@"; status=$?; rm -f "$0"; exit $status';
+const PID_WRAPPER = 'pid_file=$1; shift; echo $$ > "$pid_file" || exit 125; "$@"; status=$?; rm -f "$pid_file"; exit $status';
 
 /**
  * Kills a process and all its descendants: stop each first so that none forks or is reparented
  * while the tree is walked, then SIGKILL. Uses /proc only (no procps in minimal images).
  */
 const KILL_TREE = [
-  'pid=$(cat "$0" 2>/dev/null) || exit 0',
+  'pid=$(cat "$1" 2>/dev/null) || exit 0',
   'kill_tree() { kill -STOP "$1" 2>/dev/null; for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do kill_tree "$child"; done; kill -KILL "$1" 2>/dev/null; }',
   'kill_tree "$pid"',
 ].join("\n");
@@ -61,7 +61,7 @@ export async function startContainerProcess(container: Dockerode.Container, opti
   const pidFile = options.pidFile ?? `${CONTROL_DIR}/${options.name}.pid`;
   const hasStdin = options.stdin !== undefined;
   const exec = await container.exec({
-    Cmd: ["/bin/sh", "-c", PID_WRAPPER, pidFile, ...options.command],
+    Cmd: ["/bin/sh", "-c", PID_WRAPPER, "sh", pidFile, ...options.command],
     WorkingDir: options.cwd,
     Env: Object.entries(options.env).map(([key, value]) => `${key}=${value}`),
     AttachStdout: true,
@@ -116,7 +116,7 @@ export async function startContainerProcess(container: Dockerode.Container, opti
 }
 
 async function killProcessTree(container: Dockerode.Container, pidFile: string): Promise<void> {
-  const exec = await container.exec({ Cmd: ["/bin/sh", "-c", KILL_TREE, pidFile], AttachStdout: false, AttachStderr: false });
+  const exec = await container.exec({ Cmd: ["/bin/sh", "-c", KILL_TREE, "sh", pidFile], AttachStdout: false, AttachStderr: false });
   const stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
   await new Promise<void>((resolve) => {
     stream.on("end", resolve);

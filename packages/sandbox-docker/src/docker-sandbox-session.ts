@@ -104,6 +104,12 @@ export class DockerSandboxSession implements SandboxSession {
       });
     }
     if (outcome.exitCode === null || outcome.exitCode === SIGKILL_EXIT) await this.explainKill(outcome.exitCode);
+    // The runtime could not start the command at all (e.g. a missing cwd): not the command's exit code.
+    if (outcome.exitCode === 126 && outcome.stdout.subarray(0, 64).toString().startsWith("OCI runtime exec failed")) {
+      throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not start ${JSON.stringify(command[0])}: ${outcome.stdout.toString("utf8").trim()}`, {
+        details: { command: command[0] },
+      });
+    }
     return {
       exitCode: outcome.exitCode ?? SIGKILL_EXIT,
       stdout: outcome.stdout.toString("utf8"),
@@ -153,6 +159,7 @@ export class DockerSandboxSession implements SandboxSession {
   async writeFile(path: string, content: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
     this.assertUsable();
     const target = this.resolvePath(path);
+    if (target === "/") throw fileError("Cannot write a file at /.");
     const bytes = typeof content === "string" ? Buffer.from(content) : content;
     const archive = await packFiles([{ name: target.slice(1), content: bytes, ...(options.mode !== undefined ? { mode: options.mode } : {}) }]);
     // Unpacked at the root: the Engine creates the missing parent folders.
@@ -219,9 +226,7 @@ export class DockerSandboxSession implements SandboxSession {
       });
     } catch (error) {
       if (this.destroyed && !this.ended) throw destroyedError(error);
-      if (isGone(error)) {
-        await this.explainKill(null);
-      }
+      if (isGone(error)) await this.throwIfContainerEnded();
       throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not start ${JSON.stringify(command[0])} in the container: ${engineMessage(error)}`, { cause: error });
     }
   }
@@ -236,13 +241,7 @@ export class DockerSandboxSession implements SandboxSession {
     // A container killed from outside ends its execs before the Engine marks it stopped: look
     // again for a moment while the container cannot run a command.
     for (let attempt = 0; attempt < 30; attempt++) {
-      let state: Dockerode.ContainerInspectInfo["State"] | undefined;
-      try {
-        state = (await this.container.inspect()).State;
-      } catch (error) {
-        if (!isGone(error)) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not inspect the container: ${engineMessage(error)}`, { cause: error });
-      }
-      if (!state || !state.Running) await this.endSession(state);
+      await this.throwIfContainerEnded();
       const count = await readOomKillCount(this.container).catch(() => undefined);
       if (count !== undefined) {
         if (count > this.oomKillBaseline) {
@@ -260,6 +259,17 @@ export class DockerSandboxSession implements SandboxSession {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await this.endSession(undefined);
+  }
+
+  /** Throws the session's end (TERMINATED or OUT_OF_MEMORY) when the container no longer runs. */
+  private async throwIfContainerEnded(): Promise<void> {
+    let state: Dockerode.ContainerInspectInfo["State"] | undefined;
+    try {
+      state = (await this.container.inspect()).State;
+    } catch (error) {
+      if (!isGone(error)) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not inspect the container: ${engineMessage(error)}`, { cause: error });
+    }
+    if (!state || !state.Running) await this.endSession(state);
   }
 
   /** The container stopped or vanished under the session: remember why, remove what remains, and throw. */
@@ -301,7 +311,8 @@ export class DockerSandboxSession implements SandboxSession {
 
   private async upload(target: string, archive: Buffer, shownPath: string): Promise<void> {
     try {
-      await this.container.putArchive(archive, { path: target });
+      // Never let an archive replace a folder with a file or the other way round.
+      await this.container.putArchive(archive, { path: target, noOverwriteDirNonDir: true });
     } catch (error) {
       throw this.fileOperationError(error, `${shownPath} could not be written`);
     }

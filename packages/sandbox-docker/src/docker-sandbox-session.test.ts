@@ -1,0 +1,71 @@
+import { ErrorCode, readArchive, RunningAgentError } from "@running-agent/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OUTPUT_CAP_BYTES } from "./container-process.js";
+import type { DockerSandboxSession } from "./docker-sandbox-session.js";
+import { expectNoContainers, scopedProvider } from "./test-engine.js";
+
+// Docker-specific edges beyond the conformance suite.
+describe("DockerSandboxSession", () => {
+  const scope = scopedProvider();
+  let session: DockerSandboxSession;
+
+  beforeAll(async () => {
+    session = await scope.provider.create({ taskId: "session-edges" });
+  });
+  afterAll(async () => {
+    await session?.destroy();
+    await expectNoContainers(scope.run);
+  });
+
+  const codeOf = (promise: Promise<unknown>) =>
+    promise.then(
+      () => "resolved",
+      (error: unknown) => (RunningAgentError.isInstance(error) ? error.code : String(error)),
+    );
+
+  it("a command that cannot start (missing cwd) is SANDBOX_EXEC_FAILED; a missing program and a self-inflicted SIGKILL are plain exit codes", async () => {
+    const missingCwd = await session.exec(["pwd"], { cwd: "/no/such/folder" }).catch((error: unknown) => error);
+    expect(RunningAgentError.isInstance(missingCwd) && missingCwd.code).toBe(ErrorCode.SANDBOX_EXEC_FAILED);
+    expect((missingCwd as Error).message).toContain("/no/such/folder");
+    expect(await session.exec(["/no/such/program"])).toMatchObject({ exitCode: 127 });
+    expect(await session.exec(["sh", "-c", "kill -9 $$"])).toMatchObject({ exitCode: 137 });
+  });
+
+  it("rejects malformed commands and environment before running anything", async () => {
+    expect(await codeOf(session.exec([]))).toBe(ErrorCode.INVALID_OPTIONS);
+    expect(await codeOf(session.exec(["echo", "a\0b"]))).toBe(ErrorCode.INVALID_OPTIONS);
+    expect(await codeOf(session.exec(["true"], { env: { "NOT-VALID": "x" } }))).toBe(ErrorCode.INVALID_OPTIONS);
+    expect(await codeOf(session.exec(["true"], { timeoutMs: 0 }))).toBe(ErrorCode.INVALID_OPTIONS);
+    expect(await codeOf(session.spawn([]))).toBe(ErrorCode.INVALID_OPTIONS);
+  });
+
+  it("keeps at most the output cap per stream and says it cut the rest; callbacks still see every byte", async () => {
+    let seen = 0;
+    const result = await session.exec(["head", "-c", String(OUTPUT_CAP_BYTES + 1024), "/dev/zero"], { onStdout: (chunk) => (seen += chunk.byteLength) });
+    expect(result.truncated).toBe(true);
+    expect(result.stdout.length).toBe(OUTPUT_CAP_BYTES);
+    expect(seen).toBe(OUTPUT_CAP_BYTES + 1024);
+    expect((await session.exec(["echo", "small"])).truncated).toBeUndefined();
+  });
+
+  it("files: readFile follows symlinks and refuses folders; writeFile never replaces a folder", async () => {
+    await session.exec(["sh", "-c", "mkdir -p links/dir/sub && printf target > links/dir/real.txt && ln -s dir/real.txt links/link && ln -s /workspace/links/link links/absolute"]);
+    expect(Buffer.from(await session.readFile("links/link")).toString()).toBe("target");
+    expect(Buffer.from(await session.readFile("links/absolute")).toString()).toBe("target");
+    expect(await codeOf(session.readFile("links/dir"))).toBe(ErrorCode.SANDBOX_FILE_ERROR);
+    expect(await codeOf(session.writeFile("links/dir", "x"))).toBe(ErrorCode.SANDBOX_FILE_ERROR);
+    expect(await codeOf(session.writeFile("/", "x"))).toBe(ErrorCode.SANDBOX_FILE_ERROR);
+    expect((await session.exec(["ls", "links/dir"])).stdout).toBe("real.txt\nsub\n");
+    expect(await codeOf(session.getArchive("no/such/folder"))).toBe(ErrorCode.SANDBOX_FILE_ERROR);
+    expect(await codeOf(session.putArchive("links/dir/real.txt", new Uint8Array(1024)))).toBe(ErrorCode.SANDBOX_FILE_ERROR);
+  });
+
+  it("getArchive names entries relative to the folder and turns hard links into regular files", async () => {
+    await session.exec(["sh", "-c", "mkdir -p hard && printf shared > hard/a && ln hard/a hard/b"]);
+    const entries = await readArchive(await session.getArchive("hard"));
+    expect(entries.map((entry) => [entry.path, entry.type, Buffer.from(entry.content ?? []).toString()]).sort()).toEqual([
+      ["a", "file", "shared"],
+      ["b", "file", "shared"],
+    ]);
+  });
+});
