@@ -53,6 +53,8 @@ async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: str
   try {
     await git.clone({
       fs,
+      // A shared cache keeps the parsed packfile between the fetch and the checkout.
+      cache: {},
       http: createAbortableHttpClient(signal),
       dir,
       url,
@@ -67,6 +69,9 @@ async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: str
     await git.setConfig({ fs, dir, path: "core.filemode", value: true });
     await git.setConfig({ fs, dir, path: "core.symlinks", value: true });
     await git.setConfig({ fs, dir, path: "core.ignorecase", value: process.platform === "darwin" || process.platform === "win32" });
+    // Like git's own clone: origin/HEAD names the cloned branch. isomorphic-git's push uses it to
+    // leave out the objects the remote already has; without it every push resends the whole tree.
+    await git.writeRef({ fs, dir, ref: "refs/remotes/origin/HEAD", value: `refs/remotes/origin/${branch}`, symbolic: true, force: true });
     return { commit: await git.resolveRef({ fs, dir, ref: "HEAD" }) };
   } catch (error) {
     const aborted = abortFailure(error, signal, "clone");

@@ -120,6 +120,25 @@ describe("pushBranch over http (isomorphic-git against git http-backend)", () =>
     expect(await readFile(join(dir, ".git/config"), "utf8")).not.toContain(TOKEN);
   });
 
+  it("sends only the objects the remote lacks", async () => {
+    // 300 files of incompressible content (about 600 KB): a push that resent the tree would show.
+    const { randomBytes } = await import("node:crypto");
+    const files: Record<string, string> = {};
+    for (let index = 0; index < 300; index++) files[`data/file-${index}.txt`] = randomBytes(1500).toString("base64");
+    await using big = await createGitFixture({ files, bare: true });
+    await using bigServer = await startGitHttpServer({ root: big.root });
+    const repository = { id: "big", remote: `${bigServer.url}/repo.git`, defaultBranch: "main", canPush: true };
+    const dir = await emptyFolder();
+    await cloneRepository({ repository, branch: "main", depth: 1, dir });
+    await writeFixtureFiles(dir, { "data/file-7.txt": "small change\n" });
+    await commitChanges({ dir, branch: "agent/small", message: "Small", author });
+    await pushBranch({ dir, repository, branch: "agent/small" });
+    const pack = bigServer.requests.find((request) => request.method === "POST" && request.path.endsWith("git-receive-pack"));
+    expect(pack).toBeDefined();
+    expect(pack!.requestBytes).toBeLessThan(20_000);
+    expect(await gitIn(big.barePath, ["show", "agent/small:data/file-7.txt"])).toBe("small change\n");
+  });
+
   it("fast-forwards an existing branch it has, never forcing", async () => {
     const dir = await cloneFrom(httpRepository());
     await writeFixtureFiles(dir, { "one.txt": "1\n" });

@@ -29,6 +29,8 @@ export interface GitHttpRequestRecord {
   authorized: boolean;
   /** The HTTP status sent back. */
   status: number;
+  /** Size of the request body in bytes (a push's pack). */
+  requestBytes: number;
 }
 
 /** A running smart-HTTP git server. */
@@ -67,6 +69,7 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
       ...(credentials ? { username: credentials.username } : {}),
       authorized,
       status: 0,
+      requestBytes: 0,
     };
     requests.push(record);
     options.onRequest?.(record);
@@ -77,6 +80,7 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
       return;
     }
     const body = await readBody(request);
+    record.requestBytes = body.byteLength;
     const child = spawn("git", ["http-backend"], {
       stdio: ["pipe", "pipe", "pipe"],
       env: gitEnvironment({
