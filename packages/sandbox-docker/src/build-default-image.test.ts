@@ -41,7 +41,7 @@ describe("buildDefaultImage", () => {
 
   it("builds offline from a local base: git, CA certificates and the pinned OpenCode are in the image; a second call reuses the tag", async () => {
     const lines: string[] = [];
-    const built = await buildDefaultImage({ docker, baseImage: TEST_BASE_IMAGE, tag: scratchTag, force: true, onProgress: (line) => lines.push(line) });
+    const built = await buildDefaultImage({ docker, baseImage: TEST_BASE_IMAGE, tag: scratchTag, force: true, pullBaseImage: false, onProgress: (line) => lines.push(line) });
     expect(built).toMatchObject({ tag: scratchTag, built: true });
     expect(lines.some((line) => line.includes("COPY opencode"))).toBe(true);
     const inspected = await docker.getImage(scratchTag).inspect();

@@ -18,7 +18,8 @@ export interface BuildDefaultImageOptions {
   tag?: string;
   /**
    * Let the Engine pull a base image that is not on it (default true). With false, a missing base
-   * fails at once with SANDBOX_IMAGE_BUILD_FAILED and nothing goes to a registry (offline CI).
+   * fails at once with SANDBOX_IMAGE_BUILD_FAILED, nothing goes to a registry, and the build's
+   * steps run without a network (offline CI; the base must already have git and CA certificates).
    */
   pullBaseImage?: boolean;
   /** Build even when the tag exists. Default false: an existing tag is reused. */
@@ -84,6 +85,8 @@ export async function buildDefaultImage(options: BuildDefaultImageOptions = {}):
       buildargs: { BASE_IMAGE: baseImage, OPENCODE_VERSION },
       rm: true,
       forcerm: true,
+      // Offline builds run their steps without a network: nothing can leave the machine.
+      ...(options.pullBaseImage === false ? { networkmode: "none" } : {}),
       ...(options.signal ? { abortSignal: options.signal } : {}),
     });
     await new Promise<void>((resolve, reject) => {
