@@ -95,6 +95,7 @@ describe("cloneRepository over http (isomorphic-git against git http-backend)", 
     expect(requests[0]).toMatchObject({ authorizationPresent: false, status: 401 });
     expect(requests.length).toBeGreaterThan(1);
     for (const request of requests.slice(1)) expect(request).toMatchObject({ authorizationPresent: true, authorized: true, username: USERNAME });
+    for (const request of requests) expect(request.path).not.toContain(TOKEN);
     // The token is nowhere in the clone: not in .git/config, not in any ref or log.
     expect(await readFile(join(dir, ".git/config"), "utf8")).not.toContain(TOKEN);
     expect((await allBytes(dir)).includes(TOKEN)).toBe(false);
