@@ -1,4 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sign } from "@octokit/webhooks-methods";
@@ -27,6 +30,18 @@ async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean
   return check();
 }
 
+/** Processes whose command line or working directory is inside a folder (a sandbox's all are). */
+async function processesUsing(folder: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const commandLine = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    const workingDirectory = await readlink(`/proc/${entry}/cwd`).catch(() => "");
+    if (commandLine.includes(folder) || workingDirectory.startsWith(folder)) found.push(`${entry}: ${commandLine.replaceAll("\0", " ")}`);
+  }
+  return found;
+}
+
 describe("the GitHub bot", () => {
   let github: GitHubServer;
   let model: ScriptedModelServer;
@@ -36,8 +51,16 @@ describe("the GitHub bot", () => {
   let cloneUrl: string;
   let botLogin: string;
   let script: ScriptedTurn[];
+  let sandboxFolder: string;
+
+  /** Every sandbox the bot opened is gone: no folder, no process. */
+  async function expectSandboxesGone(): Promise<void> {
+    expect(await processesUsing(sandboxFolder)).toEqual([]);
+    expect(await readdir(sandboxFolder)).toEqual([]);
+  }
 
   beforeEach(async () => {
+    sandboxFolder = await mkdtemp(join(tmpdir(), "running-agent-bot-test-"));
     github = await startGitHubServer();
     const repository = await github.createRepository({ owner: "octo", name: "app", files: { "README.md": "# app\n" } });
     cloneUrl = repository.cloneUrl;
@@ -52,9 +75,10 @@ describe("the GitHub bot", () => {
     bot = createGitHubBot({
       webhookSecret: SECRET,
       github: { token, baseUrl: github.apiUrl },
-      sandbox: createLocalSandbox(),
+      sandbox: createLocalSandbox({ tempDirectory: sandboxFolder }),
       model: { provider: "openai-compatible", model: "scripted-model", baseURL: model.url, apiKey: MODEL_KEY },
       commentIntervalMs: 100,
+      maxConcurrentTasks: 1,
       onError: () => {},
     });
     server = createServer((request, response) => bot.handleRequest(request, response));
@@ -67,6 +91,7 @@ describe("the GitHub bot", () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await model.close();
     await github.close();
+    await rm(sandboxFolder, { recursive: true, force: true });
   });
 
   async function deliver(event: string, payload: unknown, signature?: string): Promise<{ status: number; body: { result?: string; error?: string } }> {
@@ -107,7 +132,7 @@ describe("the GitHub bot", () => {
       sender: { login: "octocat", type: "User" },
     });
     expect(delivery.status).toBe(202);
-    expect(delivery.body.result).toMatch(new RegExp(`^started task .* on ${REPO}#${issueNumber}$`));
+    expect(delivery.body.result).toBe(`started a task on ${REPO}#${issueNumber}`);
     await bot.idle();
 
     expect(commentShowedAgentRunning).toBe(true);
@@ -126,28 +151,58 @@ describe("the GitHub bot", () => {
     expect(comment.body.trimEnd().split("\n").at(-1)).toMatch(new RegExp(`^Pull request #${pullRequest.number}: http://127\\.0\\.0\\.1:\\d+/octo/app/pull/${pullRequest.number}$`));
     const edits = github.requests.filter((request) => request.method === "PATCH" && request.route === "/repos/{owner}/{repo}/issues/comments/{comment_id}" && request.status === 200);
     expect(edits.length).toBeGreaterThanOrEqual(2);
-    expect(bot.runningTasks.size).toBe(0);
+    expect(bot.activeTasks()).toEqual([]);
+    await expectSandboxesGone();
   });
 
-  it("runs `/agent <task>` from a collaborator's comment, and reports when nothing changed", async () => {
-    const issueNumber = github.createIssue(REPO, { title: "Check the README", user: "octocat" });
-    script = [{ text: "The README is fine; nothing to change." }];
-    const delivery = await deliver("issue_comment", {
+  it("runs `/agent <task>` from a collaborator's comment, after the running task when no slot is free, and reports no changes", async () => {
+    const labeledIssue = github.createIssue(REPO, { title: "Check the licence", user: "octocat" });
+    const commentedIssue = github.createIssue(REPO, { title: "Check the README", user: "octocat" });
+    let secondWasQueued = false;
+    script = [
+      async () => {
+        // The first task holds the only slot: the second one's comment must say it waits.
+        secondWasQueued = await waitFor(() => github.comments(REPO, commentedIssue).some((comment) => comment.body.includes("will start on this when a slot is free")), 20_000);
+        return { text: "The licence is fine." };
+      },
+      { text: "The README is fine; nothing to change." },
+    ];
+    const first = await deliver("issues", {
+      action: "labeled",
+      issue: issuePayload(labeledIssue, "Check the licence"),
+      label: { id: 1, name: "agent", color: "ededed" },
+      repository: repositoryPayload(),
+      sender: { login: "octocat", type: "User" },
+    });
+    expect(first.body.result).toBe(`started a task on ${REPO}#${labeledIssue}`);
+    const second = await deliver("issue_comment", {
       action: "created",
-      issue: issuePayload(issueNumber, "Check the README"),
+      issue: issuePayload(commentedIssue, "Check the README"),
       comment: { id: 99, body: "/agent check the README for typos", user: { login: "octocat", type: "User" }, author_association: "COLLABORATOR" },
       repository: repositoryPayload(),
       sender: { login: "octocat", type: "User" },
     });
-    expect(delivery.status).toBe(202);
-    expect(delivery.body.result).toMatch(/^started task/);
+    expect(second).toEqual({ status: 202, body: { result: `started a task on ${REPO}#${commentedIssue}` } });
+    const again = await deliver("issue_comment", {
+      action: "created",
+      issue: issuePayload(commentedIssue, "Check the README"),
+      comment: { id: 100, body: "/agent check it twice", user: { login: "octocat", type: "User" }, author_association: "COLLABORATOR" },
+      repository: repositoryPayload(),
+      sender: { login: "octocat", type: "User" },
+    });
+    expect(again.body.result).toBe(`ignored: a task is already running on ${REPO}#${commentedIssue}`);
     await bot.idle();
 
-    expect(JSON.stringify(model.chatRequests[0]?.body)).toContain("check the README for typos");
+    expect(secondWasQueued).toBe(true);
+    expect(model.chatRequests).toHaveLength(2);
+    expect(JSON.stringify(model.chatRequests[1]?.body)).toContain("check the README for typos");
     expect(github.pullRequests(REPO)).toHaveLength(0);
-    const comments = github.comments(REPO, issueNumber);
-    expect(comments).toHaveLength(1);
-    expect(comments[0]!.body).toMatch(/finished without changes[\s\S]*there is no pull request\.$/);
+    for (const issueNumber of [labeledIssue, commentedIssue]) {
+      const comments = github.comments(REPO, issueNumber);
+      expect(comments).toHaveLength(1);
+      expect(comments[0]!.body).toMatch(/finished without changes[\s\S]*there is no pull request\.$/);
+    }
+    await expectSandboxesGone();
   });
 
   it("ignores a comment without /agent: no comment, no task, no model call", async () => {
@@ -161,7 +216,7 @@ describe("the GitHub bot", () => {
     });
     expect(delivery).toEqual({ status: 202, body: { result: "ignored: the comment does not start with /agent" } });
     await bot.idle();
-    expect(bot.runningTasks.size).toBe(0);
+    expect(bot.activeTasks()).toEqual([]);
     expect(github.comments(REPO, issueNumber)).toHaveLength(0);
     expect(model.requests).toHaveLength(0);
   });
@@ -185,7 +240,7 @@ describe("the GitHub bot", () => {
     });
     expect(unsigned.status).toBe(401);
     await bot.idle();
-    expect(bot.runningTasks.size).toBe(0);
+    expect(bot.activeTasks()).toEqual([]);
     expect(github.comments(REPO, issueNumber)).toHaveLength(0);
     expect(github.pullRequests(REPO)).toHaveLength(0);
     expect(model.requests).toHaveLength(0);

@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Octokit } from "@octokit/rest";
 import { Webhooks } from "@octokit/webhooks";
-import { startAgentTask, type AgentTaskHandle, type AgentTaskOptions, type ModelConfig, type SandboxProvider } from "@running-agent/core";
+import { abortedError, startAgentTask, type AgentTaskOptions, type ModelConfig, type SandboxProvider } from "@running-agent/core";
 import { createGitHub, type GitHubSettings } from "@running-agent/git-github";
 import { IssueCommentPublisher } from "./issue-comment-publisher.js";
 import { ProgressComment } from "./progress-comment.js";
 import { triggerFromComment, triggerFromLabel, type TaskTrigger, type TriggerSettings } from "./task-trigger.js";
 import { receiveWebhook } from "./receive-webhook.js";
+import { TaskSlots } from "./task-slots.js";
 
 /** Settings for {@link createGitHubBot}. */
 export interface GitHubBotOptions {
@@ -26,6 +27,8 @@ export interface GitHubBotOptions {
   model?: ModelConfig | string;
   /** More options for every task (setup commands, timeouts, limits). */
   taskOptions?: Omit<AgentTaskOptions, "repo" | "task" | "sandbox" | "gitHost" | "model" | "signal" | "onEvent">;
+  /** Tasks that run at once; later ones wait their turn (their comment says so). Default 2. */
+  maxConcurrentTasks?: number;
   /** Shortest time between two edits of a progress comment. Default 2000 ms. */
   commentIntervalMs?: number;
   /** The path webhooks are posted to. Default `/webhooks`. */
@@ -39,8 +42,8 @@ export interface GitHubBot {
   readonly webhooks: Webhooks;
   /** A Node request listener: verifies and dispatches webhook deliveries. */
   handleRequest(request: IncomingMessage, response: ServerResponse): void;
-  /** Tasks running now, by `owner/repo#issue`. */
-  readonly runningTasks: ReadonlyMap<string, AgentTaskHandle>;
+  /** Tasks running or waiting for a slot, as `owner/repo#issue`. */
+  activeTasks(): string[];
   /** Resolves when every task started so far has finished and its comment is final. */
   idle(): Promise<void>;
   /** Cancels every running task and waits for their cleanup and final comments. */
@@ -67,7 +70,9 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
   const webhooks = new Webhooks({ secret: options.webhookSecret });
   const gitHost = createGitHub(options.github);
   const octokit = new Octokit({ auth: options.github.token, ...(options.github.baseUrl ? { baseUrl: options.github.baseUrl } : {}), userAgent: "running-agent-github-bot" });
-  const running = new Map<string, AgentTaskHandle>();
+  const slots = new TaskSlots(options.maxConcurrentTasks ?? 2);
+  // Every active task's cancel switch, by `owner/repo#issue`.
+  const active = new Map<string, AbortController>();
   const jobs = new Set<Promise<void>>();
   // What each delivery led to, so that the response (shown in GitHub's delivery log) says it.
   const decisions = new Map<string, string>();
@@ -78,46 +83,62 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
       return;
     }
     const key = `${trigger.target.owner}/${trigger.target.repo}#${trigger.target.issueNumber}`;
-    if (running.has(key)) {
+    if (active.has(key)) {
       decisions.set(deliveryId, `ignored: a task is already running on ${key}`);
       return;
     }
-    const handle = startTask(trigger);
-    running.set(key, handle);
-    decisions.set(deliveryId, `started task ${handle.taskId} on ${key}`);
-    const job = followTask(handle, trigger).finally(() => {
-      running.delete(key);
-      jobs.delete(job);
-    });
+    const controller = new AbortController();
+    active.set(key, controller);
+    decisions.set(deliveryId, `started a task on ${key}`);
+    const job = runTask(trigger, controller.signal)
+      .catch(onError)
+      .finally(() => {
+        active.delete(key);
+        jobs.delete(job);
+      });
     jobs.add(job);
   };
 
-  const startTask = (trigger: Extract<TaskTrigger, { kind: "task" }>): AgentTaskHandle =>
-    startAgentTask({
-      ...options.taskOptions,
-      repo: trigger.target.cloneUrl,
-      task: trigger.task,
-      gitHost,
-      ...(options.sandbox ? { sandbox: options.sandbox } : {}),
-      ...(options.model ? { model: options.model } : {}),
-      pullRequest: { ...options.taskOptions?.pullRequest, closesIssue: trigger.target.issueNumber },
-      secrets: [...(options.taskOptions?.secrets ?? []), options.github.token, options.webhookSecret],
-    });
-
-  const followTask = async (handle: AgentTaskHandle, trigger: Extract<TaskTrigger, { kind: "task" }>): Promise<void> => {
+  const runTask = async (trigger: Extract<TaskTrigger, { kind: "task" }>, signal: AbortSignal): Promise<void> => {
     const progress = new ProgressComment(trigger.requestedBy);
     const publisher = new IssueCommentPublisher(octokit, trigger.target, () => progress.render(), options.commentIntervalMs ?? 2000, onError);
-    await publisher.publishNow();
-    for await (const event of handle) {
-      if (progress.apply(event)) publisher.publishSoon();
+    let release = slots.tryAcquire();
+    if (!release) {
+      progress.markQueued();
+      await publisher.publishNow();
+      release = await slots.acquire(signal).catch(() => undefined);
+      if (!release) {
+        progress.fail(abortedError(signal));
+        return publisher.finish();
+      }
     }
     try {
-      progress.complete(await handle.result);
-    } catch (error) {
-      progress.fail(error);
-      onError(error);
+      const handle = startAgentTask({
+        ...options.taskOptions,
+        repo: trigger.target.cloneUrl,
+        task: trigger.task,
+        gitHost,
+        ...(options.sandbox ? { sandbox: options.sandbox } : {}),
+        ...(options.model ? { model: options.model } : {}),
+        pullRequest: { ...options.taskOptions?.pullRequest, closesIssue: trigger.target.issueNumber },
+        secrets: [...(options.taskOptions?.secrets ?? []), options.github.token, options.webhookSecret],
+        signal,
+      });
+      progress.markStarted();
+      await publisher.publishNow();
+      for await (const event of handle) {
+        if (progress.apply(event)) publisher.publishSoon();
+      }
+      try {
+        progress.complete(await handle.result);
+      } catch (error) {
+        progress.fail(error);
+        onError(error);
+      }
+      await publisher.finish();
+    } finally {
+      release();
     }
-    await publisher.finish();
   };
 
   webhooks.on("issues.labeled", (event) => decide(event.id, triggerFromLabel(event, settings)));
@@ -125,7 +146,7 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
 
   return {
     webhooks,
-    runningTasks: running,
+    activeTasks: () => [...active.keys()],
     handleRequest(request, response) {
       receiveWebhook(webhooks, request, response, { path: options.path ?? "/webhooks", decisionFor: (id) => takeDecision(decisions, id) }).catch((error: unknown) => {
         onError(error);
@@ -137,7 +158,7 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
       while (jobs.size > 0) await Promise.allSettled([...jobs]);
     },
     async close() {
-      await Promise.allSettled([...running.values()].map((handle) => handle.cancel("the bot is shutting down")));
+      for (const controller of active.values()) controller.abort(new Error("The bot is shutting down."));
       while (jobs.size > 0) await Promise.allSettled([...jobs]);
     },
   };

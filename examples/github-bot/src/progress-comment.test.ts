@@ -31,6 +31,14 @@ describe("ProgressComment", () => {
     expect(text).toContain("- ⬜ pull-request");
   });
 
+  it("says when the task waits for a slot", () => {
+    const comment = new ProgressComment("octocat");
+    comment.markQueued();
+    expect(comment.render().split("\n")[0]).toBe("🤖 **Running Agent** will start on this when a slot is free (asked by @octocat).");
+    comment.markStarted();
+    expect(comment.render().split("\n")[0]).toBe("🤖 **Running Agent** is working on this (asked by @octocat).");
+  });
+
   it("ends with the pull request's link when the task completes", () => {
     const comment = new ProgressComment("octocat");
     expect(comment.apply(stamp({ type: "change-request", url: "http://127.0.0.1/octo/app/pull/7", number: 7, created: true }))).toBe(true);

@@ -17,6 +17,7 @@ export class ProgressComment {
   private readonly phases = new Map<Phase, PhaseState>();
   private activity = "";
   private outcome: Outcome | undefined;
+  private state: "new" | "queued" | "started" = "new";
 
   constructor(private readonly requestedBy: string) {}
 
@@ -36,6 +37,16 @@ export class ProgressComment {
       return false;
     }
     return event.type === "change-request";
+  }
+
+  /** The task waits for a free slot. */
+  markQueued(): void {
+    this.state = "queued";
+  }
+
+  /** The task has started. */
+  markStarted(): void {
+    this.state = "started";
   }
 
   /** The task finished. */
@@ -73,7 +84,9 @@ export class ProgressComment {
     const who = `@${this.requestedBy}`;
     switch (this.outcome?.kind) {
       case undefined:
-        return `🤖 **Running Agent** is working on this (asked by ${who}).`;
+        return this.state === "queued"
+          ? `🤖 **Running Agent** will start on this when a slot is free (asked by ${who}).`
+          : `🤖 **Running Agent** is working on this (asked by ${who}).`;
       case "completed":
         return `🤖 **Running Agent** finished (asked by ${who}).`;
       case "no_changes":
