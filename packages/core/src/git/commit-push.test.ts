@@ -78,17 +78,21 @@ describe("commitChanges", () => {
     expect(await gitIn(dir, ["status", "--porcelain"])).toBe("");
   });
 
-  it("does not depend on the machine's git config or HOME", async () => {
+  it("does not depend on the machine's git config, HOME or inherited GIT_* variables", async () => {
     const dir = await cloneFrom(localRepository());
     await writeFixtureFiles(dir, { "a.txt": "a\n" });
     const home = await emptyFolder();
     await writeFile(join(home, ".gitconfig"), "[user]\n\tname = Wrong Person\n\temail = wrong@example.test\n[commit]\n\tgpgSign = true\n");
-    const previousHome = process.env.HOME;
-    process.env.HOME = home;
+    const previous = { HOME: process.env.HOME, GIT_DIR: process.env.GIT_DIR, GIT_AUTHOR_NAME: process.env.GIT_AUTHOR_NAME };
+    // As if called from inside a git hook of another repository.
+    Object.assign(process.env, { HOME: home, GIT_DIR: join(home, "elsewhere.git"), GIT_AUTHOR_NAME: "Hook Author" });
     try {
       await commitChanges({ dir, branch: "agent/home", message: "Home test", author });
     } finally {
-      process.env.HOME = previousHome;
+      for (const [key, value] of Object.entries(previous)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
     }
     expect((await gitIn(dir, ["log", "-1", "--format=%an|%cn"])).trim()).toBe("Agent Author|Agent Author");
   });
