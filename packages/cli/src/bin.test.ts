@@ -116,6 +116,15 @@ describe("running-agent (the binary)", () => {
     expect(outcome.exitCode, describeOutcome(outcome)).toBe(1);
     expect(outcome.stderr).toMatch(/^Error: BASE_BRANCH_NOT_FOUND \(validate\): The base branch "no-such-branch" does not exist/m);
     await expectNothingLeft(outcome.tempDirectory);
+
+    const json = await runCli(["run", "--repo", repo.path, "--task", "Add notes", "--base", "no-such-branch", "--json", ...modelFlags("http://127.0.0.1:9/v1")], {
+      OPENAI_COMPATIBLE_API_KEY: MODEL_KEY,
+    });
+    cleanups.push(json.remove);
+    expect(json.exitCode, describeOutcome(json)).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: "failed", error: { code: "BASE_BRANCH_NOT_FOUND", phase: "validate" } });
+    const lastLine = JSON.parse(json.stderr.trim().split("\n").at(-1)!) as unknown;
+    expect(lastLine).toMatchObject({ type: "error", error: { code: "BASE_BRANCH_NOT_FOUND" } });
   });
 
   it("opens a pull request and prints the result as JSON (exit 0), events as JSON lines on stderr", async () => {
