@@ -1,7 +1,8 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { resolveModel } from "./model-resolution.js";
-import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, OPENCODE_VERSION, preSeededConfigEntries } from "./opencode-config.js";
+import { readArchive } from "../archive.js";
+import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, OPENCODE_VERSION, preSeededArchive, preSeededConfigEntries } from "./opencode-config.js";
 
 const compatible = resolveModel({ provider: "openai-compatible", model: "m1", baseURL: "http://127.0.0.1:9/v1", apiKey: "sk-secret-value" }, {});
 
@@ -74,6 +75,18 @@ describe("preSeededConfigEntries", () => {
     const lock = JSON.parse(entries.find((entry) => entry.path === "config/opencode/package-lock.json")!.content!);
     expect(manifest.dependencies).toEqual({ "@opencode-ai/plugin": OPENCODE_VERSION });
     expect(Object.keys(lock.packages[""].dependencies)).toEqual(Object.keys(manifest.dependencies));
+  });
+});
+
+describe("preSeededArchive", () => {
+  it("packs the entries as a tar that the core's reader unpacks to the same folders and files", async () => {
+    const entries = await readArchive(await preSeededArchive());
+    const byPath = new Map(entries.map((entry) => [entry.path, entry]));
+    expect(byPath.get("config/opencode/node_modules")?.type).toBe("directory");
+    for (const folder of ["home", "data", "cache", "state"]) expect(byPath.get(folder)?.type).toBe("directory");
+    const lock = byPath.get("config/opencode/package-lock.json")!;
+    expect(lock.type).toBe("file");
+    expect(new TextDecoder().decode(lock.content)).toBe(preSeededConfigEntries().find((entry) => entry.path === "config/opencode/package-lock.json")!.content);
   });
 });
 

@@ -1,3 +1,4 @@
+import * as tar from "tar-stream";
 import type { ResolvedModel } from "./model-resolution.js";
 
 /** The OpenCode release this config was checked against (the pre-seeded plugin dependency must name it). */
@@ -109,4 +110,22 @@ export function preSeededConfigEntries(): Array<{ path: string; content?: string
       content: `${JSON.stringify({ name: "opencode-config", lockfileVersion: 3, requires: true, packages: { "": { name: "opencode-config", dependencies } } }, null, 2)}\n`,
     },
   ];
+}
+
+/** {@link preSeededConfigEntries} as a tar archive for `SandboxSession.putArchive` into {@link OpencodeFolders.root}. */
+export async function preSeededArchive(entries = preSeededConfigEntries()): Promise<Uint8Array> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const ended = new Promise<void>((resolve, reject) => {
+    pack.on("end", resolve);
+    pack.on("error", reject);
+  });
+  for (const entry of entries) {
+    if (entry.path.endsWith("/")) pack.entry({ name: entry.path, type: "directory", mode: 0o755, mtime: new Date(0) });
+    else pack.entry({ name: entry.path, type: "file", mode: 0o644, mtime: new Date(0) }, entry.content ?? "");
+  }
+  pack.finalize();
+  await ended;
+  return new Uint8Array(Buffer.concat(chunks));
 }

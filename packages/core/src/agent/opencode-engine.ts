@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { createOpencodeClient, type Event as OpencodeEvent, type Message, type Part } from "@opencode-ai/sdk/v2/client";
-import * as tar from "tar-stream";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import type { AgentTaskEventInput, TokenUsage } from "../events.js";
 import type { SandboxProcess, SandboxSession } from "../spec/sandbox-spec.js";
 import type { ResolvedModel } from "./model-resolution.js";
-import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, preSeededConfigEntries } from "./opencode-config.js";
+import { agentPrompt, sessionTitle } from "./agent-prompt.js";
+import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, preSeededArchive } from "./opencode-config.js";
 import { OpencodeEventMapper, usageOfMessages, type SessionSignal } from "./opencode-events.js";
 
 /** What {@link runOpencodeAgent} needs. */
@@ -85,7 +85,7 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
   };
 
   const folders = opencodeFolders(session.scratchDir);
-  await session.putArchive(folders.root, await archiveOf(preSeededConfigEntries()));
+  await session.putArchive(folders.root, await preSeededArchive());
   const password = randomBytes(24).toString("base64url");
   const env = buildOpencodeEnv({
     folders,
@@ -451,28 +451,6 @@ function summaryOf(messages: SessionMessages): string {
   return "";
 }
 
-/**
- * The prompt: the user's task with what an unattended run needs to know. The task is untrusted and
- * only ever travels as prompt text.
- */
-export function agentPrompt(task: string): string {
-  return [
-    "You are working unattended in the Git repository in the current directory. Nobody will answer questions: make reasonable choices and state them.",
-    "Do the task below by changing files in this repository only.",
-    "Do not commit, push, or create branches: your changes are collected and committed for you.",
-    "When you are done, end with a short summary (a few lines) of what you changed and why.",
-    "",
-    "The task:",
-    "",
-    task,
-  ].join("\n");
-}
-
-function sessionTitle(task: string): string {
-  const firstLine = task.trim().split("\n")[0] ?? "";
-  return firstLine.length > 80 ? `${firstLine.slice(0, 79)}…` : firstLine || "Running Agent task";
-}
-
 function withPhase(error: RunningAgentError): RunningAgentError {
   error.phase ??= "agent";
   return error;
@@ -501,24 +479,6 @@ class OutputTail {
   text(): string {
     return this.buffer;
   }
-}
-
-/** Packs entries (a trailing `/` marks a folder) into a tar archive for `putArchive`. */
-async function archiveOf(entries: Array<{ path: string; content?: string }>): Promise<Uint8Array> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on("data", (chunk: Buffer) => chunks.push(chunk));
-  const ended = new Promise<void>((resolve, reject) => {
-    pack.on("end", resolve);
-    pack.on("error", reject);
-  });
-  for (const entry of entries) {
-    if (entry.path.endsWith("/")) pack.entry({ name: entry.path, type: "directory", mode: 0o755, mtime: new Date(0) });
-    else pack.entry({ name: entry.path, type: "file", mode: 0o644, mtime: new Date(0) }, entry.content ?? "");
-  }
-  pack.finalize();
-  await ended;
-  return new Uint8Array(Buffer.concat(chunks));
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
