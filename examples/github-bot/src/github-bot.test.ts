@@ -245,4 +245,31 @@ describe("the GitHub bot", () => {
     expect(github.pullRequests(REPO)).toHaveLength(0);
     expect(model.requests).toHaveLength(0);
   });
+
+  it("answers malformed deliveries with the right 4xx and a JSON error, and starts nothing", async () => {
+    const post = async (body: string, headers: Record<string, string>, url = webhookUrl, method = "POST") => {
+      const response = await fetch(url, { method, headers, ...(method === "POST" ? { body } : {}) });
+      return { status: response.status, body: (await response.json()) as { error?: string; result?: string } };
+    };
+    const signed = async (body: string, event = "issues") => ({
+      "content-type": "application/json",
+      "x-github-event": event,
+      "x-github-delivery": randomUUID(),
+      "x-hub-signature-256": await sign(SECRET, body),
+    });
+    const notJson = "{not json";
+    expect(await post(notJson, await signed(notJson))).toEqual({ status: 400, body: { error: "The payload is not valid JSON." } });
+    const valid = JSON.stringify({ zen: "Keep it logically awesome." });
+    expect((await post(valid, { ...(await signed(valid)), "content-type": "application/x-www-form-urlencoded" })).status).toBe(415);
+    const withoutEvent: Record<string, string> = await signed(valid);
+    delete withoutEvent["x-github-event"];
+    expect((await post(valid, withoutEvent)).status).toBe(400);
+    expect((await post(valid, await signed(valid), webhookUrl.replace("/webhooks", "/other"))).status).toBe(404);
+    expect((await post("", {}, webhookUrl, "GET")).status).toBe(405);
+    expect(await post(valid, await signed(valid, "ping"))).toEqual({ status: 200, body: { result: "pong" } });
+    await bot.idle();
+    expect(bot.activeTasks()).toEqual([]);
+    expect(model.requests).toHaveLength(0);
+    expect(github.requests.filter((request) => request.method !== "GET")).toEqual([]);
+  });
 });
