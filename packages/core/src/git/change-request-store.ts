@@ -76,8 +76,13 @@ export class ChangeRequestStore {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, changeRequests: [] };
       throw error;
     }
-    const parsed = JSON.parse(text) as Partial<StoreFile>;
-    if (parsed.version !== 1 || !Array.isArray(parsed.changeRequests)) {
+    let parsed: Partial<StoreFile> | null;
+    try {
+      parsed = JSON.parse(text) as Partial<StoreFile> | null;
+    } catch (cause) {
+      throw agentError(ErrorCode.GIT_HOST_ERROR, `${this.file} is not valid JSON; fix or remove it.`, { cause });
+    }
+    if (parsed?.version !== 1 || !Array.isArray(parsed.changeRequests)) {
       throw agentError(ErrorCode.GIT_HOST_ERROR, `${this.file} is not a change request file this version understands.`);
     }
     return parsed as StoreFile;
