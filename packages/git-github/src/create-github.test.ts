@@ -224,6 +224,16 @@ describe("createGitHub", () => {
     expect(data.requested_reviewers?.map((user) => user.login)).toEqual(["alice"]);
     expect(data.requested_teams?.map((team) => team.slug)).toEqual(["core"]);
     expect(data.assignees?.map((user) => user.login)).toEqual(["bob"]);
+
+    // The draft state follows the input on updates too (through GitHub's GraphQL API).
+    const ready = await gitHub.openChangeRequest(resolved, { head: "running-agent/add-tests-1", base: "trunk", title: "Add tests (again)", body: "Second body", draft: false });
+    expect(ready).toMatchObject({ number: 1, draft: false, created: false });
+    expect((await octokit().rest.pulls.get({ owner: "octo", repo: "widgets", pull_number: 1 })).data.draft).toBe(false);
+    const draftAgain = await gitHub.openChangeRequest(resolved, { head: "running-agent/add-tests-1", base: "trunk", title: "Add tests (again)", body: "Second body", draft: true });
+    expect(draftAgain.draft).toBe(true);
+    expect(server.pullRequests("octo/widgets").find((pull) => pull.number === 1)?.draft).toBe(true);
+    const readOnlyUpdate = await rejection(host({ token: reader }).openChangeRequest(resolved, { head: "running-agent/add-tests-1", base: "trunk", title: "Add tests (again)", body: "Second body", draft: false }));
+    expect(readOnlyUpdate.code).toBe(ErrorCode.PERMISSION_DENIED);
   });
 
   it("updates the open pull request when another run opened it between the look-up and the create", async () => {

@@ -10,6 +10,7 @@ export interface PullRequestTarget {
 
 interface PullRequestData {
   number: number;
+  node_id: string;
   html_url: string;
   title: string;
   body: string | null;
@@ -47,6 +48,7 @@ export async function openPullRequest(octokit: GitHubOctokit, target: PullReques
       throw pullRequestError(error, input, `update pull request #${pullRequest.number}`, signal);
     }
   }
+  const draft = created || input.draft === undefined || input.draft === (pullRequest.draft ?? false) ? (pullRequest.draft ?? false) : await setDraft(octokit, pullRequest, input.draft, signal);
   await addPeopleAndLabels(octokit, target, pullRequest, input, signal);
   return {
     number: pullRequest.number,
@@ -55,7 +57,7 @@ export async function openPullRequest(octokit: GitHubOctokit, target: PullReques
     base: pullRequest.base.ref,
     title: pullRequest.title,
     body: pullRequest.body ?? "",
-    draft: pullRequest.draft ?? false,
+    draft,
     created,
   };
 }
@@ -68,6 +70,23 @@ export async function findOpenPullRequest(octokit: GitHubOctokit, target: PullRe
     return response.data.find((pull) => pull.head.ref === branch && pull.head.repo?.full_name.toLowerCase() === fullName);
   } catch (error) {
     throw toGitHubError(error, { action: `list pull requests of ${target.owner}/${target.name}`, notFound: ErrorCode.REPO_NOT_FOUND, otherwise: ErrorCode.PULL_REQUEST_FAILED, signal });
+  }
+}
+
+/** The REST API cannot change a pull request's draft state; GitHub's GraphQL mutations can. */
+async function setDraft(octokit: GitHubOctokit, pullRequest: PullRequestData, draft: boolean, signal?: AbortSignal): Promise<boolean> {
+  const mutation = draft ? "convertPullRequestToDraft" : "markPullRequestReadyForReview";
+  try {
+    const result = await octokit.graphql<Record<string, { pullRequest: { isDraft: boolean } }>>(
+      `mutation($id: ID!) { ${mutation}(input: { pullRequestId: $id }) { pullRequest { isDraft } } }`,
+      { id: pullRequest.node_id, request: signal ? { signal } : {} },
+    );
+    return result[mutation]!.pullRequest.isDraft;
+  } catch (error) {
+    const graphqlErrors = (error as { errors?: Array<{ message?: string }> }).errors;
+    const message = graphqlErrors?.map((entry) => entry.message).join("; ");
+    const typed = message ? agentError(ErrorCode.PULL_REQUEST_FAILED, `GitHub refused to mark pull request #${pullRequest.number} as ${draft ? "a draft" : "ready for review"}: ${message}`, { cause: error }) : toGitHubError(error, { action: `mark pull request #${pullRequest.number} as ${draft ? "a draft" : "ready for review"}`, otherwise: ErrorCode.PULL_REQUEST_FAILED, signal });
+    throw agentError(typed.code, typed.message, { cause: error, details: { ...typed.details, pullRequest: { number: pullRequest.number, url: pullRequest.html_url } } });
   }
 }
 

@@ -114,6 +114,13 @@ describe("startGitHubServer", () => {
     await expectStatus(client(writer).rest.pulls.requestReviewers({ owner: "octo", repo: "widgets", pull_number: 1, reviewers: ["bot"] }), 422, /cannot be requested from pull request author/);
     await expectStatus(client(writer).rest.pulls.requestReviewers({ owner: "octo", repo: "widgets", pull_number: 1, reviewers: ["stranger"] }), 422, /only be requested from collaborators/);
 
+    const pullNodeId = (await client(writer).rest.pulls.get({ owner: "octo", repo: "widgets", pull_number: 1 })).data.node_id;
+    const ready = "mutation($id: ID!) { markPullRequestReadyForReview(input: { pullRequestId: $id }) { pullRequest { isDraft } } }";
+    await expect(client(writer).graphql(ready, { id: "bm9wZQ" })).rejects.toMatchObject({ errors: [{ type: "NOT_FOUND" }] });
+    await expect(client(reader).graphql(ready, { id: pullNodeId })).rejects.toMatchObject({ errors: [{ type: "FORBIDDEN" }] });
+    expect(await client(writer).graphql(ready, { id: pullNodeId })).toEqual({ markPullRequestReadyForReview: { pullRequest: { isDraft: false } } });
+    expect(server.pullRequests("octo/widgets")[0]?.draft).toBe(false);
+
     server.rateLimit({ kind: "primary", retryAfterSeconds: 600, path: "/repos/{owner}/{repo}" });
     const limited = await failureOf(client(writer).rest.repos.get({ owner: "octo", repo: "widgets" }));
     expect(limited.status).toBe(403);

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { commitFiles, initBareRepository, listFilesAt, readFileAt, revParse, type CommitIdentity, type FileContent } from "./git-plumbing.js";
 import { readBody, runGitHttpBackend } from "./git-smart-http.js";
 import { basicError, GitHubHttpError, notFound } from "./github-http-error.js";
+import { runDraftMutation } from "./github-graphql.js";
 import { accessTo, callerFor, createRestRoutes, type Caller, type GitHubState } from "./github-rest-api.js";
 import type { RepositoryPermission, ServerApp, ServerRepository, ServerToken } from "./github-server-model.js";
 
@@ -95,11 +96,13 @@ export interface InjectedFailure {
   times?: number;
   /** Apply to git smart-HTTP requests instead of REST requests. */
   git?: boolean;
+  /** Apply to GraphQL requests (`POST /api/graphql`) instead of REST requests. */
+  graphql?: boolean;
 }
 
 /** One request the server saw. Holds no credential. */
 export interface GitHubRequestRecord {
-  kind: "api" | "git";
+  kind: "api" | "git" | "graphql";
   method: string;
   /** The path without `/api/v3` and without the query. */
   path: string;
@@ -228,14 +231,15 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? "/", "http://127.0.0.1");
     if (url.pathname === API_PREFIX || url.pathname.startsWith(`${API_PREFIX}/`)) return handleApi(request, response, url);
+    if (url.pathname === "/api/graphql") return handleGraphql(request, response, url);
     return handleGit(request, response, url);
   }
 
-  function takeFailure(kind: "api" | "git", method: string, path: string, template: string | undefined): (InjectedFailure & { remaining: number }) | undefined {
+  function takeFailure(kind: GitHubRequestRecord["kind"], method: string, path: string, template: string | undefined): (InjectedFailure & { remaining: number }) | undefined {
     const failure = failures.find(
       (candidate) =>
         candidate.remaining > 0 &&
-        (candidate.git === true) === (kind === "git") &&
+        (candidate.git === true ? "git" : candidate.graphql === true ? "graphql" : "api") === kind &&
         (!candidate.method || candidate.method.toUpperCase() === method) &&
         (candidate.path === undefined || (candidate.path instanceof RegExp ? candidate.path.test(path) : candidate.path === path || candidate.path === template)),
     );
@@ -308,6 +312,40 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
       if (error instanceof GitHubHttpError) return send(error.status, error.body, error.headers);
       throw error;
     }
+  }
+
+  async function handleGraphql(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    const method = (request.method ?? "GET").toUpperCase();
+    const record: GitHubRequestRecord = { kind: "graphql", method, path: url.pathname, query: "", authorization: authorizationKind(request.headers.authorization), status: 0 };
+    requests.push(record);
+    const rawBody = await readBody(request);
+    const send = (status: number, body: unknown) => {
+      record.status = status;
+      record.responseBody = body;
+      response.writeHead(status, { "content-type": "application/json; charset=utf-8" });
+      response.end(JSON.stringify(body));
+    };
+    let caller: Caller;
+    try {
+      caller = callerFor(state, request.headers.authorization);
+    } catch (error) {
+      if (error instanceof GitHubHttpError) return send(error.status, error.body);
+      throw error;
+    }
+    if (caller.kind !== "token") return send(401, { message: "This endpoint requires you to be authenticated.", documentation_url: "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql" });
+    record.login = caller.record.login;
+    const failure = takeFailure("graphql", method, url.pathname, undefined);
+    if (failure) {
+      record.injected = true;
+      return send(failure.status, failure.body ?? basicError(failure.status, "Server Error").body);
+    }
+    let body: { query?: unknown; variables?: Record<string, unknown> };
+    try {
+      body = JSON.parse(rawBody.toString("utf8")) as typeof body;
+    } catch {
+      return send(400, { message: "Problems parsing JSON", documentation_url: "https://docs.github.com/graphql" });
+    }
+    send(200, runDraftMutation(state, caller, String(body.query ?? ""), body.variables ?? {}));
   }
 
   async function handleGit(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {

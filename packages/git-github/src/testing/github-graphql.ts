@@ -1,0 +1,32 @@
+import { accessTo, type Caller, type GitHubState } from "./github-rest-api.js";
+
+/**
+ * The two GraphQL mutations that change a pull request's draft state (the REST API cannot):
+ * `markPullRequestReadyForReview` and `convertPullRequestToDraft`, with the pull request's
+ * node id as `$id` (or inline as `pullRequestId: "..."`). Answers as GitHub does: HTTP 200 with
+ * `data` or `errors`.
+ */
+export function runDraftMutation(state: GitHubState, caller: Caller, query: string, variables: Record<string, unknown>): unknown {
+  const mutation = /\b(markPullRequestReadyForReview|convertPullRequestToDraft)\b/.exec(query)?.[1];
+  if (!mutation) return { errors: [{ message: "This local server answers only markPullRequestReadyForReview and convertPullRequestToDraft." }] };
+  const inline = /pullRequestId:\s*"([^"]+)"/.exec(query)?.[1];
+  const nodeId = inline ?? (typeof variables.id === "string" ? variables.id : typeof variables.pullRequestId === "string" ? variables.pullRequestId : undefined);
+  const notFound = { data: { [mutation]: null }, errors: [{ type: "NOT_FOUND", path: [mutation], message: `Could not resolve to a node with the global id of '${nodeId ?? ""}'.` }] };
+  if (!nodeId) return notFound;
+  const issueId = Number(/^PullRequest:(\d+)$/.exec(Buffer.from(nodeId, "base64url").toString("utf8"))?.[1]);
+  for (const repository of state.repositories.values()) {
+    for (const issue of repository.issues.values()) {
+      if (issue.id !== issueId || !issue.pull) continue;
+      const access = accessTo(caller, repository);
+      if (access === "none") return notFound;
+      if (access === "pull" && !(caller.kind === "token" && caller.record.login === issue.user)) {
+        return { data: { [mutation]: null }, errors: [{ type: "FORBIDDEN", path: [mutation], message: `${caller.kind === "token" ? caller.record.login : "Anonymous"} does not have permission to update this pull request.` }] };
+      }
+      if (repository.archived) return { data: { [mutation]: null }, errors: [{ type: "FORBIDDEN", path: [mutation], message: "Repository was archived so is read-only." }] };
+      issue.pull.draft = mutation === "convertPullRequestToDraft";
+      issue.updatedAt = state.now();
+      return { data: { [mutation]: { pullRequest: { id: nodeId, number: issue.number, isDraft: issue.pull.draft } } } };
+    }
+  }
+  return notFound;
+}
