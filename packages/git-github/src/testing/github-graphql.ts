@@ -25,7 +25,11 @@ export function runDraftMutation(state: GitHubState, caller: Caller, query: stri
       if (repository.archived) return { data: { [mutation]: null }, errors: [{ type: "FORBIDDEN", path: [mutation], message: "Repository was archived so is read-only." }] };
       issue.pull.draft = mutation === "convertPullRequestToDraft";
       issue.updatedAt = state.now();
-      return { data: { [mutation]: { pullRequest: { id: nodeId, number: issue.number, isDraft: issue.pull.draft } } } };
+      // GraphQL answers only the fields asked for.
+      const selection = /pullRequest\s*\{([^}]*)\}/.exec(query)?.[1] ?? "";
+      const fields: Record<string, unknown> = { id: nodeId, number: issue.number, isDraft: issue.pull.draft, url: `${state.urls.web}/${repository.owner}/${repository.name}/pull/${issue.number}` };
+      const pullRequest = Object.fromEntries(Object.entries(fields).filter(([name]) => new RegExp(`\\b${name}\\b`).test(selection)));
+      return { data: { [mutation]: { pullRequest } } };
     }
   }
   return notFound;
