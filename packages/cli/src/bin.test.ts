@@ -5,7 +5,7 @@ import { createTestRepository, startScriptedModelServer, type RecordedModelReque
 import { execFileSync } from "node:child_process";
 import { startGitHubServer } from "@running-agent/git-github/testing";
 import { rm } from "node:fs/promises";
-import { installWithCoreOnly, PACKAGE_ROOT, processesUsing, runCli, runCliInTerminal, startCli, type CliOutcome } from "./testing/cli-process.js";
+import { installWithCoreOnly, PACKAGE_ROOT, processesUsing, runCli, runCliInTerminal, startCli, startCliInTerminal, type CliOutcome } from "./testing/cli-process.js";
 
 const MODEL_KEY = "scripted-model-key";
 // ESC, the start of every ANSI escape sequence (colors, cursor movement, clearing lines).
@@ -232,5 +232,21 @@ describe("running-agent (the binary)", () => {
     expect(screen).toMatch(/Pull request: local:\/\/.*\/change-requests\/1/);
     expect(screen.lastIndexOf(`${ESCAPE}[?25h`)).toBeGreaterThan(screen.lastIndexOf(`${ESCAPE}[?25l`)); // cursor shown again
     await expectNothingLeft(outcome.tempDirectory);
+  });
+
+  it.skipIf(!hasScript)("cancels on Ctrl+C typed into a terminal (SIGINT to the whole process group) and restores the cursor", async () => {
+    const repo = await repository();
+    const model = await modelServer([{ hang: true }]);
+    const cli = await startCliInTerminal(["run", "--repo", repo.path, "--task", "Add a NOTES.md file", ...modelFlags(model.url)], { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY });
+    cleanups.push(cli.remove);
+    await model.waitForChatRequests(1, { timeoutMs: 90_000 });
+    cli.child.stdin!.write("\u0003");
+    const outcome = await cli.outcome;
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(130);
+    expect(outcome.stdout).toMatch(/SIGINT: cancelling/);
+    expect(outcome.stdout).toMatch(/✔.* teardown /);
+    expect(outcome.stdout).toMatch(/Cancelled: ABORTED \(agent\)/);
+    expect(outcome.stdout.lastIndexOf(`${ESCAPE}[?25h`)).toBeGreaterThan(outcome.stdout.lastIndexOf(`${ESCAPE}[?25l`));
+    await expectNothingLeft(cli.tempDirectory);
   });
 });

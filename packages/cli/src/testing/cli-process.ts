@@ -45,6 +45,10 @@ export async function startCli(args: string[], env: Record<string, string> = {},
     env: { ...baseEnv, TMPDIR: tempDirectory, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  return follow(child, tempDirectory);
+}
+
+function follow(child: ChildProcess, tempDirectory: string): CliProcess {
   let stdout = "";
   let stderr = "";
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
@@ -96,10 +100,11 @@ export async function processesUsing(folder: string, exceptPid?: number): Promis
 }
 
 /**
- * Runs the CLI under a pseudo terminal made by util-linux's `script`, so that it sees a TTY on
- * stdout and stderr. Returns everything the terminal received (both streams) and the exit code.
+ * Starts the CLI under a pseudo terminal made by util-linux's `script`, so that it sees a TTY
+ * on stdout and stderr. Its stdout is everything the terminal received (both streams); writing
+ * to `child.stdin` is typing (e.g. "\u0003" is Ctrl+C, a SIGINT to the whole foreground group).
  */
-export async function runCliInTerminal(args: string[], env: Record<string, string> = {}): Promise<CliOutcome & { tempDirectory: string; remove(): Promise<void> }> {
+export async function startCliInTerminal(args: string[], env: Record<string, string> = {}): Promise<CliProcess> {
   const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
   const command = [process.execPath, "--conditions=source", "--import", "tsx", "src/bin.ts", ...args].map(quote).join(" ");
   const tempDirectory = await mkdtemp(join(tmpdir(), "running-agent-cli-test-"));
@@ -108,15 +113,14 @@ export async function runCliInTerminal(args: string[], env: Record<string, strin
     env: { ...process.env, TMPDIR: tempDirectory, TERM: "xterm-256color", ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  const outcome = await new Promise<CliOutcome>((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (exitCode, signal) => resolve({ exitCode, signal, stdout, stderr }));
-  });
-  return { ...outcome, tempDirectory, remove: () => rm(tempDirectory, { recursive: true, force: true }) };
+  return follow(child, tempDirectory);
+}
+
+/** Runs the CLI under a pseudo terminal to the end (see {@link startCliInTerminal}). */
+export async function runCliInTerminal(args: string[], env: Record<string, string> = {}): Promise<CliOutcome & { tempDirectory: string; remove(): Promise<void> }> {
+  const cli = await startCliInTerminal(args, env);
+  const outcome = await cli.outcome;
+  return { ...outcome, tempDirectory: cli.tempDirectory, remove: cli.remove };
 }
 
 /**
