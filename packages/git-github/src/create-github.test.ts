@@ -47,7 +47,7 @@ describe("createGitHub", () => {
     expect(gitHub.endpoints).toMatchObject({ apiUrl: "https://api.github.com", webUrl: "https://github.com", gitUrl: "https://github.com" });
     expect(createGitHub({ baseUrl: "https://ghe.example.test/api/v3/" }).endpoints).toMatchObject({ apiUrl: "https://ghe.example.test/api/v3", webUrl: "https://ghe.example.test" });
     expect(server.requests.length).toBe(before);
-    for (const settings of [{ baseUrl: "not a url" }, { baseUrl: "ftp://x.test" }, { baseUrl: "https://user:pw@ghe.test/api/v3" }, { token: "" }, { app: { appId: 1, privateKey: "nope", installationId: 1 } }, { app: { appId: 1, privateKey: "-----BEGIN RSA PRIVATE KEY-----", installationId: 0 } }]) {
+    for (const settings of [{ baseUrl: "not a url" }, { baseUrl: "ftp://x.test" }, { baseUrl: "https://user:pw@ghe.test/api/v3" }, { token: "" }, { app: { appId: 1, privateKey: "nope", installationId: 1 } }, { app: { appId: 1, privateKey: "-----BEGIN RSA PRIVATE KEY-----", installationId: 0 } }, { maxRateLimitWaitSeconds: -1 }, { tokenRefreshMarginSeconds: Number.NaN }]) {
       expect(() => createGitHub(settings as GitHubSettings)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_OPTIONS }));
     }
   });

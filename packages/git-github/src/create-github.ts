@@ -36,6 +36,12 @@ export class GitHub implements GitHost {
     if (settings.token !== undefined && (typeof settings.token !== "string" || settings.token.trim() === "")) {
       throw agentError(ErrorCode.INVALID_OPTIONS, "createGitHub: token must be a non-empty string.");
     }
+    for (const name of ["maxRateLimitWaitSeconds", "tokenRefreshMarginSeconds"] as const) {
+      const value = settings[name];
+      if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 0)) {
+        throw agentError(ErrorCode.INVALID_OPTIONS, `createGitHub: ${name} must be a number of seconds, 0 or more.`);
+      }
+    }
     this.endpoints = resolveGitHubEndpoints(settings);
     this.#clientSettings = {
       apiUrl: this.endpoints.apiUrl,
