@@ -1,6 +1,6 @@
 import { constants as fsConstants } from "node:fs";
-import { chmod, lstat, mkdir, open, readdir, rm, symlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { lstat, mkdir, open, readdir, rm, symlink } from "node:fs/promises";
+import { join } from "node:path";
 import { readArchive, type ArchiveEntry } from "../archive.js";
 import type { ChangedFile } from "../changes.js";
 import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
@@ -20,6 +20,9 @@ export interface CollectChangesInput {
 
 /** A file or symlink of the sandbox's working tree, checked and ready to write. */
 type TreeEntry = ArchiveEntry & { type: "file" | "symlink" };
+
+// Files written at once when bringing the tree back (file system calls run on libuv's pool).
+const WRITE_CONCURRENCY = 8;
 
 /**
  * Makes the host clone's working tree equal to the sandbox's, and lists what changed against
@@ -45,12 +48,13 @@ export async function collectChanges(input: CollectChangesInput): Promise<Change
     }
     // .gitignore files go first so that git can tell which of the other paths it ignores.
     const ignoreFiles = entries.filter((entry) => entry.path.split("/").pop() === ".gitignore");
-    for (const entry of ignoreFiles) await writeEntry(dir, entry);
+    await writeEntries(dir, ignoreFiles);
     const others = entries.filter((entry) => !ignoreFiles.includes(entry));
     const ignored = await ignoredPaths(dir, others.map((entry) => entry.path), signal);
-    for (const entry of others) {
-      if (!ignored.has(entry.path)) await writeEntry(dir, entry);
-    }
+    await writeEntries(
+      dir,
+      others.filter((entry) => !ignored.has(entry.path)),
+    );
     await runGit(["add", "--all", "--", "."], { cwd: dir, signal, phase: "collect" });
     return await listStagedChanges(dir, signal);
   } catch (error) {
@@ -97,11 +101,36 @@ async function clearWorkingTree(dir: string): Promise<void> {
   }
 }
 
-// The tree was just cleared and no entry lies below a symlink, so the parents created here are
-// plain folders; O_EXCL|O_NOFOLLOW still refuses anything that appeared at the path.
+// The tree was just cleared and no entry lies below a symlink, so the folders created here are
+// plain folders; O_EXCL|O_NOFOLLOW still refuses anything that appeared at a file's path.
+async function writeEntries(dir: string, entries: readonly TreeEntry[]): Promise<void> {
+  const folders = new Set<string>();
+  for (const entry of entries) {
+    const segments = entry.path.split("/");
+    for (let length = 1; length < segments.length; length++) folders.add(segments.slice(0, length).join("/"));
+  }
+  // Shallowest first, so that every parent exists: no recursive mkdir that could follow a link.
+  const ordered = [...folders].sort((a, b) => a.split("/").length - b.split("/").length);
+  for (const folder of ordered) {
+    try {
+      await mkdir(join(dir, folder));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      // Something already there must be a real folder, never a link to write through.
+      if (!(await lstat(join(dir, folder))).isDirectory()) {
+        throw agentError(ErrorCode.UNSAFE_PATH, `Refusing to write below ${JSON.stringify(folder)}: it is not a folder.`, { phase: "collect", details: { path: folder } });
+      }
+    }
+  }
+  let next = 0;
+  const writeNext = async (): Promise<void> => {
+    while (next < entries.length) await writeEntry(dir, entries[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, entries.length) }, writeNext));
+}
+
 async function writeEntry(dir: string, entry: TreeEntry): Promise<void> {
   const hostPath = join(dir, entry.path);
-  await mkdir(dirname(hostPath), { recursive: true });
   if (entry.type === "symlink") {
     await symlink(entry.linkTarget ?? "", hostPath);
     return;
@@ -110,10 +139,11 @@ async function writeEntry(dir: string, entry: TreeEntry): Promise<void> {
   const handle = await open(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, mode);
   try {
     await handle.writeFile(entry.content ?? new Uint8Array());
+    // The mode given to open is reduced by the umask; git needs the exact bits.
+    await handle.chmod(mode);
   } finally {
     await handle.close();
   }
-  await chmod(hostPath, mode);
 }
 
 // Creates the folders of `path` one by one, stopping (without following) at anything that is
