@@ -156,6 +156,7 @@ class AgentRun {
   private readonly events = new AbortController();
   private eventPump: Promise<void> | undefined;
   private promptSent = false;
+  private idleSeen = false;
   private connections = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private abortListener: (() => void) | undefined;
@@ -251,6 +252,7 @@ class AgentRun {
       throw this.failNow(ErrorCode.AGENT_FAILED, this.withTail(`OpenCode did not accept the task: ${errorText(prompt.error)}`));
     }
     this.promptSent = true;
+    if (this.idleSeen) void this.checkFinished();
 
     await this.outcome.promise;
     const messages = await this.readMessages();
@@ -306,6 +308,8 @@ class AgentRun {
         return;
       }
       case "idle":
+        // An idle that races ahead of the prompt's response is checked once the prompt is known to be sent.
+        this.idleSeen = true;
         if (this.promptSent) await this.checkFinished();
         return;
       case "retry":
@@ -334,6 +338,10 @@ class AgentRun {
     if (!messages) return;
     const last = lastAssistant(messages);
     if (!last) {
+      // Idle before the prompt was taken up is not the end; idle after it without any answer is a failure.
+      const status = await this.client!.session.status().catch(() => undefined);
+      const current = status?.data?.[this.sessionId!];
+      if (this.ended || (current !== undefined && current.type !== "idle")) return;
       this.fail(agentError(ErrorCode.AGENT_FAILED, this.withTail("OpenCode went idle without an answer from the model."), { phase: "agent" }));
       return;
     }
