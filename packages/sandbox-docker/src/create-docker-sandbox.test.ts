@@ -188,6 +188,15 @@ describe("bad input", () => {
     await expect(defaultImageMissing.validate()).rejects.toMatchObject({ code: ErrorCode.SANDBOX_IMAGE_NOT_FOUND });
   });
 
+  it("pullPolicy missing: a pull that fails (a registry on loopback that is not there) is SANDBOX_IMAGE_NOT_FOUND", async () => {
+    const { provider, run } = scopedProvider({ image: "127.0.0.1:1/running-agent/nothing:never", pullPolicy: "missing" });
+    const error = await provider.validate().catch((caught: unknown) => caught);
+    expect(RunningAgentError.isInstance(error) && error.code).toBe(ErrorCode.SANDBOX_IMAGE_NOT_FOUND);
+    expect((error as Error).message).toMatch(/Could not pull image 127\.0\.0\.1:1\/running-agent\/nothing:never/);
+    expect(await codeOf(provider.create({ taskId: "x" }))).toBe(ErrorCode.SANDBOX_IMAGE_NOT_FOUND);
+    await expectNoContainers(run);
+  });
+
   it("an image without OpenCode or without git: SANDBOX_IMAGE_INVALID naming what is missing, nothing left", async () => {
     const noOpencode = scopedProvider({ image: TEST_BASE_IMAGE });
     const error = await noOpencode.provider.create({ taskId: "x" }).catch((caught: unknown) => caught);

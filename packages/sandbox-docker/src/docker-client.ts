@@ -19,11 +19,3 @@ export function describeEndpoint(docker: Dockerode): string {
   if (modem.host) return `${modem.protocol ?? "http"}://${modem.host}${modem.port ? `:${modem.port}` : ""}`;
   return "the configured Docker Engine";
 }
-
-/** True when containers of this engine share the loopback of this machine (a local socket), so `127.0.0.1` here reaches ports they publish or listen on with host networking. */
-export function isLocalEngine(docker: Dockerode): boolean {
-  const modem = (docker as unknown as { modem?: { socketPath?: unknown; host?: string } }).modem;
-  if (!modem) return true;
-  if (typeof modem.socketPath === "string") return true;
-  return modem.host === "127.0.0.1" || modem.host === "localhost" || modem.host === "::1";
-}
