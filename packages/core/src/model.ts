@@ -14,7 +14,7 @@ export interface ModelConfig {
   apiKey?: string;
   /** Base URL; required for `openai-compatible` (e.g. `http://127.0.0.1:8080/v1`). */
   baseURL?: string;
-  /** Context and output limits for `openai-compatible` models. */
+  /** Context and output limits: used for `openai-compatible` models, and to declare a built-in provider's model that OpenCode's bundled catalogue does not know yet. */
   limits?: { context: number; output: number };
 }
 

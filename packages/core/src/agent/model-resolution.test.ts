@@ -70,6 +70,13 @@ describe("resolveModel", () => {
     expect(model.apiHost).toBe("proxy.example.test");
   });
 
+  it("declares a built-in provider's model only when limits are given (for ids the bundled catalogue does not know)", () => {
+    const known = resolveModel({ provider: "google", model: "gemini-2.5-pro", apiKey: "k" }, {});
+    expect(known.opencodeProvider.models).toBeUndefined();
+    const newer = resolveModel({ provider: "google", model: "gemini-9-ultra", apiKey: "k", limits: { context: 2_000_000, output: 65_536 } }, {});
+    expect(newer.opencodeProvider.models).toEqual({ "gemini-9-ultra": { name: "gemini-9-ultra", tool_call: true, limit: { context: 2_000_000, output: 65_536 } } });
+  });
+
   it("names the env vars to set when the key is missing", () => {
     const google = errorOf(() => resolveModel(undefined, {}));
     expect(google.code).toBe(ErrorCode.MISSING_API_KEY);

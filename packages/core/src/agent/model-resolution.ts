@@ -59,6 +59,8 @@ const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$/;
  *
  * - `undefined` means Gemini 2.5 Pro with `GEMINI_API_KEY` (or `GOOGLE_GENERATIVE_AI_API_KEY`).
  * - `openai-compatible` needs a `baseURL` (or `OPENAI_COMPATIBLE_BASE_URL` with the string form); its key is optional.
+ * - For google, anthropic and openai, OpenCode's bundled model catalogue must know the model id, unless
+ *   `limits` are given (then the model is declared in the config and any id works).
  *
  * Throws a RunningAgentError: `INVALID_MODEL` (malformed), `UNKNOWN_MODEL_PROVIDER`, or `MISSING_API_KEY`.
  */
@@ -117,7 +119,11 @@ export function resolveModel(model: ModelConfig | string | undefined, env: Recor
           options: { baseURL: baseURL! },
           models: { [config.model]: { name: config.model, tool_call: true, limit: { ...(config.limits ?? DEFAULT_COMPATIBLE_LIMITS) } } },
         }
-      : { options: baseURL === undefined ? {} : { baseURL } };
+      : {
+          options: baseURL === undefined ? {} : { baseURL },
+          // OpenCode's bundled catalogue knows the built-in providers' models; limits let a newer model be used anyway.
+          ...(config.limits ? { models: { [config.model]: { name: config.model, tool_call: true, limit: { ...config.limits } } } } : {}),
+        };
 
   return {
     provider: config.provider,

@@ -321,6 +321,32 @@ describe("runOpencodeAgent with a built-in provider (offline, no download)", () 
   });
 });
 
+describe("runOpencodeAgent with a model id OpenCode's catalogue does not know", () => {
+  it("fails with INVALID_MODEL and a hint, and works once limits declare the model", async () => {
+    const h = await harness({
+      isolation: "bubblewrap",
+      model: { apiKey: undefined },
+      resolved: (url, key) => resolveModel({ provider: "google", model: "gemini-nonexistent-9", apiKey: key, baseURL: url.replace(/\/v1$/, "/v1beta") }),
+    });
+    const unknown = await expectError(h.run({ timeoutMs: 60_000 }));
+    expect(unknown.code).toBe(ErrorCode.INVALID_MODEL);
+    expect(unknown.message).toContain("Model not found: google/gemini-nonexistent-9");
+    expect(unknown.message).toContain("limits");
+    expect(h.model.requests).toHaveLength(0);
+
+    const limits = { context: 1_000_000, output: 65_536 };
+    const declared = resolveModel({ provider: "google", model: "gemini-nonexistent-9", apiKey: h.key, baseURL: h.model.url.replace(/\/v1$/, "/v1beta"), limits });
+    const controller = new AbortController();
+    void (async () => {
+      while (h.model.requests.length === 0 && !controller.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 50));
+      controller.abort();
+    })();
+    await expectError(h.run({ model: declared, signal: controller.signal, timeoutMs: 60_000 }));
+    expect(h.model.requests[0]!.path).toBe("/v1beta/models/gemini-nonexistent-9:streamGenerateContent?alt=sse");
+    expect(await serverGone(h.port)).toBe(true);
+  });
+});
+
 /** A loopback TCP proxy in front of the OpenCode server whose connections a test can cut. */
 async function startCuttableProxy(targetPort: number) {
   const sockets = new Set<Socket>();

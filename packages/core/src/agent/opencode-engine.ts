@@ -432,6 +432,13 @@ function errorFromSession(
       details: { opencodeError: error.name, ...(status ? { statusCode: status } : {}) },
     });
   }
+  if (error?.name === "UnknownError" && message.startsWith("Model not found")) {
+    return agentError(
+      ErrorCode.INVALID_MODEL,
+      `OpenCode does not know this model (${message}). Use a model from its catalogue, or pass limits: { context, output } in the model config to declare it.`,
+      { phase: "agent", details: { opencodeError: error.name } },
+    );
+  }
   const tail = output.text().trim();
   return agentError(ErrorCode.AGENT_FAILED, `OpenCode failed: ${error?.name ?? "Error"}: ${message}${tail ? `\nServer output (last lines):\n${tail}` : ""}`, {
     phase: "agent",
