@@ -29,6 +29,15 @@ describe("Redactor", () => {
     expect(original.a).toBe("my-secret-value");
   });
 
+  it("asks its sources for secrets at every redaction, so secrets minted later are redacted too", () => {
+    const minted: string[] = [];
+    const redactor = new Redactor();
+    redactor.addSource(() => minted);
+    expect(redactor.redactText("token ghs_minted_later_1")).toBe("token ghs_minted_later_1");
+    minted.push("ghs_minted_later_1");
+    expect(redactor.redactText("token ghs_minted_later_1")).toBe(`token ${REDACTED}`);
+  });
+
   it("ignores empty and very short secrets that would redact ordinary words", () => {
     const redactor = new Redactor(["", "a", "abc", undefined]);
     expect(redactor.redactText("a abc b")).toBe("a abc b");

@@ -13,9 +13,18 @@ const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)[^/@\s:]+(?::[^/@\s]*)?@/gi;
  */
 export class Redactor {
   #secrets: string[] = [];
+  #sources: Array<() => Iterable<string | undefined>> = [];
 
   constructor(secrets: Iterable<string | undefined> = []) {
     this.add(...secrets);
+  }
+
+  /**
+   * Adds a source asked for its secrets before every redaction: a Git host that mints new
+   * tokens during a run (GitHub App installations) has them redacted from the moment they exist.
+   */
+  addSource(source: () => Iterable<string | undefined>): void {
+    this.#sources.push(source);
   }
 
   /** Adds secrets; empty and very short values are ignored. */
@@ -30,6 +39,15 @@ export class Redactor {
 
   /** The text with every secret replaced. */
   redactText(text: string): string {
+    this.#refresh();
+    return this.#redactString(text);
+  }
+
+  #refresh(): void {
+    for (const source of this.#sources) this.add(...source());
+  }
+
+  #redactString(text: string): string {
     let result = text;
     for (const secret of this.#secrets) {
       if (result.includes(secret)) result = result.split(secret).join(REDACTED);
@@ -39,11 +57,12 @@ export class Redactor {
 
   /** A deep copy of a JSON-like value with every string redacted. */
   redact<T>(value: T): T {
+    this.#refresh();
     return this.#redactValue(value, 0) as T;
   }
 
   #redactValue(value: unknown, depth: number): unknown {
-    if (typeof value === "string") return this.redactText(value);
+    if (typeof value === "string") return this.#redactString(value);
     if (depth > 20 || value === null || typeof value !== "object") return value;
     if (Array.isArray(value)) return value.map((item) => this.#redactValue(item, depth + 1));
     if (value instanceof Uint8Array) return value;

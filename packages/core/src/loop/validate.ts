@@ -21,15 +21,16 @@ const MAX_TASK_LENGTH = 100_000;
 export async function validate(context: TaskContext): Promise<void> {
   const options = validateOptions(context.raw);
   context.options = options;
-  context.redactor.add(options.model.apiKey, options.gitToken, ...(options.gitHost.secrets?.() ?? []));
+  context.redactor.add(options.model.apiKey, options.gitToken);
+  // Hosts that mint tokens (GitHub App installations) hold new secrets as the run goes on.
+  const gitHost = options.gitHost;
+  if (gitHost.secrets) context.redactor.addSource(() => gitHost.secrets!());
 
   await options.sandbox.validate?.({ signal: context.signal });
 
   const hostOptions = { signal: context.signal, ...(options.gitToken ? { token: options.gitToken } : {}) };
   const repository = await options.gitHost.resolveRepository(options.repo, hostOptions);
   context.repository = repository;
-  // Hosts that mint tokens (GitHub App installations) hold new secrets once they have talked to the remote.
-  context.redactor.add(...(options.gitHost.secrets?.() ?? []));
   const baseBranch = options.baseBranch ?? repository.defaultBranch;
   if (!(await options.gitHost.branchExists(repository, baseBranch, hostOptions))) {
     throw agentError(
