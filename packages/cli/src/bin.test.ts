@@ -26,6 +26,18 @@ const hasScript = (() => {
   }
 })();
 
+// The Docker test needs a running engine with the default sandbox image (scripts/test.sh starts
+// the engine and builds the image before the tests; without them the test is skipped).
+const dockerImage = "running-agent/sandbox:opencode-1.18.33";
+const hasDockerImage = (() => {
+  try {
+    execFileSync("docker", ["image", "inspect", "--format", "{{.Id}}", dockerImage], { stdio: "ignore", timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -177,6 +189,28 @@ describe("running-agent (the binary)", () => {
     expect(await github.readFile("octo/app", pullRequest!.head, "NOTES.md")).toBe("# Notes\n");
     expect(outcome.stdout + outcome.stderr).not.toContain(token);
     await expectNothingLeft(outcome.tempDirectory);
+  });
+
+  it.skipIf(!hasDockerImage)("runs the agent in a Docker container with --sandbox docker, and removes the container", async () => {
+    const repo = await repository();
+    const model = await modelServer([
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: "# Notes\n" } }] }),
+      { text: "Added NOTES.md." },
+    ]);
+    const outcome = await runCli(
+      ["run", "--repo", repo.path, "--task", "Add a NOTES.md file", "--sandbox", "docker", "--image", dockerImage, "--network", "host", "--json", ...modelFlags(model.url)],
+      { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY },
+    );
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
+    const result = JSON.parse(outcome.stdout) as { taskId: string; branch: string };
+    expect(await repo.git("show", `${result.branch}:NOTES.md`)).toBe("# Notes\n");
+    const sandboxEvent = outcome.stderr.split("\n").map((line) => JSON.parse(line || "{}") as { type?: string; provider?: string }).find((event) => event.type === "sandbox");
+    expect(sandboxEvent).toMatchObject({ provider: "docker" });
+    // The engine removes a stopped container (AutoRemove) a moment after it stops.
+    const containersOfTask = () => execFileSync("docker", ["ps", "--all", "--quiet", "--filter", `label=running-agent.task-id=${result.taskId}`], { encoding: "utf8" }).trim();
+    for (let attempt = 0; attempt < 50 && containersOfTask() !== ""; attempt++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(containersOfTask()).toBe("");
   });
 
   it("exits 2 when the agent changes nothing, with plain lines and no escape codes when piped", async () => {

@@ -35,7 +35,8 @@ async function createSandbox(options: RunCommandOptions): Promise<SandboxProvide
       return createLocalSandbox({ isolation: options.unisolated ? "none" : "bubblewrap" });
     case "docker": {
       const { createDockerSandbox } = await importAdapter("@running-agent/sandbox-docker", ErrorCode.SANDBOX_UNAVAILABLE, () => import("@running-agent/sandbox-docker"));
-      return createDockerSandbox(options.image ? { image: options.image } : {});
+      const network = options.network === undefined ? undefined : ["bridge", "host", "none"].includes(options.network) ? (options.network as "bridge" | "host" | "none") : { name: options.network };
+      return createDockerSandbox({ ...(options.image ? { image: options.image } : {}), ...(network ? { network } : {}) });
     }
     case "modal": {
       const { createModalSandbox } = await importAdapter("@running-agent/sandbox-modal", ErrorCode.SANDBOX_UNAVAILABLE, () => import("@running-agent/sandbox-modal"));

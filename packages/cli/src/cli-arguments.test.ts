@@ -19,7 +19,7 @@ describe("parseCliArguments", () => {
     const command = parseCliArguments(
       [
         ...base,
-        "--base", "develop", "--branch", "feature/x", "--sandbox", "docker", "--image", "agent:1",
+        "--base", "develop", "--branch", "feature/x", "--sandbox", "docker", "--image", "agent:1", "--network", "host",
         "--model", "openai-compatible/scripted", "--model-base-url", "http://127.0.0.1:9/v1",
         "--draft", "--label", "bot", "--label", "tests", "--reviewer", "octocat",
         "--setup", "npm ci", "--setup", "npm run build", "--timeout", "20m", "--json",
@@ -36,6 +36,7 @@ describe("parseCliArguments", () => {
         branch: "feature/x",
         sandbox: "docker",
         image: "agent:1",
+        network: "host",
         unisolated: false,
         model: "openai-compatible/scripted",
         modelBaseUrl: "http://127.0.0.1:9/v1",
@@ -80,6 +81,7 @@ describe("parseCliArguments", () => {
     expect(usageMessage([...base, "--sandbox", "kubernetes"])).toMatch(/--sandbox must be one of local, docker, modal/);
     expect(usageMessage([...base, "--sandbox", "docker", "--unisolated"])).toMatch(/--unisolated applies only to --sandbox local/);
     expect(usageMessage([...base, "--image", "x"])).toMatch(/--image applies only/);
+    expect(usageMessage([...base, "--network", "host"])).toMatch(/--network applies only to --sandbox docker/);
     expect(usageMessage([...base, "--model", "gemini"])).toMatch(/--model must be provider\/model/);
     expect(usageMessage([...base, "--model", "mistral/large"])).toMatch(/provider must be one of google, anthropic, openai, openai-compatible/);
     expect(usageMessage([...base, "--model-base-url", "http://127.0.0.1:1/v1"])).toMatch(/needs --model too/);

@@ -17,6 +17,8 @@ export interface RunCommandOptions {
   unisolated: boolean;
   /** The image for the docker or modal sandbox. */
   image?: string;
+  /** The Docker network: `bridge`, `host`, `none` or a network's name. */
+  network?: string;
   /** `provider/model`. */
   model?: string;
   modelBaseUrl?: string;
@@ -47,6 +49,7 @@ const RUN_OPTIONS = {
   sandbox: { type: "string" },
   unisolated: { type: "boolean" },
   image: { type: "string" },
+  network: { type: "string" },
   model: { type: "string" },
   "model-base-url": { type: "string" },
   title: { type: "string" },
@@ -97,6 +100,9 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
   if (values.image !== undefined && sandbox === "local") {
     throw new UsageError("--image applies only to --sandbox docker or modal.");
   }
+  if (values.network !== undefined && sandbox !== "docker") {
+    throw new UsageError("--network applies only to --sandbox docker.");
+  }
   if (values.model !== undefined) checkModel(values.model);
   if (values["model-base-url"] !== undefined) {
     if (values.model === undefined) throw new UsageError("--model-base-url needs --model too, e.g. --model openai-compatible/<model>.");
@@ -126,6 +132,7 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       ...optional("baseBranch", values.base, "--base"),
       ...optional("branch", values.branch, "--branch"),
       ...optional("image", values.image, "--image"),
+      ...optional("network", values.network, "--network"),
       ...optional("title", values.title, "--title"),
       ...(values.model !== undefined ? { model: values.model } : {}),
       ...(values["model-base-url"] !== undefined ? { modelBaseUrl: values["model-base-url"] } : {}),

@@ -35,6 +35,7 @@ Sandbox:
                            @running-agent/sandbox-docker or @running-agent/sandbox-modal installed
   --unisolated             local sandbox without bubblewrap (the agent can reach all your files)
   --image <name>           image for the docker or modal sandbox
+  --network <name>         the docker sandbox's network: bridge (default), host, none or a network's name
   --setup <command>        run in the sandbox before the agent, e.g. "npm ci" (repeatable)
   --timeout <duration>     the longest the whole task may take: 90s, 20m, 1h (default 30m)
 
