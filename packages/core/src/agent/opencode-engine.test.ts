@@ -218,7 +218,10 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
   it("an abort while the model hangs ends the run with ABORTED", async () => {
     const h = await harness({ isolation: "bubblewrap", model: { script: [{ hang: true }] } });
     const controller = new AbortController();
-    void h.model.waitForChatRequests(1).then(() => controller.abort());
+    void h.model.waitForChatRequests(1).then(
+      () => controller.abort(),
+      () => undefined,
+    );
     const error = await expectError(h.run({ signal: controller.signal }));
     expect(error.code).toBe(ErrorCode.ABORTED);
     expect(error.phase).toBe("agent");

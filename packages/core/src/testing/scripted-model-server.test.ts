@@ -202,6 +202,14 @@ describe("startScriptedModelServer", () => {
     await expect(server.waitForChatRequests(1, { timeoutMs: 20 })).rejects.toThrow(/Timed out waiting for 1 chat requests/);
   });
 
+  it("waitForChatRequests rejects when the server closes first", async () => {
+    const closing = await startScriptedModelServer();
+    const waiting = closing.waitForChatRequests(1);
+    await closing.close();
+    await expect(waiting).rejects.toThrow(/closed before 1 chat requests arrived/);
+    await expect(closing.waitForChatRequests(1)).rejects.toThrow(/closed/);
+  });
+
   it("works with await using", async () => {
     let url: string;
     {

@@ -103,7 +103,7 @@ export interface ScriptedModelServer extends AsyncDisposable {
   readonly chatRequests: readonly RecordedModelRequest[];
   /** How many chat-completions requests have been answered from the script (not counting `afterScript`). */
   readonly turnsPlayed: number;
-  /** Resolves once at least `count` chat-completions requests have arrived. */
+  /** Resolves once at least `count` chat-completions requests have arrived; rejects on timeout or when the server closes first. */
   waitForChatRequests(count: number, options?: { timeoutMs?: number }): Promise<void>;
   /** Stops listening and destroys every open connection (hanging requests included). Idempotent. */
   close(): Promise<void>;
@@ -138,7 +138,7 @@ export async function startScriptedModelServer(options: ScriptedModelServerOptio
   const requests: RecordedModelRequest[] = [];
   const chatRequests: RecordedModelRequest[] = [];
   const sockets = new Set<Socket>();
-  const chatWaiters = new Set<() => void>();
+  const chatWaiters = new Set<{ check: () => void; cancel: () => void }>();
   let turnsPlayed = 0;
   let closed = false;
 
@@ -193,7 +193,7 @@ export async function startScriptedModelServer(options: ScriptedModelServerOptio
     recorded.turnIndex = turnsPlayed;
     if (fromScript) turnsPlayed += 1;
     chatRequests.push(recorded);
-    for (const wake of chatWaiters) wake();
+    for (const waiter of chatWaiters) waiter.check();
 
     const turn = typeof scripted === "function" ? await scripted(recorded) : scripted!;
     await answerTurn(turn, recorded, response);
@@ -297,6 +297,7 @@ export async function startScriptedModelServer(options: ScriptedModelServerOptio
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
+    for (const waiter of chatWaiters) waiter.cancel();
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of sockets) socket.destroy();
     await stopped;
@@ -312,21 +313,25 @@ export async function startScriptedModelServer(options: ScriptedModelServerOptio
     },
     waitForChatRequests(count, waitOptions = {}) {
       if (chatRequests.length >= count) return Promise.resolve();
+      if (closed) return Promise.reject(new Error("The scripted model server is closed."));
       return new Promise<void>((resolve, reject) => {
+        const end = (error?: Error) => {
+          chatWaiters.delete(waiter);
+          if (timer) clearTimeout(timer);
+          if (error) reject(error);
+          else resolve();
+        };
+        const waiter = {
+          check: () => {
+            if (chatRequests.length >= count) end();
+          },
+          cancel: () => end(new Error(`The scripted model server closed before ${count} chat requests arrived (got ${chatRequests.length}).`)),
+        };
         const timer =
           waitOptions.timeoutMs === undefined
             ? undefined
-            : setTimeout(() => {
-                chatWaiters.delete(check);
-                reject(new Error(`Timed out waiting for ${count} chat requests (got ${chatRequests.length}).`));
-              }, waitOptions.timeoutMs);
-        const check = () => {
-          if (chatRequests.length < count) return;
-          chatWaiters.delete(check);
-          if (timer) clearTimeout(timer);
-          resolve();
-        };
-        chatWaiters.add(check);
+            : setTimeout(() => end(new Error(`Timed out waiting for ${count} chat requests (got ${chatRequests.length}).`)), waitOptions.timeoutMs);
+        chatWaiters.add(waiter);
       });
     },
     close,
