@@ -282,6 +282,31 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
     expect(error.code).toBe(ErrorCode.AGENT_START_FAILED);
   });
 
+  it("a server that never gets ready fails with AGENT_START_FAILED after startTimeoutMs, or AGENT_TIMEOUT when the run's time is up first, and is stopped", async () => {
+    const h = await harness({ isolation: "none", model: {} });
+    // A stand-in server that prints something, but never the ready line, and keeps running.
+    const fakeServer = `${h.session.scratchDir}/never-ready.sh`;
+    // Its sleep carries the port ($5) so that a leftover is easy to find.
+    await h.session.writeFile(fakeServer, '#!/bin/sh\necho "starting $*"\nsleep "600.$5"\n', { mode: 0o755 });
+    const stillRunning = () =>
+      readdirSync("/proc").some((pid) => {
+        try {
+          const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+          return /^\d+$/.test(pid) && (argv.includes(`--port\0${h.port}\0`) || argv.includes(`sleep\0${600}.${h.port}\0`));
+        } catch {
+          return false;
+        }
+      });
+    const slow = await expectError(h.run({ opencodeBinary: fakeServer, startTimeoutMs: 1000 }));
+    expect(slow.code).toBe(ErrorCode.AGENT_START_FAILED);
+    expect(slow.message).toContain("did not become ready within 1000 ms");
+    expect(slow.message).toContain(`starting serve --hostname 127.0.0.1 --port ${h.port}`);
+    expect(stillRunning()).toBe(false);
+    const late = await expectError(h.run({ opencodeBinary: fakeServer, startTimeoutMs: 60_000, timeoutMs: 1000 }));
+    expect(late.code).toBe(ErrorCode.AGENT_TIMEOUT);
+    expect(stillRunning()).toBe(false);
+  });
+
   it("a server that exits before it is ready fails with AGENT_START_FAILED and its output", async () => {
     const h = await harness({ isolation: "none", model: {} });
     // `git serve` exits at once with a usage message: a stand-in for a broken binary.
