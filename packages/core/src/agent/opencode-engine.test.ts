@@ -282,7 +282,7 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
     expect(error.code).toBe(ErrorCode.AGENT_START_FAILED);
   });
 
-  it("a server that never gets ready fails with AGENT_START_FAILED after startTimeoutMs, or AGENT_TIMEOUT when the run's time is up first, and is stopped", async () => {
+  it("a server that never gets ready fails with AGENT_START_FAILED after startTimeoutMs, AGENT_TIMEOUT when the run's time is up first, ABORTED on abort, and is stopped", async () => {
     const h = await harness({ isolation: "none", model: {} });
     // A stand-in server that prints something, but never the ready line, and keeps running.
     const fakeServer = `${h.session.scratchDir}/never-ready.sh`;
@@ -304,6 +304,9 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
     expect(stillRunning()).toBe(false);
     const late = await expectError(h.run({ opencodeBinary: fakeServer, startTimeoutMs: 60_000, timeoutMs: 1000 }));
     expect(late.code).toBe(ErrorCode.AGENT_TIMEOUT);
+    expect(stillRunning()).toBe(false);
+    const aborted = await expectError(h.run({ opencodeBinary: fakeServer, signal: AbortSignal.timeout(500) }));
+    expect(aborted.code).toBe(ErrorCode.ABORTED);
     expect(stillRunning()).toBe(false);
   });
 
