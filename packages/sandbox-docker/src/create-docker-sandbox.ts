@@ -322,7 +322,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     let exitCode: number | null;
     let output: string;
     try {
-      const process = await startContainerProcess(container, {
+      const running = await startContainerProcess(container, {
         // The pid file goes to /tmp: the control folder does not exist yet.
         command: ["/bin/sh", "-c", script, "sh", plan.workdir, plan.scratchDir, CONTROL_DIR, opencode],
         cwd: "/",
@@ -330,7 +330,7 @@ export class DockerSandboxProvider implements SandboxProvider {
         name: "prepare",
         pidFile: "/tmp/.running-agent-prepare.pid",
       });
-      const outcome = await process.outcome;
+      const outcome = await running.outcome;
       exitCode = outcome.exitCode;
       output = outcome.stdout.toString("utf8") + outcome.stderr.toString("utf8");
     } catch (error) {

@@ -78,19 +78,24 @@ export class DockerSandboxSession implements SandboxSession {
     if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
       throw agentError(ErrorCode.INVALID_OPTIONS, `exec timeoutMs must be a positive number, got ${String(options.timeoutMs)}.`);
     }
-    const process = await this.start(command, options);
+    const running = await this.start(command, options);
 
     let stoppedBy: "timeout" | "abort" | undefined;
     const stop = (reason: "timeout" | "abort") => {
       stoppedBy ??= reason;
-      void process.kill();
+      void running.kill();
     };
     const timer = options.timeoutMs !== undefined ? setTimeout(() => stop("timeout"), options.timeoutMs) : undefined;
     const onAbort = () => stop("abort");
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    // Aborted while the command was being started: the listener came too late to see it.
+    if (options.signal?.aborted) stop("abort");
     let outcome: ContainerProcessOutcome;
     try {
-      outcome = await process.outcome;
+      outcome = await running.outcome.catch((error: unknown) => {
+        if (this.destroyed && !this.ended) throw destroyedError(error);
+        throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Lost the command ${JSON.stringify(command[0])}: ${engineMessage(error)}`, { cause: error });
+      });
     } finally {
       if (timer) clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
@@ -121,9 +126,9 @@ export class DockerSandboxSession implements SandboxSession {
   async spawn(command: string[], options: SandboxSpawnOptions = {}): Promise<SandboxProcess> {
     checkCommand(command);
     this.assertUsable();
-    const process = await this.start(command, options);
+    const running = await this.start(command, options);
     let killed = false;
-    const exited = process.outcome.then(
+    const exited = running.outcome.then(
       (outcome) => (killed || outcome.exitCode === null ? null : outcome.exitCode),
       () => null,
     );
@@ -132,7 +137,7 @@ export class DockerSandboxSession implements SandboxSession {
       kill: async () => {
         killed = true;
         if (this.destroyed) return;
-        await process.kill();
+        await running.kill();
         await exited;
       },
     };
@@ -334,13 +339,13 @@ export class DockerSandboxSession implements SandboxSession {
  * command could not run, which is the case while a killed container is going away.
  */
 export async function readOomKillCount(container: Dockerode.Container): Promise<number> {
-  const process = await startContainerProcess(container, {
+  const running = await startContainerProcess(container, {
     command: ["cat", "/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"],
     cwd: "/",
     env: {},
     name: `oom-${randomUUID()}`,
   });
-  const outcome = await process.outcome;
+  const outcome = await running.outcome;
   if (outcome.exitCode !== 0 && outcome.exitCode !== 1) throw new Error(`reading the OOM counter failed (exit ${String(outcome.exitCode)})`);
   return parseOomKillCount(outcome.stdout.toString("utf8"));
 }
