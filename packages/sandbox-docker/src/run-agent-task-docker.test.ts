@@ -121,4 +121,34 @@ describe("runAgentTask with the Docker sandbox", () => {
     await expectNoContainers(slow.run);
     expect((await repo.git("branch", "--list")).trim()).toBe("* main");
   });
+
+  it("a container killed from outside mid-task ends the task with a typed error, and nothing of it remains", async () => {
+    await using repo = await createTestRepository({ "greet.py": ORIGINAL });
+    // The model never answers, so the agent is surely mid-task when the container is killed.
+    await using model = await startScriptedModelServer({ script: [{ hang: true }] });
+    const { provider, run } = scopedProvider({ network: "host" });
+    let containerId = "";
+    void model.waitForChatRequests(1, { timeoutMs: 120_000 }).then(
+      () => docker.getContainer(containerId).kill(),
+      () => undefined,
+    );
+
+    const error = await runAgentTask({
+      repo: repo.path,
+      task: "Add a farewell function to greet.py",
+      model: modelFor(model),
+      sandbox: provider,
+      gitHost: createLocalGitHost(),
+      onEvent: (event) => {
+        if (event.type === "sandbox") containerId = event.sandboxId;
+      },
+    }).catch((caught: unknown) => caught);
+
+    // The agent engine sees its server die first (AGENT_FAILED, exit 137); SANDBOX_TERMINATED is
+    // what the session itself says about the container.
+    expect(RunningAgentError.isInstance(error), String(error)).toBe(true);
+    expect([ErrorCode.AGENT_FAILED, ErrorCode.SANDBOX_TERMINATED]).toContain((error as RunningAgentError).code);
+    await expectNoContainers(run);
+    expect((await repo.git("branch", "--list")).trim()).toBe("* main");
+  });
 });
