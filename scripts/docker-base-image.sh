@@ -26,10 +26,11 @@ debian_mirror() {
   for file in /etc/apt/sources.list.d/*.sources; do
     [[ -f "$file" ]] || continue
     awk -v suite="$suite" '
-      /^[[:space:]]*$/ { if (uri != "" && found) { print uri; exit } uri = ""; found = 0; next }
+      /^[[:space:]]*$/ { if (uri != "" && found && binary) { print uri; exit } uri = ""; found = 0; binary = 0; next }
+      /^Types:/ { for (i = 2; i <= NF; i++) if ($i == "deb") binary = 1 }
       /^URIs:/ { uri = $2 }
       /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) found = 1 }
-      END { if (uri != "" && found) print uri }
+      END { if (uri != "" && found && binary) print uri }
     ' "$file" | head -n 1
   done
   # One-line format (.list): `deb [options] URI suite components`.
