@@ -177,7 +177,7 @@ class AgentRun {
     // The outcome may settle while nobody awaits it yet; the awaiting code reads it later.
     this.outcome.promise.catch(() => undefined);
     server.exited.then(
-      (code) => this.fail(agentError(ErrorCode.AGENT_FAILED, this.withTail(`The OpenCode server exited unexpectedly (exit code ${code}).`), { phase: "agent" })),
+      (code) => void this.explainServerExit(code).then((error) => this.fail(error)),
       () => undefined,
     );
     if (input.signal) {
@@ -211,6 +211,24 @@ class AgentRun {
     } finally {
       clearTimeout(startTimer);
     }
+  }
+
+  /**
+   * The server died under us. When the sandbox itself is gone (killed, out of memory), its
+   * provider's typed error says so better than the server's exit code: ask it with a no-op.
+   */
+  private async explainServerExit(code: number | null): Promise<RunningAgentError> {
+    const fallback = agentError(ErrorCode.AGENT_FAILED, this.withTail(`The OpenCode server exited unexpectedly (exit code ${code}).`), { phase: "agent" });
+    // Only a server that died on its own is worth a question; one we stopped or that ended with the run is not.
+    if (this.ended || this.stopped || this.input.signal?.aborted) return fallback;
+    try {
+      await this.input.session.exec(["true"], { timeoutMs: 10_000 });
+    } catch (error) {
+      if (RunningAgentError.isInstance(error) && error.code !== ErrorCode.SANDBOX_EXEC_TIMEOUT) {
+        return new RunningAgentError({ code: error.code, message: `${error.message} (the OpenCode server exited with code ${code}).`, phase: "agent", cause: error });
+      }
+    }
+    return fallback;
   }
 
   /** Connects, sends the task, and resolves when the agent is done. */
