@@ -12,6 +12,20 @@ import { bubblewrapArguments, findExecutable, probeBubblewrap, readSystemLayout,
 import { createLocalSandbox } from "./local-sandbox.js";
 
 /** Host-side: is any process alive whose command line contains the marker? */
+/** A process whose program is `program` and whose arguments name the marker (not bwrap, whose arguments also do). */
+function isSandboxedCommandAlive(program: string, marker: string): boolean {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const [first, ...rest] = readFileSync(`/proc/${name}/cmdline`, "latin1").split("\0");
+      if (first === program && rest.includes(marker)) return true;
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return false;
+}
+
 function isProcessAlive(marker: string): boolean {
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
@@ -253,7 +267,9 @@ describe("local sandbox: options and leftovers", () => {
       const marker = `1000.${(Date.now() % 1e8) + 5}`;
       // sh stands in for the caller's Node process: bwrap is its child, exactly as the provider starts it.
       const caller = spawn("sh", ["-c", '"$@" & wait', "sh", bubblewrap, ...args, "--", "sleep", marker], { stdio: "ignore" });
-      await expect.poll(() => isProcessAlive(marker)).toBe(true);
+      // Wait for the sandboxed command itself: bwrap's own command line names the marker from the moment it starts,
+      // before it has set its parent-death signal, and killing the caller in that instant would prove nothing.
+      await expect.poll(() => isSandboxedCommandAlive("sleep", marker)).toBe(true);
       caller.kill("SIGKILL");
       await expect.poll(() => isProcessAlive(marker)).toBe(false);
     });
