@@ -12,16 +12,22 @@ const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..", "..");
 
-/** The first ```js block under "## Embedding" in the root README, exactly as a reader sees it. */
-async function embeddingSnippet(): Promise<string> {
-  const readme = await readFile(join(root, "README.md"), "utf8");
-  const section = readme.slice(readme.indexOf("## Embedding"));
+/** The first ```js block after `heading` in a README, exactly as a reader sees it. */
+async function snippet(readmePath: string, heading: string): Promise<string> {
+  const readme = await readFile(join(root, readmePath), "utf8");
+  const section = readme.slice(readme.indexOf(heading));
   const match = /```js\n([\s\S]*?)```/.exec(section);
-  if (!match) throw new Error("The README has no js block under ## Embedding");
+  if (!match) throw new Error(`${readmePath} has no js block after ${heading}`);
   return match[1]!;
 }
 
+const embeddingSnippet = () => snippet("README.md", "## Embedding");
+
 describe("the README's embedding snippet", () => {
+  it("is the same in the root README and in the core package's README", async () => {
+    expect(await snippet("packages/core/README.md", "# @running-agent/core")).toBe(await embeddingSnippet());
+  });
+
   it("runs as written and opens a change request with the scripted edit", async () => {
     const snippet = await embeddingSnippet();
     expect(snippet.split("\n").length).toBeLessThanOrEqual(20);
