@@ -17,5 +17,7 @@ if [[ -f scripts/docker-engine.sh ]]; then
 fi
 
 pnpm -r --filter './packages/*' run build
+# Each published package as a user would install it: exports, types and files checked.
+pnpm -r --filter './packages/*' exec publint --strict
 pnpm -r run typecheck
 pnpm -r --workspace-concurrency=1 run test
