@@ -3,3 +3,4 @@ export * from "./test-repository.js";
 export * from "./sandbox-conformance.js";
 export * from "./git-http-server.js";
 export * from "./git-host-conformance.js";
+export * from "./git-http-backend.js";

@@ -5,8 +5,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseBasicAuthorization, readRequestBody, serveGitHttpBackend } from "@running-agent/core/testing";
 import { commitFiles, initBareRepository, listFilesAt, readFileAt, revParse, type CommitIdentity, type FileContent } from "./git-plumbing.js";
-import { readBody, runGitHttpBackend } from "./git-smart-http.js";
 import { basicError, GitHubHttpError, notFound } from "./github-http-error.js";
 import { runDraftMutation } from "./github-graphql.js";
 import { accessTo, callerFor, createRestRoutes, type Caller, type GitHubState } from "./github-rest-api.js";
@@ -252,7 +252,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     const path = url.pathname.slice(API_PREFIX.length) || "/";
     const record: GitHubRequestRecord = { kind: "api", method, path, query: url.search.slice(1), authorization: authorizationKind(request.headers.authorization), status: 0 };
     requests.push(record);
-    const rawBody = await readBody(request);
+    const rawBody = await readRequestBody(request);
     let route: (typeof routes)[number] | undefined;
     let match: RegExpExecArray | null = null;
     for (const candidate of routes) {
@@ -318,7 +318,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     const method = (request.method ?? "GET").toUpperCase();
     const record: GitHubRequestRecord = { kind: "graphql", method, path: url.pathname, query: "", authorization: authorizationKind(request.headers.authorization), status: 0 };
     requests.push(record);
-    const rawBody = await readBody(request);
+    const rawBody = await readRequestBody(request);
     const send = (status: number, body: unknown) => {
       record.status = status;
       record.responseBody = body;
@@ -362,7 +362,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     const repository = state.repositories.get(`${decodeURIComponent(match[1]!)}/${decodeURIComponent(match[2]!)}`.toLowerCase());
     const service = match[3] === "info/refs" ? url.searchParams.get("service") : match[3];
     if (service !== "git-upload-pack" && service !== "git-receive-pack") return plain(403, "Smart HTTP only.");
-    const credentials = parseBasicAuth(request.headers.authorization);
+    const credentials = parseBasicAuthorization(request.headers.authorization);
     let caller: Caller = { kind: "anonymous" };
     if (credentials) {
       const token = findToken(state.tokens, credentials.password);
@@ -383,15 +383,14 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     }
     if (push && access === "pull") return plain(403, `Permission to ${repository.owner}/${repository.name}.git denied to ${(caller as { record: ServerToken }).record.login}.`);
     if (push && repository.archived) return plain(403, "This repository was archived so it is read-only.");
-    record.status = await runGitHttpBackend({
-      request,
-      response,
+    const answer = await serveGitHttpBackend(request, response, {
       projectRoot: root,
       pathInfo: `/${repository.owner}/${repository.name}.git/${match[3]}`,
       query: url.search.slice(1),
       remoteUser: caller.kind === "token" ? caller.record.login : "anonymous",
       children,
     });
+    record.status = answer.status;
   }
 
   await mkdir(root, { recursive: true });
@@ -597,14 +596,6 @@ function authorizationKind(header: string | undefined): GitHubRequestRecord["aut
   if (!header) return "none";
   const scheme = header.trim().split(/\s+/, 1)[0]!.toLowerCase();
   return scheme === "token" || scheme === "bearer" || scheme === "basic" ? scheme : "other";
-}
-
-function parseBasicAuth(header: string | undefined): { username: string; password: string } | undefined {
-  if (!header?.toLowerCase().startsWith("basic ")) return undefined;
-  const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  if (colon === -1) return undefined;
-  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
 function findToken(tokens: Map<string, ServerToken>, given: string): ServerToken | undefined {

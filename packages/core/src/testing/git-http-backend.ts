@@ -1,32 +1,38 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { serverGitEnvironment } from "./git-plumbing.js";
+import { gitEnvironment } from "../git/git-command.js";
 
-/** One git smart-HTTP request to hand to `git http-backend`, after the server has checked access. */
-export interface GitBackendRequest {
-  request: IncomingMessage;
-  response: ServerResponse;
-  /** The folder that holds `<owner>/<name>.git`. */
+/** Options for {@link serveGitHttpBackend}: one smart-HTTP request whose access the server has already checked. */
+export interface GitHttpBackendOptions {
+  /** The folder git serves repositories from (`GIT_PROJECT_ROOT`). */
   projectRoot: string;
   /** The path inside it, e.g. `/octo/repo.git/info/refs`. */
   pathInfo: string;
+  /** The query string without `?`, e.g. `service=git-upload-pack`. */
   query: string;
-  /** Who is pushing or fetching (never a secret). */
-  remoteUser: string;
-  /** Running children, so that the server can kill them when it stops. */
-  children: Set<ChildProcess>;
+  /** Who is pushing or fetching (`REMOTE_USER`; never a secret). */
+  remoteUser?: string;
+  /** Running git processes, so that the server can kill them when it stops. */
+  children?: Set<ChildProcess>;
+}
+
+/** What {@link serveGitHttpBackend} answered. */
+export interface GitHttpBackendResult {
+  /** The HTTP status git chose (500 when it wrote no headers). */
+  status: number;
+  /** Size of the request body in bytes (a push's pack). */
+  requestBytes: number;
 }
 
 /**
- * Runs git's own smart-HTTP CGI, `git http-backend`, for one request and relays its answer.
- * Returns the HTTP status git chose.
+ * Runs git's own smart-HTTP CGI, `git http-backend`, for one request and streams its answer
+ * into the response. For test servers: the request body is held in memory.
  */
-export async function runGitHttpBackend(options: GitBackendRequest): Promise<number> {
-  const { request, response } = options;
-  const body = await readBody(request);
+export async function serveGitHttpBackend(request: IncomingMessage, response: ServerResponse, options: GitHttpBackendOptions): Promise<GitHttpBackendResult> {
+  const body = await readRequestBody(request);
   const child = spawn("git", ["http-backend"], {
     stdio: ["pipe", "pipe", "pipe"],
-    env: serverGitEnvironment({
+    env: gitEnvironment({
       GIT_PROJECT_ROOT: options.projectRoot,
       GIT_HTTP_EXPORT_ALL: "1",
       // Access was checked by the server; receive-pack needs this (or REMOTE_USER) to run at all.
@@ -39,17 +45,38 @@ export async function runGitHttpBackend(options: GitBackendRequest): Promise<num
       CONTENT_TYPE: request.headers["content-type"] ?? "",
       CONTENT_LENGTH: String(body.byteLength),
       REMOTE_ADDR: request.socket.remoteAddress ?? "127.0.0.1",
-      REMOTE_USER: options.remoteUser,
+      ...(options.remoteUser !== undefined ? { REMOTE_USER: options.remoteUser } : {}),
       ...(request.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: String(request.headers["content-encoding"]) } : {}),
       ...(request.headers["git-protocol"] ? { GIT_PROTOCOL: String(request.headers["git-protocol"]) } : {}),
     }),
   });
-  options.children.add(child);
-  child.on("close", () => options.children.delete(child));
+  options.children?.add(child);
+  child.on("close", () => options.children?.delete(child));
   child.stdin.on("error", () => undefined);
   child.stdin.end(body);
+  // http-backend's own diagnostics are not needed by tests; drain them so it never blocks.
   child.stderr.resume();
-  return relayCgiResponse(child, response);
+  const status = await relayCgiResponse(child, response);
+  return { status, requestBytes: body.byteLength };
+}
+
+/** Reads a whole request body into memory (test servers: bodies are small). */
+export function readRequestBody(request: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => resolve(Buffer.concat(chunks)));
+    request.on("error", reject);
+  });
+}
+
+/** Reads HTTP Basic credentials from an Authorization header; undefined when there are none. */
+export function parseBasicAuthorization(header: string | undefined): { username: string; password: string } | undefined {
+  if (!header?.toLowerCase().startsWith("basic ")) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon === -1) return undefined;
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
 // CGI output: header lines (with `Status:`) up to a blank line, then the body, streamed through.
@@ -89,15 +116,5 @@ function relayCgiResponse(child: ChildProcess, response: ServerResponse): Promis
       response.end();
       resolve(status);
     });
-  });
-}
-
-/** Reads a whole request body into memory (test server: bodies are small). */
-export function readBody(request: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => resolve(Buffer.concat(chunks)));
-    request.on("error", reject);
   });
 }
