@@ -193,4 +193,17 @@ describe("packEntries", () => {
   it("refuses an entry path that escapes", async () => {
     await expectCode(packEntries([{ path: "../x", content: "x" }]), ErrorCode.UNSAFE_PATH);
   });
+
+  it("records the epoch as modification time unless an entry names one", async () => {
+    const modifiedAt = new Date("2024-05-06T07:08:09Z");
+    const archive = await packEntries([{ path: "fixed", content: "a" }, { path: "dated", content: "b", modifiedAt }]);
+    const times: Record<string, number | undefined> = {};
+    const extract = tar.extract();
+    Readable.from([Buffer.from(archive)]).pipe(extract);
+    for await (const entry of extract) {
+      times[entry.header.name] = entry.header.mtime?.getTime();
+      entry.resume();
+    }
+    expect(times).toEqual({ fixed: 0, dated: modifiedAt.getTime() });
+  });
 });

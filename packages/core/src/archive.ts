@@ -57,6 +57,8 @@ export interface ArchiveEntryInput {
   mode?: number;
   content?: string | Uint8Array;
   linkTarget?: string;
+  /** Modification time recorded in the archive; default the epoch, so that equal entries pack to equal bytes. */
+  modifiedAt?: Date;
 }
 
 /**
@@ -70,11 +72,12 @@ export async function packEntries(entries: ArchiveEntryInput[]): Promise<Uint8Ar
     for (const entry of entries) {
       const name = safeArchivePath(entry.path);
       const type = entry.type ?? "file";
-      if (type === "directory") await addEntry(pack, { name, type, mode: entry.mode ?? 0o755, mtime: fixedMtime });
-      else if (type === "symlink") await addEntry(pack, { name, type, linkname: entry.linkTarget ?? "", mode: entry.mode ?? 0o777, mtime: fixedMtime });
+      const mtime = entry.modifiedAt ?? fixedMtime;
+      if (type === "directory") await addEntry(pack, { name, type, mode: entry.mode ?? 0o755, mtime });
+      else if (type === "symlink") await addEntry(pack, { name, type, linkname: entry.linkTarget ?? "", mode: entry.mode ?? 0o777, mtime });
       else {
         const content = typeof entry.content === "string" ? Buffer.from(entry.content, "utf8") : Buffer.from(entry.content ?? new Uint8Array());
-        await addEntry(pack, { name, type, mode: entry.mode ?? 0o644, size: content.byteLength, mtime: fixedMtime }, content);
+        await addEntry(pack, { name, type, mode: entry.mode ?? 0o644, size: content.byteLength, mtime }, content);
       }
     }
     pack.finalize();

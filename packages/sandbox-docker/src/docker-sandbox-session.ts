@@ -4,6 +4,7 @@ import {
   abortedError,
   agentError,
   ErrorCode,
+  packEntries,
   RunningAgentError,
   type ExposedPort,
   type SandboxExecOptions,
@@ -16,7 +17,7 @@ import type Dockerode from "dockerode";
 import { startContainerProcess, type ContainerProcessOutcome } from "./container-process.js";
 import { engineMessage, engineStatus, isGone } from "./engine-error.js";
 import type { PortPlan } from "./port-plan.js";
-import { firstEntry, packFiles, readAll, withoutDotPrefix } from "./tar-archive.js";
+import { firstEntry, readAll, withoutDotPrefix } from "./tar-archive.js";
 
 /** Exit status of a process killed by SIGKILL (the OOM killer's signal). */
 const SIGKILL_EXIT = 137;
@@ -165,10 +166,10 @@ export class DockerSandboxSession implements SandboxSession {
     this.assertUsable();
     const target = this.resolvePath(path);
     if (target === "/") throw fileError("Cannot write a file at /.");
-    const bytes = typeof content === "string" ? Buffer.from(content) : content;
-    const archive = await packFiles([{ name: target.slice(1), content: bytes, ...(options.mode !== undefined ? { mode: options.mode } : {}) }]);
+    // Written now: the Engine gives the file the archive's modification time.
+    const archive = await packEntries([{ path: target.slice(1), content, modifiedAt: new Date(), ...(options.mode !== undefined ? { mode: options.mode } : {}) }]);
     // Unpacked at the root: the Engine creates the missing parent folders.
-    await this.upload("/", archive, path);
+    await this.upload("/", Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength), path);
   }
 
   async putArchive(directory: string, tar: Uint8Array): Promise<void> {

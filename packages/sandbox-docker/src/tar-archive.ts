@@ -1,35 +1,6 @@
 import { Readable } from "node:stream";
 import * as tar from "tar-stream";
 
-/** One regular file for {@link packFiles}. */
-export interface TarFileEntry {
-  /** Path inside the archive (relative). */
-  name: string;
-  content: Uint8Array;
-  mode?: number;
-}
-
-/** Packs regular files into a tar archive in memory. */
-export async function packFiles(entries: TarFileEntry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    pack.on("data", (chunk: Buffer) => chunks.push(chunk));
-    pack.on("end", resolve);
-    pack.on("error", reject);
-  });
-  for (const entry of entries) {
-    await new Promise<void>((resolve, reject) => {
-      pack.entry({ name: entry.name, mode: entry.mode ?? 0o644, size: entry.content.byteLength, mtime: new Date() }, Buffer.from(entry.content), (error) =>
-        error ? reject(error) : resolve(),
-      );
-    });
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
-
 /** Reads a whole stream into one buffer. */
 export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
