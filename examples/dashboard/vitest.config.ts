@@ -1,8 +1,6 @@
-import { defineConfig } from "vitest/config";
+import { defineWorkspaceVitestConfig } from "../../vitest.shared.ts";
 
-export default defineConfig({
-  resolve: { conditions: ["source"] },
-  ssr: { resolve: { conditions: ["source"] } },
+export default defineWorkspaceVitestConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 240_000,

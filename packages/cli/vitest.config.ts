@@ -1,8 +1,6 @@
-import { defineConfig } from "vitest/config";
+import { defineWorkspaceVitestConfig } from "../../vitest.shared.ts";
 
-export default defineConfig({
-  resolve: { conditions: ["source"] },
-  ssr: { resolve: { conditions: ["source"] } },
+export default defineWorkspaceVitestConfig({
   test: {
     testTimeout: 180_000,
     hookTimeout: 60_000,

@@ -1,8 +1,6 @@
-import { defineConfig } from "vitest/config";
+import { defineWorkspaceVitestConfig } from "../../vitest.shared.ts";
 
-export default defineConfig({
-  resolve: { conditions: ["source"] },
-  ssr: { resolve: { conditions: ["source"] } },
+export default defineWorkspaceVitestConfig({
   test: {
     // Tests start real OpenCode servers and sandboxes and check that none is left; one file at a time keeps
     // those checks about the file's own work on a 2-core machine.
