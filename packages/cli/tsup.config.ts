@@ -1,11 +1,3 @@
-import { defineConfig } from "tsup";
+import { definePackageBuild } from "../../tsup.shared.ts";
 
-export default defineConfig({
-  entry: { index: "src/index.ts", bin: "src/bin.ts" },
-  format: ["esm"],
-  target: "node20",
-  dts: { entry: { index: "src/index.ts" } },
-  sourcemap: true,
-  clean: true,
-  splitting: true,
-});
+export default definePackageBuild({ entry: { index: "src/index.ts", bin: "src/bin.ts" }, dts: { entry: { index: "src/index.ts" } } });

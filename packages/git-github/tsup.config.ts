@@ -1,11 +1,3 @@
-import { defineConfig } from "tsup";
+import { definePackageBuild } from "../../tsup.shared.ts";
 
-export default defineConfig({
-  entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" },
-  format: ["esm"],
-  target: "node20",
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  splitting: true,
-});
+export default definePackageBuild({ entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" } });
