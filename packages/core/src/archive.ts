@@ -36,17 +36,7 @@ export async function packDirectory(hostDirectory: string, options: PackDirector
     throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${hostDirectory}: it does not exist.`, { cause });
   });
   if (!root.isDirectory()) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${hostDirectory}: it is not a folder.`);
-  const pack = tar.pack();
-  const done = collectStream(pack);
-  try {
-    await packFolder(pack, hostDirectory, "", options.exclude);
-    pack.finalize();
-  } catch (error) {
-    pack.destroy(error as Error);
-    await done.catch(() => undefined);
-    throw error;
-  }
-  return done;
+  return buildArchive((pack) => packFolder(pack, hostDirectory, "", options.exclude));
 }
 
 /** An entry for {@link packEntries}: a file by default. */
@@ -66,9 +56,7 @@ export interface ArchiveEntryInput {
  * Paths are checked like archive entries are: absolute paths and `..` are refused with UNSAFE_PATH.
  */
 export async function packEntries(entries: ArchiveEntryInput[]): Promise<Uint8Array> {
-  const pack = tar.pack();
-  const done = collectStream(pack);
-  try {
+  return buildArchive(async (pack) => {
     for (const entry of entries) {
       const name = safeArchivePath(entry.path);
       const type = entry.type ?? "file";
@@ -80,6 +68,15 @@ export async function packEntries(entries: ArchiveEntryInput[]): Promise<Uint8Ar
         await addEntry(pack, { name, type, mode: entry.mode ?? 0o644, size: content.byteLength, mtime }, content);
       }
     }
+  });
+}
+
+// Fills a new tar stream and returns the finished archive; on a failure the stream is destroyed and the error rethrown.
+async function buildArchive(fill: (pack: tar.Pack) => Promise<void>): Promise<Uint8Array> {
+  const pack = tar.pack();
+  const done = collectStream(pack);
+  try {
+    await fill(pack);
     pack.finalize();
   } catch (error) {
     pack.destroy(error as Error);
