@@ -1,12 +1,11 @@
-import { lstat, mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RunningAgentError } from "../errors.js";
 import type { ResolvedRepository } from "../spec/git-host-spec.js";
 import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-server.js";
 import { cloneRepository } from "./clone.js";
-import { createGitFixture, gitIn, type GitFixture } from "./git-fixture.js";
+import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
 
 const TOKEN = "tok_clone_5ecret_value";
 const USERNAME = "x-access-token";
@@ -21,13 +20,8 @@ const files = {
 
 let fixture: GitFixture;
 let server: GitHttpServer;
-const folders: string[] = [];
-
-async function emptyFolder(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "running-agent-clone-test-"));
-  folders.push(dir);
-  return dir;
-}
+const folders = temporaryFolders("running-agent-clone-test-");
+const emptyFolder = folders.create;
 
 function httpRepository(name = "repo.git"): ResolvedRepository {
   return { id: `test/${name}`, remote: `${server.url}/${name}`, defaultBranch: "main", canPush: true };
@@ -63,9 +57,7 @@ afterAll(async () => {
   await fixture?.cleanup();
 });
 
-afterEach(async () => {
-  for (const dir of folders.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+afterEach(() => folders.removeAll());
 
 async function expectFixtureTree(dir: string): Promise<void> {
   expect(await readFile(join(dir, "src/index.ts"), "utf8")).toBe("export const answer = 42;\n");

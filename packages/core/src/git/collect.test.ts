@@ -10,7 +10,7 @@ import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { cloneRepository } from "./clone.js";
 import { collectChanges } from "./collect.js";
-import { createGitFixture, gitIn, type GitFixture } from "./git-fixture.js";
+import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
 
 const files = {
   "README.md": "# Fixture\n\nline two\nline three\n",
@@ -27,7 +27,7 @@ const files = {
 
 let fixture: GitFixture;
 let outside: string;
-const folders: string[] = [];
+const folders = temporaryFolders("running-agent-collect-test-");
 const sessions: SandboxSession[] = [];
 
 beforeAll(async () => {
@@ -44,13 +44,12 @@ afterAll(async () => {
 
 afterEach(async () => {
   for (const session of sessions.splice(0)) await session.destroy();
-  for (const dir of folders.splice(0)) await rm(dir, { recursive: true, force: true });
+  await folders.removeAll();
 });
 
 /** Clones the fixture, puts it (with .git) into a real local sandbox, and runs a shell script there. */
 async function agentRuns(script: string): Promise<{ dir: string; session: SandboxSession }> {
-  const dir = await mkdtemp(join(tmpdir(), "running-agent-collect-test-"));
-  folders.push(dir);
+  const dir = await folders.create();
   await cloneRepository({ repository: { id: "fixture", remote: fixture.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir });
   const session = await createLocalSandbox({ isolation: "none" }).create({ taskId: "collect-test" });
   sessions.push(session);
@@ -219,8 +218,7 @@ describe("collectChanges with a submodule", () => {
     try {
       await gitIn(parent.workPath, ["-c", "protocol.file.allow=always", "submodule", "add", "--quiet", library.workPath, "vendor/lib"]);
       await gitIn(parent.workPath, ["commit", "--quiet", "-m", "Add submodule"]);
-      const dir = await mkdtemp(join(tmpdir(), "running-agent-collect-test-"));
-      folders.push(dir);
+      const dir = await folders.create();
       await cloneRepository({ repository: { id: "parent", remote: parent.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir });
       const session = await createLocalSandbox({ isolation: "none" }).create({ taskId: "collect-submodule" });
       sessions.push(session);
@@ -238,8 +236,7 @@ describe("collectChanges with a submodule", () => {
 
 describe("collectChanges with hostile archives", () => {
   async function hostClone(): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), "running-agent-collect-test-"));
-    folders.push(dir);
+    const dir = await folders.create();
     await cloneRepository({ repository: { id: "fixture", remote: fixture.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir });
     return dir;
   }

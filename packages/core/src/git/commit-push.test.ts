@@ -1,5 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RunningAgentError } from "../errors.js";
@@ -8,7 +7,7 @@ import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-serv
 import { cloneRepository } from "./clone.js";
 import { commitChanges } from "./commit.js";
 import { pushBranch } from "./push.js";
-import { createGitFixture, gitIn, writeFixtureFiles, type GitFixture } from "./git-fixture.js";
+import { createGitFixture, gitIn, temporaryFolders, writeFixtureFiles, type GitFixture } from "./git-fixture.js";
 
 const TOKEN = "tok_push_5ecret_value";
 const USERNAME = "x-access-token";
@@ -18,7 +17,8 @@ const committer = { name: "Agent Committer", email: "committer@example.test" };
 
 let fixture: GitFixture;
 let server: GitHttpServer;
-const folders: string[] = [];
+const folders = temporaryFolders("running-agent-push-test-");
+const emptyFolder = folders.create;
 
 beforeAll(async () => {
   fixture = await createGitFixture({ files: { "README.md": "# Fixture\n", "bin/run.sh": { content: "#!/bin/sh\n", executable: true } }, bare: true, earlierCommits: 1 });
@@ -30,15 +30,7 @@ afterAll(async () => {
   await fixture?.cleanup();
 });
 
-afterEach(async () => {
-  for (const dir of folders.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-async function emptyFolder(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "running-agent-push-test-"));
-  folders.push(dir);
-  return dir;
-}
+afterEach(() => folders.removeAll());
 
 const httpRepository = (): ResolvedRepository => ({ id: "test/repo", remote: `${server.url}/repo.git`, defaultBranch: "main", canPush: true });
 const localRepository = (): ResolvedRepository => ({ id: fixture.barePath, remote: fixture.barePath, defaultBranch: "main", canPush: true });

@@ -93,3 +93,26 @@ export async function createGitFixture(options: GitFixtureOptions = {}): Promise
     throw error;
   }
 }
+
+/** The temporary folders one test file makes; `removeAll` (in `afterEach`) deletes them. */
+export interface TemporaryFolders {
+  /** Makes a new empty folder in the system's temporary folder. */
+  create(): Promise<string>;
+  /** Deletes every folder made so far. */
+  removeAll(): Promise<void>;
+}
+
+/** Tracks the temporary folders a test file makes, each named `<prefix><random>`. */
+export function temporaryFolders(prefix: string): TemporaryFolders {
+  const made: string[] = [];
+  return {
+    async create() {
+      const dir = await mkdtemp(join(tmpdir(), prefix));
+      made.push(dir);
+      return dir;
+    },
+    async removeAll() {
+      for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
