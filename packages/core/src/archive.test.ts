@@ -6,7 +6,8 @@ import { Readable } from "node:stream";
 import * as tar from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { packDirectory, packEntries, readArchive, unpackArchive } from "./archive.js";
-import { ErrorCode, RunningAgentError } from "./errors.js";
+import { ErrorCode } from "./errors.js";
+import { expectRunningAgentError } from "./testing/expect-running-agent-error.js";
 
 let root: string;
 beforeEach(async () => {
@@ -27,15 +28,6 @@ async function craftArchive(entries: Array<{ header: tar.Headers; content?: stri
   const chunks: Buffer[] = [];
   for await (const chunk of Readable.from(pack)) chunks.push(chunk as Buffer);
   return new Uint8Array(Buffer.concat(chunks));
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
-  expect((error as RunningAgentError).code).toBe(code);
 }
 
 describe("packDirectory / unpackArchive", () => {
@@ -102,7 +94,7 @@ describe("packDirectory / unpackArchive", () => {
   });
 
   it("rejects a missing source folder with SANDBOX_FILE_ERROR", async () => {
-    await expectCode(packDirectory(join(root, "missing")), ErrorCode.SANDBOX_FILE_ERROR);
+    await expectRunningAgentError(packDirectory(join(root, "missing")), ErrorCode.SANDBOX_FILE_ERROR);
   });
 });
 
@@ -124,7 +116,7 @@ describe("unpackArchive refuses hostile archives", () => {
   for (const [label, entries] of cases) {
     it(`refuses ${label} with UNSAFE_PATH and writes nothing outside`, async () => {
       const target = join(root, "deep", "target");
-      await expectCode(
+      await expectRunningAgentError(
         (async () => unpackArchive(await craftArchive(entries), target))(),
         ErrorCode.UNSAFE_PATH,
       );
@@ -139,12 +131,12 @@ describe("unpackArchive refuses hostile archives", () => {
     await mkdir(target);
     await mkdir(outside);
     await symlink(outside, join(target, "dir"));
-    await expectCode(unpackArchive(await craftArchive([{ header: { name: "dir/evil.txt" }, content: "x" }]), target), ErrorCode.UNSAFE_PATH);
+    await expectRunningAgentError(unpackArchive(await craftArchive([{ header: { name: "dir/evil.txt" }, content: "x" }]), target), ErrorCode.UNSAFE_PATH);
     await expect(stat(join(outside, "evil.txt"))).rejects.toThrow();
   });
 
   it("rejects bytes that are not a tar archive", async () => {
-    await expectCode(unpackArchive(new TextEncoder().encode("not a tar archive at all".repeat(40)), join(root, "t")), ErrorCode.SANDBOX_FILE_ERROR);
+    await expectRunningAgentError(unpackArchive(new TextEncoder().encode("not a tar archive at all".repeat(40)), join(root, "t")), ErrorCode.SANDBOX_FILE_ERROR);
   });
 });
 
@@ -164,7 +156,7 @@ describe("readArchive", () => {
   });
 
   it("refuses a '..' entry", async () => {
-    await expectCode(readArchive(await craftArchive([{ header: { name: "../x" }, content: "x" }])), ErrorCode.UNSAFE_PATH);
+    await expectRunningAgentError(readArchive(await craftArchive([{ header: { name: "../x" }, content: "x" }])), ErrorCode.UNSAFE_PATH);
   });
 });
 
@@ -191,7 +183,7 @@ describe("packEntries", () => {
   });
 
   it("refuses an entry path that escapes", async () => {
-    await expectCode(packEntries([{ path: "../x", content: "x" }]), ErrorCode.UNSAFE_PATH);
+    await expectRunningAgentError(packEntries([{ path: "../x", content: "x" }]), ErrorCode.UNSAFE_PATH);
   });
 
   it("records the epoch as modification time unless an entry names one", async () => {

@@ -1,18 +1,12 @@
 import { createServer } from "node:net";
 import { ErrorCode, RunningAgentError } from "@running-agent/core";
+import { expectRunningAgentError } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDockerSandbox, CREATED_AT_LABEL, MANAGED_LABEL, TASK_ID_LABEL } from "./create-docker-sandbox.js";
 import { DEFAULT_IMAGE } from "./default-image.js";
 import { docker, expectNoContainers, scopedProvider, TEST_BASE_IMAGE } from "./test-engine.js";
 
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
-  return (error as RunningAgentError).code;
-}
+const codeOf = async (promise: Promise<unknown>): Promise<string> => (await expectRunningAgentError(promise)).code;
 
 describe("containers", () => {
   it("applies CPU, memory and process limits, our labels, the init process and no network; secrets reach the environment, never the command line", async () => {

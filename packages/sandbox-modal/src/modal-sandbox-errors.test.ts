@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:net";
 import { ErrorCode, RunningAgentError } from "@running-agent/core";
+import { expectRunningAgentError } from "@running-agent/core/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createModalSandbox, type ModalSandboxSettings } from "./index.js";
 import { startModalServer, type ModalServer } from "./testing/index.js";
@@ -22,17 +23,8 @@ afterAll(async () => {
 const local = (settings: ModalSandboxSettings = {}) =>
   createModalSandbox({ serverUrl: server.url, tokenId: server.tokenId, tokenSecret: server.tokenSecret, app: "errors", ...settings });
 
-async function errorOf(promise: Promise<unknown>): Promise<RunningAgentError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
-  return error as RunningAgentError;
-}
-
 async function codeOf(promise: Promise<unknown>): Promise<string> {
-  return (await errorOf(promise)).code;
+  return (await expectRunningAgentError(promise)).code;
 }
 
 function sandboxCount(): number {
@@ -101,7 +93,7 @@ describe("credentials", () => {
 describe("apps and images", () => {
   it("an app that does not exist fails with SANDBOX_UNAVAILABLE when creation is not allowed, and is found once deployed", async () => {
     const provider = local({ app: { name: "not-deployed-yet", createIfMissing: false } });
-    const error = await errorOf(provider.create({ taskId: "t" }));
+    const error = await expectRunningAgentError(provider.create({ taskId: "t" }));
     expect(error.code).toBe(ErrorCode.SANDBOX_UNAVAILABLE);
     expect(error.details).toMatchObject({ reason: "app-not-found", app: "not-deployed-yet" });
     server.createApp("not-deployed-yet");
@@ -118,7 +110,7 @@ describe("apps and images", () => {
     server.injectFailure({ kind: "image-build", log: "E: Unable to locate package no-such-package\n" });
     const before = sandboxCount();
     const provider = local({ image: { registryTag: "debian:bookworm-slim", dockerfileCommands: ["RUN apt-get install -y no-such-package"] } });
-    const error = await errorOf(provider.create({ taskId: "t" }));
+    const error = await expectRunningAgentError(provider.create({ taskId: "t" }));
     expect(error.code).toBe(ErrorCode.SANDBOX_IMAGE_BUILD_FAILED);
     expect(error.message).toContain("Unable to locate package no-such-package");
     expect(String(error.details?.log)).toContain("Unable to locate package no-such-package");

@@ -2,10 +2,11 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode, RunningAgentError } from "../errors.js";
+import { ErrorCode } from "../errors.js";
 import type { AgentTaskEventInput } from "../events.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import type { SandboxProvider, SandboxSession } from "../spec/sandbox-spec.js";
+import { expectRunningAgentError } from "../testing/expect-running-agent-error.js";
 import { startScriptedModelServer, type ScriptedModelServer, type ScriptedModelServerOptions } from "../testing/scripted-model-server.js";
 import { resolveModel, type ResolvedModel } from "./model-resolution.js";
 import { runOpencodeAgent, type AgentRunInput, type AgentRunOutput } from "./opencode-engine.js";
@@ -116,15 +117,6 @@ async function harness(options: {
   };
 }
 
-async function expectError(promise: Promise<unknown>): Promise<RunningAgentError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
-  return error as RunningAgentError;
-}
-
 const writeThenAnswer: ScriptedModelServerOptions = {
   script: [
     { toolCalls: [{ name: "write", arguments: { filePath: "hello.txt", content: "hello\n" } }] },
@@ -204,7 +196,7 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
   it("a model that answers 500 forever is retried until our timeout ends it with AGENT_TIMEOUT", async () => {
     const h = await harness({ isolation: "bubblewrap", model: { afterScript: { status: 500 } } });
     // Long enough for a slow start plus a few retries on a busy machine.
-    const error = await expectError(h.run({ timeoutMs: 40_000 }));
+    const error = await expectRunningAgentError(h.run({ timeoutMs: 40_000 }));
     expect(error.code).toBe(ErrorCode.AGENT_TIMEOUT);
     expect(error.phase).toBe("agent");
     // The message says why it never finished: the model kept failing.
@@ -222,7 +214,7 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
       () => controller.abort(),
       () => undefined,
     );
-    const error = await expectError(h.run({ signal: controller.signal }));
+    const error = await expectRunningAgentError(h.run({ signal: controller.signal }));
     expect(error.code).toBe(ErrorCode.ABORTED);
     expect(error.phase).toBe("agent");
     expect(h.model.chatRequests).toHaveLength(1);
@@ -234,7 +226,7 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
     const h = await harness({ isolation: "bubblewrap", model: {} });
     const controller = new AbortController();
     controller.abort();
-    const error = await expectError(h.run({ signal: controller.signal }));
+    const error = await expectRunningAgentError(h.run({ signal: controller.signal }));
     expect(error.code).toBe(ErrorCode.ABORTED);
     expect(await serverGone(h.port)).toBe(true);
     expect(h.model.requests).toHaveLength(0);
@@ -245,7 +237,7 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
       isolation: "bubblewrap",
       model: { afterScript: { status: 400, body: { error: { message: "max_tokens is too large: 999999", type: "invalid_request_error" } } } },
     });
-    const error = await expectError(h.run());
+    const error = await expectRunningAgentError(h.run());
     expect(error.code).toBe(ErrorCode.MODEL_ERROR);
     expect(error.message).toContain("max_tokens is too large: 999999");
     expect(error.details?.statusCode).toBe(400);
@@ -261,7 +253,7 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
       sandboxKey: "sk-wrong-key",
       resolved: (url) => resolveModel({ provider: "openai-compatible", model: "scripted-model", baseURL: url, apiKey: "sk-wrong-key" }),
     });
-    const error = await expectError(h.run());
+    const error = await expectRunningAgentError(h.run());
     expect(error.code).toBe(ErrorCode.MODEL_ERROR);
     expect(error.details?.statusCode).toBe(401);
     expect(error.message).not.toContain("sk-wrong-key");
@@ -270,15 +262,15 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
 
   it("bad input (timeout, key variable name) is refused before anything starts", async () => {
     const h = await harness({ isolation: "none", model: {} });
-    for (const timeoutMs of [0, -1, Number.NaN]) expect((await expectError(h.run({ timeoutMs }))).code).toBe(ErrorCode.INVALID_OPTIONS);
-    expect((await expectError(h.run({ apiKeyEnv: "BAD NAME=x" }))).code).toBe(ErrorCode.INVALID_OPTIONS);
+    for (const timeoutMs of [0, -1, Number.NaN]) expect((await expectRunningAgentError(h.run({ timeoutMs }))).code).toBe(ErrorCode.INVALID_OPTIONS);
+    expect((await expectRunningAgentError(h.run({ apiKeyEnv: "BAD NAME=x" }))).code).toBe(ErrorCode.INVALID_OPTIONS);
     expect(serverProcesses(h.port)).toEqual([]);
     expect(h.model.requests).toHaveLength(0);
   });
 
   it("a binary that is not there fails with AGENT_START_FAILED", async () => {
     const h = await harness({ isolation: "none", model: {} });
-    const error = await expectError(h.run({ opencodeBinary: "/nonexistent/opencode" }));
+    const error = await expectRunningAgentError(h.run({ opencodeBinary: "/nonexistent/opencode" }));
     expect(error.code).toBe(ErrorCode.AGENT_START_FAILED);
   });
 
@@ -297,15 +289,15 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
           return false;
         }
       });
-    const slow = await expectError(h.run({ opencodeBinary: fakeServer, startTimeoutMs: 1000 }));
+    const slow = await expectRunningAgentError(h.run({ opencodeBinary: fakeServer, startTimeoutMs: 1000 }));
     expect(slow.code).toBe(ErrorCode.AGENT_START_FAILED);
     expect(slow.message).toContain("did not become ready within 1000 ms");
     expect(slow.message).toContain(`starting serve --hostname 127.0.0.1 --port ${h.port}`);
     expect(stillRunning()).toBe(false);
-    const late = await expectError(h.run({ opencodeBinary: fakeServer, startTimeoutMs: 60_000, timeoutMs: 1000 }));
+    const late = await expectRunningAgentError(h.run({ opencodeBinary: fakeServer, startTimeoutMs: 60_000, timeoutMs: 1000 }));
     expect(late.code).toBe(ErrorCode.AGENT_TIMEOUT);
     expect(stillRunning()).toBe(false);
-    const aborted = await expectError(h.run({ opencodeBinary: fakeServer, signal: AbortSignal.timeout(500) }));
+    const aborted = await expectRunningAgentError(h.run({ opencodeBinary: fakeServer, signal: AbortSignal.timeout(500) }));
     expect(aborted.code).toBe(ErrorCode.ABORTED);
     expect(stillRunning()).toBe(false);
   });
@@ -313,7 +305,7 @@ describe("runOpencodeAgent: failures end the run and leave nothing running (bubb
   it("a server that exits before it is ready fails with AGENT_START_FAILED and its output", async () => {
     const h = await harness({ isolation: "none", model: {} });
     // `git serve` exits at once with a usage message: a stand-in for a broken binary.
-    const error = await expectError(h.run({ opencodeBinary: "git" }));
+    const error = await expectRunningAgentError(h.run({ opencodeBinary: "git" }));
     expect(error.code).toBe(ErrorCode.AGENT_START_FAILED);
     expect(error.message).toContain("exited before it was ready");
     expect(error.message).toMatch(/git/);
@@ -339,7 +331,7 @@ describe("runOpencodeAgent with a built-in provider (offline, no download)", () 
       while (h.model.requests.length === 0 && !controller.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 50));
       controller.abort();
     })();
-    const error = await expectError(h.run({ signal: controller.signal, timeoutMs: 60_000 }));
+    const error = await expectRunningAgentError(h.run({ signal: controller.signal, timeoutMs: 60_000 }));
     expect([ErrorCode.ABORTED, ErrorCode.MODEL_ERROR]).toContain(error.code);
     const request = h.model.requests[0]!;
     expect(request.path).toBe(built.path);
@@ -359,7 +351,7 @@ describe("runOpencodeAgent with a model id OpenCode's catalogue does not know", 
       model: { apiKey: undefined },
       resolved: (url, key) => resolveModel({ provider: "google", model: "gemini-nonexistent-9", apiKey: key, baseURL: url.replace(/\/v1$/, "/v1beta") }),
     });
-    const unknown = await expectError(h.run({ timeoutMs: 60_000 }));
+    const unknown = await expectRunningAgentError(h.run({ timeoutMs: 60_000 }));
     expect(unknown.code).toBe(ErrorCode.INVALID_MODEL);
     expect(unknown.message).toContain("Model not found: google/gemini-nonexistent-9");
     expect(unknown.message).toContain("limits");
@@ -372,7 +364,7 @@ describe("runOpencodeAgent with a model id OpenCode's catalogue does not know", 
       while (h.model.requests.length === 0 && !controller.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 50));
       controller.abort();
     })();
-    await expectError(h.run({ model: declared, signal: controller.signal, timeoutMs: 60_000 }));
+    await expectRunningAgentError(h.run({ model: declared, signal: controller.signal, timeoutMs: 60_000 }));
     expect(h.model.requests[0]!.path).toBe("/v1beta/models/gemini-nonexistent-9:streamGenerateContent?alt=sse");
     expect(await serverGone(h.port)).toBe(true);
   });

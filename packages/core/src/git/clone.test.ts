@@ -1,8 +1,8 @@
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { RunningAgentError } from "../errors.js";
 import type { ResolvedRepository } from "../spec/git-host-spec.js";
+import { expectRunningAgentError } from "../testing/expect-running-agent-error.js";
 import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-server.js";
 import { cloneRepository } from "./clone.js";
 import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
@@ -25,15 +25,6 @@ const emptyFolder = folders.create;
 
 function httpRepository(name = "repo.git"): ResolvedRepository {
   return { id: `test/${name}`, remote: `${server.url}/${name}`, defaultBranch: "main", canPush: true };
-}
-
-async function catchError(promise: Promise<unknown>): Promise<RunningAgentError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
-  return error as RunningAgentError;
 }
 
 // Every file under a folder, read as bytes, so that a secret cannot hide anywhere.
@@ -102,7 +93,7 @@ describe("cloneRepository over http (isomorphic-git against git http-backend)", 
 
   it("fails with AUTH_FAILED for a wrong token and does not echo it", async () => {
     const wrong = "tok_wrong_value_123";
-    const error = await catchError(cloneRepository({ repository: httpRepository(), branch: "main", depth: 1, credentials: { username: USERNAME, password: wrong }, dir: await emptyFolder() }));
+    const error = await expectRunningAgentError(cloneRepository({ repository: httpRepository(), branch: "main", depth: 1, credentials: { username: USERNAME, password: wrong }, dir: await emptyFolder() }));
     expect(error.code).toBe("AUTH_FAILED");
     expect(error.phase).toBe("clone");
     const everything = `${error.message} ${JSON.stringify(error)} ${String((error.cause as Error | undefined)?.message)} ${error.stack}`;
@@ -111,18 +102,18 @@ describe("cloneRepository over http (isomorphic-git against git http-backend)", 
   });
 
   it("fails with AUTH_FAILED without credentials", async () => {
-    const error = await catchError(cloneRepository({ repository: httpRepository(), branch: "main", depth: 1, dir: await emptyFolder() }));
+    const error = await expectRunningAgentError(cloneRepository({ repository: httpRepository(), branch: "main", depth: 1, dir: await emptyFolder() }));
     expect(error.code).toBe("AUTH_FAILED");
   });
 
   it("fails with BASE_BRANCH_NOT_FOUND for a missing branch", async () => {
-    const error = await catchError(cloneRepository({ repository: httpRepository(), branch: "no-such-branch", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir: await emptyFolder() }));
+    const error = await expectRunningAgentError(cloneRepository({ repository: httpRepository(), branch: "no-such-branch", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir: await emptyFolder() }));
     expect(error.code).toBe("BASE_BRANCH_NOT_FOUND");
     expect(error.message).toContain("no-such-branch");
   });
 
   it("fails with REPO_NOT_FOUND for a missing repository", async () => {
-    const error = await catchError(cloneRepository({ repository: httpRepository("missing.git"), branch: "main", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir: await emptyFolder() }));
+    const error = await expectRunningAgentError(cloneRepository({ repository: httpRepository("missing.git"), branch: "main", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir: await emptyFolder() }));
     expect(error.code).toBe("REPO_NOT_FOUND");
   });
 
@@ -136,15 +127,15 @@ describe("cloneRepository over http (isomorphic-git against git http-backend)", 
       },
     });
     const repository = { ...httpRepository(), remote: `${abortingServer.url}/repo.git` };
-    const error = await catchError(cloneRepository({ repository, branch: "main", depth: 1, dir: await emptyFolder(), signal: controller.signal }));
+    const error = await expectRunningAgentError(cloneRepository({ repository, branch: "main", depth: 1, dir: await emptyFolder(), signal: controller.signal }));
     expect(error.code).toBe("ABORTED");
     expect(error.phase).toBe("clone");
   });
 
   it("rejects a bad depth or branch before any request", async () => {
     const before = server.requests.length;
-    expect((await catchError(cloneRepository({ repository: httpRepository(), branch: "main", depth: 0, dir: await emptyFolder() }))).code).toBe("INVALID_OPTIONS");
-    expect((await catchError(cloneRepository({ repository: httpRepository(), branch: "--upload-pack=touch /tmp/x", depth: 1, dir: await emptyFolder() }))).code).toBe("INVALID_BRANCH");
+    expect((await expectRunningAgentError(cloneRepository({ repository: httpRepository(), branch: "main", depth: 0, dir: await emptyFolder() }))).code).toBe("INVALID_OPTIONS");
+    expect((await expectRunningAgentError(cloneRepository({ repository: httpRepository(), branch: "--upload-pack=touch /tmp/x", depth: 1, dir: await emptyFolder() }))).code).toBe("INVALID_BRANCH");
     expect(server.requests.length).toBe(before);
   });
 });
@@ -169,12 +160,12 @@ describe("cloneRepository from local paths (git CLI)", () => {
   });
 
   it("fails with BASE_BRANCH_NOT_FOUND for a missing branch", async () => {
-    const error = await catchError(cloneRepository({ repository: local(fixture.barePath), branch: "nope", depth: 1, dir: await emptyFolder() }));
+    const error = await expectRunningAgentError(cloneRepository({ repository: local(fixture.barePath), branch: "nope", depth: 1, dir: await emptyFolder() }));
     expect(error.code).toBe("BASE_BRANCH_NOT_FOUND");
   });
 
   it("fails with REPO_NOT_FOUND for a folder that is not a repository", async () => {
-    const error = await catchError(cloneRepository({ repository: local(await emptyFolder()), branch: "main", depth: 1, dir: await emptyFolder() }));
+    const error = await expectRunningAgentError(cloneRepository({ repository: local(await emptyFolder()), branch: "main", depth: 1, dir: await emptyFolder() }));
     expect(error.code).toBe("REPO_NOT_FOUND");
   });
 });

@@ -1,8 +1,8 @@
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { RunningAgentError } from "../errors.js";
 import type { ResolvedRepository } from "../spec/git-host-spec.js";
+import { expectRunningAgentError } from "../testing/expect-running-agent-error.js";
 import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-server.js";
 import { cloneRepository } from "./clone.js";
 import { commitChanges } from "./commit.js";
@@ -39,15 +39,6 @@ async function cloneFrom(repository: ResolvedRepository): Promise<string> {
   const dir = await emptyFolder();
   await cloneRepository({ repository, branch: "main", depth: 1, dir, ...(repository.remote.startsWith("http") ? { credentials } : {}) });
   return dir;
-}
-
-async function catchError(promise: Promise<unknown>): Promise<RunningAgentError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError, got ${String(error)}`).toBe(true);
-  return error as RunningAgentError;
 }
 
 const bare = (args: string[]) => gitIn(fixture.barePath, args);
@@ -91,10 +82,10 @@ describe("commitChanges", () => {
 
   it("fails with COMMIT_FAILED when nothing changed, and rejects bad input", async () => {
     const dir = await cloneFrom(localRepository());
-    expect((await catchError(commitChanges({ dir, branch: "agent/empty", message: "Nothing", author }))).code).toBe("COMMIT_FAILED");
-    expect((await catchError(commitChanges({ dir, branch: "bad..name", message: "x", author }))).code).toBe("INVALID_BRANCH");
-    expect((await catchError(commitChanges({ dir, branch: "agent/x", message: "x", author: { name: "Evil <x@y>", email: "e@x.test" } }))).code).toBe("INVALID_OPTIONS");
-    const error = await catchError(commitChanges({ dir, branch: "agent/x", message: "   ", author }));
+    expect((await expectRunningAgentError(commitChanges({ dir, branch: "agent/empty", message: "Nothing", author }))).code).toBe("COMMIT_FAILED");
+    expect((await expectRunningAgentError(commitChanges({ dir, branch: "bad..name", message: "x", author }))).code).toBe("INVALID_BRANCH");
+    expect((await expectRunningAgentError(commitChanges({ dir, branch: "agent/x", message: "x", author: { name: "Evil <x@y>", email: "e@x.test" } }))).code).toBe("INVALID_OPTIONS");
+    const error = await expectRunningAgentError(commitChanges({ dir, branch: "agent/x", message: "   ", author }));
     expect(error.code).toBe("COMMIT_FAILED");
     expect(error.phase).toBe("commit");
   });
@@ -155,7 +146,7 @@ describe("pushBranch over http (isomorphic-git against git http-backend)", () =>
     const second = await cloneFrom(httpRepository());
     await writeFixtureFiles(second, { "ours.txt": "ours\n" });
     await commitChanges({ dir: second, branch: "agent/taken", message: "Ours", author });
-    const error = await catchError(pushBranch({ dir: second, repository: httpRepository(), branch: "agent/taken", credentials }));
+    const error = await expectRunningAgentError(pushBranch({ dir: second, repository: httpRepository(), branch: "agent/taken", credentials }));
     expect(error.code).toBe("PUSH_REJECTED");
     expect(error.phase).toBe("push");
     expect((await bare(["rev-parse", "refs/heads/agent/taken"])).trim()).toBe(theirs);
@@ -170,10 +161,10 @@ describe("pushBranch over http (isomorphic-git against git http-backend)", () =>
     await writeFixtureFiles(dir, { "x.txt": "x\n" });
     await commitChanges({ dir, branch: "agent/auth", message: "Auth", author });
     const wrong = "tok_wrong_push_value";
-    const error = await catchError(pushBranch({ dir, repository: httpRepository(), branch: "agent/auth", credentials: { username: USERNAME, password: wrong } }));
+    const error = await expectRunningAgentError(pushBranch({ dir, repository: httpRepository(), branch: "agent/auth", credentials: { username: USERNAME, password: wrong } }));
     expect(error.code).toBe("AUTH_FAILED");
     expect(`${error.message} ${JSON.stringify(error)} ${error.stack}`).not.toContain(wrong);
-    expect((await catchError(pushBranch({ dir, repository: httpRepository(), branch: "agent/auth" }))).code).toBe("AUTH_FAILED");
+    expect((await expectRunningAgentError(pushBranch({ dir, repository: httpRepository(), branch: "agent/auth" }))).code).toBe("AUTH_FAILED");
     await expect(bare(["rev-parse", "--verify", "--quiet", "refs/heads/agent/auth"])).rejects.toThrow();
   });
 });
@@ -191,7 +182,7 @@ describe("pushBranch cancellation", () => {
     const dir = await cloneFrom(httpRepository());
     await writeFixtureFiles(dir, { "aborted.txt": "x\n" });
     await commitChanges({ dir, branch: "agent/aborted", message: "Aborted", author });
-    const error = await catchError(pushBranch({ dir, repository, branch: "agent/aborted", signal: controller.signal }));
+    const error = await expectRunningAgentError(pushBranch({ dir, repository, branch: "agent/aborted", signal: controller.signal }));
     expect(error.code).toBe("ABORTED");
     expect(error.phase).toBe("push");
     await expect(bare(["rev-parse", "--verify", "--quiet", "refs/heads/agent/aborted"])).rejects.toThrow();
@@ -226,7 +217,7 @@ describe("pushBranch to a local repository (git CLI)", () => {
     const second = await cloneFrom(localRepository());
     await writeFixtureFiles(second, { "b.txt": "b\n" });
     await commitChanges({ dir: second, branch: "agent/local-taken", message: "B", author });
-    const error = await catchError(pushBranch({ dir: second, repository: localRepository(), branch: "agent/local-taken" }));
+    const error = await expectRunningAgentError(pushBranch({ dir: second, repository: localRepository(), branch: "agent/local-taken" }));
     expect(error.code).toBe("PUSH_REJECTED");
     expect((await bare(["rev-parse", "refs/heads/agent/local-taken"])).trim()).toBe(theirs);
   });

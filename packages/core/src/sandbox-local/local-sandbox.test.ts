@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
+import { expectRunningAgentError } from "../testing/expect-running-agent-error.js";
 import { testSandboxProvider } from "../testing/sandbox-conformance.js";
 import { bubblewrapArguments, findExecutable, probeBubblewrap, readSystemLayout, sandboxAccounts } from "./bubblewrap.js";
 import { createLocalSandbox } from "./local-sandbox.js";
@@ -46,15 +47,6 @@ async function withTempParent<T>(body: (parent: string) => Promise<T>): Promise<
   } finally {
     await rm(parent, { recursive: true, force: true });
   }
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(RunningAgentError.isInstance(error), `expected ${code}, got ${String(error)}`).toBe(true);
-  expect((error as RunningAgentError).code).toBe(code);
 }
 
 testSandboxProvider({ name: "local (bubblewrap)", createProvider: () => createLocalSandbox(), isProcessAlive });
@@ -146,17 +138,17 @@ describe("local sandbox under bubblewrap: isolation", () => {
     const outside = await mkdtemp(join(tmpdir(), "ra-outside-"));
     try {
       await writeFile(join(outside, "secret.txt"), canary);
-      await expectCode(session.readFile("../../etc/passwd"), ErrorCode.UNSAFE_PATH);
-      await expectCode(session.readFile("/etc/passwd"), ErrorCode.UNSAFE_PATH);
-      await expectCode(session.writeFile("/workspace/../escape.txt", "x"), ErrorCode.UNSAFE_PATH);
+      await expectRunningAgentError(session.readFile("../../etc/passwd"), ErrorCode.UNSAFE_PATH);
+      await expectRunningAgentError(session.readFile("/etc/passwd"), ErrorCode.UNSAFE_PATH);
+      await expectRunningAgentError(session.writeFile("/workspace/../escape.txt", "x"), ErrorCode.UNSAFE_PATH);
       // Links made inside the sandbox: an absolute target is a sandbox path, so it cannot reach host files.
       await session.exec(["ln", "-s", join(outside, "secret.txt"), "host-link"]);
       await session.exec(["ln", "-s", "../../..", "up-link"]);
       await session.exec(["ln", "-s", "/scratch", "scratch-link"]);
-      await expectCode(session.readFile("host-link"), ErrorCode.UNSAFE_PATH);
-      await expectCode(session.readFile(`up-link${outside}/secret.txt`), ErrorCode.UNSAFE_PATH);
-      await expectCode(session.writeFile("host-link", "overwritten"), ErrorCode.UNSAFE_PATH);
-      await expectCode(session.getArchive("up-link"), ErrorCode.UNSAFE_PATH);
+      await expectRunningAgentError(session.readFile("host-link"), ErrorCode.UNSAFE_PATH);
+      await expectRunningAgentError(session.readFile(`up-link${outside}/secret.txt`), ErrorCode.UNSAFE_PATH);
+      await expectRunningAgentError(session.writeFile("host-link", "overwritten"), ErrorCode.UNSAFE_PATH);
+      await expectRunningAgentError(session.getArchive("up-link"), ErrorCode.UNSAFE_PATH);
       expect(readFileSync(join(outside, "secret.txt"), "utf8")).toBe(canary);
       // A link that stays inside is followed the way the sandbox sees it.
       await session.writeFile("/scratch/note.txt", "inside");
@@ -171,8 +163,8 @@ describe("local sandbox: options and leftovers", () => {
   it("rejects without bubblewrap unless isolation is 'none', before creating anything", async () => {
     await withTempParent(async (parent) => {
       const missing = createLocalSandbox({ bubblewrapPath: "/nonexistent/bwrap", tempDirectory: parent });
-      await expectCode(missing.create({ taskId: "t" }), ErrorCode.ISOLATION_UNAVAILABLE);
-      await expectCode(missing.validate!(), ErrorCode.ISOLATION_UNAVAILABLE);
+      await expectRunningAgentError(missing.create({ taskId: "t" }), ErrorCode.ISOLATION_UNAVAILABLE);
+      await expectRunningAgentError(missing.validate!(), ErrorCode.ISOLATION_UNAVAILABLE);
       expect(await readdir(parent)).toEqual([]);
       const unisolated = await createLocalSandbox({ isolation: "none", bubblewrapPath: "/nonexistent/bwrap", tempDirectory: parent }).create({ taskId: "t" });
       expect(unisolated.isolated).toBe(false);
@@ -183,11 +175,11 @@ describe("local sandbox: options and leftovers", () => {
 
   it("rejects limits and network policies it cannot enforce, and bad options, with typed errors", async () => {
     const provider = createLocalSandbox();
-    await expectCode(provider.create({ taskId: "t", resources: { memoryMiB: 512 } }), ErrorCode.CAPABILITY_UNSUPPORTED);
-    await expectCode(provider.create({ taskId: "t", network: { mode: "none" } }), ErrorCode.CAPABILITY_UNSUPPORTED);
-    await expectCode(provider.create({ taskId: "" }), ErrorCode.INVALID_OPTIONS);
-    await expectCode(provider.create({ taskId: "t", env: { "BAD NAME": "x" } }), ErrorCode.INVALID_OPTIONS);
-    await expectCode(createLocalSandbox({ opencodeBinary: "/nonexistent/opencode" }).create({ taskId: "t" }), ErrorCode.INVALID_OPTIONS);
+    await expectRunningAgentError(provider.create({ taskId: "t", resources: { memoryMiB: 512 } }), ErrorCode.CAPABILITY_UNSUPPORTED);
+    await expectRunningAgentError(provider.create({ taskId: "t", network: { mode: "none" } }), ErrorCode.CAPABILITY_UNSUPPORTED);
+    await expectRunningAgentError(provider.create({ taskId: "" }), ErrorCode.INVALID_OPTIONS);
+    await expectRunningAgentError(provider.create({ taskId: "t", env: { "BAD NAME": "x" } }), ErrorCode.INVALID_OPTIONS);
+    await expectRunningAgentError(createLocalSandbox({ opencodeBinary: "/nonexistent/opencode" }).create({ taskId: "t" }), ErrorCode.INVALID_OPTIONS);
     expect(() => createLocalSandbox({ isolation: "sometimes" as "none" })).toThrow(RunningAgentError);
     const ignoring = await createLocalSandbox({ unenforcedResources: "ignore" }).create({ taskId: "t", resources: { memoryMiB: 512 }, network: { mode: "open" } });
     await ignoring.destroy();
@@ -197,14 +189,14 @@ describe("local sandbox: options and leftovers", () => {
     await using session = await createLocalSandbox().create({ taskId: "argv" });
     const result = await session.exec(["echo", "$(id); rm -rf /workspace"]);
     expect(result.stdout).toBe("$(id); rm -rf /workspace\n");
-    await expectCode(session.exec([]), ErrorCode.INVALID_OPTIONS);
+    await expectRunningAgentError(session.exec([]), ErrorCode.INVALID_OPTIONS);
   });
 
   it("unisolated, host paths stay inside workspace and scratch", async () => {
     await using session = await createLocalSandbox({ isolation: "none" }).create({ taskId: "paths" });
     expect(session.workdir).toBe(join(tmpdir(), session.id, "workspace"));
-    await expectCode(session.readFile(`${session.workdir}/../system/passwd`), ErrorCode.UNSAFE_PATH);
-    await expectCode(session.readFile("/etc/hostname"), ErrorCode.UNSAFE_PATH);
+    await expectRunningAgentError(session.readFile(`${session.workdir}/../system/passwd`), ErrorCode.UNSAFE_PATH);
+    await expectRunningAgentError(session.readFile("/etc/hostname"), ErrorCode.UNSAFE_PATH);
     await session.writeFile(`${session.workdir}/../scratch/via-parent.txt`, "ok");
     expect(Buffer.from(await session.readFile(`${session.scratchDir}/via-parent.txt`)).toString()).toBe("ok");
   });
@@ -220,8 +212,8 @@ describe("local sandbox: options and leftovers", () => {
 
   it("stops everything when the session's time limit passes", async () => {
     await using session = await createLocalSandbox().create({ taskId: "lifetime", timeoutMs: 1_000 });
-    await expectCode(session.exec(["sleep", "1000"]), ErrorCode.SANDBOX_TERMINATED);
-    await expectCode(session.exec(["true"]), ErrorCode.SANDBOX_TERMINATED);
+    await expectRunningAgentError(session.exec(["sleep", "1000"]), ErrorCode.SANDBOX_TERMINATED);
+    await expectRunningAgentError(session.exec(["true"]), ErrorCode.SANDBOX_TERMINATED);
   });
 
   it("leaves no process and no temp folder after destroy, also for a process that detached itself", async () => {

@@ -3,11 +3,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunningAgentError, type ErrorCode } from "../errors.js";
 import { GIT_HOST_SPEC_VERSION, type GitHost, type ResolvedRepository } from "../spec/git-host-spec.js";
 import { cloneRepository } from "../git/clone.js";
 import { commitChanges } from "../git/commit.js";
 import { pushBranch } from "../git/push.js";
+import { expectRunningAgentError } from "./expect-running-agent-error.js";
 
 /** A repository made for the suite. */
 export interface ConformanceRepository {
@@ -53,16 +53,6 @@ export interface GitHostConformanceOptions {
 }
 
 const DEFAULT_MALFORMED = ["", "   ", "ssh://git@git.example.test/owner/repo.git", "git@git.example.test:owner/repo.git", "ftp://git.example.test/repo.git", "just-a-word"];
-
-async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<RunningAgentError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(RunningAgentError.isInstance(error), `expected a RunningAgentError with ${code}, got ${String(error)}`).toBe(true);
-  expect((error as RunningAgentError).code).toBe(code);
-  return error as RunningAgentError;
-}
 
 async function pushBranchWithCore(host: GitHost, repository: ResolvedRepository, branch: string): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "running-agent-conformance-"));
@@ -124,11 +114,11 @@ export function testGitHost(options: GitHostConformanceOptions): void {
     });
 
     it("rejects a missing repository with REPO_NOT_FOUND", async () => {
-      await expectCode(host.resolveRepository(await options.missingRepository()), "REPO_NOT_FOUND");
+      await expectRunningAgentError(host.resolveRepository(await options.missingRepository()), "REPO_NOT_FOUND");
     });
 
     it("rejects malformed references with INVALID_REPO", async () => {
-      for (const repo of options.malformedRepositories ?? DEFAULT_MALFORMED) await expectCode(host.resolveRepository(repo), "INVALID_REPO");
+      for (const repo of options.malformedRepositories ?? DEFAULT_MALFORMED) await expectRunningAgentError(host.resolveRepository(repo), "INVALID_REPO");
     });
 
     it("tells whether a branch exists", async () => {
@@ -176,7 +166,7 @@ export function testGitHost(options: GitHostConformanceOptions): void {
     it("rejects a change request into a base branch that does not exist", async () => {
       const head = `conformance/no-base-${randomBytes(4).toString("hex")}`;
       await createBranch(host, repository, head);
-      await expectCode(
+      await expectRunningAgentError(
         host.openChangeRequest(repository, { head, base: `no-such-base-${randomBytes(4).toString("hex")}`, title: "No base", body: "" }),
         "BASE_BRANCH_NOT_FOUND",
       );

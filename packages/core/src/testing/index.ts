@@ -4,3 +4,4 @@ export * from "./sandbox-conformance.js";
 export * from "./git-http-server.js";
 export * from "./git-host-conformance.js";
 export * from "./git-http-backend.js";
+export * from "./expect-running-agent-error.js";
