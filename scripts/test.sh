@@ -5,19 +5,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+
+reports=$(mktemp -d)
 started_engine=0
-if [[ -f scripts/docker-engine.sh ]]; then
-  if bash scripts/docker-engine.sh status >/dev/null 2>&1; then :; else
-    bash scripts/docker-engine.sh start
-    started_engine=1
-  fi
-  stop_engine() { if ((started_engine)); then bash scripts/docker-engine.sh stop || true; fi; }
-  trap stop_engine EXIT
-  [[ -f scripts/docker-images.sh ]] && bash scripts/docker-images.sh
+cleanup() {
+  rm -rf "$reports"
+  if ((started_engine)); then bash scripts/docker-engine.sh stop || true; fi
+}
+trap cleanup EXIT
+if ! bash scripts/docker-engine.sh status >/dev/null 2>&1; then
+  bash scripts/docker-engine.sh start
+  started_engine=1
 fi
+bash scripts/docker-images.sh
 
 pnpm -r --filter './packages/*' run build
 # Each published package as a user would install it: exports, types and files checked.
 pnpm -r --filter './packages/*' exec publint --strict
 pnpm -r run typecheck
-pnpm -r --workspace-concurrency=1 run test
+# Every package runs even when one fails; the summary's exit code decides.
+RUNNING_AGENT_TEST_REPORTS="$reports" pnpm -r --workspace-concurrency=1 --no-bail run test || true
+node scripts/test-summary.mjs "$reports" $(ls -d packages/*/ examples/*/ | xargs -n1 basename)
