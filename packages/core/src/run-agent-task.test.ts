@@ -186,6 +186,38 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
     expect((await repo.git("for-each-ref", "--format=%(refname)", "refs/heads")).trim()).toBe("refs/heads/main");
   });
 
+  it("with modelProxy, the key stays on the host: the sandbox's environment holds only a run token, the model still gets the key", async () => {
+    await using repo = await createTestRepository({ "src/math.ts": ORIGINAL });
+    let environmentSeen = "";
+    await using model = await startScriptedModelServer({
+      script: [
+        (request) => ({ toolCalls: [{ name: "bash", arguments: { command: "env", description: "Print the environment", workdir: workingDirectory(request) } }] }),
+        (request) => {
+          // The bash tool's output comes back to the model in this request.
+          const messages = request.body?.messages as Array<{ role: string; content: unknown }>;
+          environmentSeen = JSON.stringify(messages.filter((message) => message.role === "tool"));
+          return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/src/math.ts`, content: EDITED } }] };
+        },
+        { text: SUMMARY },
+      ],
+    });
+    const result = await runAgentTask({
+      repo: repo.path,
+      task: "Add a multiply function to src/math.ts",
+      model: modelFor(model),
+      sandbox: createLocalSandbox(),
+      gitHost: createLocalGitHost(),
+      modelProxy: true,
+    });
+    expect(result.status).toBe("completed");
+    expect(await repo.git("show", `${result.branch}:src/math.ts`)).toBe(EDITED);
+    expect(environmentSeen).toMatch(/RUNNING_AGENT_MODEL_API_KEY=run-[0-9a-f]{48}/);
+    expect(environmentSeen).not.toContain(API_KEY);
+    const chatRequests = model.requests.filter((request) => request.path.endsWith("/chat/completions"));
+    expect(chatRequests.length).toBe(3);
+    expect(chatRequests.every((request) => request.headers.authorization === `Bearer ${API_KEY}`)).toBe(true);
+  });
+
   it("cancels mid-agent through the handle: typed ABORTED in the agent phase, and nothing left", async () => {
     await using repo = await createTestRepository({ "a.txt": "a\n" });
     await using model = await startScriptedModelServer({ script: [{ hang: true }] });
@@ -243,6 +275,11 @@ describe("runAgentTask rejects bad input before anything is created", () => {
     ["a sandbox of an unknown spec version", () => ({ sandbox: { specificationVersion: "sandbox-v9", providerId: "future", create: async () => ({}) } }), ErrorCode.UNSUPPORTED_SPEC_VERSION],
     ["a Git host that is not one", () => ({ gitHost: { hostId: "x" } }), ErrorCode.INVALID_GIT_HOST],
     ["a negative timeout", () => ({ timeoutMs: -1 }), ErrorCode.INVALID_OPTIONS],
+    [
+      "modelProxy with a sandbox that cannot reach the host's loopback",
+      () => ({ modelProxy: true, sandbox: { specificationVersion: "sandbox-v1", providerId: "remote", create: async () => ({}) } }),
+      ErrorCode.CAPABILITY_UNSUPPORTED,
+    ],
   ];
 
   it.each(cases)("%s", async (_name, override, code) => {

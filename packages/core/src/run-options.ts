@@ -61,6 +61,12 @@ export interface AgentTaskOptions {
   timeoutMs?: number;
   /** The longest the agent phase may take. Default: what is left of `timeoutMs`. */
   agentTimeoutMs?: number;
+  /**
+   * Keep the model's API key on the host: the sandbox gets a per-run token and talks to a proxy on
+   * 127.0.0.1 that adds the key. Needs a sandbox that reaches the host's loopback (the local
+   * sandbox; Docker with host networking). Default false: the key goes in as a secret variable.
+   */
+  modelProxy?: boolean;
   /** Let the repository's own OpenCode config (opencode.json, .opencode/, AGENTS.md) apply. Default false: an untrusted repo cannot configure the agent. */
   allowRepoAgentConfig?: boolean;
   /** Extra strings to redact from everything that leaves the loop. */

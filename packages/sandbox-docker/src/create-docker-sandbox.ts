@@ -90,6 +90,8 @@ export class DockerSandboxProvider implements SandboxProvider {
    * the agent server is not exposed on the host's other interfaces.
    */
   readonly listenHostname: string;
+  /** With host networking the container shares the host's loopback, where a model proxy can listen. */
+  readonly reachesHostLoopback: boolean;
   /** The image tasks run in. */
   readonly image: string;
 
@@ -103,6 +105,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     this.opencodeBinary = settings.opencodeBinary;
     const network = settings.network ?? "bridge";
     this.listenHostname = network === "host" || network === "none" ? "127.0.0.1" : "0.0.0.0";
+    this.reachesHostLoopback = network === "host";
   }
 
   /** The Dockerode client (made on first use). */

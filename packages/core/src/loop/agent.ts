@@ -10,7 +10,7 @@ export async function runAgent(context: TaskContext): Promise<void> {
     session: context.session!,
     opencodeBinary: options.sandbox.opencodeBinary ?? "opencode",
     ...(options.sandbox.listenHostname ? { listenHostname: options.sandbox.listenHostname } : {}),
-    model: options.model,
+    model: context.modelProxy?.sandboxModel ?? options.model,
     apiKeyEnv: MODEL_API_KEY_ENV,
     task: options.task,
     allowRepoAgentConfig: options.allowRepoAgentConfig,

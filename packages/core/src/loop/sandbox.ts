@@ -1,4 +1,5 @@
 import { MODEL_API_KEY_ENV } from "./model-key.js";
+import { startModelProxy } from "../agent/model-proxy.js";
 import type { TaskContext } from "./task-context.js";
 
 const SANDBOX_GRACE_MS = 60_000;
@@ -9,9 +10,15 @@ export async function openSandbox(context: TaskContext): Promise<void> {
   // The sandbox's own limit is a backstop: it lives a little longer than the task, so that the task's timeout
   // fires first and reports the phase it cut short, and teardown still finds the sandbox to destroy.
   const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt)) + SANDBOX_GRACE_MS;
+  // With the proxy, the sandbox holds a per-run token that is worthless outside this run; the key stays here.
+  if (options.modelProxy) {
+    context.modelProxy = await startModelProxy(options.model);
+    context.redactor.add(context.modelProxy.token);
+  }
+  const sandboxKey = context.modelProxy ? context.modelProxy.token : options.model.apiKey;
   const session = await options.sandbox.create({
     taskId: context.taskId,
-    ...(options.model.apiKey ? { secrets: { [MODEL_API_KEY_ENV]: options.model.apiKey } } : {}),
+    ...(sandboxKey ? { secrets: { [MODEL_API_KEY_ENV]: sandboxKey } } : {}),
     ...(context.raw.resources ? { resources: context.raw.resources } : {}),
     ...(context.raw.network ? { network: context.raw.network } : {}),
     timeoutMs: remainingMs,

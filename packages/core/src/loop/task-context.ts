@@ -6,6 +6,7 @@ import type { SandboxProvider, SandboxSession } from "../spec/sandbox-spec.js";
 import type { ChangeRequest, GitHost, ResolvedRepository } from "../spec/git-host-spec.js";
 import type { ChangedFile } from "../changes.js";
 import type { ResolvedModel } from "../agent/model-resolution.js";
+import type { ModelProxy } from "../agent/model-proxy.js";
 
 /** Options after validation: every default filled in. */
 export interface ValidatedOptions {
@@ -27,6 +28,7 @@ export interface ValidatedOptions {
   agentTimeoutMs: number | undefined;
   allowRepoAgentConfig: boolean;
   gitToken: string | undefined;
+  modelProxy: boolean;
 }
 
 /** The state one task carries from phase to phase. */
@@ -56,6 +58,8 @@ export interface TaskContext {
   changes: ChangedFile[];
   commit?: string;
   pullRequest?: ChangeRequest;
+  /** The host-side model proxy, when `modelProxy` is on. */
+  modelProxy?: ModelProxy;
 }
 
 export type { AgentTaskEvent };

@@ -11,6 +11,10 @@ export async function teardown(context: TaskContext): Promise<void> {
       problems.push(`destroying sandbox ${context.session.id}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
+  if (context.modelProxy) {
+    await context.modelProxy.close();
+    context.modelProxy = undefined;
+  }
   for (const folder of context.hostFolders.splice(0)) {
     try {
       await rm(folder, { recursive: true, force: true, maxRetries: 3 });

@@ -117,6 +117,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     agentTimeoutMs: raw.agentTimeoutMs,
     allowRepoAgentConfig: raw.allowRepoAgentConfig ?? false,
     gitToken: raw.gitToken,
+    modelProxy: checkModelProxy(raw.modelProxy, sandbox),
   };
 }
 
@@ -161,6 +162,17 @@ function checkGitHost(value: unknown): GitHost {
     );
   }
   return host as GitHost;
+}
+
+function checkModelProxy(requested: boolean | undefined, sandbox: SandboxProvider): boolean {
+  if (!requested) return false;
+  if (!sandbox.reachesHostLoopback) {
+    throw agentError(
+      ErrorCode.CAPABILITY_UNSUPPORTED,
+      `modelProxy needs a sandbox that reaches the host's 127.0.0.1; the "${sandbox.providerId}" sandbox as configured does not. Use the local sandbox or Docker with network: "host", or leave modelProxy off.`,
+    );
+  }
+  return true;
 }
 
 function checkPositive(name: string, value: unknown): void {

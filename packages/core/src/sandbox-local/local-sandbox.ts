@@ -84,6 +84,8 @@ export function createLocalSandbox(options: LocalSandboxOptions = {}): SandboxPr
 class LocalSandboxProvider implements SandboxProvider {
   readonly specificationVersion = SANDBOX_SPEC_VERSION;
   readonly providerId = "local";
+  /** The network namespace is shared, so the sandbox reaches the host's loopback (and a model proxy on it). */
+  readonly reachesHostLoopback = true;
   private readonly isolation: "bubblewrap" | "none";
   private hostOpencodeBinary: string | null | undefined;
   private systemLayout: SystemLayout | undefined;

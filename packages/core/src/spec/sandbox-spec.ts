@@ -173,6 +173,11 @@ export interface SandboxProvider {
    * Default `127.0.0.1`.
    */
   readonly listenHostname?: string;
+  /**
+   * True when processes inside reach the host's 127.0.0.1 (a shared network namespace: the local
+   * sandbox, Docker with host networking). Needed for `modelProxy`, which keeps the model's key on the host.
+   */
+  readonly reachesHostLoopback?: boolean;
 
   /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
   create(options: SandboxCreateOptions): Promise<SandboxSession>;
