@@ -69,6 +69,45 @@ describe("runAgentTask with the Docker sandbox", () => {
     await expectNoContainers(run);
   });
 
+  it("with modelProxy, the container's environment holds no model key, and the model still gets it through the host's proxy", async () => {
+    await using repo = await createTestRepository({ "greet.py": ORIGINAL });
+    const script: ScriptedTurn[] = [
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/greet.py`, content: EDITED } }] }),
+      { text: "Added farewell." },
+    ];
+    await using model = await startScriptedModelServer({ script });
+    const { provider, run } = scopedProvider({ network: "host" });
+    expect(provider.reachesHostLoopback).toBe(true);
+    let containerEnvironment: string[] | undefined;
+
+    const result = await runAgentTask({
+      repo: repo.path,
+      task: "Add a farewell function to greet.py",
+      model: modelFor(model),
+      sandbox: provider,
+      gitHost: createLocalGitHost(),
+      modelProxy: true,
+      onEvent: (event) => {
+        if (event.type === "sandbox") {
+          void docker
+            .getContainer(event.sandboxId)
+            .inspect()
+            .then((info) => {
+              containerEnvironment = info.Config.Env;
+            });
+        }
+      },
+    });
+
+    expect(result.status).toBe("completed");
+    expect(await repo.git("show", `${result.branch}:greet.py`)).toBe(EDITED);
+    expect(containerEnvironment?.some((entry) => entry.startsWith("RUNNING_AGENT_MODEL_API_KEY=run-"))).toBe(true);
+    expect(JSON.stringify(containerEnvironment)).not.toContain(API_KEY);
+    expect(model.chatRequests.length).toBe(2);
+    expect(model.chatRequests.every((request) => request.headers.authorization === `Bearer ${API_KEY}`)).toBe(true);
+    await expectNoContainers(run);
+  });
+
   it("a cancelled task rejects with ABORTED and its container is removed", async () => {
     await using repo = await createTestRepository({ "greet.py": ORIGINAL });
     // The model never answers: the task is cancelled while the agent waits for it.
