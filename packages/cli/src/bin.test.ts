@@ -145,7 +145,8 @@ describe("running-agent (the binary)", () => {
       (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: "# Notes\n" } }] }),
       { text: "Added NOTES.md." },
     ]);
-    const outcome = await runCli(["run", "--repo", repo.path, "--task", "Add a NOTES.md file", "--json", "--label", "agent", ...modelFlags(model.url)], {
+    // --model-proxy: the key stays in this process; the model still receives it, through the proxy.
+    const outcome = await runCli(["run", "--repo", repo.path, "--task", "Add a NOTES.md file", "--json", "--label", "agent", "--model-proxy", ...modelFlags(model.url)], {
       OPENAI_COMPATIBLE_API_KEY: MODEL_KEY,
     });
     cleanups.push(outcome.remove);
@@ -162,6 +163,8 @@ describe("running-agent (the binary)", () => {
       "validate", "sandbox", "clone", "agent", "collect", "commit", "push", "pull-request", "teardown",
     ]);
     expect(outcome.stdout + outcome.stderr).not.toContain(MODEL_KEY);
+    expect(model.chatRequests.length).toBe(2);
+    expect(model.chatRequests.every((request) => request.headers.authorization === `Bearer ${MODEL_KEY}`)).toBe(true);
     await expectNothingLeft(outcome.tempDirectory);
   });
 

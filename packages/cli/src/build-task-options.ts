@@ -18,6 +18,7 @@ export async function buildTaskOptions(options: RunCommandOptions): Promise<Agen
     ...(options.model ? { model: modelConfig(options.model, options.modelBaseUrl) } : {}),
     ...(options.setupCommands.length > 0 ? { setupCommands: options.setupCommands } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.modelProxy ? { modelProxy: true } : {}),
     pullRequest: {
       draft: options.draft,
       ...(options.title ? { title: options.title } : {}),

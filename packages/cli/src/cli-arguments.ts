@@ -15,6 +15,8 @@ export interface RunCommandOptions {
   sandbox: SandboxKind;
   /** Local sandbox without bubblewrap. */
   unisolated: boolean;
+  /** Keep the model's key on the host behind a loopback proxy. */
+  modelProxy: boolean;
   /** The image for the docker or modal sandbox. */
   image?: string;
   /** The Docker network: `bridge`, `host`, `none` or a network's name. */
@@ -52,6 +54,7 @@ const RUN_OPTIONS = {
   network: { type: "string" },
   model: { type: "string" },
   "model-base-url": { type: "string" },
+  "model-proxy": { type: "boolean" },
   title: { type: "string" },
   draft: { type: "boolean" },
   label: { type: "string", multiple: true },
@@ -124,6 +127,7 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       task,
       sandbox: sandbox as SandboxKind,
       unisolated: values.unisolated ?? false,
+      modelProxy: values["model-proxy"] ?? false,
       draft: values.draft ?? false,
       json: values.json ?? false,
       labels: values.label ?? [],

@@ -34,6 +34,8 @@ Sandbox:
   --sandbox <kind>         local (default), docker or modal; docker and modal need
                            @running-agent/sandbox-docker or @running-agent/sandbox-modal installed
   --unisolated             local sandbox without bubblewrap (the agent can reach all your files)
+  --model-proxy            keep the model's API key on this machine: the sandbox gets a run token and
+                           a proxy on 127.0.0.1 adds the key (local sandbox, or docker with --network host)
   --image <name>           image for the docker or modal sandbox
   --network <name>         the docker sandbox's network: bridge (default), host, none or a network's name
   --setup <command>        run in the sandbox before the agent, e.g. "npm ci" (repeatable)
