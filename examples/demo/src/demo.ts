@@ -67,6 +67,8 @@ async function main(): Promise<number> {
       model,
       sandbox: createLocalSandbox(),
       gitHost,
+      // A real model that cannot be reached is retried by OpenCode without end; a demo should give up.
+      agentTimeoutMs: 10 * 60_000,
       onEvent: (event) => {
         const line = describe(event);
         if (line) console.log(line);

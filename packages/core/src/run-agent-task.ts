@@ -173,11 +173,15 @@ async function runTeardown(context: TaskContext): Promise<void> {
   context.emit({ type: "phase", phase: "teardown", status: "completed", durationMs });
 }
 
+/** Codes that only echo a cancellation or a timeout; the task's own reason says more. */
+const ECHO_OF_CANCELLATION = new Set<ErrorCode>([ErrorCode.ABORTED, ErrorCode.TIMEOUT, ErrorCode.AGENT_TIMEOUT]);
+
 /** Every failure leaves the loop as a RunningAgentError with its phase and a redacted message. */
 function toTaskError(error: unknown, phase: Phase, context: TaskContext): RunningAgentError {
   let failure: RunningAgentError;
-  if (context.signal.aborted && !(RunningAgentError.isInstance(error) && error.code !== ErrorCode.ABORTED && error.code !== ErrorCode.TIMEOUT && error.code !== ErrorCode.AGENT_TIMEOUT)) {
-    // Whatever a phase threw while being cancelled, the cause is the cancellation or the timeout.
+  const echoesCancellation = !RunningAgentError.isInstance(error) || ECHO_OF_CANCELLATION.has(error.code);
+  if (context.signal.aborted && echoesCancellation) {
+    // A phase cut short by the cancellation or the timeout reports that, not how it happened to stop.
     failure = abortedError(context.signal, phase);
   } else if (RunningAgentError.isInstance(error)) {
     failure = error;
