@@ -1,4 +1,4 @@
-import type { RecordedModelRequest, ScriptedTurn } from "@running-agent/core/testing";
+import { workingDirectoryOf, type ScriptedTurn } from "@running-agent/core/testing";
 
 /** The edit the scripted model makes: a `multiply` function next to `add`. */
 export const MULTIPLY_SOURCE =
@@ -9,18 +9,11 @@ export const DEMO_TASK = "Add a multiply(a, b) function to src/math.ts, next to 
 
 export const DEMO_SUMMARY = "Added `multiply(a, b)` to `src/math.ts`, documented like `add`.";
 
-/** OpenCode's system prompt names the working directory; tools want absolute paths inside the sandbox. */
-function workingDirectory(request: RecordedModelRequest): string {
-  const text = JSON.stringify(request.body?.messages ?? []);
-  const match = /Working directory: ([^\s"\\]+)/.exec(text);
-  return match?.[1] ?? ".";
-}
-
 /** What the scripted model does, turn by turn: read the file, rewrite it, then summarise. */
 export function demoScript(): ScriptedTurn[] {
   return [
-    (request) => ({ toolCalls: [{ name: "read", arguments: { filePath: `${workingDirectory(request)}/src/math.ts` } }] }),
-    (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/src/math.ts`, content: MULTIPLY_SOURCE } }] }),
+    (request) => ({ toolCalls: [{ name: "read", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts` } }] }),
+    (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: MULTIPLY_SOURCE } }] }),
     { text: DEMO_SUMMARY },
   ];
 }

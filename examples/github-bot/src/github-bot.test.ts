@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { sign } from "@octokit/webhooks-methods";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createLocalSandbox } from "@running-agent/core";
-import { startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedTurn } from "@running-agent/core/testing";
+import { startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "@running-agent/core/testing";
 import { startGitHubServer, type GitHubServer } from "@running-agent/git-github/testing";
 import { createGitHubBot, type GitHubBot } from "./github-bot.js";
 
@@ -15,11 +15,6 @@ const SECRET = "webhook-secret-for-tests";
 const MODEL_KEY = "scripted-model-key";
 const REPO = "octo/app";
 const NOTES = "# Notes\n\nWritten by the agent.\n";
-
-/** OpenCode's system prompt names the working directory; its tools want absolute paths. */
-function workingDirectory(request: RecordedModelRequest): string {
-  return /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []))?.[1] ?? ".";
-}
 
 async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -119,7 +114,7 @@ describe("the GitHub bot", () => {
       async (request) => {
         // While the agent works, the issue's comment must already say so.
         commentShowedAgentRunning = await waitFor(() => github.comments(REPO, issueNumber).some((comment) => comment.body.includes("⏳ **agent**")), 20_000);
-        return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: NOTES } }] };
+        return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: NOTES } }] };
       },
       { text: "Added NOTES.md." },
     ];

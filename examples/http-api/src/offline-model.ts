@@ -1,4 +1,4 @@
-import { startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedStaticTurn } from "@running-agent/core/testing";
+import { startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedStaticTurn, workingDirectoryOf } from "@running-agent/core/testing";
 import type { ModelConfig } from "@running-agent/core";
 
 /** The file the offline model writes into the repository. */
@@ -25,7 +25,7 @@ export async function startOfflineModel(options: { delayMs?: number } = {}): Pro
     if (messages.at(-1)?.role === "tool") return { text: `Recorded the task in ${OFFLINE_NOTE_FILE}.`, ...delay };
     const task = lastUserText(messages);
     return {
-      toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/${OFFLINE_NOTE_FILE}`, content: `# Task\n\n${task}\n` } }],
+      toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/${OFFLINE_NOTE_FILE}`, content: `# Task\n\n${task}\n` } }],
       ...delay,
     };
   };
@@ -35,12 +35,6 @@ export async function startOfflineModel(options: { delayMs?: number } = {}): Pro
     server,
     close: () => server.close(),
   };
-}
-
-/** OpenCode's system prompt names the working directory; its tools want absolute paths there. */
-function workingDirectory(request: RecordedModelRequest): string {
-  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
-  return match?.[1] ?? ".";
 }
 
 function lastUserText(messages: { role?: string; content?: unknown }[]): string {

@@ -1,7 +1,7 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { createTestRepository, startScriptedModelServer, type RecordedModelRequest, type ScriptedTurn, type TestRepository } from "@running-agent/core/testing";
+import { createTestRepository, startScriptedModelServer, type ScriptedTurn, type TestRepository, workingDirectoryOf } from "@running-agent/core/testing";
 import { execFileSync } from "node:child_process";
 import { startGitHubServer } from "@running-agent/git-github/testing";
 import { rm } from "node:fs/promises";
@@ -10,11 +10,6 @@ import { installWithCoreOnly, PACKAGE_ROOT, processesUsing, runCli, runCliInTerm
 const MODEL_KEY = "scripted-model-key";
 // ESC, the start of every ANSI escape sequence (colors, cursor movement, clearing lines).
 const ESCAPE = "\u001b";
-
-/** OpenCode's system prompt names the working directory; its tools want absolute paths. */
-function workingDirectory(request: RecordedModelRequest): string {
-  return /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []))?.[1] ?? ".";
-}
 
 // util-linux's `script` makes the pseudo terminal for the terminal display test (scripts/setup.sh installs it).
 const hasScript = (() => {
@@ -142,7 +137,7 @@ describe("running-agent (the binary)", () => {
   it("opens a pull request and prints the result as JSON (exit 0), events as JSON lines on stderr", async () => {
     const repo = await repository();
     const model = await modelServer([
-      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: "# Notes\n" } }] }),
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: "# Notes\n" } }] }),
       { text: "Added NOTES.md." },
     ]);
     // --model-proxy: the key stays in this process; the model still receives it, through the proxy.
@@ -174,7 +169,7 @@ describe("running-agent (the binary)", () => {
     const repository = await github.createRepository({ owner: "octo", name: "app", files: { "README.md": "# app\n" }, collaborators: ["reviewer-1"] });
     const token = github.grantToken({ login: "agent-bot", permission: "push", repositories: ["octo/app"] });
     const model = await modelServer([
-      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: `# Notes\n` } }] }),
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: `# Notes\n` } }] }),
       { text: "Added NOTES.md." },
     ]);
     const outcome = await runCli(
@@ -197,7 +192,7 @@ describe("running-agent (the binary)", () => {
   it.skipIf(!hasDockerImage)("runs the agent in a Docker container with --sandbox docker, and removes the container", async () => {
     const repo = await repository();
     const model = await modelServer([
-      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: "# Notes\n" } }] }),
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: "# Notes\n" } }] }),
       { text: "Added NOTES.md." },
     ]);
     const outcome = await runCli(
@@ -254,7 +249,7 @@ describe("running-agent (the binary)", () => {
   it.skipIf(!hasScript)("shows a live status line on a terminal and restores the cursor", async () => {
     const repo = await repository();
     const model = await modelServer([
-      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/NOTES.md`, content: "# Notes\n" } }] }),
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: "# Notes\n" } }] }),
       { text: "Added NOTES.md." },
     ]);
     const outcome = await runCliInTerminal(["run", "--repo", repo.path, "--task", "Add a NOTES.md file", ...modelFlags(model.url)], { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY });

@@ -6,21 +6,16 @@ import { tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, RunningAgentError, createLocalGitHost, createLocalSandbox, runAgentTask, startAgentTask } from "./index.js";
 import type { AgentTaskEvent, SandboxProvider } from "./index.js";
-import { createTestRepository, startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedTurn } from "./testing/index.js";
+import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "./testing/index.js";
 
 const ORIGINAL = "export function add(a: number, b: number): number {\n  return a + b;\n}\n";
 const EDITED = `${ORIGINAL}\nexport function multiply(a: number, b: number): number {\n  return a * b;\n}\n`;
 const SUMMARY = "Added multiply next to add.";
 const API_KEY = "scripted-model-key-0123456789";
 
-function workingDirectory(request: RecordedModelRequest): string {
-  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
-  return match?.[1] ?? ".";
-}
-
 function editScript(): ScriptedTurn[] {
   return [
-    (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/src/math.ts`, content: EDITED } }] }),
+    (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] }),
     { text: SUMMARY },
   ];
 }
@@ -191,12 +186,12 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
     let environmentSeen = "";
     await using model = await startScriptedModelServer({
       script: [
-        (request) => ({ toolCalls: [{ name: "bash", arguments: { command: "env", description: "Print the environment", workdir: workingDirectory(request) } }] }),
+        (request) => ({ toolCalls: [{ name: "bash", arguments: { command: "env", description: "Print the environment", workdir: workingDirectoryOf(request) } }] }),
         (request) => {
           // The bash tool's output comes back to the model in this request.
           const messages = request.body?.messages as Array<{ role: string; content: unknown }>;
           environmentSeen = JSON.stringify(messages.filter((message) => message.role === "tool"));
-          return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/src/math.ts`, content: EDITED } }] };
+          return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] };
         },
         { text: SUMMARY },
       ],

@@ -1,17 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { Octokit } from "@octokit/rest";
-import { startScriptedModelServer, type RecordedModelRequest } from "@running-agent/core/testing";
+import { startScriptedModelServer, workingDirectoryOf } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixIssue } from "../examples/fix-issue.js";
 import { startGitHubServer, type GitHubServer } from "./testing/index.js";
 
 const readmeUrl = new URL("../README.md", import.meta.url);
 const exampleUrl = new URL("../examples/fix-issue.ts", import.meta.url);
-
-function workingDirectory(request: RecordedModelRequest): string {
-  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
-  return match?.[1] ?? ".";
-}
 
 describe("README", () => {
   let server: GitHubServer;
@@ -37,7 +32,7 @@ describe("README", () => {
     const issue = server.createIssue("octo/greeter", { title: "Greet by name", body: "greet() should take a name.", user: "someone" });
     const content = "export const greet = (name) => `hi ${name}`;\n";
     await using model = await startScriptedModelServer({
-      script: [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/greet.js`, content } }] }), { text: "greet() takes a name now." }],
+      script: [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/greet.js`, content } }] }), { text: "greet() takes a name now." }],
     });
 
     const pullRequest = await fixIssue({

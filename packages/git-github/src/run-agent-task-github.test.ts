@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Octokit } from "@octokit/rest";
 import { createLocalSandbox, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
-import { startScriptedModelServer, type RecordedModelRequest, type ScriptedTurn } from "@running-agent/core/testing";
+import { startScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGitHub } from "./index.js";
 import { startGitHubServer, type GitHubServer } from "./testing/index.js";
@@ -14,11 +14,6 @@ const NOTES = "# Notes\n\nmultiply() was added by the agent.\n";
 const SUMMARY = "Added multiply next to add.";
 const API_KEY = "scripted-model-key-e2e-github";
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-
-function workingDirectory(request: RecordedModelRequest): string {
-  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
-  return match?.[1] ?? ".";
-}
 
 /**
  * Every place on this machine where each needle shows up: process arguments and environments,
@@ -86,7 +81,7 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
       // ...and from the host (every process and every new temp file), then make the change.
       async (request) => {
         await scan(canary);
-        return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/${file}`, content } }] };
+        return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/${file}`, content } }] };
       },
       { text: SUMMARY },
     ];
@@ -183,7 +178,7 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
         async (request) => {
           // Someone else pushes the same branch name while the agent is busy.
           theirs = await server.commit("octo/raced", { branch, files: { "THEIRS.md": "their work\n" }, message: "Their work" });
-          return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/src/math.ts`, content: EDITED } }] };
+          return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] };
         },
         { text: SUMMARY },
       ],

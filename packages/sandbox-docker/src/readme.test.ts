@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { createTestRepository, startScriptedModelServer, type RecordedModelRequest } from "@running-agent/core/testing";
+import { createTestRepository, startScriptedModelServer, workingDirectoryOf } from "@running-agent/core/testing";
 import { describe, expect, it } from "vitest";
 import { runInDocker } from "../examples/run-in-docker.js";
 import { MANAGED_LABEL } from "./create-docker-sandbox.js";
@@ -7,11 +7,6 @@ import { docker, TEST_BASE_IMAGE } from "./test-engine.js";
 
 const readmeUrl = new URL("../README.md", import.meta.url);
 const exampleUrl = new URL("../examples/run-in-docker.ts", import.meta.url);
-
-function workingDirectory(request: RecordedModelRequest): string {
-  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
-  return match?.[1] ?? ".";
-}
 
 describe("README", () => {
   it("shows examples/run-in-docker.ts verbatim", async () => {
@@ -23,7 +18,7 @@ describe("README", () => {
   it("runs the snippet: the task's change is pushed and its container is gone", async () => {
     await using repo = await createTestRepository({ "notes.txt": "one\n" });
     await using model = await startScriptedModelServer({
-      script: [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/notes.txt`, content: "one\ntwo\n" } }] }), { text: "Added two." }],
+      script: [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/notes.txt`, content: "one\ntwo\n" } }] }), { text: "Added two." }],
     });
     const result = await runInDocker({
       repo: repo.path,

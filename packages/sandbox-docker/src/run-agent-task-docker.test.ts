@@ -1,5 +1,5 @@
 import { createLocalGitHost, ErrorCode, RunningAgentError, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
-import { createTestRepository, startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedTurn } from "@running-agent/core/testing";
+import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "@running-agent/core/testing";
 import { describe, expect, it } from "vitest";
 import { docker, expectNoContainers, scopedProvider } from "./test-engine.js";
 
@@ -9,11 +9,6 @@ const ORIGINAL = "def greet(name):\n    return 'Hello ' + name\n";
 const EDITED = `${ORIGINAL}\n\ndef farewell(name):\n    return 'Goodbye ' + name\n`;
 const API_KEY = "scripted-docker-key-0123456789";
 
-function workingDirectory(request: RecordedModelRequest): string {
-  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
-  return match?.[1] ?? ".";
-}
-
 function modelFor(server: ScriptedModelServer) {
   return { provider: "openai-compatible" as const, model: "scripted", baseURL: server.url, apiKey: API_KEY };
 }
@@ -22,7 +17,7 @@ describe("runAgentTask with the Docker sandbox", () => {
   it("runs OpenCode in a container, pushes the agent's change, and leaves no container behind", async () => {
     await using repo = await createTestRepository({ "greet.py": ORIGINAL });
     const script: ScriptedTurn[] = [
-      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/greet.py`, content: EDITED } }] }),
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/greet.py`, content: EDITED } }] }),
       { text: "Added farewell." },
     ];
     await using model = await startScriptedModelServer({ script });
@@ -72,7 +67,7 @@ describe("runAgentTask with the Docker sandbox", () => {
   it("with modelProxy, the container's environment holds no model key, and the model still gets it through the host's proxy", async () => {
     await using repo = await createTestRepository({ "greet.py": ORIGINAL });
     const script: ScriptedTurn[] = [
-      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/greet.py`, content: EDITED } }] }),
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/greet.py`, content: EDITED } }] }),
       { text: "Added farewell." },
     ];
     await using model = await startScriptedModelServer({ script });

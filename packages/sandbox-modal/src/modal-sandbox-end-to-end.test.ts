@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { createLocalGitHost, ErrorCode, RunningAgentError, runAgentTask, startAgentTask, type AgentTaskEvent } from "@running-agent/core";
-import { createTestRepository, startScriptedModelServer, type RecordedModelRequest } from "@running-agent/core/testing";
+import { createTestRepository, startScriptedModelServer, workingDirectoryOf } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createModalSandbox } from "./index.js";
 import { runOnModal } from "./readme-example.js";
@@ -9,11 +9,6 @@ import { startModalServer, type ModalServer } from "./testing/index.js";
 const ORIGINAL = "export function add(a: number, b: number): number {\n  return a + b;\n}\n";
 const EDITED = `${ORIGINAL}\nexport function multiply(a: number, b: number): number {\n  return a * b;\n}\n`;
 const API_KEY = "scripted-model-key-for-modal-e2e";
-
-function workingDirectory(request: RecordedModelRequest): string {
-  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
-  return match?.[1] ?? ".";
-}
 
 let server: ModalServer;
 
@@ -37,7 +32,7 @@ describe("runAgentTask with the Modal sandbox, end to end against the local Moda
     await using repo = await createTestRepository({ "src/math.ts": ORIGINAL });
     await using model = await startScriptedModelServer({
       script: [
-        (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectory(request)}/src/math.ts`, content: EDITED } }] }),
+        (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] }),
         { text: "Added multiply." },
       ],
     });

@@ -366,3 +366,12 @@ function splitText(text: string): string[] {
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * The working directory OpenCode names in its system prompt, read from a recorded request.
+ * OpenCode's file tools want absolute paths, so scripts build them from this. `.` when absent.
+ */
+export function workingDirectoryOf(request: RecordedModelRequest): string {
+  const match = /Working directory: ([^\s"\\]+)/.exec(JSON.stringify(request.body?.messages ?? []));
+  return match?.[1] ?? ".";
+}
