@@ -1,4 +1,4 @@
-import { workingDirectoryOf, type ScriptedTurn } from "@running-agent/core/testing";
+import { workingDirectoryOf, type ScriptedTurn } from "@running-agent/core/offline";
 
 /** The edit the scripted model makes: a `multiply` function next to `add`. */
 export const MULTIPLY_SOURCE =

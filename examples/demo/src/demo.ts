@@ -11,7 +11,7 @@ import {
   type AgentTaskEvent,
   type ModelConfig,
 } from "@running-agent/core";
-import { startScriptedModelServer } from "@running-agent/core/testing";
+import { startScriptedModelServer } from "@running-agent/core/offline";
 import { createSampleRepository } from "./sample-repository.js";
 import { DEMO_TASK, demoScript } from "./demo-script.js";
 

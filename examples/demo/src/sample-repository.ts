@@ -1,4 +1,4 @@
-import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
+import { createTestRepository, type TestRepository } from "@running-agent/core/offline";
 
 /** The files of a small TypeScript project the demo hands to the agent. */
 export const SAMPLE_FILES: Record<string, string> = {

@@ -1,4 +1,4 @@
-import { startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedStaticTurn, workingDirectoryOf } from "@running-agent/core/testing";
+import { startScriptedModelServer, type RecordedModelRequest, type ScriptedModelServer, type ScriptedStaticTurn, workingDirectoryOf } from "@running-agent/core/offline";
 import type { ModelConfig } from "@running-agent/core";
 
 /** The file the offline model writes into the repository. */

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseBasicAuthorization, readRequestBody, serveGitHttpBackend } from "@running-agent/core/testing";
+import { parseBasicAuthorization, readRequestBody, serveGitHttpBackend } from "@running-agent/core/offline";
 import { commitFiles, initBareRepository, listFilesAt, readFileAt, revParse, type CommitIdentity, type FileContent } from "./git-plumbing.js";
 import { basicError, GitHubHttpError, notFound } from "./github-http-error.js";
 import { runDraftMutation } from "./github-graphql.js";
