@@ -27,9 +27,19 @@ describe("loadServerConfig", () => {
 
   it("names every bad variable", () => {
     expect(() =>
-      loadServerConfig({ PORT: "eighty", RUNNING_AGENT_CONCURRENCY: "0", RUNNING_AGENT_SANDBOX: "docker", RUNNING_AGENT_API_KEY: "short", GITHUB_API_URL: "not a url" }),
+      loadServerConfig({ PORT: "eighty", RUNNING_AGENT_CONCURRENCY: "0", RUNNING_AGENT_SANDBOX: "podman", RUNNING_AGENT_API_KEY: "short", GITHUB_API_URL: "not a url" }),
     ).toThrow(
-      /PORT: PORT must be a number.*RUNNING_AGENT_API_KEY: .*at least 8.*RUNNING_AGENT_CONCURRENCY: .*at least 1.*RUNNING_AGENT_SANDBOX: .*local or local-unisolated.*GITHUB_API_URL: GITHUB_API_URL must be a URL/,
+      /PORT: PORT must be a number.*RUNNING_AGENT_API_KEY: .*at least 8.*RUNNING_AGENT_CONCURRENCY: .*at least 1.*RUNNING_AGENT_SANDBOX: RUNNING_AGENT_SANDBOX must be local, local-unisolated or docker\..*GITHUB_API_URL: GITHUB_API_URL must be a URL/,
     );
+  });
+
+  it("reads the Docker sandbox's image and network, and refuses the scripted model without host networking", () => {
+    expect(loadServerConfig({ RUNNING_AGENT_SANDBOX: "docker", RUNNING_AGENT_DOCKER_NETWORK: "host" })).toMatchObject({ sandbox: "docker", docker: { image: undefined, network: "host" } });
+    expect(loadServerConfig({ RUNNING_AGENT_SANDBOX: "docker", RUNNING_AGENT_MODEL: "google/gemini-2.5-pro", RUNNING_AGENT_DOCKER_IMAGE: "my/image:1", RUNNING_AGENT_DOCKER_NETWORK: "egress-filtered" }).docker).toEqual({
+      image: "my/image:1",
+      network: { name: "egress-filtered" },
+    });
+    expect(() => loadServerConfig({ RUNNING_AGENT_SANDBOX: "docker" })).toThrow(/RUNNING_AGENT_DOCKER_NETWORK: the scripted model listens on this machine's loopback.*RUNNING_AGENT_DOCKER_NETWORK=host/);
+    expect(() => loadServerConfig({ RUNNING_AGENT_SANDBOX: "docker", RUNNING_AGENT_DOCKER_NETWORK: "--privileged" })).toThrow(/must be bridge, host, none or the name of a Docker network/);
   });
 });

@@ -9,8 +9,12 @@ export interface ServerConfig {
   concurrency: number;
   bodyLimitBytes: number;
   corsOrigin: string;
-  /** `local`: bubblewrap; `local-unisolated`: plain child processes (only where bubblewrap cannot run). */
-  sandbox: "local" | "local-unisolated";
+  /** `local`: bubblewrap; `local-unisolated`: plain child processes (only where bubblewrap cannot run); `docker`: a container per task. */
+  sandbox: "local" | "local-unisolated" | "docker";
+  /** For the `docker` sandbox: the image (undefined: the package's default image) and the network tasks join (undefined: the package's default, `bridge`). */
+  docker: { image: string | undefined; network: "bridge" | "host" | "none" | { name: string } | undefined };
+  /** The built dashboard to serve at `/`; undefined: none (main.ts falls back to the dashboard's `dist` when it exists). */
+  dashboardDirectory: string | undefined;
   /** `local`: paths and file:// URLs on this machine; `github`: GitHub or GitHub Enterprise Server. */
   gitHost: "local" | "github";
   /** `scripted`: the offline scripted model; otherwise `provider/model` for core; undefined: core's default (Gemini). */
@@ -31,7 +35,10 @@ const EnvironmentSchema = z.object({
   RUNNING_AGENT_CONCURRENCY: whole("RUNNING_AGENT_CONCURRENCY", 1, 64).default(2),
   RUNNING_AGENT_BODY_LIMIT: whole("RUNNING_AGENT_BODY_LIMIT", 1024, 16 * 1024 * 1024).default(64 * 1024),
   RUNNING_AGENT_CORS_ORIGIN: z.string().min(1).default("*"),
-  RUNNING_AGENT_SANDBOX: z.enum(["local", "local-unisolated"], { error: "RUNNING_AGENT_SANDBOX must be local or local-unisolated." }).default("local"),
+  RUNNING_AGENT_SANDBOX: z.enum(["local", "local-unisolated", "docker"], { error: "RUNNING_AGENT_SANDBOX must be local, local-unisolated or docker." }).default("local"),
+  RUNNING_AGENT_DOCKER_IMAGE: z.string().min(1).optional(),
+  RUNNING_AGENT_DOCKER_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "RUNNING_AGENT_DOCKER_NETWORK must be bridge, host, none or the name of a Docker network.").optional(),
+  RUNNING_AGENT_DASHBOARD_DIR: z.string().min(1).optional(),
   RUNNING_AGENT_GIT_HOST: z.enum(["local", "github"], { error: "RUNNING_AGENT_GIT_HOST must be local or github." }).default("local"),
   RUNNING_AGENT_MODEL: z.string().min(1).optional(),
   RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: whole("RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS", 0, 3_600_000).default(0),
@@ -40,6 +47,16 @@ const EnvironmentSchema = z.object({
   GITHUB_WEB_URL: z.url("GITHUB_WEB_URL must be a URL.").optional(),
   GITHUB_GIT_URL: z.url("GITHUB_GIT_URL must be a URL.").optional(),
   GEMINI_API_KEY: z.string().optional(),
+}).superRefine((env, context) => {
+  // The scripted model listens on this machine's loopback, which a container reaches only with host networking.
+  const scripted = env.RUNNING_AGENT_MODEL === "scripted" || (env.RUNNING_AGENT_MODEL === undefined && !env.GEMINI_API_KEY);
+  if (env.RUNNING_AGENT_SANDBOX === "docker" && scripted && env.RUNNING_AGENT_DOCKER_NETWORK !== "host") {
+    context.addIssue({
+      code: "custom",
+      path: ["RUNNING_AGENT_DOCKER_NETWORK"],
+      message: "the scripted model listens on this machine's loopback, which containers reach only with host networking: set RUNNING_AGENT_DOCKER_NETWORK=host, or configure a real model.",
+    });
+  }
 });
 
 /**
@@ -64,9 +81,16 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     bodyLimitBytes: env.RUNNING_AGENT_BODY_LIMIT,
     corsOrigin: env.RUNNING_AGENT_CORS_ORIGIN,
     sandbox: env.RUNNING_AGENT_SANDBOX,
+    docker: { image: env.RUNNING_AGENT_DOCKER_IMAGE, network: dockerNetworkOf(env.RUNNING_AGENT_DOCKER_NETWORK) },
+    dashboardDirectory: env.RUNNING_AGENT_DASHBOARD_DIR,
     gitHost: env.RUNNING_AGENT_GIT_HOST,
     model: env.RUNNING_AGENT_MODEL ?? (env.GEMINI_API_KEY ? undefined : "scripted"),
     scriptedModelDelayMs: env.RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS,
     github: { token: env.GITHUB_TOKEN, apiUrl: env.GITHUB_API_URL, webUrl: env.GITHUB_WEB_URL, gitUrl: env.GITHUB_GIT_URL },
   };
+}
+
+function dockerNetworkOf(name: string | undefined): ServerConfig["docker"]["network"] {
+  if (name === undefined || name === "bridge" || name === "host" || name === "none") return name;
+  return { name };
 }

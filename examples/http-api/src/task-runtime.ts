@@ -1,4 +1,4 @@
-import { createLocalGitHost, createLocalSandbox, type AgentTaskOptions, type GitHost } from "@running-agent/core";
+import { createLocalGitHost, createLocalSandbox, type AgentTaskOptions, type GitHost, type SandboxProvider } from "@running-agent/core";
 import { createGitHub } from "@running-agent/git-github";
 import { startOfflineModel, type OfflineModel } from "./offline-model.js";
 import type { ServerConfig } from "./server-config.js";
@@ -14,7 +14,7 @@ export interface TaskRuntime {
 
 /** Builds the runtime from the configuration: the embedded local parts unless told otherwise. */
 export async function createTaskRuntime(config: ServerConfig): Promise<TaskRuntime> {
-  const sandbox = createLocalSandbox({ isolation: config.sandbox === "local" ? "bubblewrap" : "none" });
+  const sandbox = await createSandbox(config);
   const gitHost =
     config.gitHost === "github"
       ? createGitHub({
@@ -28,10 +28,10 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
   if (config.model === "scripted") offlineModel = await startOfflineModel({ delayMs: config.scriptedModelDelayMs });
   const model = offlineModel?.model ?? config.model;
   return {
-    taskDefaults: { sandbox, gitHost, ...(model ? { model } : {}) },
+    taskDefaults: { sandbox: sandbox.provider, gitHost, ...(model ? { model } : {}) },
     gitHost,
     description: [
-      `sandbox: ${config.sandbox === "local" ? "local (bubblewrap)" : "local, NOT isolated"}`,
+      `sandbox: ${sandbox.description}`,
       `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : "local (paths and file:// URLs on this machine)"}`,
       `model: ${offlineModel ? `scripted offline model at ${offlineModel.server.url}` : (config.model ?? "core's default (Gemini, GEMINI_API_KEY)")}`,
     ],
@@ -39,4 +39,17 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
       await offlineModel?.close();
     },
   };
+}
+
+/** The configured sandbox provider and a line that names it. */
+async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxProvider; description: string }> {
+  if (config.sandbox === "local") return { provider: createLocalSandbox({ isolation: "bubblewrap" }), description: "local (bubblewrap)" };
+  if (config.sandbox === "local-unisolated") return { provider: createLocalSandbox({ isolation: "none" }), description: "local, NOT isolated" };
+  // Loaded only when chosen (as the CLI does), so that a server on the local sandbox never loads dockerode.
+  const { createDockerSandbox } = await import("@running-agent/sandbox-docker");
+  const network = config.docker.network ?? "bridge";
+  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network });
+  // An unreachable Engine or a missing image stops the server at startup instead of failing every job.
+  await provider.validate();
+  return { provider, description: `docker (image ${provider.image}, network ${typeof network === "string" ? network : network.name})` };
 }
