@@ -71,9 +71,14 @@ export class OutputBuffer {
   async read(offset: number, signal: AbortSignal): Promise<Buffer | undefined> {
     while (offset >= this.length && !this.ended) {
       if (signal.aborted) return undefined;
+      // The listener goes with the wait: a long-lived stream waits many times on one signal.
       await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        signal.addEventListener("abort", () => resolve(), { once: true });
+        const onAbort = () => resolve();
+        this.waiters.push(() => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        });
+        signal.addEventListener("abort", onAbort, { once: true });
       });
     }
     if (offset >= this.length) return undefined;
