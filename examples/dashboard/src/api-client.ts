@@ -1,9 +1,14 @@
 import type { JobResultView, JobStatusView } from "@running-agent/example-http-api/job-views";
 
-/** Where the API is: `?api=` in the page URL, else VITE_API_URL at build time, else the API's default address. */
+/**
+ * Where the API is: `?api=` in the page URL, else VITE_API_URL at build time, else the API's
+ * default address under the dev server, and the page's own origin for a build (the API serves it).
+ */
 export function apiUrlFromPage(): string {
   const fromQuery = new URLSearchParams(window.location.search).get("api");
-  return (fromQuery ?? import.meta.env.VITE_API_URL ?? "http://127.0.0.1:8787").replace(/\/+$/, "");
+  // The mode, not DEV: DEV follows NODE_ENV, which a build run under a test runner inherits.
+  const fallback = import.meta.env.MODE === "development" ? "http://127.0.0.1:8787" : window.location.origin;
+  return (fromQuery ?? import.meta.env.VITE_API_URL ?? fallback).replace(/\/+$/, "");
 }
 
 /** The API's JSON error, as an Error with its code. */

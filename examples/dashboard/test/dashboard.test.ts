@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { build, preview, type PreviewServer } from "vite";
+import { build } from "vite";
 import { startAgentTask } from "@running-agent/core";
 import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
 import { createTaskRuntime, loadServerConfig, startApiServer, type ApiServer, type TaskRuntime } from "@running-agent/example-http-api";
@@ -23,7 +23,6 @@ describe("the dashboard in headless Chromium", () => {
   let repository: TestRepository;
   let runtime: TaskRuntime;
   let api: ApiServer;
-  let site: PreviewServer;
   let context: BrowserContext;
   let page: Page;
 
@@ -32,12 +31,17 @@ describe("the dashboard in headless Chromium", () => {
     workDirectory = await mkdtemp(join(tmpdir(), "dashboard-test-"));
     repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: workDirectory });
     runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SANDBOX: "local", RUNNING_AGENT_GIT_HOST: "local" }));
-    api = await startApiServer({ databasePath: join(workDirectory, "jobs.db"), runTask: startAgentTask, taskDefaults: runtime.taskDefaults, apiKey: API_KEY, concurrency: 1 });
-
-    // The production build, served by vite preview on loopback; the API is another origin, so CORS is exercised too.
+    // The production build, served by the API itself, as `pnpm start` does: the page talks to its own origin.
     const outDir = join(workDirectory, "dist");
     await build({ root: dashboardRoot, logLevel: "warn", build: { outDir, emptyOutDir: true } });
-    site = await preview({ root: dashboardRoot, logLevel: "warn", build: { outDir }, preview: { host: "127.0.0.1", port: 0, strictPort: false, open: false } });
+    api = await startApiServer({
+      databasePath: join(workDirectory, "jobs.db"),
+      runTask: startAgentTask,
+      taskDefaults: runtime.taskDefaults,
+      apiKey: API_KEY,
+      concurrency: 1,
+      dashboardDirectory: outDir,
+    });
 
     const profile = join(workDirectory, "chromium-profile");
     await mkdir(profile);
@@ -51,7 +55,6 @@ describe("the dashboard in headless Chromium", () => {
     const browsers = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" })
       .split("\n")
       .filter((line) => workDirectory && line.includes(join(workDirectory, "chromium-profile")));
-    await new Promise<void>((resolve) => (site ? site.httpServer.close(() => resolve()) : resolve()));
     await api?.close();
     await runtime?.close();
     await repository?.remove();
@@ -60,11 +63,10 @@ describe("the dashboard in headless Chromium", () => {
   });
 
   it("submits a task through the form, streams its log, and shows the finished job with its PR link", async () => {
-    const siteUrl = site.resolvedUrls?.local[0];
-    expect(siteUrl).toBeDefined();
     const pageErrors: string[] = [];
     page.on("pageerror", (error) => pageErrors.push(error.message));
-    await page.goto(`${siteUrl}?api=${encodeURIComponent(api.url)}`);
+    await page.goto(`${api.url}/`);
+    await expect.poll(async () => page.locator(".app-header .api").textContent()).toBe(api.url);
 
     await page.getByLabel("API key").fill(API_KEY);
     await page.getByLabel("Repository").fill(repository.path);
@@ -109,7 +111,8 @@ describe("the dashboard in headless Chromium", () => {
     const slowRuntime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "600000" }));
     const slowApi = await startApiServer({ databasePath: join(workDirectory, "slow.db"), runTask: startAgentTask, taskDefaults: slowRuntime.taskDefaults, apiKey: API_KEY });
     try {
-      await page.goto(`${site.resolvedUrls!.local[0]}?api=${encodeURIComponent(slowApi.url)}`);
+      // The page from the first API, talking to another origin: CORS is exercised too.
+      await page.goto(`${api.url}/?api=${encodeURIComponent(slowApi.url)}`);
       await page.getByLabel("API key").fill(API_KEY);
       await page.getByLabel("Repository").fill(repository.path);
       await page.getByLabel("Task").fill("A task that will be cancelled");

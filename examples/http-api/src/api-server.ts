@@ -4,6 +4,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { AgentTaskOptions } from "@running-agent/core";
 import { z } from "zod";
 import { JobQueue, JobRequestError, type JobStreamMessage, type RunTask } from "./job-queue.js";
+import { createDashboardFiles } from "./dashboard-files.js";
 import { FINISHED_STATUSES } from "./job-record.js";
 import { JobStore } from "./job-store.js";
 import { toResultView, toStatusView } from "./job-views.js";
@@ -33,6 +34,8 @@ export interface ApiServerOptions {
   host?: string;
   /** Default 0 (a free port). */
   port?: number;
+  /** The dashboard's build folder: its files are served at `/` and below, wherever no endpoint answers. Default: none. */
+  dashboardDirectory?: string | undefined;
   /** One line per request and job transition; never headers or bodies. */
   log?: (line: string) => void;
 }
@@ -85,6 +88,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const gitHostDescription = options.gitHostDescription ?? gitHost?.hostId ?? "any";
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const corsOrigin = options.corsOrigin ?? "*";
+  const dashboardFiles = options.dashboardDirectory ? createDashboardFiles(options.dashboardDirectory) : undefined;
   const streams = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
 
@@ -103,7 +107,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       })
       .finally(() => {
         // Writes and refusals are logged; successful reads (dashboards poll) are not.
-        if (!streams.has(response) && (request.method !== "GET" || response.statusCode >= 400)) {
+        if (!streams.has(response) && ((request.method !== "GET" && request.method !== "HEAD") || response.statusCode >= 400)) {
           log(`${request.method} ${pathOf(request)} ${response.statusCode} ${Date.now() - startedAt}ms`);
         }
       });
@@ -134,6 +138,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
 
     const route = matchRoute(segments);
+    // Endpoints come first: a file never shadows one.
+    if (!route && dashboardFiles && (method === "GET" || method === "HEAD") && dashboardFiles(request, response)) return;
     if (!route) throw new HttpError(404, "not_found", `No endpoint ${url.pathname}. Endpoints: POST /submit, GET /status/{job_id}, GET /result/{job_id}, GET /jobs, GET /health, GET /jobs/{job_id}/events, GET /events, POST /jobs/{job_id}/cancel, POST /jobs/{job_id}/retry.`);
     if (route.allowed !== method) {
       response.setHeader("allow", route.allowed);
