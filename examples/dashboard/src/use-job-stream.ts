@@ -1,10 +1,10 @@
 import { useEffect, useState } from "react";
-import type { AgentTaskEvent } from "@running-agent/core";
-import type { JobStatusView } from "@running-agent/example-http-api/job-views";
+import type { JobStatusView, StoredAgentEvent } from "@running-agent/example-http-api/job-views";
 
 /** What a job's event stream has shown so far. */
 export interface JobStream {
-  events: AgentTaskEvent[];
+  /** As the API streams them: `agent.text` carries its delta (and `text` only now and then); `logLinesOf` assembles the text. */
+  events: StoredAgentEvent[];
   status: JobStatusView | undefined;
   /** The server said the job has ended. */
   ended: boolean;
@@ -29,7 +29,7 @@ export function useJobStream(eventsUrl: string | undefined): JobStream {
       const seq = Number(message.lastEventId);
       if (seq <= lastSeq) return;
       lastSeq = seq;
-      const event = JSON.parse(message.data) as AgentTaskEvent;
+      const event = JSON.parse(message.data) as StoredAgentEvent;
       setStream((previous) => ({ ...previous, events: [...previous.events, event], reconnecting: false }));
     });
     source.addEventListener("status", (message) => {

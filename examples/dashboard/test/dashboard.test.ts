@@ -89,6 +89,8 @@ describe("the dashboard in headless Chromium", () => {
     const log = await page.getByTestId("job-log").textContent();
     expect(log).toContain("phase pull-request completed");
     expect(log).toContain("opened change request #1");
+    // The agent's answer, assembled from the streamed deltas (the API streams agent.text without the text so far).
+    expect(log).toContain("agent: Recorded the task in RUNNING_AGENT_TASK.md.");
     // The job list shows the same job as completed.
     await page.locator(".job-list .job.selected .badge-completed").waitFor();
     expect(pageErrors).toEqual([]);

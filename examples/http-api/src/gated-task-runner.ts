@@ -9,6 +9,8 @@ export interface GatedTask {
   handle: AgentTaskHandle;
   /** Ends the task: emits the remaining phases and settles the result. */
   finish(outcome: GatedOutcome): void;
+  /** Emits an event as the running task, e.g. the agent's streamed text. */
+  emit(input: AgentTaskEventInput): void;
   cancelled: boolean;
 }
 
@@ -110,7 +112,7 @@ export function createGatedTaskRunner() {
         }
       },
     };
-    const task: GatedTask = { options, handle, finish, cancelled: false };
+    const task: GatedTask = { options, handle, finish, emit, cancelled: false };
     tasks.push(task);
     // Like core: events start after the handle is returned.
     queueMicrotask(() => {

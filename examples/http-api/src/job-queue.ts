@@ -3,12 +3,13 @@ import { RunningAgentError, type AgentTaskEvent, type AgentTaskHandle, type Agen
 import { FINISHED_STATUSES, RETRYABLE_STATUSES, type JobError, type JobRecord } from "./job-record.js";
 import type { JobStore } from "./job-store.js";
 import { redactSecrets } from "./redact-secrets.js";
+import { StoredEventEncoder, type StoredAgentEvent } from "./stored-event.js";
 
 /** Starts one agent task; `startAgentTask` from core, or anything with its shape. */
 export type RunTask = (options: AgentTaskOptions) => AgentTaskHandle;
 
-/** What a job's live stream carries: an agent event with its stored sequence number, or the job's new state. */
-export type JobStreamMessage = { kind: "event"; seq: number; event: AgentTaskEvent } | { kind: "status"; job: JobRecord };
+/** What a job's live stream carries: an agent event as stored, with its sequence number, or the job's new state. */
+export type JobStreamMessage = { kind: "event"; seq: number; event: StoredAgentEvent } | { kind: "status"; job: JobRecord };
 
 /** A request to run a task. */
 export interface JobSubmission {
@@ -213,8 +214,9 @@ export class JobQueue {
     this.publishStatus(job.id);
     this.options.log?.(`job ${job.id} started`);
 
+    const encoder = new StoredEventEncoder(secrets);
     const onEvent = (event: AgentTaskEvent): void => {
-      const clean = JSON.parse(redactSecrets(JSON.stringify(event), secrets)) as AgentTaskEvent;
+      const clean = encoder.encode(event);
       const seq = store.appendEvent(job.id, clean);
       if (clean.type === "phase" && clean.status === "started") store.setPhase(job.id, clean.phase);
       this.publish(job.id, { kind: "event", seq, event: clean });

@@ -1,11 +1,12 @@
 import Database from "better-sqlite3";
-import type { AgentTaskEvent, AgentTaskResult, Phase } from "@running-agent/core";
+import type { AgentTaskResult, Phase } from "@running-agent/core";
 import type { JobError, JobRecord, JobStatus } from "./job-record.js";
+import type { StoredAgentEvent } from "./stored-event.js";
 
 /** A stored event with its position in the job's stream (the SSE event id). */
 export interface StoredJobEvent {
   seq: number;
-  event: AgentTaskEvent;
+  event: StoredAgentEvent;
 }
 
 /** What a new job needs. */
@@ -151,7 +152,7 @@ export class JobStore {
     return info.changes > 0;
   }
 
-  appendEvent(id: string, event: AgentTaskEvent): number {
+  appendEvent(id: string, event: StoredAgentEvent): number {
     const row = this.database.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM job_events WHERE job_id = ?").get(id) as { next: number };
     this.database.prepare("INSERT INTO job_events (job_id, seq, event_json) VALUES (?, ?, ?)").run(id, row.next, JSON.stringify(event));
     return row.next;
@@ -163,7 +164,7 @@ export class JobStore {
       seq: number;
       event_json: string;
     }[];
-    return rows.map((row) => ({ seq: row.seq, event: JSON.parse(row.event_json) as AgentTaskEvent }));
+    return rows.map((row) => ({ seq: row.seq, event: JSON.parse(row.event_json) as StoredAgentEvent }));
   }
 
   /** Jobs left `running` by a server that died. */

@@ -1,7 +1,7 @@
-import type { AgentTaskEvent } from "@running-agent/core";
 import type { JobError, JobRecord, JobStatus } from "./job-record.js";
+import type { StoredAgentEvent } from "./stored-event.js";
 
-export type { JobError, JobStatus };
+export type { JobError, JobStatus, StoredAgentEvent };
 import type { StoredJobEvent } from "./job-store.js";
 
 /** `GET /status/{job_id}` and each entry of `GET /jobs` (snake_case, as the seed answers). */
@@ -88,19 +88,24 @@ function timingsOf(job: JobRecord, events: StoredJobEvent[]): Record<string, num
   return timings;
 }
 
-/** One line per event worth reading; streamed agent text becomes one line per text part, with its final text. */
-export function logLinesOf(events: readonly AgentTaskEvent[]): string[] {
+/**
+ * One line per event worth reading; streamed agent text becomes one line per text part, with its
+ * text so far, rebuilt from the deltas (see {@link StoredAgentEvent}).
+ */
+export function logLinesOf(events: readonly StoredAgentEvent[]): string[] {
   const lines: string[] = [];
-  const textLineByPart = new Map<string, number>();
+  const textByPart = new Map<string, { line: number; text: string }>();
   for (const event of events) {
     if (event.type === "agent.text") {
-      const index = textLineByPart.get(event.partId);
-      const line = `${timeOf(event.at)} agent: ${event.text}`;
-      if (index === undefined) {
-        textLineByPart.set(event.partId, lines.length);
+      const part = textByPart.get(event.partId);
+      const text = event.text ?? (part?.text ?? "") + event.delta;
+      const line = `${timeOf(event.at)} agent: ${text}`;
+      if (part === undefined) {
+        textByPart.set(event.partId, { line: lines.length, text });
         lines.push(line);
       } else {
-        lines[index] = line;
+        part.text = text;
+        lines[part.line] = line;
       }
       continue;
     }
@@ -110,8 +115,8 @@ export function logLinesOf(events: readonly AgentTaskEvent[]): string[] {
   return lines;
 }
 
-/** A short line for an event, or undefined for events that only matter live (text deltas, running tools). */
-export function describeEvent(event: AgentTaskEvent): string | undefined {
+/** A short line for an event, or undefined for events that only matter live (text deltas, which {@link logLinesOf} assembles per part; running tools). */
+export function describeEvent(event: StoredAgentEvent): string | undefined {
   switch (event.type) {
     case "phase":
       return `phase ${event.phase} ${event.status}${event.durationMs !== undefined ? ` (${Math.round(event.durationMs)} ms)` : ""}${event.error ? `: ${event.error.code} ${event.error.message}` : ""}`;
@@ -124,7 +129,7 @@ export function describeEvent(event: AgentTaskEvent): string | undefined {
     case "command.output":
       return `${event.command} [${event.stream}] ${event.text.trimEnd()}`;
     case "agent.text":
-      return `agent: ${event.text}`;
+      return undefined;
     case "agent.tool":
       return event.status === "completed" || event.status === "error" ? `tool ${event.tool} ${event.status}${event.title ? `: ${event.title}` : ""}` : undefined;
     case "agent.file":
