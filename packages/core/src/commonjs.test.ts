@@ -1,31 +1,17 @@
 import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { promisify } from "node:util";
-import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAppWithBuiltCore } from "./built-core-app.js";
 
 const run = promisify(execFile);
-const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/**
- * A CommonJS app on Node >= 20.19 requires the ESM build (require(esm)). The build goes into a
- * temp copy of the package, so this test never races a developer's own `dist`.
- */
+/** A CommonJS app on Node >= 20.19 requires the ESM build (require(esm)). */
 describe("a CommonJS app can require the built package", () => {
   let app: string;
   beforeAll(async () => {
-    app = await mkdtemp(join(tmpdir(), "running-agent-cjs-"));
-    const installed = join(app, "node_modules", "@running-agent", "core");
-    await mkdir(installed, { recursive: true });
-    const tsupPackage = createRequire(import.meta.url).resolve("tsup/package.json");
-    const tsup = join(dirname(tsupPackage), "dist", "cli-default.js");
-    await run(process.execPath, [tsup, "--out-dir", join(installed, "dist"), "--no-dts", "--silent"], { cwd: packageRoot });
-    await cp(join(packageRoot, "package.json"), join(installed, "package.json"));
-    await symlink(join(packageRoot, "node_modules"), join(installed, "node_modules"));
-    await writeFile(join(app, "package.json"), JSON.stringify({ name: "cjs-app", private: true, type: "commonjs" }));
+    app = await createAppWithBuiltCore({ prefix: "running-agent-cjs-", type: "commonjs", dependencies: "workspace" });
     await writeFile(
       join(app, "app.cjs"),
       [

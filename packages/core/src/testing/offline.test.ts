@@ -1,14 +1,11 @@
 import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAppWithBuiltCore } from "../built-core-app.js";
 
 const run = promisify(execFile);
-const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /**
  * `@running-agent/core/offline` is what the demo, the examples and the local GitHub-compatible server import
@@ -18,21 +15,8 @@ const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 describe("the offline subpath without vitest installed", () => {
   let app: string;
   beforeAll(async () => {
-    app = await mkdtemp(join(tmpdir(), "running-agent-offline-"));
-    const installed = join(app, "node_modules", "@running-agent", "core");
-    await mkdir(installed, { recursive: true });
-    const tsupPackage = createRequire(import.meta.url).resolve("tsup/package.json");
-    const tsup = join(dirname(tsupPackage), "dist", "cli-default.js");
-    await run(process.execPath, [tsup, "--out-dir", join(installed, "dist"), "--no-dts", "--silent"], { cwd: packageRoot });
-    await cp(join(packageRoot, "package.json"), join(installed, "package.json"));
     // Only the declared dependencies, as a registry install without the optional peers would lay them out.
-    const manifest = JSON.parse(await readFile(join(packageRoot, "package.json"), "utf8")) as { dependencies: Record<string, string> };
-    for (const name of Object.keys(manifest.dependencies)) {
-      const link = join(installed, "node_modules", name);
-      await mkdir(dirname(link), { recursive: true });
-      await symlink(await realpath(join(packageRoot, "node_modules", name)), link);
-    }
-    await writeFile(join(app, "package.json"), JSON.stringify({ name: "offline-app", private: true, type: "module" }));
+    app = await createAppWithBuiltCore({ prefix: "running-agent-offline-", type: "module", dependencies: "declared" });
     await writeFile(
       join(app, "app.mjs"),
       [
