@@ -6,7 +6,7 @@
 // scripted model and the local Git host, all on loopback.
 import { parseArgs } from "node:util";
 import { createLocalGitHost, createLocalSandbox, runAgentTask, type AgentTaskEvent, type SandboxProvider, type SandboxSession } from "@running-agent/core";
-import { createTestRepository, startScriptedModelServer } from "@running-agent/core/testing";
+import { createTestRepository, startScriptedModelServer } from "@running-agent/core/offline";
 import { createDockerSandbox } from "../src/index.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, "compare-local": { type: "boolean", default: false } } });

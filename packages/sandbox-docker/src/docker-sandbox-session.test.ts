@@ -1,7 +1,7 @@
 import { ErrorCode, readArchive, RunningAgentError } from "@running-agent/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OUTPUT_CAP_BYTES } from "./container-process.js";
-import type { DockerSandboxSession } from "./docker-sandbox-session.js";
+import { runtimeRefusal, type DockerSandboxSession } from "./docker-sandbox-session.js";
 import { expectNoContainers, scopedProvider } from "./test-engine.js";
 
 // Docker-specific edges beyond the conformance suite.
@@ -67,5 +67,19 @@ describe("DockerSandboxSession", () => {
       ["a", "file", "shared"],
       ["b", "file", "shared"],
     ]);
+  });
+});
+
+describe("runtimeRefusal", () => {
+  const outcome = (exitCode: number | null, stdout: string) => ({ exitCode, stdout: Buffer.from(stdout) });
+
+  it("tells a runtime that refused the exec (container stopping, exec failed) from a command's own exit 126", () => {
+    // The runtime's answer while a killed container is going away, as seen from the Engine.
+    expect(runtimeRefusal(outcome(126, "cannot exec in a stopped state: unknown\r\n"))).toBe("container stopped");
+    expect(runtimeRefusal(outcome(126, "OCI runtime exec failed: exec failed: cannot exec in a stopped container: unknown\r\n"))).toBe("container stopped");
+    expect(runtimeRefusal(outcome(126, 'OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd ("/no/such/folder") set in config.json failed: no such file or directory: unknown\r\n'))).toBe("exec failed");
+    // A script that is not executable exits 126 on its own: its output is its own.
+    expect(runtimeRefusal(outcome(126, "sh: 1: ./script.sh: Permission denied\n"))).toBeUndefined();
+    expect(runtimeRefusal(outcome(0, "cannot exec in a stopped state: unknown"))).toBeUndefined();
   });
 });

@@ -110,8 +110,11 @@ export class DockerSandboxSession implements SandboxSession {
       });
     }
     if (outcome.exitCode === null || outcome.exitCode === SIGKILL_EXIT) await this.explainKill(outcome.exitCode);
+    const refusal = runtimeRefusal(outcome);
+    // The container's processes are gone but the Engine does not mark it stopped yet: it is ending.
+    if (refusal === "container stopped") await this.explainKill(null);
     // The runtime could not start the command at all (e.g. a missing cwd): not the command's exit code.
-    if (outcome.exitCode === 126 && outcome.stdout.subarray(0, 64).toString().startsWith("OCI runtime exec failed")) {
+    if (refusal !== undefined) {
       throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not start ${JSON.stringify(command[0])}: ${outcome.stdout.toString("utf8").trim()}`, {
         details: { command: command[0] },
       });
@@ -232,7 +235,7 @@ export class DockerSandboxSession implements SandboxSession {
       });
     } catch (error) {
       if (this.destroyed && !this.ended) throw destroyedError(error);
-      if (isGone(error)) await this.throwIfContainerEnded();
+      if (isGone(error)) await this.awaitContainerEnd();
       throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not start ${JSON.stringify(command[0])} in the container: ${engineMessage(error)}`, { cause: error });
     }
   }
@@ -265,6 +268,17 @@ export class DockerSandboxSession implements SandboxSession {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await this.endSession(undefined);
+  }
+
+  /**
+   * The Engine refused a command because the container is stopping: throws the session's end once
+   * the Engine's state shows it (the refusal can come a moment before). Returns if it still runs.
+   */
+  private async awaitContainerEnd(): Promise<void> {
+    for (let attempt = 0; attempt < 30; attempt++) {
+      await this.throwIfContainerEnded();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** Throws the session's end (TERMINATED or OUT_OF_MEMORY) when the container no longer runs. */
@@ -347,8 +361,21 @@ export async function readOomKillCount(container: Dockerode.Container): Promise<
     name: `oom-${randomUUID()}`,
   });
   const outcome = await running.outcome;
-  if (outcome.exitCode !== 0 && outcome.exitCode !== 1) throw new Error(`reading the OOM counter failed (exit ${String(outcome.exitCode)})`);
+  if ((outcome.exitCode !== 0 && outcome.exitCode !== 1) || runtimeRefusal(outcome)) throw new Error(`reading the OOM counter failed (exit ${String(outcome.exitCode)})`);
   return parseOomKillCount(outcome.stdout.toString("utf8"));
+}
+
+/**
+ * Whether the container runtime refused to start an exec (it answers with exit code 126 and its
+ * message on stdout, the command never ran): the container is stopping, or the exec itself could
+ * not start (e.g. a missing working directory). Undefined for a command's own exit code.
+ */
+export function runtimeRefusal(outcome: Pick<ContainerProcessOutcome, "exitCode" | "stdout">): "container stopped" | "exec failed" | undefined {
+  if (outcome.exitCode !== 126) return undefined;
+  const head = outcome.stdout.subarray(0, 200).toString("utf8");
+  if (head.startsWith("cannot exec in a stopped state") || /^OCI runtime exec failed: .*(stopped|not running)/.test(head)) return "container stopped";
+  if (head.startsWith("OCI runtime exec failed")) return "exec failed";
+  return undefined;
 }
 
 /** The `oom_kill N` counter from cgroup memory files; 0 when absent. */

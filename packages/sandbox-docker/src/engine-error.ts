@@ -44,10 +44,14 @@ export function engineUnavailableError(error: unknown, where: string): RunningAg
   );
 }
 
-/** True when the Engine says the container (or exec) is gone. */
+/**
+ * True when the Engine says the container (or exec) is gone or going: 404, or a refusal because it
+ * is stopped or being removed (409, or 500 "container not running … Removal In Progress" from an
+ * exec created while an auto-removed container goes away).
+ */
 export function isGone(error: unknown): boolean {
   const status = engineStatus(error);
-  return status === 404 || (status === 409 && /removal|is not running|is dead/i.test(engineMessage(error)));
+  return status === 404 || ((status === 409 || status === 500) && /removal|is not running|container not running|is dead|stopped state/i.test(engineMessage(error)));
 }
 
 /** Keeps typed errors as they are and wraps anything else in the given code. */

@@ -180,7 +180,7 @@ describe("runAgentTask with the Docker sandbox", () => {
 
     // The engine sees its server die (exit 137) and asks the session why: the container is gone.
     expect(RunningAgentError.isInstance(error), String(error)).toBe(true);
-    expect(error).toMatchObject({ code: ErrorCode.SANDBOX_TERMINATED, phase: "agent" });
+    expect(error, String(error)).toMatchObject({ code: ErrorCode.SANDBOX_TERMINATED, phase: "agent" });
     await expectNoContainers(run);
     expect((await repo.git("branch", "--list")).trim()).toBe("* main");
   });
