@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Octokit } from "@octokit/rest";
 import { sign } from "@octokit/webhooks-methods";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createLocalSandbox } from "@running-agent/core";
@@ -198,6 +199,78 @@ describe("the GitHub bot", () => {
       expect(comments[0]!.body).toMatch(/finished without changes[\s\S]*there is no pull request\.$/);
     }
     await expectSandboxesGone();
+  });
+
+  /** A pull request opened by octocat from a branch pushed to the repository itself, as a person would. */
+  async function openPullRequest(branch: string, title: string, body: string) {
+    const octocat = new Octokit({ baseUrl: github.apiUrl, auth: github.grantToken({ login: "octocat", permission: "push", repositories: [REPO] }) });
+    const headBefore = await github.commit(REPO, { branch, files: { "NOTES.md": "# Notes\n\nA first draft.\n" }, message: "Start the notes" });
+    const { data } = await octocat.rest.pulls.create({ owner: "octo", repo: "app", head: branch, base: "main", title, body });
+    return { number: data.number, headBefore, octocat };
+  }
+  const commentOnPullRequest = (number: number, title: string, body: string, id: number) => ({
+    action: "created",
+    issue: { ...issuePayload(number, title), pull_request: { url: `${github.apiUrl}/repos/${REPO}/pulls/${number}` } },
+    comment: { id, body, user: { login: "octocat", type: "User" }, author_association: "MEMBER" },
+    repository: repositoryPayload(),
+    sender: { login: "octocat", type: "User" },
+  });
+
+  it("follows up `/agent <task>` on a pull request: one more commit on its branch, the same pull request as it was, the outcome in the comment", async () => {
+    const title = "Start a notes file";
+    const body = "Notes for the team.";
+    const { number, headBefore, octocat } = await openPullRequest("notes", title, body);
+    script = [
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: NOTES } }] }),
+      { text: "Rewrote NOTES.md." },
+    ];
+
+    const delivery = await deliver("issue_comment", commentOnPullRequest(number, title, "/agent say who wrote the notes", 200));
+    expect(delivery).toEqual({ status: 202, body: { result: `started a task on ${REPO}#${number}` } });
+    await bot.idle();
+
+    // The agent saw the pull request as context, and its change is one commit on top of the branch (a fast-forward).
+    const prompt = JSON.stringify(model.chatRequests[0]?.body);
+    expect(prompt).toContain("say who wrote the notes");
+    expect(prompt).toContain(`This is a follow-up on pull request #${number} (branch notes into main)`);
+    expect(prompt).toContain(body);
+    const { data: branch } = await octocat.rest.repos.getBranch({ owner: "octo", repo: "app", branch: "notes" });
+    expect(branch.commit.parents.map((parent) => parent.sha)).toEqual([headBefore]);
+    expect(branch.commit.commit.message.split("\n")[0]).toBe("say who wrote the notes");
+    expect(await github.readFile(REPO, "notes", "NOTES.md")).toBe(NOTES);
+    expect(await github.readFile(REPO, "main", "NOTES.md")).toBeUndefined();
+
+    // Still one pull request, with its title and body untouched.
+    expect(github.pullRequests(REPO)).toEqual([expect.objectContaining({ number, title, body, state: "open", head: "notes", base: "main", draft: false })]);
+    expect(github.requests.filter((request) => request.method === "POST" && request.route === "/repos/{owner}/{repo}/pulls")).toHaveLength(1);
+    expect(github.requests.filter((request) => request.method === "PATCH" && request.route === "/repos/{owner}/{repo}/pulls/{pull_number}")).toEqual([]);
+
+    const comments = github.comments(REPO, number);
+    expect(comments).toHaveLength(1);
+    expect(comments[0]!.user).toBe(botLogin);
+    expect(comments[0]!.body.split("\n")[0]).toBe("🤖 **Running Agent** finished (asked by @octocat).");
+    expect(comments[0]!.body.trimEnd().split("\n").at(-1)).toMatch(
+      new RegExp(`^Pushed \`${branch.commit.sha.slice(0, 12)}\` to \`notes\`, updating pull request #${number}: http://127\\.0\\.0\\.1:\\d+/octo/app/pull/${number}$`),
+    );
+    await expectSandboxesGone();
+  });
+
+  it("refuses a bare /agent and a closed pull request with a reply, and runs nothing", async () => {
+    const { number, headBefore, octocat } = await openPullRequest("draft-notes", "Draft notes", "");
+    const bare = await deliver("issue_comment", commentOnPullRequest(number, "Draft notes", "/agent", 300));
+    expect(bare).toEqual({ status: 202, body: { result: "refused: /agent on a pull request needs a task" } });
+    await octocat.rest.pulls.update({ owner: "octo", repo: "app", pull_number: number, state: "closed" });
+    const closed = await deliver("issue_comment", commentOnPullRequest(number, "Draft notes", "/agent finish the notes", 301));
+    expect(closed).toEqual({ status: 202, body: { result: `refused: pull request #${number} is closed` } });
+    await bot.idle();
+
+    expect(github.comments(REPO, number).map((comment) => [comment.user, comment.body])).toEqual([
+      [botLogin, expect.stringMatching(/^🤖 \*\*Running Agent\*\* did not start \(asked by @octocat\)\. On a pull request, say what to change: `\/agent <task>`/)],
+      [botLogin, "🤖 **Running Agent** did not start (asked by @octocat). This pull request is closed. Reopen it to let the agent work on it."],
+    ]);
+    expect(model.requests).toHaveLength(0);
+    expect(await github.branchSha(REPO, "draft-notes")).toBe(headBefore);
+    expect(bot.activeTasks()).toEqual([]);
   });
 
   it("ignores a comment without /agent: no comment, no task, no model call", async () => {

@@ -5,7 +5,8 @@ import { abortedError, startAgentTask, type AgentTaskOptions, type ModelConfig, 
 import { createGitHub, type GitHubSettings } from "@running-agent/git-github";
 import { IssueCommentPublisher } from "./issue-comment-publisher.js";
 import { ProgressComment } from "./progress-comment.js";
-import { triggerFromComment, triggerFromLabel, type TaskTrigger, type TriggerSettings } from "./task-trigger.js";
+import { followUpGitHost } from "./follow-up-git-host.js";
+import { triggerFromComment, triggerFromLabel, triggerFromPullRequest, type TaskTrigger, type TriggerSettings } from "./task-trigger.js";
 import { receiveWebhook } from "./receive-webhook.js";
 import { TaskSlots } from "./task-slots.js";
 
@@ -55,8 +56,10 @@ const DEFAULT_ASSOCIATIONS = ["OWNER", "MEMBER", "COLLABORATOR"];
 /**
  * A GitHub bot on the library: when an issue gets the label (default `agent`) or a trusted
  * comment `/agent <task>`, it runs the task, keeps one progress comment on the issue up to
- * date, and opens a pull request that closes the issue. Deliveries whose signature does not
- * match the secret are answered 401 and start nothing.
+ * date, and opens a pull request that closes the issue. `/agent <task>` on an open pull request
+ * (from the same repository) commits on top of its branch and leaves the pull request's title
+ * and body as they are. Deliveries whose signature does not match the secret are answered 401
+ * and start nothing.
  */
 export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
   if (!options.webhookSecret) throw new TypeError("createGitHubBot: webhookSecret is required.");
@@ -77,7 +80,16 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
   // What each delivery led to, so that the response (shown in GitHub's delivery log) says it.
   const decisions = new Map<string, string>();
 
-  const decide = (deliveryId: string, trigger: TaskTrigger) => {
+  // Jobs that idle() and close() wait for: tasks and refusal replies.
+  const track = (work: Promise<void>, onSettled?: () => void) => {
+    const job = work.catch(onError).finally(() => {
+      onSettled?.();
+      jobs.delete(job);
+    });
+    jobs.add(job);
+  };
+
+  const decide = async (deliveryId: string, trigger: TaskTrigger): Promise<void> => {
     if (trigger.kind === "ignored") {
       decisions.set(deliveryId, `ignored: ${trigger.reason}`);
       return;
@@ -88,19 +100,36 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
       return;
     }
     const controller = new AbortController();
+    // Held while the pull request is read, so that a second delivery for it waits its turn like any other.
     active.set(key, controller);
-    decisions.set(deliveryId, `started a task on ${key}`);
-    const job = runTask(trigger, controller.signal)
-      .catch(onError)
-      .finally(() => {
+    let task: Extract<TaskTrigger, { kind: "task" | "refused" }>;
+    if (trigger.kind === "pull-request") {
+      try {
+        const { owner, repo, issueNumber } = trigger.target;
+        const { data: pullRequest } = await octokit.rest.pulls.get({ owner, repo, pull_number: issueNumber });
+        task = triggerFromPullRequest(trigger, pullRequest);
+      } catch (error) {
         active.delete(key);
-        jobs.delete(job);
-      });
-    jobs.add(job);
+        onError(error);
+        decisions.set(deliveryId, `failed: could not read pull request ${key}: ${(error as Error).message}`);
+        return;
+      }
+    } else {
+      task = trigger;
+    }
+    if (task.kind === "refused") {
+      active.delete(key);
+      decisions.set(deliveryId, `refused: ${task.reason}`);
+      const { owner, repo, issueNumber } = task.target;
+      track(octokit.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body: task.reply }).then(() => {}));
+      return;
+    }
+    decisions.set(deliveryId, `started a task on ${key}`);
+    track(runTask(task, controller.signal), () => active.delete(key));
   };
 
   const runTask = async (trigger: Extract<TaskTrigger, { kind: "task" }>, signal: AbortSignal): Promise<void> => {
-    const progress = new ProgressComment(trigger.requestedBy);
+    const progress = new ProgressComment(trigger.requestedBy, trigger.pullRequest);
     const publisher = new IssueCommentPublisher(octokit, trigger.target, () => progress.render(), options.commentIntervalMs ?? 2000, onError);
     let release = slots.tryAcquire();
     if (!release) {
@@ -113,14 +142,17 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
       }
     }
     try {
+      const followUp = trigger.pullRequest;
       const handle = startAgentTask({
         ...options.taskOptions,
         repo: trigger.target.cloneUrl,
         task: trigger.task,
-        gitHost,
         ...(options.sandbox ? { sandbox: options.sandbox } : {}),
         ...(options.model ? { model: options.model } : {}),
-        pullRequest: { ...options.taskOptions?.pullRequest, closesIssue: trigger.target.issueNumber },
+        // A follow-up commits on top of the pull request's branch and leaves the pull request's title and body alone.
+        ...(followUp
+          ? { gitHost: followUpGitHost(gitHost, octokit, trigger.target, followUp), branch: followUp.head, baseBranch: followUp.base, pullRequest: {} }
+          : { gitHost, pullRequest: { ...options.taskOptions?.pullRequest, closesIssue: trigger.target.issueNumber } }),
         secrets: [...(options.taskOptions?.secrets ?? []), options.github.token, options.webhookSecret],
         signal,
       });

@@ -1,3 +1,13 @@
 export { createGitHubBot, type GitHubBot, type GitHubBotOptions } from "./github-bot.js";
 export { ProgressComment } from "./progress-comment.js";
-export { triggerFromComment, triggerFromLabel, type IssueTarget, type TaskTrigger, type TriggerSettings } from "./task-trigger.js";
+export { followUpGitHost } from "./follow-up-git-host.js";
+export {
+  triggerFromComment,
+  triggerFromLabel,
+  triggerFromPullRequest,
+  type IssueTarget,
+  type PullRequestFacts,
+  type PullRequestFollowUp,
+  type TaskTrigger,
+  type TriggerSettings,
+} from "./task-trigger.js";

@@ -58,4 +58,22 @@ describe("ProgressComment", () => {
     failed.fail(agentError(ErrorCode.MODEL_ERROR, "The model said 400.", { phase: "agent" }));
     expect(failed.render()).toMatch(/failed \(asked by @octocat\)[\s\S]*Failed in the agent phase: `MODEL_ERROR`\n\n> The model said 400\.$/);
   });
+
+  it("on a follow-up, ends with the commit pushed to the pull request's branch, or says the branch is unchanged", () => {
+    const followUp = { number: 7, head: "feature/helper", base: "main" };
+    const pushed = new ProgressComment("octocat", followUp);
+    pushed.complete(
+      result({
+        branch: "feature/helper",
+        commit: "0123456789abcdef0123456789abcdef01234567",
+        pullRequest: { number: 7, url: "http://127.0.0.1/octo/app/pull/7", created: false } as AgentTaskResult["pullRequest"] & {},
+      }),
+    );
+    expect(pushed.render().split("\n")[0]).toBe("🤖 **Running Agent** finished (asked by @octocat).");
+    expect(pushed.render().trimEnd().split("\n").at(-1)).toBe("Pushed `0123456789ab` to `feature/helper`, updating pull request #7: http://127.0.0.1/octo/app/pull/7");
+
+    const unchanged = new ProgressComment("octocat", followUp);
+    unchanged.complete(result({ status: "no_changes" }));
+    expect(unchanged.render()).toMatch(/finished without changes[\s\S]*The agent changed nothing, so `feature\/helper` is as it was\.$/);
+  });
 });

@@ -1,4 +1,5 @@
 import { PHASES, RunningAgentError, type AgentTaskEvent, type AgentTaskResult, type Phase } from "@running-agent/core";
+import type { PullRequestFollowUp } from "./task-trigger.js";
 
 type PhaseState = { status: "started" | "completed" | "skipped" | "failed"; durationMs?: number };
 type Outcome =
@@ -11,7 +12,8 @@ const SYMBOL: Record<PhaseState["status"] | "pending", string> = { pending: "⬜
 /**
  * The text of the one comment the bot keeps on an issue: who asked, each phase with its state
  * and time, what the agent is doing, and at the end the outcome, ending with the pull
- * request's link. Pure: it only turns events into Markdown; publishing is someone else's job.
+ * request's link (for a follow-up on a pull request: the commit pushed to its branch).
+ * Pure: it only turns events into Markdown; publishing is someone else's job.
  */
 export class ProgressComment {
   private readonly phases = new Map<Phase, PhaseState>();
@@ -19,7 +21,11 @@ export class ProgressComment {
   private outcome: Outcome | undefined;
   private state: "new" | "queued" | "started" = "new";
 
-  constructor(private readonly requestedBy: string) {}
+  constructor(
+    private readonly requestedBy: string,
+    /** Set when the task follows up on a pull request, whose branch gets the commit. */
+    private readonly followUp?: PullRequestFollowUp,
+  ) {}
 
   /** Takes an event; true when the comment changed in a way worth publishing now (a phase moved, a PR opened). */
   apply(event: AgentTaskEvent): boolean {
@@ -104,6 +110,13 @@ export class ProgressComment {
       return [`Failed${where}: \`${outcome.code}\``, "", quote(outcome.message)];
     }
     const summary = outcome.result.summary.trim() ? [quote(outcome.result.summary.trim()), ""] : [];
+    const followUp = this.followUp;
+    if (followUp) {
+      if (outcome.kind === "no_changes") return [...summary, `The agent changed nothing, so \`${followUp.head}\` is as it was.`];
+      const commit = outcome.result.commit ? `\`${outcome.result.commit.slice(0, 12)}\`` : "a commit";
+      const link = outcome.result.pullRequest ? `: ${outcome.result.pullRequest.url}` : ".";
+      return [...summary, `Pushed ${commit} to \`${outcome.result.branch ?? followUp.head}\`, updating pull request #${followUp.number}${link}`];
+    }
     if (outcome.kind === "no_changes") return [...summary, "The agent changed nothing, so there is no pull request."];
     const pullRequest = outcome.result.pullRequest;
     return [...summary, pullRequest ? `Pull request #${pullRequest.number}: ${pullRequest.url}` : `Pushed ${outcome.result.branch ?? "the branch"}.`];
