@@ -255,13 +255,16 @@ describe("the GitHub bot", () => {
     await expectSandboxesGone();
   });
 
-  it("refuses a bare /agent and a closed pull request with a reply, and runs nothing", async () => {
+  it("refuses a bare /agent and a closed pull request with a reply, says when the pull request cannot be read, and runs nothing", async () => {
     const { number, headBefore, octocat } = await openPullRequest("draft-notes", "Draft notes", "");
     const bare = await deliver("issue_comment", commentOnPullRequest(number, "Draft notes", "/agent", 300));
     expect(bare).toEqual({ status: 202, body: { result: "refused: /agent on a pull request needs a task" } });
     await octocat.rest.pulls.update({ owner: "octo", repo: "app", pull_number: number, state: "closed" });
     const closed = await deliver("issue_comment", commentOnPullRequest(number, "Draft notes", "/agent finish the notes", 301));
     expect(closed).toEqual({ status: 202, body: { result: `refused: pull request #${number} is closed` } });
+    github.injectFailure({ method: "GET", path: "/repos/{owner}/{repo}/pulls/{pull_number}", status: 503 });
+    const unreadable = await deliver("issue_comment", commentOnPullRequest(number, "Draft notes", "/agent finish the notes", 302));
+    expect(unreadable.body.result).toMatch(new RegExp(`^failed: could not read pull request ${REPO}#${number}: `));
     await bot.idle();
 
     expect(github.comments(REPO, number).map((comment) => [comment.user, comment.body])).toEqual([

@@ -117,6 +117,12 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
     } else {
       task = trigger;
     }
+    if (controller.signal.aborted) {
+      // close() ran while the pull request was read: start nothing it would not wait for.
+      active.delete(key);
+      decisions.set(deliveryId, "ignored: the bot is shutting down");
+      return;
+    }
     if (task.kind === "refused") {
       active.delete(key);
       decisions.set(deliveryId, `refused: ${task.reason}`);
