@@ -19,6 +19,12 @@ describe("Redactor", () => {
       `cloning https://${REDACTED}@example.test/o/r.git`,
     );
     expect(redactor.redactText("https://x-access-token@example.test/o/r.git")).toBe(`https://${REDACTED}@example.test/o/r.git`);
+    // Whatever precedes the scheme, the credentials go; the scheme is kept as written.
+    expect(redactor.redactText("(git+ssh://me:pw@host/r) 1https://a:b@h _https://c:d@h xhttps://e@h")).toBe(
+      `(git+ssh://${REDACTED}@host/r) 1https://${REDACTED}@h _https://${REDACTED}@h xhttps://${REDACTED}@h`,
+    );
+    // A URL without credentials, and an address that is not in a URL, stay as they are.
+    expect(redactor.redactText("see https://example.test/docs or mail me@example.test")).toBe("see https://example.test/docs or mail me@example.test");
   });
 
   it("redacts strings deep inside objects and arrays without touching the original", () => {

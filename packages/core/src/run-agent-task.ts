@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { ErrorCode, RunningAgentError, abortedError, agentError } from "./errors.js";
 import { EventLog } from "./event-log.js";
+import { AgentTextParts } from "./agent-text-parts.js";
 import { Redactor } from "./redactor.js";
 import type { AgentTaskEvent, AgentTaskEventInput } from "./events.js";
 import type { Phase } from "./phases.js";
@@ -75,6 +76,7 @@ export function startAgentTask(options: AgentTaskOptions): AgentTaskHandle {
 
 function createContext(taskId: string, options: AgentTaskOptions, controller: AbortController, log: EventLog<AgentTaskEvent>): TaskContext {
   const redactor = new Redactor(options?.secrets ?? []);
+  const textParts = new AgentTextParts();
   const onEvent = options?.onEvent;
   return {
     taskId,
@@ -88,7 +90,9 @@ function createContext(taskId: string, options: AgentTaskOptions, controller: Ab
     usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
     changes: [],
     emit(input: AgentTaskEventInput) {
-      const event = redactor.redact({ ...input, taskId, at: Date.now() }) as AgentTaskEvent;
+      const redacted = redactor.redact({ ...input, taskId, at: Date.now() }) as AgentTaskEvent;
+      // The log keeps every event for replay: agent text shares one string per part (see AgentTextParts).
+      const event = redacted.type === "agent.text" ? textParts.share(redacted) : redacted;
       log.push(event);
       if (onEvent) {
         try {
