@@ -46,6 +46,7 @@ export interface AgentTaskOptions {
     title?: string;
     /** Extra text placed above the generated body. */
     body?: string;
+    /** Open as a draft. Unset: a new change request is ready for review; one that already exists for the branch keeps its state. */
     draft?: boolean;
     labels?: string[];
     reviewers?: string[];

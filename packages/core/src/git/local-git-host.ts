@@ -109,7 +109,7 @@ class LocalGitHostImplementation implements LocalGitHost {
       headCommit,
       title: input.title,
       body: input.body ?? "",
-      draft: input.draft ?? false,
+      draft: input.draft,
       labels: [...(input.labels ?? [])],
       reviewers: [...(input.reviewers ?? [])],
       assignees: [...(input.assignees ?? [])],
@@ -118,11 +118,11 @@ class LocalGitHostImplementation implements LocalGitHost {
     const { record, created } = await store.update((records) => {
       const existing = records.find((candidate) => candidate.state === "open" && candidate.head === input.head);
       if (existing) {
-        Object.assign(existing, fields);
+        Object.assign(existing, { ...fields, draft: fields.draft ?? existing.draft });
         return { record: { ...existing }, created: false };
       }
       const number = records.reduce((highest, candidate) => Math.max(highest, candidate.number), 0) + 1;
-      const fresh: LocalChangeRequest = { number, url: changeRequestUrl(inspected.path, number), state: "open", ...fields, createdAt: now };
+      const fresh: LocalChangeRequest = { number, url: changeRequestUrl(inspected.path, number), state: "open", ...fields, draft: fields.draft ?? false, createdAt: now };
       records.push(fresh);
       return { record: { ...fresh }, created: true };
     });

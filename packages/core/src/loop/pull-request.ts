@@ -14,7 +14,8 @@ export async function openPullRequest(context: TaskContext): Promise<void> {
       base: context.baseBranch!,
       title: context.redactor.redactText(request.title ?? taskTitle(options.task)),
       body: context.redactor.redactText(pullRequestBody(context)),
-      draft: request.draft ?? false,
+      // Unset, a new change request is ready for review and an existing one keeps its draft state.
+      ...(request.draft !== undefined ? { draft: request.draft } : {}),
       labels: request.labels ?? [],
       reviewers: request.reviewers ?? [],
       assignees: request.assignees ?? [],

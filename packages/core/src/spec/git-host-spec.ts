@@ -36,6 +36,7 @@ export interface ChangeRequestInput {
   base: string;
   title: string;
   body: string;
+  /** Open as a draft (default false). On an update, undefined leaves the draft state as it is. */
   draft?: boolean;
   labels?: string[];
   reviewers?: string[];

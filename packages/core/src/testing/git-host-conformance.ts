@@ -163,6 +163,20 @@ export function testGitHost(options: GitHostConformanceOptions): void {
       expect(other.number).not.toBe(opened.number);
     });
 
+    it("opens a draft, keeps it a draft on an update that does not say, and marks it ready when asked", async () => {
+      const head = `conformance/draft-${randomBytes(4).toString("hex")}`;
+      await createBranch(host, repository, head);
+      const input = { head, base: repository.defaultBranch, title: "Conformance: a draft", body: "Draft body" };
+      expect(await host.openChangeRequest(repository, { ...input, draft: true })).toMatchObject({ created: true, draft: true });
+      const kept = await host.openChangeRequest(repository, { ...input, body: "Second body" });
+      expect(kept).toMatchObject({ created: false, draft: true, body: "Second body" });
+      const ready = await host.openChangeRequest(repository, { ...input, draft: false });
+      expect(ready).toMatchObject({ number: kept.number, created: false, draft: false });
+      if (options.readChangeRequest) {
+        expect(await options.readChangeRequest(host, repository, kept.number)).toMatchObject({ draft: false });
+      }
+    });
+
     it("rejects a change request into a base branch that does not exist", async () => {
       const head = `conformance/no-base-${randomBytes(4).toString("hex")}`;
       await createBranch(host, repository, head);
