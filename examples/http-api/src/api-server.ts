@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { timingSafeEqual } from "node:crypto";
-import type { AgentTaskOptions } from "@running-agent/core";
+import type { AgentTaskOptions, SandboxProvider } from "@running-agent/core";
 import { z } from "zod";
 import { JobQueue, JobRequestError, type JobStreamMessage, type RunTask } from "./job-queue.js";
 import { createDashboardFiles } from "./dashboard-files.js";
@@ -36,6 +36,13 @@ export interface ApiServerOptions {
   port?: number;
   /** The dashboard's build folder: its files are served at `/` and below, wherever no endpoint answers. Default: none. */
   dashboardDirectory?: string | undefined;
+  /**
+   * At startup, before any job starts, remove the sandboxes a crashed process of this server left
+   * (`taskDefaults.sandbox.reapOrphans({ olderThanMs: 0 })`, when the provider has it). Only for a
+   * provider whose reapOrphans sees this server's sandboxes alone (e.g. Docker with this server's
+   * label): it removes every one it sees. Default false.
+   */
+  reapOrphanSandboxes?: boolean;
   /** One line per request and job transition; never headers or bodies. */
   log?: (line: string) => void;
 }
@@ -82,6 +89,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const recovered = queue.recover();
   if (recovered.interrupted.length > 0) log(`marked ${recovered.interrupted.length} job(s) interrupted: they were running when the server stopped`);
   if (recovered.tokenLost.length > 0) log(`marked ${recovered.tokenLost.length} queued job(s) interrupted: their github_token was lost in the restart`);
+  if (options.reapOrphanSandboxes) await reapOrphanSandboxes(options.taskDefaults?.sandbox, log);
 
   const gitHost = options.taskDefaults?.gitHost;
   const supportsRepo = options.supportsRepo ?? (gitHost ? (repo: string) => gitHost.supports(repo) : () => true);
@@ -395,5 +403,20 @@ async function drain(request: IncomingMessage): Promise<void> {
       request.destroy();
       return;
     }
+  }
+}
+
+/**
+ * Removes the sandboxes a crashed process of this server left running. Runs before the server
+ * listens, so no job of this process has a sandbox yet. A failure is logged, not fatal: the
+ * leftovers still end by themselves at their lifetime limit.
+ */
+async function reapOrphanSandboxes(sandbox: SandboxProvider | undefined, log: (line: string) => void): Promise<void> {
+  if (!sandbox?.reapOrphans) return;
+  try {
+    const removed = await sandbox.reapOrphans({ olderThanMs: 0 });
+    log(`removed ${removed} leftover ${sandbox.providerId} sandbox(es) of this server`);
+  } catch (error) {
+    log(`could not remove leftover ${sandbox.providerId} sandboxes (they end by themselves at their time limit): ${error instanceof Error ? error.message : String(error)}`);
   }
 }

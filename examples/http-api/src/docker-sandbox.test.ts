@@ -35,7 +35,7 @@ describe("the API with RUNNING_AGENT_SANDBOX=docker", () => {
       RUNNING_AGENT_MODEL: "scripted",
       TMPDIR: folder,
     });
-    expect(api.output()).toMatch(/sandbox: docker \(image running-agent\/sandbox:opencode-[\d.]+, network host\)/);
+    expect(api.output()).toMatch(/sandbox: docker \(image running-agent\/sandbox:opencode-[\d.]+, network host, label running-agent\.http-api=[0-9a-f]{16}\)/);
 
     const submitted = await fetch(`${api.url}/submit`, {
       method: "POST",

@@ -19,6 +19,7 @@ async function main(): Promise<void> {
     databasePath: config.databasePath,
     runTask: startAgentTask,
     taskDefaults: runtime.taskDefaults,
+    reapOrphanSandboxes: runtime.reapOrphanSandboxes,
     gitHostDescription: config.gitHost === "github" ? "github: https://github.com/owner/name URLs" : "local: paths and file:// URLs on the server",
     apiKey: config.apiKey,
     concurrency: config.concurrency,

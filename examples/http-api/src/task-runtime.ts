@@ -2,11 +2,17 @@ import { createLocalGitHost, createLocalSandbox, type AgentTaskOptions, type Git
 import { createGitHub } from "@running-agent/git-github";
 import { startOfflineModel, type OfflineModel } from "./offline-model.js";
 import type { ServerConfig } from "./server-config.js";
+import { serverLabels } from "./server-labels.js";
 
 /** The sandbox, Git host and model every task of this server gets, and what to stop on shutdown. */
 export interface TaskRuntime {
   taskDefaults: Partial<AgentTaskOptions>;
   gitHost: GitHost;
+  /**
+   * True when the sandbox provider's `reapOrphans` sees this server's sandboxes only (Docker,
+   * whose containers carry this server's label), so that startup may remove what a crash left.
+   */
+  reapOrphanSandboxes: boolean;
   /** Human-readable lines for the startup banner. */
   description: string[];
   close(): Promise<void>;
@@ -30,6 +36,7 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
   return {
     taskDefaults: { sandbox: sandbox.provider, gitHost, ...(model ? { model } : {}) },
     gitHost,
+    reapOrphanSandboxes: sandbox.reapOrphans,
     description: [
       `sandbox: ${sandbox.description}`,
       `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : "local (paths and file:// URLs on this machine)"}`,
@@ -42,14 +49,21 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
 }
 
 /** The configured sandbox provider and a line that names it. */
-async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxProvider; description: string }> {
-  if (config.sandbox === "local") return { provider: createLocalSandbox({ isolation: "bubblewrap" }), description: "local (bubblewrap)" };
-  if (config.sandbox === "local-unisolated") return { provider: createLocalSandbox({ isolation: "none" }), description: "local, NOT isolated" };
+async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxProvider; description: string; reapOrphans: boolean }> {
+  // Startup leaves local sandboxes alone: bubblewrap's die with the server (restart.test.ts checks it).
+  if (config.sandbox === "local") return { provider: createLocalSandbox({ isolation: "bubblewrap" }), description: "local (bubblewrap)", reapOrphans: false };
+  if (config.sandbox === "local-unisolated") return { provider: createLocalSandbox({ isolation: "none" }), description: "local, NOT isolated", reapOrphans: false };
   // Loaded only when chosen (as the CLI does), so that a server on the local sandbox never loads dockerode.
   const { createDockerSandbox } = await import("@running-agent/sandbox-docker");
   const network = config.docker.network ?? "bridge";
-  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network });
+  // The server's label scopes reapOrphans to its own containers: another server or program on the same Engine is never touched.
+  const labels = serverLabels(config.databasePath);
+  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network, labels });
   // An unreachable Engine or a missing image stops the server at startup instead of failing every job.
   await provider.validate();
-  return { provider, description: `docker (image ${provider.image}, network ${typeof network === "string" ? network : network.name})` };
+  return {
+    provider,
+    description: `docker (image ${provider.image}, network ${typeof network === "string" ? network : network.name}, label ${Object.entries(labels).map(([key, value]) => `${key}=${value}`).join(",")})`,
+    reapOrphans: true,
+  };
 }
