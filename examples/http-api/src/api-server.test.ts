@@ -2,7 +2,8 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ErrorCode } from "@running-agent/core";
+import { createLocalSandbox, ErrorCode } from "@running-agent/core";
+import { createDockerSandbox } from "@running-agent/sandbox-docker";
 import { startApiServer, type ApiServer, type ApiServerOptions } from "./api-server.js";
 import { createGatedTaskRunner } from "./gated-task-runner.js";
 import { readServerSentEvents } from "./read-server-sent-events.js";
@@ -356,5 +357,36 @@ describe("tokens and restarts", () => {
     expect(retryTask!.options).toMatchObject({ task: "running", gitToken: "ghp_firstToken000" });
     retryTask!.finish({ status: "completed" });
     await waitForStatus(retried.job_id, "completed");
+  });
+});
+
+describe("leftover sandboxes at startup", () => {
+  it("a reap that fails is logged and the server starts and runs its queued job; without reapOrphanSandboxes nothing is reaped", async () => {
+    await start({ concurrency: 1 });
+    await post("/submit", { repo_url: REPO, task: "running before the restart" });
+    const queuedId = (await (await post("/submit", { repo_url: REPO, task: "queued before the restart" })).json()).job_id;
+    await runner.waitForTasks(1);
+    await server!.close();
+
+    // A real Docker provider whose Engine is not there: reapOrphans rejects.
+    const logLines: string[] = [];
+    runner = createGatedTaskRunner();
+    await start({
+      taskDefaults: { sandbox: createDockerSandbox({ docker: { socketPath: join(directory, "no-engine.sock") }, labels: { "running-agent.http-api": "test" } }) },
+      reapOrphanSandboxes: true,
+      log: (line) => logLines.push(line),
+    });
+    expect(logLines.join("\n")).toMatch(/could not remove leftover docker sandboxes .*no-engine\.sock/);
+    expect((await getJson("/health")).body).toMatchObject({ status: "ok" });
+    const [task] = await runner.waitForTasks(1);
+    expect(task!.options.task).toBe("queued before the restart");
+    task!.finish({ status: "completed" });
+    await waitForStatus(queuedId, "completed");
+    await server!.close();
+
+    // The option is off by default: a provider that has reapOrphans (the local sandbox) is not asked.
+    logLines.length = 0;
+    await start({ taskDefaults: { sandbox: createLocalSandbox() }, log: (line) => logLines.push(line) });
+    expect(logLines.join("\n")).not.toContain("leftover");
   });
 });

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLocalGitHost } from "@running-agent/core";
 import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
-import { createDockerSandbox, MANAGED_LABEL, TASK_ID_LABEL } from "@running-agent/sandbox-docker";
+import { CREATED_AT_LABEL, createDockerSandbox, DEFAULT_IMAGE, MANAGED_LABEL, TASK_ID_LABEL } from "@running-agent/sandbox-docker";
 import { OFFLINE_NOTE_FILE } from "./offline-model.js";
+import { SERVER_LABEL, serverLabels } from "./server-labels.js";
 import { startApiProcess, type ApiProcess } from "./start-api-process.js";
 
 /** The same Engine the server uses (dockerode's default socket), to look for the job's containers. */
@@ -64,5 +65,110 @@ describe("the API with RUNNING_AGENT_SANDBOX=docker", () => {
     await expect.poll(containersOfJob, { timeout: 15_000 }).toEqual([]);
     await expect(docker.getContainer(containerId).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect(await api.stop()).toBe(0);
+  });
+});
+
+describe("the API with RUNNING_AGENT_SANDBOX=docker, killed mid-job", () => {
+  let folder: string;
+  let repository: TestRepository;
+  let api: ApiProcess | undefined;
+  /** Containers this test makes itself, standing for other servers and programs on the same Engine. */
+  const foreignContainers: string[] = [];
+  let ownLabel: string;
+
+  beforeAll(async () => {
+    folder = await mkdtemp(join(tmpdir(), "http-api-docker-restart-"));
+    repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: folder });
+  });
+
+  afterAll(async () => {
+    await api?.kill();
+    // Whatever a failed run left: the test's own containers and any of this server's.
+    const leftovers = ownLabel ? await docker.listContainers({ all: true, filters: { label: [ownLabel] } }) : [];
+    for (const id of [...foreignContainers, ...leftovers.map((info) => info.Id)]) {
+      await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+    }
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  /** A container with the Docker sandbox's labels that the restarted server must not touch. */
+  async function startForeignContainer(labels: Record<string, string>): Promise<string> {
+    const container = await docker.createContainer({
+      Image: DEFAULT_IMAGE,
+      Entrypoint: ["sleep"],
+      Cmd: ["600"],
+      // Made long ago: the age cut-off alone would not spare it.
+      Labels: { [MANAGED_LABEL]: "true", [TASK_ID_LABEL]: "not-this-server", [CREATED_AT_LABEL]: "2020-01-01T00:00:00.000Z", ...labels },
+      HostConfig: { Init: true, AutoRemove: true, NetworkMode: "none" },
+    });
+    foreignContainers.push(container.id);
+    await container.start();
+    return container.id;
+  }
+
+  const isRunning = async (id: string) => (await docker.getContainer(id).inspect()).State.Running;
+
+  it("removes the job's container on the next start, and only its own containers", { timeout: 300_000 }, async () => {
+    const databasePath = join(folder, "jobs.db");
+    ownLabel = `${SERVER_LABEL}=${serverLabels(databasePath)[SERVER_LABEL]}`;
+    const environment = {
+      RUNNING_AGENT_DB: databasePath,
+      RUNNING_AGENT_SANDBOX: "docker",
+      RUNNING_AGENT_DOCKER_NETWORK: "host",
+      RUNNING_AGENT_MODEL: "scripted",
+      TMPDIR: folder,
+    };
+    // First life: the model takes ten minutes per answer, so the job stays in its agent phase.
+    api = await startApiProcess({ ...environment, RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "600000" });
+    const submitted = await fetch(`${api.url}/submit`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ repo_url: repository.path, task: "Outlive the server" }),
+    });
+    const jobId = ((await submitted.json()) as { job_id: string }).job_id;
+    for (;;) {
+      const job = (await (await fetch(`${api.url}/status/${jobId}`)).json()) as { status: string; phase: string | null };
+      if (job.status === "running" && job.phase === "agent") break;
+      expect(["queued", "running"], api.output()).toContain(job.status);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const [jobContainer, ...others] = await docker.listContainers({ all: true, filters: { label: [`${TASK_ID_LABEL}=${jobId}`] } });
+    expect(others).toEqual([]);
+    // The job's container carries this server's label, derived from the database's real path.
+    expect(jobContainer!.Labels[SERVER_LABEL]).toBe(serverLabels(databasePath)[SERVER_LABEL]);
+
+    const otherServers = await startForeignContainer({ [SERVER_LABEL]: "another-api-server" });
+    const otherProgram = await startForeignContainer({});
+
+    await api.kill();
+    // A crash leaves the container running (until its lifetime limit, which is long).
+    expect(await isRunning(jobContainer!.Id)).toBe(true);
+
+    // Second life on the same database, with a prompt model.
+    api = await startApiProcess({ ...environment, RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "0" });
+    expect(api.output()).toContain("marked 1 job(s) interrupted");
+    expect(api.output()).toContain("removed 1 leftover docker sandbox(es) of this server");
+    // Removed before the server listened: nothing to wait for.
+    await expect(docker.getContainer(jobContainer!.Id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    expect(await isRunning(otherServers)).toBe(true);
+    expect(await isRunning(otherProgram)).toBe(true);
+
+    const interrupted = await (await fetch(`${api.url}/status/${jobId}`)).json();
+    expect(interrupted).toMatchObject({ status: "interrupted", phase: "agent", error: { code: "INTERRUPTED" } });
+    // Retryable, and the retry runs in a fresh container of this server, which is torn down after it.
+    const retry = await fetch(`${api.url}/jobs/${jobId}/retry`, { method: "POST" });
+    expect(retry.status).toBe(200);
+    const retryId = ((await retry.json()) as { job_id: string }).job_id;
+    let retried: any;
+    for (;;) {
+      retried = await (await fetch(`${api.url}/status/${retryId}`)).json();
+      if (!["queued", "running"].includes(retried.status)) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(retried, api.output()).toMatchObject({ status: "completed", retry_of: jobId });
+    expect(await api.stop()).toBe(0);
+    await expect.poll(() => docker.listContainers({ all: true, filters: { label: [ownLabel] } }), { timeout: 15_000 }).toEqual([]);
+    expect(await isRunning(otherServers)).toBe(true);
+    expect(await isRunning(otherProgram)).toBe(true);
   });
 });
