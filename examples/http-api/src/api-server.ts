@@ -408,8 +408,8 @@ async function drain(request: IncomingMessage): Promise<void> {
 
 /**
  * Removes the sandboxes a crashed process of this server left running. Runs before the server
- * listens, so no job of this process has a sandbox yet. A failure is logged, not fatal: the
- * leftovers still end by themselves at their lifetime limit.
+ * listens, so no job of this process has a sandbox yet. A failure is logged, not fatal (Docker's
+ * leftovers still end by themselves at their lifetime limit).
  */
 async function reapOrphanSandboxes(sandbox: SandboxProvider | undefined, log: (line: string) => void): Promise<void> {
   if (!sandbox?.reapOrphans) return;
@@ -417,6 +417,6 @@ async function reapOrphanSandboxes(sandbox: SandboxProvider | undefined, log: (l
     const removed = await sandbox.reapOrphans({ olderThanMs: 0 });
     log(`removed ${removed} leftover ${sandbox.providerId} sandbox(es) of this server`);
   } catch (error) {
-    log(`could not remove leftover ${sandbox.providerId} sandboxes (they end by themselves at their time limit): ${error instanceof Error ? error.message : String(error)}`);
+    log(`could not remove leftover ${sandbox.providerId} sandboxes of this server: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
