@@ -23,6 +23,10 @@ describe("AgentTextParts", () => {
     expect({ ...kept[0] }).toEqual(textEvent("p1", "Reading the repository. ", "Reading the repository. "));
     expect(kept[2]).toEqual(textEvent("p1", "adding a farewell function", "Reading the repository. Found greet.py; adding a farewell function"));
     expect(structuredClone(kept[3]!).text).toBe(text);
+    // Events stay as writable as any other: a consumer may replace the text it shows.
+    kept[0]!.text = "mine";
+    expect(kept[0]!.text).toBe("mine");
+    expect(kept[1]!.text).toBe("Reading the repository. Found greet.py; ");
   });
 
   it("a text that does not extend the part's previous one leaves earlier events as they were", () => {

@@ -33,8 +33,12 @@ export class AgentTextParts {
     const { text: _carried, ...rest } = event;
     return Object.defineProperty(rest, "text", {
       enumerable: true,
-      configurable: false,
+      configurable: true,
       get: () => shared.latest.slice(0, length),
+      // A consumer that assigns a text of its own gets a plain property, as on any other event.
+      set(this: object, value: string) {
+        Object.defineProperty(this, "text", { value, writable: true, enumerable: true, configurable: true });
+      },
     }) as AgentTextEvent;
   }
 }
