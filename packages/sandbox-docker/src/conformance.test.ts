@@ -15,6 +15,13 @@ testSandboxProvider({
   isProcessAlive: isHostProcessAlive,
 });
 
+// The same spec with every command run as a user that is not root (settings.user).
+testSandboxProvider({
+  name: "docker (host network, user 1000:1000)",
+  createProvider: () => createDockerSandbox({ network: "host", user: "1000:1000", labels: { [TEST_RUN_LABEL]: run } }),
+  isProcessAlive: isHostProcessAlive,
+});
+
 afterAll(async () => {
   await expectNoContainers(run);
 });

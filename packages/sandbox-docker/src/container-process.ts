@@ -6,7 +6,7 @@ import { isGone } from "./engine-error.js";
 /** Output kept per stream before it is cut (the callbacks still see everything). */
 export const OUTPUT_CAP_BYTES = 16 * 1024 * 1024;
 
-/** Folder inside every container for the pid files of running commands (outside workdir and scratchDir). */
+/** Folder inside every container for the pid files of running commands (outside workdir and scratchDir); owned by settings.user when one is set. */
 export const CONTROL_DIR = "/run/running-agent";
 
 /**
@@ -47,6 +47,8 @@ export interface ContainerProcessOptions {
   name: string;
   /** A pid file path instead (for commands run before the control folder exists). */
   pidFile?: string;
+  /** Runs as this user (Docker's `user[:group]`) instead of the container's; the kill runs as the same user. */
+  user?: string;
 }
 
 /** A started command: its outcome, and a way to kill it with everything it started. */
@@ -64,6 +66,7 @@ export async function startContainerProcess(container: Dockerode.Container, opti
     Cmd: ["/bin/sh", "-c", PID_WRAPPER, "sh", pidFile, ...options.command],
     WorkingDir: options.cwd,
     Env: Object.entries(options.env).map(([key, value]) => `${key}=${value}`),
+    ...(options.user !== undefined ? { User: options.user } : {}),
     AttachStdout: true,
     AttachStderr: true,
     AttachStdin: hasStdin,
@@ -103,7 +106,7 @@ export async function startContainerProcess(container: Dockerode.Container, opti
     killing ??= (async () => {
       // The pid file may not be written yet right after the start: retry until the stream ends.
       for (let attempt = 0; attempt < 20; attempt++) {
-        await killProcessTree(container, pidFile).catch(() => undefined);
+        await killProcessTree(container, pidFile, options.user).catch(() => undefined);
         const stopped = await Promise.race([ended.then(() => true), delay(250).then(() => false)]);
         if (stopped) return;
       }
@@ -115,8 +118,17 @@ export async function startContainerProcess(container: Dockerode.Container, opti
   return { outcome, kill };
 }
 
-async function killProcessTree(container: Dockerode.Container, pidFile: string): Promise<void> {
-  const exec = await container.exec({ Cmd: ["/bin/sh", "-c", KILL_TREE, "sh", pidFile], AttachStdout: false, AttachStderr: false });
+/**
+ * Runs as the command's own user (the container's when unset): a non-root user can stop its own
+ * processes, and a pid file it could rewrite never makes it kill someone else's.
+ */
+async function killProcessTree(container: Dockerode.Container, pidFile: string, user: string | undefined): Promise<void> {
+  const exec = await container.exec({
+    Cmd: ["/bin/sh", "-c", KILL_TREE, "sh", pidFile],
+    ...(user !== undefined ? { User: user } : {}),
+    AttachStdout: false,
+    AttachStderr: false,
+  });
   const stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
   await new Promise<void>((resolve) => {
     stream.on("end", resolve);

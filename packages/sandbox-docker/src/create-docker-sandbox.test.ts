@@ -1,10 +1,11 @@
 import { createServer } from "node:net";
-import { ErrorCode, RunningAgentError } from "@running-agent/core";
+import { randomInt } from "node:crypto";
+import { ErrorCode, packEntries, RunningAgentError } from "@running-agent/core";
 import { expectRunningAgentError } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDockerSandbox, CREATED_AT_LABEL, MANAGED_LABEL, TASK_ID_LABEL } from "./create-docker-sandbox.js";
 import { DEFAULT_IMAGE } from "./default-image.js";
-import { docker, expectNoContainers, scopedProvider, TEST_BASE_IMAGE } from "./test-engine.js";
+import { docker, expectNoContainers, isHostProcessAlive, scopedProvider, TEST_BASE_IMAGE } from "./test-engine.js";
 
 const codeOf = async (promise: Promise<unknown>): Promise<string> => (await expectRunningAgentError(promise)).code;
 
@@ -86,6 +87,72 @@ describe("containers", () => {
   });
 });
 
+describe("settings.user", () => {
+  it("runs every command as 1000:1000; files put in are that user's and writable by it; root's places are not; kill still ends a tree", async () => {
+    const { provider, run } = scopedProvider({ user: "1000:1000" });
+    const session = await provider.create({ taskId: "non-root" });
+    try {
+      expect((await session.exec(["sh", "-c", "id -u; id -g"])).stdout).toBe("1000\n1000\n");
+      let spawnedOutput = "";
+      const spawned = await session.spawn(["id", "-u"], { onStdout: (chunk) => (spawnedOutput += Buffer.from(chunk).toString()) });
+      expect(await spawned.exited).toBe(0);
+      expect(spawnedOutput).toBe("1000\n");
+
+      // The folders the task gets, and files written into new folders (the Engine itself writes as root).
+      await session.writeFile("notes/deep/todo.txt", "first\n");
+      await session.writeFile(`${session.scratchDir}/state/tool.json`, "{}");
+      // An archive of root's files (uid 0, as packEntries writes them) with a folder that has no entry of its own.
+      await session.putArchive("repo", await packEntries([{ path: "src", type: "directory" }, { path: "src/main.py", content: "print(1)\n" }, { path: "lib/util/helpers.py", content: "x = 1\n" }]));
+      const owners = await session.exec(["stat", "-c", "%u:%g %n", ".", session.scratchDir, "notes", "notes/deep", "notes/deep/todo.txt", `${session.scratchDir}/state/tool.json`, "repo", "repo/src", "repo/src/main.py", "repo/lib", "repo/lib/util", "repo/lib/util/helpers.py"]);
+      expect(owners.exitCode, owners.stderr).toBe(0);
+      expect(owners.stdout.trim().split("\n").filter((line) => !line.startsWith("1000:1000 "))).toEqual([]);
+      const edits = await session.exec([
+        "sh",
+        "-c",
+        'echo more >> notes/deep/todo.txt && echo y >> repo/lib/util/helpers.py && touch repo/lib/util/new.py notes/deep/new "$1/new" ./top-level && cat notes/deep/todo.txt',
+        "sh",
+        session.scratchDir,
+      ]);
+      expect(edits, edits.stderr).toMatchObject({ exitCode: 0, stdout: "first\nmore\n" });
+
+      // Not root: the image's own folders stay closed.
+      const intoEtc = await session.exec(["sh", "-c", "echo x > /etc/running-agent-test"]);
+      expect(intoEtc.exitCode).not.toBe(0);
+      expect(intoEtc.stderr).toMatch(/Permission denied/);
+
+      // A tree of the user's processes is killed from outside by the same user.
+      const marker = `${randomInt(100_000, 999_999)}.5`;
+      const tree = await session.spawn(["sh", "-c", `sleep ${marker} & sleep ${marker} & echo started; wait`], { onStdout: () => undefined });
+      for (let attempt = 0; attempt < 50 && !(await isHostProcessAlive(marker)); attempt++) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await isHostProcessAlive(marker)).toBe(true);
+      await tree.kill();
+      expect(await tree.exited).toBeNull();
+      expect(await isHostProcessAlive(marker)).toBe(false);
+    } finally {
+      await session.destroy();
+    }
+    await expectNoContainers(run);
+  });
+
+  it("a user named in the image works and, without a writable home of its own, gets the scratch folder as HOME", async () => {
+    const { provider, run } = scopedProvider({ user: "nobody" });
+    await using session = await provider.create({ taskId: "named-user" });
+    const result = await session.exec(["sh", "-c", 'id -un; echo "$HOME"; touch "$HOME/.written"']);
+    expect(result).toMatchObject({ exitCode: 0, stdout: `nobody\n${session.scratchDir}\n` });
+    await session.destroy();
+    await expectNoContainers(run);
+  });
+
+  it("a user the image does not have: SANDBOX_IMAGE_INVALID naming it, nothing left", async () => {
+    const { provider, run } = scopedProvider({ user: "ghost-user" });
+    const error = await provider.create({ taskId: "x" }).catch((caught: unknown) => caught);
+    expect(RunningAgentError.isInstance(error) && error.code).toBe(ErrorCode.SANDBOX_IMAGE_INVALID);
+    expect((error as RunningAgentError).details).toMatchObject({ missing: "user", user: "ghost-user" });
+    expect((error as Error).message).toContain("ghost-user");
+    await expectNoContainers(run);
+  });
+});
+
 describe("reapOrphans", () => {
   it("removes our containers older than the cutoff (only those with the provider's labels) and keeps younger ones", async () => {
     const crashed = scopedProvider();
@@ -140,6 +207,14 @@ describe("bad input", () => {
       { env: { "1BAD": "x" } },
       { image: "" },
       { publishedPorts: [0] },
+      { user: "" },
+      { user: "1000:" },
+      { user: ":1000" },
+      { user: "1000:1000:1000" },
+      { user: "agent user" },
+      { user: "-agent" },
+      { user: "99999999999" },
+      { user: 1000 },
     ];
     for (const settings of bad) {
       let error: unknown;
@@ -150,6 +225,8 @@ describe("bad input", () => {
       }
       expect(RunningAgentError.isInstance(error) && error.code, JSON.stringify(settings)).toBe(ErrorCode.INVALID_OPTIONS);
     }
+    expect(() => createDockerSandbox({ user: "1000:1000:1000" })).toThrow(/settings\.user must be .*"1000:1000"/);
+    for (const user of ["0", "1000", "1000:1000", "agent", "agent:staff", "build_user$", "1000:docker"]) expect(() => createDockerSandbox({ user })).not.toThrow();
   });
 
   it("no engine at the socket or TCP address: SANDBOX_UNAVAILABLE saying how to start or point at one", async () => {

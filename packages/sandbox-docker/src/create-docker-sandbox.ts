@@ -15,6 +15,7 @@ import { describeEndpoint, resolveDockerClient, type DockerConnection } from "./
 import { checkEnvEntry, DockerSandboxSession, parseOomKillCount } from "./docker-sandbox-session.js";
 import { engineMessage, engineStatus, engineUnavailableError, isEngineUnreachable, isGone } from "./engine-error.js";
 import { hostNetworkPorts, noPorts, publishedPorts, type PortPlan } from "./port-plan.js";
+import type { FileOwner } from "./tar-archive.js";
 
 /** Label on every container this package makes. */
 export const MANAGED_LABEL = "running-agent.managed";
@@ -62,6 +63,13 @@ export interface DockerSandboxSettings {
   publishedPorts?: number[];
   /** The host name this process uses to reach the sandbox's ports. Default `127.0.0.1` (a local engine). */
   portHost?: string;
+  /**
+   * The user every command runs as (the agent, OpenCode, each exec), in Docker's form: `"1000"`,
+   * `"1000:1000"`, or a user (and group) named in the image, e.g. `"agent"` or `"agent:agent"`.
+   * The workdir and scratch folder are given to that user, and files put in through `writeFile`
+   * and `putArchive` are owned by it. Default: root, as the image's Docker default.
+   */
+  user?: string;
 }
 
 const DEFAULT_RESOURCES: SandboxResources = { memoryMiB: 4096, pids: 1024 };
@@ -138,15 +146,19 @@ export class DockerSandboxProvider implements SandboxProvider {
         throw createError(error, plan.spec);
       });
       if (options.signal?.aborted) throw abortedError(options.signal);
-      const oomKillBaseline = await this.prepareContainer(container, plan);
+      const prepared: { oomKillBaseline: number; owner?: FileOwner; homeWritable?: boolean } =
+        this.settings.user !== undefined ? await this.prepareForUser(container, plan, this.settings.user) : { oomKillBaseline: await this.prepareContainer(container, plan) };
       if (options.signal?.aborted) throw abortedError(options.signal);
+      // A user without a writable home (no passwd entry: HOME is /) gets the scratch folder, unless the caller set HOME.
+      const homeSet = this.settings.env?.HOME !== undefined || options.env?.HOME !== undefined;
       return new DockerSandboxSession({
         container,
         workdir: plan.workdir,
         scratchDir: plan.scratchDir,
         ports: plan.ports,
-        env: {},
-        oomKillBaseline,
+        env: prepared.owner && !prepared.homeWritable && !homeSet ? { HOME: plan.scratchDir } : {},
+        oomKillBaseline: prepared.oomKillBaseline,
+        ...(prepared.owner && this.settings.user !== undefined ? { owner: prepared.owner, user: this.settings.user } : {}),
         ...(options.timeoutMs !== undefined ? { lifetimeMs: options.timeoutMs } : {}),
       });
     } catch (error) {
@@ -315,46 +327,110 @@ export class DockerSandboxProvider implements SandboxProvider {
    */
   private async prepareContainer(container: Dockerode.Container, plan: ContainerPlan): Promise<number> {
     const opencode = this.opencodeBinary ?? "opencode";
-    const script = [
-      'mkdir -p "$1" "$2" "$3" || exit 70',
-      "command -v git >/dev/null 2>&1 || exit 71",
-      '{ [ -x "$4" ] || command -v "$4" >/dev/null 2>&1; } || exit 72',
-      "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null",
+    const script = ['mkdir -p "$1" "$2" "$3" || exit 70', ...IMAGE_CHECKS, OOM_COUNTER, "exit 0"].join("\n");
+    // The pid file goes to /tmp: the control folder does not exist yet.
+    const { exitCode, output } = await runPrepareStep(container, [script, plan.workdir, plan.scratchDir, CONTROL_DIR, opencode], "/tmp/.running-agent-prepare.pid");
+    if (exitCode === 0) return parseOomKillCount(output);
+    throw this.prepareError(exitCode, output, opencode);
+  }
+
+  /**
+   * With settings.user: checks the image as that user (git and OpenCode must be there and
+   * runnable by it) and learns the numeric ids the Engine gave it; then, as root, makes the task's
+   * folders and the control folder and gives them to it. The control folder is the user's so that
+   * its commands can write their pid files; kills run as the user too.
+   *
+   * The container itself runs as root and each command's exec names the user: a container whose
+   * own user is not root gives even root execs no capabilities (no chown), while an exec as the
+   * user in a root container gets none either (checked by the tests: it cannot write /etc).
+   */
+  private async prepareForUser(
+    container: Dockerode.Container,
+    plan: ContainerPlan,
+    user: string,
+  ): Promise<{ oomKillBaseline: number; owner: FileOwner; homeWritable: boolean }> {
+    const opencode = this.opencodeBinary ?? "opencode";
+    const check = [
+      ...IMAGE_CHECKS,
+      // Shell builtins only: the ids as the kernel has them (a bare uid without a passwd entry gets gid 0).
+      'while read -r key real rest; do case "$key" in Uid:) uid=$real;; Gid:) gid=$real;; esac; done < /proc/self/status',
+      'home=0; if [ -n "$HOME" ] && [ -w "$HOME" ]; then home=1; fi',
+      'echo "running-agent-ids $uid $gid $home"',
+      OOM_COUNTER,
       "exit 0",
     ].join("\n");
-    let exitCode: number | null;
-    let output: string;
-    try {
-      const running = await startContainerProcess(container, {
-        // The pid file goes to /tmp: the control folder does not exist yet.
-        command: ["/bin/sh", "-c", script, "sh", plan.workdir, plan.scratchDir, CONTROL_DIR, opencode],
-        cwd: "/",
-        env: {},
-        name: "prepare",
-        pidFile: "/tmp/.running-agent-prepare.pid",
-      });
-      const outcome = await running.outcome;
-      exitCode = outcome.exitCode;
-      output = outcome.stdout.toString("utf8") + outcome.stderr.toString("utf8");
-    } catch (error) {
-      throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not run a command in the new container: ${engineMessage(error)}`, { cause: error });
-    }
-    if (exitCode === 0) return parseOomKillCount(output);
-    if (exitCode === 71 || exitCode === 72) {
-      const missing = exitCode === 71 ? "git" : `OpenCode (${opencode})`;
+    // Positional parameters as in prepareContainer, so that IMAGE_CHECKS finds OpenCode in $4.
+    const checked = await runPrepareStep(container, [check, "", "", "", opencode], "/tmp/.running-agent-check.pid", user);
+    // The runtime resolves the name in the image's /etc/passwd and /etc/group when the exec starts.
+    if (checked.exitCode === 126 && /unable to find (user|group)|no matching entries in (passwd|group) file/i.test(checked.output)) {
       throw agentError(
         ErrorCode.SANDBOX_IMAGE_INVALID,
-        `The image ${this.image} has no ${missing}. Use the default image (buildDefaultImage()), or add ${missing} to your image` +
+        `The image ${this.image} has no user or group for settings.user ${JSON.stringify(user)} (${checked.output.trim().slice(0, 200)}). Add it to the image (useradd), or use numeric ids such as "1000:1000".`,
+        { details: { image: this.image, missing: "user", user } },
+      );
+    }
+    if (checked.exitCode !== 0) throw this.prepareError(checked.exitCode, checked.output, opencode);
+    const ids = /^running-agent-ids (\d+) (\d+) ([01])$/m.exec(checked.output);
+    if (!ids) throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not learn the ids of user ${user} in the container: ${checked.output.trim().slice(0, 500)}`);
+    const owner = { uid: Number(ids[1]), gid: Number(ids[2]) };
+
+    const made = await runPrepareStep(
+      container,
+      ['mkdir -p "$1" "$2" "$3" && chown "$4" "$1" "$2" "$3"', plan.workdir, plan.scratchDir, CONTROL_DIR, `${owner.uid}:${owner.gid}`],
+      "/tmp/.running-agent-prepare.pid",
+    );
+    if (made.exitCode !== 0) {
+      throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not give the task's folders to user ${user} (exit ${String(made.exitCode)}): ${made.output.trim().slice(0, 500)}`);
+    }
+    return { oomKillBaseline: parseOomKillCount(checked.output), owner, homeWritable: ids[3] === "1" };
+  }
+
+  /** The typed error for a failed prepare step (see {@link IMAGE_CHECKS}' exit codes). */
+  private prepareError(exitCode: number | null, output: string, opencode: string): RunningAgentError {
+    if (exitCode === 71 || exitCode === 72) {
+      const missing = exitCode === 71 ? "git" : `OpenCode (${opencode})`;
+      return agentError(
+        ErrorCode.SANDBOX_IMAGE_INVALID,
+        `The image ${this.image} has no ${missing}${this.settings.user !== undefined ? ` that user ${this.settings.user} can run` : ""}. Use the default image (buildDefaultImage()), or add ${missing} to your image` +
           (exitCode === 72 ? " and set opencodeBinary to its path." : "."),
         { details: { image: this.image, missing: exitCode === 71 ? "git" : "opencode" } },
       );
     }
     if (exitCode === 126 || exitCode === 127) {
-      throw agentError(ErrorCode.SANDBOX_IMAGE_INVALID, `The image ${this.image} has no /bin/sh; the Docker sandbox needs a POSIX shell, git and OpenCode in the image.`, {
+      return agentError(ErrorCode.SANDBOX_IMAGE_INVALID, `The image ${this.image} has no /bin/sh; the Docker sandbox needs a POSIX shell, git and OpenCode in the image.`, {
         details: { image: this.image, missing: "sh" },
       });
     }
-    throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Preparing the container failed (exit ${String(exitCode)}): ${output.trim().slice(0, 500)}`);
+    return agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Preparing the container failed (exit ${String(exitCode)}): ${output.trim().slice(0, 500)}`);
+  }
+}
+
+/** Shell lines that check the image: exit 71 without git, 72 without OpenCode (named by `$4`). */
+const IMAGE_CHECKS = ["command -v git >/dev/null 2>&1 || exit 71", '{ [ -x "$4" ] || command -v "$4" >/dev/null 2>&1; } || exit 72'];
+
+/** Prints the cgroup's OOM-kill counter (v2 or v1; the other file is missing). */
+const OOM_COUNTER = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null";
+
+/** Runs one `sh -c` step of preparing a container; its output is stdout and stderr together. */
+async function runPrepareStep(
+  container: Dockerode.Container,
+  script: [string, ...string[]],
+  pidFile: string,
+  user?: string,
+): Promise<{ exitCode: number | null; output: string }> {
+  try {
+    const running = await startContainerProcess(container, {
+      command: ["/bin/sh", "-c", script[0], "sh", ...script.slice(1)],
+      cwd: "/",
+      env: {},
+      name: "prepare",
+      pidFile,
+      ...(user !== undefined ? { user } : {}),
+    });
+    const outcome = await running.outcome;
+    return { exitCode: outcome.exitCode, output: outcome.stdout.toString("utf8") + outcome.stderr.toString("utf8") };
+  } catch (error) {
+    throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not run a command in the new container: ${engineMessage(error)}`, { cause: error });
   }
 }
 
@@ -411,10 +487,25 @@ function checkSettings(settings: DockerSandboxSettings): void {
   if (settings.workdir && settings.scratchDir && (settings.scratchDir + "/").startsWith(settings.workdir.replace(/\/$/, "") + "/")) {
     throw agentError(ErrorCode.INVALID_OPTIONS, "settings.scratchDir must be outside settings.workdir (nothing in it may be collected as a change).");
   }
+  if (settings.user !== undefined) checkUser(settings.user);
   if (settings.publishedPorts !== undefined) {
     if (!Array.isArray(settings.publishedPorts) || settings.publishedPorts.length === 0 || settings.publishedPorts.some((port) => !Number.isInteger(port) || port < 1 || port > 65535)) {
       throw agentError(ErrorCode.INVALID_OPTIONS, "settings.publishedPorts must be a non-empty list of port numbers (1 to 65535).");
     }
+  }
+}
+
+/** A numeric id or a name as useradd/groupadd accept them (letters, digits, `_`, `-`, `.`; not starting with a digit or `-`). */
+const USER_PART = /^(?:\d{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
+
+function checkUser(user: unknown): void {
+  const parts = typeof user === "string" ? user.split(":") : [];
+  const valid = parts.length >= 1 && parts.length <= 2 && parts.every((part) => USER_PART.test(part) && (!/^\d+$/.test(part) || Number(part) <= 2 ** 31 - 1));
+  if (!valid) {
+    throw agentError(
+      ErrorCode.INVALID_OPTIONS,
+      `settings.user must be a uid, a user name, or either with ":" and a gid or group name (e.g. "1000:1000" or "agent"), got ${JSON.stringify(user)}.`,
+    );
   }
 }
 

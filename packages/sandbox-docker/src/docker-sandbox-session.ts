@@ -17,7 +17,7 @@ import type Dockerode from "dockerode";
 import { startContainerProcess, type ContainerProcessOutcome } from "./container-process.js";
 import { engineMessage, engineStatus, isGone } from "./engine-error.js";
 import type { PortPlan } from "./port-plan.js";
-import { firstEntry, readAll, withoutDotPrefix } from "./tar-archive.js";
+import { firstEntry, readAll, withOwner, withoutDotPrefix, type FileOwner } from "./tar-archive.js";
 
 /** Exit status of a process killed by SIGKILL (the OOM killer's signal). */
 const SIGKILL_EXIT = 137;
@@ -34,6 +34,10 @@ export interface DockerSandboxSessionInit {
   oomKillBaseline: number;
   /** The session is torn down after this long (the sandbox's `timeoutMs`). */
   lifetimeMs?: number;
+  /** settings.user: every command of the task runs as it. Unset: the container's user (root). */
+  user?: string;
+  /** That user's numeric ids: files written in are given to it. */
+  owner?: FileOwner;
 }
 
 /** Why a session ended before `destroy` was called. */
@@ -49,6 +53,8 @@ export class DockerSandboxSession implements SandboxSession {
   private readonly container: Dockerode.Container;
   private readonly ports: PortPlan;
   private readonly env: Record<string, string>;
+  private readonly user: string | undefined;
+  private readonly owner: FileOwner | undefined;
   private oomKillBaseline: number;
   private destroyed = false;
   private destroying: Promise<void> | undefined;
@@ -62,6 +68,8 @@ export class DockerSandboxSession implements SandboxSession {
     this.scratchDir = init.scratchDir;
     this.ports = init.ports;
     this.env = init.env;
+    this.user = init.user;
+    this.owner = init.owner;
     this.oomKillBaseline = init.oomKillBaseline;
     if (init.lifetimeMs !== undefined) {
       this.lifetimeTimer = setTimeout(() => {
@@ -170,16 +178,31 @@ export class DockerSandboxSession implements SandboxSession {
     const target = this.resolvePath(path);
     if (target === "/") throw fileError("Cannot write a file at /.");
     // Written now: the Engine gives the file the archive's modification time.
-    const archive = await packEntries([{ path: target.slice(1), content, modifiedAt: new Date(), ...(options.mode !== undefined ? { mode: options.mode } : {}) }]);
-    // Unpacked at the root: the Engine creates the missing parent folders.
-    await this.upload("/", Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength), path);
+    const packed = await packEntries([{ path: target.slice(1), content, modifiedAt: new Date(), ...(options.mode !== undefined ? { mode: options.mode } : {}) }]);
+    let archive: Buffer = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
+    if (this.owner) {
+      // The Engine would make missing parents as root, where the user could not write: the user makes them.
+      await this.makeDirectory(posix.dirname(target));
+      archive = (await withOwner(archive, this.owner)).archive;
+    }
+    // Unpacked at the root: the Engine creates the missing parent folders (as root).
+    await this.upload("/", archive, path);
   }
 
   async putArchive(directory: string, tar: Uint8Array): Promise<void> {
     this.assertUsable();
     const target = this.resolvePath(directory);
-    await this.makeDirectory(target);
-    await this.upload(target, Buffer.from(tar), directory);
+    let archive: Buffer = Buffer.from(tar);
+    if (this.owner) {
+      const owned = await withOwner(archive, this.owner).catch((error: unknown) => {
+        throw fileError(`The archive for ${directory} could not be read: ${error instanceof Error ? error.message : String(error)}`, error);
+      });
+      archive = owned.archive;
+      await this.makeDirectory(target, owned.implicitFolders);
+    } else {
+      await this.makeDirectory(target);
+    }
+    await this.upload(target, archive, directory);
   }
 
   async getArchive(directory: string): Promise<Uint8Array> {
@@ -232,6 +255,7 @@ export class DockerSandboxSession implements SandboxSession {
         ...(options.onStdout ? { onStdout: options.onStdout } : {}),
         ...(options.onStderr ? { onStderr: options.onStderr } : {}),
         name: randomUUID(),
+        ...(this.user !== undefined ? { user: this.user } : {}),
       });
     } catch (error) {
       if (this.destroyed && !this.ended) throw destroyedError(error);
@@ -316,8 +340,12 @@ export class DockerSandboxSession implements SandboxSession {
     return posix.resolve(this.workdir, path);
   }
 
-  private async makeDirectory(target: string): Promise<void> {
-    const outcome = await (await this.start(["mkdir", "-p", "--", target], {})).outcome;
+  /** `mkdir -p` as the sandbox's user, for the folder and (relative to it) the given subfolders. */
+  private async makeDirectory(target: string, subfolders: string[] = []): Promise<void> {
+    // A name that leaves the target is the Engine's to refuse at upload, not ours to create.
+    const inside = subfolders.map((folder) => posix.join(target, folder)).filter((folder) => folder.startsWith(target === "/" ? "/" : `${target}/`));
+    const folders = [target, ...inside];
+    const outcome = await (await this.start(["mkdir", "-p", "--", ...folders], {})).outcome;
     if (outcome.exitCode !== 0) throw fileError(`Could not create folder ${target}: ${outcome.stderr.toString("utf8").trim()}`);
   }
 

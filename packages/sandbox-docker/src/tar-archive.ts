@@ -59,3 +59,57 @@ export async function withoutDotPrefix(archive: Buffer): Promise<Buffer> {
   await packed;
   return Buffer.concat(chunks);
 }
+
+/** tar-stream's headers carry an entry's PAX records (its types leave them out). */
+type PaxHeaders = tar.Headers & { pax?: Record<string, string> | undefined };
+
+const USTAR_MAX_ID = 0o777777;
+
+/** A numeric owner for files in a container. */
+export interface FileOwner {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Rewrites an archive so that every entry belongs to `owner`: the Engine unpacks as root and
+ * keeps each entry's uid/gid, so this is how files land owned by a non-root sandbox user without
+ * a root `chown` over paths the agent could swap for symlinks meanwhile. PAX owner records are
+ * dropped (they would override the header). Also returns the folders the archive needs but has
+ * no entry for: the Engine would make those as root, so the caller creates them as the user first.
+ */
+export async function withOwner(archive: Buffer, owner: FileOwner): Promise<{ archive: Buffer; implicitFolders: string[] }> {
+  const extract = tar.extract();
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const packed = new Promise<void>((resolve, reject) => {
+    pack.on("data", (chunk: Buffer) => chunks.push(chunk));
+    pack.on("end", resolve);
+    pack.on("error", reject);
+  });
+  const entryNames = new Set<string>();
+  const neededFolders = new Set<string>();
+  const clean = (name: string): string => name.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
+  Readable.from([archive]).pipe(extract);
+  for await (const entry of extract) {
+    const header = entry.header;
+    const body: Buffer[] = [];
+    for await (const chunk of entry) body.push(chunk as Buffer);
+    const name = clean(header.name);
+    entryNames.add(name);
+    const parts = name.split("/");
+    for (let end = 1; end < parts.length; end++) neededFolders.add(parts.slice(0, end).join("/"));
+    const records = Object.entries((header as PaxHeaders).pax ?? {}).filter(([key]) => !["uid", "gid", "uname", "gname"].includes(key));
+    // The ustar fields hold six octal digits; larger ids go into PAX records.
+    if (owner.uid > USTAR_MAX_ID) records.push(["uid", String(owner.uid)]);
+    if (owner.gid > USTAR_MAX_ID) records.push(["gid", String(owner.gid)]);
+    const rewritten: PaxHeaders = { ...header, uid: owner.uid, gid: owner.gid, uname: "", gname: "", pax: records.length > 0 ? Object.fromEntries(records) : undefined };
+    await new Promise<void>((resolve, reject) => {
+      pack.entry(rewritten, header.type === "file" || header.type === "contiguous-file" ? Buffer.concat(body) : undefined, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+  pack.finalize();
+  await packed;
+  const implicitFolders = [...neededFolders].filter((folder) => folder !== "" && folder !== "." && !entryNames.has(folder));
+  return { archive: Buffer.concat(chunks), implicitFolders };
+}
