@@ -1,7 +1,8 @@
+import { readFile, stat } from "node:fs/promises";
 import { createLocalGitHost, ErrorCode, RunningAgentError, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
 import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "@running-agent/core/testing";
 import { describe, expect, it } from "vitest";
-import { docker, expectNoContainers, scopedProvider } from "./test-engine.js";
+import { docker, expectNoContainers, hostProcessesOf, scopedProvider } from "./test-engine.js";
 
 // End to end: runAgentTask with the real OpenCode server inside a real container (host
 // networking, so it reaches the scripted model on loopback), and the local Git host.
@@ -61,6 +62,49 @@ describe("runAgentTask with the Docker sandbox", () => {
     expect(containerSeen).toEqual({ image: provider.image, networkMode: "host", apiKeyInEnv: true });
     expect(model.chatRequests.length).toBe(2);
     expect(model.chatRequests[0]?.headers.authorization).toBe(`Bearer ${API_KEY}`);
+    await expectNoContainers(run);
+  });
+
+  it("with settings.user 1000:1000, OpenCode and its tools run as that user, and the agent's change is pushed", async () => {
+    await using repo = await createTestRepository({ "greet.py": ORIGINAL });
+    let containerId = "";
+    let serverUids: number[] = [];
+    let editedFile: { uid: number; content: string } | undefined;
+    // Seen from this machine while the agent runs: the container's processes and the file the tool wrote.
+    const script: ScriptedTurn[] = [
+      async (request) => {
+        serverUids = (await hostProcessesOf(containerId)).filter((process) => process.commandLine.includes("serve")).map((process) => process.uid);
+        return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/greet.py`, content: EDITED } }] };
+      },
+      async (request) => {
+        const [server] = await hostProcessesOf(containerId);
+        const path = `/proc/${server?.pid}/root${workingDirectoryOf(request)}/greet.py`;
+        editedFile = { uid: (await stat(path)).uid, content: await readFile(path, "utf8") };
+        return { text: "Added farewell." };
+      },
+    ];
+    await using model = await startScriptedModelServer({ script });
+    const { provider, run } = scopedProvider({ network: "host", user: "1000:1000" });
+
+    const result = await runAgentTask({
+      repo: repo.path,
+      task: "Add a farewell function to greet.py",
+      model: modelFor(model),
+      sandbox: provider,
+      gitHost: createLocalGitHost(),
+      onEvent: (event) => {
+        if (event.type === "sandbox") containerId = event.sandboxId;
+      },
+    });
+
+    expect(result.status).toBe("completed");
+    expect(serverUids.length).toBeGreaterThan(0);
+    expect(serverUids.every((uid) => uid === 1000), JSON.stringify(serverUids)).toBe(true);
+    // The write tool ran as the user, in the repo the sandbox put there: the file is the user's.
+    expect(editedFile).toEqual({ uid: 1000, content: EDITED });
+    expect(result.changes).toEqual([expect.objectContaining({ path: "greet.py", status: "modified" })]);
+    expect(await repo.git("show", `${result.branch}:greet.py`)).toBe(EDITED);
+    expect((await repo.git("diff", "--name-status", `main...${result.branch}`)).trim()).toBe("M\tgreet.py");
     await expectNoContainers(run);
   });
 

@@ -48,3 +48,19 @@ export async function isHostProcessAlive(marker: string): Promise<boolean> {
   }
   return false;
 }
+
+/** Processes of a local engine's container, seen from this machine: pid, real uid and command line (NULs as spaces). */
+export async function hostProcessesOf(containerId: string): Promise<Array<{ pid: number; uid: number; commandLine: string }>> {
+  const found: Array<{ pid: number; uid: number; commandLine: string }> = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cgroup = await readFile(`/proc/${entry}/cgroup`, "utf8").catch(() => "");
+    if (!cgroup.includes(containerId)) continue;
+    const status = await readFile(`/proc/${entry}/status`, "utf8").catch(() => "");
+    const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+    if (uid === undefined) continue;
+    const commandLine = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ").trim();
+    found.push({ pid: Number(entry), uid: Number(uid), commandLine });
+  }
+  return found;
+}
