@@ -119,6 +119,9 @@ describe("settings.user", () => {
       const intoEtc = await session.exec(["sh", "-c", "echo x > /etc/running-agent-test"]);
       expect(intoEtc.exitCode).not.toBe(0);
       expect(intoEtc.stderr).toMatch(/Permission denied/);
+      // No capabilities either (the container runs as root; the exec's user must not inherit root's).
+      const capabilities = await session.exec(["grep", "^CapEff", "/proc/self/status"]);
+      expect(capabilities.stdout).toMatch(/^CapEff:\s+0+\n$/);
 
       // A tree of the user's processes is killed from outside by the same user.
       const marker = `${randomInt(100_000, 999_999)}.5`;
