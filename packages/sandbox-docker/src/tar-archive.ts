@@ -27,6 +27,28 @@ export async function firstEntry(archive: Uint8Array): Promise<{ type: string; c
  * hard links become regular files (readers of the spec's archives know files, folders and symlinks).
  */
 export async function withoutDotPrefix(archive: Buffer): Promise<Buffer> {
+  const strip = (name: string): string => name.replace(/^(\.\/)+/, "");
+  const fileContents = new Map<string, Buffer>();
+  return rewriteEntries(archive, (header, body) => {
+    const name = strip(header.name);
+    if (name === "" || name === ".") return undefined;
+    if (header.type === "file") {
+      fileContents.set(name, body);
+      return { header: { ...header, name }, content: body };
+    }
+    if (header.type === "link") {
+      const content = fileContents.get(strip(header.linkname ?? "")) ?? Buffer.alloc(0);
+      return { header: { ...header, name, type: "file", linkname: null, size: content.length }, content };
+    }
+    return { header: { ...header, name } };
+  });
+}
+
+/**
+ * Reads an archive entry by entry and packs what `rewrite` returns for each (nothing: the entry
+ * is dropped). Entries are read whole: these archives are single files or a task's workspace.
+ */
+async function rewriteEntries(archive: Buffer, rewrite: (header: tar.Headers, body: Buffer) => { header: tar.Headers; content?: Buffer } | undefined): Promise<Buffer> {
   const extract = tar.extract();
   const pack = tar.pack();
   const chunks: Buffer[] = [];
@@ -35,24 +57,14 @@ export async function withoutDotPrefix(archive: Buffer): Promise<Buffer> {
     pack.on("end", resolve);
     pack.on("error", reject);
   });
-  const strip = (name: string): string => name.replace(/^(\.\/)+/, "");
-  const fileContents = new Map<string, Buffer>();
   Readable.from([archive]).pipe(extract);
   for await (const entry of extract) {
-    const header = entry.header;
     const body: Buffer[] = [];
     for await (const chunk of entry) body.push(chunk as Buffer);
-    const name = strip(header.name);
-    if (name === "" || name === ".") continue;
-    let rewritten: tar.Headers = { ...header, name };
-    let content: Buffer | undefined = header.type === "file" ? Buffer.concat(body) : undefined;
-    if (header.type === "file" && content) fileContents.set(name, content);
-    if (header.type === "link") {
-      content = fileContents.get(strip(header.linkname ?? "")) ?? Buffer.alloc(0);
-      rewritten = { ...header, name, type: "file", linkname: null, size: content.length };
-    }
+    const rewritten = rewrite(entry.header, Buffer.concat(body));
+    if (!rewritten) continue;
     await new Promise<void>((resolve, reject) => {
-      pack.entry(rewritten, content, (error) => (error ? reject(error) : resolve()));
+      pack.entry(rewritten.header, rewritten.content, (error) => (error ? reject(error) : resolve()));
     });
   }
   pack.finalize();
@@ -79,22 +91,10 @@ export interface FileOwner {
  * no entry for: the Engine would make those as root, so the caller creates them as the user first.
  */
 export async function withOwner(archive: Buffer, owner: FileOwner): Promise<{ archive: Buffer; implicitFolders: string[] }> {
-  const extract = tar.extract();
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const packed = new Promise<void>((resolve, reject) => {
-    pack.on("data", (chunk: Buffer) => chunks.push(chunk));
-    pack.on("end", resolve);
-    pack.on("error", reject);
-  });
   const entryNames = new Set<string>();
   const neededFolders = new Set<string>();
   const clean = (name: string): string => name.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
-  Readable.from([archive]).pipe(extract);
-  for await (const entry of extract) {
-    const header = entry.header;
-    const body: Buffer[] = [];
-    for await (const chunk of entry) body.push(chunk as Buffer);
+  const rewritten = await rewriteEntries(archive, (header, body) => {
     const name = clean(header.name);
     entryNames.add(name);
     const parts = name.split("/");
@@ -103,13 +103,9 @@ export async function withOwner(archive: Buffer, owner: FileOwner): Promise<{ ar
     // The ustar fields hold six octal digits; larger ids go into PAX records.
     if (owner.uid > USTAR_MAX_ID) records.push(["uid", String(owner.uid)]);
     if (owner.gid > USTAR_MAX_ID) records.push(["gid", String(owner.gid)]);
-    const rewritten: PaxHeaders = { ...header, uid: owner.uid, gid: owner.gid, uname: "", gname: "", pax: records.length > 0 ? Object.fromEntries(records) : undefined };
-    await new Promise<void>((resolve, reject) => {
-      pack.entry(rewritten, header.type === "file" || header.type === "contiguous-file" ? Buffer.concat(body) : undefined, (error) => (error ? reject(error) : resolve()));
-    });
-  }
-  pack.finalize();
-  await packed;
+    const owned: PaxHeaders = { ...header, uid: owner.uid, gid: owner.gid, uname: "", gname: "", pax: records.length > 0 ? Object.fromEntries(records) : undefined };
+    return { header: owned, ...(header.type === "file" || header.type === "contiguous-file" ? { content: body } : {}) };
+  });
   const implicitFolders = [...neededFolders].filter((folder) => folder !== "" && folder !== "." && !entryNames.has(folder));
-  return { archive: Buffer.concat(chunks), implicitFolders };
+  return { archive: rewritten, implicitFolders };
 }
