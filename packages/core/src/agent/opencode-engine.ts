@@ -123,8 +123,9 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
 
   const run = new AgentRun(input, emit, server, output);
   try {
-    const startLimit = Math.min(input.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, Math.max(0, deadline - Date.now()));
-    await run.waitForReady(ready.promise, startLimit, deadline);
+    const startTimeoutMs = input.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const remainingMs = Math.max(0, deadline - Date.now());
+    await run.waitForReady(ready.promise, Math.min(startTimeoutMs, remainingMs), remainingMs <= startTimeoutMs);
     const serverStartMs = Date.now() - spawnedAt;
     emit({ type: "log", level: "info", message: `OpenCode server ready in ${serverStartMs} ms.` });
     const client = createOpencodeClient({
@@ -192,11 +193,15 @@ class AgentRun {
     return this.mapper?.firstStepAt;
   }
 
-  /** Waits for the ready line; the start limit, a server exit, the deadline or an abort end the wait. */
-  async waitForReady(ready: Promise<void>, startLimitMs: number, deadline: number): Promise<void> {
+  /**
+   * Waits for the ready line; the start limit, a server exit, the deadline or an abort end the wait.
+   * `limitIsDeadline`: the run's time ends first, so the timer means AGENT_TIMEOUT (decided up front:
+   * a timer may fire a millisecond before the wall clock reaches the deadline).
+   */
+  async waitForReady(ready: Promise<void>, startLimitMs: number, limitIsDeadline: boolean): Promise<void> {
     const startTimer = setTimeout(() => {
       this.fail(
-        deadline - Date.now() <= 0
+        limitIsDeadline
           ? agentError(ErrorCode.AGENT_TIMEOUT, `The agent did not finish within ${this.input.timeoutMs} ms (the OpenCode server was still starting).`, { phase: "agent" })
           : agentError(ErrorCode.AGENT_START_FAILED, this.withTail(`The OpenCode server did not become ready within ${startLimitMs} ms.`), { phase: "agent" }),
       );
