@@ -10,6 +10,12 @@ const ORIGINAL = "def greet(name):\n    return 'Hello ' + name\n";
 const EDITED = `${ORIGINAL}\n\ndef farewell(name):\n    return 'Goodbye ' + name\n`;
 const API_KEY = "scripted-docker-key-0123456789";
 
+/** The agent's turns for the plain cases: write EDITED over greet.py, then say so. */
+const EDIT_GREET: ScriptedTurn[] = [
+  (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/greet.py`, content: EDITED } }] }),
+  { text: "Added farewell." },
+];
+
 function modelFor(server: ScriptedModelServer) {
   return { provider: "openai-compatible" as const, model: "scripted", baseURL: server.url, apiKey: API_KEY };
 }
@@ -17,11 +23,7 @@ function modelFor(server: ScriptedModelServer) {
 describe("runAgentTask with the Docker sandbox", () => {
   it("runs OpenCode in a container, pushes the agent's change, and leaves no container behind", async () => {
     await using repo = await createTestRepository({ "greet.py": ORIGINAL });
-    const script: ScriptedTurn[] = [
-      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/greet.py`, content: EDITED } }] }),
-      { text: "Added farewell." },
-    ];
-    await using model = await startScriptedModelServer({ script });
+    await using model = await startScriptedModelServer({ script: EDIT_GREET });
     const { provider, run } = scopedProvider({ network: "host" });
     const events: AgentTaskEvent[] = [];
     let containerSeen: { image: string; networkMode: string | undefined; apiKeyInEnv: boolean } | undefined;
@@ -110,11 +112,7 @@ describe("runAgentTask with the Docker sandbox", () => {
 
   it("with modelProxy, the container's environment holds no model key, and the model still gets it through the host's proxy", async () => {
     await using repo = await createTestRepository({ "greet.py": ORIGINAL });
-    const script: ScriptedTurn[] = [
-      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/greet.py`, content: EDITED } }] }),
-      { text: "Added farewell." },
-    ];
-    await using model = await startScriptedModelServer({ script });
+    await using model = await startScriptedModelServer({ script: EDIT_GREET });
     const { provider, run } = scopedProvider({ network: "host" });
     expect(provider.reachesHostLoopback).toBe(true);
     let containerEnvironment: string[] | undefined;
