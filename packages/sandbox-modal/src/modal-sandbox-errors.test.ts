@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:net";
 import { ErrorCode, RunningAgentError } from "@running-agent/core";
 import { expectRunningAgentError } from "@running-agent/core/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { createModalSandbox, type ModalSandboxSettings } from "./index.js";
+import { createModalSandbox, type ModalSandboxSession, type ModalSandboxSettings } from "./index.js";
 import { startModalServer, type ModalServer } from "./testing/index.js";
 
 let server: ModalServer;
@@ -147,6 +147,31 @@ describe("capacity, death and tunnels", () => {
       await session.destroy();
     }
     expect(server.liveSandboxes()).toEqual([]);
+  });
+
+  it("a command stopped by its timeout or an abort rejects only once its tree is killed, even when the kill is slow", async () => {
+    const session = (await local().create({ taskId: "slow-kill" })) as ModalSandboxSession;
+    // The kill is an exec of its own; holding it back shows whether the rejection waits for it.
+    const sandbox = session.modalSandbox;
+    const exec = sandbox.exec.bind(sandbox) as (command: string[], options?: unknown) => Promise<unknown>;
+    sandbox.exec = (async (command: string[], options?: unknown) => {
+      if (command.some((argument) => argument.includes("kill -KILL"))) await new Promise((resolve) => setTimeout(resolve, 800));
+      return exec(command, options);
+    }) as typeof sandbox.exec;
+    const ticking = ["sh", "-c", 'echo started; while :; do echo tick >> "$1"; sleep 0.05; done', "sh"];
+    const size = (file: string) => session.readFile(file).then((content) => content.byteLength);
+    try {
+      expect(await codeOf(session.exec([...ticking, "timed-out"], { timeoutMs: 300 }))).toBe(ErrorCode.SANDBOX_EXEC_TIMEOUT);
+      const afterTimeout = await size("timed-out");
+      const controller = new AbortController();
+      expect(await codeOf(session.exec([...ticking, "aborted"], { signal: controller.signal, onStdout: () => controller.abort() }))).toBe(ErrorCode.ABORTED);
+      const afterAbort = await size("aborted");
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await size("timed-out"), "the timed-out command wrote after its rejection").toBe(afterTimeout);
+      expect(await size("aborted"), "the aborted command wrote after its rejection").toBe(afterAbort);
+    } finally {
+      await session.destroy();
+    }
   });
 
   it("a sandbox past its own timeout is ended by Modal and then fails with SANDBOX_TERMINATED", async () => {

@@ -81,11 +81,14 @@ export class ModalSandboxSession implements SandboxSession {
     let rejectStopped!: (reason: RunningAgentError) => void;
     const stopped = new Promise<never>((_, reject) => (rejectStopped = reject));
     stopped.catch(() => undefined);
+    // A stopped command rejects only once its tree has been killed: a caller that sees the
+    // timeout or the abort must not see the command write anything after it.
+    let killing: Promise<void> = Promise.resolve();
     const stop = (reason: RunningAgentError) => {
       if (stopReason) return;
       stopReason = reason;
-      rejectStopped(reason);
-      void this.killTracked(started.pidFile);
+      killing = this.killTracked(started.pidFile, 5000);
+      void killing.then(() => rejectStopped(reason));
     };
     const timer =
       options.timeoutMs !== undefined
@@ -101,11 +104,17 @@ export class ModalSandboxSession implements SandboxSession {
     try {
       const exitCode = await Promise.race([started.process.wait(), stopped]);
       await pumps;
-      if (stopReason) throw stopReason;
+      if (stopReason) {
+        await killing;
+        throw stopReason;
+      }
       if (exitCode >= 128) await this.checkAlive(`run ${JSON.stringify(command[0])}`);
       return { exitCode, stdout: decode(stdout), stderr: decode(stderr) };
     } catch (error) {
-      if (stopReason) throw stopReason;
+      if (stopReason) {
+        await killing;
+        throw stopReason;
+      }
       await this.checkAlive(`run ${JSON.stringify(command[0])}`);
       throw modalError(error, ErrorCode.SANDBOX_EXEC_FAILED, `run ${JSON.stringify(command[0])}`);
     } finally {
@@ -262,14 +271,21 @@ export class ModalSandboxSession implements SandboxSession {
     return { process, pidFile };
   }
 
-  private async killTracked(pidFile: string): Promise<void> {
-    try {
-      const killer = await this.sandbox.exec(["sh", "-c", KILL_COMMAND, pidFile], { mode: "binary" });
-      await killer.stdin.close();
-      await killer.wait();
-    } catch {
-      // The sandbox is gone, and the command with it.
-    }
+  /** Kills a tracked command's tree; with `limitMs`, a sandbox that no longer answers cannot hold the caller longer than that. */
+  private async killTracked(pidFile: string, limitMs?: number): Promise<void> {
+    const kill = (async () => {
+      try {
+        const killer = await this.sandbox.exec(["sh", "-c", KILL_COMMAND, pidFile], { mode: "binary" });
+        await killer.stdin.close();
+        await killer.wait();
+      } catch {
+        // The sandbox is gone, and the command with it.
+      }
+    })();
+    if (limitMs === undefined) return kill;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([kill, new Promise((resolve) => (timer = setTimeout(resolve, limitMs)))]);
+    clearTimeout(timer);
   }
 
   /** Throws SANDBOX_TERMINATED when the sandbox has ended under us (died, timed out, terminated by someone else). */
