@@ -77,6 +77,7 @@ describe("runtimeRefusal", () => {
     // The runtime's answer while a killed container is going away, as seen from the Engine.
     expect(runtimeRefusal(outcome(126, "cannot exec in a stopped state: unknown\r\n"))).toBe("container stopped");
     expect(runtimeRefusal(outcome(126, "OCI runtime exec failed: exec failed: cannot exec in a stopped container: unknown\r\n"))).toBe("container stopped");
+    expect(runtimeRefusal(outcome(126, "task 44ab24741e1c056448f76fee54e1119766f461feb2599183873aea339efc254f not found: not found\r\n"))).toBe("container stopped");
     expect(runtimeRefusal(outcome(126, 'OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd ("/no/such/folder") set in config.json failed: no such file or directory: unknown\r\n'))).toBe("exec failed");
     // A script that is not executable exits 126 on its own: its output is its own.
     expect(runtimeRefusal(outcome(126, "sh: 1: ./script.sh: Permission denied\n"))).toBeUndefined();

@@ -401,7 +401,10 @@ export async function readOomKillCount(container: Dockerode.Container): Promise<
 export function runtimeRefusal(outcome: Pick<ContainerProcessOutcome, "exitCode" | "stdout">): "container stopped" | "exec failed" | undefined {
   if (outcome.exitCode !== 126) return undefined;
   const head = outcome.stdout.subarray(0, 200).toString("utf8");
-  if (head.startsWith("cannot exec in a stopped state") || /^OCI runtime exec failed: .*(stopped|not running)/.test(head)) return "container stopped";
+  // containerd no longer knowing the container's task is the same end seen a moment later.
+  if (head.startsWith("cannot exec in a stopped state") || /^OCI runtime exec failed: .*(stopped|not running)/.test(head) || /^(task|container) [0-9a-f]+ not found/.test(head)) {
+    return "container stopped";
+  }
   if (head.startsWith("OCI runtime exec failed")) return "exec failed";
   return undefined;
 }

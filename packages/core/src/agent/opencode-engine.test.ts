@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode } from "../errors.js";
+import { agentError, ErrorCode } from "../errors.js";
 import type { AgentTaskEventInput } from "../events.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
-import type { SandboxProvider, SandboxSession } from "../spec/sandbox-spec.js";
+import type { SandboxExecOptions, SandboxExecResult, SandboxProvider, SandboxSession } from "../spec/sandbox-spec.js";
 import { expectRunningAgentError } from "../testing/expect-running-agent-error.js";
 import { startScriptedModelServer, type ScriptedModelServer, type ScriptedModelServerOptions } from "../testing/scripted-model-server.js";
 import { resolveModel, type ResolvedModel } from "./model-resolution.js";
@@ -317,6 +317,69 @@ const BUILT_IN_PROVIDERS = [
   { provider: "anthropic", model: "claude-sonnet-4-5", basePath: "/v1", path: "/v1/messages", keyHeader: "x-api-key", keyPrefix: "" },
   { provider: "openai", model: "gpt-5", basePath: "/v1", path: "/v1/responses", keyHeader: "authorization", keyPrefix: "Bearer " },
 ] as const;
+
+describe("runOpencodeAgent when its server dies mid-task", () => {
+  /** The harness's session, with the engine's no-op (`true`) answered by `answer` instead. */
+  function withNoOp(session: SandboxSession, answer: (attempt: number) => Promise<SandboxExecResult>): { session: SandboxSession; noOps: () => number } {
+    let noOps = 0;
+    const wrapped = new Proxy(session, {
+      get(target, property) {
+        if (property === "exec") {
+          return (command: string[], options?: SandboxExecOptions) => {
+            if (command.length === 1 && command[0] === "true") return answer(++noOps);
+            return target.exec(command, options);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    return { session: wrapped, noOps: () => noOps };
+  }
+
+  function killServerOnFirstRequest(h: Harness): void {
+    void h.model.waitForChatRequests(1).then(
+      () => {
+        for (const server of serverProcesses(h.port)) process.kill(Number(server.pid), "SIGKILL");
+      },
+      () => undefined,
+    );
+  }
+
+  it("asks the sandbox why with a no-op, again while the no-op fails, and passes on the sandbox's typed answer", async () => {
+    const h = await harness({ isolation: "none", model: { script: [{ hang: true }] } });
+    // What a Docker Engine answers while a killed container goes away, then what its provider says once it knows.
+    const { session, noOps } = withNoOp(h.session, async (attempt) => {
+      if (attempt < 3) return { exitCode: 126, stdout: "task 44ab2474 not found: not found\r\n", stderr: "" };
+      throw agentError(ErrorCode.SANDBOX_TERMINATED, "The sandbox was stopped from outside.");
+    });
+    killServerOnFirstRequest(h);
+    const error = await expectRunningAgentError(h.run({ session }));
+    expect(error.code).toBe(ErrorCode.SANDBOX_TERMINATED);
+    expect(error.phase).toBe("agent");
+    expect(error.message).toMatch(/stopped from outside.*the OpenCode server exited with code/);
+    expect(noOps()).toBe(3);
+    expect(await serverGone(h.port)).toBe(true);
+  });
+
+  it("a sandbox that still runs commands leaves AGENT_FAILED with the server's exit; one that never answers clearly is not asked forever", async () => {
+    const h = await harness({ isolation: "none", model: { script: [{ hang: true }] } });
+    const healthy = withNoOp(h.session, () => h.session.exec(["true"]));
+    killServerOnFirstRequest(h);
+    const error = await expectRunningAgentError(h.run({ session: healthy.session }));
+    expect(error.code).toBe(ErrorCode.AGENT_FAILED);
+    expect(error.message).toContain("The OpenCode server exited unexpectedly");
+    expect(healthy.noOps()).toBe(1);
+
+    const h2 = await harness({ isolation: "none", model: { script: [{ hang: true }] } });
+    const broken = withNoOp(h2.session, async () => ({ exitCode: 126, stdout: "", stderr: "" }));
+    killServerOnFirstRequest(h2);
+    const second = await expectRunningAgentError(h2.run({ session: broken.session }));
+    expect(second.code).toBe(ErrorCode.AGENT_FAILED);
+    expect(broken.noOps()).toBeGreaterThan(1);
+    expect(broken.noOps()).toBeLessThanOrEqual(10);
+  });
+});
 
 describe("runOpencodeAgent with a built-in provider (offline, no download)", () => {
   it.each(BUILT_IN_PROVIDERS)("$provider: OpenCode's bundled SDK calls the configured endpoint with the key from {env:...}", async (built) => {

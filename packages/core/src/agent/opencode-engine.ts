@@ -56,6 +56,9 @@ const DEFAULT_PORT = 4096;
 const DEFAULT_START_TIMEOUT_MS = 60_000;
 const READY_LINE = "opencode server listening on";
 const OUTPUT_TAIL_BYTES = 4096;
+/** How often, and how far apart, a dead server's sandbox is asked with a no-op whether it still runs. */
+const NO_OP_ATTEMPTS = 5;
+const NO_OP_RETRY_MS = 400;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
@@ -225,13 +228,20 @@ class AgentRun {
   private async explainServerExit(code: number | null): Promise<RunningAgentError> {
     const fallback = agentError(ErrorCode.AGENT_FAILED, this.withTail(`The OpenCode server exited unexpectedly (exit code ${code}).`), { phase: "agent" });
     // Only a server that died on its own is worth a question; one we stopped or that ended with the run is not.
-    if (this.ended || this.stopped || this.input.signal?.aborted) return fallback;
-    try {
-      await this.input.session.exec(["true"], { timeoutMs: 10_000 });
-    } catch (error) {
-      if (RunningAgentError.isInstance(error) && error.code !== ErrorCode.SANDBOX_EXEC_TIMEOUT) {
-        return new RunningAgentError({ code: error.code, message: `${error.message} (the OpenCode server exited with code ${code}).`, phase: "agent", cause: error });
+    // A sandbox that is going away can answer the first question with a failed no-op (e.g. its
+    // runtime no longer knows the container) before its provider has seen the end: ask again.
+    for (let attempt = 0; attempt < NO_OP_ATTEMPTS; attempt++) {
+      if (this.ended || this.stopped || this.input.signal?.aborted) return fallback;
+      try {
+        const answer = await this.input.session.exec(["true"], { timeoutMs: 10_000 });
+        if (answer.exitCode === 0) return fallback;
+      } catch (error) {
+        if (RunningAgentError.isInstance(error) && error.code !== ErrorCode.SANDBOX_EXEC_TIMEOUT) {
+          return new RunningAgentError({ code: error.code, message: `${error.message} (the OpenCode server exited with code ${code}).`, phase: "agent", cause: error });
+        }
+        return fallback;
       }
+      await sleep(NO_OP_RETRY_MS);
     }
     return fallback;
   }
