@@ -20,6 +20,53 @@ export function signalProcessTree(child: ChildProcess, signal: NodeJS.Signals = 
   }
 }
 
+/**
+ * Resolves once no live process is left in the child's process group, SIGKILLing what remains every
+ * 20 ms, or after `limitMs`. A signalled process ends only when it is next scheduled, so on a busy
+ * machine a group's members can outlive the leader's exit by a moment. Zombies do not count: an
+ * orphan's is reaped by PID 1, which on some machines takes a second or two.
+ */
+export async function awaitProcessTreeEnd(child: ChildProcess, limitMs = 2000): Promise<void> {
+  const group = child.pid;
+  if (group === undefined) return;
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    try {
+      process.kill(-group, "SIGKILL");
+    } catch {
+      // ESRCH: the group is empty.
+      return;
+    }
+    const live = liveGroupMembers(group);
+    // Without /proc there is no telling a zombie from a live process: the SIGKILL has to do.
+    if (live === undefined || live === 0 || Date.now() >= deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** How many processes of the group are not zombies, from `/proc/<pid>/stat`; undefined without /proc. */
+function liveGroupMembers(group: number): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return undefined;
+  }
+  let live = 0;
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // After the command name in parentheses: state, parent pid, process group.
+      const [state, , processGroup] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (processGroup === String(group) && state !== "Z" && state !== "X") live += 1;
+    } catch {
+      // Ended while we looked.
+    }
+  }
+  return live;
+}
+
 /** True when a process with this host pid exists (signal 0 probes without sending anything). */
 export function isPidAlive(pid: number): boolean {
   try {

@@ -1,6 +1,6 @@
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { abortedError, agentError, ErrorCode, type RunningAgentError } from "../errors.js";
-import { signalProcessTree } from "../process-tree.js";
+import { awaitProcessTreeEnd, signalProcessTree } from "../process-tree.js";
 import type { SandboxExecOptions, SandboxExecResult } from "../spec/sandbox-spec.js";
 
 /** Output kept per stream by default; the callbacks still see everything. */
@@ -84,7 +84,11 @@ export function runToCompletion(
       clearTimeout(drainTimer);
       options.signal?.removeEventListener("abort", onAbort);
       removeStopListener();
-      if (stopReason) return reject(stopReason);
+      if (stopReason) {
+        const reason = stopReason;
+        // The caller hears of the stop once nothing of the command's tree is left.
+        return void awaitProcessTreeEnd(child).then(() => reject(reason));
+      }
       if (spawnError) {
         return reject(
           agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not start ${JSON.stringify(command[0])}: ${spawnError.message}`, {

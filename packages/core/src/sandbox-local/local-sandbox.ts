@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { packDirectory, unpackArchive } from "../archive.js";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
-import { isPidAlive, killProcessesByEnvironment, signalProcessTree, sweepProcessesByEnvironment } from "../process-tree.js";
+import { awaitProcessTreeEnd, isPidAlive, killProcessesByEnvironment, signalProcessTree, sweepProcessesByEnvironment } from "../process-tree.js";
 import {
   SANDBOX_SPEC_VERSION,
   type ExposedPort,
@@ -338,11 +338,14 @@ class LocalSandboxSession implements SandboxSession {
       exited,
       kill: () => {
         killing ??= (async () => {
-          if (child.exitCode !== null || child.signalCode !== null) return;
-          signalProcessTree(child, "SIGTERM");
-          const timer = setTimeout(() => signalProcessTree(child, "SIGKILL"), 3_000);
-          await exited;
-          clearTimeout(timer);
+          if (child.exitCode === null && child.signalCode === null) {
+            signalProcessTree(child, "SIGTERM");
+            const timer = setTimeout(() => signalProcessTree(child, "SIGKILL"), 3_000);
+            await exited;
+            clearTimeout(timer);
+          }
+          // What the process started in its group is gone too once kill() resolves.
+          await awaitProcessTreeEnd(child);
         })();
         return killing;
       },
