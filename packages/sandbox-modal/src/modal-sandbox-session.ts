@@ -33,6 +33,8 @@ const TRACKED_COMMAND = 'mkdir -p -- "${0%/*}" && echo $$ > "$0" && exec "$@"';
 const KILL_COMMAND = 'if [ -f "$0" ]; then kill -KILL "-$(cat "$0")" 2>/dev/null; rm -f "$0"; fi; true';
 
 const STDIN_CHUNK_BYTES = 1024 * 1024;
+/** How long a kill may hold its caller: a sandbox that no longer answers must not hang it. */
+const KILL_LIMIT_MS = 5000;
 
 /** One Modal sandbox seen through the sandbox spec. */
 export class ModalSandboxSession implements SandboxSession {
@@ -87,7 +89,7 @@ export class ModalSandboxSession implements SandboxSession {
     const stop = (reason: RunningAgentError) => {
       if (stopReason) return;
       stopReason = reason;
-      killing = this.killTracked(started.pidFile, 5000);
+      killing = settledWithin(this.killTracked(started.pidFile), KILL_LIMIT_MS);
       void killing.then(() => rejectStopped(reason));
     };
     const timer =
@@ -146,9 +148,7 @@ export class ModalSandboxSession implements SandboxSession {
         killed = true;
         if (!this.destroyed) await this.killTracked(started.pidFile).catch(() => undefined);
         // The process ends within moments of the kill; a sandbox that no longer answers must not hang the caller.
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]);
-        clearTimeout(timer);
+        await settledWithin(exited, KILL_LIMIT_MS);
       },
     };
   }
@@ -271,21 +271,14 @@ export class ModalSandboxSession implements SandboxSession {
     return { process, pidFile };
   }
 
-  /** Kills a tracked command's tree; with `limitMs`, a sandbox that no longer answers cannot hold the caller longer than that. */
-  private async killTracked(pidFile: string, limitMs?: number): Promise<void> {
-    const kill = (async () => {
-      try {
-        const killer = await this.sandbox.exec(["sh", "-c", KILL_COMMAND, pidFile], { mode: "binary" });
-        await killer.stdin.close();
-        await killer.wait();
-      } catch {
-        // The sandbox is gone, and the command with it.
-      }
-    })();
-    if (limitMs === undefined) return kill;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([kill, new Promise((resolve) => (timer = setTimeout(resolve, limitMs)))]);
-    clearTimeout(timer);
+  private async killTracked(pidFile: string): Promise<void> {
+    try {
+      const killer = await this.sandbox.exec(["sh", "-c", KILL_COMMAND, pidFile], { mode: "binary" });
+      await killer.stdin.close();
+      await killer.wait();
+    } catch {
+      // The sandbox is gone, and the command with it.
+    }
   }
 
   /** Throws SANDBOX_TERMINATED when the sandbox has ended under us (died, timed out, terminated by someone else). */
@@ -329,4 +322,11 @@ function toBytes(content: string | Uint8Array): Uint8Array {
 
 function decode(chunks: Uint8Array[]): string {
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Resolves when `promise` settles (either way) or after `limitMs`, whichever comes first. */
+async function settledWithin(promise: Promise<unknown>, limitMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, limitMs)))]);
+  clearTimeout(timer);
 }
