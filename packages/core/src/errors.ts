@@ -19,6 +19,8 @@ export const ErrorCode = {
   UNSUPPORTED_SPEC_VERSION: "UNSUPPORTED_SPEC_VERSION",
   CAPABILITY_UNSUPPORTED: "CAPABILITY_UNSUPPORTED",
   UNSUPPORTED_REPO: "UNSUPPORTED_REPO",
+  /** A sandbox provider or Git host answered outside its spec (e.g. `null` where a result was due). */
+  SPEC_VIOLATION: "SPEC_VIOLATION",
   // Git host and credentials.
   AUTH_FAILED: "AUTH_FAILED",
   PERMISSION_DENIED: "PERMISSION_DENIED",

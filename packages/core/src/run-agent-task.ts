@@ -75,7 +75,8 @@ export function startAgentTask(options: AgentTaskOptions): AgentTaskHandle {
 }
 
 function createContext(taskId: string, options: AgentTaskOptions, controller: AbortController, log: EventLog<AgentTaskEvent>): TaskContext {
-  const redactor = new Redactor(options?.secrets ?? []);
+  // Validation refuses secrets that are not a list of strings; until then only a list is taken.
+  const redactor = new Redactor(Array.isArray(options?.secrets) ? options.secrets : []);
   const textParts = new AgentTextParts();
   const onEvent = options?.onEvent;
   return {
@@ -109,9 +110,11 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
   const started = performance.now();
   const raw = context.raw;
   // The caller's signal and the task timeout both abort the same controller.
-  const onCallerAbort = () => controller.abort(abortedError(raw.signal));
-  if (raw?.signal?.aborted) onCallerAbort();
-  raw?.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  // Validation refuses a signal that is not one; until then, only a real one is listened to.
+  const signal = typeof raw?.signal?.addEventListener === "function" ? raw.signal : undefined;
+  const onCallerAbort = () => controller.abort(abortedError(signal));
+  if (signal?.aborted === true) onCallerAbort();
+  signal?.addEventListener("abort", onCallerAbort, { once: true });
   let timer: NodeJS.Timeout | undefined;
 
   const phase = async (name: Phase, body: () => Promise<void>): Promise<void> => {
@@ -161,7 +164,7 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
     throw error;
   } finally {
     if (timer) clearTimeout(timer);
-    raw?.signal?.removeEventListener("abort", onCallerAbort);
+    signal?.removeEventListener("abort", onCallerAbort);
   }
   await runTeardown(context);
   context.timings.total = performance.now() - started;
@@ -189,6 +192,9 @@ function toTaskError(error: unknown, phase: Phase, context: TaskContext): Runnin
     failure = abortedError(context.signal, phase);
   } else if (RunningAgentError.isInstance(error)) {
     failure = error;
+  } else if (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) {
+    // A programming error's text ("Cannot read properties of null") says nothing a caller can act on.
+    failure = agentError(PHASE_ERROR_CODES[phase], `The ${phase} phase failed with an internal ${error.name}; the error's cause holds it. Please report it.`, { cause: error });
   } else {
     const message = error instanceof Error ? error.message : String(error);
     failure = agentError(PHASE_ERROR_CODES[phase], `The ${phase} phase failed: ${message}`, { cause: error });

@@ -116,7 +116,8 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
       onStderr: (chunk) => output.add(chunk),
     });
   } catch (cause) {
-    if (RunningAgentError.isInstance(cause) && cause.code === ErrorCode.ABORTED) throw withPhase(cause);
+    // A cancellation, or a sandbox answering outside its spec, says more than "could not start".
+    if (RunningAgentError.isInstance(cause) && (cause.code === ErrorCode.ABORTED || cause.code === ErrorCode.SPEC_VIOLATION)) throw withPhase(cause);
     throw agentError(ErrorCode.AGENT_START_FAILED, `Could not start the OpenCode server (${input.opencodeBinary}): ${messageOf(cause)}`, {
       phase: "agent",
       cause,

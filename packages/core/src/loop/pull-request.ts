@@ -62,13 +62,29 @@ function quote(text: string): string {
 export function diffStat(changes: readonly ChangedFile[]): string {
   if (changes.length === 0) return "No files changed.";
   const lines = changes.map((change) => {
-    const path = change.status === "renamed" ? `${change.previousPath} → ${change.path}` : change.path;
+    const path = change.status === "renamed" ? `${codeSpan(change.previousPath ?? "")} → ${codeSpan(change.path)}` : codeSpan(change.path);
     const counts = change.binary ? "binary" : `+${change.additions} −${change.deletions}`;
     const mode = change.previousMode && change.mode && change.previousMode !== change.mode ? `, mode ${change.previousMode} → ${change.mode}` : "";
-    return `- \`${path}\` (${change.status}, ${counts}${mode})`;
+    return `- ${path} (${change.status}, ${counts}${mode})`;
   });
   const additions = changes.reduce((sum, change) => sum + change.additions, 0);
   const deletions = changes.reduce((sum, change) => sum + change.deletions, 0);
   lines.push("", `${changes.length} file${changes.length === 1 ? "" : "s"} changed, ${additions} insertions(+), ${deletions} deletions(−)`);
   return lines.join("\n");
+}
+
+/**
+ * A file name as one Markdown code span: control characters (a newline is legal in a file name)
+ * are shown as escapes, and the fence is longer than any run of backticks in the name.
+ */
+export function codeSpan(path: string): string {
+  // eslint-disable-next-line no-control-regex
+  const printable = path.replace(/[\x00-\x1f\x7f]/g, (character) => {
+    const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+    return named[character] ?? `\\x${character.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+  const longestRun = Math.max(0, ...(printable.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = "`".repeat(longestRun + 1);
+  const padding = printable.startsWith("`") || printable.endsWith("`") ? " " : "";
+  return `${fence}${padding}${printable}${padding}${fence}`;
 }

@@ -29,6 +29,8 @@ export interface ValidatedOptions {
   allowRepoAgentConfig: boolean;
   gitToken: string | undefined;
   modelProxy: boolean;
+  /** Extra strings to redact (the caller's `secrets`). */
+  secrets: string[];
 }
 
 /** The state one task carries from phase to phase. */
@@ -44,6 +46,8 @@ export interface TaskContext {
   options?: ValidatedOptions;
   repository?: ResolvedRepository;
   baseBranch?: string;
+  /** The branch the task pushes, decided in validate: `branch`, or a generated name. */
+  taskBranch?: string;
   /** The branch the clone starts from: the existing task branch when re-running, else the base. */
   startBranch?: string;
   branch?: string;
