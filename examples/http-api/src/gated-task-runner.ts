@@ -79,6 +79,7 @@ export function createGatedTaskRunner() {
           summary: "Wrote the file.",
           model: "scripted/scripted-model",
           usage: { inputTokens: 10, outputTokens: 5, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
+          agentRounds: [],
           timings: { validate: 1, agent: 5, total: 20 },
         });
       }

@@ -53,6 +53,8 @@ export const ErrorCode = {
   MODEL_ERROR: "MODEL_ERROR",
   COLLECT_FAILED: "COLLECT_FAILED",
   UNSAFE_PATH: "UNSAFE_PATH",
+  /** Checks still failed after the last fix round and `onChecksFailed` is `"fail"`; `details.rounds` holds the results. */
+  CHECKS_FAILED: "CHECKS_FAILED",
   COMMIT_FAILED: "COMMIT_FAILED",
   PUSH_FAILED: "PUSH_FAILED",
   PUSH_REJECTED: "PUSH_REJECTED",

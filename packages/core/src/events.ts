@@ -1,5 +1,6 @@
 import type { Phase } from "./phases.js";
 import type { ChangedFile } from "./changes.js";
+import type { CheckSpec } from "./verify/check-types.js";
 
 /** Base fields on every event. */
 interface EventBase {
@@ -113,6 +114,52 @@ export interface ChangeRequestEvent extends EventBase {
   created: boolean;
 }
 
+/** The checks the verify phase runs, and how they were chosen. */
+export interface ChecksChosenEvent extends EventBase {
+  type: "checks.chosen";
+  source: "options" | "auto";
+  checks: CheckSpec[];
+  /** For `auto`: one line per detected check, or why nothing was detected. */
+  reasons: string[];
+}
+
+/** A check started in a round (round 0 follows the agent's first pass, round N its Nth fix). */
+export interface CheckStartedEvent extends EventBase {
+  type: "check.started";
+  round: number;
+  name: string;
+  command: string;
+}
+
+/** Output of a running check. */
+export interface CheckOutputEvent extends EventBase {
+  type: "check.output";
+  round: number;
+  name: string;
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+/** A check ended. */
+export interface CheckCompletedEvent extends EventBase {
+  type: "check.completed";
+  round: number;
+  name: string;
+  passed: boolean;
+  /** Null when the check was stopped by its time limit. */
+  exitCode: number | null;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+/** Checks failed and the agent is asked to fix them: fix round `round` of `maxFixRounds`. */
+export interface FixRoundEvent extends EventBase {
+  type: "fix-round";
+  round: number;
+  maxFixRounds: number;
+  failing: string[];
+}
+
 /** Token usage and cost. */
 export interface TokenUsage {
   inputTokens: number;
@@ -137,6 +184,11 @@ export type AgentTaskEvent =
   | AgentRetryEvent
   | AgentUsageEvent
   | ChangesEvent
+  | ChecksChosenEvent
+  | CheckStartedEvent
+  | CheckOutputEvent
+  | CheckCompletedEvent
+  | FixRoundEvent
   | BranchPushedEvent
   | ChangeRequestEvent;
 

@@ -14,6 +14,7 @@ import { cloneIntoSandbox } from "./loop/clone.js";
 import { runSetup } from "./loop/setup.js";
 import { runAgent } from "./loop/agent.js";
 import { collectChanges } from "./loop/collect.js";
+import { verifyChanges } from "./loop/verify.js";
 import { commitOnBranch } from "./loop/commit.js";
 import { pushTaskBranch } from "./loop/push.js";
 import { openPullRequest } from "./loop/pull-request.js";
@@ -27,6 +28,7 @@ const PHASE_ERROR_CODES: Record<Phase, ErrorCode> = {
   setup: ErrorCode.SETUP_FAILED,
   agent: ErrorCode.AGENT_FAILED,
   collect: ErrorCode.COLLECT_FAILED,
+  verify: ErrorCode.CHECKS_FAILED,
   commit: ErrorCode.COMMIT_FAILED,
   push: ErrorCode.PUSH_FAILED,
   "pull-request": ErrorCode.PULL_REQUEST_FAILED,
@@ -90,6 +92,7 @@ function createContext(taskId: string, options: AgentTaskOptions, controller: Ab
     summary: "",
     usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
     changes: [],
+    agentRounds: [],
     emit(input: AgentTaskEventInput) {
       const redacted = redactor.redact({ ...input, taskId, at: Date.now() }) as AgentTaskEvent;
       // The log keeps every event for replay: agent text shares one string per part (see AgentTextParts).
@@ -149,6 +152,8 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
     else skip("setup");
     await phase("agent", () => runAgent(context));
     await phase("collect", () => collectChanges(context));
+    if (context.changes.length > 0 && (context.checks?.length ?? 0) > 0) await phase("verify", () => verifyChanges(context));
+    else skip("verify");
     if (context.changes.length === 0) {
       skip("commit");
       skip("push");
@@ -229,6 +234,8 @@ function buildResult(context: TaskContext): AgentTaskResult {
     summary: context.redactor.redactText(context.summary),
     model: `${options.model.provider}/${options.model.model}`,
     usage: context.usage,
+    agentRounds: context.agentRounds,
     timings: context.timings,
+    ...(context.verification ? { verification: context.verification } : {}),
   };
 }

@@ -7,6 +7,8 @@ import type { ChangeRequest, GitHost, ResolvedRepository } from "../spec/git-hos
 import type { ChangedFile } from "../changes.js";
 import type { ResolvedModel } from "../agent/model-resolution.js";
 import type { ModelProxy } from "../agent/model-proxy.js";
+import type { CheckSpec, ChecksFailedPolicy, Verification } from "../verify/check-types.js";
+import type { AgentRound } from "../run-options.js";
 
 /** Options after validation: every default filled in. */
 export interface ValidatedOptions {
@@ -31,6 +33,10 @@ export interface ValidatedOptions {
   modelProxy: boolean;
   /** Extra strings to redact (the caller's `secrets`). */
   secrets: string[];
+  /** The caller's checks, `"auto"`, or none. */
+  checks: CheckSpec[] | "auto" | undefined;
+  maxFixRounds: number;
+  onChecksFailed: ChecksFailedPolicy;
 }
 
 /** The state one task carries from phase to phase. */
@@ -62,6 +68,14 @@ export interface TaskContext {
   changes: ChangedFile[];
   commit?: string;
   pullRequest?: ChangeRequest;
+  /** OpenCode's session, continued by fix rounds. */
+  agentSessionId?: string;
+  /** Each agent round's own usage: the first pass, then each fix round. */
+  agentRounds: AgentRound[];
+  /** The checks the verify phase runs (decided after the clone for `"auto"`), and where they came from. */
+  checks?: CheckSpec[];
+  checksSource?: "options" | "auto";
+  verification?: Verification;
   /** The host-side model proxy, when `modelProxy` is on. */
   modelProxy?: ModelProxy;
 }

@@ -7,6 +7,7 @@ import { makeBranchName, validateBranchName } from "../git/branch-name.js";
 import { SANDBOX_SPEC_VERSION, type SandboxProvider } from "../spec/sandbox-spec.js";
 import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
+import type { CheckSpec } from "../verify/check-types.js";
 import type { TaskContext, ValidatedOptions } from "./task-context.js";
 import {
   checkBoolean,
@@ -35,6 +36,10 @@ const MAX_CLONE_DEPTH = 1_000_000;
 const MAX_TITLE_LENGTH = 256;
 const MAX_BODY_LENGTH = 50_000;
 const MAX_ISSUE_NUMBER = 2 ** 31 - 1;
+const DEFAULT_MAX_FIX_ROUNDS = 2;
+const MAX_FIX_ROUNDS = 10;
+const CHECKS_FAILED_POLICIES: readonly unknown[] = ["draft", "fail", "open"];
+const CHECK_NAME = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /**
  * Phase 1: checks everything the caller gave before anything is created, fills in defaults,
@@ -131,6 +136,10 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     checkText(`setupCommands[${index}]`, command, MAX_TASK_LENGTH);
   });
   const pullRequest = checkPullRequestOptions(raw.pullRequest);
+  const checks = checkChecks(raw.checks);
+  const maxFixRounds = raw.maxFixRounds === undefined ? DEFAULT_MAX_FIX_ROUNDS : checkWholeNumber("maxFixRounds", raw.maxFixRounds, 0, MAX_FIX_ROUNDS);
+  const onChecksFailed = raw.onChecksFailed ?? "draft";
+  if (!CHECKS_FAILED_POLICIES.includes(onChecksFailed)) throw invalidOption("onChecksFailed", '"draft", "fail" or "open"', onChecksFailed);
   checkResources(raw.resources);
   checkNetwork(raw.network);
   const allowRepoAgentConfig = checkBoolean("allowRepoAgentConfig", raw.allowRepoAgentConfig) ?? false;
@@ -164,6 +173,9 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     gitToken: raw.gitToken,
     modelProxy: checkModelProxy(modelProxy, sandbox),
     secrets,
+    checks,
+    maxFixRounds,
+    onChecksFailed,
   };
 }
 
@@ -194,6 +206,30 @@ function checkPullRequestOptions(value: unknown): ValidatedOptions["pullRequest"
     ...(assignees !== undefined ? { assignees } : {}),
     ...(closesIssue !== undefined ? { closesIssue } : {}),
   };
+}
+
+function checkWholeNumber(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) throw invalidOption(name, `a whole number from ${min} to ${max}`, value);
+  return value;
+}
+
+/** `"auto"`, or a list of checks with unique, plain names and non-blank commands. */
+function checkChecks(value: unknown): CheckSpec[] | "auto" | undefined {
+  if (value === undefined || value === "auto") return value;
+  if (!Array.isArray(value)) throw invalidOption("checks", '"auto" or an array of { name, command, timeoutMs? }', value);
+  const names = new Set<string>();
+  return value.map((check, index) => {
+    const label = `checks[${index}]`;
+    if (!isPlainObject(check)) throw invalidOption(label, "an object { name, command, timeoutMs? }", check);
+    if (typeof check.name !== "string" || !CHECK_NAME.test(check.name)) throw invalidOption(`${label}.name`, "1 to 64 letters, digits, '.', '_', ':' or '-'", check.name);
+    if (names.has(check.name)) throw agentError(ErrorCode.INVALID_OPTIONS, `${label}.name "${check.name}" is used twice; every check needs its own name.`, { details: { option: `${label}.name` } });
+    names.add(check.name);
+    if (typeof check.command !== "string") throw invalidOption(`${label}.command`, "a command string", check.command);
+    if (check.command.trim() === "") throw agentError(ErrorCode.INVALID_OPTIONS, `${label}.command is blank; a check needs a command.`, { details: { option: `${label}.command` } });
+    checkText(`${label}.command`, check.command, MAX_TASK_LENGTH);
+    const timeoutMs = checkMilliseconds(`${label}.timeoutMs`, check.timeoutMs);
+    return { name: check.name, command: check.command, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+  });
 }
 
 function checkResources(value: unknown): void {
