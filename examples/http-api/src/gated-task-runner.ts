@@ -101,6 +101,9 @@ export function createGatedTaskRunner() {
         }
         await result.catch(() => undefined);
       },
+      async say() {
+        throw agentError(ErrorCode.AGENT_FINISHED, "The gated test runner takes no follow-up messages.");
+      },
       async *[Symbol.asyncIterator]() {
         let index = 0;
         while (true) {

@@ -50,6 +50,8 @@ export const ErrorCode = {
   AGENT_START_FAILED: "AGENT_START_FAILED",
   AGENT_FAILED: "AGENT_FAILED",
   AGENT_TIMEOUT: "AGENT_TIMEOUT",
+  /** `handle.say()` after the agent's last round, or a message still queued when the task ended. */
+  AGENT_FINISHED: "AGENT_FINISHED",
   MODEL_ERROR: "MODEL_ERROR",
   COLLECT_FAILED: "COLLECT_FAILED",
   UNSAFE_PATH: "UNSAFE_PATH",

@@ -93,6 +93,12 @@ export interface AgentUsageEvent extends EventBase {
   usage: TokenUsage;
 }
 
+/** A follow-up instruction from the caller (`handle.say`) handed to the agent. */
+export interface AgentMessageEvent extends EventBase {
+  type: "agent.message";
+  text: string;
+}
+
 /** The changes collected from the sandbox. */
 export interface ChangesEvent extends EventBase {
   type: "changes";
@@ -183,6 +189,7 @@ export type AgentTaskEvent =
   | AgentFileEditedEvent
   | AgentRetryEvent
   | AgentUsageEvent
+  | AgentMessageEvent
   | ChangesEvent
   | ChecksChosenEvent
   | CheckStartedEvent

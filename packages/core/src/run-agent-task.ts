@@ -15,6 +15,7 @@ import { runSetup } from "./loop/setup.js";
 import { runAgent } from "./loop/agent.js";
 import { collectChanges } from "./loop/collect.js";
 import { verifyChanges } from "./loop/verify.js";
+import { FollowUps } from "./loop/follow-ups.js";
 import { commitOnBranch } from "./loop/commit.js";
 import { pushTaskBranch } from "./loop/push.js";
 import { openPullRequest } from "./loop/pull-request.js";
@@ -72,6 +73,7 @@ export function startAgentTask(options: AgentTaskOptions): AgentTaskHandle {
         () => undefined,
       );
     },
+    say: (text: string) => context.followUps.say(text),
     [Symbol.asyncIterator]: () => log[Symbol.asyncIterator](),
   };
 }
@@ -93,6 +95,7 @@ function createContext(taskId: string, options: AgentTaskOptions, controller: Ab
     usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
     changes: [],
     agentRounds: [],
+    followUps: new FollowUps(),
     emit(input: AgentTaskEventInput) {
       const redacted = redactor.redact({ ...input, taskId, at: Date.now() }) as AgentTaskEvent;
       // The log keeps every event for replay: agent text shares one string per part (see AgentTextParts).
@@ -168,6 +171,7 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
     context.timings.total = performance.now() - started;
     throw error;
   } finally {
+    context.followUps.close("the task has ended");
     if (timer) clearTimeout(timer);
     signal?.removeEventListener("abort", onCallerAbort);
   }

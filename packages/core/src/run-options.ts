@@ -135,4 +135,11 @@ export interface AgentTaskHandle extends AsyncIterable<AgentTaskEvent> {
   readonly events: readonly AgentTaskEvent[];
   /** Cancels the task; resolves when everything is torn down. */
   cancel(reason?: string): Promise<void>;
+  /**
+   * Sends the running agent another instruction. It goes to the same OpenCode session when the
+   * agent's current round ends (messages sent before the agent starts follow the task); resolves
+   * once handed over. Rejects with AGENT_FINISHED once the agent is done for good (its changes are
+   * being checked or committed): continue the branch with a new task instead.
+   */
+  say(text: string): Promise<void>;
 }

@@ -4,17 +4,30 @@ import type { TokenUsage } from "../events.js";
 import { MODEL_API_KEY_ENV } from "./model-key.js";
 import type { TaskContext } from "./task-context.js";
 
-/** Phase 5: runs OpenCode inside the sandbox on the task until it is done, fails, or times out. */
+/**
+ * Phase 5: runs OpenCode inside the sandbox on the task until it is done, fails, or times out;
+ * then once more for each batch of the caller's follow-up messages (`handle.say`).
+ */
 export async function runAgent(context: TaskContext): Promise<void> {
   await agentRound(context, undefined);
+  await drainFollowUps(context);
+  // Nothing queued as the last round ended: what the agent did is what gets collected.
+  context.followUps.close("its work is being collected and checked");
 }
 
 /**
- * A fix round: the same OpenCode session gets `message` (failed checks, a follow-up) and works on
- * the same workspace until it is done again.
+ * A fix round: the same OpenCode session gets `message` (failed checks) and works on the same
+ * workspace until it is done again.
  */
 export async function continueAgent(context: TaskContext, message: string): Promise<void> {
   await agentRound(context, { sessionId: context.agentSessionId!, message });
+}
+
+async function drainFollowUps(context: TaskContext): Promise<void> {
+  for (let message = context.followUps.take(); message !== undefined; message = context.followUps.take()) {
+    context.emit({ type: "agent.message", text: message });
+    await continueAgent(context, message);
+  }
 }
 
 async function agentRound(context: TaskContext, continueSession: { sessionId: string; message: string } | undefined): Promise<void> {

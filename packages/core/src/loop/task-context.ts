@@ -9,6 +9,7 @@ import type { ResolvedModel } from "../agent/model-resolution.js";
 import type { ModelProxy } from "../agent/model-proxy.js";
 import type { CheckSpec, ChecksFailedPolicy, Verification } from "../verify/check-types.js";
 import type { AgentRound } from "../run-options.js";
+import type { FollowUps } from "./follow-ups.js";
 
 /** Options after validation: every default filled in. */
 export interface ValidatedOptions {
@@ -49,6 +50,8 @@ export interface TaskContext {
   readonly redactor: Redactor;
   readonly timings: Partial<Record<Phase | "total", number>>;
   emit(event: AgentTaskEventInput): void;
+  /** The caller's follow-up instructions (`handle.say`). */
+  readonly followUps: FollowUps;
   options?: ValidatedOptions;
   repository?: ResolvedRepository;
   baseBranch?: string;

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode, RunningAgentError, createLocalGitHost, createLocalSandbox, runAgentTask } from "../index.js";
-import type { AgentTaskEvent, AgentTaskOptions } from "../index.js";
+import { ErrorCode, RunningAgentError, createLocalGitHost, createLocalSandbox, runAgentTask, startAgentTask } from "../index.js";
+import type { AgentTaskEvent, AgentTaskHandle, AgentTaskOptions } from "../index.js";
 import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "../testing/index.js";
 
 /**
@@ -130,5 +130,45 @@ describe("verify: checks after the agent, failures handed back, a policy for the
     expect((error as RunningAgentError).details?.rounds).toHaveLength(1);
     expect((await repo.git("for-each-ref", "--format=%(refname)", "refs/heads")).trim()).toBe("refs/heads/main");
     expect(await createLocalGitHost().listChangeRequests(repo.path)).toEqual([]);
+  });
+});
+
+describe("follow-up messages: handle.say()", () => {
+  it("a message sent while the agent works goes to the same session after its round; the agent acts on it; after the task it is refused", async () => {
+    await using repo = await createTestRepository({ "package.json": PACKAGE_JSON, "math.js": MATH, "math.test.js": TEST });
+    let handle: AgentTaskHandle | undefined;
+    let said: Promise<void> | undefined;
+    await using model = await startScriptedModelServer({
+      script: [
+        (request) => {
+          // The caller speaks up while the agent is busy with its first round.
+          said = handle!.say("Also add a NOTES.md that says: multiply was added.");
+          return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/math.js`, content: FIXED } }] };
+        },
+        { text: "Added multiply." },
+        (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: "multiply was added.\n" } }] }),
+        { text: "Added the notes." },
+      ],
+    });
+    handle = startAgentTask({
+      repo: repo.path,
+      task: "Add multiply(a, b) to math.js",
+      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: "scripted-verify-key" },
+      sandbox: createLocalSandbox(),
+      gitHost: createLocalGitHost(),
+      checks: [{ name: "test", command: "npm test" }],
+    });
+    const result = await handle.result;
+    await expect(said).resolves.toBeUndefined();
+    expect(model.chatRequests).toHaveLength(4);
+    expect(requestText(model.chatRequests[2]!)).toContain("Also add a NOTES.md");
+    expect(model.chatRequests[2]!.headers["x-session-id"]).toBe(model.chatRequests[0]!.headers["x-session-id"]);
+    expect(result.changes.map((change) => change.path).sort()).toEqual(["NOTES.md", "math.js"]);
+    expect(result.agentRounds).toHaveLength(2);
+    expect(result.verification!.passed).toBe(true);
+    expect(handle.events.some((event) => event.type === "agent.message" && event.text.includes("NOTES.md"))).toBe(true);
+
+    await expect(handle.say("One more thing")).rejects.toMatchObject({ code: ErrorCode.AGENT_FINISHED });
+    await expect(handle.say("")).rejects.toMatchObject({ code: ErrorCode.INVALID_TASK });
   });
 });
