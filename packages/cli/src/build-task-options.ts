@@ -18,6 +18,9 @@ export async function buildTaskOptions(options: RunCommandOptions): Promise<Agen
     ...(options.model ? { model: modelConfig(options.model, options.modelBaseUrl) } : {}),
     ...(options.setupCommands.length > 0 ? { setupCommands: options.setupCommands } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.checks !== undefined ? { checks: options.checks } : {}),
+    ...(options.maxFixRounds !== undefined ? { maxFixRounds: options.maxFixRounds } : {}),
+    ...(options.onChecksFailed !== undefined ? { onChecksFailed: options.onChecksFailed } : {}),
     ...(options.modelProxy ? { modelProxy: true } : {}),
     pullRequest: {
       draft: options.draft,

@@ -93,6 +93,20 @@ describe("parseCliArguments", () => {
     expect(usageMessage([...base, "--timeout", "soon"])).toMatch(/--timeout must be a positive duration/);
   });
 
+  it("reads checks as name=command, bare commands, or auto, with the fix-round options", () => {
+    const parsed = parseCliArguments([...base, "--check", "test=npm test", "--check", "make lint", "--max-fix-rounds", "3", "--on-checks-failed", "fail"], {});
+    expect(parsed).toMatchObject({
+      options: { checks: [{ name: "test", command: "npm test" }, { name: "check-2", command: "make lint" }], maxFixRounds: 3, onChecksFailed: "fail" },
+    });
+    expect(parseCliArguments([...base, "--check", "auto"], {})).toMatchObject({ options: { checks: "auto" } });
+    expect(usageMessage([...base, "--check", "auto", "--check", "x=y"])).toMatch(/give it alone/);
+    expect(usageMessage([...base, "--check", "test="])).toMatch(/has no command/);
+    expect(usageMessage([...base, "--check", "auto", "--max-fix-rounds", "11"])).toMatch(/from 0 to 10/);
+    expect(usageMessage([...base, "--check", "auto", "--max-fix-rounds", "1.5"])).toMatch(/from 0 to 10/);
+    expect(usageMessage([...base, "--check", "auto", "--on-checks-failed", "ignore"])).toMatch(/must be one of draft, fail, open/);
+    expect(usageMessage([...base, "--max-fix-rounds", "1"])).toMatch(/need --check too/);
+  });
+
   it("never puts the token into a usage message", () => {
     const message = usageMessage([...base, "--github-token", "ghp_secret", "--bogus"]);
     expect(message).not.toContain("ghp_secret");

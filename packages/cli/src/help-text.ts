@@ -39,6 +39,11 @@ Sandbox:
   --image <name>           image for the docker or modal sandbox
   --network <name>         the docker sandbox's network: bridge (default), host, none or a network's name
   --setup <command>        run in the sandbox before the agent, e.g. "npm ci" (repeatable)
+  --check <name=command>   run in the sandbox after the agent, e.g. "test=npm test" (repeatable);
+                           a failure goes back to the agent; --check auto detects the usual ones
+  --max-fix-rounds <n>     how often failed checks go back to the agent: 0 to 10 (default 2)
+  --on-checks-failed <p>   checks still failing: draft (default, a draft PR that says so), fail
+                           (push nothing, exit 1) or open
   --timeout <duration>     the longest the whole task may take: 90s, 20m, 1h (default 30m)
 
 Model:
