@@ -78,7 +78,7 @@ export function createGatedTaskRunner() {
           changes: outcome.status === "completed" ? [{ path: "hello.txt", status: "added" } as AgentTaskResult["changes"][number]] : [],
           summary: "Wrote the file.",
           model: "scripted/scripted-model",
-          usage: { inputTokens: 10, outputTokens: 5, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
+          usage: { inputTokens: 10, outputTokens: 5, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0, costSource: "unknown" },
           agentRounds: [],
           timings: { validate: 1, agent: 5, total: 20 },
         });

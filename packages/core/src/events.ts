@@ -173,8 +173,10 @@ export interface TokenUsage {
   reasoningTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
-  /** Cost in USD as OpenCode computes it (0 for models without prices). */
+  /** The cost in the model's currency (USD for the built-in providers); 0 when {@link costSource} is `unknown`. */
   cost: number;
+  /** Where the cost comes from: OpenCode's catalogue, the caller's `model.prices`, or nowhere (then say "unknown", not 0). */
+  costSource: "opencode" | "prices" | "unknown";
 }
 
 /** Every event `runAgentTask` emits. Switch on `type`. */

@@ -92,7 +92,7 @@ function createContext(taskId: string, options: AgentTaskOptions, controller: Ab
     timings: {},
     hostFolders: [],
     summary: "",
-    usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
+    usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0, costSource: "unknown" },
     changes: [],
     agentRounds: [],
     followUps: new FollowUps(),

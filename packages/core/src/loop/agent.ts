@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { runOpencodeAgent } from "../agent/opencode-engine.js";
 import type { TokenUsage } from "../events.js";
+import type { ModelPrices } from "../model.js";
 import { MODEL_API_KEY_ENV } from "./model-key.js";
 import type { TaskContext } from "./task-context.js";
 
@@ -49,9 +50,23 @@ async function agentRound(context: TaskContext, continueSession: { sessionId: st
   });
   context.agentSessionId = output.sessionId;
   context.summary = output.summary;
+  const usage = priced(output.usage, options.model.prices);
   // OpenCode sums the whole session; a round's own share is what it added.
-  context.agentRounds.push({ round: context.agentRounds.length, usage: usageSince(output.usage, context.usage), durationMs: performance.now() - started });
-  context.usage = output.usage;
+  context.agentRounds.push({ round: context.agentRounds.length, usage: usageSince(usage, context.usage), durationMs: performance.now() - started });
+  context.usage = usage;
+}
+
+/** The caller's prices apply where OpenCode's catalogue had none. */
+export function priced(usage: TokenUsage, prices: ModelPrices | undefined): TokenUsage {
+  if (usage.costSource !== "unknown" || prices === undefined) return usage;
+  const perToken = (price: number | undefined, fallback: number) => (price ?? fallback) / 1_000_000;
+  const cost =
+    usage.inputTokens * perToken(prices.input, 0) +
+    usage.outputTokens * perToken(prices.output, 0) +
+    usage.reasoningTokens * perToken(prices.reasoning, prices.output) +
+    usage.cacheReadTokens * perToken(prices.cacheRead, prices.input) +
+    usage.cacheWriteTokens * perToken(prices.cacheWrite, prices.input);
+  return { ...usage, cost, costSource: "prices" };
 }
 
 function usageSince(total: TokenUsage, before: TokenUsage): TokenUsage {
@@ -62,5 +77,6 @@ function usageSince(total: TokenUsage, before: TokenUsage): TokenUsage {
     cacheReadTokens: total.cacheReadTokens - before.cacheReadTokens,
     cacheWriteTokens: total.cacheWriteTokens - before.cacheWriteTokens,
     cost: total.cost - before.cost,
+    costSource: total.costSource,
   };
 }

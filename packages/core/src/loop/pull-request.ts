@@ -45,7 +45,8 @@ export function pullRequestBody(context: TaskContext): string {
       "",
       `- Model: \`${options.model.provider}/${options.model.model}\``,
       `- Duration: ${seconds} s`,
-      `- Tokens: ${usage.inputTokens} in, ${usage.outputTokens} out${usage.cost > 0 ? ` ($${usage.cost.toFixed(4)})` : ""}`,
+      `- Tokens: ${usage.inputTokens} in, ${usage.outputTokens} out, ${usage.cacheReadTokens} cache read, ${usage.reasoningTokens} reasoning`,
+      `- Cost: ${usage.costSource === "unknown" ? "unknown (no price for this model)" : `${usage.cost.toFixed(4)}${usage.costSource === "prices" ? " (from the given prices)" : ""}`}${context.agentRounds.length > 1 ? ` over ${context.agentRounds.length} agent rounds` : ""}`,
       `- Task id: \`${context.taskId}\``,
     ].join("\n"),
   );
