@@ -21,4 +21,5 @@ export { commitChanges, type CommitChangesInput } from "./git/commit.js";
 export { pushBranch, type PushBranchInput } from "./git/push.js";
 export { resolveModel, DEFAULT_COMPATIBLE_LIMITS, type ResolvedModel, type OpencodeProviderBlock } from "./agent/model-resolution.js";
 export { runAgentTask, startAgentTask } from "./run-agent-task.js";
+export { createStartAdmission, defaultStartAdmission, type StartAdmission, type StartAdmissionOptions } from "./agent/start-admission.js";
 export { diffStat } from "./loop/pull-request.js";

@@ -15,6 +15,9 @@ export async function runAgent(context: TaskContext): Promise<void> {
     task: options.task,
     allowRepoAgentConfig: options.allowRepoAgentConfig,
     timeoutMs: Math.min(remainingMs, options.agentTimeoutMs ?? remainingMs),
+    admission: options.agentStart.admission,
+    ...(options.agentStart.timeoutMs === undefined ? {} : { startTimeoutMs: options.agentStart.timeoutMs }),
+    ...(context.warmServer ? { server: context.warmServer } : {}),
     signal: context.signal,
     emit: (event) => context.emit(event),
   });

@@ -7,6 +7,8 @@ import type { ChangeRequest, GitHost, ResolvedRepository } from "../spec/git-hos
 import type { ChangedFile } from "../changes.js";
 import type { ResolvedModel } from "../agent/model-resolution.js";
 import type { ModelProxy } from "../agent/model-proxy.js";
+import type { OpencodeServer } from "../agent/opencode-server.js";
+import type { StartAdmission } from "../agent/start-admission.js";
 
 /** Options after validation: every default filled in. */
 export interface ValidatedOptions {
@@ -29,6 +31,7 @@ export interface ValidatedOptions {
   allowRepoAgentConfig: boolean;
   gitToken: string | undefined;
   modelProxy: boolean;
+  agentStart: { timeoutMs: number | undefined; admission: StartAdmission };
 }
 
 /** The state one task carries from phase to phase. */
@@ -58,6 +61,8 @@ export interface TaskContext {
   changes: ChangedFile[];
   commit?: string;
   pullRequest?: ChangeRequest;
+  /** A ready OpenCode server that came with a pooled sandbox: the agent phase uses it instead of starting one. */
+  warmServer?: OpencodeServer;
   /** The host-side model proxy, when `modelProxy` is on. */
   modelProxy?: ModelProxy;
 }

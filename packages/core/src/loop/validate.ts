@@ -7,6 +7,7 @@ import { validateBranchName } from "../git/branch-name.js";
 import { SANDBOX_SPEC_VERSION, type SandboxProvider } from "../spec/sandbox-spec.js";
 import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
+import { providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
 import type { TaskContext, ValidatedOptions } from "./task-context.js";
 
 const DEFAULT_AUTHOR: GitIdentity = { name: "Running Agent", email: "agent@running-agent.invalid" };
@@ -118,6 +119,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     allowRepoAgentConfig: raw.allowRepoAgentConfig ?? false,
     gitToken: raw.gitToken,
     modelProxy: checkModelProxy(raw.modelProxy, sandbox),
+    agentStart: checkAgentStart(raw.agentStart, sandbox),
   };
 }
 
@@ -173,6 +175,18 @@ function checkModelProxy(requested: boolean | undefined, sandbox: SandboxProvide
     );
   }
   return true;
+}
+
+function checkAgentStart(requested: AgentTaskOptions["agentStart"], sandbox: SandboxProvider): ValidatedOptions["agentStart"] {
+  if (requested !== undefined && (typeof requested !== "object" || requested === null)) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, "agentStart must be an object: { timeoutMs?, admission? }.");
+  }
+  if (requested?.timeoutMs !== undefined) checkPositive("agentStart.timeoutMs", requested.timeoutMs);
+  const admission = requested?.admission;
+  if (admission !== undefined && typeof (admission as Partial<StartAdmission>)?.acquire !== "function") {
+    throw agentError(ErrorCode.INVALID_OPTIONS, "agentStart.admission must come from createStartAdmission().");
+  }
+  return { timeoutMs: requested?.timeoutMs, admission: admission ?? providerStartAdmission(sandbox) };
 }
 
 function checkPositive(name: string, value: unknown): void {

@@ -179,6 +179,13 @@ export interface SandboxProvider {
    */
   readonly reachesHostLoopback?: boolean;
 
+  /**
+   * How many OpenCode servers may start at once in sessions of this provider (one bound shared by all
+   * tasks that use this provider object). Absent: the core's per-process default (CPU cores, at least 2),
+   * which suits providers whose sandboxes share this machine's CPU.
+   */
+  readonly maxConcurrentAgentStarts?: number;
+
   /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
   create(options: SandboxCreateOptions): Promise<SandboxSession>;
 
