@@ -21,5 +21,15 @@ export { commitChanges, type CommitChangesInput } from "./git/commit.js";
 export { pushBranch, type PushBranchInput } from "./git/push.js";
 export { resolveModel, DEFAULT_COMPATIBLE_LIMITS, type ResolvedModel, type OpencodeProviderBlock } from "./agent/model-resolution.js";
 export { runAgentTask, startAgentTask } from "./run-agent-task.js";
+export {
+  createSandboxPool,
+  isSandboxPool,
+  type SandboxPool,
+  type SandboxPoolOptions,
+  type SandboxPoolEvent,
+  type SandboxPoolStats,
+  type PooledSandboxRequest,
+  type PooledSandboxLease,
+} from "./sandbox-pool/sandbox-pool.js";
 export { createStartAdmission, defaultStartAdmission, type StartAdmission, type StartAdmissionOptions } from "./agent/start-admission.js";
 export { diffStat } from "./loop/pull-request.js";

@@ -53,7 +53,7 @@ export interface AgentRunOutput {
   finishReason: string;
   /** Messages in the session (the prompt included). */
   messages: number;
-  /** From spawning the server to its ready line, in ms (0 for a server given as `server`). */
+  /** From spawning the server to its ready line, in ms. */
   serverStartMs: number;
   /** From spawning the server (from the call, for a given server) to the model's first answer starting to stream, in ms. */
   firstModelRequestMs?: number;
@@ -89,7 +89,7 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
 
   let server = input.server;
   if (server) {
-    emit({ type: "log", level: "info", message: "Using the pooled OpenCode server (started and warmed ahead of the task)." });
+    emit({ type: "log", level: "info", message: `Using the OpenCode server started ahead of the agent phase (ready in ${server.readyAt - server.spawnedAt} ms).` });
   } else {
     server = await startOpencodeServer({
       session,
@@ -107,7 +107,7 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
     });
     emit({ type: "log", level: "info", message: `OpenCode server ready in ${server.readyAt - server.spawnedAt} ms.` });
   }
-  const serverStartMs = input.server ? 0 : server.readyAt - server.spawnedAt;
+  const serverStartMs = server.readyAt - server.spawnedAt;
   const origin = input.server ? startedAt : server.spawnedAt;
 
   const run = new AgentRun(input, emit, server);

@@ -17,7 +17,7 @@ export async function runAgent(context: TaskContext): Promise<void> {
     timeoutMs: Math.min(remainingMs, options.agentTimeoutMs ?? remainingMs),
     admission: options.agentStart.admission,
     ...(options.agentStart.timeoutMs === undefined ? {} : { startTimeoutMs: options.agentStart.timeoutMs }),
-    ...(context.warmServer ? { server: context.warmServer } : {}),
+    ...(context.agentServer ? { server: await context.agentServer.ready } : {}),
     signal: context.signal,
     emit: (event) => context.emit(event),
   });

@@ -61,8 +61,11 @@ export interface TaskContext {
   changes: ChangedFile[];
   commit?: string;
   pullRequest?: ChangeRequest;
-  /** A ready OpenCode server that came with a pooled sandbox: the agent phase uses it instead of starting one. */
-  warmServer?: OpencodeServer;
+  /**
+   * The OpenCode server of the agent phase when it was started before that phase: one that came ready
+   * with a pooled sandbox, or one started while the repository is cloned. `cancel` stops a start in flight.
+   */
+  agentServer?: { ready: Promise<OpencodeServer>; pooled: boolean; cancel(): void };
   /** The host-side model proxy, when `modelProxy` is on. */
   modelProxy?: ModelProxy;
 }
