@@ -19,7 +19,6 @@ import {
   bubblewrapArguments,
   buildOpencodeConfig,
   buildOpencodeEnv,
-  createTestRepository,
   opencodeFolders,
   preSeededArchive,
   readSystemLayout,
@@ -28,11 +27,8 @@ import {
   SANDBOX_OPENCODE_BINARY,
   SANDBOX_SCRATCH,
   SANDBOX_WORKDIR,
-  startScriptedModelServer,
-  workingDirectoryOf,
-  type ScriptedModelServer,
-  type TestRepository,
-} from "@running-agent/core/offline";
+} from "@running-agent/core/hand-run";
+import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, type TestRepository } from "@running-agent/core/offline";
 import { createDockerSandbox } from "../src/index.js";
 import { DEFAULT_IMAGE } from "../src/default-image.js";
 
