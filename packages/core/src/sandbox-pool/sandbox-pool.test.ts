@@ -215,6 +215,19 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     expect(pool.stats()).toMatchObject({ idle: 0, starting: 0 });
   });
 
+  it("with refill: false, a taken sandbox is not replaced (a one-shot run starts nothing it will not use)", async () => {
+    await using model = await startScriptedModelServer({});
+    const events: SandboxPoolEvent[] = [];
+    const pool = createSandboxPool(createLocalSandbox(), { model: modelFor(model), refill: false, onEvent: (event) => events.push(event) });
+    await using _pool = pool;
+    await pool.whenReady();
+    const taken = await pool.take({ taskId: "t", model: resolveModel(modelFor(model)), modelProxy: false, allowRepoAgentConfig: false });
+    expect(pool.stats()).toMatchObject({ idle: 0, starting: 0, taken: 1 });
+    expect(await pool.take({ taskId: "u", model: resolveModel(modelFor(model)), modelProxy: false, allowRepoAgentConfig: false })).toEqual({ miss: "no sandbox is ready" });
+    expect(readyIds(events)).toHaveLength(1);
+    await release("lease" in taken ? taken.lease : undefined);
+  });
+
   it("refuses bad settings before anything starts", () => {
     const provider = createLocalSandbox();
     for (const size of [0, -1, 1.5]) expect(() => createSandboxPool(provider, { size, model: "openai-compatible/x" })).toThrow(/size/);

@@ -34,6 +34,8 @@ export interface SandboxPoolOptions {
   admission?: StartAdmission;
   /** How long a pooled server may take to start and warm up once admitted. Default: as for a task. */
   startTimeoutMs?: number;
+  /** False: start `size` sandboxes once and replace none that is taken, dies or expires (for a one-shot run). Default true. */
+  refill?: boolean;
   /** Told what the pool does, for logs. Exceptions thrown here are ignored. */
   onEvent?: (event: SandboxPoolEvent) => void;
 }
@@ -321,7 +323,7 @@ class WarmSandboxPool implements SandboxPool {
   /** Starts sandboxes until ready plus starting reaches the size (after a failure, with a growing pause). */
   private fill(): void {
     if (this.closed || this.backoffTimer) return;
-    while (this.idle.length + this.starting < this.size) {
+    while (this.idle.length + this.starting < this.size && (this.options.refill !== false || this.started < this.size)) {
       const start = this.startOne();
       this.inFlight.add(start);
       void start.finally(() => this.inFlight.delete(start));
