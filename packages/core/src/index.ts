@@ -11,6 +11,7 @@ export { Redactor, REDACTED } from "./redactor.js";
 export { EventLog } from "./event-log.js";
 export { taskTitle } from "./loop/task-title.js";
 export { createLocalSandbox, type LocalSandboxOptions } from "./sandbox-local/local-sandbox.js";
+export { createPreparedStateCache, type PreparedStateCache, type PreparedStateCacheOptions } from "./sandbox-local/prepared-state-cache.js";
 export { createLocalGitHost, type LocalGitHost, type LocalGitHostSettings } from "./git/local-git-host.js";
 export type { LocalChangeRequest } from "./git/change-request-store.js";
 export { parseRepoReference, type RepoReference } from "./git/repo-reference.js";

@@ -106,6 +106,19 @@ export interface SandboxFile {
   mode?: number;
 }
 
+/**
+ * Optional capability of a session: the workdir as it is after the setup commands, kept under a key
+ * and put back in a later session, so that the setup runs once per key. The core's key names the
+ * repository, the commit and the setup commands: any change to one of them (a lockfile included) is
+ * another key, and a state is never used for another key.
+ */
+export interface SandboxPreparedStates {
+  /** Replaces the workdir's contents with the state kept under `key`. Resolves false, workdir untouched, when there is none. */
+  restore(key: string): Promise<boolean>;
+  /** Keeps the workdir's current contents under `key`. */
+  save(key: string): Promise<void>;
+}
+
 /** One open sandbox. */
 export interface SandboxSession extends AsyncDisposable {
   /** Provider-specific id (container id, sandbox id, temp folder name). */
@@ -149,6 +162,9 @@ export interface SandboxSession extends AsyncDisposable {
 
   /** Removes the sandbox and everything it started. Idempotent; never throws for an already destroyed sandbox. */
   destroy(): Promise<void>;
+
+  /** Optional: prepared states (see {@link SandboxPreparedStates}). */
+  readonly preparedStates?: SandboxPreparedStates;
 }
 
 /** Optional capability: filesystem snapshots that later sandboxes start from. */
