@@ -41,13 +41,14 @@ const FILES = Object.fromEntries(Array.from({ length: 20 }, (_, index) => [`src/
 
 /** Spans of one task, in ms. Absent where a span does not apply. */
 type Spans = Partial<Record<SpanName, number>>;
-const SPANS = ["validate", "sandbox", "clone", "opencodeStart", "callToFirstRequest", "agentToFirstRequest", "agent", "collectCommitPush", "teardown", "total"] as const;
+const SPANS = ["validate", "sandbox", "clone", "opencodeStart", "opencodeHidden", "callToFirstRequest", "agentToFirstRequest", "agent", "collectCommitPush", "teardown", "total"] as const;
 type SpanName = (typeof SPANS)[number];
 const SPAN_LABELS: Record<SpanName, string> = {
   validate: "validate (options, repository, branch)",
   sandbox: "sandbox open (pooled: take)",
   clone: "clone + place the repository",
   opencodeStart: "OpenCode spawn -> ready line",
+  opencodeHidden: "  of it during clone/setup (cold: early start)",
   callToFirstRequest: "call -> first model request",
   agentToFirstRequest: "agent phase start -> first model request",
   agent: "agent phase (whole)",
@@ -117,8 +118,13 @@ async function traceTask(repo: TestRepository, sandbox: SandboxProvider, model: 
     teardown: result.timings.teardown,
     total: result.timings.total,
   };
-  const opencodeStart = span(marks.get("serve.spawn"), marks.get("serve.ready"));
-  if (opencodeStart !== undefined) spans.opencodeStart = opencodeStart;
+  const spawned = marks.get("serve.spawn");
+  const ready = marks.get("serve.ready");
+  const agentStarted = at("agent", "started");
+  if (spawned !== undefined && ready !== undefined) {
+    spans.opencodeStart = ready - spawned;
+    if (agentStarted !== undefined) spans.opencodeHidden = Math.max(0, Math.min(ready, agentStarted) - spawned);
+  }
   return spans;
 }
 
@@ -169,17 +175,7 @@ async function localFloor(repo: TestRepository, model: ScriptedModelServer, logL
     const pushDone = Date.now();
     await rm(root, { recursive: true, force: true });
     const done = Date.now();
-    return {
-      sandbox: sandboxDone - started,
-      clone: cloneDone - sandboxDone,
-      opencodeStart: readyAt - spawnedAt,
-      callToFirstRequest: firstRequest - started,
-      agentToFirstRequest: firstRequest - cloneDone,
-      agent: agentDone - cloneDone,
-      collectCommitPush: pushDone - agentDone,
-      teardown: done - pushDone,
-      total: done - started,
-    };
+    return floorSpans({ started, sandboxDone, cloneDone, spawnedAt, readyAt, firstRequest, agentDone, pushDone, done });
   } finally {
     if (server?.pid) {
       try {
@@ -228,22 +224,27 @@ async function dockerFloor(repo: TestRepository, model: ScriptedModelServer, ima
     container = "";
     await rm(host, { recursive: true, force: true });
     const done = Date.now();
-    return {
-      sandbox: sandboxDone - started,
-      clone: cloneDone - sandboxDone,
-      opencodeStart: readyAt - spawnedAt,
-      callToFirstRequest: firstRequest - started,
-      agentToFirstRequest: firstRequest - cloneDone,
-      agent: agentDone - cloneDone,
-      collectCommitPush: pushDone - agentDone,
-      teardown: done - pushDone,
-      total: done - started,
-    };
+    return floorSpans({ started, sandboxDone, cloneDone, spawnedAt, readyAt, firstRequest, agentDone, pushDone, done });
   } finally {
     server?.kill("SIGKILL");
     if (container) await run("docker", ["rm", "-f", container]).catch(() => undefined);
     await rm(host, { recursive: true, force: true });
   }
+}
+
+/** A floor's spans from its marks (epoch ms), in the order the floor passes them. */
+function floorSpans(marks: Record<"started" | "sandboxDone" | "cloneDone" | "spawnedAt" | "readyAt" | "firstRequest" | "agentDone" | "pushDone" | "done", number>): Spans {
+  return {
+    sandbox: marks.sandboxDone - marks.started,
+    clone: marks.cloneDone - marks.sandboxDone,
+    opencodeStart: marks.readyAt - marks.spawnedAt,
+    callToFirstRequest: marks.firstRequest - marks.started,
+    agentToFirstRequest: marks.firstRequest - marks.cloneDone,
+    agent: marks.agentDone - marks.cloneDone,
+    collectCommitPush: marks.pushDone - marks.agentDone,
+    teardown: marks.done - marks.pushDone,
+    total: marks.done - marks.started,
+  };
 }
 
 async function commitAndPush(dir: string, prefix: string): Promise<void> {

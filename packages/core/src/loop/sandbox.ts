@@ -2,6 +2,7 @@ import { MODEL_API_KEY_ENV } from "./model-key.js";
 import { startModelProxy } from "../agent/model-proxy.js";
 import { startOpencodeServer, type OpencodeServer } from "../agent/opencode-server.js";
 import { isSandboxPool } from "../sandbox-pool/sandbox-pool.js";
+import { opencodeServerSettings } from "./agent.js";
 import type { TaskContext } from "./task-context.js";
 
 const SANDBOX_GRACE_MS = 60_000;
@@ -65,14 +66,7 @@ function startAgentServerEarly(context: TaskContext): NonNullable<TaskContext["a
   const options = context.options!;
   const stop = new AbortController();
   const ready: Promise<OpencodeServer> = startOpencodeServer({
-    session: context.session!,
-    opencodeBinary: options.sandbox.opencodeBinary ?? "opencode",
-    ...(options.sandbox.listenHostname ? { listenHostname: options.sandbox.listenHostname } : {}),
-    model: context.modelProxy?.sandboxModel ?? options.model,
-    apiKeyEnv: MODEL_API_KEY_ENV,
-    allowRepoAgentConfig: options.allowRepoAgentConfig,
-    admission: options.agentStart.admission,
-    ...(options.agentStart.timeoutMs === undefined ? {} : { startTimeoutMs: options.agentStart.timeoutMs }),
+    ...opencodeServerSettings(context),
     deadline: context.startedAt + options.timeoutMs,
     timeoutMs: options.timeoutMs,
     signal: AbortSignal.any([context.signal, stop.signal]),
