@@ -48,7 +48,7 @@ const SPAN_LABELS: Record<SpanName, string> = {
   sandbox: "sandbox open (pooled: take)",
   clone: "clone + place the repository",
   opencodeStart: "OpenCode spawn -> ready line",
-  opencodeHidden: "  of it during clone/setup (cold: early start)",
+  opencodeHidden: "  of it hidden behind clone + setup",
   callToFirstRequest: "call -> first model request",
   agentToFirstRequest: "agent phase start -> first model request",
   agent: "agent phase (whole)",

@@ -232,6 +232,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     const provider = createLocalSandbox();
     for (const size of [0, -1, 1.5]) expect(() => createSandboxPool(provider, { size, model: "openai-compatible/x" })).toThrow(/size/);
     expect(() => createSandboxPool(provider, { idleTimeoutMs: 0, model: "openai-compatible/x" })).toThrow(/idleTimeoutMs/);
+    expect(() => createSandboxPool(provider, { idleTimeoutMs: 60_000, sandboxTimeoutMs: 30_000, model: "openai-compatible/x" })).toThrow(/sandboxTimeoutMs must be longer/);
     expect(() => createSandboxPool({} as never)).toThrow(/sandbox provider/);
   });
 });

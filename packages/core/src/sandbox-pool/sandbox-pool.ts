@@ -30,6 +30,11 @@ export interface SandboxPoolOptions {
   resources?: SandboxResources;
   /** Network policy of the pooled sandboxes; only tasks that ask for the same get one. */
   network?: SandboxNetworkPolicy;
+  /**
+   * The lifetime pooled sandboxes are created with (`SandboxCreateOptions.timeoutMs`): it must cover the
+   * idle time and the longest task. Default: the provider's own (local: none; Docker: 24 h; Modal: 1 h).
+   */
+  sandboxTimeoutMs?: number;
   /** Bounds concurrent OpenCode starts; share it with the tasks'. Default: the provider's admission (as tasks get). */
   admission?: StartAdmission;
   /** How long a pooled server may take to start and warm up once admitted. Default: as for a task. */
@@ -173,6 +178,9 @@ class WarmSandboxPool implements SandboxPool {
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     if (!(Number.isFinite(this.idleTimeoutMs) && this.idleTimeoutMs > 0)) {
       throw agentError(ErrorCode.INVALID_OPTIONS, `idleTimeoutMs must be a positive number of milliseconds, not ${String(options.idleTimeoutMs)}.`);
+    }
+    if (options.sandboxTimeoutMs !== undefined && !(Number.isFinite(options.sandboxTimeoutMs) && options.sandboxTimeoutMs > this.idleTimeoutMs)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `sandboxTimeoutMs must be longer than idleTimeoutMs (${this.idleTimeoutMs} ms), not ${String(options.sandboxTimeoutMs)}.`);
     }
     if (options.modelProxy && !provider.reachesHostLoopback) {
       throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, `modelProxy needs a sandbox that reaches the host's 127.0.0.1; the "${provider.providerId}" sandbox as configured does not.`);
@@ -348,6 +356,7 @@ class WarmSandboxPool implements SandboxPool {
         ...(this.options.resources ? { resources: this.options.resources } : {}),
         ...(this.options.network ? { network: this.options.network } : {}),
         labels: { "running-agent.pool": this.poolId },
+        ...(this.options.sandboxTimeoutMs ? { timeoutMs: this.options.sandboxTimeoutMs } : {}),
         signal,
       });
       // OpenCode takes the git root as the project's worktree (which bounds external_directory): warm it
