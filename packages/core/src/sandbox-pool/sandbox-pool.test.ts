@@ -190,8 +190,11 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
   it("close() while sandboxes start and after they are ready leaves no process and no folder", async () => {
     await using model = await startScriptedModelServer({});
     const starting = localPool(model, { size: 2 });
+    // Waiting for more than the pool will ever hold ends with the pool.
+    const neverReady = starting.pool.whenReady(3);
     await new Promise((resolve) => setTimeout(resolve, 50));
     await starting.pool.close();
+    await neverReady;
     const ready = localPool(model, { size: 2 });
     await ready.pool.whenReady();
     const ids = readyIds(ready.events);

@@ -162,7 +162,9 @@ class WarmSandboxPool implements SandboxPool {
   private backoffTimer: NodeJS.Timeout | undefined;
   private started = 0;
   private counts = { taken: 0, replaced: 0, expired: 0, startFailures: 0 };
-  private closed: Promise<void> | undefined;
+  /** Set first thing in close(), so that everything close() wakes sees the pool closed. */
+  private closed = false;
+  private shutdown: Promise<void> | undefined;
 
   constructor(
     private readonly provider: SandboxProvider,
@@ -264,7 +266,8 @@ class WarmSandboxPool implements SandboxPool {
   }
 
   close(): Promise<void> {
-    this.closed ??= (async () => {
+    this.closed = true;
+    this.shutdown ??= (async () => {
       this.closing.abort(agentError(ErrorCode.SANDBOX_DESTROYED, "The sandbox pool was closed."));
       clearTimeout(this.backoffTimer);
       for (const waiter of this.waiters.splice(0)) waiter.deliver(undefined);
@@ -272,7 +275,7 @@ class WarmSandboxPool implements SandboxPool {
       const idle = this.idle.splice(0);
       await Promise.all([...idle.map((entry) => this.discard(entry)), ...[...this.inFlight].map((start) => start.catch(() => undefined))]);
     })();
-    return this.closed;
+    return this.shutdown;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
