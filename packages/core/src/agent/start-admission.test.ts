@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, runAgentTask } from "../index.js";
 import { createTestRepository, expectRunningAgentError, startScriptedModelServer } from "../testing/index.js";
-import { createStartAdmission, providerStartAdmission, type StartAdmission } from "./start-admission.js";
+import { createStartAdmission, providerStartAdmission, startTimeoutForLoad, type StartAdmission } from "./start-admission.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 
 describe("createStartAdmission", () => {
@@ -68,6 +68,12 @@ function recording(inner: StartAdmission): StartAdmission & { maxActive: number;
     },
   });
 }
+
+describe("startTimeoutForLoad", () => {
+  it("gives 60 s up to one unit of load per core, stretches with the load, and stops at 5 minutes", () => {
+    expect([0, 0.5, 1, 2, 4.5, 5, 50, Number.NaN].map(startTimeoutForLoad)).toEqual([60_000, 60_000, 60_000, 120_000, 270_000, 300_000, 300_000, 60_000]);
+  });
+});
 
 describe("runAgentTask with a shared start admission", () => {
   it("8 tasks submitted together on this machine with 2 starts at a time all finish", async () => {

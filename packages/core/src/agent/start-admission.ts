@@ -108,6 +108,11 @@ const MAX_START_LIMIT_MS = 5 * 60_000;
  * machine with load 8 on 2 cores gets 4 minutes), at most 5 minutes. Queueing for admission does not count.
  */
 export function defaultStartTimeoutMs(): number {
-  const loadPerCore = loadavg()[0]! / Math.max(1, availableParallelism());
+  return startTimeoutForLoad(loadavg()[0]! / Math.max(1, availableParallelism()));
+}
+
+/** The start limit for a one-minute load average per core (see {@link defaultStartTimeoutMs}). */
+export function startTimeoutForLoad(loadPerCore: number): number {
+  if (!Number.isFinite(loadPerCore)) return BASE_START_LIMIT_MS;
   return Math.min(MAX_START_LIMIT_MS, Math.round(BASE_START_LIMIT_MS * Math.max(1, loadPerCore)));
 }
