@@ -17,6 +17,8 @@ export interface RunCommandOptions {
   unisolated: boolean;
   /** Keep the model's key on the host behind a loopback proxy. */
   modelProxy: boolean;
+  /** Open the sandbox through a one-sandbox pool started at once (OpenCode starts and warms up while the task is checked). */
+  pool: boolean;
   /** The image for the docker or modal sandbox. */
   image?: string;
   /** The Docker network: `bridge`, `host`, `none` or a network's name. */
@@ -59,6 +61,7 @@ const RUN_OPTIONS = {
   model: { type: "string" },
   "model-base-url": { type: "string" },
   "model-proxy": { type: "boolean" },
+  pool: { type: "boolean" },
   title: { type: "string" },
   draft: { type: "boolean" },
   label: { type: "string", multiple: true },
@@ -144,6 +147,7 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       sandbox: sandbox as SandboxKind,
       unisolated: values.unisolated ?? false,
       modelProxy: values["model-proxy"] ?? false,
+      pool: values.pool ?? false,
       draft: values.draft ?? false,
       json: values.json ?? false,
       labels: values.label ?? [],

@@ -36,6 +36,8 @@ Sandbox:
   --unisolated             local sandbox without bubblewrap (the agent can reach all your files)
   --model-proxy            keep the model's API key on this machine: the sandbox gets a run token and
                            a proxy on 127.0.0.1 adds the key (local sandbox, or docker with --network host)
+  --pool                   open the sandbox through a one-sandbox pool started at once, so that OpenCode
+                           starts and warms up while the task is checked (the pool closes with the run)
   --image <name>           image for the docker or modal sandbox
   --network <name>         the docker sandbox's network: bridge (default), host, none or a network's name
   --setup <command>        run in the sandbox before the agent, e.g. "npm ci" (repeatable)

@@ -41,6 +41,8 @@ export interface SandboxEvent extends EventBase {
   provider: string;
   sandboxId: string;
   isolated: boolean;
+  /** True when the sandbox came ready from a sandbox pool, its OpenCode server already started. */
+  pooled?: boolean;
 }
 
 /** Output of a setup command. */

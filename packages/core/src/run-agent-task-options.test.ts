@@ -125,6 +125,19 @@ const cases: Case[] = [
   ["taskId: empty", () => ({ taskId: "" }), ErrorCode.INVALID_OPTIONS, "taskId must be"],
   ["taskId: a slash", () => ({ taskId: "a/b" }), ErrorCode.INVALID_OPTIONS, "taskId must be"],
   ["taskId: '..'", () => ({ taskId: "a..b" }), ErrorCode.INVALID_OPTIONS, "taskId must be"],
+  ["checks: a string other than auto", () => ({ checks: "npm test" }), ErrorCode.INVALID_OPTIONS, 'checks must be "auto" or an array'],
+  ["checks: a blank command", () => ({ checks: [{ name: "test", command: " " }] }), ErrorCode.INVALID_OPTIONS, "checks[0].command is blank"],
+  ["checks: a duplicate name", () => ({ checks: [{ name: "t", command: "a" }, { name: "t", command: "b" }] }), ErrorCode.INVALID_OPTIONS, "is used twice"],
+  ["checks: a name with a space", () => ({ checks: [{ name: "my test", command: "a" }] }), ErrorCode.INVALID_OPTIONS, "checks[0].name must be"],
+  ["checks: a timeout too long for a timer", () => ({ checks: [{ name: "t", command: "a", timeoutMs: TOO_LONG_FOR_A_TIMER }] }), ErrorCode.INVALID_OPTIONS, "checks[0].timeoutMs must be"],
+  ["maxFixRounds: negative", () => ({ maxFixRounds: -1 }), ErrorCode.INVALID_OPTIONS, "maxFixRounds must be a whole number from 0 to 10"],
+  ["maxFixRounds: above 10", () => ({ maxFixRounds: 11 }), ErrorCode.INVALID_OPTIONS, "maxFixRounds must be a whole number from 0 to 10"],
+  ["maxFixRounds: a string", () => ({ maxFixRounds: "2" }), ErrorCode.INVALID_OPTIONS, "maxFixRounds must be a whole number"],
+  ["onChecksFailed: unknown", () => ({ onChecksFailed: "ignore" }), ErrorCode.INVALID_OPTIONS, 'onChecksFailed must be "draft", "fail" or "open"'],
+  ["model.prices: negative", () => ({ model: { ...MODEL, prices: { input: -1, output: 1 } } }), ErrorCode.INVALID_MODEL, "prices must be"],
+  ["agentStart: a number", () => ({ agentStart: 5 }), ErrorCode.INVALID_OPTIONS, "agentStart must be an object"],
+  ["agentStart.timeoutMs: more than a timer holds", () => ({ agentStart: { timeoutMs: TOO_LONG_FOR_A_TIMER } }), ErrorCode.INVALID_OPTIONS, "agentStart.timeoutMs must be"],
+  ["agentStart.admission: not an admission", () => ({ agentStart: { admission: {} } }), ErrorCode.INVALID_OPTIONS, "agentStart.admission must be"],
   ["sandbox: a string", () => ({ sandbox: "docker" }), ErrorCode.INVALID_SANDBOX_PROVIDER, "SandboxProvider"],
   ["gitHost: null", () => ({ gitHost: null }), ErrorCode.INVALID_GIT_HOST, "GitHost"],
 ];
@@ -235,5 +248,5 @@ describe("the change request's file list", () => {
 });
 
 // The options type itself: a compile-time check that the table above names real options.
-const _options: Array<keyof AgentTaskOptions> = ["repo", "task", "baseBranch", "branch", "branchPrefix", "gitToken", "model", "setupCommands", "cloneDepth", "author", "committer", "coAuthors", "pullRequest", "resources", "network", "timeoutMs", "agentTimeoutMs", "modelProxy", "allowRepoAgentConfig", "secrets", "signal", "onEvent", "taskId", "sandbox", "gitHost"];
+const _options: Array<keyof AgentTaskOptions> = ["repo", "task", "baseBranch", "branch", "branchPrefix", "gitToken", "model", "setupCommands", "cloneDepth", "author", "committer", "coAuthors", "pullRequest", "resources", "network", "timeoutMs", "agentTimeoutMs", "modelProxy", "allowRepoAgentConfig", "secrets", "signal", "onEvent", "taskId", "sandbox", "gitHost", "checks", "maxFixRounds", "onChecksFailed", "agentStart"];
 void _options;

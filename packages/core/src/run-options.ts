@@ -5,6 +5,7 @@ import type { Phase } from "./phases.js";
 import type { SandboxNetworkPolicy, SandboxProvider, SandboxResources } from "./spec/sandbox-spec.js";
 import type { ChangeRequest, GitHost } from "./spec/git-host-spec.js";
 import type { CheckSpec, ChecksFailedPolicy, Verification } from "./verify/check-types.js";
+import type { StartAdmission } from "./agent/start-admission.js";
 
 /** A commit identity. */
 export interface GitIdentity {
@@ -79,6 +80,13 @@ export interface AgentTaskOptions {
    * sandbox; Docker with host networking). Default false: the key goes in as a secret variable.
    */
   modelProxy?: boolean;
+  /**
+   * How the OpenCode server's start is bounded. `timeoutMs`: how long it may take once admitted (default
+   * 60 s, stretched by the machine's load per core). `admission`: how many servers start at once, shared
+   * across tasks (`createStartAdmission({ maxConcurrentStarts })`); default: the provider's
+   * `maxConcurrentAgentStarts`, else one admission per process (CPU cores, at least 2).
+   */
+  agentStart?: { timeoutMs?: number; admission?: StartAdmission };
   /** Let the repository's own OpenCode config (opencode.json, .opencode/, AGENTS.md) apply. Default false: an untrusted repo cannot configure the agent. */
   allowRepoAgentConfig?: boolean;
   /** Extra strings to redact from everything that leaves the loop. */

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { runOpencodeAgent } from "../agent/opencode-engine.js";
 import type { TokenUsage } from "../events.js";
 import type { ModelPrices } from "../model.js";
+import type { OpencodeServerStartInput } from "../agent/opencode-server.js";
 import { MODEL_API_KEY_ENV } from "./model-key.js";
 import type { TaskContext } from "./task-context.js";
 
@@ -36,14 +37,12 @@ async function agentRound(context: TaskContext, continueSession: { sessionId: st
   const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt));
   const started = performance.now();
   const output = await runOpencodeAgent({
-    session: context.session!,
-    opencodeBinary: options.sandbox.opencodeBinary ?? "opencode",
-    ...(options.sandbox.listenHostname ? { listenHostname: options.sandbox.listenHostname } : {}),
-    model: context.modelProxy?.sandboxModel ?? options.model,
-    apiKeyEnv: MODEL_API_KEY_ENV,
+    ...opencodeServerSettings(context),
     task: options.task,
-    allowRepoAgentConfig: options.allowRepoAgentConfig,
     timeoutMs: Math.min(remainingMs, options.agentTimeoutMs ?? remainingMs),
+    // A server started ahead (pooled, or during the clone) serves the first round; the engine stops
+    // the server at the end of each round, so a later round starts its own on the same session data.
+    ...(context.agentServer && context.agentRounds.length === 0 ? { server: await context.agentServer.ready } : {}),
     signal: context.signal,
     emit: (event) => context.emit(event),
     ...(continueSession ? { continueSession } : {}),
@@ -78,5 +77,20 @@ function usageSince(total: TokenUsage, before: TokenUsage): TokenUsage {
     cacheWriteTokens: total.cacheWriteTokens - before.cacheWriteTokens,
     cost: total.cost - before.cost,
     costSource: total.costSource,
+  };
+}
+
+/** How this task's OpenCode server is started: the same whether it starts early (during the clone) or in this phase. */
+export function opencodeServerSettings(context: TaskContext): Omit<OpencodeServerStartInput, "signal" | "deadline" | "timeoutMs" | "warmUp" | "port"> {
+  const options = context.options!;
+  return {
+    session: context.session!,
+    opencodeBinary: options.sandbox.opencodeBinary ?? "opencode",
+    ...(options.sandbox.listenHostname ? { listenHostname: options.sandbox.listenHostname } : {}),
+    model: context.modelProxy?.sandboxModel ?? options.model,
+    apiKeyEnv: MODEL_API_KEY_ENV,
+    allowRepoAgentConfig: options.allowRepoAgentConfig,
+    admission: options.agentStart.admission,
+    ...(options.agentStart.timeoutMs === undefined ? {} : { startTimeoutMs: options.agentStart.timeoutMs }),
   };
 }

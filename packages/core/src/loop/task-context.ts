@@ -10,6 +10,8 @@ import type { ModelProxy } from "../agent/model-proxy.js";
 import type { CheckSpec, ChecksFailedPolicy, Verification } from "../verify/check-types.js";
 import type { AgentRound } from "../run-options.js";
 import type { FollowUps } from "./follow-ups.js";
+import type { OpencodeServer } from "../agent/opencode-server.js";
+import type { StartAdmission } from "../agent/start-admission.js";
 
 /** Options after validation: every default filled in. */
 export interface ValidatedOptions {
@@ -38,6 +40,7 @@ export interface ValidatedOptions {
   checks: CheckSpec[] | "auto" | undefined;
   maxFixRounds: number;
   onChecksFailed: ChecksFailedPolicy;
+  agentStart: { timeoutMs: number | undefined; admission: StartAdmission };
 }
 
 /** The state one task carries from phase to phase. */
@@ -79,6 +82,11 @@ export interface TaskContext {
   checks?: CheckSpec[];
   checksSource?: "options" | "auto";
   verification?: Verification;
+  /**
+   * The OpenCode server of the agent phase when it was started before that phase: one that came ready
+   * with a pooled sandbox, or one started while the repository is cloned. `cancel` stops a start in flight.
+   */
+  agentServer?: { ready: Promise<OpencodeServer>; pooled: boolean; cancel(): void };
   /** The host-side model proxy, when `modelProxy` is on. */
   modelProxy?: ModelProxy;
 }

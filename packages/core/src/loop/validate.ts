@@ -8,6 +8,7 @@ import { SANDBOX_SPEC_VERSION, type SandboxProvider } from "../spec/sandbox-spec
 import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
 import type { CheckSpec } from "../verify/check-types.js";
+import { providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
 import type { TaskContext, ValidatedOptions } from "./task-context.js";
 import {
   checkBoolean,
@@ -176,6 +177,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     checks,
     maxFixRounds,
     onChecksFailed,
+    agentStart: checkAgentStart(raw.agentStart, sandbox),
   };
 }
 
@@ -304,4 +306,13 @@ function checkModelProxy(requested: boolean | undefined, sandbox: SandboxProvide
     );
   }
   return true;
+}
+function checkAgentStart(requested: unknown, sandbox: SandboxProvider): ValidatedOptions["agentStart"] {
+  if (requested !== undefined && !isPlainObject(requested)) throw invalidOption("agentStart", "an object { timeoutMs?, admission? }", requested);
+  const timeoutMs = checkMilliseconds("agentStart.timeoutMs", requested?.timeoutMs);
+  const admission = requested?.admission;
+  if (admission !== undefined && typeof (admission as Partial<StartAdmission> | null)?.acquire !== "function") {
+    throw invalidOption("agentStart.admission", "a StartAdmission from createStartAdmission()", admission);
+  }
+  return { timeoutMs, admission: (admission as StartAdmission | undefined) ?? providerStartAdmission(sandbox) };
 }
