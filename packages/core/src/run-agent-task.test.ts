@@ -270,6 +270,9 @@ describe("runAgentTask rejects bad input before anything is created", () => {
     ["a sandbox of an unknown spec version", () => ({ sandbox: { specificationVersion: "sandbox-v9", providerId: "future", create: async () => ({}) } }), ErrorCode.UNSUPPORTED_SPEC_VERSION],
     ["a Git host that is not one", () => ({ gitHost: { hostId: "x" } }), ErrorCode.INVALID_GIT_HOST],
     ["a negative timeout", () => ({ timeoutMs: -1 }), ErrorCode.INVALID_OPTIONS],
+    ["a git stall timeout that is a string", () => ({ gitStallTimeoutMs: "60s" }), ErrorCode.INVALID_OPTIONS],
+    ["a git stall timeout of 0", () => ({ gitStallTimeoutMs: 0 }), ErrorCode.INVALID_OPTIONS],
+    ["a git stall timeout above what a timer holds", () => ({ gitStallTimeoutMs: 2 ** 31 }), ErrorCode.INVALID_OPTIONS],
     [
       "modelProxy with a sandbox that cannot reach the host's loopback",
       () => ({ modelProxy: true, sandbox: { specificationVersion: "sandbox-v1", providerId: "remote", create: async () => ({}) } }),

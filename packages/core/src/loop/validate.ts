@@ -4,6 +4,7 @@ import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import { createLocalGitHost } from "../git/local-git-host.js";
 import { parseRepoReference } from "../git/repo-reference.js";
 import { validateBranchName } from "../git/branch-name.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "../git/remote-stall-timer.js";
 import { SANDBOX_SPEC_VERSION, type SandboxProvider } from "../spec/sandbox-spec.js";
 import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
@@ -82,6 +83,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
   const timeoutMs = raw.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   checkPositive("timeoutMs", timeoutMs);
   if (raw.agentTimeoutMs !== undefined) checkPositive("agentTimeoutMs", raw.agentTimeoutMs);
+  const gitStallTimeoutMs = checkGitStallTimeout(raw.gitStallTimeoutMs ?? DEFAULT_GIT_STALL_TIMEOUT_MS);
   const cloneDepth = raw.cloneDepth ?? 1;
   if (cloneDepth !== "full" && (!Number.isInteger(cloneDepth) || cloneDepth < 1)) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `cloneDepth must be a positive integer or "full", not ${String(cloneDepth)}.`);
@@ -115,6 +117,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     pullRequest: raw.pullRequest ?? {},
     timeoutMs,
     agentTimeoutMs: raw.agentTimeoutMs,
+    gitStallTimeoutMs,
     allowRepoAgentConfig: raw.allowRepoAgentConfig ?? false,
     gitToken: raw.gitToken,
     modelProxy: checkModelProxy(raw.modelProxy, sandbox),
@@ -179,6 +182,15 @@ function checkPositive(name: string, value: unknown): void {
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `${name} must be a positive number of milliseconds, not ${String(value)}.`);
   }
+}
+
+// A timer holds at most 2^31-1 ms; a larger value would fire at once.
+function checkGitStallTimeout(value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 2 ** 31 - 1) {
+    const shown = typeof value === "number" ? String(value) : `a ${value === null ? "null" : typeof value}`;
+    throw agentError(ErrorCode.INVALID_OPTIONS, `gitStallTimeoutMs must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}, not ${shown}.`);
+  }
+  return value;
 }
 
 function checkIdentity(name: string, identity: GitIdentity): GitIdentity {
