@@ -204,6 +204,29 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     expect(events.some((event) => event.type === "warning" && event.code === "PUSH_REJECTED")).toBe(true);
   });
 
+  it("takes the repository as git@github.com:owner/repo.git (as the README says), cloning and pushing over https with the token", async () => {
+    await server.createRepository({ owner: "octo", name: "scp-form", files: { "src/math.ts": ORIGINAL } });
+    const token = server.grantToken({ login: "scp-bot", repositories: ["octo/scp-form"] });
+    await using model = await startScriptedModelServer({
+      script: [
+        (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] }),
+        { text: SUMMARY },
+      ],
+    });
+    const result = await runAgentTask({
+      repo: "git@github.com:octo/scp-form.git",
+      task: "Add a multiply function to src/math.ts",
+      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: "test-key" },
+      sandbox: createLocalSandbox(),
+      gitHost: createGitHub({ token, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
+    });
+    expect(result).toMatchObject({ status: "completed", repository: { id: "octo/scp-form" } });
+    expect(await server.readFile("octo/scp-form", result.branch!, "src/math.ts")).toBe(EDITED);
+    expect(server.pullRequests("octo/scp-form")).toMatchObject([{ head: result.branch, base: "main" }]);
+    const gitRequests = server.requests.filter((record) => record.kind === "git" && record.path.startsWith("/octo/scp-form.git/"));
+    expect(gitRequests.some((record) => record.path.endsWith("/git-receive-pack") && record.login === "scp-bot")).toBe(true);
+  });
+
   it("fails the clone with GIT_REMOTE_STALLED when the git server accepts and never answers, and leaves no folder behind", { timeout: 90_000 }, async () => {
     await server.createRepository({ owner: "octo", name: "silent", files: { "README.md": "# silent\n" } });
     const token = server.grantToken({ login: "silent-bot", repositories: ["octo/silent"] });

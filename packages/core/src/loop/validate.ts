@@ -1,4 +1,4 @@
-import { ErrorCode, agentError } from "../errors.js";
+import { ErrorCode, RunningAgentError, agentError } from "../errors.js";
 import { resolveModel } from "../agent/model-resolution.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import { createLocalGitHost } from "../git/local-git-host.js";
@@ -62,7 +62,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
   if (typeof raw.repo !== "string" || raw.repo.trim() === "") {
     throw agentError(ErrorCode.INVALID_REPO, "The repo is empty. Pass an https:// URL or a local path to a Git repository.");
   }
-  const reference = parseRepoReference(raw.repo.trim());
+  const reference = parseRepoReference(normalizedRepo(raw.repo.trim(), raw.gitHost));
   const repo = reference.kind === "local" ? reference.path : reference.url;
 
   const sandbox = checkSandboxProvider(raw.sandbox ?? createLocalSandbox());
@@ -122,6 +122,20 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     gitToken: raw.gitToken,
     modelProxy: checkModelProxy(raw.modelProxy, sandbox),
   };
+}
+
+// A Git host may serve forms the parser refuses (ssh, scp-like); it maps them first.
+function normalizedRepo(repo: string, gitHost: GitHost | undefined): string {
+  const normalize = (gitHost as Partial<GitHost> | null | undefined)?.normalizeRepo;
+  if (typeof normalize !== "function") return repo;
+  let mapped: unknown;
+  try {
+    mapped = normalize.call(gitHost, repo);
+  } catch (error) {
+    if (RunningAgentError.isInstance(error)) throw error;
+    throw agentError(ErrorCode.INVALID_GIT_HOST, `The Git host "${gitHost?.hostId}" failed in normalizeRepo (it threw instead of returning a URL, a path or undefined). Fix or replace the Git host.`, { cause: error });
+  }
+  return typeof mapped === "string" && mapped.trim() !== "" ? mapped.trim() : repo;
 }
 
 function defaultGitHost(kind: "local" | "http", repo: string): GitHost {
