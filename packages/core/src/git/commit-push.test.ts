@@ -205,6 +205,25 @@ describe("pushBranch to a remote that stops answering", () => {
     await expect(bare(["rev-parse", "--verify", "--quiet", "refs/heads/agent/stalled"])).rejects.toThrow();
   });
 
+  it("does not cut a big push the remote takes slowly but steadily, though it lasts longer than the stall limit", async () => {
+    const { randomBytes } = await import("node:crypto");
+    const dir = await cloneFrom(httpRepository());
+    // Incompressible, and far more than the loopback socket buffers hold: the sender really waits on the reader.
+    await writeFixtureFiles(dir, { "slow.bin": randomBytes(16 * 1024 * 1024) });
+    const { commit } = await commitChanges({ dir, branch: "agent/slow-push", message: "Slow", author });
+    await using relay = await startStallingGitRelay(server.url, (method, path) =>
+      method === "POST" && path.includes("receive-pack") ? { kind: "read-slowly", bytes: 512 * 1024, gapMs: 400 } : { kind: "pass" },
+    );
+    // Above the server's own silence while it indexes the pack after the upload (about 1 s here, more on a loaded machine).
+    const stallTimeoutMs = 8000;
+    const started = Date.now();
+    await pushBranch({ dir, repository: { ...httpRepository(), remote: `${relay.url}/repo.git` }, branch: "agent/slow-push", credentials, stallTimeoutMs });
+    // The premise: the upload as a whole outlasted the limit.
+    expect(Date.now() - started).toBeGreaterThan(stallTimeoutMs);
+    expect(relay.held).toEqual([expect.objectContaining({ behaviour: "read-slowly" })]);
+    expect((await bare(["rev-parse", "refs/heads/agent/slow-push"])).trim()).toBe(commit);
+  });
+
   it("streams a pack over 1 MiB (chunked, each chunk counted as progress) and it arrives whole", async () => {
     const { randomBytes } = await import("node:crypto");
     const dir = await cloneFrom(httpRepository());

@@ -10,7 +10,9 @@ export type RelayBehaviour =
   /** The status, headers and the first `bytes` of the answer, then nothing more. */
   | { kind: "stall-after"; bytes: number }
   /** The whole answer, in `pieces` parts with `gapMs` between them: slow but always moving. */
-  | { kind: "drip"; pieces: number; gapMs: number };
+  | { kind: "drip"; pieces: number; gapMs: number }
+  /** The request body taken `bytes` at a time with `gapMs` between (a slow upload that keeps moving), then relayed. */
+  | { kind: "read-slowly"; bytes: number; gapMs: number };
 
 /** One request the relay held back or slowed. */
 export interface HeldRequest {
@@ -50,13 +52,14 @@ export async function startStallingGitRelay(target: string, decide: (method: str
     const method = request.method ?? "GET";
     const path = request.url ?? "/";
     const behaviour = decide(method, path);
-    const body = await readAll(request);
+    const body = behaviour.kind === "read-slowly" ? await readSlowly(request, behaviour.bytes, behaviour.gapMs, timers) : await readAll(request);
     if (behaviour.kind === "silent") {
       held.push({ method, path, behaviour: behaviour.kind, bytesSent: 0 });
       return;
     }
     const answer = await relay(target, method, path, request.headers, body);
-    if (behaviour.kind === "pass") {
+    if (behaviour.kind === "read-slowly") held.push({ method, path, behaviour: behaviour.kind, bytesSent: 0 });
+    if (behaviour.kind === "pass" || behaviour.kind === "read-slowly") {
       response.writeHead(answer.status, answer.headers);
       response.end(answer.body);
       return;
@@ -109,6 +112,28 @@ function readAll(stream: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve(Buffer.concat(chunks)));
+    stream.on("error", reject);
+  });
+}
+
+/** Reads `bytes`, pauses `gapMs`, and so on: TCP back-pressure makes the sender wait in between. */
+function readSlowly(stream: IncomingMessage, bytes: number, gapMs: number, timers: Set<NodeJS.Timeout>): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let sinceGap = 0;
+    stream.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      sinceGap += chunk.byteLength;
+      if (sinceGap < bytes) return;
+      sinceGap = 0;
+      stream.pause();
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        stream.resume();
+      }, gapMs);
+      timers.add(timer);
+    });
     stream.on("end", () => resolve(Buffer.concat(chunks)));
     stream.on("error", reject);
   });
