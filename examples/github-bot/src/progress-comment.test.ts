@@ -13,6 +13,7 @@ const result = (overrides: Partial<AgentTaskResult>): AgentTaskResult => ({
   summary: "",
   model: "openai-compatible/scripted",
   usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
+  agentRounds: [],
   timings: {},
   ...overrides,
 });

@@ -22,3 +22,5 @@ export { pushBranch, type PushBranchInput } from "./git/push.js";
 export { resolveModel, DEFAULT_COMPATIBLE_LIMITS, type ResolvedModel, type OpencodeProviderBlock } from "./agent/model-resolution.js";
 export { runAgentTask, startAgentTask } from "./run-agent-task.js";
 export { diffStat } from "./loop/pull-request.js";
+export type { CheckSpec, CheckResult, CheckRound, ChecksFailedPolicy, Verification } from "./verify/check-types.js";
+export { detectChecks, type DetectedChecks } from "./verify/detect-checks.js";

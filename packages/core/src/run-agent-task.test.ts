@@ -122,7 +122,7 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
     expect(changeRequest!.body).toContain("`src/math.ts` (modified, +4 −0)");
     expect(result.pullRequest).toMatchObject({ number: 1, created: true, url: changeRequest!.url });
 
-    // Phases in order, each started then completed, setup skipped.
+    // Phases in order, each started then completed, setup and verify (no checks) skipped.
     const phases = events.filter((event) => event.type === "phase").map((event) => `${event.phase}:${event.status}`);
     expect(phases).toEqual([
       "validate:started", "validate:completed",
@@ -131,6 +131,7 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
       "setup:skipped",
       "agent:started", "agent:completed",
       "collect:started", "collect:completed",
+      "verify:skipped",
       "commit:started", "commit:completed",
       "push:started", "push:completed",
       "pull-request:started", "pull-request:completed",
@@ -272,9 +273,6 @@ describe("runAgentTask rejects bad input before anything is created", () => {
     ["a sandbox of an unknown spec version", () => ({ sandbox: { specificationVersion: "sandbox-v9", providerId: "future", create: async () => ({}) } }), ErrorCode.UNSUPPORTED_SPEC_VERSION],
     ["a Git host that is not one", () => ({ gitHost: { hostId: "x" } }), ErrorCode.INVALID_GIT_HOST],
     ["a negative timeout", () => ({ timeoutMs: -1 }), ErrorCode.INVALID_OPTIONS],
-    ["a git stall timeout that is a string", () => ({ gitStallTimeoutMs: "60s" }), ErrorCode.INVALID_OPTIONS],
-    ["a git stall timeout of 0", () => ({ gitStallTimeoutMs: 0 }), ErrorCode.INVALID_OPTIONS],
-    ["a git stall timeout above what a timer holds", () => ({ gitStallTimeoutMs: 2 ** 31 }), ErrorCode.INVALID_OPTIONS],
     [
       "modelProxy with a sandbox that cannot reach the host's loopback",
       () => ({ modelProxy: true, sandbox: { specificationVersion: "sandbox-v1", providerId: "remote", create: async () => ({}) } }),

@@ -259,10 +259,41 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
       expect(await readdir(ownTemp)).toEqual([]);
       expect(JSON.stringify([error, events])).not.toContain(token);
     } finally {
-      process.env.TMPDIR = savedTemp;
+      // Assigning undefined would set the string "undefined".
+      if (savedTemp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTemp;
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
       await rm(ownTemp, { recursive: true, force: true });
     }
+  });
+
+  it.each(["main", "refs/heads/main", "Main"])("refuses branch %j (the default branch) in validate: nothing is pushed, no pull request, no sandbox", async (branch) => {
+    const fullName = `octo/guarded-${Buffer.from(branch).toString("hex")}`;
+    await server.createRepository({ owner: "octo", name: fullName.split("/")[1]!, files: { "src/math.ts": ORIGINAL } });
+    const token = server.grantToken({ login: "guard-bot", repositories: [fullName] });
+    const before = await server.branchSha(fullName, "main");
+    let sandboxes = 0;
+    const error = await runAgentTask({
+      repo: `https://github.com/${fullName}.git`,
+      task: "Add a multiply function to src/math.ts",
+      branch,
+      model: { provider: "openai-compatible", model: "scripted", baseURL: "http://127.0.0.1:9/v1", apiKey: "test-key" },
+      sandbox: {
+        specificationVersion: "sandbox-v1",
+        providerId: "counting",
+        create: async () => {
+          sandboxes++;
+          throw new Error("no sandbox may be opened");
+        },
+      },
+      gitHost: createGitHub({ token, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
+    }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: "INVALID_BRANCH", phase: "validate" });
+    expect(sandboxes).toBe(0);
+    expect(await server.branchSha(fullName, "main")).toBe(before);
+    expect(server.pullRequests(fullName)).toEqual([]);
+    // This repository's only: the other tests of the file push to theirs.
+    expect(server.requests.filter((request) => request.path.startsWith(`/${fullName}.git/`) && request.path.includes("git-receive-pack"))).toEqual([]);
   });
 });

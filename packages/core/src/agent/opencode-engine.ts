@@ -41,6 +41,11 @@ export interface AgentRunInput {
   listenHostname?: string;
   /** How long the server may take to print its ready line. Default 60 s (bounded by `timeoutMs`). */
   startTimeoutMs?: number;
+  /**
+   * Continue this session (from an earlier run's {@link AgentRunOutput.sessionId}, on the same
+   * sandbox and scratch folder) with `message` instead of starting a new one with the task.
+   */
+  continueSession?: { sessionId: string; message: string };
 }
 
 /** What a finished agent run returns. */
@@ -56,6 +61,8 @@ export interface AgentRunOutput {
   serverStartMs: number;
   /** From spawning the server to the model's first answer starting to stream, in ms. */
   firstModelRequestMs?: number;
+  /** OpenCode's session id, to continue the conversation later. */
+  sessionId: string;
 }
 
 const DEFAULT_PORT = 4096;
@@ -122,7 +129,8 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
       onStderr: (chunk) => output.add(chunk),
     });
   } catch (cause) {
-    if (RunningAgentError.isInstance(cause) && cause.code === ErrorCode.ABORTED) throw withPhase(cause);
+    // A cancellation, or a sandbox answering outside its spec, says more than "could not start".
+    if (RunningAgentError.isInstance(cause) && (cause.code === ErrorCode.ABORTED || cause.code === ErrorCode.SPEC_VIOLATION)) throw withPhase(cause);
     throw agentError(ErrorCode.AGENT_START_FAILED, `Could not start the OpenCode server (${input.opencodeBinary}): ${messageOf(cause)}`, {
       phase: "agent",
       cause,
@@ -280,16 +288,23 @@ class AgentRun {
     this.eventPump = this.pumpEvents(client, connected);
     await this.until(connected.promise);
 
-    const created = await this.until(client.session.create({ title: sessionTitle(this.input.task) }));
-    if (!created.data) throw this.failNow(ErrorCode.AGENT_START_FAILED, `OpenCode could not create a session: ${errorText(created.error)}`);
-    this.sessionId = created.data.id;
-    this.mapper = new OpencodeEventMapper(created.data.id, this.input.session.workdir, this.emit);
+    const continued = this.input.continueSession;
+    let sessionId: string;
+    if (continued) {
+      sessionId = continued.sessionId;
+    } else {
+      const created = await this.until(client.session.create({ title: sessionTitle(this.input.task) }));
+      if (!created.data) throw this.failNow(ErrorCode.AGENT_START_FAILED, `OpenCode could not create a session: ${errorText(created.error)}`);
+      sessionId = created.data.id;
+    }
+    this.sessionId = sessionId;
+    this.mapper = new OpencodeEventMapper(sessionId, this.input.session.workdir, this.emit);
 
     const prompt = await this.until(
       client.session.promptAsync({
-        sessionID: created.data.id,
+        sessionID: sessionId,
         model: { providerID: this.input.model.opencodeProviderId, modelID: this.input.model.model },
-        parts: [{ type: "text", text: agentPrompt(this.input.task) }],
+        parts: [{ type: "text", text: continued ? continued.message : agentPrompt(this.input.task) }],
       }),
     );
     if (prompt.error !== undefined || (prompt.response && !prompt.response.ok)) {
@@ -405,7 +420,7 @@ class AgentRun {
   private resultOf(messages: SessionMessages): Omit<AgentRunOutput, "serverStartMs" | "firstModelRequestMs"> {
     const last = lastAssistant(messages);
     const finishReason = last?.info.role === "assistant" ? (last.info.finish ?? "unknown") : "unknown";
-    return { summary: summaryOf(messages), usage: usageOfMessages(messages.map((message) => message.info)), finishReason, messages: messages.length };
+    return { summary: summaryOf(messages), usage: usageOfMessages(messages.map((message) => message.info)), finishReason, messages: messages.length, sessionId: this.sessionId! };
   }
 
   /** Ends the run successfully. */
@@ -491,8 +506,13 @@ function errorFromSession(
   });
 }
 
+/** The last assistant message after the last user message: the answer to the latest prompt (a continued session holds older answers). */
 function lastAssistant(messages: SessionMessages): { info: Message; parts: Part[] } | undefined {
-  for (let index = messages.length - 1; index >= 0; index -= 1) if (messages[index]!.info.role === "assistant") return messages[index];
+  for (let index = messages.length - 1; index >= 0; index -= 1) {
+    const role = messages[index]!.info.role;
+    if (role === "assistant") return messages[index];
+    if (role === "user") return undefined;
+  }
   return undefined;
 }
 

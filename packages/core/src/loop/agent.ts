@@ -1,11 +1,39 @@
+import { performance } from "node:perf_hooks";
 import { runOpencodeAgent } from "../agent/opencode-engine.js";
+import type { TokenUsage } from "../events.js";
 import { MODEL_API_KEY_ENV } from "./model-key.js";
 import type { TaskContext } from "./task-context.js";
 
-/** Phase 5: runs OpenCode inside the sandbox on the task until it is done, fails, or times out. */
+/**
+ * Phase 5: runs OpenCode inside the sandbox on the task until it is done, fails, or times out;
+ * then once more for each batch of the caller's follow-up messages (`handle.say`).
+ */
 export async function runAgent(context: TaskContext): Promise<void> {
+  await agentRound(context, undefined);
+  await drainFollowUps(context);
+  // Nothing queued as the last round ended: what the agent did is what gets collected.
+  context.followUps.close("its work is being collected and checked");
+}
+
+/**
+ * A fix round: the same OpenCode session gets `message` (failed checks) and works on the same
+ * workspace until it is done again.
+ */
+export async function continueAgent(context: TaskContext, message: string): Promise<void> {
+  await agentRound(context, { sessionId: context.agentSessionId!, message });
+}
+
+async function drainFollowUps(context: TaskContext): Promise<void> {
+  for (let message = context.followUps.take(); message !== undefined; message = context.followUps.take()) {
+    context.emit({ type: "agent.message", text: message });
+    await continueAgent(context, message);
+  }
+}
+
+async function agentRound(context: TaskContext, continueSession: { sessionId: string; message: string } | undefined): Promise<void> {
   const options = context.options!;
   const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt));
+  const started = performance.now();
   const output = await runOpencodeAgent({
     session: context.session!,
     opencodeBinary: options.sandbox.opencodeBinary ?? "opencode",
@@ -17,7 +45,22 @@ export async function runAgent(context: TaskContext): Promise<void> {
     timeoutMs: Math.min(remainingMs, options.agentTimeoutMs ?? remainingMs),
     signal: context.signal,
     emit: (event) => context.emit(event),
+    ...(continueSession ? { continueSession } : {}),
   });
+  context.agentSessionId = output.sessionId;
   context.summary = output.summary;
+  // OpenCode sums the whole session; a round's own share is what it added.
+  context.agentRounds.push({ round: context.agentRounds.length, usage: usageSince(output.usage, context.usage), durationMs: performance.now() - started });
   context.usage = output.usage;
+}
+
+function usageSince(total: TokenUsage, before: TokenUsage): TokenUsage {
+  return {
+    inputTokens: total.inputTokens - before.inputTokens,
+    outputTokens: total.outputTokens - before.outputTokens,
+    reasoningTokens: total.reasoningTokens - before.reasoningTokens,
+    cacheReadTokens: total.cacheReadTokens - before.cacheReadTokens,
+    cacheWriteTokens: total.cacheWriteTokens - before.cacheWriteTokens,
+    cost: total.cost - before.cost,
+  };
 }

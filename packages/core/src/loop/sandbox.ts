@@ -1,6 +1,7 @@
 import { MODEL_API_KEY_ENV } from "./model-key.js";
 import { startModelProxy } from "../agent/model-proxy.js";
 import type { TaskContext } from "./task-context.js";
+import { checkedSession } from "./spec-checks.js";
 
 const SANDBOX_GRACE_MS = 60_000;
 
@@ -16,7 +17,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     context.redactor.add(context.modelProxy.token);
   }
   const sandboxKey = context.modelProxy ? context.modelProxy.token : options.model.apiKey;
-  const session = await options.sandbox.create({
+  const created = await options.sandbox.create({
     taskId: context.taskId,
     ...(sandboxKey ? { secrets: { [MODEL_API_KEY_ENV]: sandboxKey } } : {}),
     ...(context.raw.resources ? { resources: context.raw.resources } : {}),
@@ -25,6 +26,15 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     labels: { "running-agent.repo": context.repository!.id },
     signal: context.signal,
   });
+  // A session that breaks the spec is destroyed where it can be, then refused.
+  let session;
+  try {
+    session = checkedSession(created, options.sandbox.providerId);
+  } catch (error) {
+    const destroy = (created as { destroy?: unknown } | null)?.destroy;
+    if (typeof destroy === "function") await Promise.resolve(destroy.call(created)).catch(() => {});
+    throw error;
+  }
   context.session = session;
   context.emit({ type: "sandbox", provider: options.sandbox.providerId, sandboxId: session.id, isolated: session.isolated });
   if (!session.isolated) {

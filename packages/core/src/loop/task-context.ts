@@ -7,6 +7,9 @@ import type { ChangeRequest, GitHost, ResolvedRepository } from "../spec/git-hos
 import type { ChangedFile } from "../changes.js";
 import type { ResolvedModel } from "../agent/model-resolution.js";
 import type { ModelProxy } from "../agent/model-proxy.js";
+import type { CheckSpec, ChecksFailedPolicy, Verification } from "../verify/check-types.js";
+import type { AgentRound } from "../run-options.js";
+import type { FollowUps } from "./follow-ups.js";
 
 /** Options after validation: every default filled in. */
 export interface ValidatedOptions {
@@ -30,6 +33,12 @@ export interface ValidatedOptions {
   allowRepoAgentConfig: boolean;
   gitToken: string | undefined;
   modelProxy: boolean;
+  /** Extra strings to redact (the caller's `secrets`). */
+  secrets: string[];
+  /** The caller's checks, `"auto"`, or none. */
+  checks: CheckSpec[] | "auto" | undefined;
+  maxFixRounds: number;
+  onChecksFailed: ChecksFailedPolicy;
 }
 
 /** The state one task carries from phase to phase. */
@@ -42,9 +51,13 @@ export interface TaskContext {
   readonly redactor: Redactor;
   readonly timings: Partial<Record<Phase | "total", number>>;
   emit(event: AgentTaskEventInput): void;
+  /** The caller's follow-up instructions (`handle.say`). */
+  readonly followUps: FollowUps;
   options?: ValidatedOptions;
   repository?: ResolvedRepository;
   baseBranch?: string;
+  /** The branch the task pushes, decided in validate: `branch`, or a generated name. */
+  taskBranch?: string;
   /** The branch the clone starts from: the existing task branch when re-running, else the base. */
   startBranch?: string;
   branch?: string;
@@ -59,6 +72,14 @@ export interface TaskContext {
   changes: ChangedFile[];
   commit?: string;
   pullRequest?: ChangeRequest;
+  /** OpenCode's session, continued by fix rounds. */
+  agentSessionId?: string;
+  /** Each agent round's own usage: the first pass, then each fix round. */
+  agentRounds: AgentRound[];
+  /** The checks the verify phase runs (decided after the clone for `"auto"`), and where they came from. */
+  checks?: CheckSpec[];
+  checksSource?: "options" | "auto";
+  verification?: Verification;
   /** The host-side model proxy, when `modelProxy` is on. */
   modelProxy?: ModelProxy;
 }
