@@ -6,6 +6,11 @@ export interface ServerConfig {
   port: number;
   databasePath: string;
   apiKey: string | undefined;
+  /** Whether the read endpoints need the API key too. */
+  protectReads: boolean;
+  /** node:http's headersTimeout and requestTimeout: slow senders are cut off with 408. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   concurrency: number;
   bodyLimitBytes: number;
   corsOrigin: string;
@@ -34,6 +39,9 @@ const EnvironmentSchema = z.object({
   PORT: whole("PORT", 0, 65535).default(8787),
   RUNNING_AGENT_DB: z.string().min(1).default("running-agent-jobs.db"),
   RUNNING_AGENT_API_KEY: z.string().min(8, "RUNNING_AGENT_API_KEY must be at least 8 characters.").optional(),
+  RUNNING_AGENT_PROTECT_READS: z.enum(["true", "false", "1", "0"], { error: "RUNNING_AGENT_PROTECT_READS must be true or false." }).default("false"),
+  RUNNING_AGENT_HEADERS_TIMEOUT_MS: whole("RUNNING_AGENT_HEADERS_TIMEOUT_MS", 100, 3_600_000).default(10_000),
+  RUNNING_AGENT_REQUEST_TIMEOUT_MS: whole("RUNNING_AGENT_REQUEST_TIMEOUT_MS", 100, 3_600_000).default(30_000),
   RUNNING_AGENT_CONCURRENCY: whole("RUNNING_AGENT_CONCURRENCY", 1, 64).default(2),
   RUNNING_AGENT_BODY_LIMIT: whole("RUNNING_AGENT_BODY_LIMIT", 1024, 16 * 1024 * 1024).default(64 * 1024),
   RUNNING_AGENT_CORS_ORIGIN: z.string().min(1).default("*"),
@@ -52,6 +60,12 @@ const EnvironmentSchema = z.object({
   GITHUB_GIT_URL: z.url("GITHUB_GIT_URL must be a URL.").optional(),
   GEMINI_API_KEY: z.string().optional(),
 }).superRefine((env, context) => {
+  if ((env.RUNNING_AGENT_PROTECT_READS === "true" || env.RUNNING_AGENT_PROTECT_READS === "1") && !env.RUNNING_AGENT_API_KEY) {
+    context.addIssue({ code: "custom", path: ["RUNNING_AGENT_PROTECT_READS"], message: "protecting the read endpoints needs RUNNING_AGENT_API_KEY." });
+  }
+  if (env.RUNNING_AGENT_HEADERS_TIMEOUT_MS > env.RUNNING_AGENT_REQUEST_TIMEOUT_MS) {
+    context.addIssue({ code: "custom", path: ["RUNNING_AGENT_HEADERS_TIMEOUT_MS"], message: "must not be longer than RUNNING_AGENT_REQUEST_TIMEOUT_MS." });
+  }
   // The scripted model listens on this machine's loopback, which a container reaches only with host networking.
   const scripted = env.RUNNING_AGENT_MODEL === "scripted" || (env.RUNNING_AGENT_MODEL === undefined && !env.GEMINI_API_KEY);
   if (env.RUNNING_AGENT_SANDBOX === "docker" && scripted && env.RUNNING_AGENT_DOCKER_NETWORK !== "host") {
@@ -81,6 +95,9 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     port: env.PORT,
     databasePath: env.RUNNING_AGENT_DB,
     apiKey: env.RUNNING_AGENT_API_KEY,
+    protectReads: env.RUNNING_AGENT_PROTECT_READS === "true" || env.RUNNING_AGENT_PROTECT_READS === "1",
+    headersTimeoutMs: env.RUNNING_AGENT_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: env.RUNNING_AGENT_REQUEST_TIMEOUT_MS,
     concurrency: env.RUNNING_AGENT_CONCURRENCY,
     bodyLimitBytes: env.RUNNING_AGENT_BODY_LIMIT,
     corsOrigin: env.RUNNING_AGENT_CORS_ORIGIN,
