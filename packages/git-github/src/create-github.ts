@@ -4,6 +4,7 @@ import {
   GIT_HOST_SPEC_VERSION,
   type ChangeRequest,
   type ChangeRequestInput,
+  type CheckReport,
   type GitCredentials,
   type GitHost,
   type GitHostTaskOptions,
@@ -19,6 +20,7 @@ import { toGitHubError } from "./github-request-error.js";
 import type { GitHubSettings } from "./github-settings.js";
 import { GitHubTokenSource } from "./github-token-source.js";
 import { openPullRequest } from "./open-pull-request.js";
+import { createCommitStatuses } from "./commit-statuses.js";
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -149,6 +151,13 @@ export class GitHub implements GitHost {
     const { owner, name } = splitId(repository);
     const { token } = await this.#tokens.token(options.token);
     return openPullRequest(this.#client(token, options.signal), { owner, name }, input, options.signal);
+  }
+
+  /** Records the run's checks as commit statuses (`running-agent/<name>`) on the pushed commit. */
+  async reportChecks(repository: ResolvedRepository, report: CheckReport, options: GitHostTaskOptions = {}): Promise<void> {
+    const { owner, name } = splitId(repository);
+    const { token } = await this.#tokens.token(options.token);
+    await createCommitStatuses(this.#client(token, options.signal), { owner, name }, report, options.signal);
   }
 
   /**

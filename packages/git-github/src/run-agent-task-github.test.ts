@@ -296,4 +296,30 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     // This repository's only: the other tests of the file push to theirs.
     expect(server.requests.filter((request) => request.path.startsWith(`/${fullName}.git/`) && request.path.includes("git-receive-pack"))).toEqual([]);
   });
+  it("records the run's checks as commit statuses on the pushed commit, read back through Octokit", async () => {
+    await server.createRepository({ owner: "octo", name: "checked", files: { "src/math.ts": ORIGINAL } });
+    const token = server.grantToken({ login: "checker-bot", repositories: ["octo/checked"] });
+    await using model = await startScriptedModelServer({
+      script: [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] }), { text: SUMMARY }],
+    });
+    const result = await runAgentTask({
+      repo: "https://github.com/octo/checked.git",
+      task: "Add a multiply function to src/math.ts",
+      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: "test-key" },
+      sandbox: createLocalSandbox(),
+      gitHost: createGitHub({ token, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
+      checks: [
+        { name: "has-multiply", command: "grep -q multiply src/math.ts" },
+        { name: "no-todo", command: "! grep -rq TODO src" },
+      ],
+    });
+    expect(result.verification?.passed).toBe(true);
+    const octokit = new Octokit({ baseUrl: server.apiUrl, auth: readOnly, log: quiet });
+    const { data: statuses } = await octokit.rest.repos.listCommitStatusesForRef({ owner: "octo", repo: "checked", ref: result.commit! });
+    expect(statuses.map((status) => [status.context, status.state]).sort()).toEqual([
+      ["running-agent/has-multiply", "success"],
+      ["running-agent/no-todo", "success"],
+    ]);
+    expect(statuses[0]!.description).toMatch(/passed in \d+\.\d s$/);
+  });
 });
