@@ -9,8 +9,8 @@ import Database from "better-sqlite3";
 import type { AgentTaskEvent } from "@running-agent/core";
 import { logLinesOf } from "../src/job-views.js";
 import { JobStore } from "../src/job-store.js";
-import { redactSecrets } from "../src/redact-secrets.js";
-import { StoredEventEncoder, type StoredAgentEvent } from "../src/stored-event.js";
+import { redactSecrets } from "@running-agent/jobs";
+import { StoredEventEncoder, type StoredAgentEvent } from "@running-agent/jobs";
 
 const deltaCount = Number(process.argv[2] ?? 2000);
 const deltaLength = Number(process.argv[3] ?? 40);

@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { RunningAgentError, type AgentTaskEvent, type AgentTaskHandle, type AgentTaskOptions } from "@running-agent/core";
 import { FINISHED_STATUSES, RETRYABLE_STATUSES, type JobError, type JobRecord } from "./job-record.js";
 import type { JobStore } from "./job-store.js";
-import { redactSecrets } from "./redact-secrets.js";
-import { StoredEventEncoder, type StoredAgentEvent } from "./stored-event.js";
+import { redactSecrets } from "@running-agent/jobs";
+import { StoredEventEncoder, type StoredAgentEvent } from "@running-agent/jobs";
 
 /** Starts one agent task; `startAgentTask` from core, or anything with its shape. */
 export type RunTask = (options: AgentTaskOptions) => AgentTaskHandle;

@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
 import type { AgentTaskResult, Phase } from "@running-agent/core";
 import type { JobError, JobRecord, JobStatus } from "./job-record.js";
-import type { StoredAgentEvent } from "./stored-event.js";
+import type { StoredAgentEvent } from "@running-agent/jobs";
 
 /** A stored event with its position in the job's stream (the SSE event id). */
 export interface StoredJobEvent {

@@ -1,5 +1,5 @@
 import type { JobError, JobRecord, JobStatus } from "./job-record.js";
-import type { StoredAgentEvent } from "./stored-event.js";
+import type { StoredAgentEvent } from "@running-agent/jobs";
 
 export type { JobError, JobStatus, StoredAgentEvent };
 import type { StoredJobEvent } from "./job-store.js";

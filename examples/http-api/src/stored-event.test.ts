@@ -8,7 +8,7 @@ import { startApiServer } from "./api-server.js";
 import { createGatedTaskRunner } from "./gated-task-runner.js";
 import { logLinesOf } from "./job-views.js";
 import { readServerSentEvents } from "./read-server-sent-events.js";
-import { StoredEventEncoder } from "./stored-event.js";
+import { StoredEventEncoder } from "@running-agent/jobs";
 
 /** Text events as core sends them: each carries its delta and the part's whole text so far. */
 function textEvents(partId: string, deltas: string[], start = ""): AgentTaskEvent[] {
