@@ -8,3 +8,4 @@ export { JobWorker, defaultConcurrency, isRetryableFailure, RETRYABLE_CODES, typ
 export { watchJob, watchJobChanges, type JobWatchMessage, type WatchOptions } from "./watch-job.js";
 export { StoredEventEncoder, type StoredAgentEvent, type StoredAgentTextEvent } from "./stored-event.js";
 export { redactSecrets } from "./redact-secrets.js";
+export { claimWorkFolder, type ClaimedWorkFolder } from "./work-folder.js";
