@@ -2,7 +2,7 @@ import type { JobError, JobRecord, JobStatus } from "./job-record.js";
 import type { StoredAgentEvent } from "@running-agent/jobs";
 
 export type { JobError, JobStatus, StoredAgentEvent };
-import type { StoredJobEvent } from "./job-store.js";
+import type { StoredJobEvent } from "./job-record.js";
 
 /** `GET /status/{job_id}` and each entry of `GET /jobs` (snake_case, as the seed answers). */
 export interface JobStatusView {

@@ -50,6 +50,8 @@ export interface JobStore {
    * heartbeat. Returns the job as it now is, undefined for an unknown id.
    */
   requestCancel(id: string, reason: string): Promise<JobRecord | undefined>;
+  /** Adds or replaces labels of a job (e.g. `retriedBy`); false for an unknown id. */
+  addLabels(id: string, labels: Record<string, string>): Promise<boolean>;
   /** Events after `afterSeq`, in order. */
   events(id: string, afterSeq?: number): Promise<StoredJobEvent[]>;
 

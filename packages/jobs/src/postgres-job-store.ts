@@ -230,6 +230,12 @@ class PostgresJobStore implements JobStore {
     return this.get(id);
   }
 
+  async addLabels(id: string, labels: Record<string, string>): Promise<boolean> {
+    if (!isUuid(id)) return false;
+    const { rowCount } = await this.query(`UPDATE running_agent_jobs SET labels = labels || $2::jsonb, revision = ${NEXT_REVISION} WHERE id = $1`, [id, JSON.stringify(labels)]);
+    return (rowCount ?? 0) > 0;
+  }
+
   async events(id: string, afterSeq = 0): Promise<StoredJobEvent[]> {
     if (!isUuid(id)) return [];
     const { rows } = await this.query<{ seq: number; event: string }>("SELECT seq, event FROM running_agent_job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq", [id, afterSeq]);

@@ -200,6 +200,12 @@ class SqliteJobStore implements JobStore {
     return this.read(id);
   }
 
+  async addLabels(id: string, labels: Record<string, string>): Promise<boolean> {
+    const info = this.database.prepare(`UPDATE agent_jobs SET labels_json = json_patch(labels_json, ?), revision = ${NEXT_REVISION} WHERE id = ?`).run(JSON.stringify(labels), id);
+    if (info.changes > 0) this.changed(id);
+    return info.changes > 0;
+  }
+
   async events(id: string, afterSeq = 0): Promise<StoredJobEvent[]> {
     const rows = this.database.prepare("SELECT seq, event_json FROM agent_job_events WHERE job_id = ? AND seq > ? ORDER BY seq").all(id, afterSeq) as { seq: number; event_json: string }[];
     return rows.map((row) => ({ seq: row.seq, event: JSON.parse(row.event_json) as unknown }));

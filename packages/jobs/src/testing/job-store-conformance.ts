@@ -53,6 +53,11 @@ export function testJobStore(name: string, harness: JobStoreHarness): void {
       expect((await store.list({ limit: 10 })).map((job) => job.id)).toEqual([given.job.id, first.job.id]);
       expect((await store.list({ limit: 10, label: { userId: "ana" } })).map((job) => job.id)).toEqual([first.job.id]);
       expect(await store.countByStatus()).toEqual({ queued: 2 });
+      expect(await store.addLabels(first.job.id, { retriedBy: given.job.id })).toBe(true);
+      const labelled = await store.get(first.job.id);
+      expect(labelled).toMatchObject({ labels: { userId: "ana", retriedBy: given.job.id } });
+      expect(labelled!.revision).toBeGreaterThan(first.job.revision);
+      expect(await store.addLabels("00000000-0000-4000-8000-000000000000", { a: "b" })).toBe(false);
     });
 
     it("refuses what cannot be stored, before storing anything", async () => {
