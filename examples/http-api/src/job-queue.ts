@@ -105,7 +105,8 @@ export class JobQueue {
     await this.options.store.requestCancel(id, "Cancelled through the API.");
     const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(CANCEL_WAIT_MS)]);
     let last = job;
-    for await (const message of this.watch(id, Number.MAX_SAFE_INTEGER, signal)) if (message.kind === "status") last = message.job;
+    // Statuses only: no stored seq is this high (it fits the stores' integer column).
+    for await (const message of this.watch(id, 2_147_483_647, signal)) if (message.kind === "status") last = message.job;
     return last;
   }
 

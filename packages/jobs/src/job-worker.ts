@@ -419,16 +419,23 @@ async function finishEarlierPush(result: AgentTaskResult, job: JobRecord, gitHos
  * push and before the change request, the two steps a stale worker must not take.
  */
 function fencedGitHost(gitHost: GitHost, confirm: () => Promise<void>): GitHost {
-  const fenced = Object.create(gitHost) as GitHost;
-  fenced.getCredentials = async (repository, access, options) => {
+  const getCredentials: GitHost["getCredentials"] = async (repository, access, options) => {
     if (access === "write") await confirm();
     return gitHost.getCredentials(repository, access, options);
   };
-  fenced.openChangeRequest = async (repository, input, options) => {
+  const openChangeRequest: GitHost["openChangeRequest"] = async (repository, input, options) => {
     await confirm();
     return gitHost.openChangeRequest(repository, input, options);
   };
-  return fenced;
+  // A proxy, not a prototype copy: hosts with private fields need their methods called on themselves.
+  return new Proxy(gitHost, {
+    get(target, property) {
+      if (property === "getCredentials") return getCredentials;
+      if (property === "openChangeRequest") return openChangeRequest;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 function toFailure(error: unknown, secrets: string[]): JobFailure {

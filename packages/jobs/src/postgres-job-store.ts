@@ -238,7 +238,8 @@ class PostgresJobStore implements JobStore {
 
   async events(id: string, afterSeq = 0): Promise<StoredJobEvent[]> {
     if (!isUuid(id)) return [];
-    const { rows } = await this.query<{ seq: number; event: string }>("SELECT seq, event FROM running_agent_job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq", [id, afterSeq]);
+    // seq is an integer column: a larger Last-Event-ID just means "after everything".
+    const { rows } = await this.query<{ seq: number; event: string }>("SELECT seq, event FROM running_agent_job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq", [id, Math.min(afterSeq, 2_147_483_647)]);
     return rows.map((row) => ({ seq: row.seq, event: JSON.parse(row.event) as unknown }));
   }
 

@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { chown, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { chown, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,8 @@ export interface PostgresCluster extends AsyncDisposable {
   readonly port: number;
   /** The data folder (to read its raw bytes). */
   readonly dataDirectory: string;
+  /** Every byte the server has written (data files after a checkpoint, and the WAL): what a secret must not be found in. */
+  rawBytes(): Promise<Buffer>;
   /** A new, empty database in the cluster; its connection string. */
   createDatabase(name?: string): Promise<string>;
   /** Stops the server (fast shutdown) and starts it again on the same port; connections drop meanwhile. */
@@ -102,6 +104,16 @@ export async function startPostgresCluster(options: { settings?: Record<string, 
       }
       return `postgresql://postgres@127.0.0.1:${port}/${encodeURIComponent(name)}`;
     },
+    async rawBytes() {
+      const client = new pg.Client({ connectionString });
+      await client.connect();
+      try {
+        await client.query("CHECKPOINT");
+      } finally {
+        await client.end();
+      }
+      return Buffer.concat(await readTree(dataDirectory));
+    },
     async restart() {
       await pgCtl("-m", "fast", "-w", "stop");
       running = false;
@@ -111,6 +123,16 @@ export async function startPostgresCluster(options: { settings?: Record<string, 
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+async function readTree(folder: string): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  for (const entry of await readdir(folder, { withFileTypes: true })) {
+    const path = join(folder, entry.name);
+    if (entry.isDirectory()) chunks.push(...(await readTree(path)));
+    else if (entry.isFile()) chunks.push(await readFile(path));
+  }
+  return chunks;
 }
 
 function postgresIds(): { uid: number; gid: number } {
