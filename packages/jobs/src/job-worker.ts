@@ -29,6 +29,8 @@ export interface JobWorkerOptions {
   taskDefaults?: Partial<AgentTaskOptions>;
   /** Default: core's `startAgentTask`. */
   runTask?: RunTask;
+  /** Options for one job that cannot be stored (e.g. a Git host that depends on the job's labels), laid over the spec. */
+  taskOptionsFor?: (job: JobRecord) => Partial<AgentTaskOptions>;
   /** Jobs this worker runs at once. Default {@link defaultConcurrency}. */
   concurrency?: number;
   /** Default: a random id. */
@@ -296,14 +298,16 @@ export class JobWorker {
       }, 50);
     };
     const { model, ...spec } = job.spec;
+    const perJob = this.options.taskOptionsFor?.(job) ?? {};
     let outcome: JobOutcome | { status: "requeue"; error?: JobFailure } | undefined;
     try {
       if (entry.cancelRequested) throw agentError(ErrorCode.ABORTED, "Cancelled before it started.");
-      const gitHost = fencedGitHost(defaults.gitHost ?? createLocalGitHost(), () => this.confirmLease(entry));
+      const gitHost = fencedGitHost(perJob.gitHost ?? defaults.gitHost ?? createLocalGitHost(), () => this.confirmLease(entry));
       const handle = this.runTask({
         ...defaults,
         ...spec,
         ...(model ? { model } : {}),
+        ...perJob,
         gitHost,
         ...(gitToken ? { gitToken } : {}),
         secrets,
