@@ -64,7 +64,7 @@ export interface ApiServer extends AsyncDisposable {
   readonly queue: JobQueue;
   /** This process's worker; undefined for `role: "api"`. */
   readonly worker: JobWorker | undefined;
-  /** Stops listening, interrupts running jobs (retryable after a restart), closes streams and the database. */
+  /** Stops listening, puts running jobs back in the queue (for another worker or the next start), closes streams and the store. */
   close(): Promise<void>;
 }
 
@@ -346,6 +346,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       server.off("error", reject);
       resolve();
     });
+  }).catch(async (error: unknown) => {
+    // A server that cannot listen lets go of the database (and its lock) and touches no job.
+    await store.close();
+    throw error;
   });
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
