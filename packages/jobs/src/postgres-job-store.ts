@@ -21,6 +21,12 @@ export interface PostgresJobStoreOptions {
   maxConnections?: number;
   /** How often pg-boss's maintenance runs (archive, and the backstop expiry of deliveries). Default 60 s. */
   maintenanceIntervalSeconds?: number;
+  /**
+   * How long pg-boss lets a delivery stay active before it hands it out again. Our own lease is
+   * what keeps a running job; this only rescues a delivery whose worker died between taking it
+   * and marking the job running (a redelivery of a job that runs is dropped). Default 600 s.
+   */
+  deliveryExpirySeconds?: number;
   /** Told about connection errors the store survives (a database restart). */
   onError?: (error: Error) => void;
 }
@@ -70,8 +76,7 @@ CREATE TABLE IF NOT EXISTS running_agent_workers (
 
 const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 const NEXT_REVISION = "nextval('running_agent_job_revision')";
-/** A delivery pg-boss has not seen completed after this long is failed and retried by pg-boss itself: the backstop behind our own leases. */
-const DELIVERY_EXPIRY_SECONDS = 6 * 60 * 60;
+const DEFAULT_DELIVERY_EXPIRY_SECONDS = 10 * 60;
 
 interface JobRow {
   id: string;
@@ -123,7 +128,7 @@ export async function openPostgresJobStore(options: PostgresJobStoreOptions): Pr
     await pool.query(SCHEMA);
     await boss.start();
     if (!(await boss.getQueue(queueName))) {
-      await boss.createQueue(queueName, { name: queueName, policy: "standard", expireInSeconds: DELIVERY_EXPIRY_SECONDS }).catch(async (error: unknown) => {
+      await boss.createQueue(queueName, { name: queueName, policy: "standard", expireInSeconds: options.deliveryExpirySeconds ?? DEFAULT_DELIVERY_EXPIRY_SECONDS }).catch(async (error: unknown) => {
         // Another process created it at the same moment.
         if (!(await boss.getQueue(queueName))) throw error;
       });
@@ -133,7 +138,7 @@ export async function openPostgresJobStore(options: PostgresJobStoreOptions): Pr
     await pool.end().catch(() => undefined);
     throw new JobError(JobErrorCode.STORE_UNAVAILABLE, `Cannot open the PostgreSQL job store: ${(cause as Error).message}`, { cause });
   }
-  return new PostgresJobStore(pool, boss, queueName, secretBox);
+  return new PostgresJobStore(pool, boss, queueName, secretBox, options.deliveryExpirySeconds ?? DEFAULT_DELIVERY_EXPIRY_SECONDS);
 }
 
 class PostgresJobStore implements JobStore {
@@ -145,6 +150,7 @@ class PostgresJobStore implements JobStore {
     private readonly boss: PgBoss,
     private readonly queueName: string,
     private readonly secretBox: SecretBox | undefined,
+    private readonly deliveryExpirySeconds: number,
   ) {}
 
   async submit(input: SubmitJobInput): Promise<{ job: JobRecord; created: boolean }> {
@@ -331,16 +337,26 @@ class PostgresJobStore implements JobStore {
 
   async requeue(workerId: string, jobId: string, error?: JobFailure): Promise<boolean> {
     return this.transaction(async (client) => {
-      const { rows } = await client.query<{ queue_job_id: string; retry_delay_ms: number }>(
+      const { rows } = await client.query<{ queue_job_id: string; retry_delay_ms: number; attempts: number }>(
         `UPDATE running_agent_jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL, attempts = attempts - $3, error = COALESCE($4, error), revision = ${NEXT_REVISION}
-         WHERE id = $1 AND worker_id = $2 AND status = 'running' RETURNING queue_job_id, retry_delay_ms`,
+         WHERE id = $1 AND worker_id = $2 AND status = 'running' RETURNING queue_job_id, retry_delay_ms, attempts`,
         [jobId, workerId, error ? 0 : 1, error ? JSON.stringify(error) : null],
       );
       const row = rows[0];
       if (!row) return false;
       // A failure goes back through pg-boss's retry, which waits its backoff; a graceful stop is delivered again at once.
-      if (error) await this.boss.fail(this.queueName, row.queue_job_id, { message: error.message }, { db: executorOf(client) });
-      else await this.redeliver(client, jobId, row.queue_job_id, row.retry_delay_ms);
+      if (!error) {
+        await this.redeliver(client, jobId, row.queue_job_id, row.retry_delay_ms);
+        return true;
+      }
+      const db = executorOf(client);
+      await this.boss.fail(this.queueName, row.queue_job_id, { message: error.message }, { db });
+      // pg-boss may have expired and handed out that delivery meanwhile (a long run): then it is gone, and a new one waits the backoff.
+      const delivery = await this.boss.getJobById(this.queueName, row.queue_job_id, { db, includeArchive: false });
+      if (delivery?.state !== "retry" && delivery?.state !== "created") {
+        const delaySeconds = Math.ceil((row.retry_delay_ms * 2 ** Math.max(0, row.attempts - 1)) / 1000);
+        await this.redeliver(client, jobId, row.queue_job_id, row.retry_delay_ms, delaySeconds);
+      }
       return true;
     });
   }
@@ -386,15 +402,15 @@ class PostgresJobStore implements JobStore {
       retryLimit: 1000,
       retryDelay: Math.max(1, Math.round(retryDelayMs / 1000)),
       retryBackoff: true,
-      expireInSeconds: DELIVERY_EXPIRY_SECONDS,
+      expireInSeconds: this.deliveryExpirySeconds,
       db: executorOf(client),
     });
   }
 
-  private async redeliver(client: Executor, jobId: string, previousDeliveryId: string, retryDelayMs: number): Promise<void> {
+  private async redeliver(client: Executor, jobId: string, previousDeliveryId: string, retryDelayMs: number, delaySeconds = 0): Promise<void> {
     const deliveryId = randomUUID();
     await client.query("UPDATE running_agent_jobs SET queue_job_id = $2 WHERE id = $1", [jobId, deliveryId]);
-    await this.deliver(client, jobId, deliveryId, 0, retryDelayMs);
+    await this.deliver(client, jobId, deliveryId, delaySeconds, retryDelayMs);
     await this.boss.cancel(this.queueName, previousDeliveryId, { db: executorOf(client) });
   }
 
