@@ -28,6 +28,16 @@ export interface ApiServerOptions {
   gitHostDescription?: string;
   /** Required (as `Authorization: Bearer` or `x-api-key`) on write endpoints when set. */
   apiKey?: string | undefined;
+  /**
+   * Also require the API key on the read endpoints (status, result, jobs, both event streams;
+   * `/health` and the dashboard's files stay open). The streams also take it as `?api_key=`,
+   * since EventSource cannot send headers. Needs `apiKey`. Default false.
+   */
+  protectReads?: boolean;
+  /** Longest a client may take to send a request's headers; then 408 and the connection closes. Default 10 000 ms. */
+  headersTimeoutMs?: number;
+  /** Longest a client may take to send a whole request, body included (slow senders are cut off with 408). Default 30 000 ms. */
+  requestTimeoutMs?: number;
   /** Jobs running at once in this process. Default: sized from free memory (about 0.5 GB per running OpenCode). */
   concurrency?: number;
   /** The worker's lease on a job it runs. Default 30 s. */
@@ -83,10 +93,17 @@ const DEFAULT_BODY_LIMIT = 64 * 1024;
 /** Past this many bytes an oversized upload is cut off instead of drained. */
 const DRAIN_LIMIT = 16 * 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /** Starts the HTTP API on the given host and port, after recovering the jobs a previous process left. */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const log = options.log ?? (() => undefined);
+  if (options.protectReads && !options.apiKey) throw new Error("protectReads needs an apiKey: there is no key to ask readers for.");
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const requestTimeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  // node:http refuses a headers timeout longer than the request timeout; say so in our words.
+  if (headersTimeout > requestTimeout) throw new Error(`headersTimeoutMs (${headersTimeout}) must not be longer than requestTimeoutMs (${requestTimeout}).`);
   if (!options.store && !options.databasePath) throw new TypeError("startApiServer needs databasePath (the embedded store) or store.");
   // The embedded store refuses a second process on the file (STORE_LOCKED) before any row is read or written.
   const store = options.store ?? openSqliteJobStore({ path: options.databasePath! });
@@ -116,7 +133,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const streams = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
 
-  const server = createServer((request, response) => {
+  // Node checks both timeouts every connectionsCheckingInterval (30 s by default): check often enough for short limits.
+  const connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4)));
+  const server = createServer({ headersTimeout, requestTimeout, connectionsCheckingInterval }, (request, response) => {
     const startedAt = Date.now();
     response.setHeader("access-control-allow-origin", corsOrigin);
     response.setHeader("vary", "origin");
@@ -170,6 +189,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       throw new HttpError(405, "method_not_allowed", `${url.pathname} takes ${route.allowed}, not ${method}.`);
     }
     if (route.allowed === "POST") checkApiKey(request);
+    else if (options.protectReads && route.name !== "health") checkApiKey(request, route.name === "events" || route.name === "all-events" ? url : undefined);
 
     switch (route.name) {
       case "health": {
@@ -235,10 +255,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     return job;
   }
 
-  function checkApiKey(request: IncomingMessage): void {
+  /** `streamUrl`: an event stream's URL, whose `api_key` parameter also counts (EventSource sends no headers). */
+  function checkApiKey(request: IncomingMessage, streamUrl?: URL): void {
     if (!options.apiKey) return;
     const authorization = request.headers.authorization;
-    const given = typeof request.headers["x-api-key"] === "string" ? request.headers["x-api-key"] : authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
+    const given = typeof request.headers["x-api-key"] === "string" ? request.headers["x-api-key"] : (authorization?.match(/^Bearer\s+(.+)$/i)?.[1] ?? streamUrl?.searchParams.get("api_key") ?? undefined);
     if (given === undefined) {
       throw new HttpError(401, "api_key_required", "This endpoint needs the API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.");
     }
@@ -250,22 +271,22 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   async function readJsonBody(request: IncomingMessage, readOptions: { required: boolean }): Promise<unknown> {
     const declared = Number(request.headers["content-length"] ?? "0");
     if (declared > bodyLimit) {
-      await drain(request);
+      discardRest(request);
       throw new HttpError(413, "body_too_large", `The request body is ${declared} bytes; the limit is ${bodyLimit}.`);
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
-    for await (const chunk of request as AsyncIterable<Buffer>) {
+    // Leaving the loop early must not destroy the request: that resets the connection before the 413 is read.
+    for await (const chunk of request.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > DRAIN_LIMIT) {
-        request.destroy();
-        break;
-      }
-      if (size > bodyLimit) tooLarge = true;
-      else chunks.push(chunk);
+      if (size > bodyLimit) break;
+      chunks.push(chunk);
     }
-    if (tooLarge) throw new HttpError(413, "body_too_large", `The request body is over the limit of ${bodyLimit} bytes.`);
+    if (size > bodyLimit) {
+      // Answered now, not once the client has sent it all (a chunked body declares no size).
+      discardRest(request);
+      throw new HttpError(413, "body_too_large", `The request body is over the limit of ${bodyLimit} bytes.`);
+    }
     const text = Buffer.concat(chunks).toString("utf8");
     if (text.trim().length === 0) {
       if (readOptions.required) throw new HttpError(400, "body_required", 'The request needs a JSON body, e.g. {"repo_url": "...", "task": "..."}.');
@@ -416,15 +437,18 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   response.end(text);
 }
 
-async function drain(request: IncomingMessage): Promise<void> {
+/**
+ * Reads and drops the rest of a refused body, so that the connection ends cleanly after the
+ * answer (closing on unread data resets it, and the client may never see the answer); past
+ * DRAIN_LIMIT bytes the connection is cut. The request timeout bounds how long this takes.
+ */
+function discardRest(request: IncomingMessage): void {
   let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
+  request.on("data", (chunk: Buffer) => {
     size += chunk.length;
-    if (size > DRAIN_LIMIT) {
-      request.destroy();
-      return;
-    }
-  }
+    if (size > DRAIN_LIMIT) request.socket.destroy();
+  });
+  request.resume();
 }
 
 /**

@@ -39,6 +39,13 @@ describe("loadServerConfig", () => {
     expect(() => loadServerConfig({ DATABASE_URL: "mysql://x" })).toThrow(/DATABASE_URL must be a postgres/);
   });
 
+  it("reads the sandbox pool's size and idle time (none by default)", () => {
+    expect(loadServerConfig({}).pool).toEqual({ size: 0, idleTimeoutMs: undefined });
+    expect(loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "2", RUNNING_AGENT_POOL_IDLE_MS: "60000" }).pool).toEqual({ size: 2, idleTimeoutMs: 60_000 });
+    expect(() => loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "-1" })).toThrow(/RUNNING_AGENT_POOL_SIZE: .*at least 0/);
+    expect(() => loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "100" })).toThrow(/RUNNING_AGENT_POOL_SIZE: .*at most 32/);
+  });
+
   it("names every bad variable", () => {
     expect(() =>
       loadServerConfig({ PORT: "eighty", RUNNING_AGENT_CONCURRENCY: "0", RUNNING_AGENT_SANDBOX: "podman", RUNNING_AGENT_API_KEY: "short", GITHUB_API_URL: "not a url" }),
@@ -55,5 +62,17 @@ describe("loadServerConfig", () => {
     });
     expect(() => loadServerConfig({ RUNNING_AGENT_SANDBOX: "docker" })).toThrow(/RUNNING_AGENT_DOCKER_NETWORK: the scripted model listens on this machine's loopback.*RUNNING_AGENT_DOCKER_NETWORK=host/);
     expect(() => loadServerConfig({ RUNNING_AGENT_SANDBOX: "docker", RUNNING_AGENT_DOCKER_NETWORK: "--privileged" })).toThrow(/must be bridge, host, none or the name of a Docker network/);
+  });
+
+  it("reads protected reads and the request timeouts, and refuses protected reads without a key", () => {
+    expect(loadServerConfig({})).toMatchObject({ protectReads: false, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 });
+    expect(loadServerConfig({ RUNNING_AGENT_API_KEY: "a-long-key", RUNNING_AGENT_PROTECT_READS: "true", RUNNING_AGENT_HEADERS_TIMEOUT_MS: "2000", RUNNING_AGENT_REQUEST_TIMEOUT_MS: "5000" })).toMatchObject({
+      protectReads: true,
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 5000,
+    });
+    expect(() => loadServerConfig({ RUNNING_AGENT_PROTECT_READS: "1" })).toThrow(/RUNNING_AGENT_PROTECT_READS: protecting the read endpoints needs RUNNING_AGENT_API_KEY/);
+    expect(() => loadServerConfig({ RUNNING_AGENT_PROTECT_READS: "yes" })).toThrow(/must be true or false/);
+    expect(() => loadServerConfig({ RUNNING_AGENT_HEADERS_TIMEOUT_MS: "60000", RUNNING_AGENT_REQUEST_TIMEOUT_MS: "30000" })).toThrow(/RUNNING_AGENT_HEADERS_TIMEOUT_MS: must not be longer/);
   });
 });

@@ -15,6 +15,11 @@ export interface ServerConfig {
   secretKey: string | undefined;
   role: ServerRole;
   apiKey: string | undefined;
+  /** Whether the read endpoints need the API key too. */
+  protectReads: boolean;
+  /** node:http's headersTimeout and requestTimeout: slow senders are cut off with 408. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   /** Jobs this process runs at once: RUNNING_AGENT_CONCURRENCY, else sized from free memory (about 0.5 GB per running OpenCode). */
   concurrency: number;
   bodyLimitBytes: number;
@@ -23,6 +28,8 @@ export interface ServerConfig {
   sandbox: "local" | "local-unisolated" | "docker";
   /** For the `docker` sandbox: the image (undefined: the package's default image) and the network tasks join (undefined: the package's default, `bridge`). */
   docker: { image: string | undefined; network: "bridge" | "host" | "none" | { name: string } | undefined };
+  /** Sandboxes held ready (OpenCode started) for tasks on the configured model: 0 = no pool; and how long an unused one lives (undefined: core's default). */
+  pool: { size: number; idleTimeoutMs: number | undefined };
   /** The built dashboard to serve at `/`; undefined: none (main.ts falls back to the dashboard's `dist` when it exists). */
   dashboardDirectory: string | undefined;
   /** `local`: paths and file:// URLs on this machine; `github`: GitHub or GitHub Enterprise Server. */
@@ -45,12 +52,17 @@ const EnvironmentSchema = z.object({
   RUNNING_AGENT_SECRET_KEY: z.string().min(1).optional(),
   RUNNING_AGENT_ROLE: z.enum(["api", "worker", "both"], { error: "RUNNING_AGENT_ROLE (or --role) must be api, worker or both." }).default("both"),
   RUNNING_AGENT_API_KEY: z.string().min(8, "RUNNING_AGENT_API_KEY must be at least 8 characters.").optional(),
+  RUNNING_AGENT_PROTECT_READS: z.enum(["true", "false", "1", "0"], { error: "RUNNING_AGENT_PROTECT_READS must be true or false." }).default("false"),
+  RUNNING_AGENT_HEADERS_TIMEOUT_MS: whole("RUNNING_AGENT_HEADERS_TIMEOUT_MS", 100, 3_600_000).default(10_000),
+  RUNNING_AGENT_REQUEST_TIMEOUT_MS: whole("RUNNING_AGENT_REQUEST_TIMEOUT_MS", 100, 3_600_000).default(30_000),
   RUNNING_AGENT_CONCURRENCY: whole("RUNNING_AGENT_CONCURRENCY", 1, 64).optional(),
   RUNNING_AGENT_BODY_LIMIT: whole("RUNNING_AGENT_BODY_LIMIT", 1024, 16 * 1024 * 1024).default(64 * 1024),
   RUNNING_AGENT_CORS_ORIGIN: z.string().min(1).default("*"),
   RUNNING_AGENT_SANDBOX: z.enum(["local", "local-unisolated", "docker"], { error: "RUNNING_AGENT_SANDBOX must be local, local-unisolated or docker." }).default("local"),
   RUNNING_AGENT_DOCKER_IMAGE: z.string().min(1).optional(),
   RUNNING_AGENT_DOCKER_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "RUNNING_AGENT_DOCKER_NETWORK must be bridge, host, none or the name of a Docker network.").optional(),
+  RUNNING_AGENT_POOL_SIZE: whole("RUNNING_AGENT_POOL_SIZE", 0, 32).default(0),
+  RUNNING_AGENT_POOL_IDLE_MS: whole("RUNNING_AGENT_POOL_IDLE_MS", 1_000, 24 * 3_600_000).optional(),
   RUNNING_AGENT_DASHBOARD_DIR: z.string().min(1).optional(),
   RUNNING_AGENT_GIT_HOST: z.enum(["local", "github"], { error: "RUNNING_AGENT_GIT_HOST must be local or github." }).default("local"),
   RUNNING_AGENT_MODEL: z.string().min(1).optional(),
@@ -64,6 +76,12 @@ const EnvironmentSchema = z.object({
   // An embedded file is locked by one process: an API without a worker there, or a worker without an API, could never share it.
   if (env.RUNNING_AGENT_ROLE !== "both" && !env.DATABASE_URL) {
     context.addIssue({ code: "custom", path: ["RUNNING_AGENT_ROLE"], message: `role ${env.RUNNING_AGENT_ROLE} needs DATABASE_URL (PostgreSQL): the embedded database belongs to one process, which serves and runs jobs (role both).` });
+  }
+  if ((env.RUNNING_AGENT_PROTECT_READS === "true" || env.RUNNING_AGENT_PROTECT_READS === "1") && !env.RUNNING_AGENT_API_KEY) {
+    context.addIssue({ code: "custom", path: ["RUNNING_AGENT_PROTECT_READS"], message: "protecting the read endpoints needs RUNNING_AGENT_API_KEY." });
+  }
+  if (env.RUNNING_AGENT_HEADERS_TIMEOUT_MS > env.RUNNING_AGENT_REQUEST_TIMEOUT_MS) {
+    context.addIssue({ code: "custom", path: ["RUNNING_AGENT_HEADERS_TIMEOUT_MS"], message: "must not be longer than RUNNING_AGENT_REQUEST_TIMEOUT_MS." });
   }
   // The scripted model listens on this machine's loopback, which a container reaches only with host networking.
   const scripted = env.RUNNING_AGENT_MODEL === "scripted" || (env.RUNNING_AGENT_MODEL === undefined && !env.GEMINI_API_KEY);
@@ -97,11 +115,15 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     secretKey: env.RUNNING_AGENT_SECRET_KEY,
     role: env.RUNNING_AGENT_ROLE,
     apiKey: env.RUNNING_AGENT_API_KEY,
+    protectReads: env.RUNNING_AGENT_PROTECT_READS === "true" || env.RUNNING_AGENT_PROTECT_READS === "1",
+    headersTimeoutMs: env.RUNNING_AGENT_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: env.RUNNING_AGENT_REQUEST_TIMEOUT_MS,
     concurrency: env.RUNNING_AGENT_CONCURRENCY ?? defaultConcurrency(),
     bodyLimitBytes: env.RUNNING_AGENT_BODY_LIMIT,
     corsOrigin: env.RUNNING_AGENT_CORS_ORIGIN,
     sandbox: env.RUNNING_AGENT_SANDBOX,
     docker: { image: env.RUNNING_AGENT_DOCKER_IMAGE, network: dockerNetworkOf(env.RUNNING_AGENT_DOCKER_NETWORK) },
+    pool: { size: env.RUNNING_AGENT_POOL_SIZE, idleTimeoutMs: env.RUNNING_AGENT_POOL_IDLE_MS },
     dashboardDirectory: env.RUNNING_AGENT_DASHBOARD_DIR,
     gitHost: env.RUNNING_AGENT_GIT_HOST,
     model: env.RUNNING_AGENT_MODEL ?? (env.GEMINI_API_KEY ? undefined : "scripted"),

@@ -19,6 +19,8 @@ export const ErrorCode = {
   UNSUPPORTED_SPEC_VERSION: "UNSUPPORTED_SPEC_VERSION",
   CAPABILITY_UNSUPPORTED: "CAPABILITY_UNSUPPORTED",
   UNSUPPORTED_REPO: "UNSUPPORTED_REPO",
+  /** A sandbox provider or Git host answered outside its spec (e.g. `null` where a result was due). */
+  SPEC_VIOLATION: "SPEC_VIOLATION",
   // Git host and credentials.
   AUTH_FAILED: "AUTH_FAILED",
   PERMISSION_DENIED: "PERMISSION_DENIED",
@@ -44,13 +46,19 @@ export const ErrorCode = {
   SANDBOX_DESTROYED: "SANDBOX_DESTROYED",
   // The loop.
   CLONE_FAILED: "CLONE_FAILED",
+  /** A Git remote sent and took nothing for `gitStallTimeoutMs` during a clone, fetch or push; `details.remote` names it. */
+  GIT_REMOTE_STALLED: "GIT_REMOTE_STALLED",
   SETUP_FAILED: "SETUP_FAILED",
   AGENT_START_FAILED: "AGENT_START_FAILED",
   AGENT_FAILED: "AGENT_FAILED",
   AGENT_TIMEOUT: "AGENT_TIMEOUT",
+  /** `handle.say()` after the agent's last round, or a message still queued when the task ended. */
+  AGENT_FINISHED: "AGENT_FINISHED",
   MODEL_ERROR: "MODEL_ERROR",
   COLLECT_FAILED: "COLLECT_FAILED",
   UNSAFE_PATH: "UNSAFE_PATH",
+  /** Checks still failed after the last fix round and `onChecksFailed` is `"fail"`; `details.rounds` holds the results. */
+  CHECKS_FAILED: "CHECKS_FAILED",
   COMMIT_FAILED: "COMMIT_FAILED",
   PUSH_FAILED: "PUSH_FAILED",
   PUSH_REJECTED: "PUSH_REJECTED",

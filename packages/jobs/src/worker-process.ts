@@ -51,9 +51,9 @@ function fixedDelayTask(ms: number): RunTask {
             changes: [],
             summary: "",
             model: "fixed/delay",
-            usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
+            usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0, costSource: "unknown" },
             timings: { total: ms },
-          } as AgentTaskResult),
+          } as unknown as AgentTaskResult),
         ms,
       );
       stop = () => {
@@ -63,6 +63,9 @@ function fixedDelayTask(ms: number): RunTask {
     });
     result.catch(() => undefined);
     options.onEvent?.({ type: "phase", phase: "agent", status: "started", taskId, at: Date.now() });
-    return { taskId, result, events: [], cancel: async () => stop(), [Symbol.asyncIterator]: async function* () {} };
+    const say = async (): Promise<void> => {
+      throw agentError(ErrorCode.INVALID_OPTIONS, "A fixed-delay task takes no messages.");
+    };
+    return { taskId, result, events: [], cancel: async () => stop(), say, [Symbol.asyncIterator]: async function* () {} };
   };
 }
