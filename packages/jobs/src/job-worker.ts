@@ -57,6 +57,7 @@ export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.GIT_HOST_ERROR,
   ErrorCode.AGENT_START_FAILED,
   ErrorCode.PUSH_FAILED,
+  ErrorCode.GIT_REMOTE_STALLED,
 ]);
 
 export function isRetryableFailure(failure: JobFailure): boolean {
