@@ -57,6 +57,15 @@ async function getJson(path: string): Promise<{ status: number; body: any }> {
   return { status: response.status, body: (await response.json()) as any };
 }
 
+/** Reads the job until `check` holds: a worker stores what happens a few milliseconds after it happens. */
+async function waitForJob(jobId: string, check: (job: any) => boolean): Promise<any> {
+  for (;;) {
+    const { body } = await getJson(`/status/${jobId}`);
+    if (check(body)) return body;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function waitForStatus(jobId: string, wanted: string): Promise<any> {
   for (;;) {
     const { body } = await getJson(`/status/${jobId}`);
@@ -76,10 +85,11 @@ describe("the seed's endpoints", () => {
     expect(rest).toEqual({ status: "queued" });
 
     const [task] = await runner.waitForTasks(1);
-    expect(task!.options).toMatchObject({ repo: REPO, task: "Add unit tests for the utils module", taskId: jobId });
+    // The branch is decided at submit: every attempt of the job pushes to it.
+    expect(task!.options).toMatchObject({ repo: REPO, task: "Add unit tests for the utils module", taskId: jobId, branch: expect.stringMatching(/^running-agent\/add-unit-tests-for-the-utils-module-[0-9a-f]{8}$/) });
     expect(task!.options.gitToken).toBeUndefined();
-    const running = await getJson(`/status/${jobId}`);
-    expect(running.body).toMatchObject({ job_id: jobId, status: "running", phase: "agent", user_id: "ada", pr_url: null, error: null });
+    const running = await waitForJob(jobId, (job) => job.phase === "agent");
+    expect(running).toMatchObject({ job_id: jobId, status: "running", phase: "agent", user_id: "ada", pr_url: null, error: null });
 
     task!.finish({ status: "completed" });
     const done = await waitForStatus(jobId, "completed");
@@ -93,7 +103,7 @@ describe("the seed's endpoints", () => {
       status: "completed",
       pr_url: "local://repo/change-requests/1",
       pull_request: { number: 1, url: "local://repo/change-requests/1" },
-      branch: "running-agent/task",
+      branch: task!.options.branch,
       changes: [{ path: "hello.txt", status: "added" }],
       timings: { validate: 1, agent: 5, total: 20 },
       error: null,
@@ -442,32 +452,35 @@ describe("tokens and restarts", () => {
     expect(logLines.join("\n")).not.toContain(API_KEY);
   });
 
-  it("after a restart: running jobs are interrupted and retryable, queued ones run, lost tokens are asked for again", async () => {
+  it("after a restart: the running job runs again on its branch, queued ones run, a token lost with the process is asked for again", async () => {
     await start({ concurrency: 1 });
-    const runningId = (await (await post("/submit", { repo_url: REPO, task: "running", github_token: "ghp_firstToken000" })).json()).job_id;
+    const runningId = (await (await post("/submit", { repo_url: REPO, task: "running" })).json()).job_id;
     const queuedId = (await (await post("/submit", { repo_url: REPO, task: "queued" })).json()).job_id;
-    const queuedWithTokenId = (await (await post("/submit", { repo_url: REPO, task: "queued with token", github_token: "ghp_secondToken000" })).json()).job_id;
-    await runner.waitForTasks(1);
+    const queuedWithTokenId = (await (await post("/submit", { repo_url: REPO, task: "queued with token", github_token: "ghp_firstToken000" })).json()).job_id;
+    const [first] = await runner.waitForTasks(1);
     await server!.close();
 
     runner = createGatedTaskRunner();
     await start({ concurrency: 1 });
-    const interrupted = (await getJson(`/status/${runningId}`)).body;
-    expect(interrupted).toMatchObject({ status: "interrupted", error: { code: "INTERRUPTED" } });
-    const tokenLost = (await getJson(`/status/${queuedWithTokenId}`)).body;
-    expect(tokenLost).toMatchObject({ status: "interrupted", error: { code: "GITHUB_TOKEN_LOST" } });
-
-    const [task] = await runner.waitForTasks(1);
-    expect(task!.options.task).toBe("queued");
-    task!.finish({ status: "completed" });
+    const [again] = await runner.waitForTasks(1);
+    expect(again!.options).toMatchObject({ task: "running", branch: first!.options.branch });
+    again!.finish({ status: "completed" });
+    expect(await waitForStatus(runningId, "completed")).toMatchObject({ error: null });
+    const [, queued] = await runner.waitForTasks(2);
+    expect(queued!.options.task).toBe("queued");
+    queued!.finish({ status: "completed" });
     await waitForStatus(queuedId, "completed");
+    // The embedded store keeps tokens in memory only: the new process cannot run that job.
+    const tokenLost = await waitForStatus(queuedWithTokenId, "failed");
+    expect(tokenLost).toMatchObject({ error: { code: "SECRET_LOST" } });
+    expect(runner.tasks.map((task) => task.options.task)).toEqual(["running", "queued"]);
 
-    const withoutToken = await post(`/jobs/${runningId}/retry`, "");
+    const withoutToken = await post(`/jobs/${queuedWithTokenId}/retry`, "");
     expect(withoutToken.status).toBe(409);
     expect(await withoutToken.json()).toMatchObject({ error: { code: "github_token_lost", message: expect.stringContaining("github_token") } });
-    const retried = await (await post(`/jobs/${runningId}/retry`, { github_token: "ghp_firstToken000" })).json();
-    const [, retryTask] = await runner.waitForTasks(2);
-    expect(retryTask!.options).toMatchObject({ task: "running", gitToken: "ghp_firstToken000" });
+    const retried = await (await post(`/jobs/${queuedWithTokenId}/retry`, { github_token: "ghp_firstToken000" })).json();
+    const [, , retryTask] = await runner.waitForTasks(3);
+    expect(retryTask!.options).toMatchObject({ task: "queued with token", gitToken: "ghp_firstToken000" });
     retryTask!.finish({ status: "completed" });
     await waitForStatus(retried.job_id, "completed");
   });
@@ -491,7 +504,11 @@ describe("leftover sandboxes at startup", () => {
     });
     expect(logLines.join("\n")).toMatch(/could not remove leftover docker sandboxes .*no-engine\.sock/);
     expect((await getJson("/health")).body).toMatchObject({ status: "ok" });
-    const [task] = await runner.waitForTasks(1);
+    // The job that was running when the server stopped went back to the queue, ahead of the queued one.
+    const [rerun] = await runner.waitForTasks(1);
+    expect(rerun!.options.task).toBe("running before the restart");
+    rerun!.finish({ status: "completed" });
+    const [, task] = await runner.waitForTasks(2);
     expect(task!.options.task).toBe("queued before the restart");
     task!.finish({ status: "completed" });
     await waitForStatus(queuedId, "completed");

@@ -3,19 +3,23 @@ import type { Socket } from "node:net";
 import { timingSafeEqual } from "node:crypto";
 import type { AgentTaskOptions, SandboxProvider } from "@running-agent/core";
 import { z } from "zod";
-import { JobQueue, JobRequestError, type JobStreamMessage, type RunTask } from "./job-queue.js";
+import { JobWorker, openSqliteJobStore, type JobStore, type RunTask } from "@running-agent/jobs";
+import { JobQueue, JobRequestError, type JobStreamMessage } from "./job-queue.js";
 import { createDashboardFiles } from "./dashboard-files.js";
 import { FINISHED_STATUSES } from "./job-record.js";
-import { JobStore } from "./job-store.js";
 import { toResultView, toStatusView } from "./job-views.js";
 import { ListJobsQuerySchema, RetryRequestSchema, SubmitRequestSchema, checkRepoUrl, describeIssues } from "./submit-request.js";
 
 /** Everything {@link startApiServer} takes. */
 export interface ApiServerOptions {
-  /** The SQLite file. Created when missing; jobs in it are recovered on start. */
-  databasePath: string;
-  /** Starts an agent task: core's `startAgentTask`. */
-  runTask: RunTask;
+  /** The embedded store's SQLite file (created when missing; locked while the server runs). Give this or `store`. */
+  databasePath?: string;
+  /** A job store of the caller's (PostgreSQL for several processes); closed with the server. */
+  store?: JobStore;
+  /** `both` (default): this process also runs jobs; `api`: it only serves, worker processes on the same store run the jobs. */
+  role?: "api" | "both";
+  /** Starts an agent task: core's `startAgentTask` (the default). */
+  runTask?: RunTask;
   /** Sandbox, Git host, model and other options every task gets. */
   taskDefaults?: Partial<AgentTaskOptions>;
   /** Whether the configured Git host serves a repo reference. Default: `taskDefaults.gitHost.supports`, else any. */
@@ -34,8 +38,12 @@ export interface ApiServerOptions {
   headersTimeoutMs?: number;
   /** Longest a client may take to send a whole request, body included (slow senders are cut off with 408). Default 30 000 ms. */
   requestTimeoutMs?: number;
-  /** Jobs running at once. Default 2. */
+  /** Jobs running at once in this process. Default: sized from free memory (about 0.5 GB per running OpenCode). */
   concurrency?: number;
+  /** The worker's lease on a job it runs. Default 30 s. */
+  leaseMs?: number;
+  /** This process's worker id (its work folder is named after it). Default: a random one. */
+  workerId?: string;
   /** Largest accepted request body in bytes. Default 64 KiB. */
   bodyLimitBytes?: number;
   /** `Access-Control-Allow-Origin`. Default `*`. */
@@ -64,7 +72,9 @@ export interface ApiServer extends AsyncDisposable {
   readonly port: number;
   readonly store: JobStore;
   readonly queue: JobQueue;
-  /** Stops listening, interrupts running jobs (retryable after a restart), closes streams and the database. */
+  /** This process's worker; undefined for `role: "api"`. */
+  readonly worker: JobWorker | undefined;
+  /** Stops listening, puts running jobs back in the queue (for another worker or the next start), closes streams and the store. */
   close(): Promise<void>;
 }
 
@@ -94,19 +104,25 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const requestTimeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   // node:http refuses a headers timeout longer than the request timeout; say so in our words.
   if (headersTimeout > requestTimeout) throw new Error(`headersTimeoutMs (${headersTimeout}) must not be longer than requestTimeoutMs (${requestTimeout}).`);
-  const store = new JobStore(options.databasePath);
-  const queue = new JobQueue({
-    store,
-    runTask: options.runTask,
-    taskDefaults: options.taskDefaults ?? {},
-    concurrency: options.concurrency ?? 2,
-    secrets: options.apiKey ? [options.apiKey] : [],
-    log,
-  });
-  const recovered = queue.recover();
-  if (recovered.interrupted.length > 0) log(`marked ${recovered.interrupted.length} job(s) interrupted: they were running when the server stopped`);
-  if (recovered.tokenLost.length > 0) log(`marked ${recovered.tokenLost.length} queued job(s) interrupted: their github_token was lost in the restart`);
-  if (options.reapOrphanSandboxes) await reapOrphanSandboxes(options.taskDefaults?.sandbox, log);
+  if (!options.store && !options.databasePath) throw new TypeError("startApiServer needs databasePath (the embedded store) or store.");
+  // The embedded store refuses a second process on the file (STORE_LOCKED) before any row is read or written.
+  const store = options.store ?? openSqliteJobStore({ path: options.databasePath! });
+  const worker =
+    options.role === "api"
+      ? undefined
+      : new JobWorker({
+          store,
+          ...(options.runTask ? { runTask: options.runTask } : {}),
+          taskDefaults: options.taskDefaults ?? {},
+          ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+          ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+          ...(options.workerId !== undefined ? { workerId: options.workerId } : {}),
+          secrets: options.apiKey ? [options.apiKey] : [],
+          log,
+        });
+  const queue = new JobQueue({ store, worker, log });
+  // Held by this process alone (the lock), an embedded store's leftover sandboxes are all a dead predecessor's.
+  if (options.reapOrphanSandboxes && store.kind === "embedded") await reapOrphanSandboxes(options.taskDefaults?.sandbox, log);
 
   const gitHost = options.taskDefaults?.gitHost;
   const supportsRepo = options.supportsRepo ?? (gitHost ? (repo: string) => gitHost.supports(repo) : () => true);
@@ -177,7 +193,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
     switch (route.name) {
       case "health": {
-        sendJson(response, 200, { status: "ok", running: queue.runningCount, concurrency: options.concurrency ?? 2, jobs: store.countByStatus(), auth: options.apiKey ? "api-key" : "none" });
+        const jobs = await queue.countByStatus();
+        sendJson(response, 200, { status: "ok", running: jobs.running ?? 0, concurrency: worker?.concurrency ?? 0, jobs, auth: options.apiKey ? "api-key" : "none", role: options.role ?? "both", store: store.kind });
         return;
       }
       case "submit": {
@@ -186,24 +203,24 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         if (!parsed.success) throw new HttpError(400, "invalid_request", describeIssues(parsed.error));
         const repoProblem = checkRepoUrl(parsed.data.repo_url, supportsRepo, gitHostDescription);
         if (repoProblem) throw new HttpError(400, "unsupported_repo_url", repoProblem);
-        const job = queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token });
+        const job = await queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token });
         sendJson(response, 200, { job_id: job.id, status: job.status });
         return;
       }
       case "status":
       case "job": {
-        sendJson(response, 200, toStatusView(findJob(route.id)));
+        sendJson(response, 200, toStatusView(await findJob(route.id)));
         return;
       }
       case "result": {
-        const job = findJob(route.id);
-        sendJson(response, 200, toResultView(job, store.events(job.id)));
+        const job = await findJob(route.id);
+        sendJson(response, 200, toResultView(job, await queue.events(job.id)));
         return;
       }
       case "jobs": {
         const parsed = ListJobsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
         if (!parsed.success) throw new HttpError(400, "invalid_query", describeIssues(parsed.error));
-        const jobs = store.list({ limit: parsed.data.limit, status: parsed.data.status, userId: parsed.data.user_id });
+        const jobs = await queue.list({ limit: parsed.data.limit, status: parsed.data.status, userId: parsed.data.user_id });
         sendJson(response, 200, { jobs: jobs.map(toStatusView) });
         return;
       }
@@ -217,23 +234,23 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         const body = await readJsonBody(request, { required: false });
         const parsed = RetryRequestSchema.safeParse(body ?? {});
         if (!parsed.success) throw new HttpError(400, "invalid_request", describeIssues(parsed.error));
-        const job = queue.retry(route.id, parsed.data.github_token);
+        const job = await queue.retry(route.id, parsed.data.github_token);
         sendJson(response, 200, { job_id: job.id, status: job.status, retry_of: route.id });
         return;
       }
       case "events": {
-        streamEvents(request, response, findJob(route.id).id, url);
+        streamEvents(request, response, (await findJob(route.id)).id, url);
         return;
       }
       case "all-events": {
-        streamStatuses(response);
+        await streamStatuses(response);
         return;
       }
     }
   }
 
-  function findJob(id: string) {
-    const job = store.get(id);
+  async function findJob(id: string) {
+    const job = await queue.get(id);
     if (!job) throw new HttpError(404, "job_not_found", `No job with id ${JSON.stringify(id)}.`);
     return job;
   }
@@ -307,42 +324,39 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         response.end();
       }
     };
-    // Reading the store and subscribing happen in the same tick, so no event falls between replay and live.
+    // The watch replays the stored events after Last-Event-ID, then follows the store (whichever process runs the job).
     response.write("retry: 2000\n\n");
-    const job = store.get(id)!;
-    let lastSeq = afterSeq.data;
-    for (const stored of store.events(id, afterSeq.data)) {
-      write({ kind: "event", seq: stored.seq, event: stored.event });
-      lastSeq = stored.seq;
-    }
-    write({ kind: "status", job });
-    if (response.writableEnded) {
-      streams.delete(response);
-      return;
-    }
-    const unsubscribe = queue.subscribe(id, (message) => {
-      if (message.kind === "event" && message.seq <= lastSeq) return;
-      write(message);
-    });
+    const closed = new AbortController();
     const heartbeat = setInterval(() => response.write(": heartbeat\n\n"), HEARTBEAT_MS);
     response.on("close", () => {
       clearInterval(heartbeat);
-      unsubscribe();
+      closed.abort();
       streams.delete(response);
     });
+    void (async () => {
+      for await (const message of queue.watch(id, afterSeq.data, closed.signal)) write(message);
+    })()
+      .catch((error: unknown) => log(`event stream of job ${id} failed: ${error instanceof Error ? error.message : String(error)}`))
+      .finally(() => {
+        if (!response.writableEnded) response.end();
+      });
   }
 
   /** Server-sent `status` events for every job change, for live job lists. Clients re-read `GET /jobs` on (re)connect. */
-  function streamStatuses(response: ServerResponse): void {
-    const unsubscribe = queue.subscribeToStatuses((job) => response.write(`event: status\ndata: ${JSON.stringify(toStatusView(job))}\n\n`));
-    // Subscribed before the headers go out: a client that has the headers misses nothing.
+  async function streamStatuses(response: ServerResponse): Promise<void> {
+    const closed = new AbortController();
+    // The watch starts from the store's revision before the headers go out: a client that has the headers misses nothing.
+    const fromRevision = await store.currentRevision();
+    void (async () => {
+      for await (const job of queue.watchStatuses(closed.signal, fromRevision)) response.write(`event: status\ndata: ${JSON.stringify(toStatusView(job))}\n\n`);
+    })().catch((error: unknown) => log(`status stream failed: ${error instanceof Error ? error.message : String(error)}`));
     response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
     streams.add(response);
     response.write("retry: 2000\n\n");
     const heartbeat = setInterval(() => response.write(": heartbeat\n\n"), HEARTBEAT_MS);
     response.on("close", () => {
       clearInterval(heartbeat);
-      unsubscribe();
+      closed.abort();
       streams.delete(response);
     });
   }
@@ -353,21 +367,27 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       server.off("error", reject);
       resolve();
     });
+  }).catch(async (error: unknown) => {
+    // A server that cannot listen lets go of the database (and its lock) and touches no job.
+    await store.close();
+    throw error;
   });
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
   const host = options.host ?? "127.0.0.1";
-  queue.pump();
+  await worker?.start();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      await queue.close();
+      // Running jobs go back to the queue for another worker or the next start.
+      await worker?.stop();
+      queue.close();
       for (const stream of streams) stream.end();
       for (const socket of sockets) socket.destroy();
       await stopped;
-      store.close();
+      await store.close();
     })();
     return closing;
   };
@@ -377,6 +397,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     port,
     store,
     queue,
+    worker,
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { defaultConcurrency } from "@running-agent/jobs";
 import { loadServerConfig } from "./server-config.js";
 
 describe("loadServerConfig", () => {
@@ -7,7 +8,9 @@ describe("loadServerConfig", () => {
       host: "127.0.0.1",
       port: 8787,
       apiKey: undefined,
-      concurrency: 2,
+      concurrency: defaultConcurrency(),
+      role: "both",
+      databaseUrl: undefined,
       bodyLimitBytes: 65536,
       sandbox: "local",
       gitHost: "local",
@@ -23,6 +26,17 @@ describe("loadServerConfig", () => {
   it("treats empty variables as unset and reads the rest", () => {
     const config = loadServerConfig({ PORT: "", RUNNING_AGENT_API_KEY: "", RUNNING_AGENT_CONCURRENCY: "4", RUNNING_AGENT_GIT_HOST: "github", GITHUB_API_URL: "http://127.0.0.1:9/api/v3" });
     expect(config).toMatchObject({ port: 8787, apiKey: undefined, concurrency: 4, gitHost: "github", github: { apiUrl: "http://127.0.0.1:9/api/v3" } });
+  });
+
+  it("sizes concurrency from free memory, about 0.5 GB per running OpenCode", () => {
+    const gib = 1024 ** 3;
+    expect([defaultConcurrency(0), defaultConcurrency(0.4 * gib), defaultConcurrency(3.2 * gib), defaultConcurrency(64 * gib)]).toEqual([1, 1, 6, 16]);
+  });
+
+  it("takes DATABASE_URL for several processes; roles other than both need it", () => {
+    expect(loadServerConfig({ DATABASE_URL: "postgres://u@127.0.0.1:5432/jobs", RUNNING_AGENT_ROLE: "worker" })).toMatchObject({ databaseUrl: "postgres://u@127.0.0.1:5432/jobs", role: "worker" });
+    expect(() => loadServerConfig({ RUNNING_AGENT_ROLE: "api" })).toThrow(/RUNNING_AGENT_ROLE: role api needs DATABASE_URL/);
+    expect(() => loadServerConfig({ DATABASE_URL: "mysql://x" })).toThrow(/DATABASE_URL must be a postgres/);
   });
 
   it("reads the sandbox pool's size and idle time (none by default)", () => {
