@@ -203,7 +203,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         if (!parsed.success) throw new HttpError(400, "invalid_request", describeIssues(parsed.error));
         const repoProblem = checkRepoUrl(parsed.data.repo_url, supportsRepo, gitHostDescription);
         if (repoProblem) throw new HttpError(400, "unsupported_repo_url", repoProblem);
-        const job = await queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token });
+        const { checks, max_fix_rounds: maxFixRounds, on_checks_failed: onChecksFailed } = parsed.data;
+        const verify = {
+          ...(checks !== undefined ? { checks: checks === "auto" ? ("auto" as const) : checks.map(({ name, command, timeout_ms }) => ({ name, command, ...(timeout_ms !== undefined ? { timeoutMs: timeout_ms } : {}) })) } : {}),
+          ...(maxFixRounds !== undefined ? { maxFixRounds } : {}),
+          ...(onChecksFailed !== undefined ? { onChecksFailed } : {}),
+        };
+        const job = await queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token, verify });
         sendJson(response, 200, { job_id: job.id, status: job.status });
         return;
       }

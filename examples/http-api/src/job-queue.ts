@@ -1,4 +1,4 @@
-import { FINISHED_JOB_STATUSES, watchJob, watchJobChanges, type JobRecord as StoredJob, type JobStore, type JobWorker } from "@running-agent/jobs";
+import { FINISHED_JOB_STATUSES, watchJob, watchJobChanges, type JobRecord as StoredJob, type JobSpec, type JobStore, type JobWorker } from "@running-agent/jobs";
 import { RETRYABLE_STATUSES, type JobRecord, type StoredJobEvent } from "./job-record.js";
 import type { StoredAgentEvent } from "@running-agent/jobs";
 
@@ -12,6 +12,8 @@ export interface JobSubmission {
   userId?: string | undefined;
   /** Kept in this process's memory (embedded store) or sealed with the operator's key (PostgreSQL). */
   githubToken?: string | undefined;
+  /** Checks, fix rounds and the policy for a last failure (core's options of the same names). */
+  verify?: Pick<JobSpec, "checks" | "maxFixRounds" | "onChecksFailed">;
 }
 
 export interface JobQueueOptions {
@@ -58,7 +60,7 @@ export class JobQueue {
 
   async submit(submission: JobSubmission): Promise<JobRecord> {
     const { job } = await this.options.store.submit({
-      spec: { repo: submission.repoUrl, task: submission.task },
+      spec: { repo: submission.repoUrl, task: submission.task, ...submission.verify },
       labels: submission.userId ? { userId: submission.userId } : {},
       ...(submission.githubToken ? { secrets: { gitToken: submission.githubToken } } : {}),
     });
@@ -84,7 +86,7 @@ export class JobQueue {
       );
     }
     const { job } = await this.options.store.submit({
-      spec: { repo: previous.repoUrl, task: previous.task },
+      spec: { repo: previous.repoUrl, task: previous.task, ...previous.verify },
       labels: { ...(previous.userId ? { userId: previous.userId } : {}), retryOf: id },
       ...(token ? { secrets: { gitToken: token } } : {}),
     });
@@ -166,6 +168,11 @@ export function toApiJob(job: StoredJob): JobRecord {
     status: job.status,
     repoUrl: job.spec.repo,
     task: job.spec.task,
+    verify: {
+      ...(job.spec.checks !== undefined ? { checks: job.spec.checks } : {}),
+      ...(job.spec.maxFixRounds !== undefined ? { maxFixRounds: job.spec.maxFixRounds } : {}),
+      ...(job.spec.onChecksFailed !== undefined ? { onChecksFailed: job.spec.onChecksFailed } : {}),
+    },
     userId: job.labels.userId,
     hasGithubToken: job.hasSecrets,
     retryOf: job.labels.retryOf,

@@ -1,5 +1,5 @@
 import type { AgentTaskResult, Phase } from "@running-agent/core";
-import type { StoredAgentEvent } from "@running-agent/jobs";
+import type { JobSpec, StoredAgentEvent } from "@running-agent/jobs";
 
 /**
  * A job's life: `queued` → `running` → `completed` | `no_changes` | `failed` | `cancelled`.
@@ -27,6 +27,8 @@ export interface JobRecord {
   status: JobStatus;
   repoUrl: string;
   task: string;
+  /** The checks it runs, its fix rounds and the policy for a last failure, as submitted. */
+  verify: Pick<JobSpec, "checks" | "maxFixRounds" | "onChecksFailed">;
   userId: string | undefined;
   /** The submitter sent a `github_token` (kept in memory only). */
   hasGithubToken: boolean;

@@ -29,6 +29,10 @@ export const STORABLE_OPTION_NAMES = [
   "agentTimeoutMs",
   "modelProxy",
   "allowRepoAgentConfig",
+  "checks",
+  "maxFixRounds",
+  "onChecksFailed",
+  "gitStallTimeoutMs",
 ] as const;
 
 /** What a job runs: the storable options of `runAgentTask`, and a model named as `provider/model` (its key stays with the worker). */
