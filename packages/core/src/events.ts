@@ -45,6 +45,13 @@ export interface SandboxEvent extends EventBase {
   pooled?: boolean;
 }
 
+/** The sandbox is gone (teardown): how long it lived, from the request to open it to its destruction. */
+export interface SandboxDestroyedEvent extends EventBase {
+  type: "sandbox.destroyed";
+  sandboxId: string;
+  lifetimeMs: number;
+}
+
 /** Output of a setup command. */
 export interface CommandOutputEvent extends EventBase {
   type: "command.output";
@@ -187,6 +194,7 @@ export type AgentTaskEvent =
   | WarningEvent
   | LogEvent
   | SandboxEvent
+  | SandboxDestroyedEvent
   | CommandOutputEvent
   | AgentTextEvent
   | AgentToolEvent

@@ -239,6 +239,7 @@ function buildResult(context: TaskContext): AgentTaskResult {
     model: `${options.model.provider}/${options.model.model}`,
     usage: context.usage,
     agentRounds: context.agentRounds,
+    ...(context.sandboxMs !== undefined ? { sandboxMs: context.sandboxMs } : {}),
     timings: context.timings,
     ...(context.verification ? { verification: context.verification } : {}),
   };

@@ -130,6 +130,8 @@ export interface AgentTaskResult {
   verification?: Verification;
   /** Usage and time per agent round; `usage` is their sum. */
   agentRounds: AgentRound[];
+  /** How long the sandbox lived, from the request to open it to its destruction, in ms (what a provider bills by). */
+  sandboxMs?: number;
 }
 
 /** One agent round: the first pass on the task (round 0), then each fix round. */

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { MODEL_API_KEY_ENV } from "./model-key.js";
 import { startModelProxy } from "../agent/model-proxy.js";
 import { startOpencodeServer, type OpencodeServer } from "../agent/opencode-server.js";
@@ -11,6 +12,8 @@ const SANDBOX_GRACE_MS = 60_000;
 /** Phase 2: opens the sandbox with limits, network policy, and the model's key as a secret. */
 export async function openSandbox(context: TaskContext): Promise<void> {
   const options = context.options!;
+  // The sandbox's time, from asking for it to its destruction, is in the result (sandboxMs).
+  context.sandboxRequestedAt = performance.now();
   if (isSandboxPool(options.sandbox)) {
     const taken = await options.sandbox.take({
       taskId: context.taskId,

@@ -75,6 +75,9 @@ export interface TaskContext {
   changes: ChangedFile[];
   commit?: string;
   pullRequest?: ChangeRequest;
+  /** When the sandbox was asked for (performance.now()), and its whole lifetime once destroyed. */
+  sandboxRequestedAt?: number;
+  sandboxMs?: number;
   /** OpenCode's session, continued by fix rounds. */
   agentSessionId?: string;
   /** Each agent round's own usage: the first pass, then each fix round. */

@@ -1,4 +1,5 @@
 import { rm } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
 import type { TaskContext } from "./task-context.js";
 
 /** Phase 8: destroys the sandbox and removes host folders, whatever happened before. Never throws. */
@@ -17,6 +18,10 @@ export async function teardown(context: TaskContext): Promise<void> {
       await context.session.destroy();
     } catch (error) {
       problems.push(`destroying sandbox ${context.session.id}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (context.sandboxRequestedAt !== undefined) {
+      context.sandboxMs = performance.now() - context.sandboxRequestedAt;
+      context.emit({ type: "sandbox.destroyed", sandboxId: context.session.id, lifetimeMs: context.sandboxMs });
     }
   }
   if (context.modelProxy) {

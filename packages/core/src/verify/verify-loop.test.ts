@@ -104,6 +104,9 @@ describe("verify: checks after the agent, failures handed back, a policy for the
 
     const phases = events.filter((event) => event.type === "phase" && event.status !== "started").map((event) => event.type === "phase" && `${event.phase}:${event.status}`);
     expect(phases).toContain("verify:completed");
+    // The sandbox's lifetime covers every phase it served, and is reported when it is destroyed.
+    expect(result!.sandboxMs).toBeGreaterThan(result!.timings.agent! + result!.timings.verify!);
+    expect(events.find((event) => event.type === "sandbox.destroyed")).toMatchObject({ lifetimeMs: result!.sandboxMs });
     expect(events.filter((event) => event.type === "check.completed").map((event) => event.type === "check.completed" && event.passed)).toEqual([false, true]);
     expect(events.some((event) => event.type === "fix-round" && event.round === 1 && event.failing.includes("test"))).toBe(true);
   });
