@@ -93,6 +93,12 @@ export interface GitHost {
   /** Opens a change request from head into base, or updates the open one for the same head. */
   openChangeRequest(repository: ResolvedRepository, input: ChangeRequestInput, options?: GitHostTaskOptions): Promise<ChangeRequest>;
 
+  /**
+   * Optional: rejects, before anything is created, a task branch these credentials may not push
+   * to (a protected branch), with INVALID_BRANCH. Called in validate with the task's own branch.
+   */
+  checkPushBranch?(repository: ResolvedRepository, branch: string, options?: GitHostTaskOptions): Promise<void>;
+
   /** Secrets this host holds, so the core's redactor can remove them from everything that leaves the loop. */
   secrets?(): string[];
 }

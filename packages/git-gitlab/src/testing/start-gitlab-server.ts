@@ -123,6 +123,8 @@ export interface GitLabServer extends AsyncDisposable {
   setArchived(path: string, archived: boolean): void;
   /** Protects a branch by exact name: pushes need `pushRole` (default Maintainer), for REST's `can_push` and for git itself. */
   protectBranch(path: string, branch: string, pushRole?: Role): void;
+  /** Makes a branch at `from` (default: the default branch), as someone with the rights to would push it. */
+  createBranch(path: string, branch: string, from?: string): Promise<void>;
   /** The sha a branch points at, or undefined. */
   branchSha(path: string, branch: string): Promise<string | undefined>;
   /** A file's text at a ref, or undefined. */
@@ -484,6 +486,10 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
     },
     protectBranch(path, branch, pushRole = "maintainer") {
       projectNamed(path).protectedBranches.set(branch, levelOf(pushRole));
+    },
+    async createBranch(path, branch, from) {
+      const project = projectNamed(path);
+      await project.repository.git("branch", branch, `refs/heads/${from ?? project.defaultBranch}`);
     },
     async branchSha(path, branch) {
       return (await branchCommit(projectNamed(path), branch))?.id;
