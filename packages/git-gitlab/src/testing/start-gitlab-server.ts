@@ -2,6 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -19,6 +20,8 @@ export interface GitLabServerOptions {
    * does: e.g. `/gitlab`. Default: none.
    */
   relativeUrlRoot?: string;
+  /** Serve HTTPS with this key and certificate (PEM), e.g. one signed by a private CA. Default: plain HTTP. */
+  tls?: { key: string; cert: string };
 }
 
 /** A project to create with {@link GitLabServer.createProject}. */
@@ -98,7 +101,7 @@ export interface MergeRequestRecord {
 
 /** A running local GitLab-compatible server. */
 export interface GitLabServer extends AsyncDisposable {
-  /** The web and git base URL, `http://127.0.0.1:PORT` (plus the relative URL root). Pass it as `baseUrl`. */
+  /** The web and git base URL, `http://127.0.0.1:PORT` (`https` with `tls`; plus the relative URL root). Pass it as `baseUrl`. */
   readonly url: string;
   /** `<url>/api/v4`. */
   readonly apiUrl: string;
@@ -206,12 +209,13 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
   };
   const routes = createRestRoutes(state, { branch: branchCommit });
 
-  const server = createServer((request, response) => {
+  const listener = (request: IncomingMessage, response: ServerResponse) => {
     handle(request, response).catch((error: unknown) => {
       if (!response.headersSent) response.writeHead(500, { "content-type": "application/json" });
       response.end(JSON.stringify({ message: "500 Internal Server Error", error: (error as Error).message }));
     });
-  });
+  };
+  const server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, listener) : createServer(listener);
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? "/", "http://127.0.0.1");
@@ -374,7 +378,7 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
     server.listen(0, "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  state.webUrl = `http://127.0.0.1:${port}${urlRoot}`;
+  state.webUrl = `${options.tls ? "https" : "http"}://127.0.0.1:${port}${urlRoot}`;
 
   const projectNamed = (path: string): ServerProject => {
     const project = state.projects.get(path.toLowerCase());
