@@ -206,6 +206,18 @@ describe("merge requests", () => {
     expect(server.mergeRequests("acme/app")).toEqual([]);
   });
 
+  it("updates the merge request another run opened between the look-up and the create (GitLab's 409)", async () => {
+    await server.createBranch("acme/app", "agent/race");
+    const first = await gitLab().openChangeRequest(repository, { head: "agent/race", base: "main", title: "First", body: "One" });
+    // The next look-up misses it, as if the other run's create had not landed yet.
+    server.injectFailure({ method: "GET", path: "/projects/:id/merge_requests", status: 200, body: [] });
+    const before = server.requests.length;
+    const second = await gitLab().openChangeRequest(repository, { head: "agent/race", base: "main", title: "Second", body: "Two" });
+    expect(second).toMatchObject({ number: first.number, created: false, title: "Second", body: "Two" });
+    expect(server.requests.slice(before).map((record) => `${record.method} ${record.route} ${record.status}`)).toContain("POST /projects/:id/merge_requests 409");
+    expect(server.mergeRequests("acme/app").filter((mergeRequest) => mergeRequest.sourceBranch === "agent/race")).toHaveLength(1);
+  });
+
   it("refuses a label with a comma (GitLab's list separator)", async () => {
     await expectRunningAgentError(gitLab().openChangeRequest(repository, { head: "x", base: "main", title: "t", body: "", labels: ["a,b"] }), "INVALID_OPTIONS");
   });
