@@ -25,6 +25,11 @@ describe("loadServerConfig", () => {
     expect(config).toMatchObject({ port: 8787, apiKey: undefined, concurrency: 4, gitHost: "github", github: { apiUrl: "http://127.0.0.1:9/api/v3" } });
   });
 
+  it("takes GitLab as the Git host, with its token and a self-managed instance's URL", () => {
+    expect(loadServerConfig({ RUNNING_AGENT_GIT_HOST: "gitlab", GITLAB_TOKEN: "glpat-x", GITLAB_URL: "https://git.example.com/gitlab" })).toMatchObject({ gitHost: "gitlab", gitlab: { token: "glpat-x", url: "https://git.example.com/gitlab" } });
+    expect(() => loadServerConfig({ RUNNING_AGENT_GIT_HOST: "gitlab", GITLAB_URL: "not a url" })).toThrow(/GITLAB_URL must be a URL/);
+  });
+
   it("reads the sandbox pool's size and idle time (none by default)", () => {
     expect(loadServerConfig({}).pool).toEqual({ size: 0, idleTimeoutMs: undefined });
     expect(loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "2", RUNNING_AGENT_POOL_IDLE_MS: "60000" }).pool).toEqual({ size: 2, idleTimeoutMs: 60_000 });
