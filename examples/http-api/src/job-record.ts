@@ -1,8 +1,9 @@
 import type { AgentTaskResult, Phase } from "@running-agent/core";
+import type { StoredAgentEvent } from "@running-agent/jobs";
 
 /**
  * A job's life: `queued` → `running` → `completed` | `no_changes` | `failed` | `cancelled`.
- * `interrupted`: the server stopped while the job ran (or its in-memory token was lost); it can be retried.
+ * `interrupted`: kept for old clients; jobs no longer end so (a job whose worker stopped runs again).
  */
 export const JOB_STATUSES = ["queued", "running", "completed", "no_changes", "failed", "cancelled", "interrupted"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -41,4 +42,10 @@ export interface JobRecord {
   phase: Phase | undefined;
   result: AgentTaskResult | undefined;
   error: JobError | undefined;
+}
+
+/** A stored event with its position in the job's stream (the SSE event id). */
+export interface StoredJobEvent {
+  seq: number;
+  event: StoredAgentEvent;
 }

@@ -3,6 +3,7 @@ import { hostOptions } from "./host-options.js";
 import type { TaskContext } from "./task-context.js";
 import type { ChangedFile } from "../changes.js";
 import type { Verification } from "../verify/check-types.js";
+import type { ChangeRequest } from "../spec/git-host-spec.js";
 
 /** Phase 7c: opens the change request, or updates the open one for the same branch. */
 export async function openPullRequest(context: TaskContext): Promise<void> {
@@ -26,6 +27,35 @@ export async function openPullRequest(context: TaskContext): Promise<void> {
   );
   context.pullRequest = changeRequest;
   context.emit({ type: "change-request", url: changeRequest.url, number: changeRequest.number, created: changeRequest.created });
+  await reportChecks(context, changeRequest);
+}
+
+/** The last round's checks go to the Git host when it can show them (a failure there is only a warning). */
+async function reportChecks(context: TaskContext, changeRequest: ChangeRequest): Promise<void> {
+  const gitHost = context.options!.gitHost;
+  const verification = context.verification;
+  if (!verification || !gitHost.reportChecks) return;
+  const last = verification.rounds[verification.rounds.length - 1]!;
+  try {
+    await gitHost.reportChecks(
+      context.repository!,
+      {
+        commit: context.commit!,
+        branch: context.branch!,
+        changeRequest,
+        fixRounds: verification.rounds.length - 1,
+        checks: last.checks.map(({ name, command, passed, exitCode, timedOut, durationMs }) => ({ name, command, passed, exitCode, timedOut, durationMs })),
+      },
+      hostOptions(context),
+    );
+  } catch (error) {
+    if (context.signal.aborted) throw error;
+    context.emit({
+      type: "warning",
+      code: "CHECKS_NOT_REPORTED",
+      message: context.redactor.redactText(`The checks could not be recorded on ${context.repository!.id}: ${error instanceof Error ? error.message : String(error)}`),
+    });
+  }
 }
 
 /** The body: the caller's text, the agent's summary, the task, the diff stat and the run's facts. */

@@ -72,6 +72,14 @@ export interface GitHost {
   /** A short id: `local`, `github`. */
   readonly hostId: string;
 
+  /**
+   * Optional. Maps a reference form the core does not parse (e.g. `git@github.com:owner/repo.git`
+   * or `ssh://`) to the `https://` URL or path this host serves it under; undefined leaves the
+   * repo as given. The core calls it first, before parsing `repo`, so a host can accept forms
+   * the core refuses. May throw INVALID_REPO for a form it recognizes but cannot use. No I/O.
+   */
+  normalizeRepo?(repo: string): string | undefined;
+
   /** True when this host serves the given repository reference (URL or path). No I/O. */
   supports(repo: string): boolean;
 
@@ -99,6 +107,27 @@ export interface GitHost {
    */
   checkPushBranch?(repository: ResolvedRepository, branch: string, options?: GitHostTaskOptions): Promise<void>;
 
+  /**
+   * Optional: records the run's checks on the pushed commit, where reviewers see them (GitHub:
+   * commit statuses; the local host: on the change request's record). Called after the change
+   * request is open; a failure here is a warning, never the task's failure.
+   */
+  reportChecks?(repository: ResolvedRepository, report: CheckReport, options?: GitHostTaskOptions): Promise<void>;
+
   /** Secrets this host holds, so the core's redactor can remove them from everything that leaves the loop. */
   secrets?(): string[];
+}
+
+/** The checks of a run's last round, for {@link GitHost.reportChecks}. */
+export interface CheckReport {
+  /** The pushed commit the checks ran on. */
+  commit: string;
+  /** The branch the commit was pushed to. */
+  branch: string;
+  /** The change request it belongs to. */
+  changeRequest: ChangeRequest;
+  /** One entry per check, in order. */
+  checks: Array<{ name: string; command: string; passed: boolean; exitCode: number | null; timedOut: boolean; durationMs: number }>;
+  /** How many fix rounds ran before this result. */
+  fixRounds: number;
 }

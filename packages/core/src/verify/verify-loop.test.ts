@@ -91,6 +91,9 @@ describe("verify: checks after the agent, failures handed back, a policy for the
     expect(await repo.git("show", `${result!.branch}:math.js`)).toBe(FIXED);
     expect(result!.pullRequest!.draft).toBe(false);
     expect(result!.pullRequest!.body).toContain("Every check passed after 1 fix round.");
+    // The local Git host recorded the last round's checks on the change request, for the pushed commit.
+    const [recorded] = await createLocalGitHost().listChangeRequests(repo.path);
+    expect(recorded!.checks).toMatchObject({ commit: result!.commit, fixRounds: 1, results: [{ name: "test", command: "npm test", passed: true, exitCode: 0 }] });
 
     // Usage per agent round is exactly what the scripted model reported: two answers of 1000 in, 50 out each.
     expect(result!.agentRounds.map((round) => [round.round, round.usage.inputTokens + round.usage.cacheReadTokens, round.usage.outputTokens])).toEqual([
