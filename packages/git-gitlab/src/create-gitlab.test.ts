@@ -54,6 +54,15 @@ describe("createGitLab: bad input is refused at construction, without I/O", () =
     expect(() => createGitLab({ token: developer, dispatcher: "agent" as never })).toThrow(expect.objectContaining({ code: "INVALID_OPTIONS" }));
   });
 
+  it("normalizes ssh forms of its own host to the https URL the core parses, and leaves the rest", () => {
+    const gitlabCom = createGitLab({ token: developer });
+    expect(gitlabCom.normalizeRepo("git@gitlab.com:group/sub/project.git")).toBe("https://gitlab.com/group/sub/project.git");
+    expect(gitlabCom.normalizeRepo("ssh://git@gitlab.com/group/project")).toBe("https://gitlab.com/group/project.git");
+    expect(gitlabCom.normalizeRepo("https://gitlab.com/group/project")).toBeUndefined();
+    expect(gitlabCom.normalizeRepo("git@github.com:octo/app.git")).toBeUndefined();
+    expect(() => gitlabCom.normalizeRepo("git@gitlab.com:group/../project.git")).toThrow(expect.objectContaining({ code: "INVALID_REPO" }));
+  });
+
   it("defaults to gitlab.com, takes a baseUrl ending in /api/v4, and serves only its own host", () => {
     const gitlabCom = createGitLab({ token: developer });
     expect(gitlabCom.endpoints).toMatchObject({ webUrl: "https://gitlab.com", apiUrl: "https://gitlab.com/api/v4", gitUrl: "https://gitlab.com" });

@@ -4,12 +4,14 @@ import {
   GIT_HOST_SPEC_VERSION,
   type ChangeRequest,
   type ChangeRequestInput,
+  type CheckReport,
   type GitCredentials,
   type GitHost,
   type GitHostTaskOptions,
   type GitIdentity,
   type ResolvedRepository,
 } from "@running-agent/core";
+import { createCommitStatuses } from "./commit-statuses.js";
 import { createGitLabClient, GitLabResponseError, type GitLabClient, type GitLabClientSettings } from "./gitlab-client.js";
 import { resolveGitLabEndpoints, type GitLabEndpoints } from "./gitlab-endpoints.js";
 import { parseGitLabProjectReference, type GitLabProjectReference } from "./gitlab-project-reference.js";
@@ -66,6 +68,13 @@ export class GitLab implements GitHost {
       maxRetries: settings.maxRetries ?? 2,
       dispatcher: settings.dispatcher,
     };
+  }
+
+  /** `git@HOST:group/project.git` and `ssh://git@HOST/group/project.git` of the served host, as the https URL the core parses. No I/O. */
+  normalizeRepo(repo: string): string | undefined {
+    if (typeof repo !== "string" || /^https?:\/\//i.test(repo.trim())) return undefined;
+    const reference = parseGitLabProjectReference(repo, this.endpoints);
+    return reference ? `${this.endpoints.webUrl}/${reference.path}.git` : undefined;
   }
 
   supports(repo: string): boolean {
@@ -135,6 +144,11 @@ export class GitLab implements GitHost {
   async openChangeRequest(repository: ResolvedRepository, input: ChangeRequestInput, options: GitHostTaskOptions = {}): Promise<ChangeRequest> {
     const path = projectPath(repository);
     return openMergeRequest(this.#client(options), { id: path, path }, input, options.signal);
+  }
+
+  /** Records the run's checks as commit statuses (`running-agent/<name>`) on the pushed commit. */
+  async reportChecks(repository: ResolvedRepository, report: CheckReport, options: GitHostTaskOptions = {}): Promise<void> {
+    await createCommitStatuses(this.#client(options), projectPath(repository), report, options.signal);
   }
 
   /**

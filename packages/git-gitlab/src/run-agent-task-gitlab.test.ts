@@ -100,4 +100,31 @@ describe("runAgentTask with createGitLab on the local GitLab-compatible server: 
     const everything = JSON.stringify([model.requests, secondModel.requests, events, secondEvents, result, second, server.requests]);
     for (const canary of [hostCanary, taskCanary]) expect(everything).not.toContain(canary);
   });
+
+  it("records the run's checks as commit statuses on the pushed commit, read back through @gitbeaker/rest", async () => {
+    await server.createProject({ path: "acme/checked", files: { "src/math.ts": ORIGINAL }, members: { "checker-bot": "developer", reporter: "reporter" } });
+    const token = server.createPersonalAccessToken("checker-bot");
+    await using model = await startScriptedModelServer({
+      script: [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] }), { text: SUMMARY }],
+    });
+    const result = await runAgentTask({
+      repo: `${server.url}/acme/checked.git`,
+      task: "Add a multiply function to src/math.ts",
+      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: "test-key" },
+      sandbox: createLocalSandbox(),
+      gitHost: createGitLab({ token, baseUrl: server.url }),
+      checks: [
+        { name: "has-multiply", command: "grep -q multiply src/math.ts" },
+        { name: "no-todo", command: "! grep -rq TODO src" },
+      ],
+    });
+    expect(result.verification?.passed).toBe(true);
+    const statuses = await new Gitlab({ host: server.url, token: reader }).Commits.allStatuses("acme/checked", result.commit!);
+    expect(statuses.map((status) => [status.name, status.status, status.ref]).sort()).toEqual([
+      ["running-agent/has-multiply", "success", result.branch],
+      ["running-agent/no-todo", "success", result.branch],
+    ]);
+    expect(statuses[0]!.description).toMatch(/passed in \d+\.\d s$/);
+    expect(statuses[0]!.target_url).toBe(result.pullRequest!.url);
+  });
 });

@@ -1,4 +1,4 @@
-import type { BranchSchema, MergeRequestSchema, ProjectSchema, SimpleUserSchema } from "@gitbeaker/core";
+import type { BranchSchema, CommitStatusSchema, MergeRequestSchema, ProjectSchema, SimpleUserSchema } from "@gitbeaker/core";
 
 /*
  * The JSON the local server answers with, typed against the shapes `@gitbeaker/core` declares
@@ -81,6 +81,15 @@ export type MergeRequestJson = Pick<
   assignees: UserBasicJson[];
   reviewers: UserBasicJson[];
   references: { short: string; relative: string; full: string };
+};
+
+/** `POST /projects/:id/statuses/:sha` and `GET /projects/:id/repository/commits/:sha/statuses`. */
+export type CommitStatusJson = Pick<CommitStatusSchema, "id" | "sha" | "ref" | "status" | "name" | "target_url" | "description" | "created_at" | "allow_failure"> & {
+  author: UserBasicJson;
+  started_at: string | null;
+  finished_at: string | null;
+  coverage: number | null;
+  pipeline_id: number | null;
 };
 
 export function userBasicJson(user: ServerUser, webUrl: string): UserBasicJson {

@@ -1,5 +1,5 @@
-import { accessLevel, accessLevels, AccessLevel, type GitLabState, type ServerMergeRequest, type ServerProject, type ServerToken } from "./gitlab-server-state.js";
-import { userBasicJson, type BranchJson, type CurrentUserJson, type MergeRequestJson, type ProjectJson, type ServerUser } from "./gitlab-json.js";
+import { accessLevel, accessLevels, AccessLevel, type GitLabState, type ServerCommitStatus, type ServerMergeRequest, type ServerProject, type ServerToken } from "./gitlab-server-state.js";
+import { userBasicJson, type BranchJson, type CommitStatusJson, type CurrentUserJson, type MergeRequestJson, type ProjectJson, type ServerUser } from "./gitlab-json.js";
 
 /** An HTTP answer with GitLab's error body, thrown by route handlers. */
 export class GitLabHttpError extends Error {
@@ -71,7 +71,10 @@ export const insufficientScope = (scope: string) =>
   new GitLabHttpError(403, { error: "insufficient_scope", error_description: "The request requires higher privileges than provided by the access token.", scope });
 
 /** The REST v4 operations the adapter calls, plus `GET .../merge_requests/:iid` for tests that read back. */
-export function createRestRoutes(state: GitLabState, git: { branch: (project: ServerProject, name: string) => Promise<BranchCommit | undefined> }): Route[] {
+export function createRestRoutes(
+  state: GitLabState,
+  git: { branch: (project: ServerProject, name: string) => Promise<BranchCommit | undefined>; commitExists: (project: ServerProject, sha: string) => Promise<boolean> },
+): Route[] {
   const routes: Route[] = [];
   const add = (method: string, template: string, handle: Route["handle"]) =>
     routes.push({ method, template, segments: template.split("/").filter(Boolean), write: method !== "GET", handle });
@@ -275,6 +278,53 @@ export function createRestRoutes(state: GitLabState, git: { branch: (project: Se
     if (body.state_event === "reopen") mergeRequest.state = "opened";
     mergeRequest.updatedAt = state.now();
     return { status: 200, body: mergeRequestJson(project, mergeRequest, await shaOf(project, mergeRequest.sourceBranch)) };
+  });
+
+  const statusJson = (status: ServerCommitStatus): CommitStatusJson => ({
+    id: status.id,
+    sha: status.sha,
+    ref: status.ref,
+    status: status.status,
+    name: status.name,
+    target_url: status.targetUrl as string,
+    description: status.description ?? undefined,
+    created_at: status.createdAt,
+    started_at: null,
+    finished_at: status.status === "success" || status.status === "failed" || status.status === "canceled" ? status.createdAt : null,
+    allow_failure: false,
+    coverage: null,
+    pipeline_id: null,
+    author: userJson(status.authorId),
+  });
+
+  add("POST", "/projects/:id/statuses/:sha", async ({ caller, params, body }) => {
+    const project = projectFor(caller, params.id!);
+    requireLevel(caller, project, AccessLevel.developer);
+    // The states gitbeaker declares (CommitablePipelineStatus); newer GitLab also takes `skipped`.
+    const states = ["pending", "running", "success", "failed", "canceled"];
+    if (typeof body.state !== "string") throw missing("state");
+    if (!states.includes(body.state)) throw new GitLabHttpError(400, { error: "state does not have a valid value" });
+    if (!(await git.commitExists(project, params.sha!))) throw messageError(404, "404 Commit Not Found");
+    const status: ServerCommitStatus = {
+      id: state.nextId(),
+      sha: params.sha!,
+      ref: typeof body.ref === "string" ? body.ref : project.defaultBranch,
+      name: typeof body.name === "string" ? body.name : typeof body.context === "string" ? body.context : "default",
+      status: body.state as ServerCommitStatus["status"],
+      description: typeof body.description === "string" ? body.description.slice(0, 255) : null,
+      targetUrl: typeof body.target_url === "string" ? body.target_url : null,
+      authorId: (caller as { user: ServerUser }).user.id,
+      createdAt: state.now(),
+    };
+    project.statuses.push(status);
+    return { status: 201, body: statusJson(status) };
+  });
+
+  add("GET", "/projects/:id/repository/commits/:sha/statuses", ({ caller, params, query }) => {
+    const project = projectFor(caller, params.id!);
+    const name = query.get("name");
+    const statuses = project.statuses.filter((status) => status.sha === params.sha && (name === null || status.name === name)).reverse();
+    return { status: 200, body: statuses.map(statusJson) };
   });
 
   return routes;

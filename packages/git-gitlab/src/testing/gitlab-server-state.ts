@@ -34,6 +34,19 @@ export interface ServerMergeRequest {
   updatedAt: string;
 }
 
+/** An external commit status (`POST /projects/:id/statuses/:sha`). */
+export interface ServerCommitStatus {
+  id: number;
+  sha: string;
+  ref: string;
+  name: string;
+  status: "pending" | "running" | "success" | "failed" | "canceled";
+  description: string | null;
+  targetUrl: string | null;
+  authorId: number;
+  createdAt: string;
+}
+
 /** A project: its bare repository, members, protected branches and merge requests. */
 export interface ServerProject {
   id: number;
@@ -52,6 +65,8 @@ export interface ServerProject {
   /** Protected branch name (exact) to the lowest access level that may push (GitLab's default: Maintainer). */
   protectedBranches: Map<string, number>;
   mergeRequests: Map<number, ServerMergeRequest>;
+  /** Commit statuses, oldest first. */
+  statuses: ServerCommitStatus[];
 }
 
 /** What the routes and the git handler share. */

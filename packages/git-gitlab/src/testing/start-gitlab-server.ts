@@ -132,6 +132,8 @@ export interface GitLabServer extends AsyncDisposable {
   branchSha(path: string, branch: string): Promise<string | undefined>;
   /** A file's text at a ref, or undefined. */
   readFile(path: string, ref: string, file: string): Promise<string | undefined>;
+  /** The commit statuses of a project, oldest first. */
+  commitStatuses(path: string): Array<{ sha: string; ref: string; name: string; status: string; description: string | null; targetUrl: string | null }>;
   /** The merge requests of a project, oldest first. */
   mergeRequests(path: string): MergeRequestRecord[];
   injectFailure(failure: InjectedFailure): void;
@@ -207,7 +209,14 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
       parent_ids: parents ? parents.split(" ") : [],
     };
   };
-  const routes = createRestRoutes(state, { branch: branchCommit });
+  const commitExists = async (project: ServerProject, sha: string): Promise<boolean> => {
+    if (!/^[0-9a-f]{40}$/.test(sha)) return false;
+    return project.repository.git("cat-file", "-e", `${sha}^{commit}`).then(
+      () => true,
+      () => false,
+    );
+  };
+  const routes = createRestRoutes(state, { branch: branchCommit, commitExists });
 
   const listener = (request: IncomingMessage, response: ServerResponse) => {
     handle(request, response).catch((error: unknown) => {
@@ -453,6 +462,7 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
         members: new Map(),
         protectedBranches: new Map(),
         mergeRequests: new Map(),
+        statuses: [],
       };
       for (const [username, role] of Object.entries(projectOptions.members ?? {})) project.members.set(createUser(username).id, levelOf(role));
       state.projects.set(path.toLowerCase(), project);
@@ -504,6 +514,9 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
       } catch {
         return undefined;
       }
+    },
+    commitStatuses(path) {
+      return projectNamed(path).statuses.map(({ sha, ref, name, status, description, targetUrl }) => ({ sha, ref, name, status, description, targetUrl }));
     },
     mergeRequests(path) {
       const name = (id: number) => state.users.get(id)!.username;
