@@ -54,7 +54,8 @@ async function main(): Promise<void> {
     runTask: startAgentTask,
     taskDefaults: runtime.taskDefaults,
     reapOrphanSandboxes: runtime.reapOrphanSandboxes,
-    gitHostDescription: config.gitHost === "github" ? "github: https://github.com/owner/name URLs" : "local: paths and file:// URLs on the server",
+    gitHostDescription:
+      config.gitHost === "github" ? "github: https://github.com/owner/name URLs" : config.gitHost === "gitlab" ? "gitlab: https://HOST/group/.../project URLs" : "local: paths and file:// URLs on the server",
     apiKey: config.apiKey,
     protectReads: config.protectReads,
     headersTimeoutMs: config.headersTimeoutMs,

@@ -28,6 +28,11 @@ describe("loadServerConfig", () => {
     expect(config).toMatchObject({ port: 8787, apiKey: undefined, concurrency: 4, gitHost: "github", github: { apiUrl: "http://127.0.0.1:9/api/v3" } });
   });
 
+  it("takes GitLab as the Git host, with its token and a self-managed instance's URL", () => {
+    expect(loadServerConfig({ RUNNING_AGENT_GIT_HOST: "gitlab", GITLAB_TOKEN: "glpat-x", GITLAB_URL: "https://git.example.com/gitlab" })).toMatchObject({ gitHost: "gitlab", gitlab: { token: "glpat-x", url: "https://git.example.com/gitlab" } });
+    expect(() => loadServerConfig({ RUNNING_AGENT_GIT_HOST: "gitlab", GITLAB_URL: "not a url" })).toThrow(/GITLAB_URL must be a URL/);
+  });
+
   it("sizes concurrency from free memory, about 0.5 GB per running OpenCode", () => {
     const gib = 1024 ** 3;
     expect([defaultConcurrency(0), defaultConcurrency(0.4 * gib), defaultConcurrency(3.2 * gib), defaultConcurrency(64 * gib)]).toEqual([1, 1, 6, 16]);

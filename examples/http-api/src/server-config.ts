@@ -32,13 +32,14 @@ export interface ServerConfig {
   pool: { size: number; idleTimeoutMs: number | undefined };
   /** The built dashboard to serve at `/`; undefined: none (main.ts falls back to the dashboard's `dist` when it exists). */
   dashboardDirectory: string | undefined;
-  /** `local`: paths and file:// URLs on this machine; `github`: GitHub or GitHub Enterprise Server. */
-  gitHost: "local" | "github";
+  /** `local`: paths and file:// URLs on this machine; `github`: GitHub or GitHub Enterprise Server; `gitlab`: GitLab.com or self-managed GitLab. */
+  gitHost: "local" | "github" | "gitlab";
   /** `scripted`: the offline scripted model; otherwise `provider/model` for core; undefined: core's default (Gemini). */
   model: string | undefined;
   /** Delay per answer of the scripted model. */
   scriptedModelDelayMs: number;
   github: { token: string | undefined; apiUrl: string | undefined; webUrl: string | undefined; gitUrl: string | undefined };
+  gitlab: { token: string | undefined; url: string | undefined };
 }
 
 const whole = (name: string, min: number, max: number) =>
@@ -64,13 +65,15 @@ const EnvironmentSchema = z.object({
   RUNNING_AGENT_POOL_SIZE: whole("RUNNING_AGENT_POOL_SIZE", 0, 32).default(0),
   RUNNING_AGENT_POOL_IDLE_MS: whole("RUNNING_AGENT_POOL_IDLE_MS", 1_000, 24 * 3_600_000).optional(),
   RUNNING_AGENT_DASHBOARD_DIR: z.string().min(1).optional(),
-  RUNNING_AGENT_GIT_HOST: z.enum(["local", "github"], { error: "RUNNING_AGENT_GIT_HOST must be local or github." }).default("local"),
+  RUNNING_AGENT_GIT_HOST: z.enum(["local", "github", "gitlab"], { error: "RUNNING_AGENT_GIT_HOST must be local, github or gitlab." }).default("local"),
   RUNNING_AGENT_MODEL: z.string().min(1).optional(),
   RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: whole("RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS", 0, 3_600_000).default(0),
   GITHUB_TOKEN: z.string().min(1).optional(),
   GITHUB_API_URL: z.url("GITHUB_API_URL must be a URL.").optional(),
   GITHUB_WEB_URL: z.url("GITHUB_WEB_URL must be a URL.").optional(),
   GITHUB_GIT_URL: z.url("GITHUB_GIT_URL must be a URL.").optional(),
+  GITLAB_TOKEN: z.string().min(1).optional(),
+  GITLAB_URL: z.url("GITLAB_URL must be a URL.").optional(),
   GEMINI_API_KEY: z.string().optional(),
 }).superRefine((env, context) => {
   // An embedded file is locked by one process: an API without a worker there, or a worker without an API, could never share it.
@@ -129,6 +132,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     model: env.RUNNING_AGENT_MODEL ?? (env.GEMINI_API_KEY ? undefined : "scripted"),
     scriptedModelDelayMs: env.RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS,
     github: { token: env.GITHUB_TOKEN, apiUrl: env.GITHUB_API_URL, webUrl: env.GITHUB_WEB_URL, gitUrl: env.GITHUB_GIT_URL },
+    gitlab: { token: env.GITLAB_TOKEN, url: env.GITLAB_URL },
   };
 }
 

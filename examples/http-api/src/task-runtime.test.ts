@@ -33,3 +33,18 @@ describe("createTaskRuntime with RUNNING_AGENT_POOL_SIZE", () => {
     }
   });
 });
+
+describe("createTaskRuntime with RUNNING_AGENT_GIT_HOST=gitlab", () => {
+  it("gives tasks the GitLab host for the configured instance, holding the token for redaction", async () => {
+    const runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_GIT_HOST: "gitlab", GITLAB_TOKEN: "glpat-runtime", GITLAB_URL: "https://git.example.com/gitlab" }));
+    try {
+      expect(runtime.gitHost.hostId).toBe("gitlab");
+      expect(runtime.gitHost.supports("https://git.example.com/gitlab/group/sub/project.git")).toBe(true);
+      expect(runtime.gitHost.supports("https://github.com/octo/app")).toBe(false);
+      expect(runtime.gitHost.secrets?.()).toEqual(["glpat-runtime"]);
+      expect(runtime.description).toContain("git host: gitlab (https://git.example.com/gitlab)");
+    } finally {
+      await runtime.close();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import { createLocalGitHost, createLocalSandbox, createSandboxPool, type AgentTaskOptions, type GitHost, type SandboxPool, type SandboxProvider } from "@running-agent/core";
 import { createGitHub } from "@running-agent/git-github";
+import { createGitLab } from "@running-agent/git-gitlab";
 import { startOfflineModel, type OfflineModel } from "./offline-model.js";
 import type { ServerConfig } from "./server-config.js";
 import { serverLabels } from "./server-labels.js";
@@ -29,7 +30,9 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
           ...(config.github.webUrl ? { webUrl: config.github.webUrl } : {}),
           ...(config.github.gitUrl ? { gitUrl: config.github.gitUrl } : {}),
         })
-      : createLocalGitHost();
+      : config.gitHost === "gitlab"
+        ? createGitLab({ ...(config.gitlab.token ? { token: config.gitlab.token } : {}), ...(config.gitlab.url ? { baseUrl: config.gitlab.url } : {}) })
+        : createLocalGitHost();
   let offlineModel: OfflineModel | undefined;
   if (config.model === "scripted") offlineModel = await startOfflineModel({ delayMs: config.scriptedModelDelayMs });
   const model = offlineModel?.model ?? config.model;
@@ -53,7 +56,7 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
     reapOrphanSandboxes: sandbox.reapOrphans,
     description: [
       `sandbox: ${sandbox.description}`,
-      `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : "local (paths and file:// URLs on this machine)"}`,
+      `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : config.gitHost === "gitlab" ? `gitlab (${config.gitlab.url ?? "gitlab.com"})` : "local (paths and file:// URLs on this machine)"}`,
       `model: ${offlineModel ? `scripted offline model at ${offlineModel.server.url}` : (config.model ?? "core's default (Gemini, GEMINI_API_KEY)")}`,
       `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}`,
     ],

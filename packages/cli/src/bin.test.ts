@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createTestRepository, startScriptedModelServer, type ScriptedTurn, type TestRepository, workingDirectoryOf } from "@running-agent/core/testing";
 import { execFileSync } from "node:child_process";
 import { startGitHubServer } from "@running-agent/git-github/testing";
+import { startGitLabServer } from "@running-agent/git-gitlab/testing";
 import { rm } from "node:fs/promises";
 import { installWithCoreOnly, PACKAGE_ROOT, processesUsing, runCli, runCliInTerminal, startCli, startCliInTerminal, type CliOutcome } from "./testing/cli-process.js";
 
@@ -112,6 +113,10 @@ describe("running-agent (the binary)", () => {
     cleanups.push(github.remove);
     expect(github.exitCode, describeOutcome(github)).toBe(1);
     expect(github.stderr).toMatch(/^Error: UNSUPPORTED_REPO: @running-agent\/git-github is not installed/m);
+    const gitlab = await runCli(["run", "--repo", "https://gitlab.com/acme/app", "--task", "x"], {}, root);
+    cleanups.push(gitlab.remove);
+    expect(gitlab.exitCode, describeOutcome(gitlab)).toBe(1);
+    expect(gitlab.stderr).toMatch(/^Error: UNSUPPORTED_REPO: @running-agent\/git-gitlab is not installed/m);
   });
 
   it("exits 1 with the error's code and message when the task fails", async () => {
@@ -201,6 +206,29 @@ describe("running-agent (the binary)", () => {
     expect(pullRequest).toMatchObject({ title: "Add notes", draft: true, labels: ["agent", "docs"], requestedReviewers: ["reviewer-1"], base: "main" });
     expect(outcome.stdout).toContain(`Pull request: ${github.url}/octo/app/pull/${pullRequest!.number}`);
     expect(await github.readFile("octo/app", pullRequest!.head, "NOTES.md")).toBe("# Notes\n");
+    expect(outcome.stdout + outcome.stderr).not.toContain(token);
+    await expectNothingLeft(outcome.tempDirectory);
+  });
+
+  it("works on a GitLab project in a subgroup with --gitlab-url: a draft merge request with labels, and the token never printed", async () => {
+    const gitlab = await startGitLabServer({ relativeUrlRoot: "/gitlab" });
+    cleanups.push(() => gitlab.close());
+    const project = await gitlab.createProject({ path: "acme/platform/app", files: { "README.md": "# app\n" }, members: { "agent-bot": "developer" } });
+    const token = gitlab.createPersonalAccessToken("agent-bot");
+    const model = await modelServer([
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: `# Notes\n` } }] }),
+      { text: "Added NOTES.md." },
+    ]);
+    const outcome = await runCli(
+      ["run", "--repo", project.httpUrl, "--task", "Add a NOTES.md file", "--gitlab-url", gitlab.url, "--draft", "--label", "agent", "--title", "Add notes", "--unisolated", ...modelFlags(model.url)],
+      { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY, GITLAB_TOKEN: token },
+    );
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
+    const [mergeRequest] = gitlab.mergeRequests("acme/platform/app");
+    expect(mergeRequest).toMatchObject({ title: "Draft: Add notes", draft: true, labels: ["agent"], targetBranch: "main", author: "agent-bot" });
+    expect(outcome.stdout).toContain(`Pull request: ${gitlab.url}/acme/platform/app/-/merge_requests/${mergeRequest!.iid}`);
+    expect(await gitlab.readFile("acme/platform/app", mergeRequest!.sourceBranch, "NOTES.md")).toBe("# Notes\n");
     expect(outcome.stdout + outcome.stderr).not.toContain(token);
     await expectNothingLeft(outcome.tempDirectory);
   });

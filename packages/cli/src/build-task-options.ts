@@ -32,8 +32,8 @@ export async function buildTaskOptions(options: RunCommandOptions): Promise<Agen
       ...(options.labels.length > 0 ? { labels: options.labels } : {}),
       ...(options.reviewers.length > 0 ? { reviewers: options.reviewers } : {}),
     },
-    // The redactor then keeps the token out of every event, error and PR body.
-    ...(options.githubToken ? { secrets: [options.githubToken] } : {}),
+    // The redactor then keeps the tokens out of every event, error and PR body.
+    ...(options.githubToken || options.gitlabToken ? { secrets: [options.githubToken, options.gitlabToken].filter((token): token is string => Boolean(token)) } : {}),
   };
 }
 
@@ -55,14 +55,35 @@ async function createSandbox(options: RunCommandOptions): Promise<SandboxProvide
   }
 }
 
-/** Local paths use the core's local Git host (the default); http(s) URLs use GitHub. */
+/** Local paths use the core's local Git host (the default); http(s) URLs use GitLab (see {@link gitLabBaseUrl}) or GitHub. */
 async function createGitHost(options: RunCommandOptions): Promise<GitHost | undefined> {
   if (!/^https?:\/\//i.test(options.repo.trim())) return undefined;
+  const gitlabUrl = gitLabBaseUrl(options.repo, options.gitlabUrl);
+  if (gitlabUrl !== undefined) {
+    const { createGitLab } = await importAdapter("@running-agent/git-gitlab", ErrorCode.UNSUPPORTED_REPO, () => import("@running-agent/git-gitlab"));
+    return createGitLab({ baseUrl: gitlabUrl, ...(options.gitlabToken ? { token: options.gitlabToken } : {}) });
+  }
   const { createGitHub } = await importAdapter("@running-agent/git-github", ErrorCode.UNSUPPORTED_REPO, () => import("@running-agent/git-github"));
   return createGitHub({
     ...(options.githubToken ? { token: options.githubToken } : {}),
     ...(options.githubApiUrl ? { baseUrl: options.githubApiUrl } : {}),
   });
+}
+
+/**
+ * The GitLab instance a repository URL is on: `--gitlab-url` when given (a self-managed
+ * instance, possibly under a path), else the URL's origin when its host is gitlab.com or is
+ * named `gitlab.*`. Undefined for every other host (GitHub's).
+ */
+export function gitLabBaseUrl(repo: string, gitlabUrl: string | undefined): string | undefined {
+  if (gitlabUrl !== undefined) return gitlabUrl;
+  let url: URL;
+  try {
+    url = new URL(repo.trim());
+  } catch {
+    return undefined;
+  }
+  return url.hostname === "gitlab.com" || url.hostname === "www.gitlab.com" || url.hostname.startsWith("gitlab.") ? url.origin.replace("://www.", "://") : undefined;
 }
 
 function modelConfig(model: string, baseUrl: string | undefined): ModelConfig | string {

@@ -62,6 +62,15 @@ describe("parseCliArguments", () => {
     expect(parseCliArguments(base, {})).not.toHaveProperty("options.githubToken");
   });
 
+  it("takes --gitlab-url and the GitLab token from --gitlab-token or GITLAB_TOKEN", () => {
+    const fromEnv = parseCliArguments([...base, "--gitlab-url", "https://git.example.com/gitlab"], { GITLAB_TOKEN: "glpat-env" });
+    expect(fromEnv).toMatchObject({ options: { gitlabUrl: "https://git.example.com/gitlab", gitlabToken: "glpat-env" } });
+    expect(parseCliArguments([...base, "--gitlab-token", "glpat-flag"], { GITLAB_TOKEN: "glpat-env" })).toMatchObject({ options: { gitlabToken: "glpat-flag" } });
+    expect(parseCliArguments(base, {})).not.toHaveProperty("options.gitlabToken");
+    expect(usageMessage([...base, "--gitlab-url", "ftp://git.example.com"])).toMatch(/--gitlab-url/);
+    expect(usageMessage([...base, "--gitlab-token", " "])).toMatch(/--gitlab-token is empty/);
+  });
+
   it("knows help and version", () => {
     expect(parseCliArguments(["--help"])).toEqual({ command: "help", topic: "main" });
     expect(parseCliArguments(["run", "--help"])).toEqual({ command: "help", topic: "run" });

@@ -41,6 +41,10 @@ export interface RunCommandOptions {
   githubToken?: string;
   /** The GitHub REST API URL, for GitHub Enterprise Server. */
   githubApiUrl?: string;
+  /** From `--gitlab-token` or GITLAB_TOKEN. */
+  gitlabToken?: string;
+  /** A self-managed GitLab's web URL; https repos on it (or on a host named gitlab.*) use GitLab. */
+  gitlabUrl?: string;
 }
 
 /** A parsed command line. */
@@ -74,6 +78,8 @@ const RUN_OPTIONS = {
   json: { type: "boolean" },
   "github-token": { type: "string" },
   "github-api-url": { type: "string" },
+  "gitlab-token": { type: "string" },
+  "gitlab-url": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
@@ -122,6 +128,7 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
     checkHttpUrl(values["model-base-url"], "--model-base-url");
   }
   if (values["github-api-url"] !== undefined) checkHttpUrl(values["github-api-url"], "--github-api-url");
+  if (values["gitlab-url"] !== undefined) checkHttpUrl(values["gitlab-url"], "--gitlab-url");
   for (const [flag, list] of [["--label", values.label], ["--reviewer", values.reviewer], ["--setup", values.setup]] as const) {
     if (list?.some((item) => item.trim() === "")) throw new UsageError(`${flag} needs a non-empty value.`);
   }
@@ -137,6 +144,10 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
   const githubToken = values["github-token"] ?? nonEmpty(env.GITHUB_TOKEN);
   if (values["github-token"] !== undefined && values["github-token"].trim() === "") {
     throw new UsageError("--github-token is empty. Pass a token, or set GITHUB_TOKEN instead.");
+  }
+  const gitlabToken = values["gitlab-token"] ?? nonEmpty(env.GITLAB_TOKEN);
+  if (values["gitlab-token"] !== undefined && values["gitlab-token"].trim() === "") {
+    throw new UsageError("--gitlab-token is empty. Pass a token, or set GITLAB_TOKEN instead.");
   }
 
   return {
@@ -166,6 +177,8 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       ...(maxFixRounds !== undefined ? { maxFixRounds } : {}),
       ...(onChecksFailed !== undefined ? { onChecksFailed: onChecksFailed as ChecksFailedPolicy } : {}),
       ...(githubToken !== undefined ? { githubToken } : {}),
+      ...(values["gitlab-url"] !== undefined ? { gitlabUrl: values["gitlab-url"] } : {}),
+      ...(gitlabToken !== undefined ? { gitlabToken } : {}),
     },
   };
 }

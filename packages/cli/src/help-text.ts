@@ -29,6 +29,9 @@ Git:
   --github-token <token>   token for GitHub repos (default: GITHUB_TOKEN; prefer the variable,
                            a flag is visible to other users of this machine)
   --github-api-url <url>   GitHub Enterprise Server's API, e.g. https://ghe.example.com/api/v3
+  --gitlab-token <token>   token for GitLab repos (default: GITLAB_TOKEN; prefer the variable)
+  --gitlab-url <url>       a self-managed GitLab, e.g. https://git.example.com/gitlab; repos on
+                           gitlab.com or a host named gitlab.* use GitLab without it
 
 Sandbox:
   --sandbox <kind>         local (default), docker or modal; docker and modal need

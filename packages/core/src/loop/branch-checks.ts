@@ -40,6 +40,8 @@ export function refuseProtectedBranch(branch: string, baseBranch: string, reposi
 export async function checkTaskBranch(check: TaskBranchCheck): Promise<{ continues: boolean }> {
   const { gitHost, repository, branch, baseBranch, hostOptions } = check;
   refuseProtectedBranch(branch, baseBranch, repository);
+  // Hosts that protect other branches too (GitLab's protected branches) say so here.
+  await gitHost.checkPushBranch?.(repository, branch, hostOptions);
   const segments = branch.split("/");
   for (let length = 1; length < segments.length; length++) {
     const parent = segments.slice(0, length).join("/");

@@ -102,6 +102,12 @@ export interface GitHost {
   openChangeRequest(repository: ResolvedRepository, input: ChangeRequestInput, options?: GitHostTaskOptions): Promise<ChangeRequest>;
 
   /**
+   * Optional: rejects, before anything is created, a task branch these credentials may not push
+   * to (a protected branch), with INVALID_BRANCH. Called in validate with the task's own branch.
+   */
+  checkPushBranch?(repository: ResolvedRepository, branch: string, options?: GitHostTaskOptions): Promise<void>;
+
+  /**
    * Optional: records the run's checks on the pushed commit, where reviewers see them (GitHub:
    * commit statuses; the local host: on the change request's record). Called after the change
    * request is open; a failure here is a warning, never the task's failure.

@@ -1,0 +1,28 @@
+import type { CheckReport } from "@running-agent/core";
+import type { GitLabClient } from "./gitlab-client.js";
+import { toGitLabError } from "./gitlab-request-error.js";
+
+// GitLab keeps at most 255 characters of a status description.
+const MAX_DESCRIPTION = 255;
+
+/**
+ * The run's checks as external commit statuses on the pushed commit, one per check
+ * (`running-agent/<name>`), which the merge request shows in its pipeline widget like CI jobs.
+ */
+export async function createCommitStatuses(client: GitLabClient, projectPath: string, report: CheckReport, signal?: AbortSignal): Promise<void> {
+  for (const check of report.checks) {
+    const how = check.passed ? "passed" : check.timedOut ? "timed out" : `failed with exit code ${check.exitCode}`;
+    const rounds = report.fixRounds > 0 ? ` after ${report.fixRounds} fix round${report.fixRounds === 1 ? "" : "s"}` : "";
+    const description = `${check.command} ${how} in ${(check.durationMs / 1000).toFixed(1)} s${rounds}`;
+    try {
+      await client.Commits.editStatus(projectPath, report.commit, check.passed ? "success" : "failed", {
+        name: `running-agent/${check.name}`,
+        ref: report.branch,
+        description: description.length > MAX_DESCRIPTION ? `${description.slice(0, MAX_DESCRIPTION - 1)}…` : description,
+        ...(report.changeRequest.url.startsWith("http") ? { targetUrl: report.changeRequest.url } : {}),
+      });
+    } catch (error) {
+      throw toGitLabError(error, { action: `record the check ${check.name} on ${report.commit.slice(0, 12)}`, signal });
+    }
+  }
+}

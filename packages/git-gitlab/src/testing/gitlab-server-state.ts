@@ -1,0 +1,102 @@
+import type { TestRepository } from "@running-agent/core/offline";
+import type { ServerUser } from "./gitlab-json.js";
+
+/** GitLab's roles by access level. */
+export const AccessLevel = { guest: 10, reporter: 20, developer: 30, maintainer: 40, owner: 50 } as const;
+/** A role name or a numeric access level. */
+export type Role = keyof typeof AccessLevel | number;
+
+/** A token the server accepts. */
+export interface ServerToken {
+  token: string;
+  userId: number;
+  kind: "personal" | "project" | "group";
+  /** `api`, `read_api`, `read_repository`, `write_repository`. */
+  scopes: string[];
+  expiresAt?: number;
+  revoked: boolean;
+}
+
+/** A merge request as the server holds it. */
+export interface ServerMergeRequest {
+  id: number;
+  iid: number;
+  title: string;
+  description: string;
+  state: "opened" | "closed" | "merged";
+  sourceBranch: string;
+  targetBranch: string;
+  authorId: number;
+  labels: string[];
+  assigneeIds: number[];
+  reviewerIds: number[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** An external commit status (`POST /projects/:id/statuses/:sha`). */
+export interface ServerCommitStatus {
+  id: number;
+  sha: string;
+  ref: string;
+  name: string;
+  status: "pending" | "running" | "success" | "failed" | "canceled";
+  description: string | null;
+  targetUrl: string | null;
+  authorId: number;
+  createdAt: string;
+}
+
+/** A project: its bare repository, members, protected branches and merge requests. */
+export interface ServerProject {
+  id: number;
+  /** `group/sub/project`. */
+  path: string;
+  repository: TestRepository;
+  /** Where git http-backend finds it, relative to the server's root. */
+  gitPath: string;
+  defaultBranch: string;
+  archived: boolean;
+  visibility: "private" | "internal" | "public";
+  description: string | null;
+  createdAt: string;
+  /** Direct members: user id to access level. */
+  members: Map<number, number>;
+  /** Protected branch name (exact) to the lowest access level that may push (GitLab's default: Maintainer). */
+  protectedBranches: Map<string, number>;
+  mergeRequests: Map<number, ServerMergeRequest>;
+  /** Commit statuses, oldest first. */
+  statuses: ServerCommitStatus[];
+}
+
+/** What the routes and the git handler share. */
+export interface GitLabState {
+  webUrl: string;
+  users: Map<number, ServerUser>;
+  tokens: Map<string, ServerToken>;
+  projects: Map<string, ServerProject>;
+  /** Group path (lower case) to members: user id to access level. Inherited by subgroups and their projects. */
+  groups: Map<string, Map<number, number>>;
+  nextId: () => number;
+  now: () => string;
+}
+
+/** The highest of the caller's direct project access and its inherited group access. */
+export function accessLevels(state: GitLabState, project: ServerProject, userId: number | undefined): { project: number; group: number } {
+  if (userId === undefined) return { project: 0, group: 0 };
+  let group = 0;
+  const segments = project.path.toLowerCase().split("/");
+  for (let length = 1; length < segments.length; length++) {
+    group = Math.max(group, state.groups.get(segments.slice(0, length).join("/"))?.get(userId) ?? 0);
+  }
+  return { project: project.members.get(userId) ?? 0, group };
+}
+
+export function accessLevel(state: GitLabState, project: ServerProject, userId: number | undefined): number {
+  const levels = accessLevels(state, project, userId);
+  return Math.max(levels.project, levels.group);
+}
+
+export function levelOf(role: Role): number {
+  return typeof role === "number" ? role : AccessLevel[role];
+}
