@@ -25,7 +25,9 @@ export interface ServerConfig {
   bodyLimitBytes: number;
   corsOrigin: string;
   /** `local`: bubblewrap; `local-unisolated`: plain child processes (only where bubblewrap cannot run); `docker`: a container per task. */
-  sandbox: "local" | "local-unisolated" | "docker";
+  sandbox: "local" | "local-unisolated" | "docker" | "modal";
+  /** For the `modal` sandbox: the Modal app and image (undefined: the package's defaults). Credentials come from MODAL_TOKEN_ID / MODAL_TOKEN_SECRET as the SDK reads them. */
+  modal: { app: string | undefined; image: string | undefined };
   /** For the `docker` sandbox: the image (undefined: the package's default image) and the network tasks join (undefined: the package's default, `bridge`). */
   docker: { image: string | undefined; network: "bridge" | "host" | "none" | { name: string } | undefined };
   /** Sandboxes held ready (OpenCode started) for tasks on the configured model: 0 = no pool; and how long an unused one lives (undefined: core's default). */
@@ -59,7 +61,9 @@ const EnvironmentSchema = z.object({
   RUNNING_AGENT_CONCURRENCY: whole("RUNNING_AGENT_CONCURRENCY", 1, 64).optional(),
   RUNNING_AGENT_BODY_LIMIT: whole("RUNNING_AGENT_BODY_LIMIT", 1024, 16 * 1024 * 1024).default(64 * 1024),
   RUNNING_AGENT_CORS_ORIGIN: z.string().min(1).default("*"),
-  RUNNING_AGENT_SANDBOX: z.enum(["local", "local-unisolated", "docker"], { error: "RUNNING_AGENT_SANDBOX must be local, local-unisolated or docker." }).default("local"),
+  RUNNING_AGENT_SANDBOX: z.enum(["local", "local-unisolated", "docker", "modal"], { error: "RUNNING_AGENT_SANDBOX must be local, local-unisolated, docker or modal." }).default("local"),
+  RUNNING_AGENT_MODAL_APP: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "RUNNING_AGENT_MODAL_APP must be 1 to 64 letters, digits, dashes, dots or underscores.").optional(),
+  RUNNING_AGENT_MODAL_IMAGE: z.string().min(1).optional(),
   RUNNING_AGENT_DOCKER_IMAGE: z.string().min(1).optional(),
   RUNNING_AGENT_DOCKER_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "RUNNING_AGENT_DOCKER_NETWORK must be bridge, host, none or the name of a Docker network.").optional(),
   RUNNING_AGENT_POOL_SIZE: whole("RUNNING_AGENT_POOL_SIZE", 0, 32).default(0),
@@ -126,6 +130,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     corsOrigin: env.RUNNING_AGENT_CORS_ORIGIN,
     sandbox: env.RUNNING_AGENT_SANDBOX,
     docker: { image: env.RUNNING_AGENT_DOCKER_IMAGE, network: dockerNetworkOf(env.RUNNING_AGENT_DOCKER_NETWORK) },
+    modal: { app: env.RUNNING_AGENT_MODAL_APP, image: env.RUNNING_AGENT_MODAL_IMAGE },
     pool: { size: env.RUNNING_AGENT_POOL_SIZE, idleTimeoutMs: env.RUNNING_AGENT_POOL_IDLE_MS },
     dashboardDirectory: env.RUNNING_AGENT_DASHBOARD_DIR,
     gitHost: env.RUNNING_AGENT_GIT_HOST,

@@ -1,6 +1,7 @@
 import { isSandboxPool, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
 import { createTestRepository } from "@running-agent/core/offline";
-import { describe, expect, it } from "vitest";
+import { startModalServer } from "@running-agent/sandbox-modal/testing";
+import { describe, expect, it, vi } from "vitest";
 import { loadServerConfig } from "./server-config.js";
 import { createTaskRuntime } from "./task-runtime.js";
 
@@ -45,6 +46,33 @@ describe("createTaskRuntime with RUNNING_AGENT_GIT_HOST=gitlab", () => {
       expect(runtime.description).toContain("git host: gitlab (https://git.example.com/gitlab)");
     } finally {
       await runtime.close();
+    }
+  });
+});
+
+describe("createTaskRuntime with RUNNING_AGENT_SANDBOX=modal (the seed's sandbox), against the local Modal-protocol server", () => {
+  it("runs a job's task in a Modal sandbox made through the SDK, and refuses to start with credentials Modal rejects", async () => {
+    await using modal = await startModalServer();
+    vi.stubEnv("MODAL_SERVER_URL", modal.url);
+    vi.stubEnv("MODAL_TOKEN_ID", modal.tokenId);
+    vi.stubEnv("MODAL_TOKEN_SECRET", modal.tokenSecret);
+    try {
+      const runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_SANDBOX: "modal", RUNNING_AGENT_MODAL_APP: "http-api-test" }));
+      try {
+        expect(runtime.description).toContain("sandbox: modal (app http-api-test)");
+        await using repo = await createTestRepository({ "README.md": "# on modal\n" });
+        const events: AgentTaskEvent[] = [];
+        const result = await runAgentTask({ ...runtime.taskDefaults, repo: repo.path, task: "Record this task", onEvent: (event) => events.push(event) });
+        expect(result.status).toBe("completed");
+        expect(events.find((event) => event.type === "sandbox")).toMatchObject({ provider: "modal" });
+        expect(modal.sandboxes()).toHaveLength(1);
+      } finally {
+        await runtime.close();
+      }
+      vi.stubEnv("MODAL_TOKEN_SECRET", "not-the-secret");
+      await expect(createTaskRuntime(loadServerConfig({ RUNNING_AGENT_SANDBOX: "modal" }))).rejects.toMatchObject({ code: "AUTH_FAILED" });
+    } finally {
+      vi.unstubAllEnvs();
     }
   });
 });

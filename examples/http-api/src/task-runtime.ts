@@ -72,6 +72,15 @@ async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxP
   // Startup leaves local sandboxes alone: bubblewrap's die with the server (restart.test.ts checks it).
   if (config.sandbox === "local") return { provider: createLocalSandbox({ isolation: "bubblewrap" }), description: "local (bubblewrap)", reapOrphans: false };
   if (config.sandbox === "local-unisolated") return { provider: createLocalSandbox({ isolation: "none" }), description: "local, NOT isolated", reapOrphans: false };
+  if (config.sandbox === "modal") {
+    // Loaded only when chosen; the SDK takes MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (and MODAL_SERVER_URL) from the environment.
+    const { createModalSandbox } = await import("@running-agent/sandbox-modal");
+    const image = config.modal.image === undefined ? undefined : config.modal.image.startsWith("im-") ? { imageId: config.modal.image } : { registryTag: config.modal.image };
+    const provider = createModalSandbox({ ...(config.modal.app ? { app: config.modal.app } : {}), ...(image ? { image } : {}) });
+    // Missing or wrong credentials stop the server at startup instead of failing every job.
+    await provider.validate();
+    return { provider, description: `modal (app ${config.modal.app ?? "running-agent"}${config.modal.image ? `, image ${config.modal.image}` : ""})`, reapOrphans: false };
+  }
   // Loaded only when chosen (as the CLI does), so that a server on the local sandbox never loads dockerode.
   const { createDockerSandbox } = await import("@running-agent/sandbox-docker");
   const network = config.docker.network ?? "bridge";
