@@ -4,6 +4,9 @@ import type { ModelConfig } from "./model.js";
 import type { Phase } from "./phases.js";
 import type { SandboxNetworkPolicy, SandboxProvider, SandboxResources } from "./spec/sandbox-spec.js";
 import type { ChangeRequest, GitHost } from "./spec/git-host-spec.js";
+import type { ChangeLimits } from "./git/change-checks.js";
+
+export type { ChangeLimits };
 
 /** A commit identity. */
 export interface GitIdentity {
@@ -70,7 +73,12 @@ export interface AgentTaskOptions {
   modelProxy?: boolean;
   /** Let the repository's own OpenCode config (opencode.json, .opencode/, AGENTS.md) apply. Default false: an untrusted repo cannot configure the agent. */
   allowRepoAgentConfig?: boolean;
-  /** Extra strings to redact from everything that leaves the loop. */
+  /**
+   * Bounds on the agent's changes, checked as they are collected: a change past one fails the task
+   * with CHANGES_TOO_LARGE and nothing is pushed. Defaults: 100 MiB per file, 1 GiB in all, 10,000 files.
+   */
+  changeLimits?: ChangeLimits;
+  /** Extra strings to redact from everything that leaves the loop (and that must not be in a changed file). */
   secrets?: string[];
   /** Cancels the task; everything started is torn down. */
   signal?: AbortSignal;

@@ -35,6 +35,8 @@ export interface AgentRunInput {
   listenHostname?: string;
   /** How long the server may take to print its ready line. Default 60 s (bounded by `timeoutMs`). */
   startTimeoutMs?: number;
+  /** Told of each secret the run makes (the server's password, which the agent's shell can see). */
+  addSecret?: (secret: string) => void;
 }
 
 /** What a finished agent run returns. */
@@ -90,6 +92,7 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
   const folders = opencodeFolders(session.scratchDir);
   await session.putArchive(folders.root, await preSeededArchive());
   const password = randomBytes(24).toString("base64url");
+  input.addSecret?.(password);
   const env = buildOpencodeEnv({
     folders,
     config: buildOpencodeConfig(model, model.apiKey === undefined ? undefined : input.apiKeyEnv),

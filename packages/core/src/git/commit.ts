@@ -14,6 +14,11 @@ export interface CommitChangesInput {
   author: GitIdentity;
   /** Defaults to the author. */
   committer?: GitIdentity;
+  /**
+   * Stage the whole working tree first (`git add --all`), the default. False commits the index as
+   * {@link collectChanges} left it: only the changed paths, and the working tree may be empty.
+   */
+  stageWorkingTree?: boolean;
   signal?: AbortSignal;
 }
 
@@ -45,7 +50,7 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
         throw error;
       }
     }
-    await runGit(["add", "--all", "--", "."], options);
+    if (input.stageWorkingTree !== false) await runGit(["add", "--all", "--", "."], options);
     if (!(await hasStagedChanges(dir, signal))) throw agentError(ErrorCode.COMMIT_FAILED, "There is nothing to commit: the working tree equals HEAD.");
     await runGit(
       ["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"],

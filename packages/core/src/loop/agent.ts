@@ -16,6 +16,7 @@ export async function runAgent(context: TaskContext): Promise<void> {
     allowRepoAgentConfig: options.allowRepoAgentConfig,
     timeoutMs: Math.min(remainingMs, options.agentTimeoutMs ?? remainingMs),
     signal: context.signal,
+    addSecret: (secret) => context.redactor.add(secret),
     emit: (event) => context.emit(event),
   });
   context.summary = output.summary;

@@ -2,11 +2,14 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cloneRepository } from "../git/clone.js";
-import { packDirectory } from "../archive.js";
+import { placeRepository } from "../git/place.js";
 import { hostOptions } from "./host-options.js";
 import type { TaskContext } from "./task-context.js";
 
-/** Phase 3: clones on the host (credentials stay here) and places the files in the sandbox. */
+/**
+ * Phase 3: clones on the host (credentials stay here; no working tree: the index holds HEAD) and
+ * streams HEAD's files and the `.git` without hooks into the sandbox, recording what was placed.
+ */
 export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   const options = context.options!;
   const repository = context.repository!;
@@ -20,10 +23,10 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
     depth: options.cloneDepth,
     ...(credentials ? { credentials } : {}),
     dir,
+    checkout: false,
     signal: context.signal,
   });
   context.baseCommit = commit;
   context.emit({ type: "log", level: "info", message: `Cloned ${repository.id} at ${context.startBranch} (${commit.slice(0, 12)}).` });
-  const archive = await packDirectory(dir);
-  await context.session!.putArchive(context.session!.workdir, archive);
+  context.placedListing = await placeRepository({ session: context.session!, dir, signal: context.signal });
 }

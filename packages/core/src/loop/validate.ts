@@ -8,6 +8,7 @@ import { SANDBOX_SPEC_VERSION, type SandboxProvider } from "../spec/sandbox-spec
 import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
 import type { TaskContext, ValidatedOptions } from "./task-context.js";
+import { checkChangeLimits } from "./change-limits.js";
 
 const DEFAULT_AUTHOR: GitIdentity = { name: "Running Agent", email: "agent@running-agent.invalid" };
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
@@ -118,6 +119,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     allowRepoAgentConfig: raw.allowRepoAgentConfig ?? false,
     gitToken: raw.gitToken,
     modelProxy: checkModelProxy(raw.modelProxy, sandbox),
+    changeLimits: checkChangeLimits(raw.changeLimits),
   };
 }
 

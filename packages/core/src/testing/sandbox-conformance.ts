@@ -4,7 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { packDirectory, readArchive } from "../archive.js";
+import { packDirectory, packDirectoryStream, readArchive } from "../archive.js";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import { SANDBOX_SPEC_VERSION, type ExposedPort, type SandboxCreateOptions, type SandboxProvider, type SandboxSession } from "../spec/sandbox-spec.js";
 
@@ -301,6 +301,29 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
       expect(Buffer.from(byPath.get("data.bin")?.content ?? []).equals(binary)).toBe(true);
       expect(byPath.get("run-link")).toMatchObject({ type: "symlink", linkTarget: "bin/run.sh" });
       expect(Buffer.from(byPath.get("bin/new.txt")?.content ?? []).toString()).toBe("new");
+    });
+
+    test("archive", "putArchiveStream and getArchiveStream (when present) stream the same archives, and paths pick only those entries", async () => {
+      const source = join(hostFolder, "stream-source");
+      await mkdir(join(source, "bin"), { recursive: true });
+      await writeFile(join(source, "bin", "run.sh"), "#!/bin/sh\necho streamed-ran\n", { mode: 0o755 });
+      const binary = randomBytes(300_000);
+      await writeFile(join(source, "data.bin"), binary);
+      await writeFile(join(source, "other.txt"), "not asked for\n");
+      await symlink("bin/run.sh", join(source, "run-link"));
+      const target = `${session.workdir}/streamed`;
+      if (session.putArchiveStream) await session.putArchiveStream(target, packDirectoryStream(source));
+      else await session.putArchive(target, await packDirectory(source));
+      expect((await session.exec(["./streamed/bin/run.sh"])).stdout).toBe("streamed-ran\n");
+      if (!session.getArchiveStream) return;
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of await session.getArchiveStream(target, { paths: ["data.bin", "run-link", "bin/run.sh", "missing.txt", "bin"] })) chunks.push(chunk);
+      const entries = await readArchive(Buffer.concat(chunks));
+      const byPath = new Map(entries.map((entry) => [entry.path, entry]));
+      expect([...byPath.keys()].filter((path) => byPath.get(path)!.type !== "directory").sort()).toEqual(["bin/run.sh", "data.bin", "run-link"]);
+      expect(byPath.get("bin/run.sh")?.mode).toBe(0o755);
+      expect(Buffer.from(byPath.get("data.bin")?.content ?? []).equals(binary)).toBe(true);
+      expect(byPath.get("run-link")).toMatchObject({ type: "symlink", linkTarget: "bin/run.sh" });
     });
 
     test("exposePort", "a server inside the sandbox answers on the exposed URL", async () => {
