@@ -1,5 +1,5 @@
 import { constants as fsConstants, createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, rm, symlink, unlink } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readlink, rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import * as tar from "tar-stream";
@@ -151,6 +151,7 @@ async function checkStagedFiles(dir: string, changes: readonly ChangedFile[], ch
     checkName(change.path, checks.scanner);
     const hostPath = join(dir, change.path);
     const stats = await lstat(hostPath);
+    if (stats.isSymbolicLink() && checks.scanner.holds(await readlink(hostPath))) throw secretInChanges(change.path);
     if (!stats.isFile()) continue;
     checks.budget.addFile(change.path, stats.size);
     if (checks.scanner.empty) continue;
