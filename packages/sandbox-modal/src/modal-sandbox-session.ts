@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
+import { Readable } from "node:stream";
 import {
   abortedError,
   agentError,
   ErrorCode,
   RunningAgentError,
   type ExposedPort,
+  type SandboxArchiveOptions,
   type SandboxExecOptions,
   type SandboxExecResult,
   type SandboxProcess,
@@ -179,6 +181,20 @@ export class ModalSandboxSession implements SandboxSession {
     const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && find . -mindepth 1 -printf "%P\\0" | tar -c -f - --null --no-recursion -T -', target]);
     if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${target}: ${result.stderr.trim()}`, { details: { path: target } });
     return result.stdout;
+  }
+
+  /**
+   * With `paths`, tar inside packs just those (missing ones left out), so that only the changed
+   * files cross; the bytes still arrive whole, as every exec's output does here.
+   */
+  async getArchiveStream(directory: string, options: SandboxArchiveOptions & { paths?: readonly string[] } = {}): Promise<AsyncIterable<Uint8Array>> {
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    if (!options.paths) return Readable.from([await this.getArchive(directory)]);
+    const target = this.resolve(directory);
+    const list = new TextEncoder().encode(options.paths.map((path) => `${path}\0`).join(""));
+    const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && tar -c -f - --null --no-recursion --ignore-failed-read -T -', target], list);
+    if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack paths of ${target}: ${result.stderr.trim()}`, { details: { path: target } });
+    return Readable.from([result.stdout]);
   }
 
   async allocatePort(): Promise<number> {

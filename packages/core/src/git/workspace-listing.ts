@@ -22,8 +22,10 @@ export interface WorkspaceListing {
 const LIST_SCRIPT = 'cd -- "$0" && find . -mindepth 1 \\( -iname .git -prune \\) -o -printf "%y %m %s %i %T@ %C@ %P\\0" && date +%s.%N';
 
 // File timestamps come from a coarse clock (a few ms behind the fine one): a change made within this
-// long of the listing could carry the same ctime as the placed file, so such entries are compared by content.
+// long of the listing could carry the same ctime as the placed file, so such entries are compared by
+// content. A file system that keeps whole seconds only (every ctime integral) needs a second more.
 const RACY_SECONDS = 0.05;
+const RACY_SECONDS_WHOLE = 1.05;
 
 /**
  * Lists the working tree inside the sandbox with GNU find: metadata only, never contents. Returns
@@ -67,6 +69,18 @@ export function parseListing(output: Buffer): WorkspaceListing | undefined {
   return { entries, listedAt };
 }
 
+/** True when a placed entry is too close to the listing to be judged by its metadata (it is compared by content). */
+export function isRacy(placed: WorkspaceListing, path: string): boolean {
+  const entry = placed.entries.get(path);
+  return entry !== undefined && entry.ctime >= racyTime(placed);
+}
+
+function racyTime(placed: WorkspaceListing): number {
+  const ctimes = [...placed.entries.values()].map((entry) => entry.ctime);
+  const wholeSeconds = ctimes.length > 0 && ctimes.every((ctime) => Number.isInteger(ctime));
+  return placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : RACY_SECONDS);
+}
+
 /** What differs between the listing taken when the repository was placed and one taken now. */
 export interface ListingDifference {
   /** Files and symlinks that are new or whose metadata changed (or that were racy when placed). */
@@ -79,7 +93,7 @@ export interface ListingDifference {
 export function compareListings(placed: WorkspaceListing, now: WorkspaceListing): ListingDifference {
   const changed: string[] = [];
   const removed: string[] = [];
-  const racyFrom = placed.listedAt - RACY_SECONDS;
+  const racyFrom = racyTime(placed);
   for (const [path, entry] of now.entries) {
     if (entry.type !== "file" && entry.type !== "symlink") continue;
     const before = placed.entries.get(path);
