@@ -62,9 +62,10 @@ export function packDirectoryStream(hostDirectory: string, options: PackDirector
  */
 export function packPathsStream(hostDirectory: string, paths: Iterable<string>): Readable {
   return streamArchive(async (pack) => {
+    const folders = new Map<string, boolean>();
     for (const requested of paths) {
       const path = safeArchivePath(requested);
-      if (path === "" || !(await hasPlainParents(hostDirectory, path))) continue;
+      if (path === "" || !(await hasPlainParents(hostDirectory, path, folders))) continue;
       const hostPath = join(hostDirectory, path);
       const stats = await lstatOrUndefined(hostPath);
       if (!stats) continue;
@@ -75,13 +76,14 @@ export function packPathsStream(hostDirectory: string, paths: Iterable<string>):
   });
 }
 
-// True when every folder above `path` is a real folder (no symlink, no file).
-async function hasPlainParents(hostDirectory: string, path: string): Promise<boolean> {
+// True when every folder above `path` is a real folder (no symlink, no file); answers are kept per folder.
+async function hasPlainParents(hostDirectory: string, path: string, known: Map<string, boolean>): Promise<boolean> {
   let current = hostDirectory;
   for (const segment of path.split("/").slice(0, -1)) {
     current = join(current, segment);
-    const stats = await lstatOrUndefined(current);
-    if (!stats?.isDirectory()) return false;
+    let plain = known.get(current);
+    if (plain === undefined) known.set(current, (plain = (await lstatOrUndefined(current))?.isDirectory() ?? false));
+    if (!plain) return false;
   }
   return true;
 }

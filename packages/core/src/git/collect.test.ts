@@ -230,7 +230,7 @@ describe.each<Mode>(["whole tree", "changed paths"])("collectChanges from a real
   });
 });
 
-describe("collectChanges with a submodule", () => {
+describe.each<Mode>(["whole tree", "changed paths"])("collectChanges with a submodule (%s)", (mode) => {
   it("keeps the (uncloned) submodule and ignores files the sandbox put inside it", async () => {
     const library = await createGitFixture({ files: { "lib.txt": "lib\n" } });
     const parent = await createGitFixture({ files: { "README.md": "parent\n" } });
@@ -238,12 +238,14 @@ describe("collectChanges with a submodule", () => {
       await gitIn(parent.workPath, ["-c", "protocol.file.allow=always", "submodule", "add", "--quiet", library.workPath, "vendor/lib"]);
       await gitIn(parent.workPath, ["commit", "--quiet", "-m", "Add submodule"]);
       const dir = await folders.create();
-      await cloneRepository({ repository: { id: "parent", remote: parent.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir });
+      await cloneRepository({ repository: { id: "parent", remote: parent.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir, checkout: mode === "whole tree" });
       const session = await createLocalSandbox({ isolation: "none" }).create({ taskId: "collect-submodule" });
       sessions.push(session);
-      await session.putArchive(session.workdir, await packDirectory(dir));
+      let placed: WorkspaceListing | undefined;
+      if (mode === "whole tree") await session.putArchive(session.workdir, await packDirectory(dir));
+      else placed = await placeRepository({ session, dir });
       await session.exec(["sh", "-ec", "echo planted > vendor/lib/planted.txt && echo changed > README.md"]);
-      const changes = await collectChanges({ session, dir });
+      const changes = await collectChanges({ session, dir, ...(placed ? { placed } : {}) });
       expect(changes.map((change) => [change.path, change.status])).toEqual([["README.md", "modified"]]);
       await expect(lstat(join(dir, "vendor/lib/planted.txt"))).rejects.toThrow(/ENOENT/);
     } finally {

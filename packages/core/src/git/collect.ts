@@ -77,31 +77,37 @@ interface ChangeChecks {
  */
 async function collectChangedPaths(input: CollectChangesInput, placed: WorkspaceListing, now: WorkspaceListing, checks: ChangeChecks): Promise<ChangedFile[]> {
   const { session, dir, signal } = input;
-  const tracked = await trackedPaths(dir, signal);
-  const submodules = [...tracked].filter(([, mode]) => mode === "160000").map(([path]) => path);
+  // What was placed is HEAD's tree (git archive of it); only submodules need the index to tell.
+  const isPlacedFile = (path: string) => placed.entries.get(path)?.type === "file" || placed.entries.get(path)?.type === "symlink";
+  const submodules = placed.entries.has(".gitmodules") ? await submodulePaths(dir, signal) : [];
   const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
   const difference = compareListings(placed, now);
   const changed = difference.changed.filter(belongs);
-  const removed = difference.removed.filter((path) => belongs(path) && tracked.has(path));
+  const removed = difference.removed.filter((path) => belongs(path) && isPlacedFile(path));
 
   // Deletions first, so that a folder that replaced a file (or the other way round) has room.
   for (const path of removed) await removeHostPath(dir, path);
-  // check-ignore reads the .gitignore files of the working tree: the sandbox's versions of the
-  // changed ones, HEAD's of the others.
-  const ignoreFile = (path: string) => path.split("/").pop() === ".gitignore";
-  const unchangedIgnoreFiles = [...now.entries.keys()].filter((path) => ignoreFile(path) && tracked.has(path) && !changed.includes(path) && belongs(path));
-  if (unchangedIgnoreFiles.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${unchangedIgnoreFiles.join("\0")}\0`, signal, phase: "collect" });
   const received = new Set<string>();
-  await bringBack(session, dir, changed.filter(ignoreFile), received, checks, signal);
-  const ignored = await ignoredPaths(dir, changed.filter((path) => !tracked.has(path)), signal);
-  const wanted = changed.filter((path) => !ignoreFile(path) && !ignored.has(path));
+  const ignoreFile = (path: string) => path.split("/").pop() === ".gitignore";
+  const untracked = changed.filter((path) => !isPlacedFile(path));
+  let ignored = new Set<string>();
+  if (untracked.length > 0) {
+    // check-ignore reads the .gitignore files of the working tree: the sandbox's versions of the
+    // changed ones, HEAD's of the others.
+    const changedSet = new Set(changed);
+    const unchangedIgnoreFiles = [...now.entries.keys()].filter((path) => ignoreFile(path) && isPlacedFile(path) && !changedSet.has(path) && belongs(path));
+    if (unchangedIgnoreFiles.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${unchangedIgnoreFiles.join("\0")}\0`, signal, phase: "collect" });
+    await bringBack(session, dir, changed.filter(ignoreFile), received, checks, signal);
+    ignored = await ignoredPaths(dir, untracked, signal);
+  }
+  const wanted = changed.filter((path) => !received.has(path) && !ignored.has(path));
   // The listing's sizes let an oversized change fail before a byte is read; the stream is counted again.
   const announced = new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits });
   for (const path of [...received, ...wanted]) if (now.entries.get(path)?.type === "file") announced.addFile(path, now.entries.get(path)!.size);
   await bringBack(session, dir, wanted, received, checks, signal);
 
   // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
-  const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && tracked.has(path));
+  const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && isPlacedFile(path));
   for (const path of vanished) await removeHostPath(dir, path);
   const staged = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
   if (staged.length > 0) {
@@ -164,17 +170,6 @@ function checkName(path: string, scanner: SecretScanner): void {
   if (scanner.holds(path)) throw secretInChanges("(a file whose name holds it)");
 }
 
-// Paths in HEAD's index with their modes.
-async function trackedPaths(dir: string, signal: AbortSignal | undefined): Promise<Map<string, string>> {
-  const { stdout } = await runGit(["ls-files", "--stage", "-z"], { cwd: dir, signal, phase: "collect" });
-  const tracked = new Map<string, string>();
-  for (const record of stdout.toString("utf8").split("\0")) {
-    const tab = record.indexOf("\t");
-    if (tab > 0) tracked.set(record.slice(tab + 1), record.slice(0, 6));
-  }
-  return tracked;
-}
-
 // What git would see: no `.git` component in any letter case, nothing absolute or with `..`.
 function isWorkingTreePath(path: string): boolean {
   try {
@@ -192,6 +187,8 @@ function isWorkingTreePath(path: string): boolean {
 async function bringBack(session: SandboxSession, dir: string, paths: readonly string[], received: Set<string>, checks: ChangeChecks, signal: AbortSignal | undefined): Promise<void> {
   if (paths.length === 0) return;
   const asked = new Set(paths);
+  // Folders already checked or made (by this call only: nothing else writes the host tree meanwhile).
+  const folders = new Set<string>();
   const archive = await session.getArchiveStream!(session.workdir, { paths, ...(signal ? { signal } : {}) });
   const extract = tar.extract();
   const source = Readable.from(archive);
@@ -208,7 +205,11 @@ async function bringBack(session: SandboxSession, dir: string, paths: readonly s
       }
       received.add(path);
       checkName(path, checks.scanner);
-      const hostPath = await plainParents(dir, path);
+      const hostPath = await plainParents(dir, path, folders);
+      // A folder this archive already wrote into cannot become a file or a link now (a hostile archive).
+      if (folders.has(hostPath)) {
+        throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} after entries below it; refusing to write through it.`, { phase: "collect", details: { path } });
+      }
       await removeHostPath(dir, path);
       if (header.type === "symlink") {
         entry.resume();
@@ -245,11 +246,13 @@ async function writeStreamed(hostPath: string, content: AsyncIterable<Uint8Array
 
 // Makes the folders above `path` in the host working tree, each a real folder: anything else in the
 // way (a file or symlink the host tree still has) is refused, never written through.
-async function plainParents(dir: string, path: string): Promise<string> {
+async function plainParents(dir: string, path: string, checked: Set<string>): Promise<string> {
   let current = dir;
   const segments = path.split("/");
   for (const segment of segments.slice(0, -1)) {
     current = join(current, segment);
+    if (checked.has(current)) continue;
+    checked.add(current);
     const stats = await lstat(current).catch(() => undefined);
     if (!stats) await mkdir(current);
     else if (!stats.isDirectory()) {

@@ -89,6 +89,17 @@ describe("commitChanges", () => {
     expect(error.code).toBe("COMMIT_FAILED");
     expect(error.phase).toBe("commit");
   });
+
+  it("with stageWorkingTree false, commits the index only (a clone without working tree), and an index equal to HEAD is COMMIT_FAILED", async () => {
+    const dir = await emptyFolder();
+    await cloneRepository({ repository: localRepository(), branch: "main", depth: 1, dir, checkout: false });
+    const empty = await expectRunningAgentError(commitChanges({ dir, branch: "agent/index-empty", message: "Nothing", author, stageWorkingTree: false }));
+    expect(empty.message).toContain("nothing to commit");
+    await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "added\n")).trim()},added.txt`]);
+    const { commit } = await commitChanges({ dir, branch: "agent/index-only", message: "Add one file", author, stageWorkingTree: false });
+    // Only that path changed: HEAD's files, absent from the empty working tree, are not deleted.
+    expect((await gitIn(dir, ["diff", "--name-status", "HEAD~1", commit])).trim()).toBe("A\tadded.txt");
+  });
 });
 
 describe("pushBranch over http (isomorphic-git against git http-backend)", () => {

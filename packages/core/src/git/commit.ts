@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { GitIdentity } from "../run-options.js";
 import { validateBranchName } from "./branch-name.js";
@@ -50,8 +52,11 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
         throw error;
       }
     }
-    if (input.stageWorkingTree !== false) await runGit(["add", "--all", "--", "."], options);
-    if (!(await hasStagedChanges(dir, signal))) throw agentError(ErrorCode.COMMIT_FAILED, "There is nothing to commit: the working tree equals HEAD.");
+    const nothingToCommit = () => agentError(ErrorCode.COMMIT_FAILED, "There is nothing to commit: the working tree equals HEAD.");
+    if (input.stageWorkingTree !== false) {
+      await runGit(["add", "--all", "--", "."], options);
+      if (!(await hasStagedChanges(dir, signal))) throw nothingToCommit();
+    }
     await runGit(
       ["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"],
       {
@@ -64,7 +69,11 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
           GIT_COMMITTER_EMAIL: committer.email,
         },
       },
-    );
+    ).catch((error: unknown) => {
+      // An index equal to HEAD (checked up front when the working tree is staged here).
+      if (error instanceof GitCommandFailure && error.exitCode === 1 && /nothing (added )?to commit|no changes added/i.test(`${error.stdout}\n${error.stderr}`)) throw nothingToCommit();
+      throw error;
+    });
     const { stdout } = await runGit(["rev-parse", "--verify", "HEAD^{commit}"], options);
     return { commit: stdout.toString("utf8").trim() };
   } catch (error) {
@@ -75,6 +84,11 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
 }
 
 async function currentBranch(dir: string, signal: AbortSignal | undefined): Promise<string | undefined> {
+  // Read from .git/HEAD where it is a plain file (one process fewer); git itself otherwise.
+  const head = await readFile(join(dir, ".git", "HEAD"), "utf8").catch(() => undefined);
+  const match = head === undefined ? null : /^ref: refs\/heads\/(.+)\n?$/.exec(head);
+  if (match) return match[1];
+  if (head !== undefined && /^[0-9a-f]{40,64}\n?$/.test(head)) return undefined;
   try {
     const { stdout } = await runGit(["symbolic-ref", "--quiet", "--short", "HEAD"], { cwd: dir, signal, phase: "commit" });
     return stdout.toString("utf8").trim();
