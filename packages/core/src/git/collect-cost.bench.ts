@@ -150,8 +150,9 @@ async function makeSetup(fileCount: number): Promise<Setup> {
 }
 
 async function timeTable(): Promise<void> {
-  const lines = [`clone (+ place), collect, commit, push over http; medians; local sandbox (${isolation}); floor = git CLI by hand in the same run`];
+  console.log(`clone (+ place), collect, commit, push over http; medians; local sandbox (${isolation}); floor = git CLI by hand in the same run`);
   for (const fileCount of sizes) {
+    const lines: string[] = [];
     const setup = await makeSetup(fileCount);
     try {
       for (const changed of fileCount >= 2000 ? [1, 500] : [5]) {
@@ -173,8 +174,8 @@ async function timeTable(): Promise<void> {
       await setup.fixture.cleanup();
       for (const dir of folders.splice(0)) await rm(dir, { recursive: true, force: true });
     }
+    console.log(lines.join("\n"));
   }
-  console.log(lines.join("\n"));
 }
 
 /** Peak RSS and heap above the start while one file of `bytes` is collected, committed and pushed. */

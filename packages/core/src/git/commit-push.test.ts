@@ -96,9 +96,22 @@ describe("commitChanges", () => {
     const empty = await expectRunningAgentError(commitChanges({ dir, branch: "agent/index-empty", message: "Nothing", author, stageWorkingTree: false }));
     expect(empty.message).toContain("nothing to commit");
     await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "added\n")).trim()},added.txt`]);
-    const { commit } = await commitChanges({ dir, branch: "agent/index-only", message: "Add one file", author, stageWorkingTree: false });
+    const { commit } = await commitChanges({ dir, branch: "agent/index-only", message: "Add one file  \n\n\n\nBody line   \n\n", author, stageWorkingTree: false });
     // Only that path changed: HEAD's files, absent from the empty working tree, are not deleted.
     expect((await gitIn(dir, ["diff", "--name-status", "HEAD~1", commit])).trim()).toBe("A\tadded.txt");
+    expect((await gitIn(dir, ["log", "-1", "--format=%B%an <%ae>", commit])).trimEnd()).toBe("Add one file\n\nBody line\nAgent Author <agent@example.test>");
+    expect((await gitIn(dir, ["symbolic-ref", "HEAD"])).trim()).toBe("refs/heads/agent/index-only");
+    // Again on the same branch: it moves forward.
+    await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "second\n")).trim()},second.txt`]);
+    const second = await commitChanges({ dir, branch: "agent/index-only", message: "Second", author, stageWorkingTree: false });
+    expect((await gitIn(dir, ["rev-parse", "agent/index-only~1"])).trim()).toBe(commit);
+    expect((await gitIn(dir, ["rev-parse", "agent/index-only"])).trim()).toBe(second.commit);
+    // A branch that exists elsewhere is never moved.
+    await gitIn(dir, ["update-ref", "refs/heads/taken", commit]);
+    await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "third\n")).trim()},third.txt`]);
+    const taken = await expectRunningAgentError(commitChanges({ dir, branch: "taken", message: "Third", author, stageWorkingTree: false }));
+    expect(taken.code).toBe("COMMIT_FAILED");
+    expect((await gitIn(dir, ["rev-parse", "taken"])).trim()).toBe(commit);
   });
 });
 

@@ -40,6 +40,7 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
     checkIdentity("committer", committer);
     if (message.trim() === "") throw agentError(ErrorCode.COMMIT_FAILED, "The commit message is empty.");
     throwIfAborted(signal, "commit");
+    if (input.stageWorkingTree === false) return await commitIndex(input, committer);
 
     const current = await currentBranch(dir, signal);
     if (current !== branch) {
@@ -52,11 +53,8 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
         throw error;
       }
     }
-    const nothingToCommit = () => agentError(ErrorCode.COMMIT_FAILED, "There is nothing to commit: the working tree equals HEAD.");
-    if (input.stageWorkingTree !== false) {
-      await runGit(["add", "--all", "--", "."], options);
-      if (!(await hasStagedChanges(dir, signal))) throw nothingToCommit();
-    }
+    await runGit(["add", "--all", "--", "."], options);
+    if (!(await hasStagedChanges(dir, signal))) throw nothingToCommit();
     await runGit(
       ["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"],
       {
@@ -69,11 +67,7 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
           GIT_COMMITTER_EMAIL: committer.email,
         },
       },
-    ).catch((error: unknown) => {
-      // An index equal to HEAD (checked up front when the working tree is staged here).
-      if (error instanceof GitCommandFailure && error.exitCode === 1 && /nothing (added )?to commit|no changes added/i.test(`${error.stdout}\n${error.stderr}`)) throw nothingToCommit();
-      throw error;
-    });
+    );
     const { stdout } = await runGit(["rev-parse", "--verify", "HEAD^{commit}"], options);
     return { commit: stdout.toString("utf8").trim() };
   } catch (error) {
@@ -81,6 +75,50 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
     if (aborted) throw aborted;
     throw wrapFailure(error, ErrorCode.COMMIT_FAILED, `Committing the changes failed: ${(error as Error).message}`, "commit");
   }
+}
+
+const nothingToCommit = () => agentError(ErrorCode.COMMIT_FAILED, "There is nothing to commit: the working tree equals HEAD.");
+
+/**
+ * Commits the index as it is with plumbing: nothing reads the working tree (which may be empty),
+ * so the cost follows the change, not the number of files. Same checks and message cleanup as
+ * `git commit --cleanup=whitespace`.
+ */
+async function commitIndex(input: CommitChangesInput, committer: GitIdentity): Promise<{ commit: string }> {
+  const { dir, branch, message, author, signal } = input;
+  const options = { cwd: dir, signal, phase: "commit" as const };
+  const git = async (args: string[], extra: { input?: string; env?: Record<string, string> } = {}) => (await runGit(args, { ...options, ...extra })).stdout.toString("utf8").trim();
+  const [current, tree, heads] = await Promise.all([currentBranch(dir, signal), git(["write-tree"]), git(["rev-parse", "HEAD^{commit}", "HEAD^{tree}"])]);
+  const [parent, parentTree] = heads.split("\n");
+  if (tree === parentTree) throw nothingToCommit();
+  const commit = await git(["commit-tree", tree, "-p", parent!, "-F", "-"], {
+    input: cleanMessage(message),
+    env: { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: committer.name, GIT_COMMITTER_EMAIL: committer.email },
+  });
+  if (current === branch) {
+    await git(["update-ref", `refs/heads/${branch}`, commit, parent!]);
+    return { commit };
+  }
+  try {
+    // An empty old value: the branch must not exist yet.
+    await git(["update-ref", `refs/heads/${branch}`, commit, ""]);
+  } catch (error) {
+    if (error instanceof GitCommandFailure && /already exists|cannot lock/.test(error.stderr)) {
+      throw agentError(ErrorCode.COMMIT_FAILED, `The branch "${branch}" already exists in the clone (or clashes with one); commit on a new branch name.`, { cause: error });
+    }
+    throw error;
+  }
+  await git(["symbolic-ref", "HEAD", `refs/heads/${branch}`]);
+  return { commit };
+}
+
+// What `--cleanup=whitespace` does: no trailing spaces, no leading or trailing blank lines, one blank line at most between paragraphs.
+function cleanMessage(message: string): string {
+  const lines = message.split("\n").map((line) => line.replace(/\s+$/, ""));
+  const kept: string[] = [];
+  for (const line of lines) if (line !== "" || (kept.length > 0 && kept[kept.length - 1] !== "")) kept.push(line);
+  while (kept.length > 0 && kept[kept.length - 1] === "") kept.pop();
+  return `${kept.join("\n")}\n`;
 }
 
 async function currentBranch(dir: string, signal: AbortSignal | undefined): Promise<string | undefined> {
