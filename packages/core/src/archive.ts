@@ -1,5 +1,5 @@
 import { constants as fsConstants } from "node:fs";
-import { chmod, lstat, mkdir, open, readdir, readlink, rmdir, symlink, unlink } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, readlink, rmdir, symlink, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -67,11 +67,23 @@ export function packPathsStream(hostDirectory: string, paths: Iterable<string>):
       const path = safeArchivePath(requested);
       if (path === "" || !(await hasPlainParents(hostDirectory, path, folders))) continue;
       const hostPath = join(hostDirectory, path);
-      const stats = await lstatOrUndefined(hostPath);
-      if (!stats) continue;
-      const mode = stats.mode & 0o7777;
-      if (stats.isSymbolicLink()) await addEntry(pack, { name: path, type: "symlink", linkname: await readlink(hostPath), mode, mtime: fixedMtime });
-      else if (stats.isFile()) await addFileEntry(pack, hostPath, path, mode);
+      // Opened first (never following a link, never blocking on a FIFO): one call fewer per file than lstat, open.
+      const handle = await open(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === "ELOOP") return "symlink" as const;
+        if (error.code === "ENOENT" || error.code === "ENOTDIR") return undefined;
+        throw error;
+      });
+      if (handle === "symlink") {
+        const stats = await lstatOrUndefined(hostPath);
+        if (stats?.isSymbolicLink()) await addEntry(pack, { name: path, type: "symlink", linkname: await readlink(hostPath), mode: stats.mode & 0o7777, mtime: fixedMtime });
+      } else if (handle) {
+        try {
+          const stats = await handle.stat();
+          if (stats.isFile()) await addOpenFileEntry(pack, handle, path, stats.mode & 0o7777, stats.size);
+        } finally {
+          await handle.close();
+        }
+      }
     }
   });
 }
@@ -102,14 +114,17 @@ function streamArchive(fill: (pack: tar.Pack) => Promise<void>): Readable {
 async function addFileEntry(pack: tar.Pack, hostPath: string, name: string, mode: number): Promise<void> {
   const handle = await open(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   try {
-    const { size } = await handle.stat();
-    await new Promise<void>((resolve, reject) => {
-      const sink = pack.entry({ name, type: "file", mode, size, mtime: fixedMtime }, (error) => (error ? reject(error) : resolve()));
-      pipeline(handle.createReadStream({ autoClose: false }), sink).catch(reject);
-    });
+    await addOpenFileEntry(pack, handle, name, mode, (await handle.stat()).size);
   } finally {
     await handle.close();
   }
+}
+
+function addOpenFileEntry(pack: tar.Pack, handle: FileHandle, name: string, mode: number, size: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sink = pack.entry({ name, type: "file", mode, size, mtime: fixedMtime }, (error) => (error ? reject(error) : resolve()));
+    pipeline(handle.createReadStream({ autoClose: false, start: 0 }), sink).catch(reject);
+  });
 }
 
 /** An entry for {@link packEntries}: a file by default. */

@@ -210,7 +210,10 @@ async function bringBack(session: SandboxSession, dir: string, paths: readonly s
       if (folders.has(hostPath)) {
         throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} after entries below it; refusing to write through it.`, { phase: "collect", details: { path } });
       }
-      await removeHostPath(dir, path);
+      // Its parents were just checked to be real folders: what is at the path itself goes.
+      const existing = await lstat(hostPath).catch(() => undefined);
+      if (existing?.isDirectory()) await rm(hostPath, { recursive: true, force: true });
+      else if (existing) await unlink(hostPath);
       if (header.type === "symlink") {
         entry.resume();
         const target = header.linkname ?? "";
