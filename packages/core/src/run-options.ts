@@ -75,7 +75,7 @@ export interface AgentTaskOptions {
   allowRepoAgentConfig?: boolean;
   /**
    * Bounds on the agent's changes, checked as they are collected: a change past one fails the task
-   * with CHANGES_TOO_LARGE and nothing is pushed. Defaults: 100 MiB per file, 1 GiB in all, 10,000 files.
+   * with CHANGES_TOO_LARGE and nothing is pushed. Defaults: 100 MiB per file, 256 MiB in all, 10,000 files.
    */
   changeLimits?: ChangeLimits;
   /** Extra strings to redact from everything that leaves the loop (and that must not be in a changed file). */

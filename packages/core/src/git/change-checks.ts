@@ -4,7 +4,10 @@ import { agentError, ErrorCode } from "../errors.js";
 export interface ChangeLimits {
   /** The largest file, in bytes. Default 100 MiB (GitHub refuses larger files). */
   maxFileBytes?: number;
-  /** All added and modified files together, in bytes. Default 1 GiB. */
+  /**
+   * All added and modified files together, in bytes. Default 256 MiB: the push over HTTP
+   * (isomorphic-git) builds its pack in memory, at about five times the changed bytes.
+   */
   maxTotalBytes?: number;
   /** Files added or modified. Default 10,000. */
   maxFiles?: number;
@@ -13,7 +16,7 @@ export interface ChangeLimits {
 /** The defaults of {@link ChangeLimits}. */
 export const DEFAULT_CHANGE_LIMITS: Required<ChangeLimits> = {
   maxFileBytes: 100 * 1024 * 1024,
-  maxTotalBytes: 1024 * 1024 * 1024,
+  maxTotalBytes: 256 * 1024 * 1024,
   maxFiles: 10_000,
 };
 
