@@ -12,7 +12,8 @@ const result = (overrides: Partial<AgentTaskResult>): AgentTaskResult => ({
   changes: [],
   summary: "",
   model: "openai-compatible/scripted",
-  usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
+  usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0, costSource: "unknown" },
+  agentRounds: [],
   timings: {},
   ...overrides,
 });

@@ -78,7 +78,8 @@ export function createGatedTaskRunner() {
           changes: outcome.status === "completed" ? [{ path: "hello.txt", status: "added" } as AgentTaskResult["changes"][number]] : [],
           summary: "Wrote the file.",
           model: "scripted/scripted-model",
-          usage: { inputTokens: 10, outputTokens: 5, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
+          usage: { inputTokens: 10, outputTokens: 5, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0, costSource: "unknown" },
+          agentRounds: [],
           timings: { validate: 1, agent: 5, total: 20 },
         });
       }
@@ -99,6 +100,9 @@ export function createGatedTaskRunner() {
           for (const wake of iteratorWakers) wake();
         }
         await result.catch(() => undefined);
+      },
+      async say() {
+        throw agentError(ErrorCode.AGENT_FINISHED, "The gated test runner takes no follow-up messages.");
       },
       async *[Symbol.asyncIterator]() {
         let index = 0;

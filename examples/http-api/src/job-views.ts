@@ -1,3 +1,4 @@
+import type { TokenUsage, Verification } from "@running-agent/core";
 import type { JobError, JobRecord, JobStatus } from "./job-record.js";
 import type { StoredAgentEvent } from "./stored-event.js";
 
@@ -30,7 +31,9 @@ export interface JobResultView extends JobStatusView {
   changes: { path: string; status: string }[];
   /** Milliseconds per phase and `total`. */
   timings: Record<string, number>;
-  usage: Record<string, number> | null;
+  usage: TokenUsage | null;
+  /** The checks' outcome per round, when the job ran checks. */
+  checks: Verification | null;
   /** Human-readable lines built from the job's (already redacted) events. */
   logs: string[];
 }
@@ -67,6 +70,7 @@ export function toResultView(job: JobRecord, events: StoredJobEvent[]): JobResul
     changes: (result?.changes ?? []).map((change) => ({ path: change.path, status: change.status })),
     timings: timingsOf(job, events),
     usage: result ? { ...result.usage } : null,
+    checks: result?.verification ?? null,
     logs: logLinesOf(events.map((stored) => stored.event)),
   };
 }

@@ -25,6 +25,13 @@ describe("loadServerConfig", () => {
     expect(config).toMatchObject({ port: 8787, apiKey: undefined, concurrency: 4, gitHost: "github", github: { apiUrl: "http://127.0.0.1:9/api/v3" } });
   });
 
+  it("reads the sandbox pool's size and idle time (none by default)", () => {
+    expect(loadServerConfig({}).pool).toEqual({ size: 0, idleTimeoutMs: undefined });
+    expect(loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "2", RUNNING_AGENT_POOL_IDLE_MS: "60000" }).pool).toEqual({ size: 2, idleTimeoutMs: 60_000 });
+    expect(() => loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "-1" })).toThrow(/RUNNING_AGENT_POOL_SIZE: .*at least 0/);
+    expect(() => loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "100" })).toThrow(/RUNNING_AGENT_POOL_SIZE: .*at most 32/);
+  });
+
   it("names every bad variable", () => {
     expect(() =>
       loadServerConfig({ PORT: "eighty", RUNNING_AGENT_CONCURRENCY: "0", RUNNING_AGENT_SANDBOX: "podman", RUNNING_AGENT_API_KEY: "short", GITHUB_API_URL: "not a url" }),

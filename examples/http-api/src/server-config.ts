@@ -13,6 +13,8 @@ export interface ServerConfig {
   sandbox: "local" | "local-unisolated" | "docker";
   /** For the `docker` sandbox: the image (undefined: the package's default image) and the network tasks join (undefined: the package's default, `bridge`). */
   docker: { image: string | undefined; network: "bridge" | "host" | "none" | { name: string } | undefined };
+  /** Sandboxes held ready (OpenCode started) for tasks on the configured model: 0 = no pool; and how long an unused one lives (undefined: core's default). */
+  pool: { size: number; idleTimeoutMs: number | undefined };
   /** The built dashboard to serve at `/`; undefined: none (main.ts falls back to the dashboard's `dist` when it exists). */
   dashboardDirectory: string | undefined;
   /** `local`: paths and file:// URLs on this machine; `github`: GitHub or GitHub Enterprise Server. */
@@ -38,6 +40,8 @@ const EnvironmentSchema = z.object({
   RUNNING_AGENT_SANDBOX: z.enum(["local", "local-unisolated", "docker"], { error: "RUNNING_AGENT_SANDBOX must be local, local-unisolated or docker." }).default("local"),
   RUNNING_AGENT_DOCKER_IMAGE: z.string().min(1).optional(),
   RUNNING_AGENT_DOCKER_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "RUNNING_AGENT_DOCKER_NETWORK must be bridge, host, none or the name of a Docker network.").optional(),
+  RUNNING_AGENT_POOL_SIZE: whole("RUNNING_AGENT_POOL_SIZE", 0, 32).default(0),
+  RUNNING_AGENT_POOL_IDLE_MS: whole("RUNNING_AGENT_POOL_IDLE_MS", 1_000, 24 * 3_600_000).optional(),
   RUNNING_AGENT_DASHBOARD_DIR: z.string().min(1).optional(),
   RUNNING_AGENT_GIT_HOST: z.enum(["local", "github"], { error: "RUNNING_AGENT_GIT_HOST must be local or github." }).default("local"),
   RUNNING_AGENT_MODEL: z.string().min(1).optional(),
@@ -82,6 +86,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     corsOrigin: env.RUNNING_AGENT_CORS_ORIGIN,
     sandbox: env.RUNNING_AGENT_SANDBOX,
     docker: { image: env.RUNNING_AGENT_DOCKER_IMAGE, network: dockerNetworkOf(env.RUNNING_AGENT_DOCKER_NETWORK) },
+    pool: { size: env.RUNNING_AGENT_POOL_SIZE, idleTimeoutMs: env.RUNNING_AGENT_POOL_IDLE_MS },
     dashboardDirectory: env.RUNNING_AGENT_DASHBOARD_DIR,
     gitHost: env.RUNNING_AGENT_GIT_HOST,
     model: env.RUNNING_AGENT_MODEL ?? (env.GEMINI_API_KEY ? undefined : "scripted"),

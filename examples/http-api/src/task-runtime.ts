@@ -1,4 +1,4 @@
-import { createLocalGitHost, createLocalSandbox, type AgentTaskOptions, type GitHost, type SandboxProvider } from "@running-agent/core";
+import { createLocalGitHost, createLocalSandbox, createSandboxPool, type AgentTaskOptions, type GitHost, type SandboxPool, type SandboxProvider } from "@running-agent/core";
 import { createGitHub } from "@running-agent/git-github";
 import { startOfflineModel, type OfflineModel } from "./offline-model.js";
 import type { ServerConfig } from "./server-config.js";
@@ -33,16 +33,32 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
   let offlineModel: OfflineModel | undefined;
   if (config.model === "scripted") offlineModel = await startOfflineModel({ delayMs: config.scriptedModelDelayMs });
   const model = offlineModel?.model ?? config.model;
+  // A pool warms servers for the configured model; a job that asks for another model opens its own sandbox.
+  let pool: SandboxPool | undefined;
+  try {
+    if (config.pool.size > 0) {
+      pool = createSandboxPool(sandbox.provider, {
+        size: config.pool.size,
+        ...(config.pool.idleTimeoutMs ? { idleTimeoutMs: config.pool.idleTimeoutMs } : {}),
+        ...(model ? { model } : {}),
+      });
+    }
+  } catch (error) {
+    await offlineModel?.close();
+    throw error;
+  }
   return {
-    taskDefaults: { sandbox: sandbox.provider, gitHost, ...(model ? { model } : {}) },
+    taskDefaults: { sandbox: pool ?? sandbox.provider, gitHost, ...(model ? { model } : {}) },
     gitHost,
     reapOrphanSandboxes: sandbox.reapOrphans,
     description: [
       `sandbox: ${sandbox.description}`,
       `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : "local (paths and file:// URLs on this machine)"}`,
       `model: ${offlineModel ? `scripted offline model at ${offlineModel.server.url}` : (config.model ?? "core's default (Gemini, GEMINI_API_KEY)")}`,
+      `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}`,
     ],
     close: async () => {
+      await pool?.close();
       await offlineModel?.close();
     },
   };

@@ -163,6 +163,22 @@ describe("running-agent (the binary)", () => {
     await expectNothingLeft(outcome.tempDirectory);
   });
 
+  it("with --pool, the task runs on a sandbox whose OpenCode was started ahead of it, and the pool leaves nothing behind", async () => {
+    const repo = await repository();
+    const model = await modelServer([
+      (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: "# Pooled\n" } }] }),
+      { text: "Added NOTES.md." },
+    ]);
+    const outcome = await runCli(["run", "--repo", repo.path, "--task", "Add a NOTES.md file", "--json", "--pool", ...modelFlags(model.url)], { OPENAI_COMPATIBLE_API_KEY: MODEL_KEY });
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
+    expect(JSON.parse(outcome.stdout)).toMatchObject({ status: "completed" });
+    const events = outcome.stderr.trim().split("\n").map((line) => JSON.parse(line) as { type: string; pooled?: boolean; message?: string });
+    expect(events.find((event) => event.type === "sandbox")).toMatchObject({ pooled: true });
+    expect(events.some((event) => event.type === "log" && event.message?.startsWith("Using the OpenCode server started ahead"))).toBe(true);
+    await expectNothingLeft(outcome.tempDirectory);
+  });
+
   it("works on a GitHub repository through the lazily loaded adapter: draft, labels, reviewer, and the token never printed", async () => {
     const github = await startGitHubServer();
     cleanups.push(() => github.close());

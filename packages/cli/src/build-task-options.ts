@@ -1,4 +1,4 @@
-import { createLocalSandbox, ErrorCode, type AgentTaskOptions, type GitHost, type ModelConfig, type SandboxProvider } from "@running-agent/core";
+import { createLocalSandbox, createSandboxPool, ErrorCode, type AgentTaskOptions, type GitHost, type ModelConfig, type SandboxProvider } from "@running-agent/core";
 import type { RunCommandOptions } from "./cli-arguments.js";
 import { importAdapter } from "./import-adapter.js";
 
@@ -8,16 +8,23 @@ import { importAdapter } from "./import-adapter.js";
  */
 export async function buildTaskOptions(options: RunCommandOptions): Promise<AgentTaskOptions> {
   const gitHost = await createGitHost(options);
+  const model = options.model ? modelConfig(options.model, options.modelBaseUrl) : undefined;
+  const provider = await createSandbox(options);
+  // The pool warms OpenCode for the same model, key and proxy setting as the task, so the task takes its sandbox.
+  const sandbox = options.pool ? createSandboxPool(provider, { size: 1, refill: false, ...(model ? { model } : {}), ...(options.modelProxy ? { modelProxy: true } : {}) }) : provider;
   return {
     repo: options.repo,
     task: options.task,
-    sandbox: await createSandbox(options),
+    sandbox,
     ...(gitHost ? { gitHost } : {}),
     ...(options.baseBranch ? { baseBranch: options.baseBranch } : {}),
     ...(options.branch ? { branch: options.branch } : {}),
-    ...(options.model ? { model: modelConfig(options.model, options.modelBaseUrl) } : {}),
+    ...(model ? { model } : {}),
     ...(options.setupCommands.length > 0 ? { setupCommands: options.setupCommands } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.checks !== undefined ? { checks: options.checks } : {}),
+    ...(options.maxFixRounds !== undefined ? { maxFixRounds: options.maxFixRounds } : {}),
+    ...(options.onChecksFailed !== undefined ? { onChecksFailed: options.onChecksFailed } : {}),
     ...(options.modelProxy ? { modelProxy: true } : {}),
     pullRequest: {
       draft: options.draft,

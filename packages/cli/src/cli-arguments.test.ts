@@ -20,7 +20,7 @@ describe("parseCliArguments", () => {
       [
         ...base,
         "--base", "develop", "--branch", "feature/x", "--sandbox", "docker", "--image", "agent:1", "--network", "host",
-        "--model", "openai-compatible/scripted", "--model-base-url", "http://127.0.0.1:9/v1", "--model-proxy",
+        "--model", "openai-compatible/scripted", "--model-base-url", "http://127.0.0.1:9/v1", "--model-proxy", "--pool",
         "--draft", "--label", "bot", "--label", "tests", "--reviewer", "octocat",
         "--setup", "npm ci", "--setup", "npm run build", "--timeout", "20m", "--json",
         "--title", "Tests", "--github-api-url", "https://ghe.example.com/api/v3",
@@ -39,6 +39,7 @@ describe("parseCliArguments", () => {
         network: "host",
         unisolated: false,
         modelProxy: true,
+        pool: true,
         model: "openai-compatible/scripted",
         modelBaseUrl: "http://127.0.0.1:9/v1",
         draft: true,
@@ -55,7 +56,7 @@ describe("parseCliArguments", () => {
 
   it("defaults to the local sandbox and takes the token from GITHUB_TOKEN unless the flag is given", () => {
     const fromEnv = parseCliArguments(base, { GITHUB_TOKEN: "env-token" });
-    expect(fromEnv).toMatchObject({ command: "run", options: { sandbox: "local", unisolated: false, modelProxy: false, draft: false, json: false, labels: [], githubToken: "env-token" } });
+    expect(fromEnv).toMatchObject({ command: "run", options: { sandbox: "local", unisolated: false, modelProxy: false, pool: false, draft: false, json: false, labels: [], githubToken: "env-token" } });
     const fromFlag = parseCliArguments([...base, "--github-token", "flag-token"], { GITHUB_TOKEN: "env-token" });
     expect(fromFlag).toMatchObject({ options: { githubToken: "flag-token" } });
     expect(parseCliArguments(base, {})).not.toHaveProperty("options.githubToken");
@@ -91,6 +92,20 @@ describe("parseCliArguments", () => {
     expect(usageMessage([...base, "--label", ""])).toMatch(/--label needs a non-empty value/);
     expect(usageMessage([...base, "--github-token", ""])).toMatch(/--github-token is empty/);
     expect(usageMessage([...base, "--timeout", "soon"])).toMatch(/--timeout must be a positive duration/);
+  });
+
+  it("reads checks as name=command, bare commands, or auto, with the fix-round options", () => {
+    const parsed = parseCliArguments([...base, "--check", "test=npm test", "--check", "make lint", "--max-fix-rounds", "3", "--on-checks-failed", "fail"], {});
+    expect(parsed).toMatchObject({
+      options: { checks: [{ name: "test", command: "npm test" }, { name: "check-2", command: "make lint" }], maxFixRounds: 3, onChecksFailed: "fail" },
+    });
+    expect(parseCliArguments([...base, "--check", "auto"], {})).toMatchObject({ options: { checks: "auto" } });
+    expect(usageMessage([...base, "--check", "auto", "--check", "x=y"])).toMatch(/give it alone/);
+    expect(usageMessage([...base, "--check", "test="])).toMatch(/has no command/);
+    expect(usageMessage([...base, "--check", "auto", "--max-fix-rounds", "11"])).toMatch(/from 0 to 10/);
+    expect(usageMessage([...base, "--check", "auto", "--max-fix-rounds", "1.5"])).toMatch(/from 0 to 10/);
+    expect(usageMessage([...base, "--check", "auto", "--on-checks-failed", "ignore"])).toMatch(/must be one of draft, fail, open/);
+    expect(usageMessage([...base, "--max-fix-rounds", "1"])).toMatch(/need --check too/);
   });
 
   it("never puts the token into a usage message", () => {

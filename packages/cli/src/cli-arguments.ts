@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { MODEL_PROVIDERS } from "@running-agent/core";
+import { MODEL_PROVIDERS, type CheckSpec, type ChecksFailedPolicy } from "@running-agent/core";
 import { UsageError } from "./usage-error.js";
 
 /** Where the agent runs. */
@@ -17,6 +17,8 @@ export interface RunCommandOptions {
   unisolated: boolean;
   /** Keep the model's key on the host behind a loopback proxy. */
   modelProxy: boolean;
+  /** Open the sandbox through a one-sandbox pool started at once (OpenCode starts and warms up while the task is checked). */
+  pool: boolean;
   /** The image for the docker or modal sandbox. */
   image?: string;
   /** The Docker network: `bridge`, `host`, `none` or a network's name. */
@@ -29,6 +31,10 @@ export interface RunCommandOptions {
   labels: string[];
   reviewers: string[];
   setupCommands: string[];
+  /** `--check`: `auto`, or checks as `name=command` (or a bare command, named `check-N`). */
+  checks?: CheckSpec[] | "auto";
+  maxFixRounds?: number;
+  onChecksFailed?: ChecksFailedPolicy;
   timeoutMs?: number;
   json: boolean;
   /** From `--github-token` or GITHUB_TOKEN. */
@@ -55,11 +61,15 @@ const RUN_OPTIONS = {
   model: { type: "string" },
   "model-base-url": { type: "string" },
   "model-proxy": { type: "boolean" },
+  pool: { type: "boolean" },
   title: { type: "string" },
   draft: { type: "boolean" },
   label: { type: "string", multiple: true },
   reviewer: { type: "string", multiple: true },
   setup: { type: "string", multiple: true },
+  check: { type: "string", multiple: true },
+  "max-fix-rounds": { type: "string" },
+  "on-checks-failed": { type: "string" },
   timeout: { type: "string" },
   json: { type: "boolean" },
   "github-token": { type: "string" },
@@ -115,6 +125,15 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
   for (const [flag, list] of [["--label", values.label], ["--reviewer", values.reviewer], ["--setup", values.setup]] as const) {
     if (list?.some((item) => item.trim() === "")) throw new UsageError(`${flag} needs a non-empty value.`);
   }
+  const checks = values.check === undefined ? undefined : parseChecks(values.check);
+  const maxFixRounds = values["max-fix-rounds"] === undefined ? undefined : parseMaxFixRounds(values["max-fix-rounds"]);
+  const onChecksFailed = values["on-checks-failed"];
+  if (onChecksFailed !== undefined && !CHECKS_FAILED_POLICIES.includes(onChecksFailed as ChecksFailedPolicy)) {
+    throw new UsageError(`--on-checks-failed must be one of ${CHECKS_FAILED_POLICIES.join(", ")}, not "${onChecksFailed}".`);
+  }
+  if ((maxFixRounds !== undefined || onChecksFailed !== undefined) && checks === undefined) {
+    throw new UsageError("--max-fix-rounds and --on-checks-failed need --check too, e.g. --check auto or --check \"test=npm test\".");
+  }
   const githubToken = values["github-token"] ?? nonEmpty(env.GITHUB_TOKEN);
   if (values["github-token"] !== undefined && values["github-token"].trim() === "") {
     throw new UsageError("--github-token is empty. Pass a token, or set GITHUB_TOKEN instead.");
@@ -128,6 +147,7 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       sandbox: sandbox as SandboxKind,
       unisolated: values.unisolated ?? false,
       modelProxy: values["model-proxy"] ?? false,
+      pool: values.pool ?? false,
       draft: values.draft ?? false,
       json: values.json ?? false,
       labels: values.label ?? [],
@@ -142,6 +162,9 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       ...(values["model-base-url"] !== undefined ? { modelBaseUrl: values["model-base-url"] } : {}),
       ...(values["github-api-url"] !== undefined ? { githubApiUrl: values["github-api-url"] } : {}),
       ...(values.timeout !== undefined ? { timeoutMs: parseDuration(values.timeout) } : {}),
+      ...(checks !== undefined ? { checks } : {}),
+      ...(maxFixRounds !== undefined ? { maxFixRounds } : {}),
+      ...(onChecksFailed !== undefined ? { onChecksFailed: onChecksFailed as ChecksFailedPolicy } : {}),
       ...(githubToken !== undefined ? { githubToken } : {}),
     },
   };
@@ -163,6 +186,28 @@ export function parseDuration(text: string): number {
     throw new UsageError(`--timeout must be a positive duration such as 90s, 20m or 1h, not "${text}".`);
   }
   return Math.round(milliseconds);
+}
+
+const CHECKS_FAILED_POLICIES: readonly ChecksFailedPolicy[] = ["draft", "fail", "open"];
+
+/** `--check auto` alone, or checks as `name=command`; a bare command is named `check-N`. */
+export function parseChecks(values: readonly string[]): CheckSpec[] | "auto" {
+  if (values.includes("auto")) {
+    if (values.length > 1) throw new UsageError("--check auto detects the checks; give it alone, or list the checks yourself.");
+    return "auto";
+  }
+  return values.map((value, index) => {
+    const named = /^([A-Za-z0-9._:-]{1,64})=(.*)$/s.exec(value);
+    const [name, command] = named ? [named[1]!, named[2]!] : [`check-${index + 1}`, value];
+    if (command.trim() === "") throw new UsageError(`--check "${value}" has no command; use --check "name=command", e.g. --check "test=npm test".`);
+    return { name, command };
+  });
+}
+
+function parseMaxFixRounds(text: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || value > 10) throw new UsageError(`--max-fix-rounds must be a whole number from 0 to 10, not "${text}".`);
+  return value;
 }
 
 function checkModel(model: string): void {

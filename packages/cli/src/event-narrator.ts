@@ -74,6 +74,21 @@ export class EventNarrator {
       case "changes":
         lines.push({ kind: "info", text: cut(describeChanges(event.files), 1000) });
         break;
+      case "checks.chosen":
+        lines.push({ kind: "info", text: cut(event.checks.length > 0 ? `checks: ${event.checks.map((check) => `${check.name} (${check.command})`).join(", ")}` : `checks: ${event.reasons.join("; ")}`, 1000) });
+        break;
+      case "check.started":
+        this.activity = cut(`check ${event.name}: ${event.command}`, 80);
+        break;
+      case "check.completed":
+        lines.push({ kind: event.passed ? "completed" : "failed", text: cut(`check ${event.name} ${event.passed ? "passed" : event.timedOut ? "timed out" : `failed (exit ${event.exitCode})`} ${formatDuration(event.durationMs)}`) });
+        break;
+      case "fix-round":
+        lines.push({ kind: "warning", text: cut(`fix round ${event.round} of ${event.maxFixRounds}: ${event.failing.join(", ")} failing`) });
+        break;
+      case "agent.message":
+        lines.push({ kind: "info", text: cut(`follow-up: ${oneLine(event.text)}`) });
+        break;
       case "branch.pushed":
         lines.push({ kind: "info", text: cut(`pushed ${event.branch} at ${event.commit.slice(0, 7)}`) });
         break;

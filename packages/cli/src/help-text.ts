@@ -36,9 +36,16 @@ Sandbox:
   --unisolated             local sandbox without bubblewrap (the agent can reach all your files)
   --model-proxy            keep the model's API key on this machine: the sandbox gets a run token and
                            a proxy on 127.0.0.1 adds the key (local sandbox, or docker with --network host)
+  --pool                   open the sandbox through a one-sandbox pool started at once, so that OpenCode
+                           starts and warms up while the task is checked (the pool closes with the run)
   --image <name>           image for the docker or modal sandbox
   --network <name>         the docker sandbox's network: bridge (default), host, none or a network's name
   --setup <command>        run in the sandbox before the agent, e.g. "npm ci" (repeatable)
+  --check <name=command>   run in the sandbox after the agent, e.g. "test=npm test" (repeatable);
+                           a failure goes back to the agent; --check auto detects the usual ones
+  --max-fix-rounds <n>     how often failed checks go back to the agent: 0 to 10 (default 2)
+  --on-checks-failed <p>   checks still failing: draft (default, a draft PR that says so), fail
+                           (push nothing, exit 1) or open
   --timeout <duration>     the longest the whole task may take: 90s, 20m, 1h (default 30m)
 
 Model:

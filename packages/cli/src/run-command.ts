@@ -1,4 +1,4 @@
-import { startAgentTask, type AgentTaskHandle } from "@running-agent/core";
+import { isSandboxPool, startAgentTask, type AgentTaskHandle, type AgentTaskOptions } from "@running-agent/core";
 import { buildTaskOptions } from "./build-task-options.js";
 import type { RunCommandOptions } from "./cli-arguments.js";
 import { ExitCode } from "./exit-codes.js";
@@ -19,9 +19,12 @@ export interface CliIo {
  */
 export async function runCommand(options: RunCommandOptions, io: CliIo): Promise<ExitCode> {
   let handle: AgentTaskHandle;
+  let taskOptions: AgentTaskOptions | undefined;
   try {
-    handle = startAgentTask(await buildTaskOptions(options));
+    taskOptions = await buildTaskOptions(options);
+    handle = startAgentTask(taskOptions);
   } catch (error) {
+    await closePool(taskOptions);
     return reportFailure(error, io, options.json, ExitCode.CANCELLED);
   }
   const display = createProgressDisplay(chooseDisplayMode(io.stderr, options.json, io.env), io.stderr, io.env);
@@ -53,5 +56,11 @@ export async function runCommand(options: RunCommandOptions, io: CliIo): Promise
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    await closePool(taskOptions);
   }
+}
+
+/** A `--pool` pool holds the replacement it started after the task took its sandbox: nothing of it may outlive the run. */
+async function closePool(taskOptions: AgentTaskOptions | undefined): Promise<void> {
+  if (isSandboxPool(taskOptions?.sandbox)) await taskOptions.sandbox.close();
 }

@@ -19,6 +19,8 @@ export const ErrorCode = {
   UNSUPPORTED_SPEC_VERSION: "UNSUPPORTED_SPEC_VERSION",
   CAPABILITY_UNSUPPORTED: "CAPABILITY_UNSUPPORTED",
   UNSUPPORTED_REPO: "UNSUPPORTED_REPO",
+  /** A sandbox provider or Git host answered outside its spec (e.g. `null` where a result was due). */
+  SPEC_VIOLATION: "SPEC_VIOLATION",
   // Git host and credentials.
   AUTH_FAILED: "AUTH_FAILED",
   PERMISSION_DENIED: "PERMISSION_DENIED",
@@ -48,6 +50,8 @@ export const ErrorCode = {
   AGENT_START_FAILED: "AGENT_START_FAILED",
   AGENT_FAILED: "AGENT_FAILED",
   AGENT_TIMEOUT: "AGENT_TIMEOUT",
+  /** `handle.say()` after the agent's last round, or a message still queued when the task ended. */
+  AGENT_FINISHED: "AGENT_FINISHED",
   MODEL_ERROR: "MODEL_ERROR",
   COLLECT_FAILED: "COLLECT_FAILED",
   UNSAFE_PATH: "UNSAFE_PATH",
@@ -55,6 +59,8 @@ export const ErrorCode = {
   SECRET_IN_CHANGES: "SECRET_IN_CHANGES",
   /** The changes exceed `changeLimits` (largest file, total size or file count); nothing is committed or pushed. */
   CHANGES_TOO_LARGE: "CHANGES_TOO_LARGE",
+  /** Checks still failed after the last fix round and `onChecksFailed` is `"fail"`; `details.rounds` holds the results. */
+  CHECKS_FAILED: "CHECKS_FAILED",
   COMMIT_FAILED: "COMMIT_FAILED",
   PUSH_FAILED: "PUSH_FAILED",
   PUSH_REJECTED: "PUSH_REJECTED",

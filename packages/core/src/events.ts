@@ -1,5 +1,6 @@
 import type { Phase } from "./phases.js";
 import type { ChangedFile } from "./changes.js";
+import type { CheckSpec } from "./verify/check-types.js";
 
 /** Base fields on every event. */
 interface EventBase {
@@ -40,6 +41,8 @@ export interface SandboxEvent extends EventBase {
   provider: string;
   sandboxId: string;
   isolated: boolean;
+  /** True when the sandbox came ready from a sandbox pool, its OpenCode server already started. */
+  pooled?: boolean;
 }
 
 /** Output of a setup command. */
@@ -92,6 +95,12 @@ export interface AgentUsageEvent extends EventBase {
   usage: TokenUsage;
 }
 
+/** A follow-up instruction from the caller (`handle.say`) handed to the agent. */
+export interface AgentMessageEvent extends EventBase {
+  type: "agent.message";
+  text: string;
+}
+
 /** The changes collected from the sandbox. */
 export interface ChangesEvent extends EventBase {
   type: "changes";
@@ -113,6 +122,52 @@ export interface ChangeRequestEvent extends EventBase {
   created: boolean;
 }
 
+/** The checks the verify phase runs, and how they were chosen. */
+export interface ChecksChosenEvent extends EventBase {
+  type: "checks.chosen";
+  source: "options" | "auto";
+  checks: CheckSpec[];
+  /** For `auto`: one line per detected check, or why nothing was detected. */
+  reasons: string[];
+}
+
+/** A check started in a round (round 0 follows the agent's first pass, round N its Nth fix). */
+export interface CheckStartedEvent extends EventBase {
+  type: "check.started";
+  round: number;
+  name: string;
+  command: string;
+}
+
+/** Output of a running check. */
+export interface CheckOutputEvent extends EventBase {
+  type: "check.output";
+  round: number;
+  name: string;
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+/** A check ended. */
+export interface CheckCompletedEvent extends EventBase {
+  type: "check.completed";
+  round: number;
+  name: string;
+  passed: boolean;
+  /** Null when the check was stopped by its time limit. */
+  exitCode: number | null;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+/** Checks failed and the agent is asked to fix them: fix round `round` of `maxFixRounds`. */
+export interface FixRoundEvent extends EventBase {
+  type: "fix-round";
+  round: number;
+  maxFixRounds: number;
+  failing: string[];
+}
+
 /** Token usage and cost. */
 export interface TokenUsage {
   inputTokens: number;
@@ -120,8 +175,10 @@ export interface TokenUsage {
   reasoningTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
-  /** Cost in USD as OpenCode computes it (0 for models without prices). */
+  /** The cost in the model's currency (USD for the built-in providers); 0 when {@link costSource} is `unknown`. */
   cost: number;
+  /** Where the cost comes from: OpenCode's catalogue, the caller's `model.prices`, or nowhere (then say "unknown", not 0). */
+  costSource: "opencode" | "prices" | "unknown";
 }
 
 /** Every event `runAgentTask` emits. Switch on `type`. */
@@ -136,7 +193,13 @@ export type AgentTaskEvent =
   | AgentFileEditedEvent
   | AgentRetryEvent
   | AgentUsageEvent
+  | AgentMessageEvent
   | ChangesEvent
+  | ChecksChosenEvent
+  | CheckStartedEvent
+  | CheckOutputEvent
+  | CheckCompletedEvent
+  | FixRoundEvent
   | BranchPushedEvent
   | ChangeRequestEvent;
 

@@ -11,6 +11,7 @@ export { Redactor, REDACTED } from "./redactor.js";
 export { EventLog } from "./event-log.js";
 export { taskTitle } from "./loop/task-title.js";
 export { createLocalSandbox, type LocalSandboxOptions } from "./sandbox-local/local-sandbox.js";
+export { createPreparedStateCache, type PreparedStateCache, type PreparedStateCacheOptions } from "./sandbox-local/prepared-state-cache.js";
 export { createLocalGitHost, type LocalGitHost, type LocalGitHostSettings } from "./git/local-git-host.js";
 export type { LocalChangeRequest } from "./git/change-request-store.js";
 export { parseRepoReference, type RepoReference } from "./git/repo-reference.js";
@@ -24,4 +25,17 @@ export { commitChanges, type CommitChangesInput } from "./git/commit.js";
 export { pushBranch, type PushBranchInput } from "./git/push.js";
 export { resolveModel, DEFAULT_COMPATIBLE_LIMITS, type ResolvedModel, type OpencodeProviderBlock } from "./agent/model-resolution.js";
 export { runAgentTask, startAgentTask } from "./run-agent-task.js";
+export {
+  createSandboxPool,
+  isSandboxPool,
+  type SandboxPool,
+  type SandboxPoolOptions,
+  type SandboxPoolEvent,
+  type SandboxPoolStats,
+  type PooledSandboxRequest,
+  type PooledSandboxLease,
+} from "./sandbox-pool/sandbox-pool.js";
+export { createStartAdmission, defaultStartAdmission, type StartAdmission, type StartAdmissionOptions } from "./agent/start-admission.js";
 export { diffStat } from "./loop/pull-request.js";
+export type { CheckSpec, CheckResult, CheckRound, ChecksFailedPolicy, Verification } from "./verify/check-types.js";
+export { detectChecks, type DetectedChecks } from "./verify/detect-checks.js";

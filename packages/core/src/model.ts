@@ -16,6 +16,24 @@ export interface ModelConfig {
   baseURL?: string;
   /** Context and output limits: used for `openai-compatible` models, and to declare a built-in provider's model that OpenCode's bundled catalogue does not know yet. */
   limits?: { context: number; output: number };
+  /**
+   * Prices per million tokens, in the model's currency, for models OpenCode's catalogue has no
+   * price for (an OpenAI-compatible endpoint, a model newer than the catalogue). Without either,
+   * the cost is reported as unknown, never as 0.
+   */
+  prices?: ModelPrices;
+}
+
+/** Prices per million tokens. */
+export interface ModelPrices {
+  input: number;
+  output: number;
+  /** Default: `input`. */
+  cacheRead?: number;
+  /** Default: `input`. */
+  cacheWrite?: number;
+  /** Default: `output`. */
+  reasoning?: number;
 }
 
 /** The seed's default model. */

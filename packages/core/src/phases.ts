@@ -6,6 +6,7 @@ export const PHASES = [
   "setup",
   "agent",
   "collect",
+  "verify",
   "commit",
   "push",
   "pull-request",

@@ -2,14 +2,16 @@
 export const REDACTED = "[REDACTED]";
 
 // Secrets shorter than this would redact ordinary words; no real key or token is this short.
-const MIN_SECRET_LENGTH = 6;
+export const MIN_SECRET_LENGTH = 6;
 
 /**
- * Credentials embedded in a URL: `scheme://user:password@host`. A match starts only at a letter
+ * Credentials embedded in a URL: `scheme://user:password@host`, where the password may hold an
+ * unencoded `/` (so a URL that only looks like it has a port and a path may be over-redacted,
+ * never under-redacted). A match starts only at a letter
  * that does not follow a letter (the leftmost start of any match), so scanning a long text stays
  * linear instead of retrying the scheme from every letter of every word.
  */
-const URL_CREDENTIALS = /(?<![a-z])([a-z][a-z0-9+.-]*:\/\/)[^/@\s:]+(?::[^/@\s]*)?@/gi;
+const URL_CREDENTIALS = /(?<![a-z])([a-z][a-z0-9+.-]*:\/\/)[^/@\s:]+(?::[^@\s]*)?@/gi;
 
 /**
  * Removes every known secret from strings and from the strings inside objects.

@@ -122,7 +122,7 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
     expect(changeRequest!.body).toContain("`src/math.ts` (modified, +4 −0)");
     expect(result.pullRequest).toMatchObject({ number: 1, created: true, url: changeRequest!.url });
 
-    // Phases in order, each started then completed, setup skipped.
+    // Phases in order, each started then completed, setup and verify (no checks) skipped.
     const phases = events.filter((event) => event.type === "phase").map((event) => `${event.phase}:${event.status}`);
     expect(phases).toEqual([
       "validate:started", "validate:completed",
@@ -131,6 +131,7 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
       "setup:skipped",
       "agent:started", "agent:completed",
       "collect:started", "collect:completed",
+      "verify:skipped",
       "commit:started", "commit:completed",
       "push:started", "push:completed",
       "pull-request:started", "pull-request:completed",

@@ -14,6 +14,8 @@ import { cloneIntoSandbox } from "./loop/clone.js";
 import { runSetup } from "./loop/setup.js";
 import { runAgent } from "./loop/agent.js";
 import { collectChanges } from "./loop/collect.js";
+import { verifyChanges } from "./loop/verify.js";
+import { FollowUps } from "./loop/follow-ups.js";
 import { commitOnBranch } from "./loop/commit.js";
 import { pushTaskBranch } from "./loop/push.js";
 import { openPullRequest } from "./loop/pull-request.js";
@@ -27,6 +29,7 @@ const PHASE_ERROR_CODES: Record<Phase, ErrorCode> = {
   setup: ErrorCode.SETUP_FAILED,
   agent: ErrorCode.AGENT_FAILED,
   collect: ErrorCode.COLLECT_FAILED,
+  verify: ErrorCode.CHECKS_FAILED,
   commit: ErrorCode.COMMIT_FAILED,
   push: ErrorCode.PUSH_FAILED,
   "pull-request": ErrorCode.PULL_REQUEST_FAILED,
@@ -70,12 +73,14 @@ export function startAgentTask(options: AgentTaskOptions): AgentTaskHandle {
         () => undefined,
       );
     },
+    say: (text: string) => context.followUps.say(text),
     [Symbol.asyncIterator]: () => log[Symbol.asyncIterator](),
   };
 }
 
 function createContext(taskId: string, options: AgentTaskOptions, controller: AbortController, log: EventLog<AgentTaskEvent>): TaskContext {
-  const redactor = new Redactor(options?.secrets ?? []);
+  // Validation refuses secrets that are not a list of strings; until then only a list is taken.
+  const redactor = new Redactor(Array.isArray(options?.secrets) ? options.secrets : []);
   const textParts = new AgentTextParts();
   const onEvent = options?.onEvent;
   return {
@@ -87,8 +92,10 @@ function createContext(taskId: string, options: AgentTaskOptions, controller: Ab
     timings: {},
     hostFolders: [],
     summary: "",
-    usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 },
+    usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0, costSource: "unknown" },
     changes: [],
+    agentRounds: [],
+    followUps: new FollowUps(),
     emit(input: AgentTaskEventInput) {
       const redacted = redactor.redact({ ...input, taskId, at: Date.now() }) as AgentTaskEvent;
       // The log keeps every event for replay: agent text shares one string per part (see AgentTextParts).
@@ -109,9 +116,11 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
   const started = performance.now();
   const raw = context.raw;
   // The caller's signal and the task timeout both abort the same controller.
-  const onCallerAbort = () => controller.abort(abortedError(raw.signal));
-  if (raw?.signal?.aborted) onCallerAbort();
-  raw?.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  // Validation refuses a signal that is not one; until then, only a real one is listened to.
+  const signal = typeof raw?.signal?.addEventListener === "function" ? raw.signal : undefined;
+  const onCallerAbort = () => controller.abort(abortedError(signal));
+  if (signal?.aborted === true) onCallerAbort();
+  signal?.addEventListener("abort", onCallerAbort, { once: true });
   let timer: NodeJS.Timeout | undefined;
 
   const phase = async (name: Phase, body: () => Promise<void>): Promise<void> => {
@@ -146,6 +155,8 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
     else skip("setup");
     await phase("agent", () => runAgent(context));
     await phase("collect", () => collectChanges(context));
+    if (context.changes.length > 0 && (context.checks?.length ?? 0) > 0) await phase("verify", () => verifyChanges(context));
+    else skip("verify");
     if (context.changes.length === 0) {
       skip("commit");
       skip("push");
@@ -160,8 +171,9 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
     context.timings.total = performance.now() - started;
     throw error;
   } finally {
+    context.followUps.close("the task has ended");
     if (timer) clearTimeout(timer);
-    raw?.signal?.removeEventListener("abort", onCallerAbort);
+    signal?.removeEventListener("abort", onCallerAbort);
   }
   await runTeardown(context);
   context.timings.total = performance.now() - started;
@@ -189,6 +201,9 @@ function toTaskError(error: unknown, phase: Phase, context: TaskContext): Runnin
     failure = abortedError(context.signal, phase);
   } else if (RunningAgentError.isInstance(error)) {
     failure = error;
+  } else if (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) {
+    // A programming error's text ("Cannot read properties of null") says nothing a caller can act on.
+    failure = agentError(PHASE_ERROR_CODES[phase], `The ${phase} phase failed with an internal ${error.name}; the error's cause holds it. Please report it.`, { cause: error });
   } else {
     const message = error instanceof Error ? error.message : String(error);
     failure = agentError(PHASE_ERROR_CODES[phase], `The ${phase} phase failed: ${message}`, { cause: error });
@@ -223,6 +238,8 @@ function buildResult(context: TaskContext): AgentTaskResult {
     summary: context.redactor.redactText(context.summary),
     model: `${options.model.provider}/${options.model.model}`,
     usage: context.usage,
+    agentRounds: context.agentRounds,
     timings: context.timings,
+    ...(context.verification ? { verification: context.verification } : {}),
   };
 }

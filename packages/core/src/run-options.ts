@@ -4,6 +4,8 @@ import type { ModelConfig } from "./model.js";
 import type { Phase } from "./phases.js";
 import type { SandboxNetworkPolicy, SandboxProvider, SandboxResources } from "./spec/sandbox-spec.js";
 import type { ChangeRequest, GitHost } from "./spec/git-host-spec.js";
+import type { CheckSpec, ChecksFailedPolicy, Verification } from "./verify/check-types.js";
+import type { StartAdmission } from "./agent/start-admission.js";
 import type { ChangeLimits } from "./git/change-checks.js";
 
 export type { ChangeLimits };
@@ -36,6 +38,16 @@ export interface AgentTaskOptions {
   model?: ModelConfig | string;
   /** Commands run in the sandbox after the clone and before the agent (trusted; run with `sh -c`). */
   setupCommands?: string[];
+  /**
+   * Checks run in the sandbox after the agent (trusted like setup commands; `sh -c`). A failure goes
+   * back to the agent, at most `maxFixRounds` times. `"auto"` detects the repository's usual commands
+   * (package.json test/lint/typecheck scripts, pytest, go test, cargo test, make test). Default: none.
+   */
+  checks?: CheckSpec[] | "auto";
+  /** How many times failed checks go back to the agent: 0 to 10. Default 2. */
+  maxFixRounds?: number;
+  /** Checks that still fail after the last round: `"draft"` (default) opens a draft PR that says so, `"fail"` pushes nothing (CHECKS_FAILED), `"open"` opens it as configured. */
+  onChecksFailed?: ChecksFailedPolicy;
   /** Clone depth. Default 1 (shallow); `"full"` for the whole history. */
   cloneDepth?: number | "full";
   /** The commit's author. Default: `Running Agent <agent@running-agent.invalid>`. */
@@ -71,6 +83,13 @@ export interface AgentTaskOptions {
    * sandbox; Docker with host networking). Default false: the key goes in as a secret variable.
    */
   modelProxy?: boolean;
+  /**
+   * How the OpenCode server's start is bounded. `timeoutMs`: how long it may take once admitted (default
+   * 60 s, stretched by the machine's load per core). `admission`: how many servers start at once, shared
+   * across tasks (`createStartAdmission({ maxConcurrentStarts })`); default: the provider's
+   * `maxConcurrentAgentStarts`, else one admission per process (CPU cores, at least 2).
+   */
+  agentStart?: { timeoutMs?: number; admission?: StartAdmission };
   /** Let the repository's own OpenCode config (opencode.json, .opencode/, AGENTS.md) apply. Default false: an untrusted repo cannot configure the agent. */
   allowRepoAgentConfig?: boolean;
   /**
@@ -109,6 +128,18 @@ export interface AgentTaskResult {
   usage: TokenUsage;
   /** Milliseconds per phase, and `total`. */
   timings: Partial<Record<Phase | "total", number>>;
+  /** The checks' outcome per round, when checks ran. */
+  verification?: Verification;
+  /** Usage and time per agent round; `usage` is their sum. */
+  agentRounds: AgentRound[];
+}
+
+/** One agent round: the first pass on the task (round 0), then each fix round. */
+export interface AgentRound {
+  round: number;
+  /** What this round alone used (OpenCode's session totals, less the rounds before). */
+  usage: TokenUsage;
+  durationMs: number;
 }
 
 /** The handle form: start now, iterate events, cancel, await the result. */
@@ -120,4 +151,11 @@ export interface AgentTaskHandle extends AsyncIterable<AgentTaskEvent> {
   readonly events: readonly AgentTaskEvent[];
   /** Cancels the task; resolves when everything is torn down. */
   cancel(reason?: string): Promise<void>;
+  /**
+   * Sends the running agent another instruction. It goes to the same OpenCode session when the
+   * agent's current round ends (messages sent before the agent starts follow the task); resolves
+   * once handed over. Rejects with AGENT_FINISHED once the agent is done for good (its changes are
+   * being checked or committed): continue the branch with a new task instead.
+   */
+  say(text: string): Promise<void>;
 }

@@ -38,10 +38,15 @@ export function parseGitHubRepositoryReference(repo: string, endpoints: GitHubEn
     }
     if (!isServedProtocol(url, endpoints)) return undefined;
     host = url.protocol === "ssh:" ? url.hostname.toLowerCase() : url.host.toLowerCase();
-    path = decodeURIComponent(url.pathname);
     url.username = "";
     url.password = "";
     displayUrl = url.href;
+    try {
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      if (!endpoints.hosts.has(host)) return undefined;
+      throw invalid(displayUrl);
+    }
     if (url.search || url.hash) {
       if (!endpoints.hosts.has(host)) return undefined;
       throw invalid(displayUrl.replace(/[?#].*$/, ""));

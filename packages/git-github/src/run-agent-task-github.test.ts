@@ -202,4 +202,31 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     expect(server.pullRequests("octo/raced")).toMatchObject([{ head: result.branch, base: "main" }]);
     expect(events.some((event) => event.type === "warning" && event.code === "PUSH_REJECTED")).toBe(true);
   });
+  it.each(["main", "refs/heads/main", "Main"])("refuses branch %j (the default branch) in validate: nothing is pushed, no pull request, no sandbox", async (branch) => {
+    const fullName = `octo/guarded-${Buffer.from(branch).toString("hex")}`;
+    await server.createRepository({ owner: "octo", name: fullName.split("/")[1]!, files: { "src/math.ts": ORIGINAL } });
+    const token = server.grantToken({ login: "guard-bot", repositories: [fullName] });
+    const before = await server.branchSha(fullName, "main");
+    let sandboxes = 0;
+    const error = await runAgentTask({
+      repo: `https://github.com/${fullName}.git`,
+      task: "Add a multiply function to src/math.ts",
+      branch,
+      model: { provider: "openai-compatible", model: "scripted", baseURL: "http://127.0.0.1:9/v1", apiKey: "test-key" },
+      sandbox: {
+        specificationVersion: "sandbox-v1",
+        providerId: "counting",
+        create: async () => {
+          sandboxes++;
+          throw new Error("no sandbox may be opened");
+        },
+      },
+      gitHost: createGitHub({ token, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
+    }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: "INVALID_BRANCH", phase: "validate" });
+    expect(sandboxes).toBe(0);
+    expect(await server.branchSha(fullName, "main")).toBe(before);
+    expect(server.pullRequests(fullName)).toEqual([]);
+    expect(server.requests.filter((request) => request.path.includes("git-receive-pack"))).toEqual([]);
+  });
 });

@@ -1,5 +1,5 @@
 import { agentError, ErrorCode } from "../errors.js";
-import { DEFAULT_MODEL, MODEL_PROVIDERS, type ModelConfig, type ModelProvider } from "../model.js";
+import { DEFAULT_MODEL, MODEL_PROVIDERS, type ModelConfig, type ModelPrices, type ModelProvider } from "../model.js";
 
 /**
  * The part of an OpenCode provider config block that does not hold the key. The engine adds
@@ -33,6 +33,8 @@ export interface ResolvedModel {
   baseURL?: string;
   /** The host name of the model's API, for a network allow-list. */
   apiHost: string;
+  /** The caller's prices, for a model OpenCode has none for. */
+  prices?: ModelPrices;
 }
 
 interface ProviderFacts {
@@ -134,6 +136,7 @@ export function resolveModel(model: ModelConfig | string | undefined, env: Recor
     ...(apiKey === undefined ? {} : { apiKey, apiKeySource }),
     ...(baseURL === undefined ? {} : { baseURL }),
     apiHost: baseURL === undefined ? facts.apiHost : new URL(baseURL).hostname,
+    ...(config.prices === undefined ? {} : { prices: checkPrices(config.prices) }),
   };
 }
 
@@ -202,4 +205,20 @@ function checkBaseURL(value: string): string {
     throw agentError(ErrorCode.INVALID_MODEL, "The model's baseURL must not contain credentials; pass the key as apiKey.", { phase: "validate" });
   }
   return value.replace(/\/+$/, "");
+}
+
+function checkPrices(prices: unknown): ModelPrices {
+  const fields = ["input", "output", "cacheRead", "cacheWrite", "reasoning"] as const;
+  const valid =
+    typeof prices === "object" &&
+    prices !== null &&
+    fields.every((field) => {
+      const value = (prices as Record<string, unknown>)[field];
+      return (value === undefined && field !== "input" && field !== "output") || (typeof value === "number" && Number.isFinite(value) && value >= 0);
+    });
+  if (!valid) {
+    throw agentError(ErrorCode.INVALID_MODEL, "The model's prices must be { input, output, cacheRead?, cacheWrite?, reasoning? }: numbers of 0 or more per million tokens.", { phase: "validate" });
+  }
+  const { input, output, cacheRead, cacheWrite, reasoning } = prices as ModelPrices;
+  return { input, output, ...(cacheRead !== undefined ? { cacheRead } : {}), ...(cacheWrite !== undefined ? { cacheWrite } : {}), ...(reasoning !== undefined ? { reasoning } : {}) };
 }

@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { resolveModel } from "./model-resolution.js";
 import { readArchive } from "../archive.js";
-import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, OPENCODE_VERSION, preSeededArchive, preSeededConfigEntries } from "./opencode-config.js";
+import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, OPENCODE_VERSION, preSeededArchive, preSeededConfigEntries, WARM_UP_PROVIDER_ID } from "./opencode-config.js";
 
 const compatible = resolveModel({ provider: "openai-compatible", model: "m1", baseURL: "http://127.0.0.1:9/v1", apiKey: "sk-secret-value" }, {});
 
@@ -21,6 +21,14 @@ describe("buildOpencodeConfig", () => {
       lsp: false,
       formatter: false,
     });
+  });
+
+  it("with warmUpPort, adds the warm-up provider pointing at the server itself, next to the chosen one", () => {
+    const config = buildOpencodeConfig(compatible, "K", 4321) as { enabled_providers: string[]; provider: Record<string, { options: Record<string, unknown> }>; model: string };
+    expect(config.enabled_providers).toEqual(["openai-compatible", WARM_UP_PROVIDER_ID]);
+    expect(config.provider[WARM_UP_PROVIDER_ID]!.options.baseURL).toBe(`http://127.0.0.1:4321/${WARM_UP_PROVIDER_ID}/v1`);
+    expect(config.model).toBe("openai-compatible/m1");
+    expect(JSON.stringify(config)).not.toContain("sk-secret-value");
   });
 
   it("leaves the key out when the model has none", () => {

@@ -37,15 +37,32 @@ export const HEADLESS_PERMISSIONS: Record<string, string> = {
   doom_loop: "deny",
 };
 
+/** The provider and model of the warm-up prompt a pooled server gets (see {@link buildOpencodeConfig}). */
+export const WARM_UP_PROVIDER_ID = "running-agent-warm-up";
+export const WARM_UP_MODEL_ID = "warm-up";
+
 /**
  * The OpenCode config for one run: no updates, no sharing, no LSP or formatter downloads, never-blocking
  * permissions, and only the chosen provider, whose key OpenCode reads from the env var `apiKeyEnv`
  * (`{env:NAME}` substitution), so the key is not in the config text.
+ *
+ * `warmUpPort`: the server's own port. A second provider then points at the server itself, which
+ * answers 401 (it demands its password): a prompt to it runs OpenCode's whole first-prompt path
+ * (tool registry, shell detection, location services) and fails at once without calling the model.
  */
-export function buildOpencodeConfig(model: ResolvedModel, apiKeyEnv: string | undefined): Record<string, unknown> {
+export function buildOpencodeConfig(model: ResolvedModel, apiKeyEnv: string | undefined, warmUpPort?: number): Record<string, unknown> {
   const modelRef = `${model.opencodeProviderId}/${model.model}`;
   const options: Record<string, unknown> = { ...model.opencodeProvider.options };
   if (apiKeyEnv !== undefined) options.apiKey = `{env:${apiKeyEnv}}`;
+  const providers: Record<string, unknown> = { [model.opencodeProviderId]: { ...model.opencodeProvider, options } };
+  if (warmUpPort !== undefined) {
+    providers[WARM_UP_PROVIDER_ID] = {
+      npm: "@ai-sdk/openai-compatible",
+      name: "Running Agent warm-up",
+      options: { baseURL: `http://127.0.0.1:${warmUpPort}/${WARM_UP_PROVIDER_ID}/v1`, apiKey: "none" },
+      models: { [WARM_UP_MODEL_ID]: { name: WARM_UP_MODEL_ID, tool_call: true, limit: { context: 32_000, output: 1_000 } } },
+    };
+  }
   return {
     autoupdate: false,
     share: "disabled",
@@ -56,8 +73,8 @@ export function buildOpencodeConfig(model: ResolvedModel, apiKeyEnv: string | un
     model: modelRef,
     // Titles and summaries use the same model, so no second provider is ever needed.
     small_model: modelRef,
-    enabled_providers: [model.opencodeProviderId],
-    provider: { [model.opencodeProviderId]: { ...model.opencodeProvider, options } },
+    enabled_providers: Object.keys(providers),
+    provider: providers,
     permission: HEADLESS_PERMISSIONS,
   };
 }
@@ -85,6 +102,8 @@ export function buildOpencodeEnv(input: {
     OPENCODE_DISABLE_SHARE: "1",
     // Edits are reported by the tools themselves; watching the whole repo is work for nothing.
     OPENCODE_EXPERIMENTAL_DISABLE_FILEWATCHER: "1",
+    // A headless server serves no web UI.
+    OPENCODE_DISABLE_EMBEDDED_WEB_UI: "1",
     // Without the repo's config there is no plugin to load; `pure` makes sure none is.
     ...(input.allowRepoAgentConfig ? {} : { OPENCODE_DISABLE_PROJECT_CONFIG: "1", OPENCODE_PURE: "1" }),
     ...(input.serverPassword ? { OPENCODE_SERVER_PASSWORD: input.serverPassword } : {}),

@@ -1,11 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { createOpencodeClient, type Event as OpencodeEvent, type Message, type Part } from "@opencode-ai/sdk/v2/client";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import type { AgentTaskEventInput, TokenUsage } from "../events.js";
 import type { SandboxProcess, SandboxSession } from "../spec/sandbox-spec.js";
 import type { ResolvedModel } from "./model-resolution.js";
 import { agentPrompt, sessionTitle } from "./agent-prompt.js";
-import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, preSeededArchive } from "./opencode-config.js";
+import { explainServerExit, startOpencodeServer, withTail, type OpencodeServer, type OutputTail } from "./opencode-server.js";
+import type { StartAdmission } from "./start-admission.js";
 import { OpencodeEventMapper, usageOfMessages, type SessionSignal } from "./opencode-events.js";
 
 /** What {@link runOpencodeAgent} needs. */
@@ -33,10 +33,22 @@ export interface AgentRunInput {
   port?: number;
   /** Address the server listens on inside the sandbox. Default `127.0.0.1`. */
   listenHostname?: string;
-  /** How long the server may take to print its ready line. Default 60 s (bounded by `timeoutMs`). */
+  /** How long the server may take to print its ready line once admitted. Default 60 s, stretched by the machine's load (bounded by `timeoutMs`). */
   startTimeoutMs?: number;
   /** Told of each secret the run makes (the server's password, which the agent's shell can see). */
   addSecret?: (secret: string) => void;
+  /**
+   * Continue this session (from an earlier run's {@link AgentRunOutput.sessionId}, on the same
+   * sandbox and scratch folder) with `message` instead of starting a new one with the task.
+   */
+  continueSession?: { sessionId: string; message: string };
+  /** Bounds how many servers start at once. Default: one admission per process (CPU cores, at least 2). */
+  admission?: StartAdmission;
+  /**
+   * A server already started (and warmed) in `session` with the same model, key variable and repo-config
+   * choice, e.g. by a sandbox pool: the run uses it instead of starting one, and stops it at the end.
+   */
+  server?: OpencodeServer;
 }
 
 /** What a finished agent run returns. */
@@ -50,28 +62,23 @@ export interface AgentRunOutput {
   messages: number;
   /** From spawning the server to its ready line, in ms. */
   serverStartMs: number;
-  /** From spawning the server to the model's first answer starting to stream, in ms. */
+  /** From spawning the server (from the call, for a given server) to the model's first answer starting to stream, in ms. */
   firstModelRequestMs?: number;
+  /** OpenCode's session id, to continue the conversation later. */
+  sessionId: string;
 }
 
-const DEFAULT_PORT = 4096;
-const DEFAULT_START_TIMEOUT_MS = 60_000;
-const READY_LINE = "opencode server listening on";
-const OUTPUT_TAIL_BYTES = 4096;
-/** How often, and how far apart, a dead server's sandbox is asked with a no-op whether it still runs. */
-const NO_OP_ATTEMPTS = 5;
-const NO_OP_RETRY_MS = 400;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * Runs OpenCode on the task inside the sandbox: writes a headless setup into the scratch folder,
- * starts `opencode serve`, sends the task, turns OpenCode's events into the library's events, and
+ * Runs OpenCode on the task inside the sandbox: starts `opencode serve` with a headless setup (or takes
+ * the ready `server` given), sends the task, turns OpenCode's events into the library's events, and
  * ends when the agent is done, fails, times out, or is aborted. The server is always stopped.
  *
  * Errors: AGENT_START_FAILED, AGENT_FAILED, MODEL_ERROR, AGENT_TIMEOUT, ABORTED (all with phase `agent`).
  */
 export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOutput> {
-  const { session, model } = input;
+  const { session } = input;
   if (input.signal?.aborted) throw abortedError(input.signal, "agent");
   if (!ENV_NAME.test(input.apiKeyEnv)) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `"${input.apiKeyEnv}" is not a valid environment variable name for the API key.`, { phase: "agent" });
@@ -89,61 +96,38 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
     }
   };
 
-  const folders = opencodeFolders(session.scratchDir);
-  await session.putArchive(folders.root, await preSeededArchive());
-  const password = randomBytes(24).toString("base64url");
-  input.addSecret?.(password);
-  const env = buildOpencodeEnv({
-    folders,
-    config: buildOpencodeConfig(model, model.apiKey === undefined ? undefined : input.apiKeyEnv),
-    allowRepoAgentConfig: input.allowRepoAgentConfig,
-    serverPassword: password,
-  });
-  const port = input.port ?? (await session.allocatePort?.()) ?? DEFAULT_PORT;
-  const exposed = await session.exposePort(port);
-
-  const output = new OutputTail();
-  const ready = deferred<void>();
-  let stdoutText = "";
-  const spawnedAt = Date.now();
-  let server: SandboxProcess;
-  try {
-    server = await session.spawn([input.opencodeBinary, "serve", "--hostname", input.listenHostname ?? "127.0.0.1", "--port", String(port)], {
-      cwd: session.workdir,
-      env,
-      onStdout: (chunk) => {
-        output.add(chunk);
-        if (stdoutText.length < 64 * 1024) stdoutText += Buffer.from(chunk).toString("utf8");
-        if (stdoutText.includes(READY_LINE)) ready.resolve();
-      },
-      onStderr: (chunk) => output.add(chunk),
+  let server = input.server;
+  if (server) {
+    emit({ type: "log", level: "info", message: `Using the OpenCode server started ahead of the agent phase (ready in ${server.readyAt - server.spawnedAt} ms).` });
+  } else {
+    server = await startOpencodeServer({
+      session,
+      opencodeBinary: input.opencodeBinary,
+      model: input.model,
+      apiKeyEnv: input.apiKeyEnv,
+      allowRepoAgentConfig: input.allowRepoAgentConfig,
+      deadline,
+      timeoutMs: input.timeoutMs,
+      ...(input.port === undefined ? {} : { port: input.port }),
+      ...(input.listenHostname === undefined ? {} : { listenHostname: input.listenHostname }),
+      ...(input.startTimeoutMs === undefined ? {} : { startTimeoutMs: input.startTimeoutMs }),
+      ...(input.admission === undefined ? {} : { admission: input.admission }),
+      ...(input.signal === undefined ? {} : { signal: input.signal }),
     });
-  } catch (cause) {
-    if (RunningAgentError.isInstance(cause) && cause.code === ErrorCode.ABORTED) throw withPhase(cause);
-    throw agentError(ErrorCode.AGENT_START_FAILED, `Could not start the OpenCode server (${input.opencodeBinary}): ${messageOf(cause)}`, {
-      phase: "agent",
-      cause,
-      ...(RunningAgentError.isInstance(cause) ? { details: { sandboxError: cause.code } } : {}),
-    });
+    emit({ type: "log", level: "info", message: `OpenCode server ready in ${server.readyAt - server.spawnedAt} ms.` });
   }
+  input.addSecret?.(server.password);
+  const serverStartMs = server.readyAt - server.spawnedAt;
+  const origin = input.server ? startedAt : server.spawnedAt;
 
-  const run = new AgentRun(input, emit, server, output);
+  const run = new AgentRun(input, emit, server);
   try {
-    const startTimeoutMs = input.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-    const remainingMs = Math.max(0, deadline - Date.now());
-    await run.waitForReady(ready.promise, Math.min(startTimeoutMs, remainingMs), remainingMs <= startTimeoutMs);
-    const serverStartMs = Date.now() - spawnedAt;
-    emit({ type: "log", level: "info", message: `OpenCode server ready in ${serverStartMs} ms.` });
-    const client = createOpencodeClient({
-      baseUrl: exposed.url,
-      directory: session.workdir,
-      headers: { ...exposed.headers, authorization: `Basic ${Buffer.from(`opencode:${password}`).toString("base64")}` },
-    });
+    const client = createOpencodeClient({ baseUrl: server.url, directory: session.workdir, headers: server.headers });
     const result = await run.drive(client, deadline);
     return {
       ...result,
       serverStartMs,
-      ...(run.firstStepAt === undefined ? {} : { firstModelRequestMs: run.firstStepAt - spawnedAt }),
+      ...(run.firstStepAt === undefined ? {} : { firstModelRequestMs: run.firstStepAt - origin }),
     };
   } finally {
     await run.stop();
@@ -169,6 +153,8 @@ class AgentRun {
   private abortListener: (() => void) | undefined;
 
   private stopped = false;
+  private readonly server: SandboxProcess;
+  private readonly output: OutputTail;
   private lastRetry: { attempt: number; message: string } | undefined;
   /** Emits until the run is stopped: nothing reaches the caller after runOpencodeAgent returns. */
   private readonly emit = (event: AgentTaskEventInput): void => {
@@ -178,13 +164,15 @@ class AgentRun {
   constructor(
     private readonly input: AgentRunInput,
     private readonly emitToCaller: (event: AgentTaskEventInput) => void,
-    private readonly server: SandboxProcess,
-    private readonly output: OutputTail,
+    private readonly opencode: OpencodeServer,
   ) {
+    this.server = opencode.process;
+    this.output = opencode.output;
     // The outcome may settle while nobody awaits it yet; the awaiting code reads it later.
     this.outcome.promise.catch(() => undefined);
-    server.exited.then(
-      (code) => void this.explainServerExit(code).then((error) => this.fail(error)),
+    this.server.exited.then(
+      (code) =>
+        void explainServerExit(input.session, code, this.output, () => !this.ended && !this.stopped && !input.signal?.aborted).then((error) => this.fail(error)),
       () => undefined,
     );
     if (input.signal) {
@@ -197,56 +185,6 @@ class AgentRun {
 
   get firstStepAt(): number | undefined {
     return this.mapper?.firstStepAt;
-  }
-
-  /**
-   * Waits for the ready line; the start limit, a server exit, the deadline or an abort end the wait.
-   * `limitIsDeadline`: the run's time ends first, so the timer means AGENT_TIMEOUT (decided up front:
-   * a timer may fire a millisecond before the wall clock reaches the deadline).
-   */
-  async waitForReady(ready: Promise<void>, startLimitMs: number, limitIsDeadline: boolean): Promise<void> {
-    const startTimer = setTimeout(() => {
-      this.fail(
-        limitIsDeadline
-          ? agentError(ErrorCode.AGENT_TIMEOUT, `The agent did not finish within ${this.input.timeoutMs} ms (the OpenCode server was still starting).`, { phase: "agent" })
-          : agentError(ErrorCode.AGENT_START_FAILED, this.withTail(`The OpenCode server did not become ready within ${startLimitMs} ms.`), { phase: "agent" }),
-      );
-    }, startLimitMs);
-    try {
-      await Promise.race([ready, this.outcome.promise]);
-    } catch (error) {
-      if (RunningAgentError.isInstance(error) && error.code === ErrorCode.AGENT_FAILED) {
-        throw agentError(ErrorCode.AGENT_START_FAILED, error.message.replace("exited unexpectedly", "exited before it was ready"), { phase: "agent" });
-      }
-      throw error;
-    } finally {
-      clearTimeout(startTimer);
-    }
-  }
-
-  /**
-   * The server died under us. When the sandbox itself is gone (killed, out of memory), its
-   * provider's typed error says so better than the server's exit code: ask it with a no-op.
-   */
-  private async explainServerExit(code: number | null): Promise<RunningAgentError> {
-    const fallback = agentError(ErrorCode.AGENT_FAILED, this.withTail(`The OpenCode server exited unexpectedly (exit code ${code}).`), { phase: "agent" });
-    // Only a server that died on its own is worth a question; one we stopped or that ended with the run is not.
-    // A sandbox that is going away can answer the first question with a failed no-op (e.g. its
-    // runtime no longer knows the container) before its provider has seen the end: ask again.
-    for (let attempt = 0; attempt < NO_OP_ATTEMPTS; attempt++) {
-      if (this.ended || this.stopped || this.input.signal?.aborted) return fallback;
-      try {
-        const answer = await this.input.session.exec(["true"], { timeoutMs: 10_000 });
-        if (answer.exitCode === 0) return fallback;
-      } catch (error) {
-        if (RunningAgentError.isInstance(error) && error.code !== ErrorCode.SANDBOX_EXEC_TIMEOUT) {
-          return new RunningAgentError({ code: error.code, message: `${error.message} (the OpenCode server exited with code ${code}).`, phase: "agent", cause: error });
-        }
-        return fallback;
-      }
-      await sleep(NO_OP_RETRY_MS);
-    }
-    return fallback;
   }
 
   /** Connects, sends the task, and resolves when the agent is done. */
@@ -272,16 +210,23 @@ class AgentRun {
     this.eventPump = this.pumpEvents(client, connected);
     await this.until(connected.promise);
 
-    const created = await this.until(client.session.create({ title: sessionTitle(this.input.task) }));
-    if (!created.data) throw this.failNow(ErrorCode.AGENT_START_FAILED, `OpenCode could not create a session: ${errorText(created.error)}`);
-    this.sessionId = created.data.id;
-    this.mapper = new OpencodeEventMapper(created.data.id, this.input.session.workdir, this.emit);
+    const continued = this.input.continueSession;
+    let sessionId: string;
+    if (continued) {
+      sessionId = continued.sessionId;
+    } else {
+      const created = await this.until(client.session.create({ title: sessionTitle(this.input.task) }));
+      if (!created.data) throw this.failNow(ErrorCode.AGENT_START_FAILED, `OpenCode could not create a session: ${errorText(created.error)}`);
+      sessionId = created.data.id;
+    }
+    this.sessionId = sessionId;
+    this.mapper = new OpencodeEventMapper(sessionId, this.input.session.workdir, this.emit);
 
     const prompt = await this.until(
       client.session.promptAsync({
-        sessionID: created.data.id,
+        sessionID: sessionId,
         model: { providerID: this.input.model.opencodeProviderId, modelID: this.input.model.model },
-        parts: [{ type: "text", text: agentPrompt(this.input.task) }],
+        parts: [{ type: "text", text: continued ? continued.message : agentPrompt(this.input.task) }],
       }),
     );
     if (prompt.error !== undefined || (prompt.response && !prompt.response.ok)) {
@@ -397,7 +342,7 @@ class AgentRun {
   private resultOf(messages: SessionMessages): Omit<AgentRunOutput, "serverStartMs" | "firstModelRequestMs"> {
     const last = lastAssistant(messages);
     const finishReason = last?.info.role === "assistant" ? (last.info.finish ?? "unknown") : "unknown";
-    return { summary: summaryOf(messages), usage: usageOfMessages(messages.map((message) => message.info)), finishReason, messages: messages.length };
+    return { summary: summaryOf(messages), usage: usageOfMessages(messages.map((message) => message.info)), finishReason, messages: messages.length, sessionId: this.sessionId! };
   }
 
   /** Ends the run successfully. */
@@ -432,8 +377,7 @@ class AgentRun {
   }
 
   private withTail(message: string): string {
-    const tail = this.output.text().trim();
-    return tail ? `${message} Server output (last lines):\n${tail}` : message;
+    return withTail(message, this.output);
   }
 
   /** Stops everything: aborts the session when it may still be running, closes the stream, kills the server. */
@@ -482,8 +426,13 @@ function errorFromSession(
   });
 }
 
+/** The last assistant message after the last user message: the answer to the latest prompt (a continued session holds older answers). */
 function lastAssistant(messages: SessionMessages): { info: Message; parts: Part[] } | undefined {
-  for (let index = messages.length - 1; index >= 0; index -= 1) if (messages[index]!.info.role === "assistant") return messages[index];
+  for (let index = messages.length - 1; index >= 0; index -= 1) {
+    const role = messages[index]!.info.role;
+    if (role === "assistant") return messages[index];
+    if (role === "user") return undefined;
+  }
   return undefined;
 }
 
@@ -502,15 +451,6 @@ function summaryOf(messages: SessionMessages): string {
   return "";
 }
 
-function withPhase(error: RunningAgentError): RunningAgentError {
-  error.phase ??= "agent";
-  return error;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 function errorText(error: unknown): string {
   if (error === undefined || error === null) return "no details";
   if (typeof error === "string") return error;
@@ -518,17 +458,6 @@ function errorText(error: unknown): string {
     return JSON.stringify(error).slice(0, 1000);
   } catch {
     return String(error);
-  }
-}
-
-/** Keeps the last few KiB of the server's output for error messages. */
-class OutputTail {
-  private buffer = "";
-  add(chunk: Uint8Array): void {
-    this.buffer = (this.buffer + Buffer.from(chunk).toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
-  }
-  text(): string {
-    return this.buffer;
   }
 }
 

@@ -7,7 +7,7 @@ const TOOL_INPUT_STRING_LIMIT = 512;
 
 /** Sum of usage over assistant messages. */
 export function emptyUsage(): TokenUsage {
-  return { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0 };
+  return { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cost: 0, costSource: "unknown" };
 }
 
 /** Adds up tokens and cost of the assistant messages in a list. */
@@ -22,6 +22,8 @@ export function usageOfMessages(messages: Iterable<Message>): TokenUsage {
     usage.cacheWriteTokens += message.tokens.cache.write;
     usage.cost += message.cost;
   }
+  // OpenCode reports 0 for a model it has no price for: that is not a known cost of 0.
+  if (usage.cost > 0) usage.costSource = "opencode";
   return usage;
 }
 

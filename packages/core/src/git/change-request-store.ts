@@ -2,6 +2,7 @@ import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { agentError, ErrorCode } from "../errors.js";
+import type { CheckReport } from "../spec/git-host-spec.js";
 
 /** A change request as the local Git host records it. */
 export interface LocalChangeRequest {
@@ -22,6 +23,8 @@ export interface LocalChangeRequest {
   /** ISO 8601 times. */
   createdAt: string;
   updatedAt: string;
+  /** The checks last reported for the head commit (GitHost.reportChecks). */
+  checks?: { commit: string; fixRounds: number; results: CheckReport["checks"]; reportedAt: string };
 }
 
 interface StoreFile {

@@ -77,13 +77,18 @@ interface ChangeChecks {
  */
 async function collectChangedPaths(input: CollectChangesInput, placed: WorkspaceListing, now: WorkspaceListing, checks: ChangeChecks): Promise<ChangedFile[]> {
   const { session, dir, signal } = input;
-  // What was placed is HEAD's tree (git archive of it); only submodules need the index to tell.
-  const isPlacedFile = (path: string) => placed.entries.get(path)?.type === "file" || placed.entries.get(path)?.type === "symlink";
-  const submodules = placed.entries.has(".gitmodules") ? await submodulePaths(dir, signal) : [];
+  // Tracked means in the index (HEAD, plus what an earlier collect of this task staged): the placed
+  // listing may hold more (a prepared state's setup output).
+  const index = await indexEntries(dir, signal);
+  const isPlacedFile = (path: string) => index.has(path);
+  const submodules = [...index].filter(([, mode]) => mode === "160000").map(([path]) => path);
   const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
   const difference = compareListings(placed, now);
   const changed = difference.changed.filter(belongs);
-  const removed = difference.removed.filter((path) => belongs(path) && isPlacedFile(path));
+  // Gone from the sandbox: placed files, and what an earlier collect staged that is no longer there.
+  const present = (path: string) => now.entries.get(path)?.type === "file" || now.entries.get(path)?.type === "symlink";
+  const staged = new Set(await stagedPaths(dir, signal));
+  const removed = [...new Set([...difference.removed, ...[...staged].filter((path) => !present(path))])].filter((path) => belongs(path) && isPlacedFile(path));
 
   // Deletions first, so that a folder that replaced a file (or the other way round) has room.
   for (const path of removed) await removeHostPath(dir, path);
@@ -109,11 +114,11 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
   const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && isPlacedFile(path));
   for (const path of vanished) await removeHostPath(dir, path);
-  const staged = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
-  if (staged.length > 0) {
+  const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
+  if (toStage.length > 0) {
     await runGit(["add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], {
       cwd: dir,
-      input: `${staged.join("\0")}\0`,
+      input: `${toStage.join("\0")}\0`,
       env: { GIT_LITERAL_PATHSPECS: "1" },
       signal,
       phase: "collect",
@@ -168,6 +173,23 @@ async function checkStagedFiles(dir: string, changes: readonly ChangedFile[], ch
 
 function checkName(path: string, scanner: SecretScanner): void {
   if (scanner.holds(path)) throw secretInChanges("(a file whose name holds it)");
+}
+
+// Paths in the index with their modes.
+async function indexEntries(dir: string, signal: AbortSignal | undefined): Promise<Map<string, string>> {
+  const { stdout } = await runGit(["ls-files", "--stage", "-z"], { cwd: dir, signal, phase: "collect" });
+  const entries = new Map<string, string>();
+  for (const record of stdout.toString("utf8").split("\0")) {
+    const tab = record.indexOf("\t");
+    if (tab > 0) entries.set(record.slice(tab + 1), record.slice(0, 6));
+  }
+  return entries;
+}
+
+// Paths whose index entry differs from HEAD (an earlier collect of the same task, before a fix round).
+async function stagedPaths(dir: string, signal: AbortSignal | undefined): Promise<string[]> {
+  const { stdout } = await runGit(["diff", "--cached", "--name-only", "--no-renames", "-z", "HEAD"], { cwd: dir, signal, phase: "collect" });
+  return stdout.toString("utf8").split("\0").filter((path) => path !== "");
 }
 
 // What git would see: no `.git` component in any letter case, nothing absolute or with `..`.

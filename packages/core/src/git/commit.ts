@@ -150,7 +150,7 @@ function checkIdentity(role: string, identity: GitIdentity): void {
   const valid =
     typeof identity?.name === "string" &&
     identity.name.trim() !== "" &&
-    !/[<>\n\0]/.test(identity.name) &&
+    !/[<>\x00-\x1f\x7f]/.test(identity.name) &&
     typeof identity.email === "string" &&
     /^[^\s<>@]+@[^\s<>@]+$/.test(identity.email);
   if (!valid) throw agentError(ErrorCode.INVALID_OPTIONS, `The ${role} must be { name, email } with a plain name and an address like bot@example.com.`);

@@ -6,6 +6,7 @@ import {
   GIT_HOST_SPEC_VERSION,
   type ChangeRequest,
   type ChangeRequestInput,
+  type CheckReport,
   type GitCredentials,
   type GitHost,
   type GitHostTaskOptions,
@@ -136,6 +137,17 @@ class LocalGitHostImplementation implements LocalGitHost {
       draft: record.draft,
       created,
     };
+  }
+
+  async reportChecks(repository: ResolvedRepository, report: CheckReport, options?: GitHostTaskOptions): Promise<void> {
+    const inspected = await inspect(repository.remote, options?.signal);
+    const found = await new ChangeRequestStore(inspected.gitDir).update((records) => {
+      const record = records.find((candidate) => candidate.number === report.changeRequest.number);
+      if (!record) return false;
+      record.checks = { commit: report.commit, fixRounds: report.fixRounds, results: report.checks.map((check) => ({ ...check })), reportedAt: new Date().toISOString() };
+      return true;
+    });
+    if (!found) throw agentError(ErrorCode.GIT_HOST_ERROR, `No change request ${report.changeRequest.number} in ${inspected.path} to record the checks on.`);
   }
 
   async listChangeRequests(repository: ResolvedRepository | string): Promise<LocalChangeRequest[]> {

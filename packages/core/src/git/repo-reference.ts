@@ -55,6 +55,11 @@ function parseHttpUrl(text: string): RepoReference {
     throw invalid(`The URL ${JSON.stringify(redactUserInfo(text))} is malformed.`, cause);
   }
   if (url.hostname === "") throw invalid("The URL has no host.");
+  try {
+    decodeURIComponent(url.pathname);
+  } catch (cause) {
+    throw invalid(`The URL's path ${JSON.stringify(url.pathname)} has a malformed percent-encoding (a % not followed by a valid UTF-8 sequence).`, cause);
+  }
   const hadCredentials = url.username !== "" || url.password !== "";
   url.username = "";
   url.password = "";
@@ -67,9 +72,10 @@ function parseHttpUrl(text: string): RepoReference {
   return { kind: "http", url: cleaned, hadCredentials };
 }
 
-// An invalid URL may still carry a token; never echo it.
+// An invalid URL may still carry a token, and a password may hold an unencoded '/': everything
+// before the last '@' of the address is dropped.
 function redactUserInfo(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1***@").replace(/^[^/@]*@/, "***@");
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^\s]*@/i, "$1***@").replace(/^[^\s]*@/, "***@");
 }
 
 function invalid(reason: string, cause?: unknown) {

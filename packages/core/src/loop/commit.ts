@@ -1,12 +1,11 @@
 import { commitChanges } from "../git/commit.js";
-import { makeBranchName } from "../git/branch-name.js";
 import { taskTitle } from "./task-title.js";
 import type { TaskContext } from "./task-context.js";
 
 /** Phase 7a: commits the collected changes on the task's branch with the configured identities. */
 export async function commitOnBranch(context: TaskContext): Promise<void> {
   const options = context.options!;
-  const branch = options.branch ?? makeBranchName(options.task, { prefix: options.branchPrefix, suffix: context.taskId.slice(0, 8) });
+  const branch = context.taskBranch!;
   const { commit } = await commitChanges({
     dir: context.cloneDir!,
     branch,

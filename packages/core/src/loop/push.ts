@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import { pushBranch } from "../git/push.js";
 import { hostOptions } from "./host-options.js";
+import { refuseProtectedBranch } from "./branch-checks.js";
 import type { TaskContext } from "./task-context.js";
 
 const MAX_ATTEMPTS = 3;
@@ -17,6 +18,8 @@ export async function pushTaskBranch(context: TaskContext): Promise<void> {
   const repository = context.repository!;
   const credentials = await options.gitHost.getCredentials(repository, "write", hostOptions(context));
   for (let attempt = 1; ; attempt++) {
+    // Checked in validate already; checked again right before anything reaches the remote.
+    refuseProtectedBranch(context.branch!, context.baseBranch!, repository, "push");
     try {
       await pushBranch({
         dir: context.cloneDir!,

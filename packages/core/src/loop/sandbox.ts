@@ -1,12 +1,40 @@
 import { MODEL_API_KEY_ENV } from "./model-key.js";
 import { startModelProxy } from "../agent/model-proxy.js";
+import { startOpencodeServer, type OpencodeServer } from "../agent/opencode-server.js";
+import { isSandboxPool } from "../sandbox-pool/sandbox-pool.js";
+import { opencodeServerSettings } from "./agent.js";
 import type { TaskContext } from "./task-context.js";
+import { checkedSession } from "./spec-checks.js";
 
 const SANDBOX_GRACE_MS = 60_000;
 
 /** Phase 2: opens the sandbox with limits, network policy, and the model's key as a secret. */
 export async function openSandbox(context: TaskContext): Promise<void> {
   const options = context.options!;
+  if (isSandboxPool(options.sandbox)) {
+    const taken = await options.sandbox.take({
+      taskId: context.taskId,
+      model: options.model,
+      modelProxy: options.modelProxy,
+      allowRepoAgentConfig: options.allowRepoAgentConfig,
+      ...(context.raw.resources ? { resources: context.raw.resources } : {}),
+      ...(context.raw.network ? { network: context.raw.network } : {}),
+      signal: context.signal,
+    });
+    if ("lease" in taken) {
+      const { session, server, modelProxy } = taken.lease;
+      context.session = session;
+      context.agentServer = { ready: Promise.resolve(server), pooled: true, cancel: () => undefined };
+      if (modelProxy) {
+        context.modelProxy = modelProxy;
+        context.redactor.add(modelProxy.token);
+      }
+      context.emit({ type: "sandbox", provider: options.sandbox.providerId, sandboxId: session.id, isolated: session.isolated, pooled: true });
+      warnIfUnisolated(context);
+      return;
+    }
+    context.emit({ type: "log", level: "info", message: `No pooled sandbox for this task (${taken.miss}); opening a new one.` });
+  }
   // The sandbox's own limit is a backstop: it lives a little longer than the task, so that the task's timeout
   // fires first and reports the phase it cut short, and teardown still finds the sandbox to destroy.
   const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt)) + SANDBOX_GRACE_MS;
@@ -16,7 +44,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     context.redactor.add(context.modelProxy.token);
   }
   const sandboxKey = context.modelProxy ? context.modelProxy.token : options.model.apiKey;
-  const session = await options.sandbox.create({
+  const created = await options.sandbox.create({
     taskId: context.taskId,
     ...(sandboxKey ? { secrets: { [MODEL_API_KEY_ENV]: sandboxKey } } : {}),
     ...(context.raw.resources ? { resources: context.raw.resources } : {}),
@@ -25,8 +53,42 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     labels: { "running-agent.repo": context.repository!.id },
     signal: context.signal,
   });
+  // A session that breaks the spec is destroyed where it can be, then refused.
+  let session;
+  try {
+    session = checkedSession(created, options.sandbox.providerId);
+  } catch (error) {
+    const destroy = (created as { destroy?: unknown } | null)?.destroy;
+    if (typeof destroy === "function") await Promise.resolve(destroy.call(created)).catch(() => {});
+    throw error;
+  }
   context.session = session;
   context.emit({ type: "sandbox", provider: options.sandbox.providerId, sandboxId: session.id, isolated: session.isolated });
+  warnIfUnisolated(context);
+  context.agentServer = startAgentServerEarly(context);
+}
+
+/**
+ * Starts OpenCode while the repository is cloned and set up: its start reads only its own config
+ * folder (the workdir's config is read at the first request), so it can run before the files arrive.
+ */
+function startAgentServerEarly(context: TaskContext): NonNullable<TaskContext["agentServer"]> {
+  const options = context.options!;
+  const stop = new AbortController();
+  const ready: Promise<OpencodeServer> = startOpencodeServer({
+    ...opencodeServerSettings(context),
+    deadline: context.startedAt + options.timeoutMs,
+    timeoutMs: options.timeoutMs,
+    signal: AbortSignal.any([context.signal, stop.signal]),
+  });
+  // Its failure is reported by the agent phase, which awaits it; a task that fails earlier never does.
+  ready.catch(() => undefined);
+  return { ready, pooled: false, cancel: () => stop.abort() };
+}
+
+function warnIfUnisolated(context: TaskContext): void {
+  const options = context.options!;
+  const session = context.session!;
   if (!session.isolated) {
     context.emit({
       type: "warning",

@@ -1,10 +1,43 @@
+import { createHash } from "node:crypto";
 import { ErrorCode, agentError } from "../errors.js";
 import type { TaskContext } from "./task-context.js";
+import { listWorkspace } from "../git/workspace-listing.js";
 
 const OUTPUT_TAIL = 2_000;
 
-/** Phase 4: the caller's setup commands (trusted input, so they run through `sh -c`). */
+/**
+ * Phase 4: the caller's setup commands (trusted input, so they run through `sh -c`). A sandbox with
+ * prepared states starts from the state kept for this repository, commit and commands when there is
+ * one, and keeps its state after the commands otherwise.
+ */
 export async function runSetup(context: TaskContext): Promise<void> {
+  const session = context.session!;
+  const states = session.preparedStates;
+  const key = states ? preparedStateKey(context) : undefined;
+  if (states && key && (await states.restore(key))) {
+    // The restored files are other files than those placed: listed again, before the agent runs.
+    context.placedListing = await listWorkspace(session, context.signal);
+    context.emit({ type: "log", level: "info", message: `Started from the prepared state of ${context.repository!.id} at ${context.baseCommit!.slice(0, 12)}; the setup commands did not run again.` });
+    return;
+  }
+  await runCommands(context);
+  if (states && key) {
+    try {
+      await states.save(key);
+      context.emit({ type: "log", level: "info", message: "Kept the workspace after setup as a prepared state for later tasks on this commit." });
+    } catch (error) {
+      context.emit({ type: "warning", code: "PREPARED_STATE_NOT_SAVED", message: `The prepared state was not kept: ${error instanceof Error ? error.message : String(error)}` });
+    }
+  }
+}
+
+/** The repository, the commit and the commands in order: any change to one is another state. */
+export function preparedStateKey(context: TaskContext): string {
+  const input = JSON.stringify({ version: 1, repository: context.repository!.id, remote: context.repository!.remote, commit: context.baseCommit, setupCommands: context.options!.setupCommands });
+  return createHash("sha256").update(input).digest("hex");
+}
+
+async function runCommands(context: TaskContext): Promise<void> {
   const options = context.options!;
   const session = context.session!;
   const decoder = new TextDecoder();

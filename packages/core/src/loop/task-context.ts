@@ -9,6 +9,11 @@ import type { ResolvedModel } from "../agent/model-resolution.js";
 import type { ModelProxy } from "../agent/model-proxy.js";
 import type { ChangeLimits } from "../git/change-checks.js";
 import type { WorkspaceListing } from "../git/workspace-listing.js";
+import type { CheckSpec, ChecksFailedPolicy, Verification } from "../verify/check-types.js";
+import type { AgentRound } from "../run-options.js";
+import type { FollowUps } from "./follow-ups.js";
+import type { OpencodeServer } from "../agent/opencode-server.js";
+import type { StartAdmission } from "../agent/start-admission.js";
 
 /** Options after validation: every default filled in. */
 export interface ValidatedOptions {
@@ -32,6 +37,13 @@ export interface ValidatedOptions {
   gitToken: string | undefined;
   modelProxy: boolean;
   changeLimits: Required<ChangeLimits>;
+  /** Extra strings to redact (the caller's `secrets`). */
+  secrets: string[];
+  /** The caller's checks, `"auto"`, or none. */
+  checks: CheckSpec[] | "auto" | undefined;
+  maxFixRounds: number;
+  onChecksFailed: ChecksFailedPolicy;
+  agentStart: { timeoutMs: number | undefined; admission: StartAdmission };
 }
 
 /** The state one task carries from phase to phase. */
@@ -44,9 +56,13 @@ export interface TaskContext {
   readonly redactor: Redactor;
   readonly timings: Partial<Record<Phase | "total", number>>;
   emit(event: AgentTaskEventInput): void;
+  /** The caller's follow-up instructions (`handle.say`). */
+  readonly followUps: FollowUps;
   options?: ValidatedOptions;
   repository?: ResolvedRepository;
   baseBranch?: string;
+  /** The branch the task pushes, decided in validate: `branch`, or a generated name. */
+  taskBranch?: string;
   /** The branch the clone starts from: the existing task branch when re-running, else the base. */
   startBranch?: string;
   branch?: string;
@@ -63,6 +79,19 @@ export interface TaskContext {
   changes: ChangedFile[];
   commit?: string;
   pullRequest?: ChangeRequest;
+  /** OpenCode's session, continued by fix rounds. */
+  agentSessionId?: string;
+  /** Each agent round's own usage: the first pass, then each fix round. */
+  agentRounds: AgentRound[];
+  /** The checks the verify phase runs (decided after the clone for `"auto"`), and where they came from. */
+  checks?: CheckSpec[];
+  checksSource?: "options" | "auto";
+  verification?: Verification;
+  /**
+   * The OpenCode server of the agent phase when it was started before that phase: one that came ready
+   * with a pooled sandbox, or one started while the repository is cloned. `cancel` stops a start in flight.
+   */
+  agentServer?: { ready: Promise<OpencodeServer>; pooled: boolean; cancel(): void };
   /** The host-side model proxy, when `modelProxy` is on. */
   modelProxy?: ModelProxy;
 }

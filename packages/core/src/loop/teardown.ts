@@ -4,6 +4,14 @@ import type { TaskContext } from "./task-context.js";
 /** Phase 8: destroys the sandbox and removes host folders, whatever happened before. Never throws. */
 export async function teardown(context: TaskContext): Promise<void> {
   const problems: string[] = [];
+  if (context.agentServer) {
+    // A server started ahead of the agent phase that never got there (the clone failed) stops here.
+    context.agentServer.cancel();
+    await context.agentServer.ready.then(
+      (server) => server.process.kill().catch(() => undefined),
+      () => undefined,
+    );
+  }
   if (context.session) {
     try {
       await context.session.destroy();

@@ -3,16 +3,45 @@ import { resolveModel } from "../agent/model-resolution.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import { createLocalGitHost } from "../git/local-git-host.js";
 import { parseRepoReference } from "../git/repo-reference.js";
-import { validateBranchName } from "../git/branch-name.js";
+import { makeBranchName, validateBranchName } from "../git/branch-name.js";
 import { SANDBOX_SPEC_VERSION, type SandboxProvider } from "../spec/sandbox-spec.js";
 import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
+import type { CheckSpec } from "../verify/check-types.js";
+import { providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
 import type { TaskContext, ValidatedOptions } from "./task-context.js";
+import {
+  checkBoolean,
+  checkFunction,
+  checkIdentity,
+  checkLine,
+  checkLineList,
+  checkMilliseconds,
+  checkPositiveInteger,
+  checkSecrets,
+  checkSignal,
+  checkTaskId,
+  checkText,
+  describeValue,
+  invalidOption,
+  isPlainObject,
+} from "./option-checks.js";
+import { checkedGitHost } from "./spec-checks.js";
+import { checkTaskBranch } from "./branch-checks.js";
 import { checkChangeLimits } from "./change-limits.js";
 
 const DEFAULT_AUTHOR: GitIdentity = { name: "Running Agent", email: "agent@running-agent.invalid" };
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 const MAX_TASK_LENGTH = 100_000;
+const MAX_CLONE_DEPTH = 1_000_000;
+// GitHub's limits for a pull request's title and body (the generated sections need room too).
+const MAX_TITLE_LENGTH = 256;
+const MAX_BODY_LENGTH = 50_000;
+const MAX_ISSUE_NUMBER = 2 ** 31 - 1;
+const DEFAULT_MAX_FIX_ROUNDS = 2;
+const MAX_FIX_ROUNDS = 10;
+const CHECKS_FAILED_POLICIES: readonly unknown[] = ["draft", "fail", "open"];
+const CHECK_NAME = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /**
  * Phase 1: checks everything the caller gave before anything is created, fills in defaults,
@@ -22,7 +51,7 @@ const MAX_TASK_LENGTH = 100_000;
 export async function validate(context: TaskContext): Promise<void> {
   const options = validateOptions(context.raw);
   context.options = options;
-  context.redactor.add(options.model.apiKey, options.gitToken);
+  context.redactor.add(options.model.apiKey, options.gitToken, ...options.secrets);
   // Hosts that mint tokens (GitHub App installations) hold new secrets as the run goes on.
   const gitHost = options.gitHost;
   if (gitHost.secrets) context.redactor.addSource(() => gitHost.secrets!());
@@ -43,30 +72,40 @@ export async function validate(context: TaskContext): Promise<void> {
     throw agentError(ErrorCode.PERMISSION_DENIED, `The credentials for ${repository.id} cannot push. Use a token with write access to the repository.`);
   }
   context.baseBranch = baseBranch;
+  // The branch name is decided here, once, so that every rule about it is checked before anything exists.
+  const branch = options.branch ?? makeBranchName(options.task, { prefix: options.branchPrefix, suffix: context.taskId.slice(0, 8) });
   // Re-running with the same branch continues it, so the change request is updated, not duplicated.
-  const continues = options.branch !== undefined && (await options.gitHost.branchExists(repository, options.branch, hostOptions));
-  context.startBranch = continues ? options.branch : baseBranch;
+  const { continues } = await checkTaskBranch({ gitHost, repository, branch, baseBranch, hostOptions });
+  context.taskBranch = branch;
+  context.startBranch = continues ? branch : baseBranch;
 }
 
-/** The synchronous part of validation: shapes, defaults and spec versions. No I/O. */
+/** The synchronous part of validation: shapes, ranges, defaults and spec versions. No I/O. */
 export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
-  if (typeof raw !== "object" || raw === null) {
-    throw agentError(ErrorCode.INVALID_OPTIONS, "runAgentTask needs an options object with at least { repo, task }.");
+  if (!isPlainObject(raw)) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `runAgentTask needs an options object with at least { repo, task }, not ${describeValue(raw)}.`);
   }
-  if (typeof raw.task !== "string" || raw.task.trim() === "") {
+  if (typeof raw.task !== "string") throw invalidOption("task", "a string that says what the agent should do", raw.task, ErrorCode.INVALID_TASK);
+  if (raw.task.trim() === "") {
     throw agentError(ErrorCode.INVALID_TASK, "The task is empty. Say in plain words what the agent should do.");
   }
-  if (raw.task.length > MAX_TASK_LENGTH) {
-    throw agentError(ErrorCode.INVALID_TASK, `The task is ${raw.task.length} characters long; the limit is ${MAX_TASK_LENGTH}.`);
-  }
-  if (typeof raw.repo !== "string" || raw.repo.trim() === "") {
+  // The task becomes the commit message and part of the change request.
+  checkText("task", raw.task, MAX_TASK_LENGTH, ErrorCode.INVALID_TASK);
+  if (typeof raw.repo !== "string") throw invalidOption("repo", "a string: an https:// URL or a local path", raw.repo, ErrorCode.INVALID_REPO);
+  if (raw.repo.trim() === "") {
     throw agentError(ErrorCode.INVALID_REPO, "The repo is empty. Pass an https:// URL or a local path to a Git repository.");
   }
+  checkTaskId(raw.taskId);
+  const secrets = checkSecrets(raw.secrets);
+  checkSignal(raw.signal);
+  checkFunction("onEvent", raw.onEvent);
+
+  // Only a missing value takes the default: `null` is a wrong value like any other.
+  const sandbox = checkSandboxProvider(raw.sandbox === undefined ? createLocalSandbox() : raw.sandbox);
   const reference = parseRepoReference(raw.repo.trim());
   const repo = reference.kind === "local" ? reference.path : reference.url;
-
-  const sandbox = checkSandboxProvider(raw.sandbox ?? createLocalSandbox());
-  const gitHost = checkGitHost(raw.gitHost ?? defaultGitHost(reference.kind, raw.repo));
+  // Wrapped so that a host answering outside its spec fails with SPEC_VIOLATION, not a TypeError later.
+  const gitHost = checkedGitHost(checkGitHost(raw.gitHost === undefined ? defaultGitHost(reference.kind, raw.repo) : raw.gitHost));
   if (!gitHost.supports(repo)) {
     throw agentError(
       ErrorCode.UNSUPPORTED_REPO,
@@ -75,28 +114,44 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
   }
 
   const model = resolveModel(raw.model);
-  if (raw.branch !== undefined) validateBranchName(raw.branch);
-  if (raw.baseBranch !== undefined) validateBranchName(raw.baseBranch);
+  const branch = raw.branch === undefined ? undefined : checkBranchOption("branch", raw.branch);
+  const baseBranch = raw.baseBranch === undefined ? undefined : checkBranchOption("baseBranch", raw.baseBranch);
+  if (raw.branchPrefix !== undefined && typeof raw.branchPrefix !== "string") throw invalidOption("branchPrefix", "a string", raw.branchPrefix, ErrorCode.INVALID_BRANCH);
   const branchPrefix = raw.branchPrefix ?? "running-agent/";
   if (raw.branchPrefix !== undefined) validateBranchName(`${branchPrefix}x`);
 
-  const timeoutMs = raw.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  checkPositive("timeoutMs", timeoutMs);
-  if (raw.agentTimeoutMs !== undefined) checkPositive("agentTimeoutMs", raw.agentTimeoutMs);
+  const timeoutMs = checkMilliseconds("timeoutMs", raw.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
+  const agentTimeoutMs = checkMilliseconds("agentTimeoutMs", raw.agentTimeoutMs);
   const cloneDepth = raw.cloneDepth ?? 1;
-  if (cloneDepth !== "full" && (!Number.isInteger(cloneDepth) || cloneDepth < 1)) {
-    throw agentError(ErrorCode.INVALID_OPTIONS, `cloneDepth must be a positive integer or "full", not ${String(cloneDepth)}.`);
+  if (cloneDepth !== "full" && checkPositiveInteger("cloneDepth", cloneDepth, MAX_CLONE_DEPTH) === undefined) {
+    throw invalidOption("cloneDepth", `a whole number from 1 to ${MAX_CLONE_DEPTH} or "full"`, cloneDepth);
   }
   const author = checkIdentity("author", raw.author ?? DEFAULT_AUTHOR);
   const committer = checkIdentity("committer", raw.committer ?? author);
+  if (raw.coAuthors !== undefined && !Array.isArray(raw.coAuthors)) throw invalidOption("coAuthors", "an array of { name, email }", raw.coAuthors);
   const coAuthors = (raw.coAuthors ?? []).map((identity, index) => checkIdentity(`coAuthors[${index}]`, identity));
   const setupCommands = raw.setupCommands ?? [];
-  if (!Array.isArray(setupCommands) || setupCommands.some((command) => typeof command !== "string" || command.trim() === "")) {
-    throw agentError(ErrorCode.INVALID_OPTIONS, "setupCommands must be a list of non-empty command strings.");
-  }
-  const closesIssue = raw.pullRequest?.closesIssue;
-  if (closesIssue !== undefined && (!Number.isInteger(closesIssue) || closesIssue < 1)) {
-    throw agentError(ErrorCode.INVALID_OPTIONS, `pullRequest.closesIssue must be an issue number, not ${String(closesIssue)}.`);
+  if (!Array.isArray(setupCommands)) throw invalidOption("setupCommands", "an array of command strings", setupCommands);
+  setupCommands.forEach((command, index) => {
+    if (typeof command !== "string") throw invalidOption(`setupCommands[${index}]`, "a command string", command);
+    if (command.trim() === "") throw agentError(ErrorCode.INVALID_OPTIONS, `setupCommands[${index}] is blank; every setup command must be a non-empty command string.`);
+    checkText(`setupCommands[${index}]`, command, MAX_TASK_LENGTH);
+  });
+  const pullRequest = checkPullRequestOptions(raw.pullRequest);
+  const checks = checkChecks(raw.checks);
+  const maxFixRounds = raw.maxFixRounds === undefined ? DEFAULT_MAX_FIX_ROUNDS : checkWholeNumber("maxFixRounds", raw.maxFixRounds, 0, MAX_FIX_ROUNDS);
+  const onChecksFailed = raw.onChecksFailed ?? "draft";
+  if (!CHECKS_FAILED_POLICIES.includes(onChecksFailed)) throw invalidOption("onChecksFailed", '"draft", "fail" or "open"', onChecksFailed);
+  checkResources(raw.resources);
+  checkNetwork(raw.network);
+  const allowRepoAgentConfig = checkBoolean("allowRepoAgentConfig", raw.allowRepoAgentConfig) ?? false;
+  const modelProxy = checkBoolean("modelProxy", raw.modelProxy);
+  if (raw.gitToken !== undefined) {
+    if (typeof raw.gitToken !== "string" || raw.gitToken.trim() === "") throw invalidOption("gitToken", "a non-empty string", raw.gitToken);
+    // It goes into HTTP headers: bytes a header cannot carry would fail far from here.
+    if (!/^[\x21-\x7e]+$/.test(raw.gitToken)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, "gitToken contains a space, a line break or a byte an HTTP header cannot carry; check how it was read.");
+    }
   }
 
   return {
@@ -105,22 +160,100 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     sandbox,
     gitHost,
     model,
-    baseBranch: raw.baseBranch,
-    branch: raw.branch,
+    baseBranch,
+    branch,
     branchPrefix,
     setupCommands,
     cloneDepth,
     author,
     committer,
     coAuthors,
-    pullRequest: raw.pullRequest ?? {},
+    pullRequest,
     timeoutMs,
-    agentTimeoutMs: raw.agentTimeoutMs,
-    allowRepoAgentConfig: raw.allowRepoAgentConfig ?? false,
+    agentTimeoutMs,
+    allowRepoAgentConfig,
     gitToken: raw.gitToken,
-    modelProxy: checkModelProxy(raw.modelProxy, sandbox),
+    modelProxy: checkModelProxy(modelProxy, sandbox),
+    secrets,
+    checks,
+    maxFixRounds,
+    onChecksFailed,
+    agentStart: checkAgentStart(raw.agentStart, sandbox),
     changeLimits: checkChangeLimits(raw.changeLimits),
   };
+}
+
+/** A branch option: `refs/heads/` is dropped (it names the same branch), and the rest must be a valid name. */
+function checkBranchOption(name: "branch" | "baseBranch", value: unknown): string {
+  if (typeof value !== "string") throw invalidOption(name, "a branch name", value, ErrorCode.INVALID_BRANCH);
+  const branch = value.startsWith("refs/heads/") ? value.slice("refs/heads/".length) : value;
+  validateBranchName(branch);
+  return branch;
+}
+
+function checkPullRequestOptions(value: unknown): ValidatedOptions["pullRequest"] {
+  if (value === undefined) return {};
+  if (!isPlainObject(value)) throw invalidOption("pullRequest", "an object { title?, body?, draft?, labels?, reviewers?, assignees?, closesIssue? }", value);
+  const title = checkLine("pullRequest.title", value.title, MAX_TITLE_LENGTH);
+  const body = checkText("pullRequest.body", value.body, MAX_BODY_LENGTH);
+  const draft = checkBoolean("pullRequest.draft", value.draft);
+  const labels = checkLineList("pullRequest.labels", value.labels, 100);
+  const reviewers = checkLineList("pullRequest.reviewers", value.reviewers, 100);
+  const assignees = checkLineList("pullRequest.assignees", value.assignees, 100);
+  const closesIssue = checkPositiveInteger("pullRequest.closesIssue", value.closesIssue, MAX_ISSUE_NUMBER);
+  return {
+    ...(title !== undefined ? { title } : {}),
+    ...(body !== undefined ? { body } : {}),
+    ...(draft !== undefined ? { draft } : {}),
+    ...(labels !== undefined ? { labels } : {}),
+    ...(reviewers !== undefined ? { reviewers } : {}),
+    ...(assignees !== undefined ? { assignees } : {}),
+    ...(closesIssue !== undefined ? { closesIssue } : {}),
+  };
+}
+
+function checkWholeNumber(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) throw invalidOption(name, `a whole number from ${min} to ${max}`, value);
+  return value;
+}
+
+/** `"auto"`, or a list of checks with unique, plain names and non-blank commands. */
+function checkChecks(value: unknown): CheckSpec[] | "auto" | undefined {
+  if (value === undefined || value === "auto") return value;
+  if (!Array.isArray(value)) throw invalidOption("checks", '"auto" or an array of { name, command, timeoutMs? }', value);
+  const names = new Set<string>();
+  return value.map((check, index) => {
+    const label = `checks[${index}]`;
+    if (!isPlainObject(check)) throw invalidOption(label, "an object { name, command, timeoutMs? }", check);
+    if (typeof check.name !== "string" || !CHECK_NAME.test(check.name)) throw invalidOption(`${label}.name`, "1 to 64 letters, digits, '.', '_', ':' or '-'", check.name);
+    if (names.has(check.name)) throw agentError(ErrorCode.INVALID_OPTIONS, `${label}.name "${check.name}" is used twice; every check needs its own name.`, { details: { option: `${label}.name` } });
+    names.add(check.name);
+    if (typeof check.command !== "string") throw invalidOption(`${label}.command`, "a command string", check.command);
+    if (check.command.trim() === "") throw agentError(ErrorCode.INVALID_OPTIONS, `${label}.command is blank; a check needs a command.`, { details: { option: `${label}.command` } });
+    checkText(`${label}.command`, check.command, MAX_TASK_LENGTH);
+    const timeoutMs = checkMilliseconds(`${label}.timeoutMs`, check.timeoutMs);
+    return { name: check.name, command: check.command, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+  });
+}
+
+function checkResources(value: unknown): void {
+  if (value === undefined) return;
+  if (!isPlainObject(value)) throw invalidOption("resources", "an object { cpu?, memoryMiB?, pids? }", value);
+  if (value.cpu !== undefined && (typeof value.cpu !== "number" || !Number.isFinite(value.cpu) || value.cpu <= 0 || value.cpu > 1024)) {
+    throw invalidOption("resources.cpu", "a number of cores above 0 (fractions allowed) and at most 1024", value.cpu);
+  }
+  checkPositiveInteger("resources.memoryMiB", value.memoryMiB, 16 * 1024 * 1024);
+  checkPositiveInteger("resources.pids", value.pids, 4_194_304);
+}
+
+function checkNetwork(value: unknown): void {
+  if (value === undefined) return;
+  const modes = ["none", "allow-list", "open"];
+  if (!isPlainObject(value) || typeof value.mode !== "string" || !modes.includes(value.mode)) {
+    throw invalidOption("network", '{ mode: "none" }, { mode: "allow-list", hosts?, cidrs? } or { mode: "open" }', isPlainObject(value) ? value.mode : value);
+  }
+  checkLineList("network.hosts", value.hosts, 253, 1000);
+  checkLineList("network.cidrs", value.cidrs, 64, 1000);
 }
 
 function defaultGitHost(kind: "local" | "http", repo: string): GitHost {
@@ -176,24 +309,12 @@ function checkModelProxy(requested: boolean | undefined, sandbox: SandboxProvide
   }
   return true;
 }
-
-function checkPositive(name: string, value: unknown): void {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-    throw agentError(ErrorCode.INVALID_OPTIONS, `${name} must be a positive number of milliseconds, not ${String(value)}.`);
+function checkAgentStart(requested: unknown, sandbox: SandboxProvider): ValidatedOptions["agentStart"] {
+  if (requested !== undefined && !isPlainObject(requested)) throw invalidOption("agentStart", "an object { timeoutMs?, admission? }", requested);
+  const timeoutMs = checkMilliseconds("agentStart.timeoutMs", requested?.timeoutMs);
+  const admission = requested?.admission;
+  if (admission !== undefined && typeof (admission as Partial<StartAdmission> | null)?.acquire !== "function") {
+    throw invalidOption("agentStart.admission", "a StartAdmission from createStartAdmission()", admission);
   }
-}
-
-function checkIdentity(name: string, identity: GitIdentity): GitIdentity {
-  const valid =
-    typeof identity === "object" &&
-    identity !== null &&
-    typeof identity.name === "string" &&
-    identity.name.trim() !== "" &&
-    !/[<>\n]/.test(identity.name) &&
-    typeof identity.email === "string" &&
-    /^[^\s<>@]+@[^\s<>@]+$/.test(identity.email);
-  if (!valid) {
-    throw agentError(ErrorCode.INVALID_OPTIONS, `${name} must be { name, email } with a plain name and an address like bot@example.com.`);
-  }
-  return { name: identity.name.trim(), email: identity.email };
+  return { timeoutMs, admission: (admission as StartAdmission | undefined) ?? providerStartAdmission(sandbox) };
 }

@@ -33,6 +33,7 @@ import {
 import { DEFAULT_MAX_OUTPUT_BYTES, runToCompletion } from "./command-run.js";
 import { resolveOpencodeBinary } from "./opencode-binary.js";
 import { fileError, SessionPaths } from "./session-paths.js";
+import type { PreparedStateCache } from "./prepared-state-cache.js";
 
 /** Settings for {@link createLocalSandbox}. */
 export interface LocalSandboxOptions {
@@ -57,6 +58,13 @@ export interface LocalSandboxOptions {
    * `"reject"` (default) fails `create()` with CAPABILITY_UNSUPPORTED; `"ignore"` runs without them.
    */
   unenforcedResources?: "reject" | "ignore";
+  /**
+   * Keeps each workspace as it is after the setup commands (`createPreparedStateCache`), so that a
+   * later task on the same repository, commit and setup commands starts from a copy instead of running
+   * them again. Only with bubblewrap, where the workspace is always `/workspace` (setup outputs such as
+   * virtualenvs hold absolute paths).
+   */
+  preparedStates?: PreparedStateCache;
 }
 
 const sessionPrefix = "running-agent-";
@@ -97,6 +105,9 @@ class LocalSandboxProvider implements SandboxProvider {
       throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown isolation ${JSON.stringify(isolation)} for the local sandbox: use "bubblewrap" or "none".`);
     }
     this.isolation = isolation;
+    if (options.preparedStates && isolation !== "bubblewrap") {
+      throw agentError(ErrorCode.INVALID_OPTIONS, "preparedStates needs isolation \"bubblewrap\": unisolated workspaces have a different path each time, which setup outputs may hold.");
+    }
   }
 
   /** Inside a bubblewrap session the binary is bound at a fixed path; unisolated it is the host path. */
@@ -156,6 +167,7 @@ class LocalSandboxProvider implements SandboxProvider {
         systemLayout: this.systemLayout,
         hostOpencodeBinary,
         maxOutputBytes: this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+        preparedStates: this.options.preparedStates,
       });
     } catch (error) {
       await removeFolder(root);
@@ -238,6 +250,7 @@ interface SessionSettings {
   systemLayout: SystemLayout;
   hostOpencodeBinary: string | undefined;
   maxOutputBytes: number;
+  preparedStates: PreparedStateCache | undefined;
 }
 
 // Sessions of this process, so that an exiting process can still kill their children and remove their folders.
@@ -269,6 +282,7 @@ class LocalSandboxSession implements SandboxSession {
   private state: "open" | "expired" | "destroyed" = "open";
   private destroying: Promise<void> | undefined;
   private readonly lifetimeTimer: NodeJS.Timeout | undefined;
+  readonly preparedStates: SandboxSession["preparedStates"];
 
   constructor(private readonly settings: SessionSettings) {
     this.root = settings.root;
@@ -296,6 +310,19 @@ class LocalSandboxSession implements SandboxSession {
     if (lifetime !== undefined) {
       this.lifetimeTimer = setTimeout(() => this.expire(), lifetime);
       this.lifetimeTimer.unref();
+    }
+    const cache = settings.preparedStates;
+    if (cache) {
+      this.preparedStates = {
+        restore: (key) => {
+          this.checkOpen();
+          return cache.restoreInto(key, hostWorkspace);
+        },
+        save: (key) => {
+          this.checkOpen();
+          return cache.saveFrom(key, hostWorkspace);
+        },
+      };
     }
     trackSession(this);
   }

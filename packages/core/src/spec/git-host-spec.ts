@@ -93,6 +93,27 @@ export interface GitHost {
   /** Opens a change request from head into base, or updates the open one for the same head. */
   openChangeRequest(repository: ResolvedRepository, input: ChangeRequestInput, options?: GitHostTaskOptions): Promise<ChangeRequest>;
 
+  /**
+   * Optional: records the run's checks on the pushed commit, where reviewers see them (GitHub:
+   * commit statuses; the local host: on the change request's record). Called after the change
+   * request is open; a failure here is a warning, never the task's failure.
+   */
+  reportChecks?(repository: ResolvedRepository, report: CheckReport, options?: GitHostTaskOptions): Promise<void>;
+
   /** Secrets this host holds, so the core's redactor can remove them from everything that leaves the loop. */
   secrets?(): string[];
+}
+
+/** The checks of a run's last round, for {@link GitHost.reportChecks}. */
+export interface CheckReport {
+  /** The pushed commit the checks ran on. */
+  commit: string;
+  /** The branch the commit was pushed to. */
+  branch: string;
+  /** The change request it belongs to. */
+  changeRequest: ChangeRequest;
+  /** One entry per check, in order. */
+  checks: Array<{ name: string; command: string; passed: boolean; exitCode: number | null; timedOut: boolean; durationMs: number }>;
+  /** How many fix rounds ran before this result. */
+  fixRounds: number;
 }

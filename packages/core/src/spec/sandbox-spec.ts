@@ -112,6 +112,19 @@ export interface SandboxArchiveOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Optional capability of a session: the workdir as it is after the setup commands, kept under a key
+ * and put back in a later session, so that the setup runs once per key. The core's key names the
+ * repository, the commit and the setup commands: any change to one of them (a lockfile included) is
+ * another key, and a state is never used for another key.
+ */
+export interface SandboxPreparedStates {
+  /** Replaces the workdir's contents with the state kept under `key`. Resolves false, workdir untouched, when there is none. */
+  restore(key: string): Promise<boolean>;
+  /** Keeps the workdir's current contents under `key`. */
+  save(key: string): Promise<void>;
+}
+
 /** One open sandbox. */
 export interface SandboxSession extends AsyncDisposable {
   /** Provider-specific id (container id, sandbox id, temp folder name). */
@@ -168,6 +181,9 @@ export interface SandboxSession extends AsyncDisposable {
 
   /** Removes the sandbox and everything it started. Idempotent; never throws for an already destroyed sandbox. */
   destroy(): Promise<void>;
+
+  /** Optional: prepared states (see {@link SandboxPreparedStates}). */
+  readonly preparedStates?: SandboxPreparedStates;
 }
 
 /** Optional capability: filesystem snapshots that later sandboxes start from. */
@@ -197,6 +213,13 @@ export interface SandboxProvider {
    * sandbox, Docker with host networking). Needed for `modelProxy`, which keeps the model's key on the host.
    */
   readonly reachesHostLoopback?: boolean;
+
+  /**
+   * How many OpenCode servers may start at once in sessions of this provider (one bound shared by all
+   * tasks that use this provider object). Absent: the core's per-process default (CPU cores, at least 2),
+   * which suits providers whose sandboxes share this machine's CPU.
+   */
+  readonly maxConcurrentAgentStarts?: number;
 
   /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
   create(options: SandboxCreateOptions): Promise<SandboxSession>;

@@ -1,0 +1,110 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rename, rm, stat, utimes } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { agentError, ErrorCode } from "../errors.js";
+
+const run = promisify(execFile);
+
+/**
+ * Workspaces as they are after the setup commands, kept on this machine under a key (the loop's key
+ * names the repository, the commit and the setup commands), so that later local sandboxes start from
+ * a copy instead of running the setup again. Copies are made with `cp -a --reflink=auto`: a
+ * copy-on-write clone where the file system can (btrfs, XFS), a full copy elsewhere. Never hard
+ * links: the agent may edit a file in place, and a shared inode would change the kept state.
+ */
+export interface PreparedStateCache {
+  /** The folder that holds the states. */
+  readonly directory: string;
+  /** Copies the state kept under `key` into `hostDirectory` (replacing its contents); false when there is none. */
+  restoreInto(key: string, hostDirectory: string): Promise<boolean>;
+  /** Keeps a copy of `hostDirectory` under `key`, replacing an older state of the same key; drops the least recently used beyond `maxEntries`. */
+  saveFrom(key: string, hostDirectory: string): Promise<void>;
+  /** The keys held, most recently used first. */
+  keys(): Promise<string[]>;
+  /** Drops the state of `key`, or every state. */
+  invalidate(key?: string): Promise<void>;
+}
+
+/** Settings for {@link createPreparedStateCache}. */
+export interface PreparedStateCacheOptions {
+  /** Where the states live (made when missing). Keep it off the sandbox's binds. */
+  directory: string;
+  /** How many states are kept; the least recently used go first. Default 8. */
+  maxEntries?: number;
+}
+
+const KEY = /^[a-f0-9]{16,128}$/;
+const TEMP_PREFIX = ".incoming-";
+
+/** A cache of prepared workspaces in a folder. Synchronous and free of I/O until used. */
+export function createPreparedStateCache(options: PreparedStateCacheOptions): PreparedStateCache {
+  const maxEntries = options.maxEntries ?? 8;
+  if (typeof options.directory !== "string" || options.directory === "") throw agentError(ErrorCode.INVALID_OPTIONS, "The prepared-state cache needs a directory.");
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) throw agentError(ErrorCode.INVALID_OPTIONS, `maxEntries must be a positive integer, not ${String(options.maxEntries)}.`);
+  const directory = options.directory;
+  const pathOf = (key: string) => {
+    if (!KEY.test(key)) throw agentError(ErrorCode.INVALID_OPTIONS, `A prepared-state key is a lowercase hex digest, not ${JSON.stringify(key)}.`);
+    return join(directory, key);
+  };
+
+  const keys = async (): Promise<string[]> => {
+    const names = (await readdir(directory).catch(() => [] as string[])).filter((name) => KEY.test(name));
+    const dated = await Promise.all(names.map(async (name) => ({ name, used: (await stat(join(directory, name)).catch(() => undefined))?.mtimeMs ?? 0 })));
+    return dated.sort((a, b) => b.used - a.used).map((entry) => entry.name);
+  };
+
+  return {
+    directory,
+    async restoreInto(key, hostDirectory) {
+      const kept = pathOf(key);
+      if (!(await stat(kept).catch(() => undefined))?.isDirectory()) return false;
+      await emptyFolder(hostDirectory);
+      await copyTree(kept, hostDirectory);
+      // Marks it as recently used, for eviction.
+      const now = new Date();
+      await utimes(kept, now, now).catch(() => undefined);
+      return true;
+    },
+    async saveFrom(key, hostDirectory) {
+      const kept = pathOf(key);
+      await mkdir(directory, { recursive: true, mode: 0o700 });
+      // Copied aside first and renamed into place, so that a restore never sees half a state.
+      const incoming = join(directory, `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+      try {
+        await mkdir(incoming, { mode: 0o700 });
+        await copyTree(hostDirectory, incoming);
+        await rm(kept, { recursive: true, force: true });
+        await rename(incoming, kept);
+        // cp -a gave the folder the source's times; its own time says when it was last used.
+        const now = new Date();
+        await utimes(kept, now, now);
+      } finally {
+        await rm(incoming, { recursive: true, force: true });
+      }
+      for (const stale of (await keys()).slice(maxEntries)) await rm(join(directory, stale), { recursive: true, force: true });
+    },
+    keys,
+    async invalidate(key) {
+      if (key !== undefined) {
+        await rm(pathOf(key), { recursive: true, force: true });
+        return;
+      }
+      for (const name of await keys()) await rm(join(directory, name), { recursive: true, force: true });
+    },
+  };
+}
+
+/** `cp -a --reflink=auto from/. to`: modes, times and symlinks kept as they are (never followed). */
+async function copyTree(from: string, to: string): Promise<void> {
+  try {
+    await run("cp", ["-a", "--reflink=auto", "--", `${from}/.`, to]);
+  } catch (cause) {
+    throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Could not copy the prepared state (${(cause as { stderr?: string }).stderr?.trim() || String(cause)}).`, { cause });
+  }
+}
+
+async function emptyFolder(folder: string): Promise<void> {
+  for (const name of await readdir(folder)) await rm(join(folder, name), { recursive: true, force: true, maxRetries: 3 });
+}

@@ -1,0 +1,477 @@
+import { randomBytes } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
+import { abortedError, agentError, ErrorCode } from "../errors.js";
+import type { ModelConfig } from "../model.js";
+import { resolveModel, type ResolvedModel } from "../agent/model-resolution.js";
+import { startModelProxy, type ModelProxy } from "../agent/model-proxy.js";
+import { startOpencodeServer, warmUpOpencodeServer, type OpencodeServer } from "../agent/opencode-server.js";
+import { defaultStartTimeoutMs, providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
+import { MODEL_API_KEY_ENV } from "../loop/model-key.js";
+import type { SandboxCreateOptions, SandboxNetworkPolicy, SandboxProvider, SandboxResources, SandboxSession } from "../spec/sandbox-spec.js";
+
+/** Settings for {@link createSandboxPool}. */
+export interface SandboxPoolOptions {
+  /** How many ready sandboxes the pool holds. Default 1. */
+  size?: number;
+  /**
+   * An idle sandbox is destroyed after this long unused, in ms, and is not replaced until a task takes
+   * one from the pool again (an unused pool shrinks to nothing). Default 10 minutes.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * The model the pooled OpenCode servers are started with, in the forms `runAgentTask` takes
+   * (default: from the environment, as for a task). Only tasks whose model, key and `modelProxy` match
+   * get a pooled sandbox; the others get a new one from the provider, as without a pool.
+   */
+  model?: ModelConfig | string;
+  /** Start pooled sandboxes behind a model proxy on the host (each its own); matches tasks with `modelProxy: true`. */
+  modelProxy?: boolean;
+  /** Limits of the pooled sandboxes; only tasks that ask for the same get one. */
+  resources?: SandboxResources;
+  /** Network policy of the pooled sandboxes; only tasks that ask for the same get one. */
+  network?: SandboxNetworkPolicy;
+  /**
+   * The lifetime pooled sandboxes are created with (`SandboxCreateOptions.timeoutMs`): it must cover the
+   * idle time and the longest task. Default: the provider's own (local: none; Docker: 24 h; Modal: 1 h).
+   */
+  sandboxTimeoutMs?: number;
+  /** Bounds concurrent OpenCode starts; share it with the tasks'. Default: the provider's admission (as tasks get). */
+  admission?: StartAdmission;
+  /** How long a pooled server may take to start and warm up once admitted. Default: as for a task. */
+  startTimeoutMs?: number;
+  /** False: start `size` sandboxes once and replace none that is taken, dies or expires (for a one-shot run). Default true. */
+  refill?: boolean;
+  /** Told what the pool does, for logs. Exceptions thrown here are ignored. */
+  onEvent?: (event: SandboxPoolEvent) => void;
+}
+
+/** What the pool did. */
+export type SandboxPoolEvent =
+  | { type: "ready"; sandboxId: string; startMs: number }
+  | { type: "taken"; sandboxId: string; taskId: string }
+  | { type: "start-failed"; message: string; code: string }
+  | { type: "replaced"; sandboxId: string; reason: string }
+  | { type: "expired"; sandboxId: string };
+
+/** Counts of a pool's sandboxes. */
+export interface SandboxPoolStats {
+  idle: number;
+  starting: number;
+  /** Tasks waiting for a sandbox that is starting. */
+  waiting: number;
+  /** Given to tasks since the pool opened. */
+  taken: number;
+  /** Pooled sandboxes that died or failed a check while idle, and were replaced. */
+  replaced: number;
+  expired: number;
+  startFailures: number;
+}
+
+/** What a task asks the pool for: the agent config its OpenCode server must have been started with. */
+export interface PooledSandboxRequest {
+  taskId: string;
+  model: ResolvedModel;
+  modelProxy: boolean;
+  allowRepoAgentConfig: boolean;
+  resources?: SandboxResources;
+  network?: SandboxNetworkPolicy;
+  signal?: AbortSignal;
+}
+
+/** A pooled sandbox handed to a task: it owns all three from now on (teardown destroys and closes them). */
+export interface PooledSandboxLease {
+  session: SandboxSession;
+  server: OpencodeServer;
+  modelProxy?: ModelProxy;
+}
+
+/**
+ * A sandbox provider that holds sandboxes opened ahead of time, each with its OpenCode server started
+ * and warmed on an empty workspace. Pass it as `sandbox:`; a task whose agent config matches the pool's
+ * takes a ready sandbox (never one another task had), gets its repository, and runs; every other task
+ * gets a new sandbox from the wrapped provider. Taken sandboxes are replaced in the background.
+ */
+export interface SandboxPool extends SandboxProvider, AsyncDisposable {
+  /** How many ready sandboxes the pool aims to hold. */
+  readonly size: number;
+  stats(): SandboxPoolStats;
+  /** Resolves once `count` (default: size) sandboxes are ready, or the pool is closed. */
+  whenReady(count?: number): Promise<void>;
+  /**
+   * Takes a ready sandbox for the task, or waits for one that is starting and not promised to another
+   * task. `{ miss }` says why none fits (the task then opens its own). Rejects with ABORTED when the
+   * request's signal aborts while it waits; the sandbox it waited for stays in the pool.
+   */
+  take(request: PooledSandboxRequest): Promise<{ lease: PooledSandboxLease } | { miss: string }>;
+  /** Stops refilling and destroys every sandbox the pool holds or is starting. Leased sandboxes belong to their tasks. */
+  close(): Promise<void>;
+}
+
+/**
+ * Wraps `provider` in a pool of warm sandboxes. Synchronous: the model is resolved now (a bad one
+ * throws INVALID_MODEL here) and the first sandboxes start in the background at once.
+ *
+ * @example
+ * ```ts
+ * await using pool = createSandboxPool(createLocalSandbox(), { size: 2, model: "google/gemini-2.5-pro" });
+ * const result = await runAgentTask({ repo, task, sandbox: pool, model: "google/gemini-2.5-pro" });
+ * ```
+ */
+export function createSandboxPool(provider: SandboxProvider, options: SandboxPoolOptions = {}): SandboxPool {
+  return new WarmSandboxPool(provider, options);
+}
+
+/** True for a pool made by {@link createSandboxPool} (also across duplicate copies of the package). */
+export function isSandboxPool(provider: unknown): provider is SandboxPool {
+  return typeof provider === "object" && provider !== null && (provider as Record<symbol, unknown>)[POOL_MARKER] === true;
+}
+
+const POOL_MARKER = Symbol.for("running-agent.sandbox-pool");
+const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
+const HEALTH_TIMEOUT_MS = 5_000;
+const MAX_BACKOFF_MS = 30_000;
+
+interface PooledSandbox {
+  readonly session: SandboxSession;
+  readonly server: OpencodeServer;
+  readonly modelProxy: ModelProxy | undefined;
+  state: "idle" | "leased" | "gone";
+  idleTimer?: NodeJS.Timeout;
+}
+
+interface Waiter {
+  deliver(entry: PooledSandbox | undefined): void;
+}
+
+class WarmSandboxPool implements SandboxPool {
+  readonly [POOL_MARKER] = true;
+  readonly specificationVersion: SandboxProvider["specificationVersion"];
+  readonly providerId: string;
+  readonly size: number;
+  private readonly idleTimeoutMs: number;
+  private readonly model: ResolvedModel;
+  private readonly admission: StartAdmission;
+  private readonly poolId = randomBytes(4).toString("hex");
+  private readonly closing = new AbortController();
+  private readonly idle: PooledSandbox[] = [];
+  private readonly waiters: Waiter[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly readyListeners = new Set<() => void>();
+  private starting = 0;
+  private consecutiveFailures = 0;
+  private backoffTimer: NodeJS.Timeout | undefined;
+  private started = 0;
+  private counts = { taken: 0, replaced: 0, expired: 0, startFailures: 0 };
+  /** Set first thing in close(), so that everything close() wakes sees the pool closed. */
+  private closed = false;
+  private shutdown: Promise<void> | undefined;
+
+  constructor(
+    private readonly provider: SandboxProvider,
+    private readonly options: SandboxPoolOptions,
+  ) {
+    if (typeof provider !== "object" || provider === null || typeof provider.create !== "function") {
+      throw agentError(ErrorCode.INVALID_SANDBOX_PROVIDER, "createSandboxPool needs a sandbox provider, e.g. createLocalSandbox().");
+    }
+    this.specificationVersion = provider.specificationVersion;
+    this.providerId = provider.providerId;
+    this.size = options.size ?? 1;
+    if (!Number.isInteger(this.size) || this.size < 1) throw agentError(ErrorCode.INVALID_OPTIONS, `The pool's size must be a positive integer, not ${String(options.size)}.`);
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    if (!(Number.isFinite(this.idleTimeoutMs) && this.idleTimeoutMs > 0)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `idleTimeoutMs must be a positive number of milliseconds, not ${String(options.idleTimeoutMs)}.`);
+    }
+    if (options.sandboxTimeoutMs !== undefined && !(Number.isFinite(options.sandboxTimeoutMs) && options.sandboxTimeoutMs > this.idleTimeoutMs)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `sandboxTimeoutMs must be longer than idleTimeoutMs (${this.idleTimeoutMs} ms), not ${String(options.sandboxTimeoutMs)}.`);
+    }
+    if (options.modelProxy && !provider.reachesHostLoopback) {
+      throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, `modelProxy needs a sandbox that reaches the host's 127.0.0.1; the "${provider.providerId}" sandbox as configured does not.`);
+    }
+    this.model = resolveModel(options.model);
+    this.admission = options.admission ?? providerStartAdmission(provider);
+    this.fill();
+  }
+
+  get opencodeBinary(): string | undefined {
+    return this.provider.opencodeBinary;
+  }
+  get listenHostname(): string | undefined {
+    return this.provider.listenHostname;
+  }
+  get reachesHostLoopback(): boolean | undefined {
+    return this.provider.reachesHostLoopback;
+  }
+  get maxConcurrentAgentStarts(): number | undefined {
+    return this.provider.maxConcurrentAgentStarts;
+  }
+  get snapshots() {
+    return this.provider.snapshots;
+  }
+
+  /** A task that got no pooled sandbox opens its own, as without a pool. */
+  create(options: SandboxCreateOptions): Promise<SandboxSession> {
+    return this.provider.create(options);
+  }
+
+  validate(options?: { signal?: AbortSignal }): Promise<void> {
+    return this.provider.validate?.(options) ?? Promise.resolve();
+  }
+
+  reapOrphans(options?: { olderThanMs?: number }): Promise<number> {
+    return this.provider.reapOrphans?.(options) ?? Promise.resolve(0);
+  }
+
+  stats(): SandboxPoolStats {
+    return { idle: this.idle.length, starting: this.starting, waiting: this.waiters.length, ...this.counts };
+  }
+
+  whenReady(count = this.size): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed || this.idle.length >= count) {
+          this.readyListeners.delete(check);
+          resolve();
+        }
+      };
+      this.readyListeners.add(check);
+      check();
+    });
+  }
+
+  async take(request: PooledSandboxRequest): Promise<{ lease: PooledSandboxLease } | { miss: string }> {
+    if (request.signal?.aborted) throw abortedError(request.signal, "sandbox");
+    if (this.closed) return { miss: "the pool is closed" };
+    const mismatch = this.mismatch(request);
+    if (mismatch) return { miss: mismatch };
+    try {
+      while (this.idle.length > 0) {
+        const entry = this.idle.shift()!;
+        clearTimeout(entry.idleTimer);
+        // Claimed before the check, so no other task can take it meanwhile; its replacement starts now.
+        entry.state = "leased";
+        this.fill();
+        if (await this.isHealthy(entry)) return { lease: this.lease(entry, request.taskId) };
+        this.counts.replaced += 1;
+        this.emit({ type: "replaced", sandboxId: entry.session.id, reason: "it failed the check before a task took it" });
+        await this.discard(entry);
+      }
+      if (this.starting > this.waiters.length) {
+        const entry = await this.waitForStart(request.signal);
+        if (entry) return { lease: this.lease(entry, request.taskId) };
+      }
+      return { miss: this.starting > 0 ? "every starting sandbox is promised to another task" : "no sandbox is ready" };
+    } finally {
+      this.fill();
+    }
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.shutdown ??= (async () => {
+      this.closing.abort(agentError(ErrorCode.SANDBOX_DESTROYED, "The sandbox pool was closed."));
+      clearTimeout(this.backoffTimer);
+      for (const waiter of this.waiters.splice(0)) waiter.deliver(undefined);
+      for (const listener of [...this.readyListeners]) listener();
+      const idle = this.idle.splice(0);
+      await Promise.all([...idle.map((entry) => this.discard(entry)), ...[...this.inFlight].map((start) => start.catch(() => undefined))]);
+    })();
+    return this.shutdown;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Why the task's agent config differs from the one the pooled servers were started with, or undefined. */
+  private mismatch(request: PooledSandboxRequest): string | undefined {
+    if (request.allowRepoAgentConfig) return "allowRepoAgentConfig needs the repository's own config when OpenCode starts";
+    if (request.modelProxy !== (this.options.modelProxy ?? false)) return `the pool runs with modelProxy ${this.options.modelProxy ? "on" : "off"}`;
+    const { apiKey: poolKey, apiKeySource: _poolSource, ...poolModel } = this.model;
+    const { apiKey: taskKey, apiKeySource: _taskSource, ...taskModel } = request.model;
+    if (!isDeepStrictEqual(poolModel, taskModel)) return `the pool's servers run ${this.model.label}${this.model.baseURL ? ` at ${this.model.baseURL}` : ""}`;
+    if (poolKey !== taskKey) return "the pool's servers hold another API key";
+    if (!isDeepStrictEqual(request.resources, this.options.resources)) return "the pool's sandboxes have other resource limits";
+    if (!isDeepStrictEqual(request.network, this.options.network)) return "the pool's sandboxes have another network policy";
+    return undefined;
+  }
+
+  private lease(entry: PooledSandbox, taskId: string): PooledSandboxLease {
+    entry.state = "leased";
+    this.counts.taken += 1;
+    this.emit({ type: "taken", sandboxId: entry.session.id, taskId });
+    return { session: entry.session, server: entry.server, ...(entry.modelProxy ? { modelProxy: entry.modelProxy } : {}) };
+  }
+
+  private waitForStart(signal: AbortSignal | undefined): Promise<PooledSandbox | undefined> {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(abortedError(signal, "sandbox"));
+      };
+      const waiter: Waiter = {
+        deliver: (entry) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(entry);
+        },
+      };
+      this.waiters.push(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  private async isHealthy(entry: PooledSandbox): Promise<boolean> {
+    if (entry.server.exited) return false;
+    try {
+      const response = await fetch(`${entry.server.url}/global/health`, { headers: entry.server.headers, signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+      await response.body?.cancel();
+      return response.ok && !entry.server.exited;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Starts sandboxes until ready plus starting reaches the size (after a failure, with a growing pause). */
+  private fill(): void {
+    if (this.closed || this.backoffTimer) return;
+    while (this.idle.length + this.starting < this.size && (this.options.refill !== false || this.started < this.size)) {
+      const start = this.startOne();
+      this.inFlight.add(start);
+      void start.finally(() => this.inFlight.delete(start));
+    }
+  }
+
+  private async startOne(): Promise<void> {
+    this.starting += 1;
+    const signal = this.closing.signal;
+    const number = ++this.started;
+    const startedAt = Date.now();
+    let session: SandboxSession | undefined;
+    let server: OpencodeServer | undefined;
+    let modelProxy: ModelProxy | undefined;
+    let entry: PooledSandbox | undefined;
+    try {
+      modelProxy = this.options.modelProxy ? await startModelProxy(this.model) : undefined;
+      const key = modelProxy ? modelProxy.token : this.model.apiKey;
+      session = await this.provider.create({
+        taskId: `pool-${this.poolId}-${number}`,
+        ...(key ? { secrets: { [MODEL_API_KEY_ENV]: key } } : {}),
+        ...(this.options.resources ? { resources: this.options.resources } : {}),
+        ...(this.options.network ? { network: this.options.network } : {}),
+        labels: { "running-agent.pool": this.poolId },
+        ...(this.options.sandboxTimeoutMs ? { timeoutMs: this.options.sandboxTimeoutMs } : {}),
+        signal,
+      });
+      // OpenCode takes the git root as the project's worktree (which bounds external_directory): warm it
+      // on a repository at the workdir, as the task's will be, and remove that .git before the task's arrives.
+      await this.check(session, ["git", "init", "-q"], signal);
+      const startLimitMs = this.options.startTimeoutMs ?? defaultStartTimeoutMs();
+      server = await startOpencodeServer({
+        session,
+        opencodeBinary: this.provider.opencodeBinary ?? "opencode",
+        ...(this.provider.listenHostname ? { listenHostname: this.provider.listenHostname } : {}),
+        model: modelProxy?.sandboxModel ?? this.model,
+        apiKeyEnv: MODEL_API_KEY_ENV,
+        allowRepoAgentConfig: false,
+        warmUp: true,
+        admission: this.admission,
+        startTimeoutMs: startLimitMs,
+        signal,
+      });
+      await warmUpOpencodeServer(server, session.workdir, { timeoutMs: startLimitMs, signal });
+      await this.check(session, ["rm", "-rf", "--", `${session.workdir}/.git`], signal);
+      entry = { session, server, modelProxy, state: "idle" };
+    } catch (error) {
+      this.starting -= 1;
+      await server?.process.kill().catch(() => undefined);
+      await session?.destroy().catch(() => undefined);
+      await modelProxy?.close().catch(() => undefined);
+      if (signal.aborted) return;
+      this.counts.startFailures += 1;
+      this.consecutiveFailures += 1;
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.emit({ type: "start-failed", message: failure.message, code: (failure as { code?: string }).code ?? ErrorCode.SANDBOX_CREATE_FAILED });
+      // A waiter that can no longer be served by a start goes to open its own sandbox.
+      while (this.waiters.length > this.starting) this.waiters.pop()!.deliver(undefined);
+      this.pauseAfterFailure();
+      return;
+    }
+    this.starting -= 1;
+    this.consecutiveFailures = 0;
+    if (this.closed) {
+      await this.discard(entry);
+      return;
+    }
+    this.emit({ type: "ready", sandboxId: session.id, startMs: Date.now() - startedAt });
+    this.watch(entry);
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      entry.state = "leased";
+      waiter.deliver(entry);
+      this.fill();
+      return;
+    }
+    this.park(entry);
+  }
+
+  private async check(session: SandboxSession, command: string[], signal: AbortSignal): Promise<void> {
+    const result = await session.exec(command, { signal, timeoutMs: 60_000 });
+    if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `${command.join(" ")} failed in the pooled sandbox: ${result.stderr.trim()}`);
+  }
+
+  private park(entry: PooledSandbox): void {
+    entry.state = "idle";
+    this.idle.push(entry);
+    entry.idleTimer = setTimeout(() => {
+      if (entry.state !== "idle") return;
+      this.idle.splice(this.idle.indexOf(entry), 1);
+      this.counts.expired += 1;
+      this.emit({ type: "expired", sandboxId: entry.session.id });
+      void this.discard(entry);
+    }, this.idleTimeoutMs);
+    entry.idleTimer.unref();
+    for (const listener of [...this.readyListeners]) listener();
+  }
+
+  /** A server that dies while its sandbox is idle takes the sandbox out of the pool, and a new one starts. */
+  private watch(entry: PooledSandbox): void {
+    void entry.server.process.exited.then(
+      () => {
+        if (entry.state !== "idle") return;
+        const index = this.idle.indexOf(entry);
+        if (index >= 0) this.idle.splice(index, 1);
+        clearTimeout(entry.idleTimer);
+        this.counts.replaced += 1;
+        this.emit({ type: "replaced", sandboxId: entry.session.id, reason: "its OpenCode server exited while idle" });
+        void this.discard(entry).then(() => this.fill());
+      },
+      () => undefined,
+    );
+  }
+
+  private async discard(entry: PooledSandbox): Promise<void> {
+    entry.state = "gone";
+    clearTimeout(entry.idleTimer);
+    await entry.server.process.kill().catch(() => undefined);
+    await entry.session.destroy().catch(() => undefined);
+    await entry.modelProxy?.close().catch(() => undefined);
+  }
+
+  private pauseAfterFailure(): void {
+    if (this.closed || this.backoffTimer) return;
+    const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** (this.consecutiveFailures - 1));
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined;
+      this.fill();
+    }, delay);
+    this.backoffTimer.unref();
+  }
+
+  private emit(event: SandboxPoolEvent): void {
+    try {
+      this.options.onEvent?.(event);
+    } catch {
+      // A listener's bug must not break the pool.
+    }
+  }
+}
