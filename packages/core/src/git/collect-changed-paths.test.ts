@@ -161,6 +161,17 @@ describe("collectChanges when the sandbox is hostile", () => {
     expect((await gitIn(dir, ["log", "--format=%s"])).trim().split("\n")).toHaveLength(1);
   });
 
+  it("a second collect (after a fix round) drops what the first staged and the agent removed since", async () => {
+    const { agent, collect } = await placed(fixture);
+    await agent("echo first > added.txt && echo changed >> a.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([
+      ["a.txt", "modified"],
+      ["added.txt", "added"],
+    ]);
+    await agent("rm added.txt && git checkout -- a.txt 2>/dev/null || printf 'aaaa\\n' > a.txt; echo again >> b.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
+  });
+
   it("still collects a same-size rewrite whose mtime was set back", async () => {
     const { agent, collect } = await placed(fixture);
     // Same size, and the old mtime put back: only the status change time (ctime) tells.
