@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 want_packages=(git bubblewrap)
 if [[ "${RUNNING_AGENT_SETUP:-full}" == "full" ]]; then
-  want_packages+=(docker.io debootstrap chromium curl util-linux)
+  want_packages+=(docker.io debootstrap chromium curl util-linux postgresql)
 fi
 missing=()
 for package in "${want_packages[@]}"; do

@@ -17,3 +17,6 @@ export function demoScript(): ScriptedTurn[] {
     { text: DEMO_SUMMARY },
   ];
 }
+
+/** The demo's check: the task asked for an exported multiply next to add; the PR opens only once that holds. */
+export const DEMO_CHECKS = [{ name: "multiply-exported", command: "grep -q 'export function multiply' src/math.ts" }];

@@ -17,5 +17,9 @@ describe("the demo", () => {
     expect(stdout).toMatch(/Change request #1: local:\/\//);
     expect(stdout).toContain("+export function multiply(a: number, b: number): number {");
     expect(stdout).toMatch(/teardown\s+\d+/);
+    // The check ran and passed before the change request opened.
+    const checkLine = stdout.indexOf("check multiply-exported passed");
+    expect(checkLine).toBeGreaterThan(0);
+    expect(checkLine).toBeLessThan(stdout.indexOf("change request #1 opened"));
   });
 });

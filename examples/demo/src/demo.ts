@@ -13,7 +13,7 @@ import {
 } from "@running-agent/core";
 import { startScriptedModelServer } from "@running-agent/core/offline";
 import { createSampleRepository } from "./sample-repository.js";
-import { DEMO_TASK, demoScript } from "./demo-script.js";
+import { DEMO_CHECKS, DEMO_TASK, demoScript } from "./demo-script.js";
 
 const keep = process.argv.includes("--keep");
 const useGemini = Boolean(process.env.GEMINI_API_KEY) && !process.argv.includes("--scripted");
@@ -39,6 +39,10 @@ function describe(event: AgentTaskEvent): string | undefined {
       return `  changes: ${event.files.map((file) => `${file.status} ${file.path}`).join(", ") || "none"}`;
     case "branch.pushed":
       return `  pushed ${event.branch} at ${event.commit.slice(0, 12)}`;
+    case "check.completed":
+      return `  check ${event.name} ${event.passed ? "passed" : event.timedOut ? "timed out" : `failed (exit code ${event.exitCode})`} in ${Math.round(event.durationMs)} ms`;
+    case "fix-round":
+      return `  checks failed (${event.failing.join(", ")}): fix round ${event.round} of ${event.maxFixRounds}`;
     case "change-request":
       return `  change request #${event.number} ${event.created ? "opened" : "updated"}`;
     case "log":
@@ -67,6 +71,8 @@ async function main(): Promise<number> {
       model,
       sandbox: createLocalSandbox(),
       gitHost,
+      // Verified before the change request opens: a failure would go back to the agent.
+      checks: DEMO_CHECKS,
       // A real model that cannot be reached is retried by OpenCode without end; a demo should give up.
       agentTimeoutMs: 10 * 60_000,
       onEvent: (event) => {

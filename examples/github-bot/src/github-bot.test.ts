@@ -90,14 +90,14 @@ describe("the GitHub bot", () => {
     await rm(sandboxFolder, { recursive: true, force: true });
   });
 
-  async function deliver(event: string, payload: unknown, signature?: string): Promise<{ status: number; body: { result?: string; error?: string } }> {
+  async function deliver(event: string, payload: unknown, signature?: string, deliveryId: string = randomUUID()): Promise<{ status: number; body: { result?: string; error?: string } }> {
     const body = JSON.stringify(payload);
     const response = await fetch(webhookUrl, {
       method: "POST",
       headers: {
         "content-type": "application/json",
         "x-github-event": event,
-        "x-github-delivery": randomUUID(),
+        "x-github-delivery": deliveryId,
         "x-hub-signature-256": signature ?? (await sign(SECRET, body)),
       },
       body,
@@ -149,6 +149,26 @@ describe("the GitHub bot", () => {
     expect(edits.length).toBeGreaterThanOrEqual(2);
     expect(bot.activeTasks()).toEqual([]);
     await expectSandboxesGone();
+  });
+
+  it("stores the task as a job keyed by its delivery and drops a redelivery of it: one task, one comment, one pull request", async () => {
+    const issueNumber = github.createIssue(REPO, { title: "Add a notes file", body: "Add NOTES.md with a heading.", user: "octocat" });
+    script = [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: NOTES } }] }), { text: "Added NOTES.md." }];
+    const payload = { action: "labeled", issue: issuePayload(issueNumber, "Add a notes file"), label: { id: 1, name: "agent", color: "ededed" }, repository: repositoryPayload(), sender: { login: "octocat", type: "User" } };
+    const deliveryId = randomUUID();
+    expect((await deliver("issues", payload, undefined, deliveryId)).body.result).toBe(`started a task on ${REPO}#${issueNumber}`);
+    // GitHub redelivers (a timeout on its side, or "Redeliver" in the webhook's log): same delivery id, same body.
+    expect((await deliver("issues", payload, undefined, deliveryId)).body.result).toBe(`ignored: delivery ${deliveryId} was received before`);
+    await bot.idle();
+    expect((await deliver("issues", payload, undefined, deliveryId)).body.result).toBe(`ignored: delivery ${deliveryId} was received before`);
+    await bot.idle();
+    expect(model.chatRequests).toHaveLength(2);
+    expect(github.pullRequests(REPO)).toHaveLength(1);
+    expect(github.comments(REPO, issueNumber)).toHaveLength(1);
+    // A new delivery (another id) is a new request: it runs.
+    expect((await deliver("issues", payload)).body.result).toBe(`started a task on ${REPO}#${issueNumber}`);
+    await bot.idle();
+    expect(github.comments(REPO, issueNumber)).toHaveLength(2);
   });
 
   it("runs `/agent <task>` from a collaborator's comment, after the running task when no slot is free, and reports no changes", async () => {

@@ -1,14 +1,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Octokit } from "@octokit/rest";
 import { Webhooks } from "@octokit/webhooks";
-import { abortedError, startAgentTask, type AgentTaskOptions, type ModelConfig, type SandboxProvider } from "@running-agent/core";
+import { agentError, type AgentTaskOptions, type AgentTaskResult, type ErrorCode, type ModelConfig, type Phase, type SandboxProvider } from "@running-agent/core";
 import { createGitHub, type GitHubSettings } from "@running-agent/git-github";
+import { JobWorker, openSqliteJobStore, STORABLE_OPTION_NAMES, watchJob, type JobRecord, type JobSpec, type JobStore } from "@running-agent/jobs";
+import type { AgentTaskEvent } from "@running-agent/core";
 import { IssueCommentPublisher } from "./issue-comment-publisher.js";
 import { ProgressComment } from "./progress-comment.js";
 import { followUpGitHost } from "./follow-up-git-host.js";
-import { triggerFromComment, triggerFromLabel, triggerFromPullRequest, type TaskTrigger, type TriggerSettings } from "./task-trigger.js";
+import { triggerFromComment, triggerFromLabel, triggerFromPullRequest, type IssueTarget, type PullRequestFollowUp, type TaskTrigger, type TriggerSettings } from "./task-trigger.js";
 import { receiveWebhook } from "./receive-webhook.js";
-import { TaskSlots } from "./task-slots.js";
 
 /** Settings for {@link createGitHubBot}. */
 export interface GitHubBotOptions {
@@ -30,6 +31,12 @@ export interface GitHubBotOptions {
   taskOptions?: Omit<AgentTaskOptions, "repo" | "task" | "sandbox" | "gitHost" | "model" | "signal" | "onEvent">;
   /** Tasks that run at once; later ones wait their turn (their comment says so). Default 2. */
   maxConcurrentTasks?: number;
+  /**
+   * Where tasks are kept as jobs (`@running-agent/jobs`), each keyed by its webhook delivery
+   * (`X-GitHub-Delivery`): a redelivery of one the store has seen starts nothing. Default: an
+   * embedded store in memory (deliveries seen by this process). Closed by the caller.
+   */
+  store?: JobStore;
   /** Shortest time between two edits of a progress comment. Default 2000 ms. */
   commentIntervalMs?: number;
   /** The path webhooks are posted to. Default `/webhooks`. */
@@ -73,7 +80,30 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
   const webhooks = new Webhooks({ secret: options.webhookSecret });
   const gitHost = createGitHub(options.github);
   const octokit = new Octokit({ auth: options.github.token, ...(options.github.baseUrl ? { baseUrl: options.github.baseUrl } : {}), userAgent: "running-agent-github-bot" });
-  const slots = new TaskSlots(options.maxConcurrentTasks ?? 2);
+  const ownStore = options.store === undefined;
+  const store = options.store ?? openSqliteJobStore({ path: ":memory:" });
+  // What a job needs that a store cannot keep (the follow-up's Git host) is rebuilt from its labels.
+  const worker = new JobWorker({
+    store,
+    concurrency: options.maxConcurrentTasks ?? 2,
+    pollMs: 200,
+    taskDefaults: {
+      ...options.taskOptions,
+      ...(options.sandbox ? { sandbox: options.sandbox } : {}),
+      ...(options.model ? { model: options.model } : {}),
+      gitHost,
+      secrets: [...(options.taskOptions?.secrets ?? []), options.github.token, options.webhookSecret],
+    },
+    taskOptionsFor: (job) => {
+      const labels = job.labels;
+      if (!labels.followUp) return {};
+      const target = JSON.parse(labels.target!) as IssueTarget;
+      return { gitHost: followUpGitHost(gitHost, octokit, target, JSON.parse(labels.followUp) as PullRequestFollowUp) };
+    },
+  });
+  const workerStarted = worker.start();
+  // Jobs whose progress comment is being kept (running or waiting for a slot).
+  let following = 0;
   // Every active task's cancel switch, by `owner/repo#issue`.
   const active = new Map<string, AbortController>();
   const jobs = new Set<Promise<void>>();
@@ -90,6 +120,10 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
   };
 
   const decide = async (deliveryId: string, trigger: TaskTrigger): Promise<void> => {
+    if (await store.getByKey(deliveryKey(deliveryId))) {
+      decisions.set(deliveryId, `ignored: delivery ${deliveryId} was received before`);
+      return;
+    }
     if (trigger.kind === "ignored") {
       decisions.set(deliveryId, `ignored: ${trigger.reason}`);
       return;
@@ -130,53 +164,75 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
       track(octokit.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body: task.reply }).then(() => {}));
       return;
     }
+    const job = await submitJob(deliveryId, task).catch((error: unknown) => error as Error);
+    if (job instanceof Error || job === undefined) {
+      active.delete(key);
+      if (job) onError(job);
+      decisions.set(deliveryId, job ? `failed: could not store the task: ${job.message}` : `ignored: delivery ${deliveryId} was received before`);
+      return;
+    }
     decisions.set(deliveryId, `started a task on ${key}`);
-    track(runTask(task, controller.signal), () => active.delete(key));
+    track(followJob(task, job, controller.signal), () => active.delete(key));
   };
 
-  const runTask = async (trigger: Extract<TaskTrigger, { kind: "task" }>, signal: AbortSignal): Promise<void> => {
-    const progress = new ProgressComment(trigger.requestedBy, trigger.pullRequest);
-    const publisher = new IssueCommentPublisher(octokit, trigger.target, () => progress.render(), options.commentIntervalMs ?? 2000, onError);
-    let release = slots.tryAcquire();
-    if (!release) {
-      progress.markQueued();
-      await publisher.publishNow();
-      release = await slots.acquire(signal).catch(() => undefined);
-      if (!release) {
-        progress.fail(abortedError(signal));
-        return publisher.finish();
-      }
-    }
-    try {
-      const followUp = trigger.pullRequest;
-      const handle = startAgentTask({
-        ...options.taskOptions,
+  /** Stores the task as a job keyed by its delivery; undefined when that delivery is already stored. */
+  const submitJob = async (deliveryId: string, trigger: Extract<TaskTrigger, { kind: "task" }>): Promise<JobRecord | undefined> => {
+    await workerStarted;
+    const followUp = trigger.pullRequest;
+    const { job, created } = await store.submit({
+      key: deliveryKey(deliveryId),
+      spec: {
+        ...storableTaskOptions(options.taskOptions),
         repo: trigger.target.cloneUrl,
         task: trigger.task,
-        ...(options.sandbox ? { sandbox: options.sandbox } : {}),
-        ...(options.model ? { model: options.model } : {}),
         // A follow-up commits on top of the pull request's branch and leaves the pull request's title and body alone.
-        ...(followUp
-          ? { gitHost: followUpGitHost(gitHost, octokit, trigger.target, followUp), branch: followUp.head, baseBranch: followUp.base, pullRequest: {} }
-          : { gitHost, pullRequest: { ...options.taskOptions?.pullRequest, closesIssue: trigger.target.issueNumber } }),
-        secrets: [...(options.taskOptions?.secrets ?? []), options.github.token, options.webhookSecret],
-        signal,
-      });
-      progress.markStarted();
-      await publisher.publishNow();
-      for await (const event of handle) {
-        if (progress.apply(event)) publisher.publishSoon();
+        ...(followUp ? { branch: followUp.head, baseBranch: followUp.base, pullRequest: {} } : { pullRequest: { ...options.taskOptions?.pullRequest, closesIssue: trigger.target.issueNumber } }),
+      },
+      labels: { target: JSON.stringify(trigger.target), requestedBy: trigger.requestedBy, ...(followUp ? { followUp: JSON.stringify(followUp) } : {}) },
+      // A task the bot was asked for once runs once: a failure is reported, not retried behind the comment's back.
+      maxAttempts: 1,
+    });
+    return created ? job : undefined;
+  };
+
+  /** Keeps the issue's progress comment up to date from the job's stored events, wherever the job runs. */
+  const followJob = async (trigger: Extract<TaskTrigger, { kind: "task" }>, job: JobRecord, signal: AbortSignal): Promise<void> => {
+    const progress = new ProgressComment(trigger.requestedBy, trigger.pullRequest);
+    const publisher = new IssueCommentPublisher(octokit, trigger.target, () => progress.render(), options.commentIntervalMs ?? 2000, onError);
+    const onAbort = () => void store.requestCancel(job.id, "The bot is shutting down.").catch(onError);
+    signal.addEventListener("abort", onAbort, { once: true });
+    let started = false;
+    let last: JobRecord = job;
+    try {
+      // Jobs this bot follows run oldest first: with as many ahead as there are slots, this one waits.
+      if (following++ >= worker.concurrency) {
+        progress.markQueued();
+        await publisher.publishNow();
       }
-      try {
-        progress.complete(await handle.result);
-      } catch (error) {
-        progress.fail(error);
-        onError(error);
+      for await (const message of watchJob(store, job.id)) {
+        if (message.kind === "event") {
+          if (progress.apply(message.event as AgentTaskEvent)) publisher.publishSoon();
+          continue;
+        }
+        last = message.job;
+        if (!started && last.status !== "queued") {
+          started = true;
+          progress.markStarted();
+          await publisher.publishNow();
+        }
       }
-      await publisher.finish();
     } finally {
-      release();
+      following -= 1;
+      signal.removeEventListener("abort", onAbort);
     }
+    if (last.status === "completed" || last.status === "no_changes") progress.complete(last.result as AgentTaskResult);
+    else {
+      const failure = last.error ?? { code: "INTERNAL", message: `The job ended ${last.status}.` };
+      const error = agentError(failure.code as ErrorCode, failure.message, failure.phase ? { phase: failure.phase as Phase } : {});
+      progress.fail(error);
+      onError(error);
+    }
+    await publisher.finish();
   };
 
   webhooks.on("issues.labeled", (event) => decide(event.id, triggerFromLabel(event, settings)));
@@ -198,8 +254,20 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
     async close() {
       for (const controller of active.values()) controller.abort(new Error("The bot is shutting down."));
       while (jobs.size > 0) await Promise.allSettled([...jobs]);
+      await workerStarted.catch(() => undefined);
+      await worker.stop();
+      if (ownStore) await store.close();
     },
   };
+}
+
+function deliveryKey(deliveryId: string): string {
+  return `github-delivery:${deliveryId}`;
+}
+
+/** The bot's task options that a job can store; the rest (hooks, providers) go to the worker as defaults. */
+function storableTaskOptions(taskOptions: GitHubBotOptions["taskOptions"]): Partial<JobSpec> {
+  return Object.fromEntries(Object.entries(taskOptions ?? {}).filter(([name]) => STORABLE_OPTION_NAMES.includes(name as never))) as Partial<JobSpec>;
 }
 
 function takeDecision(decisions: Map<string, string>, id: string): string {

@@ -7,9 +7,13 @@
  *   AGENT_LABEL            the label that starts a task (default agent)
  *   AGENT_MODEL            provider/model (default: the core's, with its API key variable)
  *   AGENT_UNISOLATED=1     run the local sandbox without bubblewrap
+ *   AGENT_JOBS_DB          a SQLite file for the bot's jobs (seen deliveries survive a restart); default: memory
+ *   DATABASE_URL           postgres://…: the jobs in PostgreSQL instead (several bot processes share them),
+ *                          with RUNNING_AGENT_SECRET_KEY for the tokens jobs carry
  */
 import { createServer } from "node:http";
 import { createLocalSandbox } from "@running-agent/core";
+import { openPostgresJobStore, openSqliteJobStore } from "@running-agent/jobs";
 import { createGitHubBot } from "./github-bot.js";
 
 const secret = process.env.GITHUB_WEBHOOK_SECRET;
@@ -19,7 +23,14 @@ if (!secret || !token) {
   process.exit(64);
 }
 
+const store = process.env.DATABASE_URL
+  ? await openPostgresJobStore({ connectionString: process.env.DATABASE_URL, secretKey: process.env.RUNNING_AGENT_SECRET_KEY })
+  : process.env.AGENT_JOBS_DB
+    ? openSqliteJobStore({ path: process.env.AGENT_JOBS_DB })
+    : undefined;
+
 const bot = createGitHubBot({
+  ...(store ? { store } : {}),
   webhookSecret: secret,
   github: { token, ...(process.env.GITHUB_API_URL ? { baseUrl: process.env.GITHUB_API_URL } : {}) },
   sandbox: createLocalSandbox({ isolation: process.env.AGENT_UNISOLATED === "1" ? "none" : "bubblewrap" }),
@@ -38,7 +49,10 @@ const stop = () => {
   stopping = true;
   console.log("github-bot: stopping, cancelling running tasks (again to quit at once)");
   server.close();
-  void bot.close().then(() => process.exit(0));
+  void bot
+    .close()
+    .then(() => store?.close())
+    .then(() => process.exit(0));
 };
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);

@@ -8,9 +8,7 @@ import { performance } from "node:perf_hooks";
 import Database from "better-sqlite3";
 import type { AgentTaskEvent } from "@running-agent/core";
 import { logLinesOf } from "../src/job-views.js";
-import { JobStore } from "../src/job-store.js";
-import { redactSecrets } from "../src/redact-secrets.js";
-import { StoredEventEncoder, type StoredAgentEvent } from "../src/stored-event.js";
+import { openSqliteJobStore, redactSecrets, StoredEventEncoder, type StoredAgentEvent } from "@running-agent/jobs";
 
 const deltaCount = Number(process.argv[2] ?? 2000);
 const deltaLength = Number(process.argv[3] ?? 40);
@@ -34,20 +32,21 @@ interface Measurement {
   finalTextOk: boolean;
 }
 
-function measure(encode: (event: AgentTaskEvent) => StoredAgentEvent, events: AgentTaskEvent[], folder: string, name: string): Measurement {
+async function measure(encode: (event: AgentTaskEvent) => StoredAgentEvent, events: AgentTaskEvent[], folder: string, name: string): Promise<Measurement> {
   const path = join(folder, `${name}.db`);
-  const store = new JobStore(path);
-  store.insert({ id: "job", repoUrl: "/srv/repo.git", task: "Explain", hasGithubToken: false, createdAt: Date.now() });
+  const store = openSqliteJobStore({ path });
+  const { job } = await store.submit({ spec: { repo: "/srv/repo.git", task: "Explain" } });
+  await store.claim("bench-worker", 1, 600_000);
   const appendStart = performance.now();
-  for (const event of events) store.appendEvent("job", encode(event));
+  for (const [index, event] of events.entries()) await store.appendEvents("bench-worker", job.id, [{ seq: index + 1, event: encode(event) }]);
   const appendMs = performance.now() - appendStart;
   // What GET /result does: read the job's events back and build its log.
   const logStart = performance.now();
-  const lines = logLinesOf(store.events("job").map((stored) => stored.event));
+  const lines = logLinesOf((await store.events(job.id)).map((stored) => stored.event as StoredAgentEvent));
   const logMs = performance.now() - logStart;
-  store.close();
+  await store.close();
   const database = new Database(path);
-  const storedBytes = (database.prepare("SELECT SUM(LENGTH(event_json)) AS bytes FROM job_events").get() as { bytes: number }).bytes;
+  const storedBytes = (database.prepare("SELECT SUM(LENGTH(event_json)) AS bytes FROM agent_job_events").get() as { bytes: number }).bytes;
   database.pragma("wal_checkpoint(TRUNCATE)");
   database.close();
   const finalText = (events.at(-1) as { text: string }).text;
@@ -59,9 +58,9 @@ try {
   const events = agentTextEvents();
   const deltaBytes = events.reduce((sum, event) => sum + (event as { delta: string }).delta.length, 0);
   // The queue's per-event path before: redact the whole event, store it as it came.
-  const old = measure((event) => JSON.parse(redactSecrets(JSON.stringify(event), secrets)) as AgentTaskEvent, events, folder, "old");
+  const old = await measure((event) => JSON.parse(redactSecrets(JSON.stringify(event), secrets)) as AgentTaskEvent, events, folder, "old");
   const encoder = new StoredEventEncoder(secrets);
-  const current = measure((event) => encoder.encode(event), events, folder, "new");
+  const current = await measure((event) => encoder.encode(event), events, folder, "new");
 
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
   const ms = (value: number) => `${value.toFixed(1)} ms`;

@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -56,6 +57,15 @@ async function getJson(path: string): Promise<{ status: number; body: any }> {
   return { status: response.status, body: (await response.json()) as any };
 }
 
+/** Reads the job until `check` holds: a worker stores what happens a few milliseconds after it happens. */
+async function waitForJob(jobId: string, check: (job: any) => boolean): Promise<any> {
+  for (;;) {
+    const { body } = await getJson(`/status/${jobId}`);
+    if (check(body)) return body;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function waitForStatus(jobId: string, wanted: string): Promise<any> {
   for (;;) {
     const { body } = await getJson(`/status/${jobId}`);
@@ -75,10 +85,11 @@ describe("the seed's endpoints", () => {
     expect(rest).toEqual({ status: "queued" });
 
     const [task] = await runner.waitForTasks(1);
-    expect(task!.options).toMatchObject({ repo: REPO, task: "Add unit tests for the utils module", taskId: jobId });
+    // The branch is decided at submit: every attempt of the job pushes to it.
+    expect(task!.options).toMatchObject({ repo: REPO, task: "Add unit tests for the utils module", taskId: jobId, branch: expect.stringMatching(/^running-agent\/add-unit-tests-for-the-utils-module-[0-9a-f]{8}$/) });
     expect(task!.options.gitToken).toBeUndefined();
-    const running = await getJson(`/status/${jobId}`);
-    expect(running.body).toMatchObject({ job_id: jobId, status: "running", phase: "agent", user_id: "ada", pr_url: null, error: null });
+    const running = await waitForJob(jobId, (job) => job.phase === "agent");
+    expect(running).toMatchObject({ job_id: jobId, status: "running", phase: "agent", user_id: "ada", pr_url: null, error: null });
 
     task!.finish({ status: "completed" });
     const done = await waitForStatus(jobId, "completed");
@@ -92,7 +103,7 @@ describe("the seed's endpoints", () => {
       status: "completed",
       pr_url: "local://repo/change-requests/1",
       pull_request: { number: 1, url: "local://repo/change-requests/1" },
-      branch: "running-agent/task",
+      branch: task!.options.branch,
       changes: [{ path: "hello.txt", status: "added" }],
       timings: { validate: 1, agent: 5, total: 20 },
       error: null,
@@ -208,6 +219,118 @@ describe("bad input", () => {
     expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
     expect(preflight.headers.get("access-control-allow-methods")).toContain("POST");
     expect((await fetch(`${server!.url}/jobs`)).headers.get("access-control-allow-origin")).toBe("http://127.0.0.1:5173");
+  });
+});
+
+/** What a raw client saw: the bytes it got back, how it ended, and how much of its request it had sent. */
+interface RawExchange {
+  answer: string;
+  ended: "closed" | "reset";
+  bytesSent: number;
+}
+
+/**
+ * A raw socket client: sends `head`, then `body` pieces one after another (each when the last was
+ * taken, after `gapMs`), and stops sending once an answer arrives. Resolves when the server closes,
+ * or (then closing itself) once the answer holds a JSON error body.
+ */
+function rawRequest(port: number, head: string, body: { next(): string | undefined }, gapMs = 0): Promise<RawExchange> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let answer = "";
+    let bytesSent = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (ended: RawExchange["ended"]) => {
+      clearTimeout(timer);
+      resolve({ answer, ended, bytesSent });
+    };
+    socket.on("data", (data: Buffer) => {
+      answer += data.toString("latin1");
+      if (/\r\n\r\n\{"error":.*\}\}$/s.test(answer)) {
+        finish("closed");
+        socket.destroy();
+      }
+    });
+    socket.on("error", () => finish("reset"));
+    socket.on("close", () => finish("closed"));
+    const sendNext = (): void => {
+      if (answer !== "" || socket.destroyed) return;
+      const piece = body.next();
+      if (piece === undefined) return;
+      bytesSent += Buffer.byteLength(piece);
+      const flushed = socket.write(piece);
+      const again = () => (gapMs > 0 ? (timer = setTimeout(sendNext, gapMs)) : setImmediate(sendNext));
+      if (flushed) again();
+      else socket.once("drain", again);
+    };
+    socket.write(head, () => sendNext());
+  });
+}
+
+describe("hostile clients", () => {
+  it("answers a chunked body over the limit with 413 while it is still coming, also one that never ends, and stores nothing", async () => {
+    await start();
+    const piece = `${(64 * 1024).toString(16)}\r\n${"a".repeat(64 * 1024)}\r\n`;
+    // An endless chunked body (here capped at 64 MiB, far past the 16 MiB the server drains).
+    let pieces = 0;
+    const endless = { next: () => (pieces++ < 1024 ? piece : undefined) };
+    const head = `POST /submit HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-api-key: ${API_KEY}\r\ntransfer-encoding: chunked\r\n\r\n`;
+    const exchange = await rawRequest(server!.port, head, endless);
+    expect(exchange.answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(exchange.answer).toContain('"code":"body_too_large"');
+    expect(exchange.bytesSent).toBeLessThan(1024 * piece.length);
+    // A declared length over the limit is refused the same way, before the body.
+    const declared = await rawRequest(server!.port, `POST /submit HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-api-key: ${API_KEY}\r\ncontent-length: ${64 * 1024 * 1024}\r\n\r\n`, { next: () => "a".repeat(64 * 1024) });
+    expect(declared.answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect((await getJson("/jobs")).body.jobs).toEqual([]);
+    expect(runner.tasks).toHaveLength(0);
+  });
+
+  it("cuts off a body sent a byte at a time, and headers sent a byte at a time, with 408 (requestTimeoutMs, headersTimeoutMs)", async () => {
+    await start({ headersTimeoutMs: 1000, requestTimeoutMs: 1500 });
+    const body = JSON.stringify({ repo_url: REPO, task: "t".repeat(400) });
+    let offset = 0;
+    const slowBody = { next: () => (offset < body.length ? body[offset++] : undefined) };
+    const head = `POST /submit HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-api-key: ${API_KEY}\r\ncontent-length: ${body.length}\r\n\r\n`;
+    const cut = await rawRequest(server!.port, head, slowBody, 50);
+    expect(cut.answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(cut.bytesSent).toBeLessThan(head.length + body.length);
+
+    const headers = `GET /health HTTP/1.1\r\nhost: x\r\n${"x-padding: ".padEnd(2000, "p")}\r\n\r\n`;
+    let sent = 0;
+    const slowHeaders = await rawRequest(server!.port, "G", { next: () => (sent < headers.length - 1 ? headers[1 + sent++] : undefined) }, 50);
+    expect(slowHeaders.answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(runner.tasks).toHaveLength(0);
+    // A client that sends at a normal pace is served.
+    expect((await getJson("/health")).status).toBe(200);
+  });
+
+  it("with protectReads, every read endpoint but /health needs the key (streams also as ?api_key=)", async () => {
+    await expect(startApiServer({ databasePath: join(directory, "other.db"), runTask: runner.runTask, protectReads: true })).rejects.toThrow(/protectReads needs an apiKey/);
+    await start({ protectReads: true });
+    const submitted = await post("/submit", { repo_url: REPO, task: "Secret plans", user_id: "ada" });
+    const { job_id: jobId } = await submitted.json();
+    const reads = ["/jobs", `/jobs/${jobId}`, `/status/${jobId}`, `/result/${jobId}`, `/jobs/${jobId}/events`, "/events"];
+    for (const path of reads) {
+      const open = await fetch(`${server!.url}${path}`);
+      expect({ path, status: open.status }).toEqual({ path, status: 401 });
+      const text = await open.text();
+      expect(text).not.toContain("Secret plans");
+      expect(text).not.toContain("ada");
+      const wrong = await fetch(`${server!.url}${path}`, { headers: { authorization: "Bearer wrong-key-123" } });
+      expect({ path, status: wrong.status }).toEqual({ path, status: 401 });
+      await wrong.body?.cancel();
+    }
+    const listed = await fetch(`${server!.url}/jobs`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(((await listed.json()) as any).jobs).toMatchObject([{ job_id: jobId, user_id: "ada" }]);
+    expect((await fetch(`${server!.url}/status/${jobId}`, { headers: { "x-api-key": API_KEY } })).status).toBe(200);
+    // A key in the query counts only for the streams (EventSource sends no headers).
+    expect((await fetch(`${server!.url}/jobs?api_key=${API_KEY}`)).status).toBe(401);
+    const stream = await fetch(`${server!.url}/jobs/${jobId}/events?api_key=${API_KEY}`);
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get("content-type")).toContain("text/event-stream");
+    await stream.body?.cancel();
+    expect((await getJson("/health")).status).toBe(200);
   });
 });
 
@@ -329,32 +452,35 @@ describe("tokens and restarts", () => {
     expect(logLines.join("\n")).not.toContain(API_KEY);
   });
 
-  it("after a restart: running jobs are interrupted and retryable, queued ones run, lost tokens are asked for again", async () => {
+  it("after a restart: the running job runs again on its branch, queued ones run, a token lost with the process is asked for again", async () => {
     await start({ concurrency: 1 });
-    const runningId = (await (await post("/submit", { repo_url: REPO, task: "running", github_token: "ghp_firstToken000" })).json()).job_id;
+    const runningId = (await (await post("/submit", { repo_url: REPO, task: "running" })).json()).job_id;
     const queuedId = (await (await post("/submit", { repo_url: REPO, task: "queued" })).json()).job_id;
-    const queuedWithTokenId = (await (await post("/submit", { repo_url: REPO, task: "queued with token", github_token: "ghp_secondToken000" })).json()).job_id;
-    await runner.waitForTasks(1);
+    const queuedWithTokenId = (await (await post("/submit", { repo_url: REPO, task: "queued with token", github_token: "ghp_firstToken000" })).json()).job_id;
+    const [first] = await runner.waitForTasks(1);
     await server!.close();
 
     runner = createGatedTaskRunner();
     await start({ concurrency: 1 });
-    const interrupted = (await getJson(`/status/${runningId}`)).body;
-    expect(interrupted).toMatchObject({ status: "interrupted", error: { code: "INTERRUPTED" } });
-    const tokenLost = (await getJson(`/status/${queuedWithTokenId}`)).body;
-    expect(tokenLost).toMatchObject({ status: "interrupted", error: { code: "GITHUB_TOKEN_LOST" } });
-
-    const [task] = await runner.waitForTasks(1);
-    expect(task!.options.task).toBe("queued");
-    task!.finish({ status: "completed" });
+    const [again] = await runner.waitForTasks(1);
+    expect(again!.options).toMatchObject({ task: "running", branch: first!.options.branch });
+    again!.finish({ status: "completed" });
+    expect(await waitForStatus(runningId, "completed")).toMatchObject({ error: null });
+    const [, queued] = await runner.waitForTasks(2);
+    expect(queued!.options.task).toBe("queued");
+    queued!.finish({ status: "completed" });
     await waitForStatus(queuedId, "completed");
+    // The embedded store keeps tokens in memory only: the new process cannot run that job.
+    const tokenLost = await waitForStatus(queuedWithTokenId, "failed");
+    expect(tokenLost).toMatchObject({ error: { code: "SECRET_LOST" } });
+    expect(runner.tasks.map((task) => task.options.task)).toEqual(["running", "queued"]);
 
-    const withoutToken = await post(`/jobs/${runningId}/retry`, "");
+    const withoutToken = await post(`/jobs/${queuedWithTokenId}/retry`, "");
     expect(withoutToken.status).toBe(409);
     expect(await withoutToken.json()).toMatchObject({ error: { code: "github_token_lost", message: expect.stringContaining("github_token") } });
-    const retried = await (await post(`/jobs/${runningId}/retry`, { github_token: "ghp_firstToken000" })).json();
-    const [, retryTask] = await runner.waitForTasks(2);
-    expect(retryTask!.options).toMatchObject({ task: "running", gitToken: "ghp_firstToken000" });
+    const retried = await (await post(`/jobs/${queuedWithTokenId}/retry`, { github_token: "ghp_firstToken000" })).json();
+    const [, , retryTask] = await runner.waitForTasks(3);
+    expect(retryTask!.options).toMatchObject({ task: "queued with token", gitToken: "ghp_firstToken000" });
     retryTask!.finish({ status: "completed" });
     await waitForStatus(retried.job_id, "completed");
   });
@@ -378,7 +504,11 @@ describe("leftover sandboxes at startup", () => {
     });
     expect(logLines.join("\n")).toMatch(/could not remove leftover docker sandboxes .*no-engine\.sock/);
     expect((await getJson("/health")).body).toMatchObject({ status: "ok" });
-    const [task] = await runner.waitForTasks(1);
+    // The job that was running when the server stopped went back to the queue, ahead of the queued one.
+    const [rerun] = await runner.waitForTasks(1);
+    expect(rerun!.options.task).toBe("running before the restart");
+    rerun!.finish({ status: "completed" });
+    const [, task] = await runner.waitForTasks(2);
     expect(task!.options.task).toBe("queued before the restart");
     task!.finish({ status: "completed" });
     await waitForStatus(queuedId, "completed");

@@ -3,19 +3,23 @@ import type { Socket } from "node:net";
 import { timingSafeEqual } from "node:crypto";
 import type { AgentTaskOptions, SandboxProvider } from "@running-agent/core";
 import { z } from "zod";
-import { JobQueue, JobRequestError, type JobStreamMessage, type RunTask } from "./job-queue.js";
+import { JobWorker, openSqliteJobStore, type JobStore, type RunTask } from "@running-agent/jobs";
+import { JobQueue, JobRequestError, type JobStreamMessage } from "./job-queue.js";
 import { createDashboardFiles } from "./dashboard-files.js";
 import { FINISHED_STATUSES } from "./job-record.js";
-import { JobStore } from "./job-store.js";
 import { toResultView, toStatusView } from "./job-views.js";
 import { ListJobsQuerySchema, RetryRequestSchema, SubmitRequestSchema, checkRepoUrl, describeIssues } from "./submit-request.js";
 
 /** Everything {@link startApiServer} takes. */
 export interface ApiServerOptions {
-  /** The SQLite file. Created when missing; jobs in it are recovered on start. */
-  databasePath: string;
-  /** Starts an agent task: core's `startAgentTask`. */
-  runTask: RunTask;
+  /** The embedded store's SQLite file (created when missing; locked while the server runs). Give this or `store`. */
+  databasePath?: string;
+  /** A job store of the caller's (PostgreSQL for several processes); closed with the server. */
+  store?: JobStore;
+  /** `both` (default): this process also runs jobs; `api`: it only serves, worker processes on the same store run the jobs. */
+  role?: "api" | "both";
+  /** Starts an agent task: core's `startAgentTask` (the default). */
+  runTask?: RunTask;
   /** Sandbox, Git host, model and other options every task gets. */
   taskDefaults?: Partial<AgentTaskOptions>;
   /** Whether the configured Git host serves a repo reference. Default: `taskDefaults.gitHost.supports`, else any. */
@@ -24,8 +28,22 @@ export interface ApiServerOptions {
   gitHostDescription?: string;
   /** Required (as `Authorization: Bearer` or `x-api-key`) on write endpoints when set. */
   apiKey?: string | undefined;
-  /** Jobs running at once. Default 2. */
+  /**
+   * Also require the API key on the read endpoints (status, result, jobs, both event streams;
+   * `/health` and the dashboard's files stay open). The streams also take it as `?api_key=`,
+   * since EventSource cannot send headers. Needs `apiKey`. Default false.
+   */
+  protectReads?: boolean;
+  /** Longest a client may take to send a request's headers; then 408 and the connection closes. Default 10 000 ms. */
+  headersTimeoutMs?: number;
+  /** Longest a client may take to send a whole request, body included (slow senders are cut off with 408). Default 30 000 ms. */
+  requestTimeoutMs?: number;
+  /** Jobs running at once in this process. Default: sized from free memory (about 0.5 GB per running OpenCode). */
   concurrency?: number;
+  /** The worker's lease on a job it runs. Default 30 s. */
+  leaseMs?: number;
+  /** This process's worker id (its work folder is named after it). Default: a random one. */
+  workerId?: string;
   /** Largest accepted request body in bytes. Default 64 KiB. */
   bodyLimitBytes?: number;
   /** `Access-Control-Allow-Origin`. Default `*`. */
@@ -54,7 +72,9 @@ export interface ApiServer extends AsyncDisposable {
   readonly port: number;
   readonly store: JobStore;
   readonly queue: JobQueue;
-  /** Stops listening, interrupts running jobs (retryable after a restart), closes streams and the database. */
+  /** This process's worker; undefined for `role: "api"`. */
+  readonly worker: JobWorker | undefined;
+  /** Stops listening, puts running jobs back in the queue (for another worker or the next start), closes streams and the store. */
   close(): Promise<void>;
 }
 
@@ -73,23 +93,36 @@ const DEFAULT_BODY_LIMIT = 64 * 1024;
 /** Past this many bytes an oversized upload is cut off instead of drained. */
 const DRAIN_LIMIT = 16 * 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /** Starts the HTTP API on the given host and port, after recovering the jobs a previous process left. */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const log = options.log ?? (() => undefined);
-  const store = new JobStore(options.databasePath);
-  const queue = new JobQueue({
-    store,
-    runTask: options.runTask,
-    taskDefaults: options.taskDefaults ?? {},
-    concurrency: options.concurrency ?? 2,
-    secrets: options.apiKey ? [options.apiKey] : [],
-    log,
-  });
-  const recovered = queue.recover();
-  if (recovered.interrupted.length > 0) log(`marked ${recovered.interrupted.length} job(s) interrupted: they were running when the server stopped`);
-  if (recovered.tokenLost.length > 0) log(`marked ${recovered.tokenLost.length} queued job(s) interrupted: their github_token was lost in the restart`);
-  if (options.reapOrphanSandboxes) await reapOrphanSandboxes(options.taskDefaults?.sandbox, log);
+  if (options.protectReads && !options.apiKey) throw new Error("protectReads needs an apiKey: there is no key to ask readers for.");
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const requestTimeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  // node:http refuses a headers timeout longer than the request timeout; say so in our words.
+  if (headersTimeout > requestTimeout) throw new Error(`headersTimeoutMs (${headersTimeout}) must not be longer than requestTimeoutMs (${requestTimeout}).`);
+  if (!options.store && !options.databasePath) throw new TypeError("startApiServer needs databasePath (the embedded store) or store.");
+  // The embedded store refuses a second process on the file (STORE_LOCKED) before any row is read or written.
+  const store = options.store ?? openSqliteJobStore({ path: options.databasePath! });
+  const worker =
+    options.role === "api"
+      ? undefined
+      : new JobWorker({
+          store,
+          ...(options.runTask ? { runTask: options.runTask } : {}),
+          taskDefaults: options.taskDefaults ?? {},
+          ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+          ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+          ...(options.workerId !== undefined ? { workerId: options.workerId } : {}),
+          secrets: options.apiKey ? [options.apiKey] : [],
+          log,
+        });
+  const queue = new JobQueue({ store, worker, log });
+  // Held by this process alone (the lock), an embedded store's leftover sandboxes are all a dead predecessor's.
+  if (options.reapOrphanSandboxes && store.kind === "embedded") await reapOrphanSandboxes(options.taskDefaults?.sandbox, log);
 
   const gitHost = options.taskDefaults?.gitHost;
   const supportsRepo = options.supportsRepo ?? (gitHost ? (repo: string) => gitHost.supports(repo) : () => true);
@@ -100,7 +133,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const streams = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
 
-  const server = createServer((request, response) => {
+  // Node checks both timeouts every connectionsCheckingInterval (30 s by default): check often enough for short limits.
+  const connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4)));
+  const server = createServer({ headersTimeout, requestTimeout, connectionsCheckingInterval }, (request, response) => {
     const startedAt = Date.now();
     response.setHeader("access-control-allow-origin", corsOrigin);
     response.setHeader("vary", "origin");
@@ -154,10 +189,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       throw new HttpError(405, "method_not_allowed", `${url.pathname} takes ${route.allowed}, not ${method}.`);
     }
     if (route.allowed === "POST") checkApiKey(request);
+    else if (options.protectReads && route.name !== "health") checkApiKey(request, route.name === "events" || route.name === "all-events" ? url : undefined);
 
     switch (route.name) {
       case "health": {
-        sendJson(response, 200, { status: "ok", running: queue.runningCount, concurrency: options.concurrency ?? 2, jobs: store.countByStatus(), auth: options.apiKey ? "api-key" : "none" });
+        const jobs = await queue.countByStatus();
+        sendJson(response, 200, { status: "ok", running: jobs.running ?? 0, concurrency: worker?.concurrency ?? 0, jobs, auth: options.apiKey ? "api-key" : "none", role: options.role ?? "both", store: store.kind });
         return;
       }
       case "submit": {
@@ -166,24 +203,30 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         if (!parsed.success) throw new HttpError(400, "invalid_request", describeIssues(parsed.error));
         const repoProblem = checkRepoUrl(parsed.data.repo_url, supportsRepo, gitHostDescription);
         if (repoProblem) throw new HttpError(400, "unsupported_repo_url", repoProblem);
-        const job = queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token });
+        const { checks, max_fix_rounds: maxFixRounds, on_checks_failed: onChecksFailed } = parsed.data;
+        const verify = {
+          ...(checks !== undefined ? { checks: checks === "auto" ? ("auto" as const) : checks.map(({ name, command, timeout_ms }) => ({ name, command, ...(timeout_ms !== undefined ? { timeoutMs: timeout_ms } : {}) })) } : {}),
+          ...(maxFixRounds !== undefined ? { maxFixRounds } : {}),
+          ...(onChecksFailed !== undefined ? { onChecksFailed } : {}),
+        };
+        const job = await queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token, verify });
         sendJson(response, 200, { job_id: job.id, status: job.status });
         return;
       }
       case "status":
       case "job": {
-        sendJson(response, 200, toStatusView(findJob(route.id)));
+        sendJson(response, 200, toStatusView(await findJob(route.id)));
         return;
       }
       case "result": {
-        const job = findJob(route.id);
-        sendJson(response, 200, toResultView(job, store.events(job.id)));
+        const job = await findJob(route.id);
+        sendJson(response, 200, toResultView(job, await queue.events(job.id)));
         return;
       }
       case "jobs": {
         const parsed = ListJobsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
         if (!parsed.success) throw new HttpError(400, "invalid_query", describeIssues(parsed.error));
-        const jobs = store.list({ limit: parsed.data.limit, status: parsed.data.status, userId: parsed.data.user_id });
+        const jobs = await queue.list({ limit: parsed.data.limit, status: parsed.data.status, userId: parsed.data.user_id });
         sendJson(response, 200, { jobs: jobs.map(toStatusView) });
         return;
       }
@@ -197,31 +240,32 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         const body = await readJsonBody(request, { required: false });
         const parsed = RetryRequestSchema.safeParse(body ?? {});
         if (!parsed.success) throw new HttpError(400, "invalid_request", describeIssues(parsed.error));
-        const job = queue.retry(route.id, parsed.data.github_token);
+        const job = await queue.retry(route.id, parsed.data.github_token);
         sendJson(response, 200, { job_id: job.id, status: job.status, retry_of: route.id });
         return;
       }
       case "events": {
-        streamEvents(request, response, findJob(route.id).id, url);
+        streamEvents(request, response, (await findJob(route.id)).id, url);
         return;
       }
       case "all-events": {
-        streamStatuses(response);
+        await streamStatuses(response);
         return;
       }
     }
   }
 
-  function findJob(id: string) {
-    const job = store.get(id);
+  async function findJob(id: string) {
+    const job = await queue.get(id);
     if (!job) throw new HttpError(404, "job_not_found", `No job with id ${JSON.stringify(id)}.`);
     return job;
   }
 
-  function checkApiKey(request: IncomingMessage): void {
+  /** `streamUrl`: an event stream's URL, whose `api_key` parameter also counts (EventSource sends no headers). */
+  function checkApiKey(request: IncomingMessage, streamUrl?: URL): void {
     if (!options.apiKey) return;
     const authorization = request.headers.authorization;
-    const given = typeof request.headers["x-api-key"] === "string" ? request.headers["x-api-key"] : authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
+    const given = typeof request.headers["x-api-key"] === "string" ? request.headers["x-api-key"] : (authorization?.match(/^Bearer\s+(.+)$/i)?.[1] ?? streamUrl?.searchParams.get("api_key") ?? undefined);
     if (given === undefined) {
       throw new HttpError(401, "api_key_required", "This endpoint needs the API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.");
     }
@@ -233,22 +277,22 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   async function readJsonBody(request: IncomingMessage, readOptions: { required: boolean }): Promise<unknown> {
     const declared = Number(request.headers["content-length"] ?? "0");
     if (declared > bodyLimit) {
-      await drain(request);
+      discardRest(request);
       throw new HttpError(413, "body_too_large", `The request body is ${declared} bytes; the limit is ${bodyLimit}.`);
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
-    for await (const chunk of request as AsyncIterable<Buffer>) {
+    // Leaving the loop early must not destroy the request: that resets the connection before the 413 is read.
+    for await (const chunk of request.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > DRAIN_LIMIT) {
-        request.destroy();
-        break;
-      }
-      if (size > bodyLimit) tooLarge = true;
-      else chunks.push(chunk);
+      if (size > bodyLimit) break;
+      chunks.push(chunk);
     }
-    if (tooLarge) throw new HttpError(413, "body_too_large", `The request body is over the limit of ${bodyLimit} bytes.`);
+    if (size > bodyLimit) {
+      // Answered now, not once the client has sent it all (a chunked body declares no size).
+      discardRest(request);
+      throw new HttpError(413, "body_too_large", `The request body is over the limit of ${bodyLimit} bytes.`);
+    }
     const text = Buffer.concat(chunks).toString("utf8");
     if (text.trim().length === 0) {
       if (readOptions.required) throw new HttpError(400, "body_required", 'The request needs a JSON body, e.g. {"repo_url": "...", "task": "..."}.');
@@ -286,42 +330,39 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         response.end();
       }
     };
-    // Reading the store and subscribing happen in the same tick, so no event falls between replay and live.
+    // The watch replays the stored events after Last-Event-ID, then follows the store (whichever process runs the job).
     response.write("retry: 2000\n\n");
-    const job = store.get(id)!;
-    let lastSeq = afterSeq.data;
-    for (const stored of store.events(id, afterSeq.data)) {
-      write({ kind: "event", seq: stored.seq, event: stored.event });
-      lastSeq = stored.seq;
-    }
-    write({ kind: "status", job });
-    if (response.writableEnded) {
-      streams.delete(response);
-      return;
-    }
-    const unsubscribe = queue.subscribe(id, (message) => {
-      if (message.kind === "event" && message.seq <= lastSeq) return;
-      write(message);
-    });
+    const closed = new AbortController();
     const heartbeat = setInterval(() => response.write(": heartbeat\n\n"), HEARTBEAT_MS);
     response.on("close", () => {
       clearInterval(heartbeat);
-      unsubscribe();
+      closed.abort();
       streams.delete(response);
     });
+    void (async () => {
+      for await (const message of queue.watch(id, afterSeq.data, closed.signal)) write(message);
+    })()
+      .catch((error: unknown) => log(`event stream of job ${id} failed: ${error instanceof Error ? error.message : String(error)}`))
+      .finally(() => {
+        if (!response.writableEnded) response.end();
+      });
   }
 
   /** Server-sent `status` events for every job change, for live job lists. Clients re-read `GET /jobs` on (re)connect. */
-  function streamStatuses(response: ServerResponse): void {
-    const unsubscribe = queue.subscribeToStatuses((job) => response.write(`event: status\ndata: ${JSON.stringify(toStatusView(job))}\n\n`));
-    // Subscribed before the headers go out: a client that has the headers misses nothing.
+  async function streamStatuses(response: ServerResponse): Promise<void> {
+    const closed = new AbortController();
+    // The watch starts from the store's revision before the headers go out: a client that has the headers misses nothing.
+    const fromRevision = await store.currentRevision();
+    void (async () => {
+      for await (const job of queue.watchStatuses(closed.signal, fromRevision)) response.write(`event: status\ndata: ${JSON.stringify(toStatusView(job))}\n\n`);
+    })().catch((error: unknown) => log(`status stream failed: ${error instanceof Error ? error.message : String(error)}`));
     response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
     streams.add(response);
     response.write("retry: 2000\n\n");
     const heartbeat = setInterval(() => response.write(": heartbeat\n\n"), HEARTBEAT_MS);
     response.on("close", () => {
       clearInterval(heartbeat);
-      unsubscribe();
+      closed.abort();
       streams.delete(response);
     });
   }
@@ -332,21 +373,27 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       server.off("error", reject);
       resolve();
     });
+  }).catch(async (error: unknown) => {
+    // A server that cannot listen lets go of the database (and its lock) and touches no job.
+    await store.close();
+    throw error;
   });
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
   const host = options.host ?? "127.0.0.1";
-  queue.pump();
+  await worker?.start();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      await queue.close();
+      // Running jobs go back to the queue for another worker or the next start.
+      await worker?.stop();
+      queue.close();
       for (const stream of streams) stream.end();
       for (const socket of sockets) socket.destroy();
       await stopped;
-      store.close();
+      await store.close();
     })();
     return closing;
   };
@@ -356,6 +403,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     port,
     store,
     queue,
+    worker,
     close,
     [Symbol.asyncDispose]: close,
   };
@@ -395,15 +443,18 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   response.end(text);
 }
 
-async function drain(request: IncomingMessage): Promise<void> {
+/**
+ * Reads and drops the rest of a refused body, so that the connection ends cleanly after the
+ * answer (closing on unread data resets it, and the client may never see the answer); past
+ * DRAIN_LIMIT bytes the connection is cut. The request timeout bounds how long this takes.
+ */
+function discardRest(request: IncomingMessage): void {
   let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
+  request.on("data", (chunk: Buffer) => {
     size += chunk.length;
-    if (size > DRAIN_LIMIT) {
-      request.destroy();
-      return;
-    }
-  }
+    if (size > DRAIN_LIMIT) request.socket.destroy();
+  });
+  request.resume();
 }
 
 /**

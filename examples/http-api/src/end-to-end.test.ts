@@ -75,7 +75,7 @@ describe("with the real core, the local sandbox and the offline model", () => {
       taskDefaults: { sandbox: createLocalSandbox({ tempDirectory: folder }), gitHost, model: model.model },
     });
     const submitted = (await (
-      await fetch(`${server.url}/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo_url: repository.path, task: "Note the task" }) })
+      await fetch(`${server.url}/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo_url: repository.path, task: "Note the task", checks: [{ name: "note-written", command: `test -s ${OFFLINE_NOTE_FILE}` }], max_fix_rounds: 1 }) })
     ).json()) as { job_id: string };
     const streamed = await readServerSentEvents(`${server.url}/jobs/${submitted.job_id}/events`);
     expect(streamed.at(-1)).toMatchObject({ event: "end", data: { status: "completed" } });
@@ -89,6 +89,11 @@ describe("with the real core, the local sandbox and the offline model", () => {
     expect(changeRequest!.head).toBe(result.branch);
     expect(await repository.git("show", `${result.branch}:${OFFLINE_NOTE_FILE}`)).toContain("Note the task");
     expect(result.timings.total).toBeGreaterThan(0);
+    // The check ran in the sandbox before the change request opened, and /result shows it.
+    expect(result.checks).toMatchObject({ passed: true, onChecksFailed: "draft", rounds: [{ round: 0, passed: true, checks: [{ name: "note-written", passed: true, exitCode: 0 }] }] });
+    const refused = await fetch(`${server.url}/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ repo_url: repository.path, task: "x", checks: "npm test" }) });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('checks must be "auto" or a list');
     expect(result.logs.some((line: string) => line.includes(`opened change request #1: ${changeRequest!.url}`))).toBe(true);
     expect(leftovers(folder)).toEqual([]);
   });

@@ -70,9 +70,9 @@ export function createGatedTaskRunner() {
           baseBranch: "main",
           ...(outcome.status === "completed"
             ? {
-                branch: "running-agent/task",
+                branch: options.branch ?? "running-agent/task",
                 commit: "0123456789abcdef0123456789abcdef01234567",
-                pullRequest: { number: 1, url: "local://repo/change-requests/1", head: "running-agent/task", base: "main", title: options.task, body: "", draft: false, created: true },
+                pullRequest: { number: 1, url: "local://repo/change-requests/1", head: options.branch ?? "running-agent/task", base: "main", title: options.task, body: "", draft: false, created: true },
               }
             : {}),
           changes: outcome.status === "completed" ? [{ path: "hello.txt", status: "added" } as AgentTaskResult["changes"][number]] : [],

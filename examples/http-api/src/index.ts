@@ -1,7 +1,6 @@
 export { startApiServer, type ApiServer, type ApiServerOptions } from "./api-server.js";
-export { JobQueue, JobRequestError, type RunTask, type JobStreamMessage, type JobSubmission } from "./job-queue.js";
-export { JobStore, type StoredJobEvent } from "./job-store.js";
-export { StoredEventEncoder, type StoredAgentEvent, type StoredAgentTextEvent } from "./stored-event.js";
+export { JobQueue, JobRequestError, toApiJob, type JobStreamMessage, type JobSubmission } from "./job-queue.js";
+export { StoredEventEncoder, type StoredAgentEvent, type StoredAgentTextEvent } from "@running-agent/jobs";
 export * from "./job-record.js";
 export * from "./job-views.js";
 export { loadServerConfig, type ServerConfig } from "./server-config.js";

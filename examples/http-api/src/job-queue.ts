@@ -1,12 +1,6 @@
-import { randomUUID } from "node:crypto";
-import { RunningAgentError, type AgentTaskEvent, type AgentTaskHandle, type AgentTaskOptions } from "@running-agent/core";
-import { FINISHED_STATUSES, RETRYABLE_STATUSES, type JobError, type JobRecord } from "./job-record.js";
-import type { JobStore } from "./job-store.js";
-import { redactSecrets } from "./redact-secrets.js";
-import { StoredEventEncoder, type StoredAgentEvent } from "./stored-event.js";
-
-/** Starts one agent task; `startAgentTask` from core, or anything with its shape. */
-export type RunTask = (options: AgentTaskOptions) => AgentTaskHandle;
+import { FINISHED_JOB_STATUSES, watchJob, watchJobChanges, type JobRecord as StoredJob, type JobSpec, type JobStore, type JobWorker } from "@running-agent/jobs";
+import { RETRYABLE_STATUSES, type JobRecord, type StoredJobEvent } from "./job-record.js";
+import type { StoredAgentEvent } from "@running-agent/jobs";
 
 /** What a job's live stream carries: an agent event as stored, with its sequence number, or the job's new state. */
 export type JobStreamMessage = { kind: "event"; seq: number; event: StoredAgentEvent } | { kind: "status"; job: JobRecord };
@@ -16,19 +10,16 @@ export interface JobSubmission {
   repoUrl: string;
   task: string;
   userId?: string | undefined;
-  /** Kept in memory only, for this job's run. */
+  /** Kept in this process's memory (embedded store) or sealed with the operator's key (PostgreSQL). */
   githubToken?: string | undefined;
+  /** Checks, fix rounds and the policy for a last failure (core's options of the same names). */
+  verify?: Pick<JobSpec, "checks" | "maxFixRounds" | "onChecksFailed">;
 }
 
 export interface JobQueueOptions {
   store: JobStore;
-  runTask: RunTask;
-  /** Sandbox, Git host, model and anything else every task gets. */
-  taskDefaults: Partial<AgentTaskOptions>;
-  /** How many jobs run at once. */
-  concurrency: number;
-  /** Strings removed from everything stored (e.g. the API key). Per-job tokens are added automatically. */
-  secrets?: string[];
+  /** The worker of this process (`--role both`); none for `--role api`. */
+  worker?: JobWorker | undefined;
   log?: (line: string) => void;
 }
 
@@ -43,75 +34,44 @@ export class JobRequestError extends Error {
   }
 }
 
-interface RunningJob {
-  handle: AgentTaskHandle | undefined;
-  /** Set when a user cancels; the job ends `cancelled`. */
-  cancelRequested: boolean;
-  /** Set on shutdown; the job ends `interrupted` so that it can be retried. */
-  shutdownRequested: boolean;
-  done: Promise<void>;
-}
+/** The longest POST /jobs/{id}/cancel waits for the job's worker to stop it. */
+const CANCEL_WAIT_MS = 60_000;
 
 /**
- * Runs stored jobs with bounded concurrency, oldest first, and fans their events out to
- * subscribers. Tokens live in this object only: never in the store, never in a log line.
+ * The API's view of the job store: submit, retry, cancel, read and watch jobs in the API's
+ * terms. The jobs themselves run wherever a worker claims them: in this process (`both`) or
+ * in any worker process on the same PostgreSQL database.
  */
 export class JobQueue {
-  private readonly running = new Map<string, RunningJob>();
+  /** Tokens of jobs submitted through this process, so that a retry here needs no second copy. */
   private readonly tokens = new Map<string, string>();
-  private readonly subscribers = new Map<string, Set<(message: JobStreamMessage) => void>>();
-  private readonly statusSubscribers = new Set<(job: JobRecord) => void>();
-  private closing = false;
+  private readonly closing = new AbortController();
 
   constructor(private readonly options: JobQueueOptions) {}
 
+  get store(): JobStore {
+    return this.options.store;
+  }
+
+  /** Jobs running in this process's worker. */
   get runningCount(): number {
-    return this.running.size;
+    return this.options.worker?.runningCount ?? 0;
   }
 
-  /**
-   * Called once at startup: jobs the previous process left running are marked `interrupted`
-   * (they can be retried), and queued jobs whose token died with that process are marked
-   * `interrupted` too, instead of running without the credentials they were submitted with.
-   */
-  recover(): { interrupted: string[]; tokenLost: string[] } {
-    const now = Date.now();
-    const interrupted: string[] = [];
-    for (const job of this.options.store.listRunning()) {
-      this.options.store.finish(job.id, "interrupted", now, {
-        error: { code: "INTERRUPTED", message: `The server stopped while this job was running. Retry it with POST /jobs/${job.id}/retry.`, ...(job.phase ? { phase: job.phase } : {}) },
-      });
-      interrupted.push(job.id);
-    }
-    const tokenLost: string[] = [];
-    for (const job of this.options.store.nextQueued(Number.MAX_SAFE_INTEGER)) {
-      if (!job.hasGithubToken || this.tokens.has(job.id)) continue;
-      this.options.store.finish(job.id, "interrupted", now, { error: tokenLostError(job.id) });
-      tokenLost.push(job.id);
-    }
-    return { interrupted, tokenLost };
-  }
-
-  submit(submission: JobSubmission): JobRecord {
-    const id = randomUUID();
-    // The token goes into memory before the row exists, so that pump() never sees the job without it.
-    if (submission.githubToken) this.tokens.set(id, submission.githubToken);
-    const job = this.options.store.insert({
-      id,
-      repoUrl: submission.repoUrl,
-      task: submission.task,
-      userId: submission.userId,
-      hasGithubToken: submission.githubToken !== undefined,
-      createdAt: Date.now(),
+  async submit(submission: JobSubmission): Promise<JobRecord> {
+    const { job } = await this.options.store.submit({
+      spec: { repo: submission.repoUrl, task: submission.task, ...submission.verify },
+      labels: submission.userId ? { userId: submission.userId } : {},
+      ...(submission.githubToken ? { secrets: { gitToken: submission.githubToken } } : {}),
     });
-    this.publishStatus(id);
-    this.pump();
-    return job;
+    if (submission.githubToken) this.tokens.set(job.id, submission.githubToken);
+    void this.options.worker?.pump();
+    return toApiJob(job);
   }
 
-  /** Starts a new job with the same repo and task. A job submitted with a token needs it again once the server has restarted. */
-  retry(id: string, githubToken: string | undefined): JobRecord {
-    const previous = this.options.store.get(id);
+  /** Starts a new job with the same repo and task. A job submitted with a token needs it again unless this process still has it. */
+  async retry(id: string, githubToken: string | undefined): Promise<JobRecord> {
+    const previous = await this.get(id);
     if (!previous) throw new JobRequestError(404, "not_found", `No job with id ${id}.`);
     if (!RETRYABLE_STATUSES.has(previous.status)) {
       throw new JobRequestError(409, "not_retryable", `Job ${id} is ${previous.status}; only failed, cancelled or interrupted jobs can be retried.`);
@@ -122,181 +82,106 @@ export class JobQueue {
       throw new JobRequestError(
         409,
         "github_token_lost",
-        `Job ${id} was submitted with a github_token, which the server keeps in memory only and lost when it restarted. Send it again: POST /jobs/${id}/retry with {"github_token": "..."}.`,
+        `Job ${id} was submitted with a github_token, which is not kept after a job ends (and an embedded server keeps it in memory only). Send it again: POST /jobs/${id}/retry with {"github_token": "..."}.`,
       );
     }
-    const newId = randomUUID();
-    if (token !== undefined) this.tokens.set(newId, token);
+    const { job } = await this.options.store.submit({
+      spec: { repo: previous.repoUrl, task: previous.task, ...previous.verify },
+      labels: { ...(previous.userId ? { userId: previous.userId } : {}), retryOf: id },
+      ...(token ? { secrets: { gitToken: token } } : {}),
+    });
+    await this.options.store.addLabels(id, { retriedBy: job.id });
     this.tokens.delete(id);
-    const job = this.options.store.insertRetry(id, {
-      id: newId,
-      repoUrl: previous.repoUrl,
-      task: previous.task,
-      userId: previous.userId,
-      hasGithubToken: token !== undefined,
-      createdAt: Date.now(),
-    });
-    this.publishStatus(newId);
-    this.publishStatus(id);
-    this.pump();
-    return job;
+    if (token) this.tokens.set(job.id, token);
+    void this.options.worker?.pump();
+    return toApiJob(job);
   }
 
-  /** Cancels a queued job at once, or a running one once its sandbox is torn down. */
+  /** Cancels a queued job at once, or a running one (wherever it runs) once its worker has stopped it. */
   async cancel(id: string): Promise<JobRecord> {
-    const job = this.options.store.get(id);
+    const job = await this.get(id);
     if (!job) throw new JobRequestError(404, "not_found", `No job with id ${id}.`);
-    if (FINISHED_STATUSES.has(job.status)) throw new JobRequestError(409, "not_cancellable", `Job ${id} has already ended (${job.status}).`);
-    const running = this.running.get(id);
-    if (running) {
-      running.cancelRequested = true;
-      await running.handle?.cancel("Cancelled through the API.");
-      await running.done;
-    } else if (this.options.store.finish(id, "cancelled", Date.now(), { error: { code: "ABORTED", message: "Cancelled before it started." } })) {
-      this.tokens.delete(id);
-      this.publishStatus(id);
+    if (FINISHED_JOB_STATUSES.has(job.status as StoredJob["status"]) || job.status === "interrupted") {
+      throw new JobRequestError(409, "not_cancellable", `Job ${id} has already ended (${job.status}).`);
     }
-    return this.options.store.get(id)!;
+    await this.options.store.requestCancel(id, "Cancelled through the API.");
+    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(CANCEL_WAIT_MS)]);
+    let last = job;
+    // Statuses only: no stored seq is this high (it fits the stores' integer column).
+    for await (const message of this.watch(id, 2_147_483_647, signal)) if (message.kind === "status") last = message.job;
+    return last;
   }
 
-  /** Live messages for one job. Returns the unsubscribe function. */
-  subscribe(id: string, listener: (message: JobStreamMessage) => void): () => void {
-    let set = this.subscribers.get(id);
-    if (!set) {
-      set = new Set();
-      this.subscribers.set(id, set);
-    }
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.subscribers.delete(id);
-    };
+  async get(id: string): Promise<JobRecord | undefined> {
+    const job = await this.options.store.get(id);
+    return job ? toApiJob(job) : undefined;
   }
 
-  /** Every job's status changes (new, started, ended, retried). Returns the unsubscribe function. */
-  subscribeToStatuses(listener: (job: JobRecord) => void): () => void {
-    this.statusSubscribers.add(listener);
-    return () => this.statusSubscribers.delete(listener);
+  async list(filter: { limit: number; status?: JobRecord["status"] | undefined; userId?: string | undefined }): Promise<JobRecord[]> {
+    // No job is ever `interrupted` now; the filter stays accepted for old clients.
+    if (filter.status === "interrupted") return [];
+    const jobs = await this.options.store.list({ limit: filter.limit, status: filter.status, ...(filter.userId ? { label: { userId: filter.userId } } : {}) });
+    return jobs.map(toApiJob);
   }
 
-  /** Starts queued jobs while there is room. */
-  pump(): void {
-    if (this.closing) return;
-    const room = this.options.concurrency - this.running.size;
-    if (room <= 0) return;
-    for (const job of this.options.store.nextQueued(room)) {
-      if (this.running.has(job.id)) continue;
-      this.start(job);
+  countByStatus(): ReturnType<JobStore["countByStatus"]> {
+    return this.options.store.countByStatus();
+  }
+
+  async events(id: string, afterSeq = 0): Promise<StoredJobEvent[]> {
+    return (await this.options.store.events(id, afterSeq)) as StoredJobEvent[];
+  }
+
+  /** The job's stored events after `afterSeq` and its status, then live ones, until it ends or `signal` aborts. */
+  async *watch(id: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<JobStreamMessage> {
+    const combined = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
+    for await (const message of watchJob(this.options.store, id, { afterSeq, signal: combined })) {
+      if (message.kind === "event") yield { kind: "event", seq: message.seq, event: message.event as StoredAgentEvent };
+      else yield { kind: "status", job: toApiJob(message.job) };
     }
   }
 
-  /**
-   * Stops taking jobs and cancels the running ones; they end `interrupted` and can be
-   * retried after a restart. Queued jobs stay queued and run on the next start.
-   */
-  async close(): Promise<void> {
-    this.closing = true;
-    const stopping = [...this.running.values()].map(async (running) => {
-      running.shutdownRequested = true;
-      await running.handle?.cancel("The server is shutting down.").catch(() => undefined);
-      await running.done;
-    });
-    await Promise.all(stopping);
-  }
-
-  private start(job: JobRecord): void {
-    const store = this.options.store;
-    const token = this.tokens.get(job.id);
-    const secrets = [...(this.options.secrets ?? []), ...(token ? [token] : [])];
-    const entry: RunningJob = { handle: undefined, cancelRequested: false, shutdownRequested: false, done: Promise.resolve() };
-    this.running.set(job.id, entry);
-    store.markRunning(job.id, Date.now());
-    this.publishStatus(job.id);
-    this.options.log?.(`job ${job.id} started`);
-
-    const encoder = new StoredEventEncoder(secrets);
-    const onEvent = (event: AgentTaskEvent): void => {
-      const clean = encoder.encode(event);
-      const seq = store.appendEvent(job.id, clean);
-      if (clean.type === "phase" && clean.status === "started") store.setPhase(job.id, clean.phase);
-      this.publish(job.id, { kind: "event", seq, event: clean });
-    };
-
-    entry.done = (async () => {
-      try {
-        const handle = this.options.runTask({
-          ...this.options.taskDefaults,
-          repo: job.repoUrl,
-          task: job.task,
-          taskId: job.id,
-          ...(token ? { gitToken: token } : {}),
-          secrets: [...(this.options.taskDefaults.secrets ?? []), ...secrets],
-          onEvent,
-        });
-        entry.handle = handle;
-        const result = await handle.result;
-        store.finish(job.id, result.status === "no_changes" ? "no_changes" : "completed", Date.now(), {
-          result: JSON.parse(redactSecrets(JSON.stringify(result), secrets)),
-        });
-      } catch (error) {
-        const jobError = toJobError(error, secrets);
-        const status = entry.shutdownRequested ? "interrupted" : entry.cancelRequested ? "cancelled" : "failed";
-        if (entry.shutdownRequested) {
-          jobError.code = "INTERRUPTED";
-          jobError.message = `The server shut down while this job was running. Retry it with POST /jobs/${job.id}/retry.`;
-        }
-        store.finish(job.id, status, Date.now(), { error: jobError });
-      } finally {
-        this.running.delete(job.id);
-        // A job ended by shutdown keeps its token so that a retry in this process could use it; the process is ending anyway.
-        if (!entry.shutdownRequested) this.tokens.delete(job.id);
-        const finished = store.get(job.id);
-        this.options.log?.(`job ${job.id} ended: ${finished?.status ?? "unknown"}`);
-        this.publishStatus(job.id);
-        this.pump();
-      }
-    })();
-  }
-
-  private publishStatus(id: string): void {
-    const job = this.options.store.get(id);
-    if (!job) return;
-    this.publish(id, { kind: "status", job });
-    for (const listener of this.statusSubscribers) {
-      try {
-        listener(job);
-      } catch {
-        // as in publish(): a broken subscriber must not stop the queue
-      }
+  /** Every job's status changes (new, started, ended, retried), from any process. */
+  async *watchStatuses(signal?: AbortSignal, fromRevision?: number): AsyncGenerator<JobRecord> {
+    const combined = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
+    let lastStatus = new Map<string, string>();
+    for await (const job of watchJobChanges(this.options.store, { signal: combined, ...(fromRevision !== undefined ? { fromRevision } : {}) })) {
+      const key = `${job.status}:${job.labels.retriedBy ?? ""}`;
+      // Events and phase changes bump a job's revision too; a status stream reports status changes.
+      if (lastStatus.get(job.id) === key) continue;
+      lastStatus.set(job.id, key);
+      if (lastStatus.size > 10_000) lastStatus = new Map([...lastStatus].slice(-5000));
+      yield toApiJob(job);
     }
   }
 
-  private publish(id: string, message: JobStreamMessage): void {
-    for (const listener of this.subscribers.get(id) ?? []) {
-      try {
-        listener(message);
-      } catch {
-        // A broken subscriber (a closed connection) must not stop the job.
-      }
-    }
+  /** Ends watches; the worker and the store are closed by their owner. */
+  close(): void {
+    this.closing.abort();
   }
 }
 
-function tokenLostError(id: string): JobError {
+/** A stored job in the API's terms. */
+export function toApiJob(job: StoredJob): JobRecord {
   return {
-    code: "GITHUB_TOKEN_LOST",
-    message: `This job was submitted with a github_token, which the server keeps in memory only and lost when it restarted. Retry it with the token: POST /jobs/${id}/retry.`,
+    id: job.id,
+    status: job.status,
+    repoUrl: job.spec.repo,
+    task: job.spec.task,
+    verify: {
+      ...(job.spec.checks !== undefined ? { checks: job.spec.checks } : {}),
+      ...(job.spec.maxFixRounds !== undefined ? { maxFixRounds: job.spec.maxFixRounds } : {}),
+      ...(job.spec.onChecksFailed !== undefined ? { onChecksFailed: job.spec.onChecksFailed } : {}),
+    },
+    userId: job.labels.userId,
+    hasGithubToken: job.hasSecrets,
+    retryOf: job.labels.retryOf,
+    retriedBy: job.labels.retriedBy,
+    createdAt: job.createdAt,
+    startedAt: job.startedAt,
+    finishedAt: job.finishedAt,
+    phase: job.phase,
+    result: job.result,
+    error: job.error,
   };
-}
-
-function toJobError(error: unknown, secrets: string[]): JobError {
-  if (RunningAgentError.isInstance(error)) {
-    const json = error.toJSON();
-    return {
-      code: json.code,
-      message: redactSecrets(json.message, secrets),
-      ...(json.phase ? { phase: json.phase } : {}),
-    };
-  }
-  return { code: "INTERNAL", message: redactSecrets(error instanceof Error ? error.message : String(error), secrets) };
 }

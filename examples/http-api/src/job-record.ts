@@ -1,8 +1,9 @@
 import type { AgentTaskResult, Phase } from "@running-agent/core";
+import type { JobSpec, StoredAgentEvent } from "@running-agent/jobs";
 
 /**
  * A job's life: `queued` → `running` → `completed` | `no_changes` | `failed` | `cancelled`.
- * `interrupted`: the server stopped while the job ran (or its in-memory token was lost); it can be retried.
+ * `interrupted`: kept for old clients; jobs no longer end so (a job whose worker stopped runs again).
  */
 export const JOB_STATUSES = ["queued", "running", "completed", "no_changes", "failed", "cancelled", "interrupted"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -26,6 +27,8 @@ export interface JobRecord {
   status: JobStatus;
   repoUrl: string;
   task: string;
+  /** The checks it runs, its fix rounds and the policy for a last failure, as submitted. */
+  verify: Pick<JobSpec, "checks" | "maxFixRounds" | "onChecksFailed">;
   userId: string | undefined;
   /** The submitter sent a `github_token` (kept in memory only). */
   hasGithubToken: boolean;
@@ -41,4 +44,10 @@ export interface JobRecord {
   phase: Phase | undefined;
   result: AgentTaskResult | undefined;
   error: JobError | undefined;
+}
+
+/** A stored event with its position in the job's stream (the SSE event id). */
+export interface StoredJobEvent {
+  seq: number;
+  event: StoredAgentEvent;
 }

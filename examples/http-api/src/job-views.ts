@@ -1,9 +1,9 @@
 import type { TokenUsage, Verification } from "@running-agent/core";
 import type { JobError, JobRecord, JobStatus } from "./job-record.js";
-import type { StoredAgentEvent } from "./stored-event.js";
+import type { StoredAgentEvent } from "@running-agent/jobs";
 
 export type { JobError, JobStatus, StoredAgentEvent };
-import type { StoredJobEvent } from "./job-store.js";
+import type { StoredJobEvent } from "./job-record.js";
 
 /** `GET /status/{job_id}` and each entry of `GET /jobs` (snake_case, as the seed answers). */
 export interface JobStatusView {

@@ -54,7 +54,7 @@ describe("a server killed mid-job", () => {
     await rm(folder, { recursive: true, force: true });
   });
 
-  it("loses no job: the running one is interrupted and retryable, the queued one runs after the restart", { timeout: 300_000 }, async () => {
+  it("loses no job: after the restart the running one runs again on its branch, the queued one runs, one change request each", { timeout: 300_000 }, async () => {
     const environment = {
       RUNNING_AGENT_DB: join(folder, "jobs.db"),
       RUNNING_AGENT_API_KEY: API_KEY,
@@ -75,32 +75,27 @@ describe("a server killed mid-job", () => {
     // bubblewrap dies with its parent: nothing of the killed server's sandbox keeps running.
     await expect.poll(() => processesUsing(folder), { timeout: 15_000 }).toEqual([]);
 
-    // Second life on the same database, with a prompt model and room for two jobs.
+    // Second life on the same database, with a prompt model and room for two jobs: the lock proves the first process dead, so its job runs again at once.
     const second = await startApiProcess({ ...environment, RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "0", RUNNING_AGENT_CONCURRENCY: "2" });
     started.push(second);
-    expect(second.output()).toContain("marked 1 job(s) interrupted");
-    const interrupted = await status(second, runningId);
-    expect(interrupted).toMatchObject({ status: "interrupted", phase: "agent", error: { code: "INTERRUPTED" } });
+    expect(second.output()).toContain(`job ${runningId}: its worker stopped heartbeating; queued again`);
+    // The killed process's work folder (its clone of the running job) is removed at the start.
+    expect(second.output()).toMatch(/removed the work folder of a dead worker: .*running-agent-worker-/);
 
-    const retry = await fetch(`${second.url}/jobs/${runningId}/retry`, { method: "POST", headers: { authorization: `Bearer ${API_KEY}` } });
-    expect(retry.status).toBe(200);
-    const retryId = ((await retry.json()) as { job_id: string }).job_id;
-
+    const rerun = await waitFor(second, runningId, (job) => job.status === "completed");
     const queued = await waitFor(second, queuedId, (job) => job.status === "completed");
-    expect(queued.pr_url).toMatch(/change-requests\/\d$/);
-    const retried = await waitFor(second, retryId, (job) => job.status === "completed");
-    expect(retried).toMatchObject({ retry_of: runningId, task: "First task" });
-    expect((await status(second, runningId)).retried_by).toBe(retryId);
+    const result = (await (await fetch(`${second.url}/result/${runningId}`)).json()) as { branch: string };
+    expect(result.branch).toMatch(/^running-agent\/first-task-/);
 
     // Both tasks reached the Git host: two change requests, nothing lost, nothing twice.
     const changeRequests = await createLocalGitHost().listChangeRequests(repository.path);
-    expect(changeRequests.map((request) => request.url).sort()).toEqual([queued.pr_url, retried.pr_url].sort());
+    expect(changeRequests.map((request) => request.url).sort()).toEqual([queued.pr_url, rerun.pr_url].sort());
+    expect(changeRequests.find((request) => request.url === rerun.pr_url)?.head).toBe(result.branch);
     const jobs = ((await (await fetch(`${second.url}/jobs`)).json()) as { jobs: { job_id: string; status: string }[] }).jobs;
     expect(jobs.map((job) => [job.job_id, job.status]).sort()).toEqual(
       [
-        [runningId, "interrupted"],
+        [runningId, "completed"],
         [queuedId, "completed"],
-        [retryId, "completed"],
       ].sort(),
     );
 

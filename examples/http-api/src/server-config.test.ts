@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { defaultConcurrency } from "@running-agent/jobs";
 import { loadServerConfig } from "./server-config.js";
 
 describe("loadServerConfig", () => {
@@ -7,7 +8,9 @@ describe("loadServerConfig", () => {
       host: "127.0.0.1",
       port: 8787,
       apiKey: undefined,
-      concurrency: 2,
+      concurrency: defaultConcurrency(),
+      role: "both",
+      databaseUrl: undefined,
       bodyLimitBytes: 65536,
       sandbox: "local",
       gitHost: "local",
@@ -23,6 +26,17 @@ describe("loadServerConfig", () => {
   it("treats empty variables as unset and reads the rest", () => {
     const config = loadServerConfig({ PORT: "", RUNNING_AGENT_API_KEY: "", RUNNING_AGENT_CONCURRENCY: "4", RUNNING_AGENT_GIT_HOST: "github", GITHUB_API_URL: "http://127.0.0.1:9/api/v3" });
     expect(config).toMatchObject({ port: 8787, apiKey: undefined, concurrency: 4, gitHost: "github", github: { apiUrl: "http://127.0.0.1:9/api/v3" } });
+  });
+
+  it("sizes concurrency from free memory, about 0.5 GB per running OpenCode", () => {
+    const gib = 1024 ** 3;
+    expect([defaultConcurrency(0), defaultConcurrency(0.4 * gib), defaultConcurrency(3.2 * gib), defaultConcurrency(64 * gib)]).toEqual([1, 1, 6, 16]);
+  });
+
+  it("takes DATABASE_URL for several processes; roles other than both need it", () => {
+    expect(loadServerConfig({ DATABASE_URL: "postgres://u@127.0.0.1:5432/jobs", RUNNING_AGENT_ROLE: "worker" })).toMatchObject({ databaseUrl: "postgres://u@127.0.0.1:5432/jobs", role: "worker" });
+    expect(() => loadServerConfig({ RUNNING_AGENT_ROLE: "api" })).toThrow(/RUNNING_AGENT_ROLE: role api needs DATABASE_URL/);
+    expect(() => loadServerConfig({ DATABASE_URL: "mysql://x" })).toThrow(/DATABASE_URL must be a postgres/);
   });
 
   it("reads the sandbox pool's size and idle time (none by default)", () => {
@@ -48,5 +62,17 @@ describe("loadServerConfig", () => {
     });
     expect(() => loadServerConfig({ RUNNING_AGENT_SANDBOX: "docker" })).toThrow(/RUNNING_AGENT_DOCKER_NETWORK: the scripted model listens on this machine's loopback.*RUNNING_AGENT_DOCKER_NETWORK=host/);
     expect(() => loadServerConfig({ RUNNING_AGENT_SANDBOX: "docker", RUNNING_AGENT_DOCKER_NETWORK: "--privileged" })).toThrow(/must be bridge, host, none or the name of a Docker network/);
+  });
+
+  it("reads protected reads and the request timeouts, and refuses protected reads without a key", () => {
+    expect(loadServerConfig({})).toMatchObject({ protectReads: false, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 });
+    expect(loadServerConfig({ RUNNING_AGENT_API_KEY: "a-long-key", RUNNING_AGENT_PROTECT_READS: "true", RUNNING_AGENT_HEADERS_TIMEOUT_MS: "2000", RUNNING_AGENT_REQUEST_TIMEOUT_MS: "5000" })).toMatchObject({
+      protectReads: true,
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 5000,
+    });
+    expect(() => loadServerConfig({ RUNNING_AGENT_PROTECT_READS: "1" })).toThrow(/RUNNING_AGENT_PROTECT_READS: protecting the read endpoints needs RUNNING_AGENT_API_KEY/);
+    expect(() => loadServerConfig({ RUNNING_AGENT_PROTECT_READS: "yes" })).toThrow(/must be true or false/);
+    expect(() => loadServerConfig({ RUNNING_AGENT_HEADERS_TIMEOUT_MS: "60000", RUNNING_AGENT_REQUEST_TIMEOUT_MS: "30000" })).toThrow(/RUNNING_AGENT_HEADERS_TIMEOUT_MS: must not be longer/);
   });
 });

@@ -1,11 +1,26 @@
+import { defaultConcurrency } from "@running-agent/jobs";
 import { z } from "zod";
+
+/** What a process does: serve the API, run jobs, or both (the embedded one-command start). */
+export type ServerRole = "api" | "worker" | "both";
 
 /** Everything the server reads from its environment, checked. */
 export interface ServerConfig {
   host: string;
   port: number;
   databasePath: string;
+  /** `postgres://…`: the shared PostgreSQL store (any number of API and worker processes); undefined: the embedded SQLite file. */
+  databaseUrl: string | undefined;
+  /** The key job secrets are sealed with in PostgreSQL (same on every process). */
+  secretKey: string | undefined;
+  role: ServerRole;
   apiKey: string | undefined;
+  /** Whether the read endpoints need the API key too. */
+  protectReads: boolean;
+  /** node:http's headersTimeout and requestTimeout: slow senders are cut off with 408. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Jobs this process runs at once: RUNNING_AGENT_CONCURRENCY, else sized from free memory (about 0.5 GB per running OpenCode). */
   concurrency: number;
   bodyLimitBytes: number;
   corsOrigin: string;
@@ -33,8 +48,14 @@ const EnvironmentSchema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: whole("PORT", 0, 65535).default(8787),
   RUNNING_AGENT_DB: z.string().min(1).default("running-agent-jobs.db"),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// or postgresql:// URL.").optional(),
+  RUNNING_AGENT_SECRET_KEY: z.string().min(1).optional(),
+  RUNNING_AGENT_ROLE: z.enum(["api", "worker", "both"], { error: "RUNNING_AGENT_ROLE (or --role) must be api, worker or both." }).default("both"),
   RUNNING_AGENT_API_KEY: z.string().min(8, "RUNNING_AGENT_API_KEY must be at least 8 characters.").optional(),
-  RUNNING_AGENT_CONCURRENCY: whole("RUNNING_AGENT_CONCURRENCY", 1, 64).default(2),
+  RUNNING_AGENT_PROTECT_READS: z.enum(["true", "false", "1", "0"], { error: "RUNNING_AGENT_PROTECT_READS must be true or false." }).default("false"),
+  RUNNING_AGENT_HEADERS_TIMEOUT_MS: whole("RUNNING_AGENT_HEADERS_TIMEOUT_MS", 100, 3_600_000).default(10_000),
+  RUNNING_AGENT_REQUEST_TIMEOUT_MS: whole("RUNNING_AGENT_REQUEST_TIMEOUT_MS", 100, 3_600_000).default(30_000),
+  RUNNING_AGENT_CONCURRENCY: whole("RUNNING_AGENT_CONCURRENCY", 1, 64).optional(),
   RUNNING_AGENT_BODY_LIMIT: whole("RUNNING_AGENT_BODY_LIMIT", 1024, 16 * 1024 * 1024).default(64 * 1024),
   RUNNING_AGENT_CORS_ORIGIN: z.string().min(1).default("*"),
   RUNNING_AGENT_SANDBOX: z.enum(["local", "local-unisolated", "docker"], { error: "RUNNING_AGENT_SANDBOX must be local, local-unisolated or docker." }).default("local"),
@@ -52,6 +73,16 @@ const EnvironmentSchema = z.object({
   GITHUB_GIT_URL: z.url("GITHUB_GIT_URL must be a URL.").optional(),
   GEMINI_API_KEY: z.string().optional(),
 }).superRefine((env, context) => {
+  // An embedded file is locked by one process: an API without a worker there, or a worker without an API, could never share it.
+  if (env.RUNNING_AGENT_ROLE !== "both" && !env.DATABASE_URL) {
+    context.addIssue({ code: "custom", path: ["RUNNING_AGENT_ROLE"], message: `role ${env.RUNNING_AGENT_ROLE} needs DATABASE_URL (PostgreSQL): the embedded database belongs to one process, which serves and runs jobs (role both).` });
+  }
+  if ((env.RUNNING_AGENT_PROTECT_READS === "true" || env.RUNNING_AGENT_PROTECT_READS === "1") && !env.RUNNING_AGENT_API_KEY) {
+    context.addIssue({ code: "custom", path: ["RUNNING_AGENT_PROTECT_READS"], message: "protecting the read endpoints needs RUNNING_AGENT_API_KEY." });
+  }
+  if (env.RUNNING_AGENT_HEADERS_TIMEOUT_MS > env.RUNNING_AGENT_REQUEST_TIMEOUT_MS) {
+    context.addIssue({ code: "custom", path: ["RUNNING_AGENT_HEADERS_TIMEOUT_MS"], message: "must not be longer than RUNNING_AGENT_REQUEST_TIMEOUT_MS." });
+  }
   // The scripted model listens on this machine's loopback, which a container reaches only with host networking.
   const scripted = env.RUNNING_AGENT_MODEL === "scripted" || (env.RUNNING_AGENT_MODEL === undefined && !env.GEMINI_API_KEY);
   if (env.RUNNING_AGENT_SANDBOX === "docker" && scripted && env.RUNNING_AGENT_DOCKER_NETWORK !== "host") {
@@ -80,8 +111,14 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     host: env.HOST,
     port: env.PORT,
     databasePath: env.RUNNING_AGENT_DB,
+    databaseUrl: env.DATABASE_URL,
+    secretKey: env.RUNNING_AGENT_SECRET_KEY,
+    role: env.RUNNING_AGENT_ROLE,
     apiKey: env.RUNNING_AGENT_API_KEY,
-    concurrency: env.RUNNING_AGENT_CONCURRENCY,
+    protectReads: env.RUNNING_AGENT_PROTECT_READS === "true" || env.RUNNING_AGENT_PROTECT_READS === "1",
+    headersTimeoutMs: env.RUNNING_AGENT_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: env.RUNNING_AGENT_REQUEST_TIMEOUT_MS,
+    concurrency: env.RUNNING_AGENT_CONCURRENCY ?? defaultConcurrency(),
     bodyLimitBytes: env.RUNNING_AGENT_BODY_LIMIT,
     corsOrigin: env.RUNNING_AGENT_CORS_ORIGIN,
     sandbox: env.RUNNING_AGENT_SANDBOX,

@@ -16,9 +16,12 @@ export interface ApiProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `src/main.ts` with the given environment and waits for its `listening on` line. */
-export async function startApiProcess(environment: Record<string, string>): Promise<ApiProcess> {
-  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/main.ts"], {
+/**
+ * Starts `src/main.ts` with the given environment (and `args`, e.g. `["--role", "worker"]`) and
+ * waits for its `listening on` line, or for a worker's `worker … ready` line (its url is then "").
+ */
+export async function startApiProcess(environment: Record<string, string>, args: string[] = []): Promise<ApiProcess> {
+  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/main.ts", ...args], {
     cwd: packageRoot,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", PORT: "0", ...environment },
     stdio: ["ignore", "pipe", "pipe"],
@@ -32,10 +35,10 @@ export async function startApiProcess(environment: Record<string, string>): Prom
     const timer = setTimeout(() => reject(new Error(`The API process did not start in time. Output:\n${output}`)), 60_000);
     const check = () => {
       const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) {
+      if (match || /worker \S+ ready/.test(output)) {
         clearTimeout(timer);
         child.stdout!.off("data", check);
-        resolve(match[1]!);
+        resolve(match?.[1] ?? "");
       }
     };
     child.stdout!.on("data", check);

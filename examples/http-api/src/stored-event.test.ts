@@ -1,14 +1,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AgentTaskEvent } from "@running-agent/core";
 import { startApiServer } from "./api-server.js";
 import { createGatedTaskRunner } from "./gated-task-runner.js";
 import { logLinesOf } from "./job-views.js";
 import { readServerSentEvents } from "./read-server-sent-events.js";
-import { StoredEventEncoder } from "./stored-event.js";
+import { StoredEventEncoder } from "@running-agent/jobs";
 
 /** Text events as core sends them: each carries its delta and the part's whole text so far. */
 function textEvents(partId: string, deltas: string[], start = ""): AgentTaskEvent[] {
@@ -63,9 +62,8 @@ describe("a job's streamed agent text", () => {
 
     const streamed = await readServerSentEvents(`${server.url}/jobs/${jobId}/events`);
     expect(streamed.at(-1)).toMatchObject({ event: "end", data: { status: "completed" } });
-    const database = new Database(databasePath, { readonly: true });
-    const storedBytes = (database.prepare("SELECT SUM(LENGTH(event_json)) AS bytes FROM job_events WHERE job_id = ?").get(jobId) as { bytes: number }).bytes;
-    database.close();
+    // The server holds the database's lock: what it stored is read through its store (each event is stored as this JSON).
+    const storedBytes = (await server.store.events(jobId)).reduce((sum, stored) => sum + JSON.stringify(stored.event).length, 0);
     const streamedBytes = streamed.filter((event) => event.event === "agent-event").reduce((sum, event) => sum + JSON.stringify(event.data).length, 0);
     expect(storedBytes).toBeLessThan(3 * finalText.length);
     expect(streamedBytes).toBeLessThan(3 * finalText.length);

@@ -23,6 +23,27 @@ export const SubmitRequestSchema = z.strictObject({
     .max(1000, "github_token is longer than 1000 characters.")
     .optional(),
   user_id: z.string({ error: "user_id must be a string." }).trim().min(1, "user_id is empty.").max(200, "user_id is longer than 200 characters.").optional(),
+  /** Checks run after the agent (see core's `checks`): `"auto"`, or `[{ name, command, timeout_ms? }]`. */
+  checks: z
+    .union(
+      [
+        z.literal("auto"),
+        z
+          .array(
+            z.strictObject({
+              name: z.string({ error: "checks[].name must be a string." }).regex(/^[A-Za-z0-9._:-]{1,64}$/, "checks[].name must be 1 to 64 letters, digits, '.', '_', ':' or '-'."),
+              command: z.string({ error: "checks[].command must be a string." }).trim().min(1, "checks[].command is empty.").max(20_000, "checks[].command is longer than 20000 characters."),
+              timeout_ms: z.number().int().min(1).max(2 ** 31 - 1).optional(),
+            }),
+          )
+          .max(20, "at most 20 checks.")
+          .refine((checks) => new Set(checks.map((check) => check.name)).size === checks.length, "checks[].name must be unique."),
+      ],
+      { error: 'checks must be "auto" or a list of { name, command, timeout_ms? }.' },
+    )
+    .optional(),
+  max_fix_rounds: z.number({ error: "max_fix_rounds must be a number." }).int("max_fix_rounds must be a whole number.").min(0).max(10, "max_fix_rounds must be at most 10.").optional(),
+  on_checks_failed: z.enum(["draft", "fail", "open"], { error: 'on_checks_failed must be "draft", "fail" or "open".' }).optional(),
 });
 export type SubmitRequest = z.infer<typeof SubmitRequestSchema>;
 

@@ -46,6 +46,8 @@ export const ErrorCode = {
   SANDBOX_DESTROYED: "SANDBOX_DESTROYED",
   // The loop.
   CLONE_FAILED: "CLONE_FAILED",
+  /** A Git remote sent and took nothing for `gitStallTimeoutMs` during a clone, fetch or push; `details.remote` names it. */
+  GIT_REMOTE_STALLED: "GIT_REMOTE_STALLED",
   SETUP_FAILED: "SETUP_FAILED",
   AGENT_START_FAILED: "AGENT_START_FAILED",
   AGENT_FAILED: "AGENT_FAILED",

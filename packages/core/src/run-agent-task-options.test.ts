@@ -114,6 +114,9 @@ const cases: Case[] = [
   ["timeoutMs: more than a timer holds", () => ({ timeoutMs: TOO_LONG_FOR_A_TIMER }), ErrorCode.INVALID_OPTIONS, "2147483647"],
   ["agentTimeoutMs: Infinity", () => ({ agentTimeoutMs: Number.POSITIVE_INFINITY }), ErrorCode.INVALID_OPTIONS, "agentTimeoutMs must be"],
   ["agentTimeoutMs: more than a timer holds", () => ({ agentTimeoutMs: TOO_LONG_FOR_A_TIMER }), ErrorCode.INVALID_OPTIONS, "2147483647"],
+  ["gitStallTimeoutMs: a string", () => ({ gitStallTimeoutMs: "60s" }), ErrorCode.INVALID_OPTIONS, "gitStallTimeoutMs must be a number of milliseconds"],
+  ["gitStallTimeoutMs: 0", () => ({ gitStallTimeoutMs: 0 }), ErrorCode.INVALID_OPTIONS, "gitStallTimeoutMs must be a number of milliseconds"],
+  ["gitStallTimeoutMs: more than a timer holds", () => ({ gitStallTimeoutMs: TOO_LONG_FOR_A_TIMER }), ErrorCode.INVALID_OPTIONS, "2147483647"],
   ["modelProxy: a string", () => ({ modelProxy: "yes" }), ErrorCode.INVALID_OPTIONS, "modelProxy must be true or false"],
   ["allowRepoAgentConfig: a number", () => ({ allowRepoAgentConfig: 1 }), ErrorCode.INVALID_OPTIONS, "allowRepoAgentConfig must be true or false"],
   ["secrets: a string", () => ({ secrets: "my-secret-value" }), ErrorCode.INVALID_OPTIONS, "secrets must be an array of strings"],
@@ -199,6 +202,22 @@ describe("a Git host or sandbox that answers outside its spec is a typed SPEC_VI
     expect(counting.created()).toBe(0);
   });
 
+  it.each([
+    ["answering 42", () => 42],
+    ["throwing a TypeError", () => (undefined as unknown as { x: string }).x],
+  ])("a Git host whose optional normalizeRepo() is %s fails in validate with SPEC_VIOLATION and no sandbox", async (_name, normalizeRepo) => {
+    const counting = countingSandbox();
+    const inner = createLocalGitHost();
+    const gitHost = new Proxy(inner, {
+      get: (target, property) => (property === "normalizeRepo" ? normalizeRepo : ((value) => (typeof value === "function" ? value.bind(target) : value))(Reflect.get(target, property))),
+    }) as GitHost;
+    const error = (await runAgentTask({ repo: repo.path, task: "Do it", model: MODEL, sandbox: counting.provider, gitHost }).catch((caught) => caught)) as RunningAgentError;
+    expect({ code: error.code, phase: error.phase }).toEqual({ code: ErrorCode.SPEC_VIOLATION, phase: "validate" });
+    expect(error.message).toContain("normalizeRepo()");
+    expect(error.message).not.toMatch(/TypeError|Cannot read/);
+    expect(counting.created()).toBe(0);
+  });
+
   it("a provider whose create() answers {} fails in the sandbox phase; one whose exec answers null fails where it is called, and nothing is left", async () => {
     const foldersBefore = ourTempFolders();
     const empty: SandboxProvider = { specificationVersion: "sandbox-v1", providerId: "nonsense", create: async () => ({}) as never };
@@ -251,5 +270,5 @@ describe("the change request's file list", () => {
 });
 
 // The options type itself: a compile-time check that the table above names real options.
-const _options: Array<keyof AgentTaskOptions> = ["repo", "task", "baseBranch", "branch", "branchPrefix", "gitToken", "model", "setupCommands", "cloneDepth", "author", "committer", "coAuthors", "pullRequest", "resources", "network", "timeoutMs", "agentTimeoutMs", "modelProxy", "allowRepoAgentConfig", "secrets", "signal", "onEvent", "taskId", "sandbox", "gitHost", "checks", "maxFixRounds", "onChecksFailed", "agentStart", "changeLimits"];
+const _options: Array<keyof AgentTaskOptions> = ["repo", "task", "baseBranch", "branch", "branchPrefix", "gitToken", "model", "setupCommands", "cloneDepth", "author", "committer", "coAuthors", "pullRequest", "resources", "network", "timeoutMs", "agentTimeoutMs", "gitStallTimeoutMs", "modelProxy", "allowRepoAgentConfig", "secrets", "signal", "onEvent", "taskId", "sandbox", "gitHost", "checks", "maxFixRounds", "onChecksFailed", "agentStart", "changeLimits"];
 void _options;

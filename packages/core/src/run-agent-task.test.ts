@@ -161,7 +161,9 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
     expect((await repo.git("for-each-ref", "--format=%(refname)", "refs/heads")).trim()).toBe("refs/heads/main");
   });
 
-  it("ends a model that fails with 5xx forever at agentTimeoutMs: AGENT_TIMEOUT in the agent phase, retries reported, nothing left", async () => {
+  // How OpenCode's retries of a failing model are reported and end is the engine test's (opencode-engine.test.ts), which waits
+  // for the retries before the time is up; here the time limit is fixed, and a loaded machine may spend it all starting the server.
+  it("ends the agent phase at agentTimeoutMs (a model that fails with 5xx forever): AGENT_TIMEOUT in the agent phase, nothing left", async () => {
     await using repo = await createTestRepository({ "a.txt": "a\n" });
     await using model = await startScriptedModelServer({ script: Array.from({ length: 50 }, () => ({ status: 500 })) });
     const events: AgentTaskEvent[] = [];
@@ -175,8 +177,8 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
       onEvent: (event) => events.push(event),
     }).catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: ErrorCode.AGENT_TIMEOUT, phase: "agent" });
-    expect(model.requests.length).toBeGreaterThan(1);
-    expect(events.some((event) => event.type === "agent.retry")).toBe(true);
+    expect((error as RunningAgentError).message).toContain("within 20000 ms");
+    expect(events).toContainEqual(expect.objectContaining({ type: "phase", phase: "agent", status: "failed" }));
     const sandboxEvent = events.find((event) => event.type === "sandbox");
     expect(processesOf(sandboxEvent?.type === "sandbox" ? sandboxEvent.sandboxId : "")).toEqual([]);
     expect((await repo.git("for-each-ref", "--format=%(refname)", "refs/heads")).trim()).toBe("refs/heads/main");

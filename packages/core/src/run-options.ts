@@ -78,6 +78,12 @@ export interface AgentTaskOptions {
   /** The longest the agent phase may take. Default: what is left of `timeoutMs`. */
   agentTimeoutMs?: number;
   /**
+   * The longest a Git remote may send and take nothing during a clone, fetch or push (a stall, not
+   * a total limit: a big transfer that keeps moving is never cut). Then the task fails with
+   * GIT_REMOTE_STALLED naming the remote. Default 60 000 (one minute); at most 2^31-1.
+   */
+  gitStallTimeoutMs?: number;
+  /**
    * Keep the model's API key on the host: the sandbox gets a per-run token and talks to a proxy on
    * 127.0.0.1 that adds the key. Needs a sandbox that reaches the host's loopback (the local
    * sandbox; Docker with host networking). Default false: the key goes in as a secret variable.

@@ -1,3 +1,5 @@
+import { generateKeyPairSync } from "node:crypto";
+import { createServer, type Socket } from "node:net";
 import { inspect } from "node:util";
 import { Octokit } from "@octokit/rest";
 import { ErrorCode, RunningAgentError } from "@running-agent/core";
@@ -50,6 +52,76 @@ describe("createGitHub", () => {
     for (const settings of [{ baseUrl: "not a url" }, { baseUrl: "ftp://x.test" }, { baseUrl: "https://user:pw@ghe.test/api/v3" }, { token: "" }, { app: { appId: 1, privateKey: "nope", installationId: 1 } }, { app: { appId: 1, privateKey: "-----BEGIN RSA PRIVATE KEY-----", installationId: 0 } }, { maxRateLimitWaitSeconds: -1 }, { tokenRefreshMarginSeconds: Number.NaN }]) {
       expect(() => createGitHub(settings as GitHubSettings)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_OPTIONS }));
     }
+  });
+
+  it("refuses at construction a token a header cannot carry and a private key that is not an RSA PEM, never echoing them", async () => {
+    const before = server.requests.length;
+    const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const badTokens = ["ghp_abc\r\nX-Injected: yes", "ghp_abc\n", "ghp_\u0000abc", "ghp_abc def", "ghp_äbc", "ghp_\u2028abc"];
+    const badKeys = ["-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n", `${rsa.slice(0, 200)}\n-----END RSA PRIVATE KEY-----\n`, ec];
+    const cases: GitHubSettings[] = [...badTokens.map((token) => ({ token })), ...badKeys.map((privateKey) => ({ app: { appId: 1, privateKey, installationId: 1 } }))];
+    for (const settings of cases) {
+      let error: unknown;
+      try {
+        createGitHub({ ...settings, baseUrl: server.apiUrl });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, JSON.stringify(settings)).toMatchObject({ code: ErrorCode.INVALID_OPTIONS });
+      const secret = settings.token ?? settings.app!.privateKey;
+      expect(inspect(error, { depth: 10 })).not.toContain(secret.slice(0, 12) === "-----BEGIN R" ? secret.slice(32, 60) : secret);
+    }
+    // The same token from the environment, and as a task's own token.
+    const saved = process.env.GITHUB_TOKEN;
+    process.env.GITHUB_TOKEN = "ghp_env\r\nX-Injected: yes";
+    try {
+      expect(() => createGitHub({ baseUrl: server.apiUrl })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_OPTIONS }));
+    } finally {
+      if (saved === undefined) delete process.env.GITHUB_TOKEN;
+      else process.env.GITHUB_TOKEN = saved;
+    }
+    const perTask = await rejection(host().resolveRepository(repo, { token: "ghp_task\nX-Injected: yes" }));
+    expect(perTask.code).toBe(ErrorCode.INVALID_OPTIONS);
+    expect(perTask.message).toContain("gitToken");
+    // A good RSA key is accepted, and nothing above reached the server.
+    expect(() => createGitHub({ app: { appId: 1, privateKey: rsa, installationId: 1 } })).not.toThrow();
+    expect(server.requests.length).toBe(before);
+  });
+
+  it("fails a REST call that gets no answer after requestTimeoutMs with GIT_HOST_ERROR, once, without retrying", { timeout: 60_000 }, async () => {
+    const sockets = new Set<Socket>();
+    const requestLines: string[] = [];
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.once("data", (data: Buffer) => requestLines.push(data.toString("latin1").split("\r\n")[0]!));
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const apiUrl = `http://127.0.0.1:${(silent.address() as { port: number }).port}/api/v3`;
+      const error = await rejection(createGitHub({ token: writer, baseUrl: apiUrl, requestTimeoutMs: 1000 }).resolveRepository("http://127.0.0.1:" + (silent.address() as { port: number }).port + "/octo/widgets"));
+      expect(error.code).toBe(ErrorCode.GIT_HOST_ERROR);
+      expect(error.message).toMatch(/did not answer within 1 s/);
+      expect(error.details).toMatchObject({ requestTimeoutMs: 1000 });
+      expect(requestLines).toEqual(["GET /api/v3/repos/octo/widgets HTTP/1.1"]);
+      expect(() => createGitHub({ requestTimeoutMs: 0 })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_OPTIONS }));
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it("maps ssh and scp-like URLs of a served host to the https URL the core clones over, and leaves others alone", () => {
+    const gitHub = createGitHub({ token: "ghp_x" });
+    for (const url of ["git@github.com:o/r.git", "git@github.com:o/r", "ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r", "  git@GitHub.com:o/r.git "]) {
+      expect(gitHub.normalizeRepo(url), url).toBe("https://github.com/o/r.git");
+    }
+    for (const url of ["https://github.com/o/r.git", "git@gitlab.com:o/r.git", "ssh://git@gitlab.com/o/r", "/tmp/repo", "o/r"]) {
+      expect(gitHub.normalizeRepo(url), url).toBeUndefined();
+    }
+    expect(() => gitHub.normalizeRepo("git@github.com:only-owner")).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_REPO }));
+    expect(createGitHub({ token: "ghp_x", baseUrl: "https://ghe.example.test/api/v3" }).normalizeRepo("git@ghe.example.test:o/r.git")).toBe("https://ghe.example.test/o/r.git");
   });
 
   it("supports github.com URLs in https, ssh and scp forms, and the configured Enterprise host, but nothing else", () => {

@@ -4,12 +4,15 @@ import {
   GIT_HOST_SPEC_VERSION,
   type ChangeRequest,
   type ChangeRequestInput,
+  type CheckReport,
   type GitCredentials,
   type GitHost,
   type GitHostTaskOptions,
   type GitIdentity,
   type ResolvedRepository,
 } from "@running-agent/core";
+import { createPrivateKey, type KeyObject } from "node:crypto";
+import { checkHeaderSafeToken } from "./check-header-safe-token.js";
 import { resolveGitHubEndpoints, type GitHubEndpoints } from "./github-endpoints.js";
 import { createGitHubOctokit, type GitHubClientSettings, type GitHubOctokit } from "./github-octokit.js";
 import { parseGitHubRepositoryReference, type GitHubRepositoryReference } from "./github-repository-reference.js";
@@ -17,6 +20,10 @@ import { toGitHubError } from "./github-request-error.js";
 import type { GitHubSettings } from "./github-settings.js";
 import { GitHubTokenSource } from "./github-token-source.js";
 import { openPullRequest } from "./open-pull-request.js";
+import { createCommitStatuses } from "./commit-statuses.js";
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * github.com or GitHub Enterprise Server as a {@link GitHost}: checks the repository and the
@@ -36,6 +43,11 @@ export class GitHub implements GitHost {
     if (settings.token !== undefined && (typeof settings.token !== "string" || settings.token.trim() === "")) {
       throw agentError(ErrorCode.INVALID_OPTIONS, "createGitHub: token must be a non-empty string.");
     }
+    const token = settings.app ? undefined : (settings.token ?? (process.env.GITHUB_TOKEN || undefined));
+    if (token !== undefined) checkHeaderSafeToken(token, settings.token === undefined ? "createGitHub: GITHUB_TOKEN" : "createGitHub: token");
+    if (settings.requestTimeoutMs !== undefined && !(Number.isInteger(settings.requestTimeoutMs) && settings.requestTimeoutMs >= 1 && settings.requestTimeoutMs <= MAX_TIMER_MS)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `createGitHub: requestTimeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}.`);
+    }
     for (const name of ["maxRateLimitWaitSeconds", "tokenRefreshMarginSeconds"] as const) {
       const value = settings[name];
       if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 0)) {
@@ -47,16 +59,29 @@ export class GitHub implements GitHost {
       apiUrl: this.endpoints.apiUrl,
       userAgent: settings.userAgent ?? "running-agent-git-github",
       maxRateLimitWaitSeconds: settings.maxRateLimitWaitSeconds ?? 60,
+      requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       octokit: settings.octokit,
     };
     // App tokens are minted with a client that has no token of its own: auth-app signs each mint with a JWT.
     const minter = createGitHubOctokit(this.#clientSettings, undefined);
     this.#tokens = new GitHubTokenSource({
-      token: settings.app ? undefined : (settings.token ?? (process.env.GITHUB_TOKEN || undefined)),
+      token,
       app: settings.app,
       request: minter.request,
       refreshMarginSeconds: settings.tokenRefreshMarginSeconds ?? 300,
     });
+  }
+
+  /**
+   * `git@HOST:owner/repo.git` and `ssh://git@HOST/owner/repo` of a served host become the
+   * repository's https URL (the core clones and pushes over HTTPS with the token); anything
+   * else is left as it is. Throws INVALID_REPO for an ssh form of a served host that names no
+   * repository.
+   */
+  normalizeRepo(repo: string): string | undefined {
+    if (typeof repo !== "string" || /^https?:\/\//i.test(repo.trim())) return undefined;
+    const reference = parseGitHubRepositoryReference(repo, this.endpoints);
+    return reference ? `${this.endpoints.webUrl}/${reference.owner}/${reference.name}.git` : undefined;
   }
 
   supports(repo: string): boolean {
@@ -126,6 +151,13 @@ export class GitHub implements GitHost {
     const { owner, name } = splitId(repository);
     const { token } = await this.#tokens.token(options.token);
     return openPullRequest(this.#client(token, options.signal), { owner, name }, input, options.signal);
+  }
+
+  /** Records the run's checks as commit statuses (`running-agent/<name>`) on the pushed commit. */
+  async reportChecks(repository: ResolvedRepository, report: CheckReport, options: GitHostTaskOptions = {}): Promise<void> {
+    const { owner, name } = splitId(repository);
+    const { token } = await this.#tokens.token(options.token);
+    await createCommitStatuses(this.#client(token, options.signal), { owner, name }, report, options.signal);
   }
 
   /**
@@ -200,6 +232,17 @@ function checkAppSettings(app: GitHubSettings["app"]): void {
     app.installationId > 0;
   if (!valid) {
     throw agentError(ErrorCode.INVALID_OPTIONS, "createGitHub: app needs appId, a PEM privateKey and a positive integer installationId.");
+  }
+  // GitHub signs App JWTs with RS256: the key must be an RSA private key that node can read.
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(app.privateKey);
+  } catch {
+    // The cause is left out: it could quote part of the key.
+    throw agentError(ErrorCode.INVALID_OPTIONS, "createGitHub: app.privateKey is not a readable PEM private key; pass the .pem file GitHub generated for the App (PKCS#1 or PKCS#8), with its line breaks.");
+  }
+  if (key.asymmetricKeyType !== "rsa") {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `createGitHub: app.privateKey is a ${key.asymmetricKeyType ?? "non-RSA"} key; GitHub Apps sign with RSA keys. Pass the .pem file GitHub generated for the App.`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "@running-agent/core";
+import { GitHubRequestTimeout } from "./github-octokit.js";
 
 /** What the adapter was doing when a request failed, for the message and the code. */
 export interface GitHubRequestContext {
@@ -20,6 +21,12 @@ interface RequestErrorShape {
 /** Turns an Octokit error into the typed error for it. Never includes a token: Octokit redacts headers, and only GitHub's message is quoted. */
 export function toGitHubError(error: unknown, context: GitHubRequestContext): RunningAgentError {
   if (RunningAgentError.isInstance(error)) return error;
+  if (error instanceof GitHubRequestTimeout) {
+    return agentError(ErrorCode.GIT_HOST_ERROR, `Could not ${context.action}: GitHub did not answer within ${error.requestTimeoutMs / 1000} s (requestTimeoutMs). Check that the API URL is right and the server is up.`, {
+      cause: error,
+      details: { requestTimeoutMs: error.requestTimeoutMs },
+    });
+  }
   if (context.signal?.aborted || (error instanceof Error && error.name === "AbortError")) return abortedError(context.signal);
   const requestError = error as RequestErrorShape;
   const status = typeof requestError.status === "number" ? requestError.status : undefined;

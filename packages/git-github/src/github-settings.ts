@@ -39,6 +39,12 @@ export interface GitHubSettings {
    */
   maxRateLimitWaitSeconds?: number;
   /**
+   * The longest one REST call may take (connect, answer and body), in milliseconds; then it fails
+   * with GIT_HOST_ERROR and is not retried. Default 30 000. Git clones and pushes have their own
+   * stall limit, the task's `gitStallTimeoutMs`.
+   */
+  requestTimeoutMs?: number;
+  /**
    * An installation token is minted anew when it expires within this many seconds.
    * Default 300 (GitHub's tokens live an hour).
    */

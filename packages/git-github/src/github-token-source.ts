@@ -2,6 +2,7 @@ import { createAppAuth, type InstallationAccessTokenAuthentication } from "@octo
 import { agentError, ErrorCode } from "@running-agent/core";
 import type { GitHubAppSettings } from "./github-settings.js";
 import { toGitHubError } from "./github-request-error.js";
+import { checkHeaderSafeToken } from "./check-header-safe-token.js";
 
 type AppAuth = ReturnType<typeof createAppAuth>;
 type RequestFunction = NonNullable<Parameters<typeof createAppAuth>[0]["request"]>;
@@ -38,7 +39,10 @@ export class GitHubTokenSource {
 
   /** The token for a call: the per-task one when given, else a fresh installation token, else the host's. */
   async token(override: string | undefined): Promise<GitHubToken> {
-    if (override) return { token: override };
+    if (override) {
+      checkHeaderSafeToken(override, "The task's gitToken");
+      return { token: override };
+    }
     if (this.#appAuth) return this.#installationToken();
     if (this.#token) return { token: this.#token };
     throw agentError(

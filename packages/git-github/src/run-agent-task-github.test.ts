@@ -1,8 +1,9 @@
-import { lstat, readdir, readFile } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Octokit } from "@octokit/rest";
-import { createLocalSandbox, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
+import { createLocalSandbox, runAgentTask, type AgentTaskEvent, type RunningAgentError } from "@running-agent/core";
 import { startScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGitHub } from "./index.js";
@@ -202,6 +203,71 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     expect(server.pullRequests("octo/raced")).toMatchObject([{ head: result.branch, base: "main" }]);
     expect(events.some((event) => event.type === "warning" && event.code === "PUSH_REJECTED")).toBe(true);
   });
+
+  it("takes the repository as git@github.com:owner/repo.git (as the README says), cloning and pushing over https with the token", async () => {
+    await server.createRepository({ owner: "octo", name: "scp-form", files: { "src/math.ts": ORIGINAL } });
+    const token = server.grantToken({ login: "scp-bot", repositories: ["octo/scp-form"] });
+    await using model = await startScriptedModelServer({
+      script: [
+        (request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] }),
+        { text: SUMMARY },
+      ],
+    });
+    const result = await runAgentTask({
+      repo: "git@github.com:octo/scp-form.git",
+      task: "Add a multiply function to src/math.ts",
+      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: "test-key" },
+      sandbox: createLocalSandbox(),
+      gitHost: createGitHub({ token, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
+    });
+    expect(result).toMatchObject({ status: "completed", repository: { id: "octo/scp-form" } });
+    expect(await server.readFile("octo/scp-form", result.branch!, "src/math.ts")).toBe(EDITED);
+    expect(server.pullRequests("octo/scp-form")).toMatchObject([{ head: result.branch, base: "main" }]);
+    const gitRequests = server.requests.filter((record) => record.kind === "git" && record.path.startsWith("/octo/scp-form.git/"));
+    expect(gitRequests.some((record) => record.path.endsWith("/git-receive-pack") && record.login === "scp-bot")).toBe(true);
+  });
+
+  it("fails the clone with GIT_REMOTE_STALLED when the git server accepts and never answers, and leaves no folder behind", { timeout: 90_000 }, async () => {
+    await server.createRepository({ owner: "octo", name: "silent", files: { "README.md": "# silent\n" } });
+    const token = server.grantToken({ login: "silent-bot", repositories: ["octo/silent"] });
+    // The REST API answers; git goes to a server that takes the connection and says nothing.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const gitUrl = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    const ownTemp = await mkdtemp(join(tmpdir(), "running-agent-stall-tmp-"));
+    const savedTemp = process.env.TMPDIR;
+    process.env.TMPDIR = ownTemp;
+    try {
+      const events: AgentTaskEvent[] = [];
+      const error = (await runAgentTask({
+        repo: "https://github.com/octo/silent.git",
+        task: "Anything",
+        model: { provider: "openai-compatible", model: "scripted", baseURL: "http://127.0.0.1:9/v1", apiKey: "test-key" },
+        sandbox: createLocalSandbox(),
+        gitHost: createGitHub({ token, baseUrl: server.apiUrl, gitUrl, webUrl: "https://github.com" }),
+        gitStallTimeoutMs: 2000,
+        onEvent: (event) => events.push(event),
+      }).catch((caught: unknown) => caught)) as RunningAgentError;
+      expect(error).toMatchObject({ code: "GIT_REMOTE_STALLED", phase: "clone", details: { remote: `${gitUrl}/octo/silent.git` } });
+      expect(sockets.size).toBeGreaterThan(0);
+      expect(events).toContainEqual(expect.objectContaining({ type: "phase", phase: "teardown", status: "completed" }));
+      // The clone folder and the sandbox's folders are gone.
+      expect(await readdir(ownTemp)).toEqual([]);
+      expect(JSON.stringify([error, events])).not.toContain(token);
+    } finally {
+      // Assigning undefined would set the string "undefined".
+      if (savedTemp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTemp;
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+      await rm(ownTemp, { recursive: true, force: true });
+    }
+  });
+
   it.each(["main", "refs/heads/main", "Main"])("refuses branch %j (the default branch) in validate: nothing is pushed, no pull request, no sandbox", async (branch) => {
     const fullName = `octo/guarded-${Buffer.from(branch).toString("hex")}`;
     await server.createRepository({ owner: "octo", name: fullName.split("/")[1]!, files: { "src/math.ts": ORIGINAL } });
@@ -227,6 +293,33 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     expect(sandboxes).toBe(0);
     expect(await server.branchSha(fullName, "main")).toBe(before);
     expect(server.pullRequests(fullName)).toEqual([]);
-    expect(server.requests.filter((request) => request.path.includes("git-receive-pack"))).toEqual([]);
+    // This repository's only: the other tests of the file push to theirs.
+    expect(server.requests.filter((request) => request.path.startsWith(`/${fullName}.git/`) && request.path.includes("git-receive-pack"))).toEqual([]);
+  });
+  it("records the run's checks as commit statuses on the pushed commit, read back through Octokit", async () => {
+    await server.createRepository({ owner: "octo", name: "checked", files: { "src/math.ts": ORIGINAL } });
+    const token = server.grantToken({ login: "checker-bot", repositories: ["octo/checked"] });
+    await using model = await startScriptedModelServer({
+      script: [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/math.ts`, content: EDITED } }] }), { text: SUMMARY }],
+    });
+    const result = await runAgentTask({
+      repo: "https://github.com/octo/checked.git",
+      task: "Add a multiply function to src/math.ts",
+      model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: "test-key" },
+      sandbox: createLocalSandbox(),
+      gitHost: createGitHub({ token, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
+      checks: [
+        { name: "has-multiply", command: "grep -q multiply src/math.ts" },
+        { name: "no-todo", command: "! grep -rq TODO src" },
+      ],
+    });
+    expect(result.verification?.passed).toBe(true);
+    const octokit = new Octokit({ baseUrl: server.apiUrl, auth: readOnly, log: quiet });
+    const { data: statuses } = await octokit.rest.repos.listCommitStatusesForRef({ owner: "octo", repo: "checked", ref: result.commit! });
+    expect(statuses.map((status) => [status.context, status.state]).sort()).toEqual([
+      ["running-agent/has-multiply", "success"],
+      ["running-agent/no-todo", "success"],
+    ]);
+    expect(statuses[0]!.description).toMatch(/passed in \d+\.\d s$/);
   });
 });

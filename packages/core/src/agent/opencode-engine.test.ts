@@ -12,6 +12,12 @@ import { resolveModel, type ResolvedModel } from "./model-resolution.js";
 import { runOpencodeAgent, type AgentRunInput, type AgentRunOutput } from "./opencode-engine.js";
 
 const KEY_ENV = "RUNNING_AGENT_MODEL_API_KEY";
+/**
+ * The run's time limit where a test waits for something else (an answer, a request, the end):
+ * only a bound that ends a stuck run inside the test's own 120 s, never what a test waits for. A
+ * loaded machine can take over 40 s just to start the server, so a tighter limit would race it.
+ */
+const SAFETY_NET_MS = 100_000;
 
 /** Host processes whose argv contains `serve ... --port <port>` (the OpenCode server of one run). */
 function serverProcesses(port: number): Array<{ pid: string; argv: string[]; environ: string[] }> {
@@ -33,11 +39,12 @@ function serverProcesses(port: number): Array<{ pid: string; argv: string[]; env
 }
 
 /**
- * Waits (up to 5 s) until no server process of the run is left. A bubblewrap sandbox's inner processes
- * can outlive `bwrap` itself by a moment while the namespace is torn down.
+ * Waits (up to 15 s, the suite's poll limit) until no server process of the run is left. A bubblewrap
+ * sandbox's inner processes can outlive `bwrap` itself by a moment while the namespace is torn down,
+ * and a loaded machine can stretch that moment.
  */
 async function serverGone(port: number): Promise<boolean> {
-  for (let waited = 0; waited < 5000; waited += 100) {
+  for (let waited = 0; waited < 15_000; waited += 100) {
     if (serverProcesses(port).length === 0) return true;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -109,7 +116,7 @@ async function harness(options: {
         apiKeyEnv: KEY_ENV,
         task: "Create hello.txt that says hello.",
         allowRepoAgentConfig: false,
-        timeoutMs: 90_000,
+        timeoutMs: SAFETY_NET_MS,
         emit: (event) => events.push(event),
         port,
         ...overrides,
@@ -195,8 +202,22 @@ describe.each(["bubblewrap", "none"] as const)("runOpencodeAgent with the real O
 describe("runOpencodeAgent: failures end the run and leave nothing running (bubblewrap)", () => {
   it("a model that answers 500 forever is retried until our timeout ends it with AGENT_TIMEOUT", async () => {
     const h = await harness({ isolation: "bubblewrap", model: { afterScript: { status: 500 } } });
-    // Long enough for a slow start plus a few retries on a busy machine.
-    const error = await expectRunningAgentError(h.run({ timeoutMs: 40_000 }));
+    // Time is up once the model has failed twice and OpenCode has said it retries: an event, not a
+    // guessed span (on a loaded machine the server's start alone took longer than 40 s).
+    const timeUp = new AbortController();
+    let retried = () => {};
+    const retryReported = new Promise<void>((resolve) => (retried = resolve));
+    void Promise.all([h.model.waitForChatRequests(2), retryReported]).then(() => timeUp.abort());
+    const error = await expectRunningAgentError(
+      h.run({
+        timeoutMs: 3_600_000,
+        timeoutSignal: timeUp.signal,
+        emit: (event) => {
+          h.events.push(event);
+          if (event.type === "agent.retry" && event.attempt >= 1) retried();
+        },
+      }),
+    );
     expect(error.code).toBe(ErrorCode.AGENT_TIMEOUT);
     expect(error.phase).toBe("agent");
     // The message says why it never finished: the model kept failing.
@@ -394,7 +415,7 @@ describe("runOpencodeAgent with a built-in provider (offline, no download)", () 
       while (h.model.requests.length === 0 && !controller.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 50));
       controller.abort();
     })();
-    const error = await expectRunningAgentError(h.run({ signal: controller.signal, timeoutMs: 60_000 }));
+    const error = await expectRunningAgentError(h.run({ signal: controller.signal, timeoutMs: SAFETY_NET_MS }));
     expect([ErrorCode.ABORTED, ErrorCode.MODEL_ERROR]).toContain(error.code);
     const request = h.model.requests[0]!;
     expect(request.path).toBe(built.path);
@@ -414,7 +435,7 @@ describe("runOpencodeAgent with a model id OpenCode's catalogue does not know", 
       model: { apiKey: undefined },
       resolved: (url, key) => resolveModel({ provider: "google", model: "gemini-nonexistent-9", apiKey: key, baseURL: url.replace(/\/v1$/, "/v1beta") }),
     });
-    const unknown = await expectRunningAgentError(h.run({ timeoutMs: 60_000 }));
+    const unknown = await expectRunningAgentError(h.run({ timeoutMs: SAFETY_NET_MS }));
     expect(unknown.code).toBe(ErrorCode.INVALID_MODEL);
     expect(unknown.message).toContain("Model not found: google/gemini-nonexistent-9");
     expect(unknown.message).toContain("limits");
@@ -427,7 +448,7 @@ describe("runOpencodeAgent with a model id OpenCode's catalogue does not know", 
       while (h.model.requests.length === 0 && !controller.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 50));
       controller.abort();
     })();
-    await expectRunningAgentError(h.run({ model: declared, signal: controller.signal, timeoutMs: 60_000 }));
+    await expectRunningAgentError(h.run({ model: declared, signal: controller.signal, timeoutMs: SAFETY_NET_MS }));
     expect(h.model.requests[0]!.path).toBe("/v1beta/models/gemini-nonexistent-9:streamGenerateContent?alt=sse");
     expect(await serverGone(h.port)).toBe(true);
   });
@@ -506,7 +527,7 @@ describe("runOpencodeAgent when the event stream drops (no replay in SSE)", () =
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-    const output = await h.run({ session, timeoutMs: 60_000 });
+    const output = await h.run({ session, timeoutMs: SAFETY_NET_MS });
 
     expect(output.summary).toBe("Added notes.md while the stream was down.");
     expect(new TextDecoder().decode(await h.session.readFile("notes.md"))).toBe("# Notes\n");
@@ -547,7 +568,7 @@ describe("runOpencodeAgent never waits for a human", () => {
       },
     });
     await h.session.writeFile(".env", "TOKEN=not-for-the-agent\n");
-    const output = await h.run({ timeoutMs: 60_000 });
+    const output = await h.run({ timeoutMs: SAFETY_NET_MS });
     expect(output.summary).toBe("Finished without help.");
     const tools = h.events.filter((event) => event.type === "agent.tool" && (event.status === "completed" || event.status === "error"));
     // Every tool call reached an end state: the .env read is allowed (no ask), the path outside the
@@ -569,7 +590,7 @@ describe("runOpencodeAgent never waits for a human", () => {
       },
     });
     await writeRepoAgentConfig(h.session);
-    const output = await h.run({ allowRepoAgentConfig: true, timeoutMs: 60_000 });
+    const output = await h.run({ allowRepoAgentConfig: true, timeoutMs: SAFETY_NET_MS });
     expect(h.model.chatRequests[0]!.rawBody).toContain(AGENTS_MARKER);
     expect(output.summary).toBe("Tried bash.");
     expect(h.events).toContainEqual({ type: "log", level: "warn", message: 'OpenCode asked for the "bash" permission; denied (the run is unattended).' });
@@ -586,7 +607,7 @@ describe("runOpencodeAgent ignores the repo's own agent config by default", () =
       model: { script: [{ toolCalls: [{ name: "bash", arguments: { command: "echo from-bash > bash.txt", description: "write a file" } }] }, { text: "Ran bash." }] },
     });
     await writeRepoAgentConfig(h.session);
-    const output = await h.run({ timeoutMs: 60_000 });
+    const output = await h.run({ timeoutMs: SAFETY_NET_MS });
     expect(output.summary).toBe("Ran bash.");
     for (const request of h.model.chatRequests) expect(request.rawBody).not.toContain(AGENTS_MARKER);
     expect(h.events.some((event) => event.type === "log" && event.level === "warn")).toBe(false);

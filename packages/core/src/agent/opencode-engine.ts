@@ -26,6 +26,12 @@ export interface AgentRunInput {
   allowRepoAgentConfig: boolean;
   /** The longest the whole agent run may take, server start included. */
   timeoutMs: number;
+  /**
+   * Ends the run with AGENT_TIMEOUT when it aborts, as `timeoutMs` running out does (same message,
+   * with the model's retries): for a limit that is not a fixed span from the start. The engine's
+   * tests use it to end a run after an event they wait for, not after a guessed time.
+   */
+  timeoutSignal?: AbortSignal;
   signal?: AbortSignal;
   /** Receives agent.text, agent.tool, agent.file, agent.retry, agent.usage and log events. */
   emit: (event: AgentTaskEventInput) => void;
@@ -151,6 +157,7 @@ class AgentRun {
   private connections = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private abortListener: (() => void) | undefined;
+  private timeoutListener: (() => void) | undefined;
 
   private stopped = false;
   private readonly server: SandboxProcess;
@@ -181,6 +188,26 @@ class AgentRun {
       if (signal.aborted) this.abortListener();
       else signal.addEventListener("abort", this.abortListener, { once: true });
     }
+    if (input.timeoutSignal) {
+      this.timeoutListener = () => this.timedOut();
+      if (input.timeoutSignal.aborted) this.timeoutListener();
+      else input.timeoutSignal.addEventListener("abort", this.timeoutListener, { once: true });
+    }
+  }
+
+  /** The run's time is up: AGENT_TIMEOUT, saying what the model was doing when it is known. */
+  private timedOut(): void {
+    if (!this.client) {
+      this.fail(agentError(ErrorCode.AGENT_TIMEOUT, `The agent did not finish within ${this.input.timeoutMs} ms (the OpenCode server was still starting).`, { phase: "agent" }));
+      return;
+    }
+    const retrying = this.lastRetry ? ` The model call was failing and being retried (attempt ${this.lastRetry.attempt}): ${this.lastRetry.message}` : "";
+    this.fail(
+      agentError(ErrorCode.AGENT_TIMEOUT, `The agent did not finish within ${this.input.timeoutMs} ms; it was stopped.${retrying}`, {
+        phase: "agent",
+        ...(this.lastRetry ? { details: { retryAttempts: this.lastRetry.attempt } } : {}),
+      }),
+    );
   }
 
   get firstStepAt(): number | undefined {
@@ -190,20 +217,7 @@ class AgentRun {
   /** Connects, sends the task, and resolves when the agent is done. */
   async drive(client: Client, deadline: number): Promise<Omit<AgentRunOutput, "serverStartMs" | "firstModelRequestMs">> {
     this.client = client;
-    this.timers.push(
-      setTimeout(
-        () => {
-          const retrying = this.lastRetry ? ` The model call was failing and being retried (attempt ${this.lastRetry.attempt}): ${this.lastRetry.message}` : "";
-          this.fail(
-            agentError(ErrorCode.AGENT_TIMEOUT, `The agent did not finish within ${this.input.timeoutMs} ms; it was stopped.${retrying}`, {
-              phase: "agent",
-              ...(this.lastRetry ? { details: { retryAttempts: this.lastRetry.attempt } } : {}),
-            }),
-          );
-        },
-        Math.max(0, deadline - Date.now()),
-      ),
-    );
+    this.timers.push(setTimeout(() => this.timedOut(), Math.max(0, deadline - Date.now())));
 
     // Subscribe first: the stream has no replay, so nothing the session does may come before it.
     const connected = deferred<void>();
@@ -388,6 +402,7 @@ class AgentRun {
     this.outcome.resolve();
     for (const timer of this.timers) clearTimeout(timer);
     if (this.abortListener) this.input.signal?.removeEventListener("abort", this.abortListener);
+    if (this.timeoutListener) this.input.timeoutSignal?.removeEventListener("abort", this.timeoutListener);
     if (interrupted && this.client && this.sessionId) {
       // Tell OpenCode to stop retrying or running tools before the process goes; bounded, best effort.
       const abort = this.client.session.abort({ sessionID: this.sessionId }).catch(() => undefined);

@@ -6,6 +6,7 @@ import { expectRunningAgentError } from "../testing/expect-running-agent-error.j
 import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-server.js";
 import { cloneRepository } from "./clone.js";
 import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
+import { startStallingGitRelay, type RelayBehaviour } from "./stalling-git-relay.js";
 
 const TOKEN = "tok_clone_5ecret_value";
 const USERNAME = "x-access-token";
@@ -137,6 +138,64 @@ describe("cloneRepository over http (isomorphic-git against git http-backend)", 
     expect((await expectRunningAgentError(cloneRepository({ repository: httpRepository(), branch: "main", depth: 0, dir: await emptyFolder() }))).code).toBe("INVALID_OPTIONS");
     expect((await expectRunningAgentError(cloneRepository({ repository: httpRepository(), branch: "--upload-pack=touch /tmp/x", depth: 1, dir: await emptyFolder() }))).code).toBe("INVALID_BRANCH");
     expect(server.requests.length).toBe(before);
+  });
+});
+
+describe("cloneRepository from a remote that stops answering", () => {
+  const STALL_MS = 1500;
+  const cloneThrough = async (decide: (method: string, path: string) => RelayBehaviour, stallTimeoutMs = STALL_MS) => {
+    const relay = await startStallingGitRelay(server.url, decide);
+    const repository = { ...httpRepository(), remote: `${relay.url}/repo.git` };
+    const dir = await emptyFolder();
+    const clone = cloneRepository({ repository, branch: "main", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir, stallTimeoutMs });
+    return { relay, repository, dir, clone };
+  };
+
+  // Without a stall limit these hang until fetch's own 5-minute header timeout, past the test's limit.
+  it("fails with GIT_REMOTE_STALLED, naming the remote, when the server accepts and never answers", { timeout: 60_000 }, async () => {
+    const { relay, repository, dir, clone } = await cloneThrough(() => ({ kind: "silent" }));
+    await using _relay = relay;
+    const error = await expectRunningAgentError(clone);
+    expect(error.code).toBe("GIT_REMOTE_STALLED");
+    expect(error.phase).toBe("clone");
+    expect(error.message).toContain(repository.remote);
+    expect(error.details).toMatchObject({ remote: repository.remote, stallTimeoutMs: STALL_MS });
+    expect(relay.connections()).toBeGreaterThan(0);
+    expect(relay.held[0]).toMatchObject({ method: "GET", behaviour: "silent" });
+    expect(`${error.message} ${JSON.stringify(error)}`).not.toContain(TOKEN);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("fails with GIT_REMOTE_STALLED when the pack's headers and first bytes come and the rest never does", { timeout: 60_000 }, async () => {
+    const { relay, clone } = await cloneThrough((method) => (method === "POST" ? { kind: "stall-after", bytes: 200 } : { kind: "pass" }));
+    await using _relay = relay;
+    const error = await expectRunningAgentError(clone);
+    expect(error.code).toBe("GIT_REMOTE_STALLED");
+    expect(error.phase).toBe("clone");
+    expect(relay.held).toEqual([expect.objectContaining({ method: "POST", behaviour: "stall-after", bytesSent: 200 })]);
+  });
+
+  it("fails with GIT_REMOTE_STALLED when the ref advertisement stops mid-body", { timeout: 60_000 }, async () => {
+    // The first GET is the 401 challenge; the second, with credentials, carries the refs.
+    let gets = 0;
+    const { relay, clone } = await cloneThrough((method) => (method === "GET" && ++gets === 2 ? { kind: "stall-after", bytes: 40 } : { kind: "pass" }));
+    await using _relay = relay;
+    const error = await expectRunningAgentError(clone);
+    expect(error.code).toBe("GIT_REMOTE_STALLED");
+    expect(relay.held[0]).toMatchObject({ method: "GET", behaviour: "stall-after", bytesSent: 40 });
+  });
+
+  it("does not cut a slow transfer that keeps moving, though it takes longer than the stall limit", async () => {
+    const stallTimeoutMs = 3000;
+    const started = Date.now();
+    const { relay, dir, clone } = await cloneThrough((method) => (method === "POST" ? { kind: "drip", pieces: 40, gapMs: 100 } : { kind: "pass" }), stallTimeoutMs);
+    await using _relay = relay;
+    const { commit } = await clone;
+    expect(commit).toBe(fixture.commit);
+    await expectFixtureTree(dir);
+    // The premise: the transfer as a whole outlasted the limit (a loaded machine only makes it longer).
+    expect(Date.now() - started).toBeGreaterThan(stallTimeoutMs);
+    expect(relay.held).toEqual([expect.objectContaining({ behaviour: "drip" })]);
   });
 });
 

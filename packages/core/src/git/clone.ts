@@ -6,6 +6,7 @@ import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.j
 import { createAbortableHttpClient } from "./abortable-http-client.js";
 import { validateBranchName } from "./branch-name.js";
 import { GitCommandFailure, runGit } from "./git-command.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "./remote-stall-timer.js";
 import { abortFailure, httpFailure, wrapFailure } from "./remote-errors.js";
 
 /** What {@link cloneRepository} needs. */
@@ -25,6 +26,8 @@ export interface CloneRepositoryInput {
    */
   checkout?: boolean;
   signal?: AbortSignal;
+  /** For http(s) remotes: fail with GIT_REMOTE_STALLED after this long without progress. Default {@link DEFAULT_GIT_STALL_TIMEOUT_MS}. */
+  stallTimeoutMs?: number;
 }
 
 /** True when the remote is reached over HTTP (isomorphic-git) rather than as a local path (git CLI). */
@@ -36,7 +39,7 @@ export function isHttpRemote(remote: string): boolean {
  * Clones one branch of the repository into `dir` on the host. http(s) remotes go through
  * isomorphic-git with the credentials passed only through its onAuth callback (never in a URL or
  * the repo config); local remotes through the git CLI. Rejects with BASE_BRANCH_NOT_FOUND,
- * REPO_NOT_FOUND, AUTH_FAILED, PERMISSION_DENIED, ABORTED or CLONE_FAILED (phase `clone`).
+ * REPO_NOT_FOUND, AUTH_FAILED, PERMISSION_DENIED, GIT_REMOTE_STALLED, ABORTED or CLONE_FAILED (phase `clone`).
  */
 export async function cloneRepository(input: CloneRepositoryInput): Promise<{ commit: string }> {
   const { repository, branch, depth, dir, signal } = input;
@@ -63,12 +66,13 @@ export async function cloneRepository(input: CloneRepositoryInput): Promise<{ co
 async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: string }> {
   const { repository, branch, depth, dir, credentials, signal } = input;
   const url = repository.remote;
+  const http = createAbortableHttpClient({ signal, stall: { remote: url, phase: "clone", stallTimeoutMs: input.stallTimeoutMs ?? DEFAULT_GIT_STALL_TIMEOUT_MS } });
   try {
     await git.clone({
       fs,
       // A shared cache keeps the parsed packfile between the fetch and the checkout.
       cache: {},
-      http: createAbortableHttpClient(signal),
+      http,
       dir,
       url,
       ref: branch,
@@ -88,10 +92,11 @@ async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: str
     await git.writeRef({ fs, dir, ref: "refs/remotes/origin/HEAD", value: `refs/remotes/origin/${branch}`, symbolic: true, force: true });
     return { commit: await git.resolveRef({ fs, dir, ref: "HEAD" }) };
   } catch (error) {
+    if (!signal?.aborted && http.stalled) throw http.stalled;
     const aborted = abortFailure(error, signal, "clone");
     if (aborted) throw aborted;
-    const http = httpFailure(error, url, "clone");
-    if (http) throw http;
+    const failure = httpFailure(error, url, "clone");
+    if (failure) throw failure;
     const code = (error as { code?: string }).code;
     if (code === "NotFoundError" || code === "CommitNotFetchedError") {
       throw agentError(ErrorCode.BASE_BRANCH_NOT_FOUND, `The branch "${branch}" does not exist in ${repository.id}.`, { phase: "clone", cause: error });

@@ -8,6 +8,7 @@ import { cloneRepository } from "./clone.js";
 import { commitChanges } from "./commit.js";
 import { pushBranch } from "./push.js";
 import { createGitFixture, gitIn, temporaryFolders, writeFixtureFiles, type GitFixture } from "./git-fixture.js";
+import { startStallingGitRelay } from "./stalling-git-relay.js";
 
 const TOKEN = "tok_push_5ecret_value";
 const USERNAME = "x-access-token";
@@ -210,6 +211,55 @@ describe("pushBranch cancellation", () => {
     expect(error.code).toBe("ABORTED");
     expect(error.phase).toBe("push");
     await expect(bare(["rev-parse", "--verify", "--quiet", "refs/heads/agent/aborted"])).rejects.toThrow();
+  });
+});
+
+describe("pushBranch to a remote that stops answering", () => {
+  it("fails with GIT_REMOTE_STALLED, naming the remote, when the pack is taken and never answered; the branch is not created", { timeout: 60_000 }, async () => {
+    await using relay = await startStallingGitRelay(server.url, (method, path) => (method === "POST" && path.includes("receive-pack") ? { kind: "silent" } : { kind: "pass" }));
+    const repository = { ...httpRepository(), remote: `${relay.url}/repo.git` };
+    const dir = await cloneFrom(httpRepository());
+    await writeFixtureFiles(dir, { "stalled.txt": "x\n" });
+    await commitChanges({ dir, branch: "agent/stalled", message: "Stalled", author });
+    const error = await expectRunningAgentError(pushBranch({ dir, repository, branch: "agent/stalled", credentials, stallTimeoutMs: 1500 }));
+    expect(error.code).toBe("GIT_REMOTE_STALLED");
+    expect(error.phase).toBe("push");
+    expect(error.message).toContain(repository.remote);
+    expect(relay.held).toEqual([expect.objectContaining({ method: "POST", behaviour: "silent" })]);
+    await expect(bare(["rev-parse", "--verify", "--quiet", "refs/heads/agent/stalled"])).rejects.toThrow();
+  });
+
+  it("does not cut a big push the remote takes slowly but steadily, though it lasts longer than the stall limit", async () => {
+    const { randomBytes } = await import("node:crypto");
+    const dir = await cloneFrom(httpRepository());
+    // Incompressible, and far more than the loopback socket buffers hold: the sender really waits on the reader.
+    await writeFixtureFiles(dir, { "slow.bin": randomBytes(16 * 1024 * 1024) });
+    const { commit } = await commitChanges({ dir, branch: "agent/slow-push", message: "Slow", author });
+    await using relay = await startStallingGitRelay(server.url, (method, path) =>
+      method === "POST" && path.includes("receive-pack") ? { kind: "read-slowly", bytes: 512 * 1024, gapMs: 400 } : { kind: "pass" },
+    );
+    // Above the server's own silence while it indexes the pack after the upload (about 1 s here, more on a loaded machine).
+    const stallTimeoutMs = 8000;
+    const started = Date.now();
+    await pushBranch({ dir, repository: { ...httpRepository(), remote: `${relay.url}/repo.git` }, branch: "agent/slow-push", credentials, stallTimeoutMs });
+    // The premise: the upload as a whole outlasted the limit.
+    expect(Date.now() - started).toBeGreaterThan(stallTimeoutMs);
+    expect(relay.held).toEqual([expect.objectContaining({ behaviour: "read-slowly" })]);
+    expect((await bare(["rev-parse", "refs/heads/agent/slow-push"])).trim()).toBe(commit);
+  });
+
+  it("streams a pack over 1 MiB (chunked, each chunk counted as progress) and it arrives whole", async () => {
+    const { randomBytes } = await import("node:crypto");
+    const dir = await cloneFrom(httpRepository());
+    const content = randomBytes(3 * 1024 * 1024);
+    await writeFixtureFiles(dir, { "large.bin": content });
+    const { commit } = await commitChanges({ dir, branch: "agent/large", message: "Large", author });
+    const before = server.requests.length;
+    await pushBranch({ dir, repository: httpRepository(), branch: "agent/large", credentials, stallTimeoutMs: 5000 });
+    expect((await bare(["rev-parse", "refs/heads/agent/large"])).trim()).toBe(commit);
+    const pack = server.requests.slice(before).find((request) => request.method === "POST" && request.path.endsWith("git-receive-pack"));
+    expect(pack!.requestBytes).toBeGreaterThan(content.byteLength);
+    expect((await gitIn(fixture.barePath, ["cat-file", "-s", "agent/large:large.bin"])).trim()).toBe(String(content.byteLength));
   });
 });
 

@@ -6,6 +6,7 @@ import { createAbortableHttpClient } from "./abortable-http-client.js";
 import { validateBranchName } from "./branch-name.js";
 import { isHttpRemote } from "./clone.js";
 import { GitCommandFailure, runGit } from "./git-command.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "./remote-stall-timer.js";
 import { abortFailure, httpFailure, wrapFailure } from "./remote-errors.js";
 
 /** What {@link pushBranch} needs. */
@@ -18,6 +19,8 @@ export interface PushBranchInput {
   /** For http(s) remotes; handed to isomorphic-git's onAuth callback only. */
   credentials?: GitCredentials;
   signal?: AbortSignal;
+  /** For http(s) remotes: fail with GIT_REMOTE_STALLED after this long without progress. Default {@link DEFAULT_GIT_STALL_TIMEOUT_MS}. */
+  stallTimeoutMs?: number;
 }
 
 const NO_COMMIT = "0000000000000000000000000000000000000000";
@@ -25,7 +28,8 @@ const NO_COMMIT = "0000000000000000000000000000000000000000";
 /**
  * Pushes the branch, never forced: a new branch is created, an existing one only moves forward.
  * Rejects with PUSH_REJECTED when the remote branch has commits this clone lacks (the caller
- * may retry under a fresh name), AUTH_FAILED / PERMISSION_DENIED for credentials, else PUSH_FAILED.
+ * may retry under a fresh name), AUTH_FAILED / PERMISSION_DENIED for credentials, GIT_REMOTE_STALLED
+ * for a remote that stopped answering, else PUSH_FAILED.
  */
 export async function pushBranch(input: PushBranchInput): Promise<void> {
   const { dir, repository, branch, signal } = input;
@@ -62,10 +66,11 @@ function rejected(branch: string, repository: ResolvedRepository, reason: string
 async function pushOverHttp(input: PushBranchInput, localRef: string): Promise<void> {
   const { dir, repository, branch, credentials, signal } = input;
   let remoteCommit = NO_COMMIT;
+  const http = createAbortableHttpClient({ signal, stall: { remote: repository.remote, phase: "push", stallTimeoutMs: input.stallTimeoutMs ?? DEFAULT_GIT_STALL_TIMEOUT_MS } });
   try {
     await git.push({
       fs,
-      http: createAbortableHttpClient(signal),
+      http,
       dir,
       url: repository.remote,
       ref: localRef,
@@ -78,10 +83,11 @@ async function pushOverHttp(input: PushBranchInput, localRef: string): Promise<v
       },
     });
   } catch (error) {
+    if (!signal?.aborted && http.stalled) throw http.stalled;
     const aborted = abortFailure(error, signal, "push");
     if (aborted) throw aborted;
-    const http = httpFailure(error, repository.remote, "push");
-    if (http) throw http;
+    const failure = httpFailure(error, repository.remote, "push");
+    if (failure) throw failure;
     const code = (error as { code?: string }).code;
     if (code === "PushRejectedError") throw rejected(branch, repository, "the remote branch has commits this clone does not have", error);
     // In a shallow clone, a remote branch at a commit we never fetched cannot be an ancestor of ours.

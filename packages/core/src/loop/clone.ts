@@ -27,6 +27,7 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
     dir,
     checkout: false,
     signal: context.signal,
+    stallTimeoutMs: options.gitStallTimeoutMs,
   });
   context.baseCommit = commit;
   context.emit({ type: "log", level: "info", message: `Cloned ${repository.id} at ${context.startBranch} (${commit.slice(0, 12)}).` });

@@ -27,6 +27,7 @@ export async function pushTaskBranch(context: TaskContext): Promise<void> {
         branch: context.branch!,
         ...(credentials ? { credentials } : {}),
         signal: context.signal,
+        stallTimeoutMs: options.gitStallTimeoutMs,
       });
       break;
     } catch (error) {

@@ -33,6 +33,7 @@ export interface ValidatedOptions {
   pullRequest: NonNullable<AgentTaskOptions["pullRequest"]>;
   timeoutMs: number;
   agentTimeoutMs: number | undefined;
+  gitStallTimeoutMs: number;
   allowRepoAgentConfig: boolean;
   gitToken: string | undefined;
   modelProxy: boolean;

@@ -1,9 +1,10 @@
-import { ErrorCode, agentError } from "../errors.js";
+import { ErrorCode, RunningAgentError, agentError } from "../errors.js";
 import { resolveModel } from "../agent/model-resolution.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import { createLocalGitHost } from "../git/local-git-host.js";
 import { parseRepoReference } from "../git/repo-reference.js";
 import { makeBranchName, validateBranchName } from "../git/branch-name.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "../git/remote-stall-timer.js";
 import { SANDBOX_SPEC_VERSION, type SandboxProvider } from "../spec/sandbox-spec.js";
 import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
@@ -102,7 +103,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
 
   // Only a missing value takes the default: `null` is a wrong value like any other.
   const sandbox = checkSandboxProvider(raw.sandbox === undefined ? createLocalSandbox() : raw.sandbox);
-  const reference = parseRepoReference(raw.repo.trim());
+  const reference = parseRepoReference(normalizedRepo(raw.repo.trim(), raw.gitHost));
   const repo = reference.kind === "local" ? reference.path : reference.url;
   // Wrapped so that a host answering outside its spec fails with SPEC_VIOLATION, not a TypeError later.
   const gitHost = checkedGitHost(checkGitHost(raw.gitHost === undefined ? defaultGitHost(reference.kind, raw.repo) : raw.gitHost));
@@ -122,6 +123,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
 
   const timeoutMs = checkMilliseconds("timeoutMs", raw.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
   const agentTimeoutMs = checkMilliseconds("agentTimeoutMs", raw.agentTimeoutMs);
+  const gitStallTimeoutMs = checkMilliseconds("gitStallTimeoutMs", raw.gitStallTimeoutMs) ?? DEFAULT_GIT_STALL_TIMEOUT_MS;
   const cloneDepth = raw.cloneDepth ?? 1;
   if (cloneDepth !== "full" && checkPositiveInteger("cloneDepth", cloneDepth, MAX_CLONE_DEPTH) === undefined) {
     throw invalidOption("cloneDepth", `a whole number from 1 to ${MAX_CLONE_DEPTH} or "full"`, cloneDepth);
@@ -171,6 +173,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     pullRequest,
     timeoutMs,
     agentTimeoutMs,
+    gitStallTimeoutMs,
     allowRepoAgentConfig,
     gitToken: raw.gitToken,
     modelProxy: checkModelProxy(modelProxy, sandbox),
@@ -254,6 +257,28 @@ function checkNetwork(value: unknown): void {
   }
   checkLineList("network.hosts", value.hosts, 253, 1000);
   checkLineList("network.cidrs", value.cidrs, 64, 1000);
+}
+
+// A Git host may serve forms the parser refuses (ssh, scp-like); it maps them first.
+function normalizedRepo(repo: string, gitHost: unknown): string {
+  const host = gitHost as Partial<GitHost> | null | undefined;
+  if (typeof host?.normalizeRepo !== "function") return repo;
+  let mapped: unknown;
+  try {
+    mapped = host.normalizeRepo(repo);
+  } catch (error) {
+    if (RunningAgentError.isInstance(error)) throw error;
+    throw agentError(ErrorCode.SPEC_VIOLATION, `The Git host "${String(host.hostId)}" broke its spec: normalizeRepo() threw instead of returning a URL, a path or undefined. Fix or upgrade the adapter.`, {
+      details: { seam: "Git host", member: "normalizeRepo()" },
+    });
+  }
+  if (mapped === undefined) return repo;
+  if (typeof mapped !== "string" || mapped.trim() === "") {
+    throw agentError(ErrorCode.SPEC_VIOLATION, `The Git host "${String(host.hostId)}" broke its spec: normalizeRepo() gave ${describeValue(mapped)} where a URL, a path or undefined was expected. Fix or upgrade the adapter.`, {
+      details: { seam: "Git host", member: "normalizeRepo()" },
+    });
+  }
+  return mapped.trim();
 }
 
 function defaultGitHost(kind: "local" | "http", repo: string): GitHost {

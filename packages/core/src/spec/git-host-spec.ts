@@ -72,6 +72,14 @@ export interface GitHost {
   /** A short id: `local`, `github`. */
   readonly hostId: string;
 
+  /**
+   * Optional. Maps a reference form the core does not parse (e.g. `git@github.com:owner/repo.git`
+   * or `ssh://`) to the `https://` URL or path this host serves it under; undefined leaves the
+   * repo as given. The core calls it first, before parsing `repo`, so a host can accept forms
+   * the core refuses. May throw INVALID_REPO for a form it recognizes but cannot use. No I/O.
+   */
+  normalizeRepo?(repo: string): string | undefined;
+
   /** True when this host serves the given repository reference (URL or path). No I/O. */
   supports(repo: string): boolean;
 

@@ -46,11 +46,13 @@ describe("the offline subpath without vitest installed", () => {
     const { stdout } = await run(process.execPath, ["app.mjs"], { cwd: app });
     const result = JSON.parse(stdout) as { exports: string[]; answer: string; chatRequests: number; testing: string };
     expect(result.exports).toEqual([
+      "OFFLINE_NOTE_FILE",
       "createTestRepository",
       "parseBasicAuthorization",
       "readRequestBody",
       "serveGitHttpBackend",
       "startGitHttpServer",
+      "startOfflineModel",
       "startScriptedModelServer",
       "workingDirectoryOf",
     ]);

@@ -5,3 +5,4 @@ export * from "./scripted-model-server.js";
 export * from "./test-repository.js";
 export * from "./git-http-server.js";
 export * from "./git-http-backend.js";
+export * from "./offline-model.js";

@@ -1,5 +1,5 @@
 import type { CommitFacts } from "./git-plumbing.js";
-import type { ServerComment, ServerIssue, ServerLabel, ServerRepository } from "./github-server-model.js";
+import type { ServerComment, ServerIssue, ServerLabel, ServerRepository, ServerCommitStatus } from "./github-server-model.js";
 
 /** Base URLs the JSON points at. */
 export interface JsonUrls {
@@ -417,5 +417,22 @@ export function integrationJson(urls: JsonUrls, app: { appId: number; slug: stri
     permissions: app.permissions,
     events: [],
     installations_count: 1,
+  };
+}
+
+/** GitHub's `status` (a commit status). */
+export function commitStatusJson(urls: JsonUrls, repository: ServerRepository, status: ServerCommitStatus) {
+  return {
+    url: `${urls.api}/repos/${repository.owner}/${repository.name}/statuses/${status.sha}`,
+    avatar_url: null,
+    id: status.id,
+    node_id: nodeId("StatusContext", status.id),
+    state: status.state,
+    description: status.description,
+    target_url: status.targetUrl,
+    context: status.context,
+    created_at: status.createdAt,
+    updated_at: status.updatedAt,
+    creator: simpleUserJson(urls, status.creator),
   };
 }

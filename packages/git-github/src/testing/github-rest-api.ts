@@ -4,6 +4,7 @@ import { badCredentials, basicError, GitHubHttpError, notFound, requiresAuthenti
 import {
   branchJson,
   commentJson,
+  commitStatusJson,
   integrationJson,
   issueJson,
   labelJson,
@@ -356,6 +357,43 @@ export function createRestRoutes(state: GitHubState): Route[] {
     const comment = { id: state.nextId(), issueNumber: issue.number, body, user: login, createdAt: now, updatedAt: now };
     repository.comments.set(comment.id, comment);
     return { status: 201, body: commentJson(state.urls, repository, comment) };
+  });
+
+  add("POST", "/repos/{owner}/{repo}/statuses/{sha}", async (request) => {
+    const repository = repositoryFor(request);
+    if (repository.archived) throw basicError(403, "Repository was archived so is read-only.");
+    if (!atLeast(accessTo(request.caller, repository), "push")) throw basicError(403, "Resource not accessible by personal access token");
+    const sha = request.params.sha!;
+    if (!/^[0-9a-f]{40}$/.test(sha) || !(await readCommit(repository.gitDir, sha).then(() => true, () => false))) {
+      throw validationFailed([{ resource: "Status", field: "sha", code: "invalid" }]);
+    }
+    const { state: wanted, context, description, target_url: targetUrl } = request.body;
+    if (wanted !== "error" && wanted !== "failure" && wanted !== "pending" && wanted !== "success") throw validationFailed([{ resource: "Status", field: "state", code: "invalid" }]);
+    if (description !== undefined && description !== null && (typeof description !== "string" || description.length > 140)) {
+      throw validationFailed([{ resource: "Status", field: "description", code: "custom", message: "description is too long (maximum is 140 characters)" }]);
+    }
+    const now = state.now();
+    const status = {
+      id: state.nextId(),
+      sha,
+      state: wanted,
+      context: typeof context === "string" && context !== "" ? context : "default",
+      description: typeof description === "string" ? description : null,
+      targetUrl: typeof targetUrl === "string" ? targetUrl : null,
+      creator: callerLogin(request),
+      createdAt: now,
+      updatedAt: now,
+    } as const;
+    repository.statuses.push(status);
+    return { status: 201, body: commitStatusJson(state.urls, repository, status) };
+  });
+
+  add("GET", "/repos/{owner}/{repo}/commits/{ref}/statuses", async (request) => {
+    const repository = repositoryFor(request);
+    const ref = request.params.ref!;
+    const sha = /^[0-9a-f]{40}$/.test(ref) ? ref : isSafeRef(ref) ? await revParse(repository.gitDir, `refs/heads/${ref}`) : undefined;
+    const statuses = repository.statuses.filter((status) => status.sha === sha).reverse();
+    return { status: 200, body: page(request.query, statuses).map((status) => commitStatusJson(state.urls, repository, status)) };
   });
 
   add("GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}", async (request) => {

@@ -76,6 +76,19 @@ export interface ServerComment {
   updatedAt: string;
 }
 
+/** A commit status (`POST /repos/{owner}/{repo}/statuses/{sha}`). */
+export interface ServerCommitStatus {
+  id: number;
+  sha: string;
+  state: "error" | "failure" | "pending" | "success";
+  context: string;
+  description: string | null;
+  targetUrl: string | null;
+  creator: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
 /** A repository: its bare git directory and its issues, pull requests, labels and comments. */
 export interface ServerRepository {
   id: number;
@@ -92,4 +105,6 @@ export interface ServerRepository {
   labels: Map<string, ServerLabel>;
   issues: Map<number, ServerIssue>;
   comments: Map<number, ServerComment>;
+  /** Commit statuses, oldest first. */
+  statuses: ServerCommitStatus[];
 }

@@ -91,6 +91,18 @@ describe("startGitHubServer", () => {
     expect(comments.data.map((entry) => entry.body)).toEqual(["Done"]);
     expect((await octokit.rest.issues.getComment({ owner: "octo", repo: "widgets", comment_id: comment.data.id })).data.user?.login).toBe("bot");
     expect(server.comments("octo/widgets", 1)).toEqual([{ id: comment.data.id, issueNumber: 1, body: "Done", user: "bot" }]);
+
+    const headSha = slashed.data.commit.sha;
+    await octokit.rest.repos.createCommitStatus({ owner: "octo", repo: "widgets", sha: headSha, state: "failure", context: "ci/test", description: "1 failing" });
+    await octokit.rest.repos.createCommitStatus({ owner: "octo", repo: "widgets", sha: headSha, state: "success", context: "ci/test" });
+    const statuses = await octokit.rest.repos.listCommitStatusesForRef({ owner: "octo", repo: "widgets", ref: "feature/one" });
+    // Newest first, as GitHub lists them.
+    expect(statuses.data.map((status) => [status.context, status.state, status.creator?.login])).toEqual([
+      ["ci/test", "success", "bot"],
+      ["ci/test", "failure", "bot"],
+    ]);
+    await expect(octokit.rest.repos.createCommitStatus({ owner: "octo", repo: "widgets", sha: headSha, state: "bogus" as never })).rejects.toMatchObject({ status: 422 });
+    await expect(octokit.rest.repos.createCommitStatus({ owner: "octo", repo: "widgets", sha: "0".repeat(40), state: "success" })).rejects.toMatchObject({ status: 422 });
     expect(server.pullRequests("octo/widgets")).toEqual([
       { number: 1, title: "Add one (v2)", body: "New body", state: "open", head: "feature/one", base: "main", draft: true, user: "bot", labels: ["agent", "needs-review"], assignees: ["reviewer-1"], requestedReviewers: ["reviewer-1"], requestedTeams: ["core"] },
     ]);

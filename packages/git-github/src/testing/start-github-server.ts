@@ -452,6 +452,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
         labels: new Map(),
         issues: new Map(),
         comments: new Map(),
+        statuses: [],
       });
       // Installation tokens minted earlier reach the account's new repositories too.
       for (const token of state.tokens.values()) {

@@ -1,0 +1,11 @@
+export { JobError, JobErrorCode } from "./job-error.js";
+export * from "./job-record.js";
+export type { ClaimedJob, JobOutcome, JobStore, WorkerRecord } from "./job-store.js";
+export { openSqliteJobStore, type SqliteJobStoreOptions } from "./sqlite-job-store.js";
+export { openPostgresJobStore, type PostgresJobStoreOptions } from "./postgres-job-store.js";
+export { createSecretBox, type SecretBox } from "./secret-box.js";
+export { JobWorker, defaultConcurrency, isRetryableFailure, RETRYABLE_CODES, type JobWorkerOptions, type RunTask } from "./job-worker.js";
+export { watchJob, watchJobChanges, type JobWatchMessage, type WatchOptions } from "./watch-job.js";
+export { StoredEventEncoder, type StoredAgentEvent, type StoredAgentTextEvent } from "./stored-event.js";
+export { redactSecrets } from "./redact-secrets.js";
+export { claimWorkFolder, type ClaimedWorkFolder } from "./work-folder.js";

@@ -1,0 +1,107 @@
+import type { AgentTaskOptions, AgentTaskResult, Phase } from "@running-agent/core";
+
+/**
+ * A job's life: `queued` → `running` → `completed` | `no_changes` | `failed` | `cancelled`.
+ * A retryable failure or a lost worker puts it back to `queued` (with its attempt counted).
+ */
+export const JOB_STATUSES = ["queued", "running", "completed", "no_changes", "failed", "cancelled"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Statuses a job never leaves. */
+export const FINISHED_JOB_STATUSES: ReadonlySet<JobStatus> = new Set(["completed", "no_changes", "failed", "cancelled"]);
+
+/** The options of `runAgentTask` a store can keep: plain data, no providers, callbacks or secrets. */
+export const STORABLE_OPTION_NAMES = [
+  "repo",
+  "task",
+  "baseBranch",
+  "branch",
+  "branchPrefix",
+  "setupCommands",
+  "cloneDepth",
+  "author",
+  "committer",
+  "coAuthors",
+  "pullRequest",
+  "resources",
+  "network",
+  "timeoutMs",
+  "agentTimeoutMs",
+  "modelProxy",
+  "allowRepoAgentConfig",
+  "checks",
+  "maxFixRounds",
+  "onChecksFailed",
+  "gitStallTimeoutMs",
+] as const;
+
+/** What a job runs: the storable options of `runAgentTask`, and a model named as `provider/model` (its key stays with the worker). */
+export type JobSpec = Pick<AgentTaskOptions, (typeof STORABLE_OPTION_NAMES)[number]> & { model?: string };
+
+/** Secrets of one job; never stored in plain text. */
+export interface JobSecrets {
+  /** The seed's per-request `github_token`: passed to the Git host as `gitToken`. */
+  gitToken?: string;
+}
+
+/** Why a job failed or was cancelled. */
+export interface JobFailure {
+  code: string;
+  message: string;
+  phase?: string;
+}
+
+/** One job as a store keeps it. Holds no secret: only whether it has any. */
+export interface JobRecord {
+  id: string;
+  /** The caller's idempotency key: a second submit with the same key returns this job. */
+  key: string | undefined;
+  status: JobStatus;
+  /** What runs. `spec.branch` is always set: decided once at submit, so that every attempt updates the same branch and pull request. */
+  spec: JobSpec & { branch: string };
+  /** The caller's own facts (a user id, the job this one retries); filterable with {@link JobListFilter.label}. */
+  labels: Record<string, string>;
+  hasSecrets: boolean;
+  /** Attempts started so far (a rerun after a lost worker counts). */
+  attempts: number;
+  maxAttempts: number;
+  /** The worker holding the job's lease while it runs. */
+  workerId: string | undefined;
+  cancelRequested: boolean;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  startedAt: number | undefined;
+  finishedAt: number | undefined;
+  /** The phase the job is in, or last was in. */
+  phase: Phase | undefined;
+  result: AgentTaskResult | undefined;
+  /** Why it failed or was cancelled; while queued again after a retryable failure, why the last attempt failed. */
+  error: JobFailure | undefined;
+  /** Grows with every change of the job, across the whole store: what status watchers resume from. */
+  revision: number;
+}
+
+/** What {@link JobStore.submit} takes. */
+export interface SubmitJobInput {
+  spec: JobSpec;
+  key?: string;
+  secrets?: JobSecrets;
+  labels?: Record<string, string>;
+  /** Default 3. */
+  maxAttempts?: number;
+  /** The first retry waits this long, every next one twice as long. Default 5000 ms. */
+  retryDelayMs?: number;
+}
+
+/** A stored event with its place in the job's stream (the SSE id). */
+export interface StoredJobEvent {
+  seq: number;
+  event: unknown;
+}
+
+export interface JobListFilter {
+  limit: number;
+  status?: JobStatus | undefined;
+  /** Only jobs with this label value, e.g. `{ userId: "ana" }`. */
+  label?: Record<string, string> | undefined;
+}

@@ -1,0 +1,84 @@
+import type { JobFailure, JobListFilter, JobRecord, JobSecrets, JobStatus, StoredJobEvent, SubmitJobInput } from "./job-record.js";
+import type { JobError } from "./job-error.js";
+import type { AgentTaskResult } from "@running-agent/core";
+
+/** A job a worker has claimed: the lease is held until it expires or the job ends. */
+export interface ClaimedJob {
+  job: JobRecord;
+  /** The job's secrets, or why they cannot be had (the worker fails the job with it). */
+  secrets: JobSecrets | JobError;
+  /** The last stored event's seq: the attempt's events continue after it. */
+  lastSeq: number;
+}
+
+/** A worker as the store knows it: what {@link JobStore.liveWorkers} answers. */
+export interface WorkerRecord {
+  id: string;
+  hostname: string;
+  pid: number;
+  startedAt: number;
+  /** Its last heartbeat, ms since the epoch. */
+  seenAt: number;
+}
+
+/** How a job ends. */
+export type JobOutcome = { status: "completed" | "no_changes"; result: AgentTaskResult } | { status: "failed" | "cancelled"; error: JobFailure };
+
+/**
+ * The contract both stores implement (the embedded SQLite store and PostgreSQL), checked by one
+ * conformance suite (`testJobStore` in `@running-agent/jobs/testing`). Every method that a
+ * worker calls with its id is fenced: it changes a job only while that worker holds its lease.
+ */
+export interface JobStore {
+  readonly kind: "embedded" | "postgres";
+  /** Where job secrets live: in this process's memory only (embedded), or sealed in the store with the operator's key. */
+  readonly secretStorage: "memory" | "encrypted";
+
+  /** Adds a job, or returns the job that already has `input.key` (`created: false`; its secrets are not replaced). */
+  submit(input: SubmitJobInput): Promise<{ job: JobRecord; created: boolean }>;
+  get(id: string): Promise<JobRecord | undefined>;
+  getByKey(key: string): Promise<JobRecord | undefined>;
+  /** Newest first. */
+  list(filter: JobListFilter): Promise<JobRecord[]>;
+  countByStatus(): Promise<Partial<Record<JobStatus, number>>>;
+  /** Jobs whose revision is above `revision`, oldest change first, at most `limit`. */
+  changedSince(revision: number, limit: number): Promise<JobRecord[]>;
+  /** The highest revision so far. */
+  currentRevision(): Promise<number>;
+  /**
+   * Cancels a queued job at once; flags a running one, whose worker stops it at its next
+   * heartbeat. Returns the job as it now is, undefined for an unknown id.
+   */
+  requestCancel(id: string, reason: string): Promise<JobRecord | undefined>;
+  /** Adds or replaces labels of a job (e.g. `retriedBy`); false for an unknown id. */
+  addLabels(id: string, labels: Record<string, string>): Promise<boolean>;
+  /** Events after `afterSeq`, in order. */
+  events(id: string, afterSeq?: number): Promise<StoredJobEvent[]>;
+
+  /** Records (or refreshes) a worker; also its heartbeat. */
+  registerWorker(worker: Omit<WorkerRecord, "seenAt">): Promise<void>;
+  unregisterWorker(workerId: string): Promise<void>;
+  /** Workers seen within `withinMs`. */
+  liveWorkers(withinMs: number): Promise<WorkerRecord[]>;
+  /** Takes up to `limit` queued jobs that are due, oldest first, each with a lease of `leaseMs`. */
+  claim(workerId: string, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
+  /** Extends the leases the worker still holds; says which it holds and which were asked to cancel. */
+  renewLeases(workerId: string, jobIds: readonly string[], leaseMs: number): Promise<{ held: string[]; cancelRequested: string[] }>;
+  /** Appends events (with the seqs the worker gave them) and the job's current phase. False: the lease is lost. */
+  appendEvents(workerId: string, jobId: string, events: readonly StoredJobEvent[], phase?: string): Promise<boolean>;
+  /** Ends the job. False: the lease is lost (another worker has or had it) and nothing was written. */
+  finish(workerId: string, jobId: string, outcome: JobOutcome): Promise<boolean>;
+  /**
+   * Puts the job back in the queue: after a retryable failure (`error`, counted, waits the job's
+   * backoff) or on a graceful stop (no error, not counted, due at once). False: the lease is lost.
+   */
+  requeue(workerId: string, jobId: string, error?: JobFailure): Promise<boolean>;
+  /**
+   * Jobs whose lease expired (their worker died or stalled): queued again, or failed with
+   * LEASE_EXPIRED when no attempt is left, or cancelled when a cancel was asked. Returns their ids.
+   */
+  recoverExpiredLeases(): Promise<{ requeued: string[]; failed: string[]; cancelled: string[] }>;
+  /** In-process stores tell watchers at once that a job changed or got events; others are polled. */
+  onChange?(listener: (jobId: string) => void): () => void;
+  close(): Promise<void>;
+}
