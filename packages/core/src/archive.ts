@@ -1,7 +1,8 @@
 import { constants as fsConstants } from "node:fs";
-import { chmod, lstat, mkdir, open, readdir, readlink, rmdir, symlink, unlink } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, readlink, rmdir, symlink, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
 import { agentError, ErrorCode, RunningAgentError } from "./errors.js";
 
@@ -37,6 +38,93 @@ export async function packDirectory(hostDirectory: string, options: PackDirector
   });
   if (!root.isDirectory()) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${hostDirectory}: it is not a folder.`);
   return buildArchive((pack) => packFolder(pack, hostDirectory, "", options.exclude));
+}
+
+/**
+ * {@link packDirectory} as a stream: entries are read from disk as the stream is consumed, so that
+ * neither the archive nor a whole file is held in memory. A failure destroys the stream with it.
+ */
+export function packDirectoryStream(hostDirectory: string, options: PackDirectoryOptions = {}): Readable {
+  return streamArchive(async (pack) => {
+    const root = await lstat(hostDirectory).catch((cause: unknown) => {
+      throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${hostDirectory}: it does not exist.`, { cause });
+    });
+    if (!root.isDirectory()) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${hostDirectory}: it is not a folder.`);
+    await packFolder(pack, hostDirectory, "", options.exclude, true);
+  });
+}
+
+/**
+ * Packs the listed paths of a host folder (relative, `/` separators) as a stream: files with
+ * their permission bits, symlinks as links. Folders are not descended into; a path that is missing,
+ * is not a file or symlink, or lies below a symlink or a file is left out (the caller compares what
+ * it asked for with what came). Never follows a symlink.
+ */
+export function packPathsStream(hostDirectory: string, paths: Iterable<string>): Readable {
+  return streamArchive(async (pack) => {
+    const folders = new Map<string, boolean>();
+    for (const requested of paths) {
+      const path = safeArchivePath(requested);
+      if (path === "" || !(await hasPlainParents(hostDirectory, path, folders))) continue;
+      const hostPath = join(hostDirectory, path);
+      // Opened first (never following a link, never blocking on a FIFO): one call fewer per file than lstat, open.
+      const handle = await open(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === "ELOOP") return "symlink" as const;
+        if (error.code === "ENOENT" || error.code === "ENOTDIR") return undefined;
+        throw error;
+      });
+      if (handle === "symlink") {
+        const stats = await lstatOrUndefined(hostPath);
+        if (stats?.isSymbolicLink()) await addEntry(pack, { name: path, type: "symlink", linkname: await readlink(hostPath), mode: stats.mode & 0o7777, mtime: fixedMtime });
+      } else if (handle) {
+        try {
+          const stats = await handle.stat();
+          if (stats.isFile()) await addOpenFileEntry(pack, handle, path, stats.mode & 0o7777, stats.size);
+        } finally {
+          await handle.close();
+        }
+      }
+    }
+  });
+}
+
+// True when every folder above `path` is a real folder (no symlink, no file); answers are kept per folder.
+async function hasPlainParents(hostDirectory: string, path: string, known: Map<string, boolean>): Promise<boolean> {
+  let current = hostDirectory;
+  for (const segment of path.split("/").slice(0, -1)) {
+    current = join(current, segment);
+    let plain = known.get(current);
+    if (plain === undefined) known.set(current, (plain = (await lstatOrUndefined(current))?.isDirectory() ?? false));
+    if (!plain) return false;
+  }
+  return true;
+}
+
+function streamArchive(fill: (pack: tar.Pack) => Promise<void>): Readable {
+  const pack = tar.pack();
+  fill(pack).then(
+    () => pack.finalize(),
+    (error: unknown) => pack.destroy(error as Error),
+  );
+  return pack;
+}
+
+// Streams a regular file into the archive; the size comes from the open descriptor, and a file that
+// changes size while it is read fails the archive rather than corrupting it.
+async function addFileEntry(pack: tar.Pack, hostPath: string, name: string, mode: number): Promise<void> {
+  const handle = await open(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  try {
+    await addOpenFileEntry(pack, handle, name, mode, (await handle.stat()).size);
+  } finally {
+    await handle.close();
+  }
+}
+
+function addOpenFileEntry(pack: tar.Pack, handle: FileHandle, name: string, mode: number, size: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sink = pack.entry({ name, type: "file", mode, size, mtime: fixedMtime }, (error) => (error ? reject(error) : resolve()));
+    pipeline(handle.createReadStream({ autoClose: false, start: 0 }), sink).catch(reject);
+  });
 }
 
 /** An entry for {@link packEntries}: a file by default. */
@@ -86,7 +174,7 @@ async function buildArchive(fill: (pack: tar.Pack) => Promise<void>): Promise<Ui
   return done;
 }
 
-async function packFolder(pack: tar.Pack, hostDirectory: string, relative: string, exclude: ((path: string) => boolean) | undefined): Promise<void> {
+async function packFolder(pack: tar.Pack, hostDirectory: string, relative: string, exclude: ((path: string) => boolean) | undefined, streamFiles = false): Promise<void> {
   const names = (await readdir(join(hostDirectory, relative))).sort();
   for (const name of names) {
     const path = relative === "" ? name : `${relative}/${name}`;
@@ -98,7 +186,9 @@ async function packFolder(pack: tar.Pack, hostDirectory: string, relative: strin
       await addEntry(pack, { name: path, type: "symlink", linkname: await readlink(hostPath), mode, mtime: fixedMtime });
     } else if (stats.isDirectory()) {
       await addEntry(pack, { name: path, type: "directory", mode, mtime: fixedMtime });
-      await packFolder(pack, hostDirectory, path, exclude);
+      await packFolder(pack, hostDirectory, path, exclude, streamFiles);
+    } else if (stats.isFile() && streamFiles) {
+      await addFileEntry(pack, hostPath, path, mode);
     } else if (stats.isFile()) {
       const content = await readRegularFile(hostPath);
       await addEntry(pack, { name: path, type: "file", mode, size: content.byteLength, mtime: fixedMtime }, content);

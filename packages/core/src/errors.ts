@@ -57,6 +57,10 @@ export const ErrorCode = {
   MODEL_ERROR: "MODEL_ERROR",
   COLLECT_FAILED: "COLLECT_FAILED",
   UNSAFE_PATH: "UNSAFE_PATH",
+  /** A file the agent changed holds a secret of the run (a key, a token, a password); nothing is committed or pushed. */
+  SECRET_IN_CHANGES: "SECRET_IN_CHANGES",
+  /** The changes exceed `changeLimits` (largest file, total size or file count); nothing is committed or pushed. */
+  CHANGES_TOO_LARGE: "CHANGES_TOO_LARGE",
   /** Checks still failed after the last fix round and `onChecksFailed` is `"fail"`; `details.rounds` holds the results. */
   CHECKS_FAILED: "CHECKS_FAILED",
   COMMIT_FAILED: "COMMIT_FAILED",

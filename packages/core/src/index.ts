@@ -18,6 +18,9 @@ export { parseRepoReference, type RepoReference } from "./git/repo-reference.js"
 export { makeBranchName, validateBranchName, type BranchNameOptions } from "./git/branch-name.js";
 export { cloneRepository, type CloneRepositoryInput } from "./git/clone.js";
 export { collectChanges, type CollectChangesInput } from "./git/collect.js";
+export { placeRepository, type PlaceRepositoryInput } from "./git/place.js";
+export { listWorkspace, type WorkspaceListing, type ListedEntry } from "./git/workspace-listing.js";
+export { DEFAULT_CHANGE_LIMITS } from "./git/change-checks.js";
 export { commitChanges, type CommitChangesInput } from "./git/commit.js";
 export { pushBranch, type PushBranchInput } from "./git/push.js";
 export { resolveModel, DEFAULT_COMPATIBLE_LIMITS, type ResolvedModel, type OpencodeProviderBlock } from "./agent/model-resolution.js";

@@ -43,6 +43,12 @@ export class Redactor {
     }
   }
 
+  /** Every secret known now (sources asked again), longest first: for scanning what leaves the loop as files. */
+  secrets(): string[] {
+    this.#refresh();
+    return [...this.#secrets];
+  }
+
   /** The text with every secret replaced. */
   redactText(text: string): string {
     this.#refresh();

@@ -141,6 +141,9 @@ const cases: Case[] = [
   ["agentStart: a number", () => ({ agentStart: 5 }), ErrorCode.INVALID_OPTIONS, "agentStart must be an object"],
   ["agentStart.timeoutMs: more than a timer holds", () => ({ agentStart: { timeoutMs: TOO_LONG_FOR_A_TIMER } }), ErrorCode.INVALID_OPTIONS, "agentStart.timeoutMs must be"],
   ["agentStart.admission: not an admission", () => ({ agentStart: { admission: {} } }), ErrorCode.INVALID_OPTIONS, "agentStart.admission must be"],
+  ["changeLimits: a string", () => ({ changeLimits: "1GB" }), ErrorCode.INVALID_OPTIONS, "changeLimits must be an object"],
+  ["changeLimits.maxFileBytes: 0", () => ({ changeLimits: { maxFileBytes: 0 } }), ErrorCode.INVALID_OPTIONS, "changeLimits.maxFileBytes must be a positive whole number"],
+  ["changeLimits.maxFiles: a string", () => ({ changeLimits: { maxFiles: "10" } }), ErrorCode.INVALID_OPTIONS, "not a string"],
   ["sandbox: a string", () => ({ sandbox: "docker" }), ErrorCode.INVALID_SANDBOX_PROVIDER, "SandboxProvider"],
   ["gitHost: null", () => ({ gitHost: null }), ErrorCode.INVALID_GIT_HOST, "GitHost"],
 ];
@@ -267,5 +270,5 @@ describe("the change request's file list", () => {
 });
 
 // The options type itself: a compile-time check that the table above names real options.
-const _options: Array<keyof AgentTaskOptions> = ["repo", "task", "baseBranch", "branch", "branchPrefix", "gitToken", "model", "setupCommands", "cloneDepth", "author", "committer", "coAuthors", "pullRequest", "resources", "network", "timeoutMs", "agentTimeoutMs", "gitStallTimeoutMs", "modelProxy", "allowRepoAgentConfig", "secrets", "signal", "onEvent", "taskId", "sandbox", "gitHost", "checks", "maxFixRounds", "onChecksFailed", "agentStart"];
+const _options: Array<keyof AgentTaskOptions> = ["repo", "task", "baseBranch", "branch", "branchPrefix", "gitToken", "model", "setupCommands", "cloneDepth", "author", "committer", "coAuthors", "pullRequest", "resources", "network", "timeoutMs", "agentTimeoutMs", "gitStallTimeoutMs", "modelProxy", "allowRepoAgentConfig", "secrets", "signal", "onEvent", "taskId", "sandbox", "gitHost", "checks", "maxFixRounds", "onChecksFailed", "agentStart", "changeLimits"];
 void _options;

@@ -6,6 +6,9 @@ import type { SandboxNetworkPolicy, SandboxProvider, SandboxResources } from "./
 import type { ChangeRequest, GitHost } from "./spec/git-host-spec.js";
 import type { CheckSpec, ChecksFailedPolicy, Verification } from "./verify/check-types.js";
 import type { StartAdmission } from "./agent/start-admission.js";
+import type { ChangeLimits } from "./git/change-checks.js";
+
+export type { ChangeLimits };
 
 /** A commit identity. */
 export interface GitIdentity {
@@ -95,7 +98,12 @@ export interface AgentTaskOptions {
   agentStart?: { timeoutMs?: number; admission?: StartAdmission };
   /** Let the repository's own OpenCode config (opencode.json, .opencode/, AGENTS.md) apply. Default false: an untrusted repo cannot configure the agent. */
   allowRepoAgentConfig?: boolean;
-  /** Extra strings to redact from everything that leaves the loop. */
+  /**
+   * Bounds on the agent's changes, checked as they are collected: a change past one fails the task
+   * with CHANGES_TOO_LARGE and nothing is pushed. Defaults: 100 MiB per file, 256 MiB in all, 10,000 files.
+   */
+  changeLimits?: ChangeLimits;
+  /** Extra strings to redact from everything that leaves the loop (and that must not be in a changed file). */
   secrets?: string[];
   /** Cancels the task; everything started is torn down. */
   signal?: AbortSignal;

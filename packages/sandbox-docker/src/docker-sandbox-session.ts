@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
+import { PassThrough, Readable } from "node:stream";
 import {
   abortedError,
   agentError,
@@ -7,6 +8,7 @@ import {
   packEntries,
   RunningAgentError,
   type ExposedPort,
+  type SandboxArchiveOptions,
   type SandboxExecOptions,
   type SandboxExecResult,
   type SandboxProcess,
@@ -211,6 +213,55 @@ export class DockerSandboxSession implements SandboxSession {
     // `folder/.` makes the Engine archive the folder's contents with `./name` entries.
     const archive = await this.fetchArchive(target === "/" ? "/." : `${target}/.`, directory);
     return new Uint8Array(await withoutDotPrefix(archive));
+  }
+
+  /** Streamed straight to the Engine (which unpacks it); with a `user`, entries are rewritten to its ids first, whole. */
+  async putArchiveStream(directory: string, archive: AsyncIterable<Uint8Array>, options: SandboxArchiveOptions = {}): Promise<void> {
+    this.assertUsable();
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    if (this.owner) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of archive) chunks.push(chunk);
+      return this.putArchive(directory, Buffer.concat(chunks));
+    }
+    const target = this.resolvePath(directory);
+    await this.makeDirectory(target);
+    try {
+      // Never let an archive replace a folder with a file or the other way round.
+      await this.container.putArchive(Readable.from(archive), { path: target, noOverwriteDirNonDir: true, ...(options.signal ? { abortSignal: options.signal } : {}) });
+    } catch (error) {
+      if (options.signal?.aborted) throw abortedError(options.signal);
+      throw this.fileOperationError(error, `${directory} could not be written`);
+    }
+  }
+
+  /**
+   * With `paths`, GNU tar inside the container packs just those (missing ones left out), so that
+   * only the changed files cross; without, the Engine's archive of the whole folder.
+   */
+  async getArchiveStream(directory: string, options: SandboxArchiveOptions & { paths?: readonly string[] } = {}): Promise<AsyncIterable<Uint8Array>> {
+    this.assertUsable();
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    if (!options.paths) return Readable.from([await this.getArchive(directory)]);
+    const target = this.resolvePath(directory);
+    const output = new PassThrough();
+    const running = await this.start(["tar", "-c", "-f", "-", "--null", "--no-recursion", "--ignore-failed-read", "-T", "-"], {
+      cwd: target,
+      stdin: options.paths.map((path) => `${path}\0`).join(""),
+      onStdout: (chunk) => output.write(chunk),
+    });
+    const onAbort = () => void running.kill();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    running.outcome.then(
+      (outcome) => {
+        options.signal?.removeEventListener("abort", onAbort);
+        if (options.signal?.aborted) output.destroy(abortedError(options.signal));
+        else if (outcome.exitCode !== 0) output.destroy(fileError(`${directory} could not be packed: ${outcome.stderr.toString("utf8").trim() || `tar exited with ${String(outcome.exitCode)}`}`));
+        else output.end();
+      },
+      (error: unknown) => output.destroy(error as Error),
+    );
+    return output;
   }
 
   async exposePort(port: number): Promise<ExposedPort> {

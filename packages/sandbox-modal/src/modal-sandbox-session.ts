@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
+import { Readable } from "node:stream";
 import {
   abortedError,
   agentError,
   ErrorCode,
   RunningAgentError,
   type ExposedPort,
+  type SandboxArchiveOptions,
   type SandboxExecOptions,
   type SandboxExecResult,
   type SandboxProcess,
@@ -60,11 +62,12 @@ export class ModalSandboxSession implements SandboxSession {
     return this.sandbox;
   }
 
-  async exec(command: string[], options: SandboxExecOptions = {}): Promise<SandboxExecResult> {
+  /** `stdinSource` (internal): stdin streamed from an archive instead of `options.stdin`. */
+  async exec(command: string[], options: SandboxExecOptions = {}, stdinSource?: AsyncIterable<Uint8Array>): Promise<SandboxExecResult> {
     this.checkOpen("run a command");
     checkCommand(command);
     if (options.signal?.aborted) throw abortedError(options.signal);
-    const started = await this.start(command, options);
+    const started = await this.start(command, options, stdinSource);
     const stdout: Uint8Array[] = [];
     const stderr: Uint8Array[] = [];
     const pumps = Promise.all([
@@ -173,12 +176,34 @@ export class ModalSandboxSession implements SandboxSession {
     if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot unpack an archive into ${target}: ${result.stderr.trim()}`, { details: { path: target } });
   }
 
+  /** Unpacked by tar inside, fed chunk by chunk as the archive arrives. */
+  async putArchiveStream(directory: string, archive: AsyncIterable<Uint8Array>, options: SandboxArchiveOptions = {}): Promise<void> {
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    const target = this.resolve(directory);
+    const result = await this.execBytes(["sh", "-c", 'mkdir -p -- "$0" && tar -x -f - -C "$0" --no-same-owner', target], archive);
+    if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot unpack an archive into ${target}: ${result.stderr.trim()}`, { details: { path: target } });
+  }
+
   async getArchive(directory: string): Promise<Uint8Array> {
     const target = this.resolve(directory);
     // Entries are named relative to the folder, without a leading "./"; links stay links.
     const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && find . -mindepth 1 -printf "%P\\0" | tar -c -f - --null --no-recursion -T -', target]);
     if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${target}: ${result.stderr.trim()}`, { details: { path: target } });
     return result.stdout;
+  }
+
+  /**
+   * With `paths`, tar inside packs just those (missing ones left out), so that only the changed
+   * files cross; the bytes still arrive whole, as every exec's output does here.
+   */
+  async getArchiveStream(directory: string, options: SandboxArchiveOptions & { paths?: readonly string[] } = {}): Promise<AsyncIterable<Uint8Array>> {
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    if (!options.paths) return Readable.from([await this.getArchive(directory)]);
+    const target = this.resolve(directory);
+    const list = new TextEncoder().encode(options.paths.map((path) => `${path}\0`).join(""));
+    const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && tar -c -f - --null --no-recursion --ignore-failed-read -T -', target], list);
+    if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack paths of ${target}: ${result.stderr.trim()}`, { details: { path: target } });
+    return Readable.from([result.stdout]);
   }
 
   async allocatePort(): Promise<number> {
@@ -233,19 +258,24 @@ export class ModalSandboxSession implements SandboxSession {
   }
 
   /** Runs a command to its end with stdin bytes, returning raw stdout (file transfer). */
-  private async execBytes(command: string[], stdin?: Uint8Array): Promise<{ exitCode: number; stdout: Uint8Array; stderr: string }> {
+  private async execBytes(command: string[], stdin?: Uint8Array | AsyncIterable<Uint8Array>): Promise<{ exitCode: number; stdout: Uint8Array; stderr: string }> {
     this.checkOpen("transfer files");
     const stdout: Uint8Array[] = [];
     const stderr: Uint8Array[] = [];
-    const result = await this.exec(command, {
-      ...(stdin ? { stdin } : {}),
-      onStdout: (chunk) => stdout.push(chunk),
-      onStderr: (chunk) => stderr.push(chunk),
-    });
+    const streamed = stdin !== undefined && !(stdin instanceof Uint8Array) ? stdin : undefined;
+    const result = await this.exec(
+      command,
+      {
+        ...(stdin instanceof Uint8Array ? { stdin } : {}),
+        onStdout: (chunk) => stdout.push(chunk),
+        onStderr: (chunk) => stderr.push(chunk),
+      },
+      streamed,
+    );
     return { exitCode: result.exitCode, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString("utf8") };
   }
 
-  private async start(command: string[], options: SandboxExecOptions | SandboxSpawnOptions): Promise<{ process: ContainerProcess<Uint8Array>; pidFile: string }> {
+  private async start(command: string[], options: SandboxExecOptions | SandboxSpawnOptions, stdinSource?: AsyncIterable<Uint8Array>): Promise<{ process: ContainerProcess<Uint8Array>; pidFile: string }> {
     const pidFile = posix.join(this.scratchDir, ".exec", `${randomUUID()}.pid`);
     const stdin = "stdin" in options && options.stdin !== undefined ? toBytes(options.stdin) : undefined;
     let process: ContainerProcess<Uint8Array>;
@@ -263,6 +293,9 @@ export class ModalSandboxSession implements SandboxSession {
       const writer = process.stdin.getWriter();
       // Chunks keep each gRPC message well under the router's size limits.
       for (let offset = 0; stdin && offset < stdin.length; offset += STDIN_CHUNK_BYTES) await writer.write(stdin.subarray(offset, offset + STDIN_CHUNK_BYTES));
+      for await (const chunk of stdinSource ?? []) {
+        for (let offset = 0; offset < chunk.length; offset += STDIN_CHUNK_BYTES) await writer.write(chunk.subarray(offset, offset + STDIN_CHUNK_BYTES));
+      }
       await writer.close();
     } catch (error) {
       await this.checkAlive(`write to ${JSON.stringify(command[0])}`);

@@ -41,6 +41,8 @@ export interface AgentRunInput {
   listenHostname?: string;
   /** How long the server may take to print its ready line once admitted. Default 60 s, stretched by the machine's load (bounded by `timeoutMs`). */
   startTimeoutMs?: number;
+  /** Told of each secret the run makes (the server's password, which the agent's shell can see). */
+  addSecret?: (secret: string) => void;
   /**
    * Continue this session (from an earlier run's {@link AgentRunOutput.sessionId}, on the same
    * sandbox and scratch folder) with `message` instead of starting a new one with the task.
@@ -120,6 +122,7 @@ export async function runOpencodeAgent(input: AgentRunInput): Promise<AgentRunOu
     });
     emit({ type: "log", level: "info", message: `OpenCode server ready in ${server.readyAt - server.spawnedAt} ms.` });
   }
+  input.addSecret?.(server.password);
   const serverStartMs = server.readyAt - server.spawnedAt;
   const origin = input.server ? startedAt : server.spawnedAt;
 

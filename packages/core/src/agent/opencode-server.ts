@@ -39,6 +39,8 @@ export interface OpencodeServer {
   /** The base URL the host reaches it on, and the headers to send (the password included). */
   readonly url: string;
   readonly headers: Record<string, string>;
+  /** The server's password: the agent's shell sees it in its environment, so the run treats it as a secret. */
+  readonly password: string;
   /** The port inside the sandbox. */
   readonly port: number;
   /** Epoch ms of the spawn and of the ready line. */
@@ -79,7 +81,7 @@ export async function startOpencodeServer(input: OpencodeServerStartInput): Prom
   const exposed = await session.exposePort(port);
   const release = await admit(input);
   try {
-    return await spawnUntilReady(input, { env, port, url: exposed.url, headers: { ...exposed.headers, authorization: `Basic ${Buffer.from(`opencode:${password}`).toString("base64")}` } });
+    return await spawnUntilReady(input, { env, port, password, url: exposed.url, headers: { ...exposed.headers, authorization: `Basic ${Buffer.from(`opencode:${password}`).toString("base64")}` } });
   } finally {
     release();
   }
@@ -116,7 +118,7 @@ async function admit(input: OpencodeServerStartInput): Promise<() => void> {
 
 async function spawnUntilReady(
   input: OpencodeServerStartInput,
-  plan: { env: Record<string, string>; port: number; url: string; headers: Record<string, string> },
+  plan: { env: Record<string, string>; port: number; password: string; url: string; headers: Record<string, string> },
 ): Promise<OpencodeServer> {
   const output = new OutputTail();
   let stdoutText = "";
@@ -201,6 +203,7 @@ async function spawnUntilReady(
     output,
     url: plan.url,
     headers: plan.headers,
+    password: plan.password,
     port: plan.port,
     spawnedAt,
     readyAt: Date.now(),

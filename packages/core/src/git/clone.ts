@@ -20,6 +20,11 @@ export interface CloneRepositoryInput {
   credentials?: GitCredentials;
   /** An empty or missing host folder to clone into. */
   dir: string;
+  /**
+   * Write HEAD's files into `dir` (the default). False leaves the working tree empty and fills
+   * only the index from HEAD: the files go straight to the sandbox ({@link placeRepository}).
+   */
+  checkout?: boolean;
   signal?: AbortSignal;
   /** For http(s) remotes: fail with GIT_REMOTE_STALLED after this long without progress. Default {@link DEFAULT_GIT_STALL_TIMEOUT_MS}. */
   stallTimeoutMs?: number;
@@ -47,7 +52,15 @@ export async function cloneRepository(input: CloneRepositoryInput): Promise<{ co
     throw agentError(ErrorCode.INVALID_OPTIONS, `The clone depth must be a positive integer or "full", not ${String(depth)}.`, { phase: "clone" });
   }
   throwIfAborted(signal, "clone");
-  return isHttpRemote(repository.remote) ? cloneOverHttp(input) : cloneLocal(input);
+  const cloned = await (isHttpRemote(repository.remote) ? cloneOverHttp(input) : cloneLocal(input));
+  if (input.checkout === false) {
+    try {
+      await runGit(["read-tree", "HEAD"], { cwd: dir, signal, phase: "clone" });
+    } catch (error) {
+      throw abortFailure(error, signal, "clone") ?? wrapFailure(error, ErrorCode.CLONE_FAILED, `Reading HEAD's tree in the clone failed: ${(error as Error).message}`, "clone");
+    }
+  }
+  return cloned;
 }
 
 async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: string }> {
@@ -65,6 +78,7 @@ async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: str
       ref: branch,
       singleBranch: true,
       noTags: true,
+      ...(input.checkout === false ? { noCheckout: true } : {}),
       ...(depth === "full" ? {} : { depth }),
       ...(credentials ? { onAuth: () => ({ username: credentials.username, password: credentials.password }) } : {}),
     });
@@ -97,6 +111,7 @@ async function cloneLocal(input: CloneRepositoryInput): Promise<{ commit: string
   const source = depth === "full" ? repository.remote : pathToFileURL(repository.remote).href;
   const args = ["clone", "--quiet", "--single-branch", "--no-tags", `--branch=${branch}`];
   args.push(...(depth === "full" ? ["--no-hardlinks"] : [`--depth=${depth}`]));
+  if (input.checkout === false) args.push("--no-checkout");
   args.push("--", source, dir);
   try {
     await runGit(args, { signal, phase: "clone" });

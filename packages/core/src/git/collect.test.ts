@@ -9,7 +9,10 @@ import { RunningAgentError } from "../errors.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { cloneRepository } from "./clone.js";
-import { collectChanges } from "./collect.js";
+import type { ChangedFile } from "../changes.js";
+import { collectChanges, type CollectChangesInput } from "./collect.js";
+import { placeRepository } from "./place.js";
+import type { WorkspaceListing } from "./workspace-listing.js";
 import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
 
 const files = {
@@ -47,19 +50,32 @@ afterEach(async () => {
   await folders.removeAll();
 });
 
+/**
+ * How the repository reaches the sandbox and comes back: "whole tree" as before (a host checkout
+ * packed in, every file brought back), "changed paths" as the loop does it (no host working tree,
+ * HEAD streamed in, a listing taken after placing, only changed paths brought back).
+ */
+type Mode = "whole tree" | "changed paths";
+
 /** Clones the fixture, puts it (with .git) into a real local sandbox, and runs a shell script there. */
-async function agentRuns(script: string): Promise<{ dir: string; session: SandboxSession }> {
+async function agentRuns(script: string, mode: Mode = "whole tree"): Promise<{ dir: string; session: SandboxSession; collect: (extra?: Partial<CollectChangesInput>) => Promise<ChangedFile[]> }> {
   const dir = await folders.create();
-  await cloneRepository({ repository: { id: "fixture", remote: fixture.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir });
+  const repository = { id: "fixture", remote: fixture.workPath, defaultBranch: "main", canPush: true };
+  await cloneRepository({ repository, branch: "main", depth: 1, dir, checkout: mode === "whole tree" });
   const session = await createLocalSandbox({ isolation: "none" }).create({ taskId: "collect-test" });
   sessions.push(session);
-  await session.putArchive(session.workdir, await packDirectory(dir));
+  let placed: WorkspaceListing | undefined;
+  if (mode === "whole tree") await session.putArchive(session.workdir, await packDirectory(dir));
+  else {
+    placed = await placeRepository({ session, dir });
+    expect(placed).toBeDefined();
+  }
   if (script) {
     const result = await session.exec(["sh", "-ec", script], { env: { OUTSIDE: outside } });
     expect(result.stderr).toBe("");
     expect(result.exitCode).toBe(0);
   }
-  return { dir, session };
+  return { dir, session, collect: (extra = {}) => collectChanges({ session, dir, ...(placed ? { placed } : {}), ...extra }) };
 }
 
 /** A session whose only ability is to hand out a prepared archive (for hostile archives no real sandbox would make). */
@@ -91,31 +107,34 @@ async function makeTar(entries: Array<tar.Headers & { content?: string | Buffer 
   return Buffer.concat(chunks);
 }
 
-describe("collectChanges from a real local sandbox", () => {
+describe.each<Mode>(["whole tree", "changed paths"])("collectChanges from a real local sandbox (%s)", (mode) => {
   it("returns [] when nothing changed", async () => {
-    const { dir, session } = await agentRuns("");
-    expect(await collectChanges({ session, dir })).toEqual([]);
-    expect(await gitIn(dir, ["status", "--porcelain"])).toBe("");
+    const { dir, collect } = await agentRuns("", mode);
+    expect(await collect()).toEqual([]);
+    expect(await gitIn(dir, ["diff", "--cached", "--name-only", "HEAD"])).toBe("");
+    if (mode === "whole tree") expect(await gitIn(dir, ["status", "--porcelain"])).toBe("");
   });
 
   it("stops with ABORTED before touching the host tree when the signal has fired", async () => {
-    const { dir, session } = await agentRuns("echo changed > README.md");
+    const { dir, collect } = await agentRuns("echo changed > README.md", mode);
     const controller = new AbortController();
     controller.abort();
-    const error = (await collectChanges({ session, dir, signal: controller.signal }).catch((caught: unknown) => caught)) as RunningAgentError;
+    const error = (await collect({ signal: controller.signal }).catch((caught: unknown) => caught)) as RunningAgentError;
     expect(error.code).toBe("ABORTED");
     expect(error.phase).toBe("collect");
-    expect(await readFile(join(dir, "README.md"), "utf8")).toBe(files["README.md"]);
+    if (mode === "whole tree") expect(await readFile(join(dir, "README.md"), "utf8")).toBe(files["README.md"]);
+    else await expect(lstat(join(dir, "README.md"))).rejects.toThrow(/ENOENT/);
+    expect(await gitIn(dir, ["diff", "--cached", "--name-only", "HEAD"])).toBe("");
   });
 
   it("reports added, modified, deleted and renamed files with line counts", async () => {
-    const { dir, session } = await agentRuns(`
+    const { dir, collect } = await agentRuns(`
       printf 'new\\nfile\\n' > src/added.ts
       printf '# Fixture\\n\\nline two changed\\nline three\\nline four\\n' > README.md
       rm docs/remove-me.md
       mv src/old-name.ts src/new-name.ts
-    `);
-    const changes = await collectChanges({ session, dir });
+    `, mode);
+    const changes = await collect();
     expect(changes).toEqual([
       { path: "README.md", status: "modified", binary: false, additions: 2, deletions: 1, mode: "100644", previousMode: "100644" },
       { path: "docs/remove-me.md", status: "deleted", binary: false, additions: 0, deletions: 1, previousMode: "100644" },
@@ -129,8 +148,8 @@ describe("collectChanges from a real local sandbox", () => {
   });
 
   it("counts a rename with edits as a delete and an add (only exact renames are renames)", async () => {
-    const { dir, session } = await agentRuns(`mv src/old-name.ts src/edited.ts && echo more >> src/edited.ts`);
-    const changes = await collectChanges({ session, dir });
+    const { dir, collect } = await agentRuns(`mv src/old-name.ts src/edited.ts && echo more >> src/edited.ts`, mode);
+    const changes = await collect();
     expect(changes.map((change) => [change.path, change.status])).toEqual([
       ["src/edited.ts", "added"],
       ["src/old-name.ts", "deleted"],
@@ -138,8 +157,8 @@ describe("collectChanges from a real local sandbox", () => {
   });
 
   it("flags binary content", async () => {
-    const { dir, session } = await agentRuns(`printf '\\000\\001\\002binary' > data.bin && printf '\\377\\000' >> image.bin`);
-    const changes = await collectChanges({ session, dir });
+    const { dir, collect } = await agentRuns(`printf '\\000\\001\\002binary' > data.bin && printf '\\377\\000' >> image.bin`, mode);
+    const changes = await collect();
     expect(changes).toEqual([
       { path: "data.bin", status: "added", binary: true, additions: 0, deletions: 0, mode: "100644" },
       { path: "image.bin", status: "modified", binary: true, additions: 0, deletions: 0, mode: "100644", previousMode: "100644" },
@@ -148,8 +167,8 @@ describe("collectChanges from a real local sandbox", () => {
   });
 
   it("reports executable bits set and unset, even without content changes", async () => {
-    const { dir, session } = await agentRuns(`chmod +x scripts/tool.sh && chmod -x bin/run.sh`);
-    const changes = await collectChanges({ session, dir });
+    const { dir, collect } = await agentRuns(`chmod +x scripts/tool.sh && chmod -x bin/run.sh`, mode);
+    const changes = await collect();
     expect(changes).toEqual([
       { path: "bin/run.sh", status: "modified", binary: false, additions: 0, deletions: 0, mode: "100644", previousMode: "100755" },
       { path: "scripts/tool.sh", status: "modified", binary: false, additions: 0, deletions: 0, mode: "100755", previousMode: "100644" },
@@ -159,8 +178,8 @@ describe("collectChanges from a real local sandbox", () => {
   });
 
   it("records symlinks inside the repository as links", async () => {
-    const { dir, session } = await agentRuns(`ln -s src/index.ts link-to-index && rm link-to-readme && ln -s src/index.ts link-to-readme`);
-    const changes = await collectChanges({ session, dir });
+    const { dir, collect } = await agentRuns(`ln -s src/index.ts link-to-index && rm link-to-readme && ln -s src/index.ts link-to-readme`, mode);
+    const changes = await collect();
     expect(changes).toEqual([
       { path: "link-to-index", status: "added", binary: false, additions: 1, deletions: 0, mode: "120000" },
       { path: "link-to-readme", status: "modified", binary: false, additions: 1, deletions: 1, mode: "120000", previousMode: "120000" },
@@ -169,8 +188,8 @@ describe("collectChanges from a real local sandbox", () => {
   });
 
   it("records a symlink pointing outside as a link and never reads what it points to", async () => {
-    const { dir, session } = await agentRuns(`ln -s "$OUTSIDE/secret.txt" escape && ln -s "$OUTSIDE" escape-dir && ln -sf "$OUTSIDE/secret.txt" README.md`);
-    const changes = await collectChanges({ session, dir });
+    const { dir, collect } = await agentRuns(`ln -s "$OUTSIDE/secret.txt" escape && ln -s "$OUTSIDE" escape-dir && ln -sf "$OUTSIDE/secret.txt" README.md`, mode);
+    const changes = await collect();
     expect(changes).toEqual([
       { path: "README.md", status: "modified", binary: false, additions: 1, deletions: 4, mode: "120000", previousMode: "100644" },
       { path: "escape", status: "added", binary: false, additions: 1, deletions: 0, mode: "120000" },
@@ -184,15 +203,15 @@ describe("collectChanges from a real local sandbox", () => {
   });
 
   it("ignores the sandbox's .git and what .gitignore ignores, but keeps tracked files", async () => {
-    const { dir, session } = await agentRuns(`
+    const { dir, collect } = await agentRuns(`
       echo '[core]\n\thooksPath = /tmp/evil' >> .git/config
-      echo 'evil' > .git/hooks/pre-commit
+      mkdir -p .git/hooks && echo 'evil' > .git/hooks/pre-commit
       mkdir -p node_modules/pkg src/.git && echo 'module.exports = 1' > node_modules/pkg/index.js
       echo nested > src/.git/config
       echo 'log line' > debug.log
       echo 'still tracked' >> tracked.log
-    `);
-    const changes = await collectChanges({ session, dir });
+    `, mode);
+    const changes = await collect();
     expect(changes.map((change) => change.path)).toEqual(["tracked.log"]);
     expect(await readFile(join(dir, ".git/config"), "utf8")).not.toContain("/tmp/evil");
     await expect(lstat(join(dir, ".git/hooks/pre-commit"))).rejects.toThrow(/ENOENT/);
@@ -202,8 +221,8 @@ describe("collectChanges from a real local sandbox", () => {
   });
 
   it("follows the sandbox's edited .gitignore, as git would", async () => {
-    const { dir, session } = await agentRuns(`printf 'build/\\n' > .gitignore && mkdir build && echo x > build/out.js && echo y > debug.log`);
-    const changes = await collectChanges({ session, dir });
+    const { dir, collect } = await agentRuns(`printf 'build/\\n' > .gitignore && mkdir build && echo x > build/out.js && echo y > debug.log`, mode);
+    const changes = await collect();
     expect(changes.map((change) => [change.path, change.status])).toEqual([
       [".gitignore", "modified"],
       ["debug.log", "added"],
@@ -211,7 +230,7 @@ describe("collectChanges from a real local sandbox", () => {
   });
 });
 
-describe("collectChanges with a submodule", () => {
+describe.each<Mode>(["whole tree", "changed paths"])("collectChanges with a submodule (%s)", (mode) => {
   it("keeps the (uncloned) submodule and ignores files the sandbox put inside it", async () => {
     const library = await createGitFixture({ files: { "lib.txt": "lib\n" } });
     const parent = await createGitFixture({ files: { "README.md": "parent\n" } });
@@ -219,12 +238,14 @@ describe("collectChanges with a submodule", () => {
       await gitIn(parent.workPath, ["-c", "protocol.file.allow=always", "submodule", "add", "--quiet", library.workPath, "vendor/lib"]);
       await gitIn(parent.workPath, ["commit", "--quiet", "-m", "Add submodule"]);
       const dir = await folders.create();
-      await cloneRepository({ repository: { id: "parent", remote: parent.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir });
+      await cloneRepository({ repository: { id: "parent", remote: parent.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir, checkout: mode === "whole tree" });
       const session = await createLocalSandbox({ isolation: "none" }).create({ taskId: "collect-submodule" });
       sessions.push(session);
-      await session.putArchive(session.workdir, await packDirectory(dir));
+      let placed: WorkspaceListing | undefined;
+      if (mode === "whole tree") await session.putArchive(session.workdir, await packDirectory(dir));
+      else placed = await placeRepository({ session, dir });
       await session.exec(["sh", "-ec", "echo planted > vendor/lib/planted.txt && echo changed > README.md"]);
-      const changes = await collectChanges({ session, dir });
+      const changes = await collectChanges({ session, dir, ...(placed ? { placed } : {}) });
       expect(changes.map((change) => [change.path, change.status])).toEqual([["README.md", "modified"]]);
       await expect(lstat(join(dir, "vendor/lib/planted.txt"))).rejects.toThrow(/ENOENT/);
     } finally {

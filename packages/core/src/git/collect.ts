@@ -1,20 +1,34 @@
-import { constants as fsConstants } from "node:fs";
-import { lstat, mkdir, open, readdir, rm, symlink } from "node:fs/promises";
+import { constants as fsConstants, createReadStream } from "node:fs";
+import { lstat, mkdir, open, readdir, readlink, rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { readArchive, type ArchiveEntry } from "../archive.js";
+import { Readable } from "node:stream";
+import * as tar from "tar-stream";
+import { readArchive, safeArchivePath, type ArchiveEntry } from "../archive.js";
 import type { ChangedFile } from "../changes.js";
-import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
+import { agentError, ErrorCode, RunningAgentError, throwIfAborted } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
+import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, type ChangeLimits } from "./change-checks.js";
 import { GitCommandFailure, runGit } from "./git-command.js";
 import { listStagedChanges } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
+import { compareListings, listWorkspace, type WorkspaceListing } from "./workspace-listing.js";
 
 /** What {@link collectChanges} needs. */
 export interface CollectChangesInput {
   /** The sandbox the agent worked in; its workdir holds the repository. */
   session: SandboxSession;
-  /** The host clone the sandbox's copy came from. */
+  /** The host clone the sandbox's copy came from (its working tree may be empty: the index is what counts). */
   dir: string;
+  /**
+   * The listing taken right after the repository was placed ({@link listWorkspace}). With it, and a
+   * session that has `getArchiveStream`, only the paths whose metadata changed are brought back;
+   * without it every file is, and the host working tree must hold HEAD's files.
+   */
+  placed?: WorkspaceListing;
+  /** Bounds on the changes; defaults {@link DEFAULT_CHANGE_LIMITS}. */
+  limits?: ChangeLimits;
+  /** Strings that must not be in any changed file (the run's keys, tokens and passwords). */
+  secrets?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -25,43 +39,268 @@ type TreeEntry = ArchiveEntry & { type: "file" | "symlink" };
 const WRITE_CONCURRENCY = 8;
 
 /**
- * Makes the host clone's working tree equal to the sandbox's, and lists what changed against
+ * Makes the host clone's index equal to the sandbox's working tree, and lists what changed against
  * HEAD. The sandbox's `.git` is never read back (any path with a `.git` component is skipped);
  * symlinks are recorded as links and never followed; an entry below a symlink is refused with
  * UNSAFE_PATH; paths ignored by the repository's .gitignore rules (as the sandbox has them) are
  * not brought back. Renames are exact: the same content deleted and added. Returns [] when
  * nothing changed. Leaves the changes staged in the host clone's index.
+ *
+ * Every changed file is checked as it arrives: CHANGES_TOO_LARGE past `limits`, SECRET_IN_CHANGES
+ * when it holds one of `secrets` (the error names the file, never the secret).
  */
 export async function collectChanges(input: CollectChangesInput): Promise<ChangedFile[]> {
-  const { session, dir, signal } = input;
+  const { session, signal } = input;
   try {
     throwIfAborted(signal, "collect");
-    const archive = await session.getArchive(session.workdir);
+    const checks = { budget: new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits }), scanner: new SecretScanner(input.secrets ?? []) };
+    const now = input.placed && session.getArchiveStream ? await listWorkspace(session, signal) : undefined;
     throwIfAborted(signal, "collect");
-    const submodules = await submodulePaths(dir, signal);
-    // A submodule's files belong to the submodule, not to this repository's changes.
-    const entries = selectWorkingTree(await readArchive(archive)).filter((entry) => !submodules.some((path) => entry.path.startsWith(`${path}/`)));
-    await clearWorkingTree(dir);
-    // Submodules are not cloned: their folders stay empty, as git expects them to exist.
-    for (const path of submodules) {
-      if (!entries.some((entry) => entry.path === path)) await makePlainFolders(dir, path);
-    }
-    // .gitignore files go first so that git can tell which of the other paths it ignores.
-    const ignoreFiles = entries.filter((entry) => entry.path.split("/").pop() === ".gitignore");
-    await writeEntries(dir, ignoreFiles);
-    const others = entries.filter((entry) => !ignoreFiles.includes(entry));
-    const ignored = await ignoredPaths(dir, others.map((entry) => entry.path), signal);
-    await writeEntries(
-      dir,
-      others.filter((entry) => !ignored.has(entry.path)),
-    );
-    await runGit(["add", "--all", "--", "."], { cwd: dir, signal, phase: "collect" });
-    return await listStagedChanges(dir, signal);
+    if (input.placed && now) return await collectChangedPaths(input, input.placed, now, checks);
+    return await collectWholeTree(input, checks);
   } catch (error) {
     const aborted = abortFailure(error, signal, "collect");
     if (aborted) throw aborted;
     throw wrapFailure(error, ErrorCode.COLLECT_FAILED, `Collecting the changes from the sandbox failed: ${(error as Error).message}`, "collect");
   }
+}
+
+interface ChangeChecks {
+  budget: ChangeBudget;
+  scanner: SecretScanner;
+}
+
+/**
+ * The cost grows with the change: the two listings say which paths may have changed; only those
+ * are brought back (streamed to disk, checked as they come) and staged by path. Git on the host
+ * decides what really changed, from the bytes that came back, never from the sandbox's `.git`.
+ */
+async function collectChangedPaths(input: CollectChangesInput, placed: WorkspaceListing, now: WorkspaceListing, checks: ChangeChecks): Promise<ChangedFile[]> {
+  const { session, dir, signal } = input;
+  // Tracked means in the index (HEAD, plus what an earlier collect of this task staged): the placed
+  // listing may hold more (a prepared state's setup output).
+  const index = await indexEntries(dir, signal);
+  const isPlacedFile = (path: string) => index.has(path);
+  const submodules = [...index].filter(([, mode]) => mode === "160000").map(([path]) => path);
+  const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
+  const difference = compareListings(placed, now);
+  const changed = difference.changed.filter(belongs);
+  // Gone from the sandbox: placed files, and what an earlier collect staged that is no longer there.
+  const present = (path: string) => now.entries.get(path)?.type === "file" || now.entries.get(path)?.type === "symlink";
+  const staged = new Set(await stagedPaths(dir, signal));
+  const removed = [...new Set([...difference.removed, ...[...staged].filter((path) => !present(path))])].filter((path) => belongs(path) && isPlacedFile(path));
+
+  // Deletions first, so that a folder that replaced a file (or the other way round) has room.
+  for (const path of removed) await removeHostPath(dir, path);
+  const received = new Set<string>();
+  const ignoreFile = (path: string) => path.split("/").pop() === ".gitignore";
+  const untracked = changed.filter((path) => !isPlacedFile(path));
+  let ignored = new Set<string>();
+  if (untracked.length > 0) {
+    // check-ignore reads the .gitignore files of the working tree: the sandbox's versions of the
+    // changed ones, HEAD's of the others.
+    const changedSet = new Set(changed);
+    const unchangedIgnoreFiles = [...now.entries.keys()].filter((path) => ignoreFile(path) && isPlacedFile(path) && !changedSet.has(path) && belongs(path));
+    if (unchangedIgnoreFiles.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${unchangedIgnoreFiles.join("\0")}\0`, signal, phase: "collect" });
+    await bringBack(session, dir, changed.filter(ignoreFile), received, checks, signal);
+    ignored = await ignoredPaths(dir, untracked, signal);
+  }
+  const wanted = changed.filter((path) => !received.has(path) && !ignored.has(path));
+  // The listing's sizes let an oversized change fail before a byte is read; the stream is counted again.
+  const announced = new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits });
+  for (const path of [...received, ...wanted]) if (now.entries.get(path)?.type === "file") announced.addFile(path, now.entries.get(path)!.size);
+  await bringBack(session, dir, wanted, received, checks, signal);
+
+  // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
+  const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && isPlacedFile(path));
+  for (const path of vanished) await removeHostPath(dir, path);
+  const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
+  if (toStage.length > 0) {
+    await runGit(["add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], {
+      cwd: dir,
+      input: `${toStage.join("\0")}\0`,
+      env: { GIT_LITERAL_PATHSPECS: "1" },
+      signal,
+      phase: "collect",
+    });
+  }
+  return listStagedChanges(dir, signal);
+}
+
+/** The full fallback (no listing, or a provider without `getArchiveStream`): every file comes back. */
+async function collectWholeTree(input: CollectChangesInput, checks: ChangeChecks): Promise<ChangedFile[]> {
+  const { session, dir, signal } = input;
+  const archive = await session.getArchive(session.workdir);
+  throwIfAborted(signal, "collect");
+  const submodules = await submodulePaths(dir, signal);
+  // A submodule's files belong to the submodule, not to this repository's changes.
+  const entries = selectWorkingTree(await readArchive(archive)).filter((entry) => !submodules.some((path) => entry.path.startsWith(`${path}/`)));
+  await clearWorkingTree(dir);
+  // Submodules are not cloned: their folders stay empty, as git expects them to exist.
+  for (const path of submodules) {
+    if (!entries.some((entry) => entry.path === path)) await makePlainFolders(dir, path);
+  }
+  // .gitignore files go first so that git can tell which of the other paths it ignores.
+  const ignoreFiles = entries.filter((entry) => entry.path.split("/").pop() === ".gitignore");
+  await writeEntries(dir, ignoreFiles);
+  const others = entries.filter((entry) => !ignoreFiles.includes(entry));
+  const ignored = await ignoredPaths(dir, others.map((entry) => entry.path), signal);
+  await writeEntries(
+    dir,
+    others.filter((entry) => !ignored.has(entry.path)),
+  );
+  await runGit(["add", "--all", "--", "."], { cwd: dir, signal, phase: "collect" });
+  const changes = await listStagedChanges(dir, signal);
+  await checkStagedFiles(dir, changes, checks);
+  return changes;
+}
+
+// The fallback's checks, on the host copies of the files git says changed.
+async function checkStagedFiles(dir: string, changes: readonly ChangedFile[], checks: ChangeChecks): Promise<void> {
+  for (const change of changes) {
+    if (change.status === "deleted") continue;
+    checkName(change.path, checks.scanner);
+    const hostPath = join(dir, change.path);
+    const stats = await lstat(hostPath);
+    if (stats.isSymbolicLink() && checks.scanner.holds(await readlink(hostPath))) throw secretInChanges(change.path);
+    if (!stats.isFile()) continue;
+    checks.budget.addFile(change.path, stats.size);
+    if (checks.scanner.empty) continue;
+    checks.scanner.reset();
+    for await (const chunk of createReadStream(hostPath)) if (checks.scanner.push(chunk as Buffer)) throw secretInChanges(change.path);
+  }
+}
+
+function checkName(path: string, scanner: SecretScanner): void {
+  if (scanner.holds(path)) throw secretInChanges("(a file whose name holds it)");
+}
+
+// Paths in the index with their modes.
+async function indexEntries(dir: string, signal: AbortSignal | undefined): Promise<Map<string, string>> {
+  const { stdout } = await runGit(["ls-files", "--stage", "-z"], { cwd: dir, signal, phase: "collect" });
+  const entries = new Map<string, string>();
+  for (const record of stdout.toString("utf8").split("\0")) {
+    const tab = record.indexOf("\t");
+    if (tab > 0) entries.set(record.slice(tab + 1), record.slice(0, 6));
+  }
+  return entries;
+}
+
+// Paths whose index entry differs from HEAD (an earlier collect of the same task, before a fix round).
+async function stagedPaths(dir: string, signal: AbortSignal | undefined): Promise<string[]> {
+  const { stdout } = await runGit(["diff", "--cached", "--name-only", "--no-renames", "-z", "HEAD"], { cwd: dir, signal, phase: "collect" });
+  return stdout.toString("utf8").split("\0").filter((path) => path !== "");
+}
+
+// What git would see: no `.git` component in any letter case, nothing absolute or with `..`.
+function isWorkingTreePath(path: string): boolean {
+  try {
+    return safeArchivePath(path) === path && path !== "" && !path.split("/").some((segment) => segment.toLowerCase() === ".git");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Streams the given paths out of the sandbox into the host working tree, checking each as it
+ * comes: an entry that was not asked for, is not a file or symlink, or would land below a symlink
+ * is refused; sizes and secrets are checked chunk by chunk, before anything is staged.
+ */
+async function bringBack(session: SandboxSession, dir: string, paths: readonly string[], received: Set<string>, checks: ChangeChecks, signal: AbortSignal | undefined): Promise<void> {
+  if (paths.length === 0) return;
+  const asked = new Set(paths);
+  // Folders already checked or made (by this call only: nothing else writes the host tree meanwhile).
+  const folders = new Set<string>();
+  const archive = await session.getArchiveStream!(session.workdir, { paths, ...(signal ? { signal } : {}) });
+  const extract = tar.extract();
+  const source = Readable.from(archive);
+  source.on("error", (error) => extract.destroy(error));
+  source.pipe(extract);
+  try {
+    for await (const entry of extract) {
+      const header = entry.header;
+      const path = safeArchivePath(header.name);
+      if (!asked.has(path) || received.has(path) || (header.type !== "file" && header.type !== "symlink")) {
+        entry.resume();
+        if (!asked.has(path) || received.has(path)) continue;
+        throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} as a ${header.type ?? "unknown"} entry; only files and symlinks are collected.`, { phase: "collect", details: { path } });
+      }
+      received.add(path);
+      checkName(path, checks.scanner);
+      const hostPath = await plainParents(dir, path, folders);
+      // A folder this archive already wrote into cannot become a file or a link now (a hostile archive).
+      if (folders.has(hostPath)) {
+        throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} after entries below it; refusing to write through it.`, { phase: "collect", details: { path } });
+      }
+      // Its parents were just checked to be real folders: what is at the path itself goes.
+      const existing = await lstat(hostPath).catch(() => undefined);
+      if (existing?.isDirectory()) await rm(hostPath, { recursive: true, force: true });
+      else if (existing) await unlink(hostPath);
+      if (header.type === "symlink") {
+        entry.resume();
+        const target = header.linkname ?? "";
+        if (checks.scanner.holds(target)) throw secretInChanges(path);
+        await symlink(target, hostPath);
+        continue;
+      }
+      checks.budget.addFile(path, header.size ?? 0);
+      await writeStreamed(hostPath, entry, (header.mode ?? 0o644) & 0o100 ? 0o755 : 0o644, path, checks);
+    }
+  } catch (error) {
+    source.destroy();
+    if (RunningAgentError.isInstance(error)) throw error;
+    throw agentError(ErrorCode.COLLECT_FAILED, `Bringing the changed files back from the sandbox failed: ${(error as Error).message}`, { phase: "collect", cause: error });
+  }
+}
+
+// O_EXCL|O_NOFOLLOW on a path just cleared: never opens whatever might have appeared there.
+async function writeStreamed(hostPath: string, content: AsyncIterable<Uint8Array>, mode: number, path: string, checks: ChangeChecks): Promise<void> {
+  const handle = await open(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, mode);
+  try {
+    checks.scanner.reset();
+    for await (const chunk of content) {
+      if (checks.scanner.push(chunk)) throw secretInChanges(path);
+      await handle.write(chunk);
+    }
+    // The mode given to open is reduced by the umask; git needs the exact bits.
+    await handle.chmod(mode);
+  } finally {
+    await handle.close();
+  }
+}
+
+// Makes the folders above `path` in the host working tree, each a real folder: anything else in the
+// way (a file or symlink the host tree still has) is refused, never written through.
+async function plainParents(dir: string, path: string, checked: Set<string>): Promise<string> {
+  let current = dir;
+  const segments = path.split("/");
+  for (const segment of segments.slice(0, -1)) {
+    current = join(current, segment);
+    if (checked.has(current)) continue;
+    checked.add(current);
+    const stats = await lstat(current).catch(() => undefined);
+    if (!stats) await mkdir(current);
+    else if (!stats.isDirectory()) {
+      throw agentError(ErrorCode.UNSAFE_PATH, `Refusing to write ${JSON.stringify(path)}: a part of its path is not a folder in the host clone.`, { phase: "collect", details: { path } });
+    }
+  }
+  return join(dir, path);
+}
+
+// Removes a file, symlink or folder at `path` in the host working tree, if any (never following a
+// link: rm and unlink act on the link itself). Its parents are checked to be real folders first.
+async function removeHostPath(dir: string, path: string): Promise<void> {
+  let current = dir;
+  for (const segment of path.split("/").slice(0, -1)) {
+    current = join(current, segment);
+    const stats = await lstat(current).catch(() => undefined);
+    if (!stats?.isDirectory()) return;
+  }
+  const hostPath = join(dir, path);
+  const stats = await lstat(hostPath).catch(() => undefined);
+  if (!stats) return;
+  if (stats.isDirectory()) await rm(hostPath, { recursive: true, force: true });
+  else await unlink(hostPath);
 }
 
 /**

@@ -90,6 +90,30 @@ describe("commitChanges", () => {
     expect(error.code).toBe("COMMIT_FAILED");
     expect(error.phase).toBe("commit");
   });
+
+  it("with stageWorkingTree false, commits the index only (a clone without working tree), and an index equal to HEAD is COMMIT_FAILED", async () => {
+    const dir = await emptyFolder();
+    await cloneRepository({ repository: localRepository(), branch: "main", depth: 1, dir, checkout: false });
+    const empty = await expectRunningAgentError(commitChanges({ dir, branch: "agent/index-empty", message: "Nothing", author, stageWorkingTree: false }));
+    expect(empty.message).toContain("nothing to commit");
+    await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "added\n")).trim()},added.txt`]);
+    const { commit } = await commitChanges({ dir, branch: "agent/index-only", message: "Add one file  \n\n\n\nBody line   \n\n", author, stageWorkingTree: false });
+    // Only that path changed: HEAD's files, absent from the empty working tree, are not deleted.
+    expect((await gitIn(dir, ["diff", "--name-status", "HEAD~1", commit])).trim()).toBe("A\tadded.txt");
+    expect((await gitIn(dir, ["log", "-1", "--format=%B%an <%ae>", commit])).trimEnd()).toBe("Add one file\n\nBody line\nAgent Author <agent@example.test>");
+    expect((await gitIn(dir, ["symbolic-ref", "HEAD"])).trim()).toBe("refs/heads/agent/index-only");
+    // Again on the same branch: it moves forward.
+    await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "second\n")).trim()},second.txt`]);
+    const second = await commitChanges({ dir, branch: "agent/index-only", message: "Second", author, stageWorkingTree: false });
+    expect((await gitIn(dir, ["rev-parse", "agent/index-only~1"])).trim()).toBe(commit);
+    expect((await gitIn(dir, ["rev-parse", "agent/index-only"])).trim()).toBe(second.commit);
+    // A branch that exists elsewhere is never moved.
+    await gitIn(dir, ["update-ref", "refs/heads/taken", commit]);
+    await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "third\n")).trim()},third.txt`]);
+    const taken = await expectRunningAgentError(commitChanges({ dir, branch: "taken", message: "Third", author, stageWorkingTree: false }));
+    expect(taken.code).toBe("COMMIT_FAILED");
+    expect((await gitIn(dir, ["rev-parse", "taken"])).trim()).toBe(commit);
+  });
 });
 
 describe("pushBranch over http (isomorphic-git against git http-backend)", () => {

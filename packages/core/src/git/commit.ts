@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { GitIdentity } from "../run-options.js";
 import { validateBranchName } from "./branch-name.js";
@@ -14,6 +16,11 @@ export interface CommitChangesInput {
   author: GitIdentity;
   /** Defaults to the author. */
   committer?: GitIdentity;
+  /**
+   * Stage the whole working tree first (`git add --all`), the default. False commits the index as
+   * {@link collectChanges} left it: only the changed paths, and the working tree may be empty.
+   */
+  stageWorkingTree?: boolean;
   signal?: AbortSignal;
 }
 
@@ -33,6 +40,7 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
     checkIdentity("committer", committer);
     if (message.trim() === "") throw agentError(ErrorCode.COMMIT_FAILED, "The commit message is empty.");
     throwIfAborted(signal, "commit");
+    if (input.stageWorkingTree === false) return await commitIndex(input, committer);
 
     const current = await currentBranch(dir, signal);
     if (current !== branch) {
@@ -46,7 +54,7 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
       }
     }
     await runGit(["add", "--all", "--", "."], options);
-    if (!(await hasStagedChanges(dir, signal))) throw agentError(ErrorCode.COMMIT_FAILED, "There is nothing to commit: the working tree equals HEAD.");
+    if (!(await hasStagedChanges(dir, signal))) throw nothingToCommit();
     await runGit(
       ["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"],
       {
@@ -69,7 +77,56 @@ export async function commitChanges(input: CommitChangesInput): Promise<{ commit
   }
 }
 
+const nothingToCommit = () => agentError(ErrorCode.COMMIT_FAILED, "There is nothing to commit: the working tree equals HEAD.");
+
+/**
+ * Commits the index as it is with plumbing: nothing reads the working tree (which may be empty),
+ * so the cost follows the change, not the number of files. Same checks and message cleanup as
+ * `git commit --cleanup=whitespace`.
+ */
+async function commitIndex(input: CommitChangesInput, committer: GitIdentity): Promise<{ commit: string }> {
+  const { dir, branch, message, author, signal } = input;
+  const options = { cwd: dir, signal, phase: "commit" as const };
+  const git = async (args: string[], extra: { input?: string; env?: Record<string, string> } = {}) => (await runGit(args, { ...options, ...extra })).stdout.toString("utf8").trim();
+  const [current, tree, heads] = await Promise.all([currentBranch(dir, signal), git(["write-tree"]), git(["rev-parse", "HEAD^{commit}", "HEAD^{tree}"])]);
+  const [parent, parentTree] = heads.split("\n");
+  if (tree === parentTree) throw nothingToCommit();
+  const commit = await git(["commit-tree", tree, "-p", parent!, "-F", "-"], {
+    input: cleanMessage(message),
+    env: { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: committer.name, GIT_COMMITTER_EMAIL: committer.email },
+  });
+  if (current === branch) {
+    await git(["update-ref", `refs/heads/${branch}`, commit, parent!]);
+    return { commit };
+  }
+  try {
+    // An empty old value: the branch must not exist yet.
+    await git(["update-ref", `refs/heads/${branch}`, commit, ""]);
+  } catch (error) {
+    if (error instanceof GitCommandFailure && /already exists|cannot lock/.test(error.stderr)) {
+      throw agentError(ErrorCode.COMMIT_FAILED, `The branch "${branch}" already exists in the clone (or clashes with one); commit on a new branch name.`, { cause: error });
+    }
+    throw error;
+  }
+  await git(["symbolic-ref", "HEAD", `refs/heads/${branch}`]);
+  return { commit };
+}
+
+// What `--cleanup=whitespace` does: no trailing spaces, no leading or trailing blank lines, one blank line at most between paragraphs.
+function cleanMessage(message: string): string {
+  const lines = message.split("\n").map((line) => line.replace(/\s+$/, ""));
+  const kept: string[] = [];
+  for (const line of lines) if (line !== "" || (kept.length > 0 && kept[kept.length - 1] !== "")) kept.push(line);
+  while (kept.length > 0 && kept[kept.length - 1] === "") kept.pop();
+  return `${kept.join("\n")}\n`;
+}
+
 async function currentBranch(dir: string, signal: AbortSignal | undefined): Promise<string | undefined> {
+  // Read from .git/HEAD where it is a plain file (one process fewer); git itself otherwise.
+  const head = await readFile(join(dir, ".git", "HEAD"), "utf8").catch(() => undefined);
+  const match = head === undefined ? null : /^ref: refs\/heads\/(.+)\n?$/.exec(head);
+  if (match) return match[1];
+  if (head !== undefined && /^[0-9a-f]{40,64}\n?$/.test(head)) return undefined;
   try {
     const { stdout } = await runGit(["symbolic-ref", "--quiet", "--short", "HEAD"], { cwd: dir, signal, phase: "commit" });
     return stdout.toString("utf8").trim();

@@ -1,4 +1,5 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { PassThrough, type Readable } from "node:stream";
 import { abortedError } from "../errors.js";
 import type { Phase } from "../phases.js";
 
@@ -97,4 +98,32 @@ export function runGit(args: readonly string[], options: GitCommandOptions = {})
     if (options.input !== undefined) child.stdin?.end(options.input);
     else child.stdin?.end();
   });
+}
+
+/** A git command whose stdout is read as a stream ({@link streamGit}). */
+export interface StreamingGitCommand {
+  stdout: Readable;
+  /** Settles when git has exited: rejects with {@link GitCommandFailure} on a non-zero exit. */
+  exited: Promise<void>;
+  /** Stops git (when the reader gave up). */
+  kill(): void;
+}
+
+/** Runs `git` like {@link runGit} but hands out stdout as it comes (archives), instead of buffering it. */
+export function streamGit(args: readonly string[], options: Omit<GitCommandOptions, "input"> = {}): StreamingGitCommand {
+  const child = spawn("git", args, { cwd: options.cwd, env: gitEnvironment(options.env), stdio: ["ignore", "pipe", "pipe"], ...(options.signal ? { signal: options.signal } : {}) });
+  const stderr: Buffer[] = [];
+  child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+  const exited = new Promise<void>((resolve, reject) => {
+    child.once("error", (error) => reject(options.signal?.aborted ? abortedError(options.signal, options.phase) : new GitCommandFailure(args, null, error.message)));
+    child.once("close", (code) => {
+      if (options.signal?.aborted) return reject(abortedError(options.signal, options.phase));
+      if (code === 0) resolve();
+      else reject(new GitCommandFailure(args, code, Buffer.concat(stderr).toString("utf8")));
+    });
+  });
+  exited.catch(() => undefined);
+  // Read from now on (with backpressure): Node drops the unread output of a child that has exited.
+  const stdout = child.stdout.pipe(new PassThrough());
+  return { stdout, exited, kill: () => void child.kill("SIGKILL") };
 }

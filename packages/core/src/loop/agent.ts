@@ -44,6 +44,8 @@ async function agentRound(context: TaskContext, continueSession: { sessionId: st
     // the server at the end of each round, so a later round starts its own on the same session data.
     ...(context.agentServer && context.agentRounds.length === 0 ? { server: await context.agentServer.ready } : {}),
     signal: context.signal,
+    // The server's password reaches the agent's shell: the secret scan of the changes must know it.
+    addSecret: (secret) => context.redactor.add(secret),
     emit: (event) => context.emit(event),
     ...(continueSession ? { continueSession } : {}),
   });

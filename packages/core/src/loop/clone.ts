@@ -2,12 +2,16 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cloneRepository } from "../git/clone.js";
-import { packDirectory } from "../archive.js";
+import { placeRepository } from "../git/place.js";
+import { runGit } from "../git/git-command.js";
 import { hostOptions } from "./host-options.js";
 import type { TaskContext } from "./task-context.js";
 import { chooseChecks } from "./choose-checks.js";
 
-/** Phase 3: clones on the host (credentials stay here) and places the files in the sandbox. */
+/**
+ * Phase 3: clones on the host (credentials stay here; no working tree: the index holds HEAD) and
+ * streams HEAD's files and the `.git` without hooks into the sandbox, recording what was placed.
+ */
 export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   const options = context.options!;
   const repository = context.repository!;
@@ -21,13 +25,25 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
     depth: options.cloneDepth,
     ...(credentials ? { credentials } : {}),
     dir,
+    checkout: false,
     signal: context.signal,
     stallTimeoutMs: options.gitStallTimeoutMs,
   });
   context.baseCommit = commit;
   context.emit({ type: "log", level: "info", message: `Cloned ${repository.id} at ${context.startBranch} (${commit.slice(0, 12)}).` });
-  // `checks: "auto"` reads the repository as it was before the agent touched it.
+  // `checks: "auto"` reads the repository as it was before the agent touched it: its top-level files,
+  // checked out on the host for that (the host clone has no working tree otherwise).
+  if (options.checks === "auto") await checkOutTopLevelFiles(dir, context.signal);
   if (options.checks !== undefined) await chooseChecks(context);
-  const archive = await packDirectory(dir);
-  await context.session!.putArchive(context.session!.workdir, archive);
+  context.placedListing = await placeRepository({ session: context.session!, dir, signal: context.signal });
+}
+
+async function checkOutTopLevelFiles(dir: string, signal: AbortSignal): Promise<void> {
+  const { stdout } = await runGit(["ls-tree", "-z", "HEAD"], { cwd: dir, signal, phase: "clone" });
+  const files = stdout
+    .toString("utf8")
+    .split("\0")
+    .filter((record) => /^100(644|755) blob /.test(record))
+    .map((record) => record.slice(record.indexOf("\t") + 1));
+  if (files.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${files.join("\0")}\0`, signal, phase: "clone" });
 }

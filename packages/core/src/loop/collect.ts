@@ -3,6 +3,14 @@ import type { TaskContext } from "./task-context.js";
 
 /** Phase 6: brings the sandbox's working tree back into the host clone and lists what changed. */
 export async function collectChanges(context: TaskContext): Promise<void> {
-  context.changes = await collectFromSandbox({ session: context.session!, dir: context.cloneDir!, signal: context.signal });
+  context.changes = await collectFromSandbox({
+    session: context.session!,
+    dir: context.cloneDir!,
+    ...(context.placedListing ? { placed: context.placedListing } : {}),
+    limits: context.options!.changeLimits,
+    // Every secret the run knows, also those minted or made during it (tokens, the server password).
+    secrets: context.redactor.secrets(),
+    signal: context.signal,
+  });
   context.emit({ type: "changes", files: context.changes });
 }

@@ -12,6 +12,8 @@ export async function commitOnBranch(context: TaskContext): Promise<void> {
     message: context.redactor.redactText(commitMessage(context)),
     author: options.author,
     committer: options.committer,
+    // Collect staged exactly the changed paths; the host clone has no working tree to add.
+    stageWorkingTree: false,
     signal: context.signal,
   });
   context.branch = branch;

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { ErrorCode, agentError } from "../errors.js";
 import type { TaskContext } from "./task-context.js";
+import { listWorkspace } from "../git/workspace-listing.js";
 
 const OUTPUT_TAIL = 2_000;
 
@@ -14,6 +15,8 @@ export async function runSetup(context: TaskContext): Promise<void> {
   const states = session.preparedStates;
   const key = states ? preparedStateKey(context) : undefined;
   if (states && key && (await states.restore(key))) {
+    // The restored files are other files than those placed: listed again, before the agent runs.
+    context.placedListing = await listWorkspace(session, context.signal);
     context.emit({ type: "log", level: "info", message: `Started from the prepared state of ${context.repository!.id} at ${context.baseCommit!.slice(0, 12)}; the setup commands did not run again.` });
     return;
   }

@@ -7,6 +7,8 @@ import type { ChangeRequest, GitHost, ResolvedRepository } from "../spec/git-hos
 import type { ChangedFile } from "../changes.js";
 import type { ResolvedModel } from "../agent/model-resolution.js";
 import type { ModelProxy } from "../agent/model-proxy.js";
+import type { ChangeLimits } from "../git/change-checks.js";
+import type { WorkspaceListing } from "../git/workspace-listing.js";
 import type { CheckSpec, ChecksFailedPolicy, Verification } from "../verify/check-types.js";
 import type { AgentRound } from "../run-options.js";
 import type { FollowUps } from "./follow-ups.js";
@@ -35,6 +37,7 @@ export interface ValidatedOptions {
   allowRepoAgentConfig: boolean;
   gitToken: string | undefined;
   modelProxy: boolean;
+  changeLimits: Required<ChangeLimits>;
   /** Extra strings to redact (the caller's `secrets`). */
   secrets: string[];
   /** The caller's checks, `"auto"`, or none. */
@@ -70,6 +73,8 @@ export interface TaskContext {
   /** The host's clone of the repository. */
   cloneDir?: string;
   baseCommit?: string;
+  /** What was placed in the sandbox, listed before anything ran there (absent: collect brings back every file). */
+  placedListing?: WorkspaceListing;
   summary: string;
   usage: TokenUsage;
   changes: ChangedFile[];

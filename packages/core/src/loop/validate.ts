@@ -29,6 +29,7 @@ import {
 } from "./option-checks.js";
 import { checkedGitHost } from "./spec-checks.js";
 import { checkTaskBranch } from "./branch-checks.js";
+import { checkChangeLimits } from "./change-limits.js";
 
 const DEFAULT_AUTHOR: GitIdentity = { name: "Running Agent", email: "agent@running-agent.invalid" };
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
@@ -181,6 +182,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     maxFixRounds,
     onChecksFailed,
     agentStart: checkAgentStart(raw.agentStart, sandbox),
+    changeLimits: checkChangeLimits(raw.changeLimits),
   };
 }
 

@@ -1,5 +1,7 @@
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
-import { abortedError, agentError, ErrorCode, type RunningAgentError } from "../errors.js";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import { awaitProcessTreeEnd, signalProcessTree } from "../process-tree.js";
 import type { SandboxExecOptions, SandboxExecResult } from "../spec/sandbox-spec.js";
 
@@ -26,6 +28,8 @@ export function runToCompletion(
   running: RunningCommand,
   options: SandboxExecOptions,
   maxOutputBytes: number,
+  /** Streamed to stdin instead of `options.stdin`; its failure stops the command and is the rejection. */
+  stdinSource?: AsyncIterable<Uint8Array>,
 ): Promise<SandboxExecResult> {
   const { child } = running;
   return new Promise((resolve, reject) => {
@@ -64,7 +68,13 @@ export function runToCompletion(
     });
     // A command that does not read its stdin closes the pipe early: that is not an error.
     child.stdin.on("error", () => undefined);
-    if (options.stdin !== undefined) child.stdin.end(typeof options.stdin === "string" ? Buffer.from(options.stdin, "utf8") : options.stdin);
+    if (stdinSource) {
+      pipeline(Readable.from(stdinSource), child.stdin).catch((error: unknown) => {
+        // A command that exits early closes its stdin (EPIPE): its exit code says why.
+        if ((error as NodeJS.ErrnoException).code === "EPIPE" || (error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE") return;
+        stop(RunningAgentError.isInstance(error) ? error : agentError(ErrorCode.SANDBOX_FILE_ERROR, `The input of ${JSON.stringify(command[0])} failed: ${(error as Error).message}`, { cause: error }));
+      });
+    } else if (options.stdin !== undefined) child.stdin.end(typeof options.stdin === "string" ? Buffer.from(options.stdin, "utf8") : options.stdin);
     else child.stdin.end();
 
     child.on("error", (error) => {

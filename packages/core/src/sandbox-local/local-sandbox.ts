@@ -4,12 +4,13 @@ import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, wr
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
-import { packDirectory, unpackArchive } from "../archive.js";
+import { packDirectory, packDirectoryStream, packPathsStream, unpackArchive } from "../archive.js";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import { awaitProcessTreeEnd, isPidAlive, killProcessesByEnvironment, signalProcessTree, sweepProcessesByEnvironment } from "../process-tree.js";
 import {
   SANDBOX_SPEC_VERSION,
   type ExposedPort,
+  type SandboxArchiveOptions,
   type SandboxCreateOptions,
   type SandboxExecOptions,
   type SandboxExecResult,
@@ -418,6 +419,31 @@ class LocalSandboxSession implements SandboxSession {
     this.checkOpen();
     const hostPath = await this.paths.resolve(directory, { followFinal: true });
     return packDirectory(hostPath);
+  }
+
+  /** Unpacked by tar inside the sandbox (C speed, and a hostile archive can only harm the sandbox), fed as the archive arrives. */
+  async putArchiveStream(directory: string, archive: AsyncIterable<Uint8Array>, options: SandboxArchiveOptions = {}): Promise<void> {
+    this.checkOpen();
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    const hostPath = await this.paths.resolve(directory, { followFinal: true, createParents: true });
+    await mkdir(hostPath).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "EEXIST") throw fileError(directory, error);
+    });
+    const command = ["tar", "-x", "-p", "-f", "-", "--no-same-owner", "-C", this.paths.toSandbox(hostPath)];
+    const child = await this.launch(command, undefined, undefined);
+    const running = { child, onStop: (listener: (reason: RunningAgentError) => void) => this.onStop(listener) };
+    const result = await runToCompletion(command, running, options.signal ? { signal: options.signal } : {}, 64 * 1024, archive);
+    if (result.exitCode !== 0) {
+      throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot unpack an archive into ${directory}: ${result.stderr.trim() || `tar exited with ${result.exitCode}`}`, { details: { path: directory } });
+    }
+  }
+
+  /** Read on the host, from the session's own folder: no command inside is trusted to list or pack. */
+  async getArchiveStream(directory: string, options: SandboxArchiveOptions & { paths?: readonly string[] } = {}): Promise<AsyncIterable<Uint8Array>> {
+    this.checkOpen();
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    const hostPath = await this.paths.resolve(directory, { followFinal: true });
+    return options.paths ? packPathsStream(hostPath, options.paths) : packDirectoryStream(hostPath);
   }
 
   async exposePort(port: number): Promise<ExposedPort> {

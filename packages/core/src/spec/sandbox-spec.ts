@@ -106,6 +106,12 @@ export interface SandboxFile {
   mode?: number;
 }
 
+/** Options of the streaming archive members. */
+export interface SandboxArchiveOptions {
+  /** Stops the transfer and rejects with ABORTED. */
+  signal?: AbortSignal;
+}
+
 /**
  * Optional capability of a session: the workdir as it is after the setup commands, kept under a key
  * and put back in a later session, so that the setup runs once per key. The core's key names the
@@ -150,6 +156,19 @@ export interface SandboxSession extends AsyncDisposable {
 
   /** Packs a folder into a tar archive (entries relative to that folder; symlinks stay links). */
   getArchive(directory: string): Promise<Uint8Array>;
+
+  /**
+   * Optional streaming form of {@link putArchive}: unpacks the tar read from `archive` as it
+   * arrives, without holding it whole. The core uses it when present (placing the repository).
+   */
+  putArchiveStream?(directory: string, archive: AsyncIterable<Uint8Array>, options?: SandboxArchiveOptions): Promise<void>;
+
+  /**
+   * Optional streaming form of {@link getArchive}. With `paths` (relative to `directory`), the
+   * archive holds only those that exist, each a file or a symlink (folders are not descended into,
+   * missing paths are left out). The core uses it to bring back only what changed.
+   */
+  getArchiveStream?(directory: string, options?: SandboxArchiveOptions & { paths?: readonly string[] }): Promise<AsyncIterable<Uint8Array>>;
 
   /**
    * Makes a TCP port that a process inside listens on reachable from the host.

@@ -4,8 +4,13 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { packDirectory, readArchive } from "../archive.js";
+import { packDirectory, packDirectoryStream, readArchive } from "../archive.js";
 import { ErrorCode, RunningAgentError } from "../errors.js";
+import { cloneRepository } from "../git/clone.js";
+import { collectChanges } from "../git/collect.js";
+import { createGitFixture } from "../git/git-fixture.js";
+import { placeRepository } from "../git/place.js";
+import { isRacy } from "../git/workspace-listing.js";
 import { SANDBOX_SPEC_VERSION, type ExposedPort, type SandboxCreateOptions, type SandboxProvider, type SandboxSession } from "../spec/sandbox-spec.js";
 
 /** The tests of {@link testSandboxProvider}, by key, for {@link SandboxConformanceOptions.skip}. */
@@ -20,6 +25,7 @@ export type SandboxConformanceTest =
   | "files"
   | "largeFile"
   | "archive"
+  | "collect"
   | "exposePort"
   | "opencode"
   | "destroy";
@@ -301,6 +307,72 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
       expect(Buffer.from(byPath.get("data.bin")?.content ?? []).equals(binary)).toBe(true);
       expect(byPath.get("run-link")).toMatchObject({ type: "symlink", linkTarget: "bin/run.sh" });
       expect(Buffer.from(byPath.get("bin/new.txt")?.content ?? []).toString()).toBe("new");
+    });
+
+    test("archive", "putArchiveStream and getArchiveStream (when present) stream the same archives, and paths pick only those entries", async () => {
+      const source = join(hostFolder, "stream-source");
+      await mkdir(join(source, "bin"), { recursive: true });
+      await writeFile(join(source, "bin", "run.sh"), "#!/bin/sh\necho streamed-ran\n", { mode: 0o755 });
+      const binary = randomBytes(300_000);
+      await writeFile(join(source, "data.bin"), binary);
+      await writeFile(join(source, "other.txt"), "not asked for\n");
+      await symlink("bin/run.sh", join(source, "run-link"));
+      const target = `${session.workdir}/streamed`;
+      if (session.putArchiveStream) await session.putArchiveStream(target, packDirectoryStream(source));
+      else await session.putArchive(target, await packDirectory(source));
+      expect((await session.exec(["./streamed/bin/run.sh"])).stdout).toBe("streamed-ran\n");
+      if (!session.getArchiveStream) return;
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of await session.getArchiveStream(target, { paths: ["data.bin", "run-link", "bin/run.sh", "missing.txt", "bin"] })) chunks.push(chunk);
+      const entries = await readArchive(Buffer.concat(chunks));
+      const byPath = new Map(entries.map((entry) => [entry.path, entry]));
+      expect([...byPath.keys()].filter((path) => byPath.get(path)!.type !== "directory").sort()).toEqual(["bin/run.sh", "data.bin", "run-link"]);
+      expect(byPath.get("bin/run.sh")?.mode).toBe(0o755);
+      expect(Buffer.from(byPath.get("data.bin")?.content ?? []).equals(binary)).toBe(true);
+      expect(byPath.get("run-link")).toMatchObject({ type: "symlink", linkTarget: "bin/run.sh" });
+    });
+
+    test("collect", "a repository placed by the core comes back with only its changed paths, whatever the sandbox's .git says", async () => {
+      const fixture = await createGitFixture({
+        files: { "README.md": "# readme\n", "src/a.ts": "export const a = 1;\n", "bin/run.sh": { content: "#!/bin/sh\n", executable: true }, link: { symlink: "README.md" }, ".gitignore": "build/\n" },
+      });
+      const fresh = await create();
+      try {
+        const dir = join(hostFolder, "collect-clone");
+        await cloneRepository({ repository: { id: "fixture", remote: fixture.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir, checkout: false });
+        const asked: string[] = [];
+        let wholeTree = 0;
+        const watched = Object.create(fresh) as SandboxSession;
+        watched.getArchive = (directory) => (wholeTree++, fresh.getArchive(directory));
+        if (fresh.getArchiveStream) watched.getArchiveStream = (directory, streamOptions = {}) => (asked.push(...(streamOptions.paths ?? ["(whole tree)"])), fresh.getArchiveStream!(directory, streamOptions));
+        const placed = await placeRepository({ session: watched, dir });
+        // The listing needs GNU find and date inside; a sandbox without them skips "collect" and gets the whole-tree collect.
+        expect(placed, "the placed listing (GNU find inside the sandbox)").toBeDefined();
+        const script = [
+          "echo 'export const a = 2;' > src/a.ts && echo new > new.txt && rm README.md && chmod -x bin/run.sh",
+          "mkdir build && echo out > build/x.js && echo new.txt >> .git/info/exclude && git update-index --assume-unchanged src/a.ts",
+        ].join(" && ");
+        const ran = await fresh.exec(["sh", "-c", script]);
+        expect(ran.exitCode, ran.stderr).toBe(0);
+        const changes = await collectChanges({ session: watched, dir, placed: placed! });
+        expect(changes.map((change) => [change.path, change.status])).toEqual([
+          ["README.md", "deleted"],
+          ["bin/run.sh", "modified"],
+          ["new.txt", "added"],
+          ["src/a.ts", "modified"],
+        ]);
+        // With a listing and the streaming member, only the changed paths cross, never the whole tree.
+        if (fresh.getArchiveStream) {
+          expect(wholeTree).toBe(0);
+          const changed = ["bin/run.sh", "new.txt", "src/a.ts"];
+          expect(asked).toEqual(expect.arrayContaining(changed));
+          // Besides those, only files placed too close to the listing for their ctime to tell (compared by content).
+          expect(asked.filter((path) => !changed.includes(path) && !isRacy(placed!, path))).toEqual([]);
+        }
+      } finally {
+        await fresh.destroy();
+        await fixture.cleanup();
+      }
     });
 
     test("exposePort", "a server inside the sandbox answers on the exposed URL", async () => {

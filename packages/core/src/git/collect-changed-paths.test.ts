@@ -1,0 +1,252 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode, RunningAgentError } from "../errors.js";
+import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
+import type { SandboxSession } from "../spec/sandbox-spec.js";
+import { cloneRepository } from "./clone.js";
+import { collectChanges, type CollectChangesInput } from "./collect.js";
+import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
+import { placeRepository } from "./place.js";
+import { isRacy, type WorkspaceListing } from "./workspace-listing.js";
+
+const SECRET = "sk-test-0123456789abcdefSECRET";
+const folders = temporaryFolders("running-agent-changed-paths-test-");
+const sessions: SandboxSession[] = [];
+
+afterEach(async () => {
+  for (const session of sessions.splice(0)) await session.destroy();
+  await folders.removeAll();
+});
+
+/** What a session was asked to hand out: the whole tree, or which paths, and how many bytes came. */
+interface Transfers {
+  wholeTree: number;
+  paths: string[];
+  bytes: number;
+  putArchive: number;
+  putArchiveStream: number;
+}
+
+// Counts what crosses the session boundary; everything else goes to the real local sandbox.
+function recording(session: SandboxSession): { session: SandboxSession; transfers: Transfers } {
+  const transfers: Transfers = { wholeTree: 0, paths: [], bytes: 0, putArchive: 0, putArchiveStream: 0 };
+  const recorded: SandboxSession = Object.create(session) as SandboxSession;
+  Object.assign(recorded, {
+    getArchive: async (directory: string) => {
+      transfers.wholeTree += 1;
+      const archive = await session.getArchive(directory);
+      transfers.bytes += archive.byteLength;
+      return archive;
+    },
+    getArchiveStream: async (directory: string, options: { paths?: readonly string[] } = {}) => {
+      if (options.paths) transfers.paths.push(...options.paths);
+      else transfers.wholeTree += 1;
+      const stream = await session.getArchiveStream!(directory, options);
+      return (async function* () {
+        for await (const chunk of stream) {
+          transfers.bytes += chunk.byteLength;
+          yield chunk;
+        }
+      })();
+    },
+    putArchive: (directory: string, archive: Uint8Array) => {
+      transfers.putArchive += 1;
+      return session.putArchive(directory, archive);
+    },
+    putArchiveStream: (directory: string, archive: AsyncIterable<Uint8Array>) => {
+      transfers.putArchiveStream += 1;
+      return session.putArchiveStream!(directory, archive);
+    },
+  });
+  return { session: recorded, transfers };
+}
+
+/** As the loop does it: a host clone without working tree, HEAD streamed in, the placed listing kept. */
+async function placed(fixture: GitFixture, isolation: "none" | "bubblewrap" = "none") {
+  const dir = await folders.create();
+  await cloneRepository({ repository: { id: "fixture", remote: fixture.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir, checkout: false });
+  const real = await createLocalSandbox({ isolation }).create({ taskId: "changed-paths-test" });
+  sessions.push(real);
+  const { session, transfers } = recording(real);
+  const listing = await placeRepository({ session, dir });
+  expect(listing).toBeDefined();
+  const agent = async (script: string) => {
+    const result = await real.exec(["sh", "-ec", script]);
+    expect(result.stderr).toBe("");
+    expect(result.exitCode).toBe(0);
+  };
+  const collect = (extra: Partial<CollectChangesInput> = {}) => collectChanges({ session, dir, placed: listing as WorkspaceListing, ...extra });
+  return { dir, session, real, transfers, agent, collect, listing: listing as WorkspaceListing };
+}
+
+describe("placing the repository", () => {
+  let fixture: GitFixture;
+  beforeAll(async () => {
+    fixture = await createGitFixture({ files: { "README.md": "# r\n", "bin/run.sh": { content: "#!/bin/sh\n", executable: true }, "link": { symlink: "README.md" } } });
+  });
+  afterAll(() => fixture?.cleanup());
+
+  it("streams HEAD in, keeps no working tree on the host, ships no hooks, and the sandbox's git sees a clean tree", async () => {
+    const { dir, real, transfers } = await placed(fixture, "bubblewrap");
+    // Streamed, never an archive in memory.
+    expect(transfers).toMatchObject({ putArchive: 0, putArchiveStream: 2 });
+    // The host clone is .git only: no second copy of the files.
+    expect(await readdir(dir)).toEqual([".git"]);
+    const inside = await real.exec(["sh", "-c", "ls -A .git; echo ---; git status --porcelain; echo ---; test -x bin/run.sh && readlink link"]);
+    const [gitEntries, status, modes] = inside.stdout.split("---\n");
+    expect(gitEntries!.split("\n")).not.toContain("hooks");
+    expect(status).toBe("");
+    expect(modes!.trim()).toBe("README.md");
+  });
+});
+
+describe("collectChanges brings back only what changed", () => {
+  let fixture: GitFixture;
+  beforeAll(async () => {
+    fixture = await createGitFixture({
+      files: { ".gitignore": "build/\n" },
+      generated: { count: 20_000, file: (index) => [`src/module-${index % 100}/file-${index}.ts`, `export const value${index} = ${index};\n`] },
+    });
+  });
+  afterAll(() => fixture?.cleanup());
+
+  it("a one-file change in a 20,000-file tree transfers and writes that file only", async () => {
+    const { dir, transfers, agent, collect, listing } = await placed(fixture);
+    await agent("echo '// edited' >> src/module-7/file-1207.ts && mkdir build && echo out > build/out.js");
+    const changes = await collect();
+    expect(changes.map((change) => [change.path, change.status])).toEqual([["src/module-7/file-1207.ts", "modified"]]);
+    // Asked for by path, never the whole tree; a few KiB crossed, not the tree's megabytes.
+    expect(transfers.wholeTree).toBe(0);
+    // (Files placed in the last moments before the listing are compared by content: ctime cannot tell for them.)
+    expect(transfers.paths.filter((path) => !isRacy(listing, path))).toEqual(["src/module-7/file-1207.ts"]);
+    expect(transfers.paths.length).toBeLessThan(100);
+    expect(transfers.bytes).toBeLessThan(100 * 1024);
+    // On the host: that file, and the .gitignore check-ignore needed; nothing else written.
+    const written = (await readdir(dir, { recursive: true, withFileTypes: true }))
+      .filter((entry) => entry.isFile())
+      .map((entry) => join(entry.parentPath ?? entry.path, entry.name).slice(dir.length + 1))
+      .filter((path) => !path.startsWith(".git/") && path !== ".gitignore" && !isRacy(listing, path));
+    expect(written).toEqual(["src/module-7/file-1207.ts"]);
+  });
+});
+
+describe("collectChanges when the sandbox is hostile", () => {
+  let fixture: GitFixture;
+  beforeAll(async () => {
+    fixture = await createGitFixture({ files: { "README.md": "# readme\n", "a.txt": "aaaa\n", "b.txt": "bbbb\n", "c.txt": "cccc\n" } });
+  });
+  afterAll(() => fixture?.cleanup());
+
+  it("still collects changes hidden through the sandbox's .git: index flags, info/exclude, a commit made inside, a corrupt index", async () => {
+    const { dir, agent, collect } = await placed(fixture);
+    const configBefore = await readFile(join(dir, ".git", "config"), "utf8");
+    await agent(`
+      export GIT_AUTHOR_NAME=x GIT_AUTHOR_EMAIL=x@x GIT_COMMITTER_NAME=x GIT_COMMITTER_EMAIL=x@x
+      echo hidden-by-flag >> a.txt && git update-index --assume-unchanged a.txt && git update-index --skip-worktree a.txt
+      echo hidden-by-exclude > new.txt && echo new.txt >> .git/info/exclude
+      echo committed-inside >> b.txt && git commit -qam inside
+      printf '[core]\\n\\thooksPath = /tmp/evil\\n' >> .git/config
+      test -z "$(git status --porcelain)"
+      echo garbage > .git/index
+    `);
+    const changes = await collect();
+    expect(changes.map((change) => [change.path, change.status])).toEqual([
+      ["a.txt", "modified"],
+      ["b.txt", "modified"],
+      ["new.txt", "added"],
+    ]);
+    // Host git took nothing from the sandbox's .git.
+    expect(await readFile(join(dir, ".git", "config"), "utf8")).toBe(configBefore);
+    expect((await gitIn(dir, ["log", "--format=%s"])).trim().split("\n")).toHaveLength(1);
+  });
+
+  it("a second collect (after a fix round) drops what the first staged and the agent removed since", async () => {
+    const { agent, collect } = await placed(fixture);
+    await agent("echo first > added.txt && echo changed >> a.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([
+      ["a.txt", "modified"],
+      ["added.txt", "added"],
+    ]);
+    await agent("rm added.txt && git checkout -- a.txt 2>/dev/null || printf 'aaaa\\n' > a.txt; echo again >> b.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
+  });
+
+  it("still collects a same-size rewrite whose mtime was set back", async () => {
+    const { agent, collect } = await placed(fixture);
+    // Same size, and the old mtime put back: only the status change time (ctime) tells.
+    await agent("touch -r c.txt .git/c-time && printf 'CCCC\\n' > c.txt && touch -r .git/c-time c.txt");
+    const changes = await collect();
+    expect(changes.map((change) => [change.path, change.status])).toEqual([["c.txt", "modified"]]);
+  });
+});
+
+describe("collectChanges limits and the secret scan", () => {
+  let fixture: GitFixture;
+  beforeAll(async () => {
+    fixture = await createGitFixture({ files: { "README.md": "# readme\n" } });
+  });
+  afterAll(() => fixture?.cleanup());
+
+  async function expectNothingStaged(dir: string) {
+    expect(await gitIn(dir, ["diff", "--cached", "--name-only", "HEAD"])).toBe("");
+  }
+
+  it("fails with CHANGES_TOO_LARGE for a file over maxFileBytes, before reading it, and stages nothing", async () => {
+    const { dir, transfers, agent, collect } = await placed(fixture);
+    await agent("head -c 3145728 /dev/zero > big.bin && echo small > small.txt");
+    const error = (await collect({ limits: { maxFileBytes: 1024 * 1024 } }).catch((caught: unknown) => caught)) as RunningAgentError;
+    expect(RunningAgentError.isInstance(error)).toBe(true);
+    expect(error.code).toBe(ErrorCode.CHANGES_TOO_LARGE);
+    expect(error.message).toContain("big.bin");
+    expect(error.details).toMatchObject({ limit: "maxFileBytes", path: "big.bin" });
+    expect(transfers.bytes).toBeLessThan(64 * 1024);
+    await expectNothingStaged(dir);
+  });
+
+  it("fails with CHANGES_TOO_LARGE past maxFiles and maxTotalBytes", async () => {
+    const many = await placed(fixture);
+    await many.agent("for i in 1 2 3 4; do echo $i > f$i.txt; done");
+    expect(((await many.collect({ limits: { maxFiles: 3 } }).catch((caught: unknown) => caught)) as RunningAgentError).details).toMatchObject({ limit: "maxFiles" });
+    await expectNothingStaged(many.dir);
+    const total = await placed(fixture);
+    await total.agent("head -c 600000 /dev/zero > a.bin && head -c 600000 /dev/zero > b.bin");
+    expect(((await total.collect({ limits: { maxTotalBytes: 1_000_000 } }).catch((caught: unknown) => caught)) as RunningAgentError).details).toMatchObject({ limit: "maxTotalBytes" });
+    await expectNothingStaged(total.dir);
+  });
+
+  const hiding: Array<[string, string]> = [
+    ["a text file", `echo "key=${SECRET}" > out.txt`],
+    // 65,530 bytes of zeros first: the secret straddles the 64 KiB chunks the stream comes in.
+    ["a binary file, across a chunk boundary", `head -c 65530 /dev/zero > blob.bin && printf '${SECRET}' >> blob.bin && head -c 70000 /dev/zero >> blob.bin`],
+    ["a symlink's target", `ln -s "/tmp/${SECRET}" pointer`],
+  ];
+  for (const [where, script] of hiding) {
+    for (const mode of ["changed paths", "whole tree"] as const) {
+      it(`fails with SECRET_IN_CHANGES for a secret in ${where} (${mode}), naming the file and never the secret`, async () => {
+        const { dir, real, agent, collect } = await placed(fixture);
+        await agent(script);
+        // The whole-tree fallback: the same check on a host checkout and a session without a listing.
+        const whole = async () => {
+          const full = await folders.create();
+          await cloneRepository({ repository: { id: "fixture", remote: fixture.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir: full });
+          const archiveOnly = { workdir: real.workdir, getArchive: (path: string) => real.getArchive(path) } as SandboxSession;
+          return collectChanges({ session: archiveOnly, dir: full, secrets: [SECRET] });
+        };
+        const error = (await (mode === "whole tree" ? whole() : collect({ secrets: ["unrelated-secret-value", SECRET] })).catch((caught: unknown) => caught)) as RunningAgentError;
+        expect(RunningAgentError.isInstance(error)).toBe(true);
+        expect(error.code).toBe(ErrorCode.SECRET_IN_CHANGES);
+        expect(error.phase).toBe("collect");
+        expect(JSON.stringify({ message: error.message, details: error.details })).not.toContain(SECRET);
+        expect(error.message).toMatch(/out\.txt|blob\.bin|pointer/);
+        if (mode === "changed paths") await expectNothingStaged(dir);
+      });
+    }
+  }
+
+  it("finds nothing when no secret is in the change", async () => {
+    const { collect, agent } = await placed(fixture);
+    await agent(`echo "key=${SECRET.slice(0, -1)}" > out.txt`);
+    expect((await collect({ secrets: [SECRET] })).map((change) => change.path)).toEqual(["out.txt"]);
+  });
+});

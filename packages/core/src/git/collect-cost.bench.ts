@@ -1,0 +1,248 @@
+// What clone, collect, commit and push cost against the same work done by hand with the git CLI,
+// for 20, 2,000 and 20,000-file repositories over HTTP (git http-backend), and the memory a large
+// changed file costs. Prints tables; the bench itself only runs them once.
+//   pnpm --filter @running-agent/core bench:collect
+// RUNNING_AGENT_BENCH_SIZES=20,2000 picks sizes; RUNNING_AGENT_BENCH_ISOLATION=none skips bubblewrap.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { bench, describe } from "vitest";
+import { packDirectory } from "../archive.js";
+import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
+import type { SandboxSession } from "../spec/sandbox-spec.js";
+import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-server.js";
+import { cloneRepository } from "./clone.js";
+import { collectChanges } from "./collect.js";
+import { commitChanges } from "./commit.js";
+import { createGitFixture, type GitFixture } from "./git-fixture.js";
+import { runGit } from "./git-command.js";
+import { placeRepository } from "./place.js";
+import { pushBranch } from "./push.js";
+import type { WorkspaceListing } from "./workspace-listing.js";
+
+const TOKEN = "bench-token-0123456789";
+const credentials = { username: "bench", password: TOKEN };
+const author = { name: "Bench", email: "bench@example.test" };
+const authHeader = `http.extraHeader=Authorization: Basic ${Buffer.from(`bench:${TOKEN}`).toString("base64")}`;
+const sizes = (process.env.RUNNING_AGENT_BENCH_SIZES ?? "20,2000,20000").split(",").map(Number);
+const isolation = process.env.RUNNING_AGENT_BENCH_ISOLATION === "none" ? "none" : "bubblewrap";
+const PHASES = ["clone", "collect", "commit", "push"] as const;
+type Phase = (typeof PHASES)[number];
+type Timings = Record<Phase, number>;
+
+const folders: string[] = [];
+async function folder(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "running-agent-bench-"));
+  folders.push(dir);
+  return dir;
+}
+
+async function timed(body: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await body();
+  return performance.now() - started;
+}
+
+// About 2.5 KB of source-like text per file: 20,000 files make the issue's 50 MB.
+function fileContent(index: number): string {
+  let text = `// module ${index}\n`;
+  for (let line = 0; text.length < 2_500; line++) text += `export const value${index}_${line} = "${((index * 7919 + line * 104729) % 1_000_003).toString(36)}";\n`;
+  return text;
+}
+
+/** Appends a line to `count` files spread over the tree (the agent's change). */
+function changeScript(fileCount: number, count: number, round: number): string {
+  const step = Math.max(1, Math.floor(fileCount / count));
+  const paths = Array.from({ length: Math.min(count, fileCount) }, (_, index) => `src/module-${(index * step) % 100}/file-${index * step}.ts`);
+  return `for f in ${paths.join(" ")}; do echo "// round ${round}" >> "$f"; done`;
+}
+
+interface Setup {
+  fixture: GitFixture;
+  server: GitHttpServer;
+  fileCount: number;
+}
+
+const repository = (setup: Setup) => ({ id: "bench", remote: `${setup.server.url}/repo.git`, defaultBranch: "main", canPush: true });
+
+async function newSession(): Promise<SandboxSession> {
+  return createLocalSandbox({ isolation }).create({ taskId: "bench" });
+}
+
+/** The loop as it is now: no host working tree, HEAD streamed in, only changed paths back. */
+async function ours(setup: Setup, changed: number, round: number): Promise<Timings> {
+  const session = await newSession();
+  try {
+    const dir = await folder();
+    let placed: WorkspaceListing | undefined;
+    const clone = await timed(async () => {
+      await cloneRepository({ repository: repository(setup), branch: "main", depth: 1, credentials, dir, checkout: false });
+      placed = await placeRepository({ session, dir });
+    });
+    await session.exec(["sh", "-ec", changeScript(setup.fileCount, changed, round)]);
+    const collect = await timed(() => collectChanges({ session, dir, ...(placed ? { placed } : {}), secrets: [TOKEN] }));
+    const branch = `bench/ours-${round}`;
+    const commit = await timed(() => commitChanges({ dir, branch, message: `Round ${round}\n`, author, stageWorkingTree: false }));
+    const push = await timed(() => pushBranch({ dir, repository: repository(setup), branch, credentials }));
+    return { clone, collect, commit, push };
+  } finally {
+    await session.destroy();
+  }
+}
+
+/** The loop as it was: a host checkout packed in memory, the whole tree back, the host tree rewritten. */
+async function before(setup: Setup, changed: number, round: number): Promise<Timings> {
+  const session = await newSession();
+  try {
+    const dir = await folder();
+    const clone = await timed(async () => {
+      await cloneRepository({ repository: repository(setup), branch: "main", depth: 1, credentials, dir });
+      await session.putArchive(session.workdir, await packDirectory(dir));
+    });
+    await session.exec(["sh", "-ec", changeScript(setup.fileCount, changed, round)]);
+    const collect = await timed(() => collectChanges({ session, dir, secrets: [TOKEN] }));
+    const branch = `bench/before-${round}`;
+    const commit = await timed(() => commitChanges({ dir, branch, message: `Round ${round}\n`, author }));
+    const push = await timed(() => pushBranch({ dir, repository: repository(setup), branch, credentials }));
+    return { clone, collect, commit, push };
+  } finally {
+    await session.destroy();
+  }
+}
+
+/** The floor: the git CLI by hand, cloning straight into the folder the agent would work in. */
+async function floor(setup: Setup, changed: number, round: number): Promise<Timings> {
+  const dir = await folder();
+  const url = repository(setup).remote;
+  const git = (args: string[], cwd?: string) => runGit(args, { ...(cwd ? { cwd } : {}), env: { GIT_AUTHOR_NAME: "Bench", GIT_AUTHOR_EMAIL: "b@e.t", GIT_COMMITTER_NAME: "Bench", GIT_COMMITTER_EMAIL: "b@e.t" } });
+  const clone = await timed(() => git(["-c", authHeader, "clone", "--quiet", "--depth=1", "--single-branch", "--no-tags", "--branch=main", "--", url, dir]));
+  // A refreshed index (outside the timing) spares git add the racy re-hash right after a clone: a low floor.
+  await runGit(["status", "--porcelain"], { cwd: dir });
+  const { spawn } = await import("node:child_process");
+  await new Promise<void>((resolve, reject) => spawn("sh", ["-ec", changeScript(setup.fileCount, changed, round)], { cwd: dir, stdio: "ignore" }).once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`change exited ${code}`)))));
+  const collect = await timed(() => git(["add", "--all"], dir));
+  const commit = await timed(() => git(["-c", "core.hooksPath=/dev/null", "commit", "--quiet", "--no-verify", "-m", `Round ${round}`], dir));
+  const push = await timed(() => git(["-c", authHeader, "push", "--quiet", url, `HEAD:refs/heads/bench/floor-${round}`], dir));
+  return { clone, collect, commit, push };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function summarize(runs: Timings[]): Timings {
+  return Object.fromEntries(PHASES.map((phase) => [phase, median(runs.map((run) => run[phase]))])) as Timings;
+}
+
+const ms = (value: number) => `${value.toFixed(0).padStart(6)} ms`;
+const ratio = (value: number, base: number) => `${(value / base).toFixed(2).padStart(6)}x`;
+
+async function makeSetup(fileCount: number): Promise<Setup> {
+  const fixture = await createGitFixture({
+    files: { ".gitignore": "build/\n" },
+    generated: { count: fileCount, file: (index) => [`src/module-${index % 100}/file-${index}.ts`, fileContent(index)] },
+    bare: true,
+  });
+  const server = await startGitHttpServer({ root: fixture.root, token: TOKEN });
+  return { fixture, server, fileCount };
+}
+
+async function timeTable(): Promise<void> {
+  console.log(`clone (+ place), collect, commit, push over http; medians; local sandbox (${isolation}); floor = git CLI by hand in the same run`);
+  for (const fileCount of sizes) {
+    const lines: string[] = [];
+    const setup = await makeSetup(fileCount);
+    try {
+      for (const changed of fileCount >= 2000 ? [1, 500] : [5]) {
+        const rounds = fileCount >= 20_000 ? 3 : 5;
+        const runs = { ours: [] as Timings[], before: [] as Timings[], floor: [] as Timings[] };
+        let round = changed * 1000;
+        // Alternating, so that the machine's load falls on every side alike.
+        for (let index = 0; index < rounds; index++) {
+          runs.floor.push(await floor(setup, changed, ++round));
+          runs.ours.push(await ours(setup, changed, ++round));
+          if (index < (fileCount >= 20_000 ? 1 : 3)) runs.before.push(await before(setup, changed, ++round));
+        }
+        const [o, b, f] = [summarize(runs.ours), summarize(runs.before), summarize(runs.floor)];
+        lines.push("", `${fileCount} files, ${changed} changed      floor      ours   ours/floor    before  before/floor`);
+        for (const phase of PHASES) lines.push(`  ${phase.padEnd(22)} ${ms(f[phase])} ${ms(o[phase])}  ${ratio(o[phase], f[phase])}   ${ms(b[phase])}  ${ratio(b[phase], f[phase])}`);
+      }
+    } finally {
+      await setup.server.close();
+      await setup.fixture.cleanup();
+      for (const dir of folders.splice(0)) await rm(dir, { recursive: true, force: true });
+    }
+    console.log(lines.join("\n"));
+  }
+}
+
+/** Peak RSS and heap above the start while one file of `bytes` is collected, committed and pushed. */
+async function memoryOf(setup: Setup, bytes: number, path: "ours" | "before", round: number): Promise<{ rss: number; heap: number }> {
+  const session = await newSession();
+  try {
+    const dir = await folder();
+    let placed: WorkspaceListing | undefined;
+    if (path === "ours") {
+      await cloneRepository({ repository: repository(setup), branch: "main", depth: 1, credentials, dir, checkout: false });
+      placed = await placeRepository({ session, dir });
+    } else {
+      await cloneRepository({ repository: repository(setup), branch: "main", depth: 1, credentials, dir });
+      await session.putArchive(session.workdir, await packDirectory(dir));
+    }
+    await session.exec(["sh", "-ec", `head -c ${bytes} /dev/urandom > large.bin`]);
+    global.gc?.();
+    const start = process.memoryUsage();
+    let peak = { rss: 0, heap: 0 };
+    const sample = () => {
+      const now = process.memoryUsage();
+      peak = { rss: Math.max(peak.rss, now.rss - start.rss), heap: Math.max(peak.heap, now.heapUsed + now.external + now.arrayBuffers - start.heapUsed - start.external - start.arrayBuffers) };
+    };
+    const timer = setInterval(sample, 5);
+    try {
+      const limits = { maxFileBytes: 2 * bytes, maxTotalBytes: 2 * bytes };
+      await collectChanges({ session, dir, ...(placed ? { placed } : {}), limits, secrets: [TOKEN] });
+      sample();
+      const branch = `bench/memory-${path}-${round}`;
+      await commitChanges({ dir, branch, message: "Large file\n", author, ...(path === "ours" ? { stageWorkingTree: false } : {}) });
+      sample();
+      const collectCommit = { ...peak };
+      await pushBranch({ dir, repository: repository(setup), branch, credentials });
+      sample();
+      console.log(`  ${path.padEnd(6)} ${String(bytes / 1024 / 1024).padStart(4)} MiB file: collect+commit peak RSS +${(collectCommit.rss / 1048576).toFixed(0)} MiB (heap+buffers +${(collectCommit.heap / 1048576).toFixed(0)} MiB); with push +${(peak.rss / 1048576).toFixed(0)} MiB (+${(peak.heap / 1048576).toFixed(0)} MiB)`);
+      return peak;
+    } finally {
+      clearInterval(timer);
+    }
+  } finally {
+    await session.destroy();
+  }
+}
+
+async function memoryTable(): Promise<void> {
+  console.log("\nmemory of one changed file of N bytes, 2,000-file repository (RSS and heap above the start of collect)");
+  const setup = await makeSetup(2000);
+  try {
+    let round = 0;
+    for (const bytes of [64 * 1024 * 1024, 256 * 1024 * 1024]) {
+      await memoryOf(setup, bytes, "ours", ++round);
+      await memoryOf(setup, bytes, "before", ++round);
+    }
+  } finally {
+    await setup.server.close();
+    await setup.fixture.cleanup();
+    for (const dir of folders.splice(0)) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe("collect cost against the git CLI", () => {
+  bench(
+    "clone, collect, commit, push: ours, before and the git CLI floor (tables printed above)",
+    async () => {
+      await timeTable();
+      if (process.env.RUNNING_AGENT_BENCH_MEMORY !== "0") await memoryTable();
+    },
+    { iterations: 1, warmupIterations: 0, time: 0, warmupTime: 0 },
+  );
+});
