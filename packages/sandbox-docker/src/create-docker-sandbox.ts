@@ -307,9 +307,9 @@ export class DockerSandboxProvider implements SandboxProvider {
   private networkFor(options: SandboxCreateOptions): DockerNetwork {
     const configured = this.settings.network ?? "bridge";
     const policy = options.network;
-    if (!policy || policy.mode === "open") return configured;
-    if (policy.mode === "none") return "none";
-    if (policy.mode === "allow-list") {
+    if (!policy || policy === "open") return configured;
+    if (policy === "none") return "none";
+    if (typeof policy === "object" && policy !== null && Array.isArray(policy.allow)) {
       if (this.settings.allowList === "reject") {
         throw agentError(
           ErrorCode.CAPABILITY_UNSUPPORTED,
@@ -318,7 +318,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       }
       return configured;
     }
-    throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network policy ${JSON.stringify((policy as { mode?: unknown }).mode)}: use "none", "allow-list" or "open".`);
+    throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network policy ${JSON.stringify(policy)}: use "none", "open" or { allow: [...] }.`);
   }
 
   /**
