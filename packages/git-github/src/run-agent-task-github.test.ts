@@ -68,7 +68,8 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     const scan = async (canary: string) => {
       const hits = await findOnHost([canary, API_KEY, "export function add(a: number"], tempBefore);
       leaks.push(...hits.get(canary)!);
-      // Controls that prove the scan sees what it should: the model key is meant to be in the agent's environment, the repository's text in the workspace.
+      // Controls that prove the scan sees what it should: the model key is meant to be in the agent's environment (the runs
+      // turn modelProxy off for that: by default the key stays on the host), the repository's text in the workspace.
       controls.apiKeyInProcesses += hits.get(API_KEY)!.filter((where) => where.startsWith("/proc/")).length;
       controls.workspaceFiles += hits.get("export function add(a: number")!.filter((where) => !where.startsWith("/proc/")).length;
     };
@@ -95,6 +96,7 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
       repo: "https://github.com/octo/calculator.git",
       task: "Add a multiply function to src/math.ts",
       model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
+      modelProxy: false,
       sandbox: createLocalSandbox(),
       gitHost: gitHub,
       pullRequest: { draft: true, labels: ["agent", "e2e"], closesIssue: issue },
@@ -131,6 +133,7 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
       branch: result.branch!,
       gitToken: taskCanary,
       model: { provider: "openai-compatible", model: "scripted", baseURL: secondModel.url, apiKey: API_KEY },
+      modelProxy: false,
       sandbox: createLocalSandbox(),
       gitHost: createGitHub({ token: readOnly, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
       pullRequest: { title: "Add multiply, with notes", draft: true, labels: ["agent"] },
@@ -227,6 +230,7 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     expect(sandboxes).toBe(0);
     expect(await server.branchSha(fullName, "main")).toBe(before);
     expect(server.pullRequests(fullName)).toEqual([]);
-    expect(server.requests.filter((request) => request.path.includes("git-receive-pack"))).toEqual([]);
+    // Only this repository counts: the tests before pushed to theirs on the same server.
+    expect(server.requests.filter((request) => request.path.includes(fullName) && request.path.includes("git-receive-pack"))).toEqual([]);
   });
 });

@@ -305,7 +305,7 @@ class WarmSandboxPool implements SandboxPool {
     if (!isDeepStrictEqual(poolModel, taskModel)) return `the pool's servers run ${this.model.label}${this.model.baseURL ? ` at ${this.model.baseURL}` : ""}`;
     if (poolKey !== taskKey) return "the pool's servers hold another API key";
     if (!isDeepStrictEqual(request.resources, this.options.resources)) return "the pool's sandboxes have other resource limits";
-    if (!isDeepStrictEqual(request.network, this.network)) return "the pool's sandboxes have another network policy";
+    if (!isDeepStrictEqual(request.network ?? defaultNetworkPolicy(this.provider, request.model), this.network)) return "the pool's sandboxes have another network policy";
     return undefined;
   }
 
