@@ -34,6 +34,7 @@ export type LegacyNetworkPolicy = { mode: "none" } | { mode: "open" } | { mode: 
 /** Why an allow-list entry is not one: undefined when it is a domain, `*.domain`, an address or a CIDR range. */
 export function allowEntryProblem(entry: string): string | undefined {
   if (typeof entry !== "string" || entry === "") return "an entry must be a non-empty string";
+  if (entry.includes("://")) return `${JSON.stringify(entry)} is a URL: give its host name only`;
   if (entry.includes("/")) {
     const [address, prefix, extra] = entry.split("/");
     const family = isIP(address ?? "");
