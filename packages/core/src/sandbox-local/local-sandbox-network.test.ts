@@ -1,7 +1,9 @@
+import { mkdtempSync, rmSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEgressProxy, type BlockedConnection } from "../network/egress-proxy.js";
 import { findExecutable } from "./bubblewrap.js";
@@ -16,6 +18,17 @@ const curl = (...args: string[]) => ["curl", "-sS", "--max-time", "20", "-w", "\
 describe.skipIf(!ready)("local sandbox network policy (bubblewrap, own network namespace, host egress proxy)", () => {
   let service: Server;
   let servicePort: number;
+  // A private temp folder: other test runs on this machine make and remove session folders too.
+  const originalTmpdir = process.env.TMPDIR;
+  beforeAll(() => {
+    process.env.TMPDIR = mkdtempSync(join(tmpdir(), "running-agent-net-tmp-"));
+  });
+  afterAll(() => {
+    const privateTmp = process.env.TMPDIR!;
+    if (originalTmpdir === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = originalTmpdir;
+    rmSync(privateTmp, { recursive: true, force: true });
+  });
   beforeAll(async () => {
     service = createServer((_request, response) => response.end(MARKER));
     await new Promise<void>((resolve) => service.listen(0, "127.0.0.1", resolve));
@@ -64,6 +77,17 @@ describe.skipIf(!ready)("local sandbox network policy (bubblewrap, own network n
     } finally {
       await proxy.close();
     }
+  });
+
+  it("without a proxy from the caller, an allow-list gets a proxy of the session's own, gone with the session", async () => {
+    const before = (await readdir(tmpdir())).filter((name) => name.startsWith("running-agent-"));
+    const session = await createLocalSandbox().create({ taskId: "net-own-proxy", network: { allow: ["127.0.0.1"] } });
+    const viaProxy = ["--proxy", "http://127.0.0.1:3128", "--noproxy", ""];
+    expect((await session.exec(curl(...viaProxy, `http://127.0.0.1:${servicePort}/`))).stdout).toBe(`${MARKER}\n200`);
+    expect((await session.exec(curl(...viaProxy, "http://not-allowed.invalid/"))).stdout).toMatch(/403$/);
+    expect((await readdir(tmpdir())).filter((name) => name.startsWith("running-agent-egress-")).length).toBeGreaterThan(0);
+    await session.destroy();
+    expect((await readdir(tmpdir())).filter((name) => name.startsWith("running-agent-"))).toEqual(before);
   });
 
   it('"none" leaves no route out, yet an exposed port is served to the host through its socket; nothing is left', async () => {
