@@ -1,12 +1,13 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { constants as fsConstants, rmSync } from "node:fs";
 import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { packDirectory, unpackArchive } from "../archive.js";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import { startEgressProxy, type EgressProxy } from "../network/egress-proxy.js";
+import { forwardLoopbackToSocket, type SocketForwarder } from "../network/socket-forwarder.js";
 import { awaitProcessTreeEnd, isPidAlive, killProcessesByEnvironment, signalProcessTree, sweepProcessesByEnvironment } from "../process-tree.js";
 import {
   SANDBOX_EGRESS_PROXY_URL,
@@ -312,7 +313,7 @@ class LocalSandboxSession implements SandboxSession {
   private readonly lifetimeTimer: NodeJS.Timeout | undefined;
   readonly preparedStates: SandboxSession["preparedStates"];
   /** Host-side TCP listeners of exposed ports (own network only), each forwarding to the port's socket. */
-  private readonly exposedPorts = new Map<number, { server: Server; url: string; connections: Set<Socket> }>();
+  private readonly exposedPorts = new Map<number, SocketForwarder>();
   /** Exposed ports whose relay runs in a live spawned process. */
   private readonly relayedPorts = new Set<number>();
 
@@ -470,32 +471,9 @@ class LocalSandboxSession implements SandboxSession {
     const known = this.exposedPorts.get(port);
     if (known) return { url: known.url };
     // Own network: a loopback listener here forwards each connection to the relay's socket inside.
-    const socketPath = join(this.root, "system", "ports", `${port}.sock`);
-    const connections = new Set<Socket>();
-    const server = createServer((client) => {
-      const upstream = connect(socketPath);
-      for (const socket of [client, upstream]) {
-        connections.add(socket);
-        socket.once("close", () => connections.delete(socket));
-        socket.on("error", () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-      // A relay that cannot reach the port (nothing listens yet) closes at once: so does the client, for it to retry.
-      upstream.once("close", () => client.destroySoon());
-      client.once("close", () => upstream.destroy());
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      server.once("error", (cause) => reject(agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, "Cannot listen on a loopback port for the exposed port.", { cause })));
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address();
-        resolve(`http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`);
-      });
-    });
-    this.exposedPorts.set(port, { server, url, connections });
-    return { url };
+    const forwarder = await forwardLoopbackToSocket(join(this.root, "system", "ports", `${port}.sock`));
+    this.exposedPorts.set(port, forwarder);
+    return { url: forwarder.url };
   }
 
   async allocatePort(): Promise<number> {
@@ -515,12 +493,7 @@ class LocalSandboxSession implements SandboxSession {
       this.state = "destroyed";
       clearTimeout(this.lifetimeTimer);
       await this.stopAll(agentError(ErrorCode.SANDBOX_DESTROYED, "The sandbox was destroyed while the command ran."));
-      await Promise.all(
-        [...this.exposedPorts.values()].map(({ server, connections }) => {
-          for (const socket of connections) socket.destroy();
-          return new Promise<void>((resolve) => server.close(() => resolve()));
-        }),
-      );
+      await Promise.all([...this.exposedPorts.values()].map((forwarder) => forwarder.close()));
       this.exposedPorts.clear();
       await this.settings.ownNetwork?.ownedEgressProxy?.close();
       await removeFolder(this.root);
