@@ -36,6 +36,8 @@ describe.skipIf(!relayTools || process.getuid?.() !== 0)("the Docker sandbox beh
     const probes = [
       `git ls-remote http://127.0.0.1:${servicePort}/direct.git || echo direct-failed`,
       `env -u NO_PROXY -u no_proxy git ls-remote http://127.0.0.1:${servicePort}/proxied.git || echo proxied-failed`,
+      `env -u NO_PROXY -u no_proxy git ls-remote http://localhost:${servicePort}/rebound.git || echo rebinding-failed`,
+      "git ls-remote https://10.1.2.3/private.git || echo private-literal-failed",
       "git ls-remote https://not-allowed.invalid/x.git || echo unknown-name-failed",
     ].join("; ");
     let toolOutput = "";
@@ -60,6 +62,8 @@ describe.skipIf(!relayTools || process.getuid?.() !== 0)("the Docker sandbox beh
       model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
       sandbox: provider,
       gitHost,
+      // An allowed name that resolves to loopback (DNS rebinding) must still be refused.
+      network: { allow: ["localhost"] },
       onEvent: (event) => {
         events.push(event);
         if (event.type === "sandbox") {
@@ -77,10 +81,18 @@ describe.skipIf(!relayTools || process.getuid?.() !== 0)("the Docker sandbox beh
     expect(model.chatRequests.every((request) => request.headers.authorization === `Bearer ${API_KEY}`)).toBe(true);
     expect(toolOutput).toContain("direct-failed");
     expect(toolOutput).toContain("proxied-failed");
+    expect(toolOutput).toContain("rebinding-failed");
+    expect(toolOutput).toContain("private-literal-failed");
     expect(toolOutput).toContain("unknown-name-failed");
     expect(serviceRequests).toBe(0);
     const blocked = events.filter((event): event is Extract<AgentTaskEvent, { type: "network.blocked" }> => event.type === "network.blocked");
-    expect(blocked.map((event) => `${event.method} ${event.host}:${event.port}`)).toEqual([`GET 127.0.0.1:${servicePort}`, "CONNECT not-allowed.invalid:443"]);
+    expect(blocked.map((event) => `${event.method} ${event.host}:${event.port}`)).toEqual([
+      `GET 127.0.0.1:${servicePort}`,
+      `GET localhost:${servicePort}`,
+      "CONNECT 10.1.2.3:443",
+      "CONNECT not-allowed.invalid:443",
+    ]);
+    expect(blocked[1]!.reason).toMatch(/resolves to .*loopback/);
     const [changeRequest] = await gitHost.listChangeRequests(repo.path);
     expect(changeRequest!.body).toContain(`\`127.0.0.1:${servicePort}\``);
     expect(changeRequest!.body).toContain("`not-allowed.invalid:443`");
