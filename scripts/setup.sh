@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_packages=(git bubblewrap)
+want_packages=(git bubblewrap socat)
 if [[ "${RUNNING_AGENT_SETUP:-full}" == "full" ]]; then
   want_packages+=(docker.io debootstrap chromium curl util-linux postgresql)
 fi

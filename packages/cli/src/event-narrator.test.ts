@@ -50,6 +50,18 @@ describe("EventNarrator", () => {
     expect(JSON.stringify(lines)).not.toMatch(/\\u001b|\\u0007|\\b/);
   });
 
+  it("reports each connection the sandbox's network policy refused", () => {
+    const narrator = new EventNarrator();
+    const lines = [
+      ...narrator.narrate(stamp({ type: "network.blocked", host: "registry.example.test", port: 443, method: "CONNECT", reason: "registry.example.test is not on the allow-list" })),
+      ...narrator.narrate(stamp({ type: "network.blocked", host: "::1", port: 80, method: "GET", reason: "::1 is a loopback, link-local, private or reserved address" })),
+    ];
+    expect(lines).toEqual([
+      { kind: "warning", text: "network blocked: registry.example.test:443 (registry.example.test is not on the allow-list)" },
+      { kind: "warning", text: "network blocked: [::1]:80 (::1 is a loopback, link-local, private or reserved address)" },
+    ]);
+  });
+
   it("cuts long lines", () => {
     const narrator = new EventNarrator();
     narrator.narrate(stamp({ type: "agent.text", partId: "p", delta: "", text: "x".repeat(1000) }));

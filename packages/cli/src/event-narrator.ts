@@ -50,6 +50,11 @@ export class EventNarrator {
       case "sandbox":
         lines.push({ kind: "info", text: cut(`sandbox ${event.provider} ${event.sandboxId}${event.isolated ? "" : " (not isolated)"}`) });
         break;
+      case "network.blocked": {
+        const destination = `${event.host.includes(":") ? `[${event.host}]` : event.host}:${event.port}`;
+        lines.push({ kind: "warning", text: cut(`network blocked: ${destination} (${event.reason})`, 1000) });
+        break;
+      }
       case "command.output":
         for (const line of event.text.split("\n")) {
           if (line.trim() !== "") lines.push({ kind: "output", text: cut(line) });

@@ -52,6 +52,19 @@ export interface SandboxDestroyedEvent extends EventBase {
   lifetimeMs: number;
 }
 
+/**
+ * The sandbox's egress proxy refused a connection (the network policy does not admit it). The
+ * process is not known: every process inside reaches the proxy through the same relay.
+ */
+export interface NetworkBlockedEvent extends EventBase {
+  type: "network.blocked";
+  host: string;
+  port: number;
+  /** `CONNECT` for a tunnel (HTTPS and other TCP), else the plain HTTP request's method. */
+  method: string;
+  reason: string;
+}
+
 /** Output of a setup command. */
 export interface CommandOutputEvent extends EventBase {
   type: "command.output";
@@ -195,6 +208,7 @@ export type AgentTaskEvent =
   | LogEvent
   | SandboxEvent
   | SandboxDestroyedEvent
+  | NetworkBlockedEvent
   | CommandOutputEvent
   | AgentTextEvent
   | AgentToolEvent

@@ -11,6 +11,8 @@ export { Redactor, REDACTED } from "./redactor.js";
 export { EventLog } from "./event-log.js";
 export { taskTitle } from "./loop/task-title.js";
 export { createLocalSandbox, type LocalSandboxOptions } from "./sandbox-local/local-sandbox.js";
+export { startEgressProxy, type BlockedConnection, type EgressProxy, type EgressProxyOptions } from "./network/egress-proxy.js";
+export { forwardLoopbackToSocket, type SocketForwarder } from "./network/socket-forwarder.js";
 export { createPreparedStateCache, type PreparedStateCache, type PreparedStateCacheOptions } from "./sandbox-local/prepared-state-cache.js";
 export { createLocalGitHost, type LocalGitHost, type LocalGitHostSettings } from "./git/local-git-host.js";
 export type { LocalChangeRequest } from "./git/change-request-store.js";

@@ -106,7 +106,10 @@ const cases: Case[] = [
   ["resources.cpu: negative", () => ({ resources: { cpu: -1 } }), ErrorCode.INVALID_OPTIONS, "resources.cpu must be"],
   ["resources.memoryMiB: a fraction", () => ({ resources: { memoryMiB: 1.5 } }), ErrorCode.INVALID_OPTIONS, "resources.memoryMiB must be a whole number"],
   ["resources.pids: a string", () => ({ resources: { pids: "10" } }), ErrorCode.INVALID_OPTIONS, "resources.pids must be a whole number"],
-  ["network: a string", () => ({ network: "none" }), ErrorCode.INVALID_OPTIONS, "network must be"],
+  ["network: an unknown string", () => ({ network: "everywhere" }), ErrorCode.INVALID_OPTIONS, "network must be"],
+  ["network.allow: an entry that is neither a name nor an address", () => ({ network: { allow: ["10.0.0.0/40"] } }), ErrorCode.INVALID_OPTIONS, "network.allow: \"10.0.0.0/40\" is not a CIDR range"],
+  ["network.allow: a URL instead of a host", () => ({ network: { allow: ["https://example.com"] } }), ErrorCode.INVALID_OPTIONS, "network.allow:"],
+  ["setupNetwork: an unknown form", () => ({ setupNetwork: { hosts: ["example.com"] } }), ErrorCode.INVALID_OPTIONS, "setupNetwork must be"],
   ["network: an unknown mode", () => ({ network: { mode: "firewalled" } }), ErrorCode.INVALID_OPTIONS, "network must be"],
   ["network.hosts: a string", () => ({ network: { mode: "allow-list", hosts: "example.com" } }), ErrorCode.INVALID_OPTIONS, "network.hosts must be an array"],
   ["timeoutMs: a string", () => ({ timeoutMs: "1000" }), ErrorCode.INVALID_OPTIONS, "timeoutMs must be a number of milliseconds"],
@@ -270,5 +273,5 @@ describe("the change request's file list", () => {
 });
 
 // The options type itself: a compile-time check that the table above names real options.
-const _options: Array<keyof AgentTaskOptions> = ["repo", "task", "baseBranch", "branch", "branchPrefix", "gitToken", "model", "setupCommands", "cloneDepth", "author", "committer", "coAuthors", "pullRequest", "resources", "network", "timeoutMs", "agentTimeoutMs", "gitStallTimeoutMs", "modelProxy", "allowRepoAgentConfig", "secrets", "signal", "onEvent", "taskId", "sandbox", "gitHost", "checks", "maxFixRounds", "onChecksFailed", "agentStart", "changeLimits"];
+const _options: Array<keyof AgentTaskOptions> = ["repo", "task", "baseBranch", "branch", "branchPrefix", "gitToken", "model", "setupCommands", "cloneDepth", "author", "committer", "coAuthors", "pullRequest", "resources", "network", "setupNetwork", "timeoutMs", "agentTimeoutMs", "modelProxy", "allowRepoAgentConfig", "secrets", "signal", "onEvent", "taskId", "sandbox", "gitHost", "checks", "maxFixRounds", "onChecksFailed", "agentStart", "changeLimits", "gitStallTimeoutMs"];
 void _options;

@@ -278,6 +278,11 @@ describe("runAgentTask rejects bad input before anything is created", () => {
       () => ({ modelProxy: true, sandbox: { specificationVersion: "sandbox-v1", providerId: "remote", create: async () => ({}) } }),
       ErrorCode.CAPABILITY_UNSUPPORTED,
     ],
+    [
+      "setupNetwork with a sandbox that fixes its policy at creation",
+      () => ({ setupNetwork: "open", sandbox: { specificationVersion: "sandbox-v1", providerId: "remote", create: async () => ({}) } }),
+      ErrorCode.CAPABILITY_UNSUPPORTED,
+    ],
   ];
 
   it.each(cases)("%s", async (_name, override, code) => {

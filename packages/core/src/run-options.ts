@@ -3,6 +3,7 @@ import type { ChangedFile } from "./changes.js";
 import type { ModelConfig } from "./model.js";
 import type { Phase } from "./phases.js";
 import type { SandboxNetworkPolicy, SandboxProvider, SandboxResources } from "./spec/sandbox-spec.js";
+import type { LegacyNetworkPolicy } from "./network/network-policy.js";
 import type { ChangeRequest, GitHost } from "./spec/git-host-spec.js";
 import type { CheckSpec, ChecksFailedPolicy, Verification } from "./verify/check-types.js";
 import type { StartAdmission } from "./agent/start-admission.js";
@@ -71,8 +72,17 @@ export interface AgentTaskOptions {
   };
   /** Resource limits for the sandbox. */
   resources?: SandboxResources;
-  /** Network policy for the sandbox. Default: `allow-list` of the model's API host. */
-  network?: SandboxNetworkPolicy;
+  /**
+   * Where the sandbox's processes may connect: `"none"`, `{ allow: [domains, addresses, CIDRs] }` or
+   * `"open"` (see the README's network table). Default: the model only, that is `{ allow: [] }` where
+   * the provider enforces the policy through the host's egress proxy (the local sandbox with
+   * bubblewrap: the model is the proxy's own route, the key stays on the host), else
+   * `{ allow: [the model's API host] }` (never a loopback or private one). Refused connections are
+   * `network.blocked` events and listed in the PR body. The older `{ mode: ... }` forms are still accepted.
+   */
+  network?: SandboxNetworkPolicy | LegacyNetworkPolicy;
+  /** The policy while the setup commands run (they may install packages). Default: `network`. Only where the egress proxy enforces it. */
+  setupNetwork?: SandboxNetworkPolicy | LegacyNetworkPolicy;
   /** The longest the whole task may take. Default 30 minutes. */
   timeoutMs?: number;
   /** The longest the agent phase may take. Default: what is left of `timeoutMs`. */
@@ -85,8 +95,10 @@ export interface AgentTaskOptions {
   gitStallTimeoutMs?: number;
   /**
    * Keep the model's API key on the host: the sandbox gets a per-run token and talks to a proxy on
-   * 127.0.0.1 that adds the key. Needs a sandbox that reaches the host's loopback (the local
-   * sandbox; Docker with host networking). Default false: the key goes in as a secret variable.
+   * the host that adds the key (the egress proxy's model route where the network is enforced through
+   * it; else a proxy on 127.0.0.1, which needs a sandbox that reaches the host's loopback, such as
+   * Docker with host networking). Default: on where the egress proxy enforces the network, else off
+   * (the key goes in as a secret variable).
    */
   modelProxy?: boolean;
   /**

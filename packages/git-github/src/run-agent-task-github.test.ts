@@ -69,7 +69,8 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
     const scan = async (canary: string) => {
       const hits = await findOnHost([canary, API_KEY, "export function add(a: number"], tempBefore);
       leaks.push(...hits.get(canary)!);
-      // Controls that prove the scan sees what it should: the model key is meant to be in the agent's environment, the repository's text in the workspace.
+      // Controls that prove the scan sees what it should: the model key is meant to be in the agent's environment (the runs
+      // turn modelProxy off for that: by default the key stays on the host), the repository's text in the workspace.
       controls.apiKeyInProcesses += hits.get(API_KEY)!.filter((where) => where.startsWith("/proc/")).length;
       controls.workspaceFiles += hits.get("export function add(a: number")!.filter((where) => !where.startsWith("/proc/")).length;
     };
@@ -96,6 +97,7 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
       repo: "https://github.com/octo/calculator.git",
       task: "Add a multiply function to src/math.ts",
       model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
+      modelProxy: false,
       sandbox: createLocalSandbox(),
       gitHost: gitHub,
       pullRequest: { draft: true, labels: ["agent", "e2e"], closesIssue: issue },
@@ -132,6 +134,7 @@ describe("runAgentTask with createGitHub on the local GitHub-compatible server: 
       branch: result.branch!,
       gitToken: taskCanary,
       model: { provider: "openai-compatible", model: "scripted", baseURL: secondModel.url, apiKey: API_KEY },
+      modelProxy: false,
       sandbox: createLocalSandbox(),
       gitHost: createGitHub({ token: readOnly, baseUrl: server.apiUrl, gitUrl: server.gitUrl, webUrl: "https://github.com" }),
       pullRequest: { title: "Add multiply, with notes", draft: true, labels: ["agent"] },

@@ -309,14 +309,14 @@ describe("bad input", () => {
     expect((networkError as Error).message).toContain("running-agent-no-such-network");
 
     const strict = scopedProvider({ network: "host", allowList: "reject" });
-    expect(await codeOf(strict.provider.create({ taskId: "x", network: { mode: "allow-list", hosts: ["127.0.0.1"] } }))).toBe(ErrorCode.CAPABILITY_UNSUPPORTED);
+    expect(await codeOf(strict.provider.create({ taskId: "x", network: { allow: ["127.0.0.1"] } }))).toBe(ErrorCode.CAPABILITY_UNSUPPORTED);
 
     for (const scope of [run, missingNetwork.run, strict.run]) await expectNoContainers(scope);
   });
 
   it("a network policy of none wins over the provider's network", async () => {
     const { provider, run } = scopedProvider({ network: "host" });
-    await using session = await provider.create({ taskId: "x", network: { mode: "none" } });
+    await using session = await provider.create({ taskId: "x", network: "none" });
     expect((await docker.getContainer(session.id).inspect()).HostConfig.NetworkMode).toBe("none");
     await session.destroy();
     await expectNoContainers(run);

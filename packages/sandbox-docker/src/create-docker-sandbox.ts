@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import {
   abortedError,
   agentError,
@@ -14,6 +15,7 @@ import { DEFAULT_IMAGE } from "./default-image.js";
 import { describeEndpoint, resolveDockerClient, type DockerConnection } from "./docker-client.js";
 import { checkEnvEntry, DockerSandboxSession, parseOomKillCount } from "./docker-sandbox-session.js";
 import { engineMessage, engineStatus, engineUnavailableError, isEngineUnreachable, isGone } from "./engine-error.js";
+import { egressProxyEnvironment, egressRelayPorts } from "./egress-relays.js";
 import { hostNetworkPorts, noPorts, publishedPorts, type PortPlan } from "./port-plan.js";
 import type { FileOwner } from "./tar-archive.js";
 
@@ -47,6 +49,14 @@ export interface DockerSandboxSettings {
    * runs on {@link network}; with `reject` it fails with CAPABILITY_UNSUPPORTED.
    */
   allowList?: "use-network" | "reject";
+  /**
+   * `"proxy"`: enforce a task's policy (other than `"open"`) through the host's egress proxy, which
+   * the core then starts per sandbox: the container runs with `none` networking, and host-side socat
+   * relays entered into its network namespace (nsenter) are its only ways out (to the proxy, which
+   * also serves the model with the key on the host) and in (exposed ports). Needs a local Engine,
+   * root, `nsenter` and `socat` on this machine. Default: off.
+   */
+  egress?: "proxy";
   /** Environment for every container (non-secret). */
   env?: Record<string, string>;
   /** Extra labels on every container; {@link DockerSandboxProvider.reapOrphans} only touches containers that carry them. */
@@ -112,8 +122,13 @@ export class DockerSandboxProvider implements SandboxProvider {
     this.image = settings.image ?? DEFAULT_IMAGE;
     this.opencodeBinary = settings.opencodeBinary;
     const network = settings.network ?? "bridge";
-    this.listenHostname = network === "host" || network === "none" ? "127.0.0.1" : "0.0.0.0";
+    this.listenHostname = network === "host" || network === "none" || settings.egress === "proxy" ? "127.0.0.1" : "0.0.0.0";
     this.reachesHostLoopback = network === "host";
+  }
+
+  /** With `egress: "proxy"` the core's egress proxy enforces the policy (see the setting). */
+  get egressProxy(): boolean {
+    return this.settings.egress === "proxy";
   }
 
   /** The Dockerode client (made on first use). */
@@ -145,6 +160,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       await container.start().catch((error: unknown) => {
         throw createError(error, plan.spec);
       });
+      if ("startEgressRelay" in plan.ports) await (plan.ports as ReturnType<typeof egressRelayPorts>).startEgressRelay(container);
       if (options.signal?.aborted) throw abortedError(options.signal);
       const prepared: { oomKillBaseline: number; owner?: FileOwner; homeWritable?: boolean } =
         this.settings.user !== undefined ? await this.prepareForUser(container, plan, this.settings.user) : { oomKillBaseline: await this.prepareContainer(container, plan) };
@@ -272,10 +288,15 @@ export class DockerSandboxProvider implements SandboxProvider {
       throw agentError(ErrorCode.INVALID_OPTIONS, `Sandbox timeoutMs must be a positive number, got ${String(options.timeoutMs)}.`);
     }
 
-    const network = this.networkFor(options);
+    const egressSocket = this.settings.egress === "proxy" && options.network !== "open" ? options.egressProxy?.socketPath : undefined;
+    if (this.settings.egress === "proxy" && options.network !== undefined && options.network !== "open" && !egressSocket) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, 'With egress "proxy" a policy other than "open" needs the egress proxy\'s socket (egressProxy); runAgentTask passes it.');
+    }
+    if (egressSocket) checkRelayTools();
+    const network = egressSocket ? "none" : this.networkFor(options);
     const portHost = this.settings.portHost ?? "127.0.0.1";
     const ports: PortPlan =
-      network === "none" ? noPorts() : network === "host" ? hostNetworkPorts(portHost) : publishedPorts(this.settings.publishedPorts ?? [4096, 4097], "127.0.0.1", portHost);
+      egressSocket ? egressRelayPorts(egressSocket) : network === "none" ? noPorts() : network === "host" ? hostNetworkPorts(portHost) : publishedPorts(this.settings.publishedPorts ?? [4096, 4097], "127.0.0.1", portHost);
     const lifetimeSeconds = options.timeoutMs !== undefined ? Math.ceil(options.timeoutMs / 1000) + LIFETIME_GRACE_SECONDS : MAX_LIFETIME_SECONDS;
     const workdir = this.settings.workdir ?? "/workspace";
     const scratchDir = this.settings.scratchDir ?? "/var/tmp/running-agent";
@@ -287,7 +308,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       Entrypoint: ["sleep"],
       Cmd: [String(lifetimeSeconds)],
       WorkingDir: "/",
-      Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+      Env: Object.entries({ ...env, ...(egressSocket ? egressProxyEnvironment() : {}) }).map(([key, value]) => `${key}=${value}`),
       Labels: labels,
       ...ports.containerSettings,
       HostConfig: {
@@ -307,9 +328,9 @@ export class DockerSandboxProvider implements SandboxProvider {
   private networkFor(options: SandboxCreateOptions): DockerNetwork {
     const configured = this.settings.network ?? "bridge";
     const policy = options.network;
-    if (!policy || policy.mode === "open") return configured;
-    if (policy.mode === "none") return "none";
-    if (policy.mode === "allow-list") {
+    if (!policy || policy === "open") return configured;
+    if (policy === "none") return "none";
+    if (typeof policy === "object" && policy !== null && Array.isArray(policy.allow)) {
       if (this.settings.allowList === "reject") {
         throw agentError(
           ErrorCode.CAPABILITY_UNSUPPORTED,
@@ -318,7 +339,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       }
       return configured;
     }
-    throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network policy ${JSON.stringify((policy as { mode?: unknown }).mode)}: use "none", "allow-list" or "open".`);
+    throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network policy ${JSON.stringify(policy)}: use "none", "open" or { allow: [...] }.`);
   }
 
   /**
@@ -458,6 +479,17 @@ function checkResources(resources: SandboxResources): void {
   }
 }
 
+/** The host-side relays of `egress: "proxy"` need these here. */
+function checkRelayTools(): void {
+  const missing = ["nsenter", "socat"].filter((tool) => !process.env.PATH?.split(":").some((folder) => folder !== "" && existsSync(`${folder}/${tool}`)));
+  if (missing.length > 0 || process.getuid?.() !== 0) {
+    throw agentError(
+      ErrorCode.CAPABILITY_UNSUPPORTED,
+      `egress "proxy" runs relays in the container's network namespace from this machine: it needs root${missing.length ? ` and ${missing.join(", ")} (Debian: apt-get install util-linux socat)` : ""}.`,
+    );
+  }
+}
+
 function checkSettings(settings: DockerSandboxSettings): void {
   if (typeof settings !== "object" || settings === null) throw agentError(ErrorCode.INVALID_OPTIONS, "createDockerSandbox takes a settings object.");
   if (settings.image !== undefined && (typeof settings.image !== "string" || settings.image.trim() === "")) {
@@ -473,6 +505,7 @@ function checkSettings(settings: DockerSandboxSettings): void {
   if (settings.pullPolicy !== undefined && !["never", "missing", "always"].includes(settings.pullPolicy)) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `settings.pullPolicy must be "never", "missing" or "always", got ${JSON.stringify(settings.pullPolicy)}.`);
   }
+  if (settings.egress !== undefined && settings.egress !== "proxy") throw agentError(ErrorCode.INVALID_OPTIONS, `settings.egress must be "proxy" or absent, got ${JSON.stringify(settings.egress)}.`);
   if (settings.allowList !== undefined && !["use-network", "reject"].includes(settings.allowList)) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `settings.allowList must be "use-network" or "reject", got ${JSON.stringify(settings.allowList)}.`);
   }

@@ -42,7 +42,7 @@ describe("bad settings are rejected by the factory, before any I/O", () => {
     ["a relative workdir", { workdir: "workspace" }],
     ["a port out of range", { ports: [70000] }],
     ["a token id without its secret", { tokenId: "ak-x" }],
-    ["a network range that is not a CIDR", { network: { mode: "allow-list", cidrs: ["10.0.0.0"] } }],
+    ["a network range that is not a CIDR", { network: { allow: ["10.0.0.0/33"] } }],
     ["a server URL that is not http(s)", { serverUrl: "127.0.0.1:1" }],
   ];
   for (const [name, settings] of cases) {
@@ -236,7 +236,7 @@ describe("what the sandbox is created with", () => {
       taskId: "mapped",
       resources: { cpu: 2 },
       timeoutMs: 90_000,
-      network: { mode: "allow-list", cidrs: ["10.1.0.0/16"], hosts: ["api.example.test", "127.0.0.1"] },
+      network: { allow: ["10.1.0.0/16", "api.example.test", "127.0.0.1"] },
       labels: { "running-agent.repo": "owner/repo" },
       secrets: { MODEL_KEY: "value-that-must-not-leak" },
     });
@@ -253,8 +253,8 @@ describe("what the sandbox is created with", () => {
     expect((await session.exec(["sh", "-c", 'printf %s "$MODEL_KEY"'])).stdout).toBe("value-that-must-not-leak");
   });
 
-  it("network mode none still serves an exposed port to the host through the tunnel", async () => {
-    await using blocked = await local().create({ taskId: "offline-server", network: { mode: "none" } });
+  it('network policy "none" still serves an exposed port to the host through the tunnel', async () => {
+    await using blocked = await local().create({ taskId: "offline-server", network: "none" });
     const port = await blocked.allocatePort!();
     const exposed = await blocked.exposePort(port);
     const serverProcess = await blocked.spawn(["node", "-e", `require("http").createServer((q, s) => s.end("inside")).listen(${port}, "127.0.0.1")`]);
@@ -265,16 +265,16 @@ describe("what the sandbox is created with", () => {
     }
   });
 
-  it("network mode none blocks the sandbox from the host's services; open reaches them", async () => {
+  it('network policy "none" blocks the sandbox from the host\'s services; "open" reaches them', async () => {
     const listener: Server = createServer((socket) => socket.on("error", () => undefined).end("hello"));
     await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
     const port = (listener.address() as { port: number }).port;
     // Node is part of the local server's image (the host's /usr): a small TCP client.
     const probe = ["node", "-e", `require("net").connect(${port}, "127.0.0.1").on("connect", () => process.exit(0)).on("error", () => process.exit(3))`];
     try {
-      await using blocked = await local().create({ taskId: "offline", network: { mode: "none" } });
+      await using blocked = await local().create({ taskId: "offline", network: "none" });
       expect((await blocked.exec(probe)).exitCode).toBe(3);
-      await using open = await local().create({ taskId: "online", network: { mode: "open" } });
+      await using open = await local().create({ taskId: "online", network: "open" });
       expect((await open.exec(probe)).exitCode).toBe(0);
     } finally {
       listener.close();

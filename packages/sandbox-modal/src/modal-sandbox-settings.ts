@@ -131,24 +131,32 @@ export function checkModalSettings(settings: ModalSandboxSettings): void {
   if (settings.network) checkNetworkPolicy(settings.network);
 }
 
-/** Checks a network policy; Modal filters by CIDR and by domain, so every mode maps. */
+/** Checks a network policy; Modal filters by CIDR and by domain, so every policy maps. */
 export function checkNetworkPolicy(policy: SandboxNetworkPolicy): void {
-  if (policy.mode === "none" || policy.mode === "open") return;
-  if (policy.mode !== "allow-list") throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network mode ${JSON.stringify((policy as { mode: unknown }).mode)}.`);
-  for (const cidr of policy.cidrs ?? []) {
-    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) throw agentError(ErrorCode.INVALID_OPTIONS, `Network allow-list: ${JSON.stringify(cidr)} is not a CIDR range.`);
+  if (policy === "none" || policy === "open") return;
+  if (typeof policy !== "object" || policy === null || !Array.isArray(policy.allow)) {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network policy ${JSON.stringify(policy)}: use "none", "open" or { allow: [...] }.`);
   }
-  for (const host of policy.hosts ?? []) {
-    if (!/^[a-zA-Z0-9.*-]+$/.test(host)) throw agentError(ErrorCode.INVALID_OPTIONS, `Network allow-list: ${JSON.stringify(host)} is not a host name.`);
+  for (const entry of policy.allow) {
+    if (typeof entry === "string" && entry.includes("/")) {
+      const [address, prefix] = entry.split("/");
+      const family = isIP(address ?? "");
+      if (family === 0 || !/^\d{1,3}$/.test(prefix ?? "") || Number(prefix) > (family === 4 ? 32 : 128)) {
+        throw agentError(ErrorCode.INVALID_OPTIONS, `Network allow-list: ${JSON.stringify(entry)} is not a CIDR range.`);
+      }
+    } else if (typeof entry !== "string" || (isIP(entry) === 0 && !/^[a-zA-Z0-9.*_-]+$/.test(entry))) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `Network allow-list: ${JSON.stringify(entry)} is not a host name, address or CIDR range.`);
+    }
   }
 }
 
-/** The SDK's create parameters for a network policy. */
+/** The SDK's create parameters for a network policy: Modal's own CIDR and domain allow-lists. */
 export function networkParameters(policy: SandboxNetworkPolicy | undefined): { blockNetwork?: boolean; outboundCidrAllowlist?: string[]; outboundDomainAllowlist?: string[] } {
-  if (!policy || policy.mode === "open") return {};
-  if (policy.mode === "none") return { blockNetwork: true };
-  // Modal's domain allow-list takes names; an address given as a host becomes a one-address range.
-  const hosts = policy.hosts ?? [];
-  const addresses = hosts.filter((host) => isIP(host) !== 0).map((host) => (isIP(host) === 6 ? `${host}/128` : `${host}/32`));
-  return { outboundCidrAllowlist: [...(policy.cidrs ?? []), ...addresses], outboundDomainAllowlist: hosts.filter((host) => isIP(host) === 0) };
+  if (!policy || policy === "open") return {};
+  if (policy === "none") return { blockNetwork: true };
+  // Modal's domain allow-list takes names; an address becomes a one-address range.
+  const ranges = policy.allow.filter((entry) => entry.includes("/"));
+  const addresses = policy.allow.filter((entry) => !entry.includes("/") && isIP(entry) !== 0).map((entry) => (isIP(entry) === 6 ? `${entry}/128` : `${entry}/32`));
+  const domains = policy.allow.filter((entry) => !entry.includes("/") && isIP(entry) === 0);
+  return { outboundCidrAllowlist: [...ranges, ...addresses], outboundDomainAllowlist: domains };
 }

@@ -26,21 +26,24 @@ export interface ModelProxy {
   close(): Promise<void>;
 }
 
-/**
- * Starts a proxy on 127.0.0.1 that forwards the model SDK's requests to the model's API with the
- * real key, so the key never enters the sandbox. Requests without the run's token get 401.
- * Responses (server-sent events included) stream through unchanged.
- */
-export async function startModelProxy(model: ResolvedModel): Promise<ModelProxy> {
+/** The model's API as a route of a host-side server: checks the run's token, adds the real key, forwards. */
+export interface ModelRoute {
+  /** The per-run token the sandbox presents instead of the key. */
+  readonly token: string;
+  /** The upstream API's base path (e.g. `/v1beta`): the sandbox's base URL ends with it. */
+  readonly basePath: string;
+  /** Serves one request whose path starts with {@link basePath}. */
+  handle(incoming: IncomingMessage, outgoing: ServerResponse): void;
+  /** The model as the sandbox must see it, given the base URL (ending in {@link basePath}) it reaches the route on. */
+  sandboxModel(url: string): ResolvedModel;
+}
+
+/** Builds the route that forwards the model SDK's requests to the model's API with the real key. */
+export function createModelRoute(model: ResolvedModel, options: { keyOnHost?: boolean } = {}): ModelRoute {
+  const keyOnHost = options.keyOnHost ?? true;
   const upstream = new URL(model.baseURL ?? DEFAULT_BASE_URLS[model.provider as Exclude<ModelProvider, "openai-compatible">]);
-  const proxyBasePath = upstream.pathname.replace(/\/$/, "");
+  const basePath = upstream.pathname.replace(/\/$/, "");
   const token = `run-${randomBytes(24).toString("hex")}`;
-  const sockets = new Set<Socket>();
-  const server = createServer((incoming, outgoing) => forward(incoming, outgoing));
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
 
   function presentsToken(incoming: IncomingMessage): boolean {
     const expected = Buffer.from(token);
@@ -52,20 +55,20 @@ export async function startModelProxy(model: ResolvedModel): Promise<ModelProxy>
     });
   }
 
-  function forward(incoming: IncomingMessage, outgoing: ServerResponse): void {
-    if (!presentsToken(incoming)) {
+  function handle(incoming: IncomingMessage, outgoing: ServerResponse): void {
+    if (keyOnHost && !presentsToken(incoming)) {
       outgoing.writeHead(401, { "content-type": "application/json" }).end('{"error":{"message":"This run\'s token is required."}}');
       return;
     }
     // The sandbox's path is relative to the proxy's base path; the same suffix goes after the upstream base path.
-    const suffix = (incoming.url ?? "/").slice(proxyBasePath.length) || "/";
-    const target = new URL(upstream.pathname.replace(/\/$/, "") + suffix, upstream);
+    const suffix = (incoming.url ?? "/").slice(basePath.length) || "/";
+    const target = new URL(basePath + suffix, upstream);
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(incoming.headers)) {
-      if (value === undefined || name === "host" || name === "connection" || (KEY_HEADERS as readonly string[]).includes(name)) continue;
+      if (value === undefined || name === "host" || name === "connection" || name === "proxy-connection" || (keyOnHost && (KEY_HEADERS as readonly string[]).includes(name))) continue;
       headers[name] = value;
     }
-    if (model.apiKey !== undefined) Object.assign(headers, keyHeaders(model.provider, model.apiKey));
+    if (keyOnHost && model.apiKey !== undefined) Object.assign(headers, keyHeaders(model.provider, model.apiKey));
     const send = target.protocol === "https:" ? httpsRequest : httpRequest;
     const upstreamRequest = send(target, { method: incoming.method, headers }, (response) => {
       outgoing.writeHead(response.statusCode ?? 502, response.headers);
@@ -79,22 +82,44 @@ export async function startModelProxy(model: ResolvedModel): Promise<ModelProxy>
     incoming.pipe(upstreamRequest);
   }
 
+  return {
+    token,
+    basePath,
+    handle,
+    sandboxModel: (url) => ({
+      ...model,
+      apiKey: keyOnHost ? token : model.apiKey,
+      baseURL: url,
+      opencodeProvider: { ...model.opencodeProvider, options: { ...model.opencodeProvider.options, baseURL: url } },
+    }),
+  };
+}
+
+/**
+ * Starts a proxy on 127.0.0.1 that forwards the model SDK's requests to the model's API with the
+ * real key, so the key never enters the sandbox. Requests without the run's token get 401.
+ * Responses (server-sent events included) stream through unchanged. For sandboxes that reach the
+ * host's loopback; sandboxes behind the egress proxy get the same route there (`startEgressProxy`).
+ */
+export async function startModelProxy(model: ResolvedModel): Promise<ModelProxy> {
+  const route = createModelRoute(model);
+  const sockets = new Set<Socket>();
+  const server = createServer((incoming, outgoing) => route.handle(incoming, outgoing));
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => resolve());
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
-  const url = `http://127.0.0.1:${port}${proxyBasePath}`;
+  const url = `http://127.0.0.1:${port}${route.basePath}`;
   return {
     url,
-    token,
-    sandboxModel: {
-      ...model,
-      apiKey: token,
-      baseURL: url,
-      opencodeProvider: { ...model.opencodeProvider, options: { ...model.opencodeProvider.options, baseURL: url } },
-    },
+    token: route.token,
+    sandboxModel: route.sandboxModel(url),
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

@@ -89,7 +89,7 @@ export function opencodeServerSettings(context: TaskContext): Omit<OpencodeServe
     session: context.session!,
     opencodeBinary: options.sandbox.opencodeBinary ?? "opencode",
     ...(options.sandbox.listenHostname ? { listenHostname: options.sandbox.listenHostname } : {}),
-    model: context.modelProxy?.sandboxModel ?? options.model,
+    model: context.egressProxy?.sandboxModel ?? context.modelProxy?.sandboxModel ?? options.model,
     apiKeyEnv: MODEL_API_KEY_ENV,
     allowRepoAgentConfig: options.allowRepoAgentConfig,
     admission: options.agentStart.admission,

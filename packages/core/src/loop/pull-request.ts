@@ -1,3 +1,4 @@
+import type { BlockedConnection } from "../network/egress-proxy.js";
 import { taskTitle } from "./task-title.js";
 import { hostOptions } from "./host-options.js";
 import type { TaskContext } from "./task-context.js";
@@ -67,6 +68,7 @@ export function pullRequestBody(context: TaskContext): string {
   sections.push(`## Task\n\n${quote(options.task)}`);
   sections.push(`## Changes\n\n${diffStat(context.changes)}`);
   if (context.verification) sections.push(checksSection(context.verification));
+  if (context.networkBlocked?.length) sections.push(blockedSection(context.networkBlocked));
   const usage = context.usage;
   const seconds = ((Date.now() - context.startedAt) / 1000).toFixed(1);
   sections.push(
@@ -82,6 +84,20 @@ export function pullRequestBody(context: TaskContext): string {
   );
   if (options.pullRequest.closesIssue !== undefined) sections.push(`Closes #${options.pullRequest.closesIssue}`);
   return `${sections.join("\n\n")}\n`;
+}
+
+/** The refused destinations, once each with how often, as Copilot lists a firewall's blocks. */
+function blockedSection(blocked: readonly BlockedConnection[]): string {
+  const counts = new Map<string, { count: number; reason: string }>();
+  for (const entry of blocked) {
+    const key = `${entry.host.includes(":") ? `[${entry.host}]` : entry.host}:${entry.port}`;
+    const known = counts.get(key);
+    if (known) known.count += 1;
+    else counts.set(key, { count: 1, reason: entry.reason });
+  }
+  const lines = [...counts].slice(0, 50).map(([destination, { count, reason }]) => `- ${codeSpan(destination)}${count > 1 ? ` (${count} times)` : ""}: ${reason}`);
+  if (counts.size > 50) lines.push(`- and ${counts.size - 50} more`);
+  return ["## Blocked network requests", "", "The sandbox's network policy refused these connections:", "", ...lines].join("\n");
 }
 
 function quote(text: string): string {

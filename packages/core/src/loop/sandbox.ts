@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { MODEL_API_KEY_ENV } from "./model-key.js";
-import { startModelProxy } from "../agent/model-proxy.js";
+import { openSandboxAccess } from "../network/sandbox-access.js";
+import type { BlockedConnection } from "../network/egress-proxy.js";
 import { startOpencodeServer, type OpencodeServer } from "../agent/opencode-server.js";
 import { isSandboxPool } from "../sandbox-pool/sandbox-pool.js";
 import { opencodeServerSettings } from "./agent.js";
@@ -21,16 +22,22 @@ export async function openSandbox(context: TaskContext): Promise<void> {
       modelProxy: options.modelProxy,
       allowRepoAgentConfig: options.allowRepoAgentConfig,
       ...(context.raw.resources ? { resources: context.raw.resources } : {}),
-      ...(context.raw.network ? { network: context.raw.network } : {}),
+      network: options.network,
       signal: context.signal,
     });
     if ("lease" in taken) {
-      const { session, server, modelProxy } = taken.lease;
+      const { session, server, modelProxy, egressProxy } = taken.lease;
       context.session = session;
       context.agentServer = { ready: Promise.resolve(server), pooled: true, cancel: () => undefined };
       if (modelProxy) {
         context.modelProxy = modelProxy;
         context.redactor.add(modelProxy.token);
+      }
+      if (egressProxy) {
+        context.egressProxy = egressProxy;
+        if (egressProxy.modelRoute && options.modelProxy) context.redactor.add(egressProxy.modelRoute.token);
+        // What the warm-up was refused is the pool's business; from now on refusals are this task's.
+        egressProxy.setOnBlocked((blocked) => reportBlocked(context, blocked));
       }
       context.emit({ type: "sandbox", provider: options.sandbox.providerId, sandboxId: session.id, isolated: session.isolated, pooled: true });
       warnIfUnisolated(context);
@@ -41,17 +48,23 @@ export async function openSandbox(context: TaskContext): Promise<void> {
   // The sandbox's own limit is a backstop: it lives a little longer than the task, so that the task's timeout
   // fires first and reports the phase it cut short, and teardown still finds the sandbox to destroy.
   const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt)) + SANDBOX_GRACE_MS;
-  // With the proxy, the sandbox holds a per-run token that is worthless outside this run; the key stays here.
-  if (options.modelProxy) {
-    context.modelProxy = await startModelProxy(options.model);
-    context.redactor.add(context.modelProxy.token);
-  }
-  const sandboxKey = context.modelProxy ? context.modelProxy.token : options.model.apiKey;
+  // With the key on the host, the sandbox holds a per-run token that is worthless outside this run.
+  const access = await openSandboxAccess({
+    provider: options.sandbox,
+    network: options.network,
+    model: options.model,
+    keyOnHost: options.modelProxy,
+    onBlocked: (blocked) => reportBlocked(context, blocked),
+  });
+  context.modelProxy = access.modelProxy;
+  context.egressProxy = access.egressProxy;
+  if (access.token) context.redactor.add(access.token);
+  const sandboxKey = access.sandboxKey;
   const created = await options.sandbox.create({
     taskId: context.taskId,
     ...(sandboxKey ? { secrets: { [MODEL_API_KEY_ENV]: sandboxKey } } : {}),
     ...(context.raw.resources ? { resources: context.raw.resources } : {}),
-    ...(context.raw.network ? { network: context.raw.network } : {}),
+    ...access.createOptions,
     timeoutMs: remainingMs,
     labels: { "running-agent.repo": context.repository!.id },
     signal: context.signal,
@@ -87,6 +100,12 @@ function startAgentServerEarly(context: TaskContext): NonNullable<TaskContext["a
   // Its failure is reported by the agent phase, which awaits it; a task that fails earlier never does.
   ready.catch(() => undefined);
   return { ready, pooled: false, cancel: () => stop.abort() };
+}
+
+/** A connection the egress proxy refused: an event now, a line in the PR body later. */
+function reportBlocked(context: TaskContext, blocked: BlockedConnection): void {
+  (context.networkBlocked ??= []).push(blocked);
+  context.emit({ type: "network.blocked", host: blocked.host, port: blocked.port, method: blocked.method, reason: blocked.reason });
 }
 
 function warnIfUnisolated(context: TaskContext): void {

@@ -20,7 +20,14 @@ export async function runSetup(context: TaskContext): Promise<void> {
     context.emit({ type: "log", level: "info", message: `Started from the prepared state of ${context.repository!.id} at ${context.baseCommit!.slice(0, 12)}; the setup commands did not run again.` });
     return;
   }
-  await runCommands(context);
+  // Setup commands may have their own policy (package registries, say); the agent's applies again after them.
+  const egress = context.egressProxy;
+  egress?.setPolicy(context.options!.setupNetwork);
+  try {
+    await runCommands(context);
+  } finally {
+    egress?.setPolicy(context.options!.network);
+  }
   if (states && key) {
     try {
       await states.save(key);

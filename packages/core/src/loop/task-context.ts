@@ -1,3 +1,5 @@
+import type { BlockedConnection, EgressProxy } from "../network/egress-proxy.js";
+import type { SandboxNetworkPolicy } from "../spec/sandbox-spec.js";
 import type { AgentTaskEvent, AgentTaskEventInput, TokenUsage } from "../events.js";
 import type { Phase } from "../phases.js";
 import type { Redactor } from "../redactor.js";
@@ -38,6 +40,11 @@ export interface ValidatedOptions {
   gitToken: string | undefined;
   modelProxy: boolean;
   changeLimits: Required<ChangeLimits>;
+  /** The sandbox's network policy and the setup commands' (normalized; the default filled in). */
+  network: SandboxNetworkPolicy;
+  setupNetwork: SandboxNetworkPolicy;
+  /** True when the provider enforces `network` through the host's egress proxy, which the task then starts. */
+  egressProxy: boolean;
   /** Extra strings to redact (the caller's `secrets`). */
   secrets: string[];
   /** The caller's checks, `"auto"`, or none. */
@@ -96,8 +103,12 @@ export interface TaskContext {
    * with a pooled sandbox, or one started while the repository is cloned. `cancel` stops a start in flight.
    */
   agentServer?: { ready: Promise<OpencodeServer>; pooled: boolean; cancel(): void };
-  /** The host-side model proxy, when `modelProxy` is on. */
+  /** The host-side model proxy, when `modelProxy` is on and the network is not enforced by the egress proxy. */
   modelProxy?: ModelProxy;
+  /** The host-side egress proxy (and model route) of the sandbox, when the provider takes one. */
+  egressProxy?: EgressProxy;
+  /** Connections the egress proxy refused during this task, in order. */
+  networkBlocked?: BlockedConnection[];
 }
 
 export type { AgentTaskEvent };

@@ -28,6 +28,10 @@ export async function teardown(context: TaskContext): Promise<void> {
     await context.modelProxy.close();
     context.modelProxy = undefined;
   }
+  if (context.egressProxy) {
+    await context.egressProxy.close();
+    context.egressProxy = undefined;
+  }
   for (const folder of context.hostFolders.splice(0)) {
     try {
       await rm(folder, { recursive: true, force: true, maxRetries: 3 });

@@ -5,7 +5,9 @@ import { createLocalGitHost } from "../git/local-git-host.js";
 import { parseRepoReference } from "../git/repo-reference.js";
 import { makeBranchName, validateBranchName } from "../git/branch-name.js";
 import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "../git/remote-stall-timer.js";
-import { SANDBOX_SPEC_VERSION, type SandboxProvider } from "../spec/sandbox-spec.js";
+import { isDeepStrictEqual } from "node:util";
+import { SANDBOX_SPEC_VERSION, type SandboxNetworkPolicy, type SandboxProvider } from "../spec/sandbox-spec.js";
+import { allowEntryProblem, defaultNetworkPolicy, normalizeNetworkPolicy, type LegacyNetworkPolicy } from "../network/network-policy.js";
 import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
 import type { CheckSpec } from "../verify/check-types.js";
@@ -145,7 +147,15 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
   const onChecksFailed = raw.onChecksFailed ?? "draft";
   if (!CHECKS_FAILED_POLICIES.includes(onChecksFailed)) throw invalidOption("onChecksFailed", '"draft", "fail" or "open"', onChecksFailed);
   checkResources(raw.resources);
-  checkNetwork(raw.network);
+  const network = checkNetwork("network", raw.network) ?? defaultNetworkPolicy(sandbox, model);
+  const setupNetwork = checkNetwork("setupNetwork", raw.setupNetwork) ?? network;
+  const egressProxy = sandbox.egressProxy === true && network !== "open";
+  if (!egressProxy && raw.setupNetwork !== undefined && !isDeepStrictEqual(setupNetwork, network)) {
+    throw agentError(
+      ErrorCode.CAPABILITY_UNSUPPORTED,
+      `setupNetwork needs a sandbox whose network the host's egress proxy enforces (the local sandbox with bubblewrap and a policy other than "open"); the "${sandbox.providerId}" sandbox fixes its policy when it is created.`,
+    );
+  }
   const allowRepoAgentConfig = checkBoolean("allowRepoAgentConfig", raw.allowRepoAgentConfig) ?? false;
   const modelProxy = checkBoolean("modelProxy", raw.modelProxy);
   if (raw.gitToken !== undefined) {
@@ -176,7 +186,10 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     gitStallTimeoutMs,
     allowRepoAgentConfig,
     gitToken: raw.gitToken,
-    modelProxy: checkModelProxy(modelProxy, sandbox),
+    modelProxy: checkModelProxy(modelProxy, sandbox, egressProxy),
+    network,
+    setupNetwork,
+    egressProxy,
     secrets,
     checks,
     maxFixRounds,
@@ -249,14 +262,30 @@ function checkResources(value: unknown): void {
   checkPositiveInteger("resources.pids", value.pids, 4_194_304);
 }
 
-function checkNetwork(value: unknown): void {
-  if (value === undefined) return;
+/** A network policy, normalized: the `{ mode }` forms of earlier versions map onto the current ones. */
+function checkNetwork(name: "network" | "setupNetwork", value: unknown): SandboxNetworkPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (value === "none" || value === "open") return value;
+  const expected = '"none", "open" or { allow: [domains, addresses or CIDR ranges] } (or the older { mode: ... } forms)';
+  if (isPlainObject(value) && "allow" in value) {
+    const allow = checkLineList(`${name}.allow`, value.allow, 253, 1000) ?? [];
+    for (const entry of allow) {
+      const problem = allowEntryProblem(entry);
+      if (problem) throw agentError(ErrorCode.INVALID_OPTIONS, `${name}.allow: ${problem}.`, { details: { option: name, entry } });
+    }
+    return { allow };
+  }
   const modes = ["none", "allow-list", "open"];
   if (!isPlainObject(value) || typeof value.mode !== "string" || !modes.includes(value.mode)) {
-    throw invalidOption("network", '{ mode: "none" }, { mode: "allow-list", hosts?, cidrs? } or { mode: "open" }', isPlainObject(value) ? value.mode : value);
+    throw invalidOption(name, expected, isPlainObject(value) ? value.mode : value);
   }
-  checkLineList("network.hosts", value.hosts, 253, 1000);
-  checkLineList("network.cidrs", value.cidrs, 64, 1000);
+  const hosts = checkLineList(`${name}.hosts`, value.hosts, 253, 1000);
+  const cidrs = checkLineList(`${name}.cidrs`, value.cidrs, 64, 1000);
+  for (const entry of [...(hosts ?? []), ...(cidrs ?? [])]) {
+    const problem = allowEntryProblem(entry);
+    if (problem) throw agentError(ErrorCode.INVALID_OPTIONS, `${name}: ${problem}.`, { details: { option: name, entry } });
+  }
+  return normalizeNetworkPolicy(value as LegacyNetworkPolicy);
 }
 
 // A Git host may serve forms the parser refuses (ssh, scp-like); it maps them first.
@@ -324,9 +353,11 @@ function checkGitHost(value: unknown): GitHost {
   return host as GitHost;
 }
 
-function checkModelProxy(requested: boolean | undefined, sandbox: SandboxProvider): boolean {
+function checkModelProxy(requested: boolean | undefined, sandbox: SandboxProvider, egressProxy: boolean): boolean {
+  // Behind the egress proxy the key stays on the host unless the caller asks otherwise.
+  if (requested === undefined) return egressProxy;
   if (!requested) return false;
-  if (!sandbox.reachesHostLoopback) {
+  if (!egressProxy && !sandbox.reachesHostLoopback) {
     throw agentError(
       ErrorCode.CAPABILITY_UNSUPPORTED,
       `modelProxy needs a sandbox that reaches the host's 127.0.0.1; the "${sandbox.providerId}" sandbox as configured does not. Use the local sandbox or Docker with network: "host", or leave modelProxy off.`,

@@ -87,7 +87,18 @@ export interface BubblewrapMounts {
   cwd: string;
   /** Forbid new user namespaces inside (needs bwrap 0.8+). */
   disableUserns: boolean;
+  /**
+   * Absent: the host's network is shared. Present: the command gets its own network namespace (only
+   * loopback); the host's egress proxy socket, when given, is bound at {@link SANDBOX_EGRESS_SOCKET},
+   * and the host folder for exposed ports' sockets at {@link SANDBOX_PORT_SOCKETS}.
+   */
+  ownNetwork?: { hostEgressSocket?: string; hostPortSockets: string };
 }
+
+/** Where the host's egress proxy socket is bound inside a sandbox with its own network. */
+export const SANDBOX_EGRESS_SOCKET = "/run/running-agent/egress.sock";
+/** Where relays of exposed ports make their sockets (`<port>.sock`), bound from the host. */
+export const SANDBOX_PORT_SOCKETS = "/run/running-agent/ports";
 
 /**
  * The bwrap arguments (before `--` and the command). Environment variables are deliberately not
@@ -95,10 +106,9 @@ export interface BubblewrapMounts {
  */
 export function bubblewrapArguments(mounts: BubblewrapMounts): string[] {
   const args = [
-    // New user, mount, PID, IPC, UTS and cgroup namespaces; the network stays shared so that the
-    // host reaches the OpenCode server on loopback and the server reaches a model on host loopback.
+    // New user, mount, PID, IPC, UTS, cgroup and (unless shared on request) network namespaces.
     "--unshare-all",
-    "--share-net",
+    ...(mounts.ownNetwork ? [] : ["--share-net"]),
     "--unshare-user",
     // No nested user namespaces: they are the entry point of many kernel exploits.
     ...(mounts.disableUserns ? ["--disable-userns"] : []),
@@ -121,9 +131,37 @@ export function bubblewrapArguments(mounts: BubblewrapMounts): string[] {
   args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var", "--tmpfs", "/var/tmp");
   args.push("--bind", mounts.hostWorkspace, SANDBOX_WORKDIR, "--bind", mounts.hostScratch, SANDBOX_SCRATCH);
   if (mounts.hostOpencodeBinary) args.push("--ro-bind", mounts.hostOpencodeBinary, SANDBOX_OPENCODE_BINARY);
+  if (mounts.ownNetwork) {
+    args.push("--bind", mounts.ownNetwork.hostPortSockets, SANDBOX_PORT_SOCKETS);
+    if (mounts.ownNetwork.hostEgressSocket) args.push("--bind", mounts.ownNetwork.hostEgressSocket, SANDBOX_EGRESS_SOCKET);
+  }
   // The root itself is a tmpfs made by bwrap: read-only, so nothing can be written outside the binds above.
   args.push("--remount-ro", "/", "--chdir", mounts.cwd);
   return args;
+}
+
+/**
+ * The command vector that runs `command` inside a sandbox with its own network: socat relays first
+ * (127.0.0.1:3128 to the host's egress proxy; each exposed port's socket to the port on loopback),
+ * then, once they listen, the command itself in their place (same PID, stdin, exit code). The relays
+ * die with the sandbox's PID namespace.
+ */
+export function withNetworkRelays(command: string[], relays: { egress: boolean; ports: number[]; egressPort: number }): string[] {
+  const lines: string[] = [];
+  if (relays.egress) {
+    lines.push(`socat TCP-LISTEN:${relays.egressPort},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${SANDBOX_EGRESS_SOCKET} </dev/null >/dev/null 2>&1 &`);
+  }
+  for (const port of relays.ports) {
+    const socket = `${SANDBOX_PORT_SOCKETS}/${port}.sock`;
+    lines.push(`rm -f ${socket}`, `socat UNIX-LISTEN:${socket},fork,mode=600 TCP:127.0.0.1:${port} </dev/null >/dev/null 2>&1 &`);
+  }
+  // Wait until each relay listens (it starts in milliseconds), so the command never races it.
+  const hexPort = relays.egressPort.toString(16).toUpperCase().padStart(4, "0");
+  if (relays.egress) lines.push(`while ! grep -q '0100007F:${hexPort} 00000000:0000 0A' /proc/net/tcp; do sleep 0.01; done`);
+  for (const port of relays.ports) lines.push(`while [ ! -S ${SANDBOX_PORT_SOCKETS}/${port}.sock ]; do sleep 0.01; done`);
+  if (lines.length === 0) return command;
+  lines.push('exec "$@"');
+  return ["/bin/sh", "-c", lines.join("\n"), "running-agent-relay", ...command];
 }
 
 /** The /etc/passwd and /etc/group contents for the sandbox user. */

@@ -50,7 +50,12 @@ async function withTempParent<T>(body: (parent: string) => Promise<T>): Promise<
 }
 
 testSandboxProvider({ name: "local (bubblewrap)", createProvider: () => createLocalSandbox(), isProcessAlive });
-testSandboxProvider({ name: "local (isolation: none)", createProvider: () => createLocalSandbox({ isolation: "none" }), isProcessAlive });
+testSandboxProvider({
+  name: "local (isolation: none)",
+  createProvider: () => createLocalSandbox({ isolation: "none" }),
+  isProcessAlive,
+  skip: { networkNone: "unisolated processes share the host's network (CAPABILITY_UNSUPPORTED)" },
+});
 
 describe("local sandbox under bubblewrap: isolation", () => {
   let session: SandboxSession;
@@ -176,12 +181,13 @@ describe("local sandbox: options and leftovers", () => {
   it("rejects limits and network policies it cannot enforce, and bad options, with typed errors", async () => {
     const provider = createLocalSandbox();
     await expectRunningAgentError(provider.create({ taskId: "t", resources: { memoryMiB: 512 } }), ErrorCode.CAPABILITY_UNSUPPORTED);
-    await expectRunningAgentError(provider.create({ taskId: "t", network: { mode: "none" } }), ErrorCode.CAPABILITY_UNSUPPORTED);
+    await expectRunningAgentError(createLocalSandbox({ isolation: "none" }).create({ taskId: "t", network: "none" }), ErrorCode.CAPABILITY_UNSUPPORTED);
+    await expectRunningAgentError(provider.create({ taskId: "t", network: { mode: "none" } as unknown as "none" }), ErrorCode.INVALID_OPTIONS);
     await expectRunningAgentError(provider.create({ taskId: "" }), ErrorCode.INVALID_OPTIONS);
     await expectRunningAgentError(provider.create({ taskId: "t", env: { "BAD NAME": "x" } }), ErrorCode.INVALID_OPTIONS);
     await expectRunningAgentError(createLocalSandbox({ opencodeBinary: "/nonexistent/opencode" }).create({ taskId: "t" }), ErrorCode.INVALID_OPTIONS);
     expect(() => createLocalSandbox({ isolation: "sometimes" as "none" })).toThrow(RunningAgentError);
-    const ignoring = await createLocalSandbox({ unenforcedResources: "ignore" }).create({ taskId: "t", resources: { memoryMiB: 512 }, network: { mode: "open" } });
+    const ignoring = await createLocalSandbox({ unenforcedResources: "ignore" }).create({ taskId: "t", resources: { memoryMiB: 512 }, network: "open" });
     await ignoring.destroy();
   });
 

@@ -6,8 +6,11 @@ import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { packDirectory, packDirectoryStream, packPathsStream, unpackArchive } from "../archive.js";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
+import { startEgressProxy, type EgressProxy } from "../network/egress-proxy.js";
+import { forwardLoopbackToSocket, type SocketForwarder } from "../network/socket-forwarder.js";
 import { awaitProcessTreeEnd, isPidAlive, killProcessesByEnvironment, signalProcessTree, sweepProcessesByEnvironment } from "../process-tree.js";
 import {
+  SANDBOX_EGRESS_PROXY_URL,
   SANDBOX_SPEC_VERSION,
   type ExposedPort,
   type SandboxArchiveOptions,
@@ -28,6 +31,7 @@ import {
   SANDBOX_SCRATCH,
   SANDBOX_WORKDIR,
   sandboxAccounts,
+  withNetworkRelays,
   type SystemLayout,
 } from "./bubblewrap.js";
 import { DEFAULT_MAX_OUTPUT_BYTES, runToCompletion } from "./command-run.js";
@@ -76,8 +80,10 @@ export const SESSION_ENVIRONMENT_VARIABLE = "RUNNING_AGENT_SESSION";
 
 /**
  * The local sandbox provider: each session is a temp folder on this machine (`workspace/` and
- * `scratch/`), and commands run as child processes isolated with bubblewrap. The network is shared
- * with the host (the OpenCode server must be reachable on loopback and must reach the model).
+ * `scratch/`), and commands run as child processes isolated with bubblewrap. With a network policy
+ * other than `"open"` each command gets its own network namespace: the only way out is the host's
+ * egress proxy (reached through a Unix socket and a socat relay inside), and exposed ports are
+ * reached from the host the same way. Without a policy the host's network is shared.
  * Synchronous and free of I/O: nothing happens until `create()`.
  *
  * @example
@@ -93,7 +99,7 @@ export function createLocalSandbox(options: LocalSandboxOptions = {}): SandboxPr
 class LocalSandboxProvider implements SandboxProvider {
   readonly specificationVersion = SANDBOX_SPEC_VERSION;
   readonly providerId = "local";
-  /** The network namespace is shared, so the sandbox reaches the host's loopback (and a model proxy on it). */
+  /** With the `"open"` policy the network namespace is shared, so the sandbox reaches the host's loopback (and a model proxy on it). */
   readonly reachesHostLoopback = true;
   private readonly isolation: "bubblewrap" | "none";
   private hostOpencodeBinary: string | null | undefined;
@@ -108,6 +114,11 @@ class LocalSandboxProvider implements SandboxProvider {
     if (options.preparedStates && isolation !== "bubblewrap") {
       throw agentError(ErrorCode.INVALID_OPTIONS, "preparedStates needs isolation \"bubblewrap\": unisolated workspaces have a different path each time, which setup outputs may hold.");
     }
+  }
+
+  /** Under bubblewrap a policy is enforced through the host's egress proxy. */
+  get egressProxy(): boolean {
+    return this.isolation === "bubblewrap";
   }
 
   /** Inside a bubblewrap session the binary is bound at a fixed path; unisolated it is the host path. */
@@ -150,6 +161,7 @@ class LocalSandboxProvider implements SandboxProvider {
     const root = await realpath(await mkdtemp(join(parent, sessionPrefix))).catch((cause: unknown) => {
       throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Cannot make a session folder in ${parent}.`, { cause });
     });
+    let ownedEgressProxy: EgressProxy | undefined;
     try {
       await mkdir(join(root, "workspace"), { mode: 0o755 });
       await mkdir(join(root, "scratch"), { mode: 0o700 });
@@ -160,6 +172,17 @@ class LocalSandboxProvider implements SandboxProvider {
       await writeFile(join(root, "system", "group"), accounts.group, { mode: 0o644 });
       if (options.signal?.aborted) throw abortedError(options.signal);
       this.systemLayout ??= readSystemLayout();
+      const network = options.network ?? "open";
+      let ownNetwork: SessionSettings["ownNetwork"];
+      if (bubblewrap && network !== "open") {
+        if (!findExecutable("socat")) {
+          throw agentError(ErrorCode.ISOLATION_UNAVAILABLE, `The local sandbox's network policy needs socat for its relays (Debian/Ubuntu: apt-get install socat), or use network "open".`);
+        }
+        await mkdir(join(root, "system", "ports"), { mode: 0o700 });
+        // A caller that gives no proxy of its own still gets the policy applied: this session runs one.
+        if (typeof network === "object" && !options.egressProxy) ownedEgressProxy = await startEgressProxy({ policy: network });
+        ownNetwork = { egressSocket: options.egressProxy?.socketPath ?? ownedEgressProxy?.socketPath, ownedEgressProxy };
+      }
       return new LocalSandboxSession({
         root,
         createOptions: options,
@@ -168,8 +191,10 @@ class LocalSandboxProvider implements SandboxProvider {
         hostOpencodeBinary,
         maxOutputBytes: this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
         preparedStates: this.options.preparedStates,
+        ownNetwork,
       });
     } catch (error) {
+      await ownedEgressProxy?.close();
       await removeFolder(root);
       if (RunningAgentError.isInstance(error)) throw error;
       throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Cannot prepare the session folder ${root}.`, { cause: error });
@@ -196,10 +221,13 @@ class LocalSandboxProvider implements SandboxProvider {
       );
     }
     const network = options.network;
-    if (network && network.mode !== "open") {
+    if (network !== undefined && network !== "open" && network !== "none" && !(typeof network === "object" && network !== null && Array.isArray(network.allow))) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `network must be "none", "open" or { allow: [...] }, got ${JSON.stringify(network)}.`);
+    }
+    if (this.isolation === "none" && network !== undefined && network !== "open") {
       throw agentError(
         ErrorCode.CAPABILITY_UNSUPPORTED,
-        `The local sandbox shares the host's network (the OpenCode server must be reachable on loopback), so it cannot apply the network mode "${network.mode}". Use { mode: "open" } or the Docker sandbox.`,
+        `The unisolated local sandbox shares the host's network, so it cannot apply the network policy ${JSON.stringify(network)}. Use "open", or bubblewrap isolation.`,
       );
     }
     if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
@@ -251,6 +279,8 @@ interface SessionSettings {
   hostOpencodeBinary: string | undefined;
   maxOutputBytes: number;
   preparedStates: PreparedStateCache | undefined;
+  /** Set when commands get their own network namespace; the egress socket is absent for `"none"`. */
+  ownNetwork?: { egressSocket: string | undefined; ownedEgressProxy: EgressProxy | undefined };
 }
 
 // Sessions of this process, so that an exiting process can still kill their children and remove their folders.
@@ -283,6 +313,10 @@ class LocalSandboxSession implements SandboxSession {
   private destroying: Promise<void> | undefined;
   private readonly lifetimeTimer: NodeJS.Timeout | undefined;
   readonly preparedStates: SandboxSession["preparedStates"];
+  /** Host-side TCP listeners of exposed ports (own network only), each forwarding to the port's socket. */
+  private readonly exposedPorts = new Map<number, SocketForwarder>();
+  /** Exposed ports whose relay runs in a live spawned process. */
+  private readonly relayedPorts = new Set<number>();
 
   constructor(private readonly settings: SessionSettings) {
     this.root = settings.root;
@@ -302,6 +336,7 @@ class LocalSandboxSession implements SandboxSession {
       HOME: this.scratchDir,
       LANG: "C.UTF-8",
       ...(this.isolated ? { USER: "agent", LOGNAME: "agent", TMPDIR: "/tmp" } : {}),
+      ...(settings.ownNetwork?.egressSocket ? proxyEnvironment() : {}),
       [SESSION_ENVIRONMENT_VARIABLE]: this.id,
       ...settings.createOptions.env,
       ...settings.createOptions.secrets,
@@ -335,7 +370,7 @@ class LocalSandboxSession implements SandboxSession {
       throw agentError(ErrorCode.INVALID_OPTIONS, `timeoutMs must be a positive number of milliseconds, got ${String(options.timeoutMs)}.`);
     }
     if (options.signal?.aborted) throw abortedError(options.signal);
-    const child = await this.launch(command, options.cwd, options.env);
+    const child = await this.launch(command, options.cwd, options.env, []);
     return runToCompletion(command, { child, onStop: (listener) => this.onStop(listener) }, options, this.settings.maxOutputBytes);
   }
 
@@ -343,7 +378,13 @@ class LocalSandboxSession implements SandboxSession {
     this.checkOpen();
     checkCommand(command);
     checkEnvironment(options.env, "spawn env");
-    const child = await this.launch(command, options.cwd, options.env);
+    // A long-running process serves the exposed ports no other live process relays yet.
+    const ports = this.settings.ownNetwork ? [...this.exposedPorts.keys()].filter((port) => !this.relayedPorts.has(port)) : [];
+    const child = await this.launch(command, options.cwd, options.env, ports);
+    for (const port of ports) this.relayedPorts.add(port);
+    child.once("exit", () => {
+      for (const port of ports) this.relayedPorts.delete(port);
+    });
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
       child.once("error", (cause) =>
@@ -430,7 +471,7 @@ class LocalSandboxSession implements SandboxSession {
       if (error.code !== "EEXIST") throw fileError(directory, error);
     });
     const command = ["tar", "-x", "-p", "-f", "-", "--no-same-owner", "-C", this.paths.toSandbox(hostPath)];
-    const child = await this.launch(command, undefined, undefined);
+    const child = await this.launch(command, undefined, undefined, []);
     const running = { child, onStop: (listener: (reason: RunningAgentError) => void) => this.onStop(listener) };
     const result = await runToCompletion(command, running, options.signal ? { signal: options.signal } : {}, 64 * 1024, archive);
     if (result.exitCode !== 0) {
@@ -452,7 +493,13 @@ class LocalSandboxSession implements SandboxSession {
       throw agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, `${String(port)} is not a TCP port number (1-65535).`);
     }
     // The network is shared with the host: the port is already reachable on loopback.
-    return { url: `http://127.0.0.1:${port}` };
+    if (!this.settings.ownNetwork) return { url: `http://127.0.0.1:${port}` };
+    const known = this.exposedPorts.get(port);
+    if (known) return { url: known.url };
+    // Own network: a loopback listener here forwards each connection to the relay's socket inside.
+    const forwarder = await forwardLoopbackToSocket(join(this.root, "system", "ports", `${port}.sock`));
+    this.exposedPorts.set(port, forwarder);
+    return { url: forwarder.url };
   }
 
   async allocatePort(): Promise<number> {
@@ -472,6 +519,9 @@ class LocalSandboxSession implements SandboxSession {
       this.state = "destroyed";
       clearTimeout(this.lifetimeTimer);
       await this.stopAll(agentError(ErrorCode.SANDBOX_DESTROYED, "The sandbox was destroyed while the command ran."));
+      await Promise.all([...this.exposedPorts.values()].map((forwarder) => forwarder.close()));
+      this.exposedPorts.clear();
+      await this.settings.ownNetwork?.ownedEgressProxy?.close();
       await removeFolder(this.root);
       liveSessions.delete(this);
       liveSessionRoots.delete(this.root);
@@ -523,7 +573,7 @@ class LocalSandboxSession implements SandboxSession {
     }
   }
 
-  private async launch(command: string[], cwd: string | undefined, env: Record<string, string> | undefined): Promise<ChildProcessWithoutNullStreams> {
+  private async launch(command: string[], cwd: string | undefined, env: Record<string, string> | undefined, relayedPorts: number[]): Promise<ChildProcessWithoutNullStreams> {
     const sandboxCwd = cwd ?? this.workdir;
     const hostCwd = await this.paths.resolve(sandboxCwd, { followFinal: true });
     const stats = await lstat(hostCwd).catch(() => undefined);
@@ -533,6 +583,7 @@ class LocalSandboxSession implements SandboxSession {
     const environment = { ...this.baseEnvironment, ...env };
     let file: string;
     let args: string[];
+    const ownNetwork = this.settings.ownNetwork;
     if (this.settings.bubblewrap) {
       file = this.settings.bubblewrap.path;
       args = [
@@ -545,9 +596,10 @@ class LocalSandboxSession implements SandboxSession {
           hostOpencodeBinary: this.settings.hostOpencodeBinary,
           cwd: this.paths.toSandbox(hostCwd),
           disableUserns: this.settings.bubblewrap.disableUserns,
+          ...(ownNetwork ? { ownNetwork: { hostPortSockets: join(this.root, "system", "ports"), ...(ownNetwork.egressSocket ? { hostEgressSocket: ownNetwork.egressSocket } : {}) } } : {}),
         }),
         "--",
-        ...command,
+        ...(ownNetwork ? withNetworkRelays(command, { egress: ownNetwork.egressSocket !== undefined, ports: relayedPorts, egressPort: egressProxyPort }) : command),
       ];
     } else {
       [file, ...args] = command as [string, ...string[]];
@@ -564,6 +616,14 @@ class LocalSandboxSession implements SandboxSession {
     child.once("error", () => this.processes.delete(child));
     return child;
   }
+}
+
+const egressProxyPort = Number(new URL(SANDBOX_EGRESS_PROXY_URL).port);
+
+/** What programs inside read to find the egress proxy; their own loopback stays direct. */
+function proxyEnvironment(): Record<string, string> {
+  const noProxy = "localhost,127.0.0.1,::1";
+  return { HTTP_PROXY: SANDBOX_EGRESS_PROXY_URL, HTTPS_PROXY: SANDBOX_EGRESS_PROXY_URL, http_proxy: SANDBOX_EGRESS_PROXY_URL, https_proxy: SANDBOX_EGRESS_PROXY_URL, NO_PROXY: noProxy, no_proxy: noProxy };
 }
 
 function checkCommand(command: string[]): void {

@@ -126,10 +126,11 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     expect(taskEvents.find((event) => event.type === "sandbox")).not.toMatchObject({ pooled: true });
     expect(taskEvents.some((event) => event.type === "log" && event.message.includes("another API key"))).toBe(true);
     expect(pool.stats()).toMatchObject({ idle: 1, taken: 0 });
-    // allowRepoAgentConfig needs the repo's config at start: never pooled.
+    // allowRepoAgentConfig needs the repo's config at start: never pooled. Behind the egress proxy the
+    // pool keeps the key on the host by default, as a task does: a task that turns that off is not served.
     const resolved = resolveModel(modelFor(model));
     expect(await pool.take({ taskId: "t", model: resolved, modelProxy: false, allowRepoAgentConfig: true })).toEqual({ miss: expect.stringContaining("allowRepoAgentConfig") });
-    expect(await pool.take({ taskId: "t", model: resolved, modelProxy: true, allowRepoAgentConfig: false })).toEqual({ miss: expect.stringContaining("modelProxy") });
+    expect(await pool.take({ taskId: "t", model: resolved, modelProxy: false, allowRepoAgentConfig: false })).toEqual({ miss: expect.stringContaining("modelProxy") });
   });
 
   it("never gives one sandbox to two tasks: concurrent takes get distinct sandboxes, a third waits for the refill", async () => {
@@ -138,7 +139,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     await using _pool = pool;
     await pool.whenReady();
     const resolved = resolveModel(modelFor(model));
-    const takes = await Promise.all([1, 2, 3].map((n) => pool.take({ taskId: `t${n}`, model: resolved, modelProxy: false, allowRepoAgentConfig: false })));
+    const takes = await Promise.all([1, 2, 3].map((n) => pool.take({ taskId: `t${n}`, model: resolved, modelProxy: true, allowRepoAgentConfig: false })));
     const leases = takes.map((taken) => ("lease" in taken ? taken.lease : undefined));
     try {
       expect(leases.every(Boolean)).toBe(true);
@@ -156,14 +157,14 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     await using _pool = pool;
     const resolved = resolveModel(modelFor(model));
     const controller = new AbortController();
-    const waiting = pool.take({ taskId: "cancelled", model: resolved, modelProxy: false, allowRepoAgentConfig: false, signal: controller.signal });
+    const waiting = pool.take({ taskId: "cancelled", model: resolved, modelProxy: true, allowRepoAgentConfig: false, signal: controller.signal });
     expect(pool.stats()).toMatchObject({ starting: 1, waiting: 1 });
     controller.abort();
     expect((await expectRunningAgentError(waiting)).code).toBe(ErrorCode.ABORTED);
     expect(pool.stats()).toMatchObject({ waiting: 0, taken: 0 });
     await pool.whenReady();
     expect(pool.stats()).toMatchObject({ idle: 1, starting: 0, waiting: 0 });
-    const next = await pool.take({ taskId: "next", model: resolved, modelProxy: false, allowRepoAgentConfig: false });
+    const next = await pool.take({ taskId: "next", model: resolved, modelProxy: true, allowRepoAgentConfig: false });
     expect("lease" in next).toBe(true);
     await release("lease" in next ? next.lease : undefined);
   });
@@ -182,7 +183,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     expect(second).not.toBe(first);
     expect(sessionFolders()).not.toContain(first);
     expect(processesOf(first)).toEqual([]);
-    const taken = await pool.take({ taskId: "t", model: resolveModel(modelFor(model)), modelProxy: false, allowRepoAgentConfig: false });
+    const taken = await pool.take({ taskId: "t", model: resolveModel(modelFor(model)), modelProxy: true, allowRepoAgentConfig: false });
     expect("lease" in taken && taken.lease.session.id).toBe(second);
     await release("lease" in taken ? taken.lease : undefined);
   });
@@ -203,7 +204,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     for (const id of [...ids, ...readyIds(starting.events)]) expect(processesOf(id)).toEqual([]);
     expect(sessionFolders().filter((name) => !foldersBefore.includes(name))).toEqual([]);
     // A closed pool hands out nothing and starts nothing.
-    expect(await ready.pool.take({ taskId: "t", model: resolveModel(modelFor(model)), modelProxy: false, allowRepoAgentConfig: false })).toEqual({ miss: "the pool is closed" });
+    expect(await ready.pool.take({ taskId: "t", model: resolveModel(modelFor(model)), modelProxy: true, allowRepoAgentConfig: false })).toEqual({ miss: "the pool is closed" });
     expect(ready.pool.stats()).toMatchObject({ idle: 0, starting: 0 });
   });
 
@@ -224,9 +225,9 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     const pool = createSandboxPool(createLocalSandbox(), { model: modelFor(model), refill: false, onEvent: (event) => events.push(event) });
     await using _pool = pool;
     await pool.whenReady();
-    const taken = await pool.take({ taskId: "t", model: resolveModel(modelFor(model)), modelProxy: false, allowRepoAgentConfig: false });
+    const taken = await pool.take({ taskId: "t", model: resolveModel(modelFor(model)), modelProxy: true, allowRepoAgentConfig: false });
     expect(pool.stats()).toMatchObject({ idle: 0, starting: 0, taken: 1 });
-    expect(await pool.take({ taskId: "u", model: resolveModel(modelFor(model)), modelProxy: false, allowRepoAgentConfig: false })).toEqual({ miss: "no sandbox is ready" });
+    expect(await pool.take({ taskId: "u", model: resolveModel(modelFor(model)), modelProxy: true, allowRepoAgentConfig: false })).toEqual({ miss: "no sandbox is ready" });
     expect(readyIds(events)).toHaveLength(1);
     await release("lease" in taken ? taken.lease : undefined);
   });
@@ -246,4 +247,5 @@ async function release(lease: PooledSandboxLease | undefined): Promise<void> {
   await lease.server.process.kill();
   await lease.session.destroy();
   await lease.modelProxy?.close();
+  await lease.egressProxy?.close();
 }

@@ -3,7 +3,10 @@ import { isDeepStrictEqual } from "node:util";
 import { abortedError, agentError, ErrorCode } from "../errors.js";
 import type { ModelConfig } from "../model.js";
 import { resolveModel, type ResolvedModel } from "../agent/model-resolution.js";
-import { startModelProxy, type ModelProxy } from "../agent/model-proxy.js";
+import type { ModelProxy } from "../agent/model-proxy.js";
+import type { EgressProxy } from "../network/egress-proxy.js";
+import { defaultNetworkPolicy, normalizeNetworkPolicy, type LegacyNetworkPolicy } from "../network/network-policy.js";
+import { openSandboxAccess, type SandboxAccess } from "../network/sandbox-access.js";
 import { startOpencodeServer, warmUpOpencodeServer, type OpencodeServer } from "../agent/opencode-server.js";
 import { defaultStartTimeoutMs, providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
 import { MODEL_API_KEY_ENV } from "../loop/model-key.js";
@@ -24,12 +27,12 @@ export interface SandboxPoolOptions {
    * get a pooled sandbox; the others get a new one from the provider, as without a pool.
    */
   model?: ModelConfig | string;
-  /** Start pooled sandboxes behind a model proxy on the host (each its own); matches tasks with `modelProxy: true`. */
+  /** Keep the key on the host, as a task's `modelProxy` (default as for a task: on where the egress proxy enforces the network). Only tasks with the same setting get a pooled sandbox. */
   modelProxy?: boolean;
   /** Limits of the pooled sandboxes; only tasks that ask for the same get one. */
   resources?: SandboxResources;
-  /** Network policy of the pooled sandboxes; only tasks that ask for the same get one. */
-  network?: SandboxNetworkPolicy;
+  /** Network policy of the pooled sandboxes (default as for a task: the model's API host); only tasks with the same get one. */
+  network?: SandboxNetworkPolicy | LegacyNetworkPolicy;
   /**
    * The lifetime pooled sandboxes are created with (`SandboxCreateOptions.timeoutMs`): it must cover the
    * idle time and the longest task. Default: the provider's own (local: none; Docker: 24 h; Modal: 1 h).
@@ -83,6 +86,8 @@ export interface PooledSandboxLease {
   session: SandboxSession;
   server: OpencodeServer;
   modelProxy?: ModelProxy;
+  /** The sandbox's egress proxy, where the provider enforces the policy through one. */
+  egressProxy?: EgressProxy;
 }
 
 /**
@@ -134,7 +139,7 @@ const MAX_BACKOFF_MS = 30_000;
 interface PooledSandbox {
   readonly session: SandboxSession;
   readonly server: OpencodeServer;
-  readonly modelProxy: ModelProxy | undefined;
+  readonly access: SandboxAccess;
   state: "idle" | "leased" | "gone";
   idleTimer?: NodeJS.Timeout;
 }
@@ -150,6 +155,8 @@ class WarmSandboxPool implements SandboxPool {
   readonly size: number;
   private readonly idleTimeoutMs: number;
   private readonly model: ResolvedModel;
+  private readonly network: SandboxNetworkPolicy;
+  private readonly keyOnHost: boolean;
   private readonly admission: StartAdmission;
   private readonly poolId = randomBytes(4).toString("hex");
   private readonly closing = new AbortController();
@@ -184,10 +191,14 @@ class WarmSandboxPool implements SandboxPool {
     if (options.sandboxTimeoutMs !== undefined && !(Number.isFinite(options.sandboxTimeoutMs) && options.sandboxTimeoutMs > this.idleTimeoutMs)) {
       throw agentError(ErrorCode.INVALID_OPTIONS, `sandboxTimeoutMs must be longer than idleTimeoutMs (${this.idleTimeoutMs} ms), not ${String(options.sandboxTimeoutMs)}.`);
     }
-    if (options.modelProxy && !provider.reachesHostLoopback) {
+    this.model = resolveModel(options.model);
+    // The same defaults as a task's, so that a task with none of its own matches the pool.
+    this.network = options.network === undefined ? defaultNetworkPolicy(provider, this.model) : normalizeNetworkPolicy(options.network);
+    const egressProxy = provider.egressProxy === true && this.network !== "open";
+    this.keyOnHost = options.modelProxy ?? egressProxy;
+    if (this.keyOnHost && !egressProxy && !provider.reachesHostLoopback) {
       throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, `modelProxy needs a sandbox that reaches the host's 127.0.0.1; the "${provider.providerId}" sandbox as configured does not.`);
     }
-    this.model = resolveModel(options.model);
     this.admission = options.admission ?? providerStartAdmission(provider);
     this.fill();
   }
@@ -200,6 +211,9 @@ class WarmSandboxPool implements SandboxPool {
   }
   get reachesHostLoopback(): boolean | undefined {
     return this.provider.reachesHostLoopback;
+  }
+  get egressProxy(): boolean | undefined {
+    return this.provider.egressProxy;
   }
   get maxConcurrentAgentStarts(): number | undefined {
     return this.provider.maxConcurrentAgentStarts;
@@ -285,13 +299,13 @@ class WarmSandboxPool implements SandboxPool {
   /** Why the task's agent config differs from the one the pooled servers were started with, or undefined. */
   private mismatch(request: PooledSandboxRequest): string | undefined {
     if (request.allowRepoAgentConfig) return "allowRepoAgentConfig needs the repository's own config when OpenCode starts";
-    if (request.modelProxy !== (this.options.modelProxy ?? false)) return `the pool runs with modelProxy ${this.options.modelProxy ? "on" : "off"}`;
+    if (request.modelProxy !== this.keyOnHost) return `the pool runs with modelProxy ${this.keyOnHost ? "on" : "off"}`;
     const { apiKey: poolKey, apiKeySource: _poolSource, ...poolModel } = this.model;
     const { apiKey: taskKey, apiKeySource: _taskSource, ...taskModel } = request.model;
     if (!isDeepStrictEqual(poolModel, taskModel)) return `the pool's servers run ${this.model.label}${this.model.baseURL ? ` at ${this.model.baseURL}` : ""}`;
     if (poolKey !== taskKey) return "the pool's servers hold another API key";
     if (!isDeepStrictEqual(request.resources, this.options.resources)) return "the pool's sandboxes have other resource limits";
-    if (!isDeepStrictEqual(request.network, this.options.network)) return "the pool's sandboxes have another network policy";
+    if (!isDeepStrictEqual(request.network ?? defaultNetworkPolicy(this.provider, request.model), this.network)) return "the pool's sandboxes have another network policy";
     return undefined;
   }
 
@@ -299,7 +313,8 @@ class WarmSandboxPool implements SandboxPool {
     entry.state = "leased";
     this.counts.taken += 1;
     this.emit({ type: "taken", sandboxId: entry.session.id, taskId });
-    return { session: entry.session, server: entry.server, ...(entry.modelProxy ? { modelProxy: entry.modelProxy } : {}) };
+    const { modelProxy, egressProxy } = entry.access;
+    return { session: entry.session, server: entry.server, ...(modelProxy ? { modelProxy } : {}), ...(egressProxy ? { egressProxy } : {}) };
   }
 
   private waitForStart(signal: AbortSignal | undefined): Promise<PooledSandbox | undefined> {
@@ -348,16 +363,16 @@ class WarmSandboxPool implements SandboxPool {
     const startedAt = Date.now();
     let session: SandboxSession | undefined;
     let server: OpencodeServer | undefined;
-    let modelProxy: ModelProxy | undefined;
+    let access: SandboxAccess | undefined;
     let entry: PooledSandbox | undefined;
     try {
-      modelProxy = this.options.modelProxy ? await startModelProxy(this.model) : undefined;
-      const key = modelProxy ? modelProxy.token : this.model.apiKey;
+      access = await openSandboxAccess({ provider: this.provider, network: this.network, model: this.model, keyOnHost: this.keyOnHost });
+      const key = access.sandboxKey;
       session = await this.provider.create({
         taskId: `pool-${this.poolId}-${number}`,
         ...(key ? { secrets: { [MODEL_API_KEY_ENV]: key } } : {}),
         ...(this.options.resources ? { resources: this.options.resources } : {}),
-        ...(this.options.network ? { network: this.options.network } : {}),
+        ...access.createOptions,
         labels: { "running-agent.pool": this.poolId },
         ...(this.options.sandboxTimeoutMs ? { timeoutMs: this.options.sandboxTimeoutMs } : {}),
         signal,
@@ -370,7 +385,7 @@ class WarmSandboxPool implements SandboxPool {
         session,
         opencodeBinary: this.provider.opencodeBinary ?? "opencode",
         ...(this.provider.listenHostname ? { listenHostname: this.provider.listenHostname } : {}),
-        model: modelProxy?.sandboxModel ?? this.model,
+        model: access.sandboxModel,
         apiKeyEnv: MODEL_API_KEY_ENV,
         allowRepoAgentConfig: false,
         warmUp: true,
@@ -380,12 +395,12 @@ class WarmSandboxPool implements SandboxPool {
       });
       await warmUpOpencodeServer(server, session.workdir, { timeoutMs: startLimitMs, signal });
       await this.check(session, ["rm", "-rf", "--", `${session.workdir}/.git`], signal);
-      entry = { session, server, modelProxy, state: "idle" };
+      entry = { session, server, access, state: "idle" };
     } catch (error) {
       this.starting -= 1;
       await server?.process.kill().catch(() => undefined);
       await session?.destroy().catch(() => undefined);
-      await modelProxy?.close().catch(() => undefined);
+      await access?.close().catch(() => undefined);
       if (signal.aborted) return;
       this.counts.startFailures += 1;
       this.consecutiveFailures += 1;
@@ -454,7 +469,7 @@ class WarmSandboxPool implements SandboxPool {
     clearTimeout(entry.idleTimer);
     await entry.server.process.kill().catch(() => undefined);
     await entry.session.destroy().catch(() => undefined);
-    await entry.modelProxy?.close().catch(() => undefined);
+    await entry.access.close().catch(() => undefined);
   }
 
   private pauseAfterFailure(): void {

@@ -7,14 +7,24 @@
  */
 export const SANDBOX_SPEC_VERSION = "sandbox-v1" as const;
 
-/** Network access a sandbox gets. */
-export type SandboxNetworkPolicy =
-  /** No network at all (the OpenCode server port is still reachable from the host where the provider can arrange it). */
-  | { mode: "none" }
-  /** Only the listed hosts or CIDR ranges (typically the model's API). Providers that cannot filter by host must say so with a CAPABILITY_UNSUPPORTED error. */
-  | { mode: "allow-list"; hosts?: string[]; cidrs?: string[] }
-  /** Unrestricted egress. */
-  | { mode: "open" };
+/**
+ * Network access a sandbox gets.
+ * - `"none"`: no way out at all (the OpenCode server is still reachable from the host).
+ * - `{ allow }`: only the listed domains (`example.com` admits it and its subdomains, `*.example.com`
+ *   only subdomains), IP addresses and CIDR ranges. Loopback, link-local and private addresses are
+ *   refused unless an address or CIDR entry names them.
+ * - `"open"`: unrestricted egress (the local sandbox then shares the host's network).
+ *
+ * The core maps the older `{ mode: ... }` forms onto these before a provider sees them.
+ */
+export type SandboxNetworkPolicy = "none" | "open" | { allow: string[] };
+
+/**
+ * Where the host's egress proxy is reached inside a sandbox that takes one
+ * ({@link SandboxProvider.egressProxy}): `HTTP_PROXY`/`HTTPS_PROXY` point here, and so does the
+ * model's base URL (the proxy's model route).
+ */
+export const SANDBOX_EGRESS_PROXY_URL = "http://127.0.0.1:3128";
 
 /** CPU, memory and process limits. Providers map what they can and reject what they cannot honour. */
 export interface SandboxResources {
@@ -38,6 +48,12 @@ export interface SandboxCreateOptions {
   resources?: SandboxResources;
   /** Network policy; providers choose a default when absent. */
   network?: SandboxNetworkPolicy;
+  /**
+   * The host's egress proxy for this sandbox (only for providers with {@link SandboxProvider.egressProxy}):
+   * a Unix socket the provider makes reachable at {@link SANDBOX_EGRESS_PROXY_URL} inside, as the only
+   * route out. The proxy applies `network`; the provider only has to leave no other route.
+   */
+  egressProxy?: { socketPath: string };
   /** The longest the sandbox may live, in ms; providers enforce it where they can. */
   timeoutMs?: number;
   /** Extra labels or tags. */
@@ -213,6 +229,12 @@ export interface SandboxProvider {
    * sandbox, Docker with host networking). Needed for `modelProxy`, which keeps the model's key on the host.
    */
   readonly reachesHostLoopback?: boolean;
+  /**
+   * True when the provider enforces `network` by routing all traffic through the host's egress proxy
+   * (`egressProxy` in the create options): the core then starts one per sandbox, and the model's key
+   * stays on the host behind it.
+   */
+  readonly egressProxy?: boolean;
 
   /**
    * How many OpenCode servers may start at once in sessions of this provider (one bound shared by all

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,6 +28,7 @@ export type SandboxConformanceTest =
   | "collect"
   | "exposePort"
   | "opencode"
+  | "networkNone"
   | "destroy";
 
 /** A server the port test starts inside the sandbox, and how the host checks that it answers. */
@@ -397,6 +398,26 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
       const result = await session.exec([provider.opencodeBinary ?? "opencode", "--version"], { timeoutMs: timeout / 2 });
       expect(result.exitCode).toBe(0);
       expect(result.stdout).toMatch(/\d+\.\d+\.\d+/);
+    });
+
+    test("networkNone", 'network "none": a service on the host\'s loopback is out of reach from inside', async () => {
+      // A host-side listener that counts connections: reaching it at all is the failure, whatever a tool prints.
+      let connections = 0;
+      const listener = createServer((socket) => {
+        connections += 1;
+        socket.destroy();
+      });
+      await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+      const port = (listener.address() as AddressInfo).port;
+      const offline = await provider.create({ ...options.createOptions, taskId: `conformance-net-${randomBytes(4).toString("hex")}`, network: "none" });
+      try {
+        const probe = await offline.exec(["git", "ls-remote", `http://127.0.0.1:${port}/probe.git`], { timeoutMs: 30_000 });
+        expect(probe.exitCode).not.toBe(0);
+        expect(connections).toBe(0);
+      } finally {
+        await offline.destroy();
+        await new Promise<void>((resolve) => listener.close(() => resolve()));
+      }
     });
 
     test("destroy", "destroy() stops every process, is idempotent, and makes later calls reject with SANDBOX_DESTROYED", async () => {

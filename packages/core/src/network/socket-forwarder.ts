@@ -1,0 +1,47 @@
+import { connect, createServer, type Socket } from "node:net";
+import { agentError, ErrorCode } from "../errors.js";
+
+/** A loopback TCP listener on the host that forwards each connection to a Unix socket. */
+export interface SocketForwarder {
+  /** `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on 127.0.0.1 (a free port) and pipes each connection to `socketPath`: how the host reaches
+ * a port inside a sandbox with its own network, whose relay serves the port on that socket.
+ */
+export async function forwardLoopbackToSocket(socketPath: string): Promise<SocketForwarder> {
+  const connections = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(socketPath);
+    for (const socket of [client, upstream]) {
+      connections.add(socket);
+      socket.once("close", () => connections.delete(socket));
+      socket.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+    // A relay that cannot reach the port (nothing listens yet) closes at once: so does the client, for it to retry.
+    upstream.once("close", () => client.destroySoon());
+    client.once("close", () => upstream.destroy());
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    server.once("error", (cause) => reject(agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, "Cannot listen on a loopback port for the exposed port.", { cause })));
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      resolve(`http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`);
+    });
+  });
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of connections) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
