@@ -55,7 +55,7 @@ describe("loadServerConfig", () => {
     expect(() =>
       loadServerConfig({ PORT: "eighty", RUNNING_AGENT_CONCURRENCY: "0", RUNNING_AGENT_SANDBOX: "podman", RUNNING_AGENT_API_KEY: "short", GITHUB_API_URL: "not a url" }),
     ).toThrow(
-      /PORT: PORT must be a number.*RUNNING_AGENT_API_KEY: .*at least 8.*RUNNING_AGENT_CONCURRENCY: .*at least 1.*RUNNING_AGENT_SANDBOX: RUNNING_AGENT_SANDBOX must be local, local-unisolated or docker\..*GITHUB_API_URL: GITHUB_API_URL must be a URL/,
+      /PORT: PORT must be a number.*RUNNING_AGENT_API_KEY: .*at least 8.*RUNNING_AGENT_CONCURRENCY: .*at least 1.*RUNNING_AGENT_SANDBOX: RUNNING_AGENT_SANDBOX must be local, local-unisolated, docker or modal\..*GITHUB_API_URL: GITHUB_API_URL must be a URL/,
     );
   });
 
