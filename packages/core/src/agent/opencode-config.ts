@@ -1,7 +1,11 @@
 import * as tar from "tar-stream";
 import type { ResolvedModel } from "./model-resolution.js";
 
-/** The OpenCode release this config was checked against (the pre-seeded plugin dependency must name it). */
+/**
+ * The OpenCode release this config was checked against (the pre-seeded plugin dependency must name it).
+ * Why `opencode-ai` is an exact dependency in package.json, where the others are caret ranges: the
+ * binary it installs is the one the local sandbox runs, and the headless facts hold for this release only.
+ */
 export const OPENCODE_VERSION = "1.18.33";
 
 /** Folders of one headless OpenCode run, all under the sandbox's scratch folder. */
