@@ -10,11 +10,17 @@ export const OPENCODE_VERSION = "1.18.33";
 
 /** Folders of one headless OpenCode run, all under the sandbox's scratch folder. */
 export interface OpencodeFolders {
+  /** The folder all the others are in: `<scratchDir>/opencode`. */
   root: string;
+  /** OpenCode's `HOME`. */
   home: string;
+  /** `XDG_CONFIG_HOME`: the pre-seeded config is under `config/opencode`. */
   config: string;
+  /** `XDG_DATA_HOME`: sessions and logs. */
   data: string;
+  /** `XDG_CACHE_HOME`. */
   cache: string;
+  /** `XDG_STATE_HOME`. */
   state: string;
 }
 
