@@ -22,6 +22,8 @@ bash scripts/docker-images.sh
 pnpm -r --filter './packages/*' run build
 # Each published package as a user would install it: exports, types and files checked.
 pnpm -r --filter './packages/*' exec publint --strict
+# What pnpm publish writes: no source condition, every exported path in the tarball.
+node scripts/check-packs.mjs
 pnpm -r run typecheck
 # Every package runs even when one fails; the summary's exit code decides.
 RUNNING_AGENT_TEST_REPORTS="$reports" pnpm -r --workspace-concurrency=1 --no-bail run test || true

@@ -3,3 +3,4 @@ export { parseCliArguments, parseDuration, SANDBOX_KINDS, type CliCommand, type 
 export { ExitCode } from "./exit-codes.js";
 export { UsageError } from "./usage-error.js";
 export type { CliIo } from "./run-command.js";
+export type { DisplayStream } from "./progress-display.js";

@@ -1,4 +1,8 @@
-/** The OpenCode version baked into the default image; the same as this package's `opencode-ai` dependency (a test keeps them in step). */
+/**
+ * The OpenCode version baked into the default image; the same as this package's `opencode-ai` dependency
+ * (a test keeps them in step). That dependency stays exact, not a caret range: the binary copied into the
+ * image must be this release, which the image tag names.
+ */
 export const OPENCODE_VERSION = "1.18.33";
 
 /** The default sandbox image's tag. It names the OpenCode version, so a version bump builds a new image. */

@@ -26,9 +26,13 @@ const SIGKILL_EXIT = 137;
 
 /** How a session was made; passed by the provider. */
 export interface DockerSandboxSessionInit {
+  /** The started container the session runs commands in. */
   container: Dockerode.Container;
+  /** The working folder inside the container: commands run there and relative paths resolve against it. */
   workdir: string;
+  /** The scratch folder inside the container (OpenCode's state goes there). */
   scratchDir: string;
+  /** How the container's ports reach the host. */
   ports: PortPlan;
   /** Environment set on every command (the container's own env is inherited as well). */
   env: Record<string, string>;

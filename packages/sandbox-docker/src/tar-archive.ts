@@ -79,7 +79,9 @@ const USTAR_MAX_ID = 0o777777;
 
 /** A numeric owner for files in a container. */
 export interface FileOwner {
+  /** The user id the files get. */
   uid: number;
+  /** The group id the files get. */
   gid: number;
 }
 

@@ -1,16 +1,26 @@
 import * as tar from "tar-stream";
 import type { ResolvedModel } from "./model-resolution.js";
 
-/** The OpenCode release this config was checked against (the pre-seeded plugin dependency must name it). */
+/**
+ * The OpenCode release this config was checked against (the pre-seeded plugin dependency must name it).
+ * Why `opencode-ai` is an exact dependency in package.json, where the others are caret ranges: the
+ * binary it installs is the one the local sandbox runs, and the headless facts hold for this release only.
+ */
 export const OPENCODE_VERSION = "1.18.33";
 
 /** Folders of one headless OpenCode run, all under the sandbox's scratch folder. */
 export interface OpencodeFolders {
+  /** The folder all the others are in: `<scratchDir>/opencode`. */
   root: string;
+  /** OpenCode's `HOME`. */
   home: string;
+  /** `XDG_CONFIG_HOME`: the pre-seeded config is under `config/opencode`. */
   config: string;
+  /** `XDG_DATA_HOME`: sessions and logs. */
   data: string;
+  /** `XDG_CACHE_HOME`. */
   cache: string;
+  /** `XDG_STATE_HOME`. */
   state: string;
 }
 

@@ -33,11 +33,13 @@ export interface OpencodeServerStartInput {
 
 /** A started, ready OpenCode server inside a sandbox. */
 export interface OpencodeServer {
+  /** The `opencode serve` process in the sandbox. */
   readonly process: SandboxProcess;
   /** The last few KiB of its output, for error messages. */
   readonly output: OutputTail;
   /** The base URL the host reaches it on, and the headers to send (the password included). */
   readonly url: string;
+  /** Headers for every request to the server (its password included). */
   readonly headers: Record<string, string>;
   /** The server's password: the agent's shell sees it in its environment, so the run treats it as a secret. */
   readonly password: string;
@@ -45,6 +47,7 @@ export interface OpencodeServer {
   readonly port: number;
   /** Epoch ms of the spawn and of the ready line. */
   readonly spawnedAt: number;
+  /** Epoch ms of the ready line. */
   readonly readyAt: number;
   /** True once the process has exited. */
   readonly exited: boolean;
@@ -292,9 +295,11 @@ export function withTail(message: string, output: OutputTail): string {
 /** Keeps the last few KiB of the server's output for error messages. */
 export class OutputTail {
   private buffer = "";
+  /** Appends a chunk of output, dropping what falls out of the tail. */
   add(chunk: Uint8Array): void {
     this.buffer = (this.buffer + Buffer.from(chunk).toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
   }
+  /** The kept tail as text. */
   text(): string {
     return this.buffer;
   }

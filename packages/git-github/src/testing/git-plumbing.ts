@@ -29,7 +29,7 @@ export function git(gitDir: string, args: string[], options: { input?: string | 
   });
 }
 
-/** A file to write with {@link commitFiles}: text, bytes, or either with a mode; `null` deletes. */
+/** A file the server writes in a commit (`createRepository` and `commit` take them by path): text, bytes, or either with a mode; `null` deletes. */
 export type FileContent = string | Uint8Array | { content: string | Uint8Array; mode?: "100644" | "100755" } | null;
 
 /** Who made a commit. */

@@ -8,4 +8,4 @@ export {
   type ModalServerFailure,
   type ModalServerOptions,
 } from "./modal-server.js";
-export { loadModalProtocol, type ModalProtocol } from "./modal-protocol.js";
+export { loadModalProtocol, type ModalMethodDefinition, type ModalProtocol, type ModalServiceDefinition } from "./modal-protocol.js";
