@@ -8,10 +8,15 @@ export type SandboxKind = (typeof SANDBOX_KINDS)[number];
 
 /** What `running-agent run` was asked to do, checked and with defaults filled in. */
 export interface RunCommandOptions {
+  /** `--repo`: the repository's URL or local path. */
   repo: string;
+  /** `--task`: what the agent is asked to do. */
   task: string;
+  /** `--base`: the branch to start from and open the change request against. */
   baseBranch?: string;
+  /** `--branch`: the branch the change is pushed to. */
   branch?: string;
+  /** `--sandbox`: where the agent runs. */
   sandbox: SandboxKind;
   /** Local sandbox without bubblewrap. */
   unisolated: boolean;
@@ -25,17 +30,27 @@ export interface RunCommandOptions {
   network?: string;
   /** `provider/model`. */
   model?: string;
+  /** `--model-base-url`: an OpenAI-compatible server's base URL. */
   modelBaseUrl?: string;
+  /** `--title`: the change request's title. */
   title?: string;
+  /** `--draft`: open the change request as a draft. */
   draft: boolean;
+  /** `--label`, repeatable. */
   labels: string[];
+  /** `--reviewer`, repeatable. */
   reviewers: string[];
+  /** `--setup`, repeatable: commands run in the sandbox before the agent. */
   setupCommands: string[];
   /** `--check`: `auto`, or checks as `name=command` (or a bare command, named `check-N`). */
   checks?: CheckSpec[] | "auto";
+  /** `--max-fix-rounds`. */
   maxFixRounds?: number;
+  /** `--on-checks-failed`. */
   onChecksFailed?: ChecksFailedPolicy;
+  /** `--timeout`, as milliseconds. */
   timeoutMs?: number;
+  /** `--json`: the result as JSON on stdout. */
   json: boolean;
   /** From `--github-token` or GITHUB_TOKEN. */
   githubToken?: string;
