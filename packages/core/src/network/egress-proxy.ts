@@ -1,3 +1,4 @@
+import { shortSocketPath } from "./short-socket-path.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { lookup } from "node:dns/promises";
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
@@ -188,10 +189,18 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     client.once("close", () => upstream.destroy());
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socketPath, () => resolve());
-  });
+  // A deep TMPDIR makes a path longer than a socket address may be: listen through a short link.
+  const listenPath = await shortSocketPath(socketPath);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(listenPath.path, () => resolve());
+    });
+  } catch (error) {
+    await listenPath.release();
+    await rm(folder, { recursive: true, force: true });
+    throw error;
+  }
   let closing: Promise<void> | undefined;
   return {
     socketPath,
@@ -207,6 +216,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       (closing ??= (async () => {
         for (const socket of sockets) socket.destroy();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await listenPath.release();
         await rm(folder, { recursive: true, force: true });
       })()),
   };

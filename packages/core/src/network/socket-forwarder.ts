@@ -1,5 +1,6 @@
 import { connect, createServer, type Socket } from "node:net";
 import { agentError, ErrorCode } from "../errors.js";
+import { shortSocketPath } from "./short-socket-path.js";
 
 /** A loopback TCP listener on the host that forwards each connection to a Unix socket. */
 export interface SocketForwarder {
@@ -14,8 +15,9 @@ export interface SocketForwarder {
  */
 export async function forwardLoopbackToSocket(socketPath: string): Promise<SocketForwarder> {
   const connections = new Set<Socket>();
+  const target = await shortSocketPath(socketPath);
   const server = createServer((client) => {
-    const upstream = connect(socketPath);
+    const upstream = connect(target.path);
     for (const socket of [client, upstream]) {
       connections.add(socket);
       socket.once("close", () => connections.delete(socket));
@@ -30,7 +32,10 @@ export async function forwardLoopbackToSocket(socketPath: string): Promise<Socke
     client.once("close", () => upstream.destroy());
   });
   const url = await new Promise<string>((resolve, reject) => {
-    server.once("error", (cause) => reject(agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, "Cannot listen on a loopback port for the exposed port.", { cause })));
+    server.once("error", (cause) => {
+      void target.release();
+      reject(agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, "Cannot listen on a loopback port for the exposed port.", { cause }));
+    });
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
       resolve(`http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`);
@@ -41,7 +46,7 @@ export async function forwardLoopbackToSocket(socketPath: string): Promise<Socke
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of connections) socket.destroy();
-        server.close(() => resolve());
+        server.close(() => void target.release().then(resolve, resolve));
       }),
   };
 }
