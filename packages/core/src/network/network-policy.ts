@@ -52,7 +52,9 @@ export function allowEntryProblem(entry: string): string | undefined {
  * model is the proxy's own route, so the list is empty; elsewhere it names the model's API host
  * (unless that is a loopback or private address, which no default admits).
  */
-export function defaultNetworkPolicy(provider: { egressProxy?: boolean }, model: { apiHost: string }): SandboxNetworkPolicy {
+export function defaultNetworkPolicy(provider: { egressProxy?: boolean; appliesNetworkPolicy?: boolean }, model: { apiHost: string }): SandboxNetworkPolicy {
+  // A sandbox that shares the host's network (the unisolated local one) can apply no policy: it warns that it is not isolated.
+  if (provider.appliesNetworkPolicy === false) return "open";
   if (provider.egressProxy === true) return { allow: [] };
   const host = model.apiHost.replace(/^\[|\]$/g, "");
   const special = host === "" || host === "localhost" || (isIP(host) !== 0 && isSpecialAddress(host));

@@ -117,6 +117,11 @@ class LocalSandboxProvider implements SandboxProvider {
   }
 
   /** Under bubblewrap a policy is enforced through the host's egress proxy. */
+  /** False when commands share the host's network (isolation "none"): no policy but "open" can apply, so that is the default. */
+  get appliesNetworkPolicy(): boolean {
+    return this.isolation === "bubblewrap";
+  }
+
   get egressProxy(): boolean {
     return this.isolation === "bubblewrap";
   }
