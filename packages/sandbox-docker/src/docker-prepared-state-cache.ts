@@ -55,7 +55,7 @@ export function createDockerPreparedStateCache(options: DockerPreparedStateCache
 }
 
 /** Made by {@link createDockerPreparedStateCache}. */
-export class DockerPreparedStateCache {
+export class DockerPreparedStateCache implements AsyncDisposable {
   /** The cache's name, on its images' tags and labels. */
   readonly name: string;
   readonly maxEntries: number;
@@ -90,6 +90,15 @@ export class DockerPreparedStateCache {
   async invalidate(key?: string): Promise<void> {
     if (key !== undefined) checkKey(key);
     for (const image of await this.list(this.docker)) if (key === undefined || image.key === key) await removeImage(this.docker, image.id);
+  }
+
+  /** Closes the cache for good: removes every image of it (as `invalidate()`). Also `await using`. */
+  async close(): Promise<void> {
+    await this.invalidate();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Removes what is no longer used: states past `maxAgeMs`, older images of a key, and the oldest keys beyond `maxEntries`. Returns how many images went. */

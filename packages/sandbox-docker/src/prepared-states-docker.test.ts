@@ -49,7 +49,7 @@ async function commitOnMain(repo: TestRepository, files: Record<string, string>)
 }
 
 describe("runAgentTask with Docker prepared states", () => {
-  it("the second task on a key starts from the committed image and skips the setup; a moved base branch (new lockfile) prepares again on the new commit; a failed or cancelled setup keeps nothing; invalidate leaves no image or container", async () => {
+  it("the second task on a key starts from the committed image and skips the setup; a moved base branch (new lockfile) prepares again on the new commit; a failed or cancelled setup keeps nothing; close() leaves no image or container", async () => {
     await using repo = await createTestRepository({ "app.js": "original\n", "package-lock.json": '{"v":1}\n', ".gitignore": ".deps/\n" });
     const cache: DockerPreparedStateCache = createDockerPreparedStateCache({ name: `test-${randomUUID().slice(0, 8)}` });
     const { provider, run: runLabel } = scopedProvider({ network: "host", preparedStates: cache });
@@ -105,7 +105,7 @@ describe("runAgentTask with Docker prepared states", () => {
       await expect(task(["echo started && sleep 120"], true)).rejects.toMatchObject({ code: ErrorCode.ABORTED, phase: "setup" });
       expect(await cache.keys()).toHaveLength(2);
 
-      await cache.invalidate();
+      await cache.close();
       expect(await docker.listImages({ all: true, filters: { label: [`${PREPARED_CACHE_LABEL}=${cache.name}`] } })).toEqual([]);
       await expectNoContainers(runLabel);
     } finally {

@@ -116,7 +116,7 @@ describe("prepared states of the Modal sandbox (filesystem snapshots), through t
       expect(second.result.changes).toEqual([expect.objectContaining({ path: "app.js", status: "modified" })]);
       expect(await repo.git("show", `${second.result.branch}:app.js`)).toBe("edited\n");
     } finally {
-      await cache.invalidate();
+      await cache.close();
     }
     expect(snapshots()).toEqual([]);
     expect(server.liveSandboxes()).toEqual([]);

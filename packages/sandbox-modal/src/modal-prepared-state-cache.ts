@@ -35,7 +35,7 @@ export function createModalPreparedStateCache(options: ModalPreparedStateCacheOp
 }
 
 /** Made by {@link createModalPreparedStateCache}. */
-export class ModalPreparedStateCache {
+export class ModalPreparedStateCache implements AsyncDisposable {
   readonly maxEntries: number;
   readonly maxAgeMs: number;
   private readonly states = new Map<string, KeptSnapshot>();
@@ -65,6 +65,15 @@ export class ModalPreparedStateCache {
   async invalidate(key?: string): Promise<void> {
     if (key !== undefined) checkKey(key);
     for (const name of key === undefined ? this.keys() : [key]) await this.drop(name);
+  }
+
+  /** Closes the cache for good: deletes every snapshot of it (as `invalidate()`). Also `await using`. */
+  async close(): Promise<void> {
+    await this.invalidate();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Deletes stale snapshots and the oldest beyond `maxEntries`. Returns how many went. */
