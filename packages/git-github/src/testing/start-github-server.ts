@@ -453,6 +453,10 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
         issues: new Map(),
         comments: new Map(),
         statuses: [],
+        reactions: [],
+        reviews: new Map(),
+        reviewComments: new Map(),
+        checkRuns: new Map(),
       });
       // Installation tokens minted earlier reach the account's new repositories too.
       for (const token of state.tokens.values()) {
