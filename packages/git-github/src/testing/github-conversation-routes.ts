@@ -180,6 +180,14 @@ export function addConversationRoutes(kit: RouteKit): void {
     return { status: 200, body: reviewJson(urls, repository, review) };
   });
 
+  add("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}", async (request) => {
+    const repository = repositoryFor(request);
+    const pull = issueFor(repository, request.params.pull_number, true);
+    const review = repository.reviews.get(Number(request.params.review_id));
+    if (!review || review.pullNumber !== pull.number) throw notFound();
+    return { status: 200, body: reviewJson(urls, repository, review) };
+  });
+
   add("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments", async (request) => {
     const repository = repositoryFor(request);
     const pull = issueFor(repository, request.params.pull_number, true);

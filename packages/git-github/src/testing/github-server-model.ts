@@ -89,10 +89,10 @@ export interface ServerCommitStatus {
   updatedAt: string;
 }
 
-/** A reaction on an issue, an issue comment or a review comment. */
+/** A reaction on an issue, an issue comment, a review comment or (through GraphQL) a review. */
 export interface ServerReaction {
   id: number;
-  subject: { kind: "issue" | "issue-comment" | "review-comment"; id: number };
+  subject: { kind: "issue" | "issue-comment" | "review-comment" | "review"; id: number };
   content: "+1" | "-1" | "laugh" | "confused" | "heart" | "hooray" | "rocket" | "eyes";
   user: string;
   createdAt: string;

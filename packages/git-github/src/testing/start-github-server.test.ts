@@ -242,6 +242,18 @@ describe("startGitHubServer", () => {
     expect(review.status).toBe(200);
     expect(review.data).toMatchObject({ state: "CHANGES_REQUESTED", body: "Two things.", commit_id: sha, user: { login: "reviewer-2" } });
     await expect(author.rest.pulls.createReview({ ...where, pull_number: pull.number, event: "APPROVE" })).rejects.toMatchObject({ status: 422 });
+    expect((await author.rest.pulls.getReview({ ...where, pull_number: pull.number, review_id: review.data.id })).data).toMatchObject({ id: review.data.id, state: "CHANGES_REQUESTED", body: "Two things." });
+    await expect(author.rest.pulls.getReview({ ...where, pull_number: pull.number, review_id: 999_999 })).rejects.toMatchObject({ status: 404 });
+    // A review takes a reaction only through GraphQL.
+    const eyes = "mutation($id: ID!) { addReaction(input: { subjectId: $id, content: EYES }) { reaction { content } } }";
+    expect(await author.graphql(eyes, { id: review.data.node_id })).toEqual({ addReaction: { reaction: { content: "EYES" }, subject: { id: review.data.node_id } } });
+    await expect(author.graphql(eyes, { id: "bm9wZQ" })).rejects.toMatchObject({ errors: [{ type: "NOT_FOUND" }] });
+    expect(server.reactions("octo/reviews").map((reaction) => [reaction.subject.kind, reaction.content, reaction.user])).toEqual([
+      ["issue", "eyes", "bot"],
+      ["issue-comment", "+1", "bot"],
+      ["review-comment", "eyes", "bot"],
+      ["review", "eyes", "bot"],
+    ]);
     const inReview = await author.rest.pulls.listCommentsForReview({ ...where, pull_number: pull.number, review_id: review.data.id });
     expect(inReview.data.map((entry) => [entry.body, entry.line])).toEqual([["A better title.", 1]]);
     await expect(author.rest.pulls.listCommentsForReview({ ...where, pull_number: pull.number, review_id: 999_999 })).rejects.toMatchObject({ status: 404 });
