@@ -4,6 +4,7 @@ import { badCredentials, basicError, GitHubHttpError, notFound, requiresAuthenti
 import {
   branchJson,
   commentJson,
+  commitJson,
   commitStatusJson,
   integrationJson,
   issueJson,
@@ -401,6 +402,14 @@ export function createRestRoutes(state: GitHubState): Route[] {
     } as const;
     repository.statuses.push(status);
     return { status: 201, body: commitStatusJson(state.urls, repository, status) };
+  });
+
+  add("GET", "/repos/{owner}/{repo}/commits/{ref}", async (request) => {
+    const repository = repositoryFor(request);
+    const ref = request.params.ref!;
+    const sha = /^[0-9a-f]{40}$/.test(ref) ? await revParse(repository.gitDir, ref) : isSafeRef(ref) ? await revParse(repository.gitDir, `refs/heads/${ref}`) : undefined;
+    if (!sha) throw validationFailed([{ resource: "Commit", field: "ref", code: "invalid", message: `No commit found for SHA: ${ref}` }]);
+    return { status: 200, body: commitJson(state.urls, repository, await readCommit(repository.gitDir, sha)) };
   });
 
   add("GET", "/repos/{owner}/{repo}/commits/{ref}/statuses", async (request) => {

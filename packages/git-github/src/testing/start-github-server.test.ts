@@ -59,6 +59,10 @@ describe("startGitHubServer", () => {
     expect(branches.data.map((branch) => branch.name).sort()).toEqual(["feature/one", "main"]);
     const slashed = await octokit.rest.repos.getBranch({ owner: "octo", repo: "widgets", branch: "feature/one" });
     expect(slashed.data.commit.commit.message).toBe("Add one");
+    const commit = await octokit.rest.repos.getCommit({ owner: "octo", repo: "widgets", ref: slashed.data.commit.sha });
+    expect(commit.data).toMatchObject({ sha: slashed.data.commit.sha, commit: { message: "Add one" }, parents: [{ sha: main.data.commit.sha }] });
+    expect((await octokit.rest.repos.getCommit({ owner: "octo", repo: "widgets", ref: "feature/one" })).data.sha).toBe(slashed.data.commit.sha);
+    await expect(octokit.rest.repos.getCommit({ owner: "octo", repo: "widgets", ref: "f".repeat(40) })).rejects.toMatchObject({ status: 422 });
 
     const created = await octokit.rest.pulls.create({ owner: "octo", repo: "widgets", head: "feature/one", base: "main", title: "Add one", body: "Body", draft: true });
     expect(created.status).toBe(201);
