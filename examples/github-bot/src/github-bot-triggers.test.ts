@@ -37,6 +37,10 @@ describe("the GitHub bot's triggers, as a GitHub App", () => {
   let repository: unknown;
   /** What the agent writes in its next run; undefined: it changes nothing. */
   let nextEdit: { path: string; content: string } | undefined;
+  /** Edits for runs whose task contains the key, over {@link nextEdit}. */
+  const editsFor = new Map<string, { path: string; content: string }>();
+  /** Runs (once) when the next run's agent starts working. */
+  let whileNextRunWorks: (() => Promise<void>) | undefined;
   let pullNumber: number;
   const errors: unknown[] = [];
 
@@ -49,10 +53,15 @@ describe("the GitHub bot's triggers, as a GitHub App", () => {
     octocat = new Octokit({ baseUrl: github.apiUrl, auth: github.grantToken({ login: "octocat", permission: "push", repositories: [REPO] }), log: quiet });
     repository = (await octocat.rest.repos.get(where)).data;
     // Any number of runs: a fresh conversation gets the next edit (or a plain answer), a tool result the summary.
-    const turn = (request: RecordedModelRequest): ScriptedStaticTurn => {
+    const turn = async (request: RecordedModelRequest): Promise<ScriptedStaticTurn> => {
       const messages: Array<{ role?: string }> = request.body?.messages ?? [];
-      if (messages.at(-1)?.role === "tool" || !nextEdit) return { text: nextEdit ? `Wrote ${nextEdit.path}.` : "Nothing needs to change." };
-      return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/${nextEdit.path}`, content: nextEdit.content } }] };
+      const conversation = JSON.stringify(messages);
+      const edit = [...editsFor].find(([key]) => conversation.includes(key))?.[1] ?? nextEdit;
+      if (messages.at(-1)?.role === "tool" || !edit) return { text: edit ? `Wrote ${edit.path}.` : "Nothing needs to change." };
+      const during = whileNextRunWorks;
+      whileNextRunWorks = undefined;
+      await during?.();
+      return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/${edit.path}`, content: edit.content } }] };
     };
     model = await startScriptedModelServer({ apiKey: MODEL_KEY, afterScript: turn });
     bot = createGitHubBot({
@@ -156,7 +165,7 @@ describe("the GitHub bot's triggers, as a GitHub App", () => {
     expect(await deliver("pull_request_review_comment", { action: "created", comment: thread[1], pull_request: pull, repository, sender: user(botLogin) })).toBe("ignored: the bot's own comments are not instructions");
   });
 
-  it("a submitted review on the bot's pull request: 👀 on the review, one commit for its body and comments, replies in its thread and on the pull request", async () => {
+  it("a submitted review on the bot's pull request: 👀 on the review, one commit for its body and comments, replies in its thread and on the pull request; a review that comes meanwhile waits, then adds its own commit", async () => {
     const pull = await pullRequestPayload(pullNumber);
     const before = await headOf(pull.head.ref);
     const { data: review } = await octocat.rest.pulls.createReview({
@@ -166,25 +175,45 @@ describe("the GitHub bot's triggers, as a GitHub App", () => {
       body: "Please add an owner line.",
       comments: [{ path: "NOTES.md", line: 1, body: "And a date under the title." }],
     });
-    nextEdit = { path: "NOTES.md", content: "# Team notes\n\n2026-12-01, owned by octocat.\n" };
+    editsFor.set("Please add an owner line.", { path: "NOTES.md", content: "# Team notes\n\n2026-12-01, owned by octocat.\n" });
+    editsFor.set("Add a contact too.", { path: "CONTACT.md", content: "octocat\n" });
+    let meanwhile: string | undefined;
+    let secondReviewId = 0;
+    whileNextRunWorks = async () => {
+      // A second review while the agent works on the first: it waits for it instead of being dropped.
+      const { data: second } = await octocat.rest.pulls.createReview({ ...where, pull_number: pullNumber, event: "COMMENT", body: "Add a contact too." });
+      secondReviewId = second.id;
+      meanwhile = await deliver("pull_request_review", { action: "submitted", review: second, pull_request: pull, repository, sender: user("octocat") });
+    };
     const commentsOnPullBefore = github.comments(REPO, pullNumber).length;
     expect(await deliver("pull_request_review", { action: "submitted", review, pull_request: pull, repository, sender: user("octocat") })).toBe(`started a task on ${REPO}#${pullNumber}`);
     await bot.idle();
+    expect(meanwhile).toBe(`queued: after the task running on ${REPO}#${pullNumber}`);
 
-    const prompt = JSON.stringify(model.chatRequests.at(-2)?.body);
-    expect(prompt).toContain("Please add an owner line.");
-    expect(prompt).toContain("And a date under the title.");
+    const prompts = model.chatRequests.map((request) => JSON.stringify(request.body));
+    expect(prompts.some((prompt) => prompt.includes("Please add an owner line.") && prompt.includes("And a date under the title."))).toBe(true);
+    // One commit per review, the second on top of the first.
     const after = await headOf(pull.head.ref);
-    expect(after.parents.map((parent) => parent.sha)).toEqual([before.sha]);
-    expect(github.reactions(REPO).filter((reaction) => reaction.subject.kind === "review")).toEqual([{ subject: { kind: "review", id: review.id }, content: "eyes", user: botLogin }]);
+    const first = (await octocat.rest.repos.getCommit({ ...where, ref: after.parents[0]!.sha })).data;
+    expect(first.parents.map((parent) => parent.sha)).toEqual([before.sha]);
+    expect(await github.readFile(REPO, pull.head.ref, "NOTES.md")).toBe("# Team notes\n\n2026-12-01, owned by octocat.\n");
+    expect(await github.readFile(REPO, pull.head.ref, "CONTACT.md")).toBe("octocat\n");
+    expect(github.reactions(REPO).filter((reaction) => reaction.subject.kind === "review")).toEqual([
+      { subject: { kind: "review", id: review.id }, content: "eyes", user: botLogin },
+      { subject: { kind: "review", id: secondReviewId }, content: "eyes", user: botLogin },
+    ]);
     const [reviewComment] = (await octocat.rest.pulls.listCommentsForReview({ ...where, pull_number: pullNumber, review_id: review.id })).data;
     const replies = (await octocat.rest.pulls.listReviewComments({ ...where, pull_number: pullNumber })).data.filter((entry) => entry.in_reply_to_id === reviewComment!.id);
-    expect(replies.map((entry) => [entry.user?.login, entry.body.split(" (asked")[0]])).toEqual([[botLogin, `🤖 **Running Agent** addressed this in \`${after.sha.slice(0, 12)}\` on \`${pull.head.ref}\``]]);
-    // On the pull request: the progress comment, ending with the commit pushed to its branch.
+    expect(replies.map((entry) => [entry.user?.login, entry.body.split(" (asked")[0]])).toEqual([[botLogin, `🤖 **Running Agent** addressed this in \`${first.sha.slice(0, 12)}\` on \`${pull.head.ref}\``]]);
+    // On the pull request: one progress comment per review, each ending with the commit pushed for it.
     const onPull = github.comments(REPO, pullNumber).slice(commentsOnPullBefore);
-    expect(onPull).toHaveLength(1);
-    expect(onPull[0]!.body.trimEnd().split("\n").at(-1)).toMatch(new RegExp(`^Pushed \`${after.sha.slice(0, 12)}\` to \`${pull.head.ref}\`, updating pull request #${pullNumber}`));
+    expect(onPull.map((comment) => comment.body.trimEnd().split("\n").at(-1)!.split(",")[0])).toEqual([
+      `Pushed \`${first.sha.slice(0, 12)}\` to \`${pull.head.ref}\``,
+      `Pushed \`${after.sha.slice(0, 12)}\` to \`${pull.head.ref}\``,
+    ]);
+    expect(await checkRunsOn(first.sha)).toEqual([{ name: "Running Agent", status: "completed", conclusion: "success", app: app.slug }]);
     expect(await checkRunsOn(after.sha)).toEqual([{ name: "Running Agent", status: "completed", conclusion: "success", app: app.slug }]);
+    editsFor.clear();
   });
 
   it("a mention by a bot the owner listed (Dependabot) runs; the bot's own comment, an unlisted bot, a user without write access and a review on someone else's pull request start nothing", async () => {

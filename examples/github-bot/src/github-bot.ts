@@ -148,13 +148,20 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
   const decisions = new Map<string, string>();
 
   // Jobs that idle() and close() wait for: tasks and refusal replies.
-  const track = (work: Promise<void>, onSettled?: () => void) => {
+  const track = (work: Promise<void>, onSettled?: () => void): Promise<void> => {
     const job = work.catch(onError).finally(() => {
       onSettled?.();
       jobs.delete(job);
     });
     jobs.add(job);
+    return job;
   };
+  // Per pull request, when its last task (running or waiting) is done: a follow-up that comes
+  // while one runs waits for it, so that each request is one commit on top of the other.
+  const finished = new Map<string, Promise<void>>();
+  // Keys of requests waiting their turn (not stored yet), so that a redelivery does not queue them twice.
+  const waiting = new Set<string>();
+  let closing = false;
 
   const decide = async (deliveryId: string, triggerOf: (settings: TriggerSettings) => TaskTrigger): Promise<void> => {
     if (await store.getByKey(deliveryKey(deliveryId))) {
@@ -174,16 +181,60 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
       decisions.set(deliveryId, `ignored: ${trigger.reason}`);
       return;
     }
-    if (trigger.kind === "refused") return refuse(deliveryId, trigger);
+    if (trigger.kind === "refused") return refuse(trigger, (decision) => decisions.set(deliveryId, decision));
     if (trigger.requestKey && (await store.getByKey(trigger.requestKey))) {
       decisions.set(deliveryId, `ignored: ${describeRequest(trigger)} was picked up before`);
       return;
     }
     const key = `${trigger.target.owner}/${trigger.target.repo}#${trigger.target.issueNumber}`;
-    if (active.has(key)) {
-      decisions.set(deliveryId, `ignored: a task is already running on ${key}`);
+    const requestKey = trigger.requestKey ?? deliveryKey(deliveryId);
+    if (waiting.has(requestKey)) {
+      decisions.set(deliveryId, `ignored: ${trigger.requestKey ? describeRequest(trigger) : `delivery ${deliveryId}`} is waiting its turn already`);
       return;
     }
+    if (active.has(key) || finished.has(key)) {
+      if (trigger.kind === "task") {
+        decisions.set(deliveryId, `ignored: a task is already running on ${key}`);
+        return;
+      }
+      // A request on a pull request waits for the task on it, then runs on the branch as that task left it.
+      decisions.set(deliveryId, `queued: after the task running on ${key}`);
+      if (trigger.pickedUp) track(react(trigger.target, trigger.pickedUp));
+      waiting.add(requestKey);
+      const previous = finished.get(key) ?? Promise.resolve();
+      const mine: Promise<void> = track(
+        (async () => {
+          await previous;
+          waiting.delete(requestKey);
+          if (closing) return;
+          // The delivery was answered already; failures went to onError.
+          const started = await begin(deliveryId, { ...trigger, pickedUp: undefined }, key, () => {});
+          await started?.following;
+        })(),
+        () => {
+          waiting.delete(requestKey);
+          if (finished.get(key) === mine) finished.delete(key);
+        },
+      );
+      finished.set(key, mine);
+      return;
+    }
+    const started = await begin(deliveryId, trigger, key, (decision) => decisions.set(deliveryId, decision));
+    if (started) {
+      const mine: Promise<void> = started.following.finally(() => {
+        if (finished.get(key) === mine) finished.delete(key);
+      });
+      finished.set(key, mine);
+    }
+  };
+
+  /** Reads what the trigger needs, stores its job and follows it; once started, resolves with the following (wrapped: a promise would be awaited). */
+  const begin = async (
+    deliveryId: string,
+    trigger: Extract<TaskTrigger, { kind: "task" | "pull-request" | "review" }>,
+    key: string,
+    report: (decision: string) => void,
+  ): Promise<{ following: Promise<void> } | undefined> => {
     const controller = new AbortController();
     // Held while GitHub is read, so that a second delivery for the same issue or pull request waits its turn like any other.
     active.set(key, controller);
@@ -193,35 +244,35 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
     } catch (error) {
       active.delete(key);
       onError(error);
-      decisions.set(deliveryId, `failed: ${(error as Error).message}`);
-      return;
+      report(`failed: ${(error as Error).message}`);
+      return undefined;
     }
-    if (controller.signal.aborted) {
+    if (controller.signal.aborted || closing) {
       // close() ran while GitHub was read: start nothing it would not wait for.
       active.delete(key);
-      decisions.set(deliveryId, "ignored: the bot is shutting down");
-      return;
+      report("ignored: the bot is shutting down");
+      return undefined;
     }
     if (task.kind !== "task") {
       active.delete(key);
-      if (task.kind === "ignored") decisions.set(deliveryId, `ignored: ${task.reason}`);
-      else refuse(deliveryId, task);
-      return;
+      if (task.kind === "ignored") report(`ignored: ${task.reason}`);
+      else refuse(task, report);
+      return undefined;
     }
     const job = await submitJob(deliveryId, task).catch((error: unknown) => error as Error);
     if (job instanceof Error || job === undefined) {
       active.delete(key);
       if (job) onError(job);
-      decisions.set(deliveryId, job ? `failed: could not store the task: ${job.message}` : `ignored: ${task.requestKey ? describeRequest(task) : `delivery ${deliveryId}`} was received before`);
-      return;
+      report(job ? `failed: could not store the task: ${job.message}` : `ignored: ${task.requestKey ? describeRequest(task) : `delivery ${deliveryId}`} was received before`);
+      return undefined;
     }
-    decisions.set(deliveryId, `started a task on ${key}`);
+    report(`started a task on ${key}`);
     if (task.pickedUp) track(react(task.target, task.pickedUp));
-    track(followJob(task, job, controller.signal), () => active.delete(key));
+    return { following: track(followJob(task, job, controller.signal), () => active.delete(key)) };
   };
 
-  const refuse = (deliveryId: string, refusal: Extract<TaskTrigger, { kind: "refused" }>): void => {
-    decisions.set(deliveryId, `refused: ${refusal.reason}`);
+  const refuse = (refusal: Extract<TaskTrigger, { kind: "refused" }>, report: (decision: string) => void): void => {
+    report(`refused: ${refusal.reason}`);
     if (!refusal.reply) return;
     const { owner, repo, issueNumber } = refusal.target;
     track(octokit.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body: refusal.reply }).then(() => {}));
@@ -358,6 +409,7 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
       while (jobs.size > 0) await Promise.allSettled([...jobs]);
     },
     async close() {
+      closing = true;
       for (const controller of active.values()) controller.abort(new Error("The bot is shutting down."));
       while (jobs.size > 0) await Promise.allSettled([...jobs]);
       await workerStarted.catch(() => undefined);
