@@ -185,18 +185,8 @@ export function triggerFromReviewComment(event: EmitterWebhookEvent<"pull_reques
   const { comment, pull_request: pullRequest, repository } = event.payload;
   const own = ownPullRequest(pullRequest, settings);
   if (own) return own;
-  const target = targetOf(repository, pullRequest.number);
-  const refused = authorCheck(comment.user, comment.author_association, false, target, settings);
-  if (refused) return refused;
   if (comment.pull_request_review_id == null) return { kind: "ignored", reason: "the review comment belongs to no review" };
-  return {
-    kind: "review",
-    target,
-    reviewId: comment.pull_request_review_id,
-    requestedBy: comment.user?.login ?? "someone",
-    pickedUp: { kind: "review-comment", id: comment.id },
-    requestKey: reviewKey(target, comment.pull_request_review_id),
-  };
+  return reviewTrigger(targetOf(repository, pullRequest.number), comment.pull_request_review_id, comment.user, comment.author_association, { kind: "review-comment", id: comment.id }, settings);
 }
 
 /** `pull_request_review.submitted` on the bot's own pull request: the review's body and comments are the request; an approval with nothing to say asks for nothing. */
@@ -204,18 +194,16 @@ export function triggerFromReview(event: EmitterWebhookEvent<"pull_request_revie
   const { review, pull_request: pullRequest, repository } = event.payload;
   const own = ownPullRequest(pullRequest, settings);
   if (own) return own;
-  const target = targetOf(repository, pullRequest.number);
-  const refused = authorCheck(review.user, review.author_association, false, target, settings);
+  const trigger = reviewTrigger(targetOf(repository, pullRequest.number), review.id, review.user, review.author_association, { kind: "review", nodeId: review.node_id }, settings);
+  if (trigger.kind === "review" && review.state.toLowerCase() === "approved" && !review.body?.trim()) return { kind: "ignored", reason: "an approval without a comment asks for no change" };
+  return trigger;
+}
+
+/** A review by a trusted author as a request, keyed by the review so that its deliveries start one task. */
+function reviewTrigger(target: IssueTarget, reviewId: number, author: Author, association: string, pickedUp: PickedUp, settings: TriggerSettings): TaskTrigger {
+  const refused = authorCheck(author, association, false, target, settings);
   if (refused) return refused;
-  if (review.state.toLowerCase() === "approved" && !review.body?.trim()) return { kind: "ignored", reason: "an approval without a comment asks for no change" };
-  return {
-    kind: "review",
-    target,
-    reviewId: review.id,
-    requestedBy: review.user?.login ?? "someone",
-    pickedUp: { kind: "review", nodeId: review.node_id },
-    requestKey: reviewKey(target, review.id),
-  };
+  return { kind: "review", target, reviewId, requestedBy: author?.login ?? "someone", pickedUp, requestKey: reviewKey(target, reviewId) };
 }
 
 /** Review triggers act only on pull requests the bot opened. */
