@@ -2,7 +2,7 @@ import type { Octokit } from "@octokit/rest";
 import type { IssueTarget } from "./task-trigger.js";
 
 /** How a run ended, as a check run's conclusion says it. */
-export type CheckRunConclusion = "success" | "failure" | "cancelled" | "neutral";
+export type CheckRunConclusion = "success" | "failure" | "cancelled" | "timed_out" | "neutral";
 
 /**
  * A run as a check run on the commit it pushed: `in_progress` from the push (the run still

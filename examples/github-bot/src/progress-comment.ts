@@ -77,7 +77,8 @@ export class ProgressComment {
     const outcome = this.outcome;
     if (!outcome) return undefined;
     if (outcome.kind === "failed") {
-      return outcome.code === "CANCELLED" ? { conclusion: "cancelled", title: "Cancelled" } : { conclusion: "failure", title: `Failed: ${outcome.code}` };
+      if (outcome.code === "ABORTED") return { conclusion: "cancelled", title: "Cancelled" };
+      return outcome.code === "TIMEOUT" || outcome.code === "AGENT_TIMEOUT" ? { conclusion: "timed_out", title: `Timed out: ${outcome.code}` } : { conclusion: "failure", title: `Failed: ${outcome.code}` };
     }
     if (outcome.kind === "no_changes") return { conclusion: "neutral", title: "No changes" };
     const commit = outcome.result.commit ? ` ${outcome.result.commit.slice(0, 12)}` : "";
