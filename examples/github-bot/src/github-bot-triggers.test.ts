@@ -50,6 +50,7 @@ describe("the GitHub bot's triggers, as a GitHub App", () => {
     await github.createRepository({ owner: "octo", name: "app", files: { "README.md": "# app\n\nA small app.\n" } });
     app = github.createApp({ account: "octo", permissions: { contents: "write", pull_requests: "write", issues: "write", checks: "write", metadata: "read" } });
     botLogin = `${app.slug}[bot]`;
+    github.grantToken({ login: "agent-runner", permission: "push", repositories: [REPO] });
     octocat = new Octokit({ baseUrl: github.apiUrl, auth: github.grantToken({ login: "octocat", permission: "push", repositories: [REPO] }), log: quiet });
     repository = (await octocat.rest.repos.get(where)).data;
     // Any number of runs: a fresh conversation gets the next edit (or a plain answer), a tool result the summary.
@@ -68,6 +69,8 @@ describe("the GitHub bot's triggers, as a GitHub App", () => {
       webhookSecret: SECRET,
       github: { app: { appId: app.appId, privateKey: app.privateKey, installationId: app.installationId }, baseUrl: github.apiUrl },
       allowedBots: ["dependabot[bot]"],
+      // GitHub cannot assign an issue to an App's bot: the App takes assignments of this user.
+      assignee: "agent-runner",
       sandbox: createLocalSandbox({ tempDirectory: sandboxFolder }),
       model: { provider: "openai-compatible", model: "scripted-model", baseURL: model.url, apiKey: MODEL_KEY },
       commentIntervalMs: 100,
@@ -106,12 +109,13 @@ describe("the GitHub bot's triggers, as a GitHub App", () => {
   const checkRunsOn = async (sha: string) => (await octocat.rest.checks.listForRef({ ...where, ref: sha })).data.check_runs.map((run) => ({ name: run.name, status: run.status, conclusion: run.conclusion, app: run.app?.slug }));
   const headOf = async (branch: string) => (await octocat.rest.repos.getBranch({ ...where, branch })).data.commit;
 
-  it("assigning the issue to the bot's user: 👀 on the issue, a pull request by the bot that closes it, a check run on the pushed commit", async () => {
+  it("assigning the issue to the bot's assignee: 👀 on the issue, a pull request by the bot that closes it, a check run on the pushed commit", async () => {
     // The local server opens issues through its admin API; the payload is GitHub's issue as the REST API serves it.
     const issueNumber = github.createIssue(REPO, { title: "Add a notes file", body: "Add NOTES.md with a heading.", user: "octocat" });
-    const issueJson = (await octocat.rest.issues.get({ ...where, issue_number: issueNumber })).data;
+    const { data: issueJson } = await octocat.rest.issues.addAssignees({ ...where, issue_number: issueNumber, assignees: ["agent-runner"] });
+    expect(issueJson.assignees?.map((assignee) => assignee.login)).toEqual(["agent-runner"]);
     nextEdit = { path: "NOTES.md", content: "# Notes\n" };
-    const result = await deliver("issues", { action: "assigned", issue: issueJson, assignee: user(botLogin), repository, sender: user("octocat") });
+    const result = await deliver("issues", { action: "assigned", issue: issueJson, assignee: issueJson.assignee, repository, sender: user("octocat") });
     expect(result).toBe(`started a task on ${REPO}#${issueNumber}`);
     await bot.idle();
 
@@ -234,7 +238,7 @@ describe("the GitHub bot's triggers, as a GitHub App", () => {
     expect(await deliver("issue_comment", { action: "created", issue: issueJson, comment: mallory, repository, sender: user("mallory") })).toBe("refused: mallory (NONE) may not start tasks: that takes write access to the repository");
     // An assignment by someone who can only read is refused after the bot asks GitHub for their permission.
     github.grantToken({ login: "visitor", permission: "pull", repositories: [REPO] });
-    expect(await deliver("issues", { action: "assigned", issue: issueJson, assignee: user(botLogin), repository, sender: user("visitor") })).toBe("refused: visitor (read access) may not start tasks: that takes write access to the repository");
+    expect(await deliver("issues", { action: "assigned", issue: issueJson, assignee: user("agent-runner"), repository, sender: user("visitor") })).toBe("refused: visitor (read access) may not start tasks: that takes write access to the repository");
     // A review on a pull request someone else opened is not the bot's to address.
     await github.commit(REPO, { branch: "octocat-change", files: { "OTHER.md": "other\n" } });
     const { data: theirs } = await octocat.rest.pulls.create({ ...where, head: "octocat-change", base: "main", title: "Their change" });

@@ -38,6 +38,12 @@ export interface GitHubBotOptions {
   github: GitHubSettings;
   /** The bot's login (`user`, or `slug[bot]` for an App). Default: read from GitHub (`GET /user`, or `GET /app`) at the first delivery that needs it. */
   login?: string;
+  /**
+   * The user whose assignment to an issue starts a task. Default: the bot's login. GitHub does
+   * not let issues be assigned to an App's bot account, so an App that takes assignments names a
+   * user here (a machine user, say).
+   */
+  assignee?: string;
   /** Bot accounts that may start tasks as people with write access do, e.g. `["dependabot[bot]", "renovate[bot]"]`. Default none. */
   allowedBots?: readonly string[];
   /** Report each run as a check run on the commit it pushed. Default: with an App (GitHub refuses check runs to tokens). */
@@ -103,6 +109,7 @@ export function createGitHubBot(options: GitHubBotOptions): GitHubBot {
     command: options.command ?? "/agent",
     allowedAssociations: options.allowedAssociations ?? DEFAULT_ASSOCIATIONS,
     allowedBots: options.allowedBots ?? [],
+    ...(options.assignee ? { assignee: options.assignee } : {}),
   };
   // The login is read once, when the first delivery needs it (a bot that only answers pings never calls GitHub).
   let settingsRead: Promise<TriggerSettings> | undefined;

@@ -8,6 +8,7 @@
  *   PORT, HOST                   where to listen (default 3000 on 127.0.0.1)
  *   AGENT_LABEL                  the label that starts a task (default agent)
  *   AGENT_LOGIN                  the bot's login (default: read from GitHub)
+ *   AGENT_ASSIGNEE               the user whose assignment starts a task (default: the bot's login; an App's bot cannot be assigned)
  *   AGENT_ALLOWED_BOTS           bots that may start tasks, e.g. dependabot[bot],renovate[bot]
  *   AGENT_CHECK_RUNS             1 or 0: report runs as check runs (default 1 with an App, 0 with a token)
  *   AGENT_MODEL                  provider/model (default: the core's, with its API key variable)
@@ -66,6 +67,7 @@ try {
     sandbox: sandbox.provider,
     ...(env.AGENT_LABEL ? { label: env.AGENT_LABEL } : {}),
     ...(env.AGENT_LOGIN ? { login: env.AGENT_LOGIN } : {}),
+    ...(env.AGENT_ASSIGNEE ? { assignee: env.AGENT_ASSIGNEE } : {}),
     ...(env.AGENT_ALLOWED_BOTS ? { allowedBots: env.AGENT_ALLOWED_BOTS.split(",").map((name) => name.trim()).filter(Boolean) } : {}),
     ...(env.AGENT_CHECK_RUNS ? { checkRuns: env.AGENT_CHECK_RUNS === "1" } : {}),
     ...(env.AGENT_MODEL ? { model: env.AGENT_MODEL } : {}),

@@ -155,6 +155,10 @@ describe("assignment and reviews", () => {
     expect(triggerFromAssignment(assigned("Agent-Bot", { login: "dependabot[bot]", type: "Bot" }), settings)).not.toHaveProperty("checkWriteAccessOf");
     expect(triggerFromAssignment(assigned("someone-else"), settings)).toEqual({ kind: "ignored", reason: "the issue was assigned to someone-else, not agent-bot" });
     expect(triggerFromAssignment(assigned("agent-bot", { login: "ci[bot]", type: "Bot" }), settings)).toMatchObject({ kind: "ignored" });
+    // An App's bot cannot be assigned on GitHub: it takes the configured assignee's assignments instead.
+    const app = { ...settings, login: "running-agent[bot]", assignee: "agent-runner" };
+    expect(triggerFromAssignment(assigned("agent-runner"), app)).toMatchObject({ kind: "task" });
+    expect(triggerFromAssignment(assigned("running-agent[bot]"), app)).toMatchObject({ kind: "ignored", reason: "the issue was assigned to running-agent[bot], not agent-runner" });
   });
 
   it("takes a review comment or a review on the bot's own pull request as one request per review, and nothing on someone else's", () => {

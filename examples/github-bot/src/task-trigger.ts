@@ -73,6 +73,8 @@ export interface TriggerSettings {
   login: string;
   /** Bot accounts allowed to start tasks whatever their association, e.g. `dependabot[bot]`, `renovate[bot]`. */
   allowedBots: readonly string[];
+  /** The user whose assignment to an issue starts a task. Default: {@link login} (GitHub does not let an App's bot be assigned: give an App a user here). */
+  assignee?: string;
 }
 
 type Author = { login: string; type?: string } | null | undefined;
@@ -99,11 +101,12 @@ function mentionIn(text: string, login: string): RegExpExecArray | null {
   return new RegExp(`(^|[^\\w@/-])@${escaped}(?:\\[bot\\])?(?![\\w-])`, "i").exec(text);
 }
 
-/** `issues.assigned`: assigning the bot's user to an issue starts the issue's task (the sender's write access is checked first). */
+/** `issues.assigned`: assigning the bot's user (or the configured assignee) to an issue starts the issue's task (the sender's write access is checked first). */
 export function triggerFromAssignment(event: EmitterWebhookEvent<"issues.assigned">, settings: TriggerSettings): TaskTrigger {
   const { issue, assignee, repository, sender } = event.payload;
-  if (!assignee || assignee.login.toLowerCase() !== settings.login.toLowerCase()) {
-    return { kind: "ignored", reason: `the issue was assigned to ${assignee?.login ?? "nobody"}, not ${settings.login}` };
+  const wanted = settings.assignee ?? settings.login;
+  if (!assignee || assignee.login.toLowerCase() !== wanted.toLowerCase()) {
+    return { kind: "ignored", reason: `the issue was assigned to ${assignee?.login ?? "nobody"}, not ${wanted}` };
   }
   if (issue.pull_request) return { kind: "ignored", reason: "assigning the bot to a pull request does not start a task; ask in a comment or a review" };
   const target = targetOf(repository, issue.number);
