@@ -296,7 +296,7 @@ describe("the GitHub bot", () => {
     expect(bot.activeTasks()).toEqual([]);
   });
 
-  it("ignores a comment without /agent: no comment, no task, no model call", async () => {
+  it("ignores a comment without /agent or a mention of the bot: no comment, no task, no model call", async () => {
     const issueNumber = github.createIssue(REPO, { title: "A question", user: "octocat" });
     const delivery = await deliver("issue_comment", {
       action: "created",
@@ -305,7 +305,7 @@ describe("the GitHub bot", () => {
       repository: repositoryPayload(),
       sender: { login: "octocat", type: "User" },
     });
-    expect(delivery).toEqual({ status: 202, body: { result: "ignored: the comment does not start with /agent" } });
+    expect(delivery).toEqual({ status: 202, body: { result: "ignored: the comment does not start with /agent or mention @agent-bot" } });
     await bot.idle();
     expect(bot.activeTasks()).toEqual([]);
     expect(github.comments(REPO, issueNumber)).toHaveLength(0);

@@ -77,4 +77,30 @@ describe("ProgressComment", () => {
     unchanged.complete(result({ status: "no_changes" }));
     expect(unchanged.render()).toMatch(/finished without changes[\s\S]*The agent changed nothing, so `feature\/helper` is as it was\.$/);
   });
+
+  it("concludes a check run and answers a review thread from the outcome: pushed, checks failing, nothing, failed, cancelled, timed out", () => {
+    const followUp = { number: 3, head: "notes", base: "main" };
+    const pushed = new ProgressComment("octocat", followUp);
+    expect(pushed.conclusion()).toBeUndefined();
+    pushed.complete(result({ commit: "a".repeat(40), branch: "notes", summary: "Renamed it." }));
+    expect(pushed.conclusion()).toEqual({ conclusion: "success", title: `Pushed ${"a".repeat(12)}` });
+    expect(pushed.threadReply()).toBe(`🤖 **Running Agent** addressed this in \`${"a".repeat(12)}\` on \`notes\` (asked by @octocat).\n\n> Renamed it.`);
+    const failingChecks = new ProgressComment("octocat", followUp);
+    failingChecks.complete(result({ commit: "b".repeat(40), verification: { rounds: [], passed: false, onChecksFailed: "draft", source: "auto" } }));
+    expect(failingChecks.conclusion()).toEqual({ conclusion: "failure", title: `Pushed ${"b".repeat(12)}; its checks fail` });
+    const nothing = new ProgressComment("octocat", followUp);
+    nothing.complete(result({ status: "no_changes" }));
+    expect(nothing.conclusion()).toEqual({ conclusion: "neutral", title: "No changes" });
+    expect(nothing.threadReply()).toBe("🤖 **Running Agent** changed nothing for this (asked by @octocat).");
+    const failed = new ProgressComment("octocat", followUp);
+    failed.fail(agentError(ErrorCode.PUSH_REJECTED, "The branch moved."));
+    expect(failed.conclusion()).toEqual({ conclusion: "failure", title: "Failed: PUSH_REJECTED" });
+    expect(failed.threadReply()).toBe("🤖 **Running Agent** could not address this (asked by @octocat): `PUSH_REJECTED`\n\n> The branch moved.");
+    const cancelled = new ProgressComment("octocat");
+    cancelled.fail(agentError(ErrorCode.ABORTED, "The bot is shutting down."));
+    expect(cancelled.conclusion()).toEqual({ conclusion: "cancelled", title: "Cancelled" });
+    const slow = new ProgressComment("octocat");
+    slow.fail(agentError(ErrorCode.TIMEOUT, "The task took longer than 30 minutes."));
+    expect(slow.conclusion()).toEqual({ conclusion: "timed_out", title: "Timed out: TIMEOUT" });
+  });
 });

@@ -1,4 +1,5 @@
 import { PHASES, RunningAgentError, type AgentTaskEvent, type AgentTaskResult, type Phase } from "@running-agent/core";
+import type { CheckRunConclusion } from "./check-run-reporter.js";
 import type { PullRequestFollowUp } from "./task-trigger.js";
 
 type PhaseState = { status: "started" | "completed" | "skipped" | "failed"; durationMs?: number };
@@ -69,6 +70,32 @@ export class ProgressComment {
       message: failure?.message ?? "Unexpected error.",
       ...(failure?.phase ? { phase: failure.phase } : {}),
     };
+  }
+
+  /** The outcome as a check run concludes it, with a title; undefined while the task runs. */
+  conclusion(): { conclusion: CheckRunConclusion; title: string } | undefined {
+    const outcome = this.outcome;
+    if (!outcome) return undefined;
+    if (outcome.kind === "failed") {
+      if (outcome.code === "ABORTED") return { conclusion: "cancelled", title: "Cancelled" };
+      return outcome.code === "TIMEOUT" || outcome.code === "AGENT_TIMEOUT" ? { conclusion: "timed_out", title: `Timed out: ${outcome.code}` } : { conclusion: "failure", title: `Failed: ${outcome.code}` };
+    }
+    if (outcome.kind === "no_changes") return { conclusion: "neutral", title: "No changes" };
+    const commit = outcome.result.commit ? ` ${outcome.result.commit.slice(0, 12)}` : "";
+    if (outcome.result.verification && !outcome.result.verification.passed) return { conclusion: "failure", title: `Pushed${commit}; its checks fail` };
+    return { conclusion: "success", title: `Pushed${commit}` };
+  }
+
+  /** A short answer in a review thread the task was about: what was pushed for it, or why nothing was. */
+  threadReply(): string {
+    const outcome = this.outcome;
+    const who = `@${this.requestedBy}`;
+    if (!outcome) return `🤖 **Running Agent** is working on this (asked by ${who}).`;
+    if (outcome.kind === "failed") return `🤖 **Running Agent** could not address this (asked by ${who}): \`${outcome.code}\`\n\n${quote(outcome.message)}`;
+    const summary = outcome.result.summary.trim() ? `\n\n${quote(outcome.result.summary.trim())}` : "";
+    if (outcome.kind === "no_changes") return `🤖 **Running Agent** changed nothing for this (asked by ${who}).${summary}`;
+    const commit = outcome.result.commit ? `\`${outcome.result.commit.slice(0, 12)}\`` : "a commit";
+    return `🤖 **Running Agent** addressed this in ${commit} on \`${outcome.result.branch ?? this.followUp?.head ?? "the branch"}\` (asked by ${who}).${summary}`;
   }
 
   /** The comment's Markdown. */

@@ -1,4 +1,5 @@
 import { accessTo, type Caller, type GitHubState } from "./github-rest-api.js";
+import type { ServerReaction } from "./github-server-model.js";
 
 /**
  * The two GraphQL mutations that change a pull request's draft state (the REST API cannot):
@@ -8,7 +9,7 @@ import { accessTo, type Caller, type GitHubState } from "./github-rest-api.js";
  */
 export function runDraftMutation(state: GitHubState, caller: Caller, query: string, variables: Record<string, unknown>): unknown {
   const mutation = /\b(markPullRequestReadyForReview|convertPullRequestToDraft)\b/.exec(query)?.[1];
-  if (!mutation) return { errors: [{ message: "This local server answers only markPullRequestReadyForReview and convertPullRequestToDraft." }] };
+  if (!mutation) return { errors: [{ message: "This local server answers only markPullRequestReadyForReview, convertPullRequestToDraft and addReaction." }] };
   const inline = /pullRequestId:\s*"([^"]+)"/.exec(query)?.[1];
   const nodeId = inline ?? (typeof variables.id === "string" ? variables.id : typeof variables.pullRequestId === "string" ? variables.pullRequestId : undefined);
   const notFound = { data: { [mutation]: null }, errors: [{ type: "NOT_FOUND", path: [mutation], message: `Could not resolve to a node with the global id of '${nodeId ?? ""}'.` }] };
@@ -31,6 +32,45 @@ export function runDraftMutation(state: GitHubState, caller: Caller, query: stri
       const pullRequest = Object.fromEntries(Object.entries(fields).filter(([name]) => new RegExp(`\\b${name}\\b`).test(selection)));
       return { data: { [mutation]: { pullRequest } } };
     }
+  }
+  return notFound;
+}
+
+const GRAPHQL_REACTIONS: Record<string, ServerReaction["content"]> = {
+  THUMBS_UP: "+1",
+  THUMBS_DOWN: "-1",
+  LAUGH: "laugh",
+  HOORAY: "hooray",
+  CONFUSED: "confused",
+  HEART: "heart",
+  ROCKET: "rocket",
+  EYES: "eyes",
+};
+const REACTABLE_NODES: Record<string, ServerReaction["subject"]["kind"]> = { PullRequestReview: "review", IssueComment: "issue-comment", PullRequestReviewComment: "review-comment" };
+
+/**
+ * The `addReaction` mutation (`input: { subjectId, content }`), for what REST cannot react to:
+ * a pull request review. Also takes issue comments and review comments by node id.
+ */
+export function runAddReaction(state: GitHubState, caller: Caller, query: string, variables: Record<string, unknown>): unknown {
+  const subjectId = /subjectId:\s*"([^"]+)"/.exec(query)?.[1] ?? (typeof variables.subjectId === "string" ? variables.subjectId : typeof variables.id === "string" ? variables.id : undefined);
+  const contentName = /content:\s*([A-Z_]+)/.exec(query)?.[1] ?? (typeof variables.content === "string" ? variables.content : undefined);
+  const content = contentName ? GRAPHQL_REACTIONS[contentName] : undefined;
+  if (!content) return { errors: [{ type: "INVALID_ENUM", path: ["addReaction"], message: `Unknown reaction content: ${contentName ?? ""}` }] };
+  const notFound = { data: { addReaction: null }, errors: [{ type: "NOT_FOUND", path: ["addReaction"], message: `Could not resolve to a node with the global id of '${subjectId ?? ""}'.` }] };
+  const decoded = /^(\w+):(\d+)$/.exec(Buffer.from(subjectId ?? "", "base64url").toString("utf8"));
+  const kind = decoded ? REACTABLE_NODES[decoded[1]!] : undefined;
+  if (!decoded || !kind || caller.kind !== "token") return notFound;
+  const id = Number(decoded[2]);
+  for (const repository of state.repositories.values()) {
+    const exists = kind === "review" ? repository.reviews.has(id) : kind === "review-comment" ? repository.reviewComments.has(id) : repository.comments.has(id);
+    if (!exists) continue;
+    if (accessTo(caller, repository) === "none") return notFound;
+    const user = caller.record.login;
+    if (!repository.reactions.some((reaction) => reaction.subject.kind === kind && reaction.subject.id === id && reaction.user === user && reaction.content === content)) {
+      repository.reactions.push({ id: state.nextId(), subject: { kind, id }, content, user, createdAt: state.now() });
+    }
+    return { data: { addReaction: { reaction: { content: contentName }, subject: { id: subjectId } } } };
   }
   return notFound;
 }

@@ -233,7 +233,8 @@ export interface PullRequestGitFacts {
   pushedAt: string | null;
 }
 
-function authorAssociation(repository: ServerRepository, login: string): string {
+/** GitHub's `author_association` for a login on a repository (owner, collaborator or none). */
+export function authorAssociation(repository: ServerRepository, login: string): string {
   if (login.toLowerCase() === repository.owner.toLowerCase()) return "OWNER";
   return repository.collaborators.has(login.toLowerCase()) ? "COLLABORATOR" : "NONE";
 }

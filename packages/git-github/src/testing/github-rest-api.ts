@@ -4,6 +4,7 @@ import { badCredentials, basicError, GitHubHttpError, notFound, requiresAuthenti
 import {
   branchJson,
   commentJson,
+  commitJson,
   commitStatusJson,
   integrationJson,
   issueJson,
@@ -16,6 +17,8 @@ import {
   type PullRequestGitFacts,
   type RepositoryPermissionsJson,
 } from "./github-json.js";
+import { addCheckRunRoutes } from "./github-check-run-routes.js";
+import { addConversationRoutes } from "./github-conversation-routes.js";
 import type { RepositoryPermission, ServerApp, ServerIssue, ServerRepository, ServerToken } from "./github-server-model.js";
 
 /** Who is calling: nobody, a token, or a GitHub App signing with its JWT. */
@@ -70,7 +73,8 @@ export function accessTo(caller: Caller, repository: ServerRepository): Reposito
   return ACCESS_ORDER.indexOf(granted) > ACCESS_ORDER.indexOf(publicAccess) ? granted : publicAccess;
 }
 
-function atLeast(access: RepositoryPermission | "none", needed: RepositoryPermission): boolean {
+/** True when an access level is at least the one needed. */
+export function atLeast(access: RepositoryPermission | "none", needed: RepositoryPermission): boolean {
   return ACCESS_ORDER.indexOf(access) >= ACCESS_ORDER.indexOf(needed);
 }
 
@@ -106,6 +110,18 @@ function verifyAppJwt(state: GitHubState, jwt: string): ServerApp {
   if (typeof claims.iat !== "number" || claims.iat > now + 60) throw basicError(401, "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued");
   if (claims.exp - claims.iat > 600) throw basicError(401, "'Expiration time' claim ('exp') is too far in the future");
   return app;
+}
+
+/** What route files other than this one build their routes with. */
+export interface RouteKit {
+  state: GitHubState;
+  add: (method: string, template: string, handle: Route["handle"]) => void;
+  /** The repository of the request's `owner`/`repo`, checked for the access needed (404 hidden, 403 too little). */
+  repositoryFor: (request: RouteRequest, needed?: RepositoryPermission) => ServerRepository;
+  /** The issue (or, with `pullOnly`, the pull request) numbered so; 404 otherwise. */
+  issueFor: (repository: ServerRepository, number: string | undefined, pullOnly: boolean) => ServerIssue;
+  /** The caller's login; 401 for anonymous callers. */
+  callerLogin: (request: RouteRequest) => string;
 }
 
 /** Builds GitHub's REST routes over the state. */
@@ -388,6 +404,14 @@ export function createRestRoutes(state: GitHubState): Route[] {
     return { status: 201, body: commitStatusJson(state.urls, repository, status) };
   });
 
+  add("GET", "/repos/{owner}/{repo}/commits/{ref}", async (request) => {
+    const repository = repositoryFor(request);
+    const ref = request.params.ref!;
+    const sha = /^[0-9a-f]{40}$/.test(ref) ? await revParse(repository.gitDir, ref) : isSafeRef(ref) ? await revParse(repository.gitDir, `refs/heads/${ref}`) : undefined;
+    if (!sha) throw validationFailed([{ resource: "Commit", field: "ref", code: "invalid", message: `No commit found for SHA: ${ref}` }]);
+    return { status: 200, body: commitJson(state.urls, repository, await readCommit(repository.gitDir, sha)) };
+  });
+
   add("GET", "/repos/{owner}/{repo}/commits/{ref}/statuses", async (request) => {
     const repository = repositoryFor(request);
     const ref = request.params.ref!;
@@ -459,11 +483,14 @@ export function createRestRoutes(state: GitHubState): Route[] {
     };
   });
 
+  const kit: RouteKit = { state, add, repositoryFor, issueFor, callerLogin };
+  addConversationRoutes(kit);
+  addCheckRunRoutes(kit);
   return routes;
 }
 
 /** Every account the server knows, by lower-cased login: token holders, App bots, owners, collaborators, authors. */
-function knownLogins(state: GitHubState): Map<string, string> {
+export function knownLogins(state: GitHubState): Map<string, string> {
   const logins = new Map<string, string>();
   const add = (login: string) => logins.set(login.toLowerCase(), login);
   for (const token of state.tokens.values()) add(token.login);
@@ -477,7 +504,7 @@ function knownLogins(state: GitHubState): Map<string, string> {
 }
 
 /** Branch names git would accept in a ref, so that no request names something outside refs/heads. */
-function isSafeRef(name: string): boolean {
+export function isSafeRef(name: string): boolean {
   return name.length > 0 && !name.startsWith("-") && !name.includes("..") && !/[\s~^:?*[\\\x00-\x1f]/.test(name) && !name.endsWith(".lock") && !name.endsWith("/");
 }
 
@@ -487,7 +514,8 @@ function unionIgnoringCase(current: string[], added: string[]): string[] {
   return result;
 }
 
-function page<T>(query: URLSearchParams, items: T[]): T[] {
+/** GitHub's paging: `per_page` (at most 100, default 30) and `page`. */
+export function page<T>(query: URLSearchParams, items: T[]): T[] {
   const perPage = Math.min(100, Math.max(1, Number(query.get("per_page") ?? 30) || 30));
   const pageNumber = Math.max(1, Number(query.get("page") ?? 1) || 1);
   return items.slice((pageNumber - 1) * perPage, pageNumber * perPage);

@@ -89,6 +89,59 @@ export interface ServerCommitStatus {
   updatedAt: string;
 }
 
+/** A reaction on an issue, an issue comment, a review comment or (through GraphQL) a review. */
+export interface ServerReaction {
+  id: number;
+  subject: { kind: "issue" | "issue-comment" | "review-comment" | "review"; id: number };
+  content: "+1" | "-1" | "laugh" | "confused" | "heart" | "hooray" | "rocket" | "eyes";
+  user: string;
+  createdAt: string;
+}
+
+/** A pull request review (`PENDING` until submitted). */
+export interface ServerReview {
+  id: number;
+  pullNumber: number;
+  user: string;
+  body: string;
+  state: "PENDING" | "COMMENTED" | "APPROVED" | "CHANGES_REQUESTED";
+  commitId: string;
+  submittedAt: string | null;
+}
+
+/** A review comment on a line of a pull request's diff, or a reply in its thread. */
+export interface ServerReviewComment {
+  id: number;
+  pullNumber: number;
+  reviewId: number;
+  /** The thread's first comment, for replies. */
+  inReplyTo?: number;
+  path: string;
+  line: number;
+  side: "LEFT" | "RIGHT";
+  commitId: string;
+  diffHunk: string;
+  body: string;
+  user: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A check run, made by a GitHub App on a commit. */
+export interface ServerCheckRun {
+  id: number;
+  appId: number;
+  name: string;
+  headSha: string;
+  status: "queued" | "in_progress" | "completed";
+  conclusion: "success" | "failure" | "neutral" | "cancelled" | "skipped" | "timed_out" | "action_required" | null;
+  startedAt: string | null;
+  completedAt: string | null;
+  externalId: string | null;
+  detailsUrl: string | null;
+  output: { title: string | null; summary: string | null; text: string | null };
+}
+
 /** A repository: its bare git directory and its issues, pull requests, labels and comments. */
 export interface ServerRepository {
   id: number;
@@ -107,4 +160,9 @@ export interface ServerRepository {
   comments: Map<number, ServerComment>;
   /** Commit statuses, oldest first. */
   statuses: ServerCommitStatus[];
+  /** Reactions, oldest first. */
+  reactions: ServerReaction[];
+  reviews: Map<number, ServerReview>;
+  reviewComments: Map<number, ServerReviewComment>;
+  checkRuns: Map<number, ServerCheckRun>;
 }

@@ -11,6 +11,7 @@ export {
   type GrantTokenOptions,
   type InjectedFailure,
   type PullRequestRecord,
+  type ReactionRecord,
 } from "./start-github-server.js";
 export type { CommitIdentity, FileContent } from "./git-plumbing.js";
 export type { RepositoryPermission } from "./github-server-model.js";

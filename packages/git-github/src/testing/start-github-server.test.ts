@@ -59,6 +59,10 @@ describe("startGitHubServer", () => {
     expect(branches.data.map((branch) => branch.name).sort()).toEqual(["feature/one", "main"]);
     const slashed = await octokit.rest.repos.getBranch({ owner: "octo", repo: "widgets", branch: "feature/one" });
     expect(slashed.data.commit.commit.message).toBe("Add one");
+    const commit = await octokit.rest.repos.getCommit({ owner: "octo", repo: "widgets", ref: slashed.data.commit.sha });
+    expect(commit.data).toMatchObject({ sha: slashed.data.commit.sha, commit: { message: "Add one" }, parents: [{ sha: main.data.commit.sha }] });
+    expect((await octokit.rest.repos.getCommit({ owner: "octo", repo: "widgets", ref: "feature/one" })).data.sha).toBe(slashed.data.commit.sha);
+    await expect(octokit.rest.repos.getCommit({ owner: "octo", repo: "widgets", ref: "f".repeat(40) })).rejects.toMatchObject({ status: 422 });
 
     const created = await octokit.rest.pulls.create({ owner: "octo", repo: "widgets", head: "feature/one", base: "main", title: "Add one", body: "Body", draft: true });
     expect(created.status).toBe(201);
@@ -206,6 +210,97 @@ describe("startGitHubServer", () => {
     const other = server.createApp({ account: "octo" });
     const forged = createAppAuth({ appId: app.appId, privateKey: other.privateKey, installationId: app.installationId, request: client().request });
     await expect(forged({ type: "installation" })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("serves what a bot on pull requests needs: reactions, review comments and replies, reviews, permissions, and check runs only for a GitHub App", async () => {
+    await server.createRepository({ owner: "octo", name: "reviews", files: { "README.md": "# Reviews\n\nLine three.\n" } });
+    const author = client(writer);
+    const reviewerToken = server.grantToken({ login: "reviewer-2", permission: "push", repositories: ["octo/reviews"] });
+    const reviewer = client(reviewerToken);
+    const sha = await server.commit("octo/reviews", { branch: "change", files: { "README.md": "# Reviews\n\nLine three, changed.\n" } });
+    const { data: pull } = await author.rest.pulls.create({ owner: "octo", repo: "reviews", head: "change", base: "main", title: "Change" });
+    const where = { owner: "octo", repo: "reviews" } as const;
+
+    // Reactions: 201 for a new one, 200 for the same one again, 422 for an unknown content.
+    const issueReaction = await author.rest.reactions.createForIssue({ ...where, issue_number: pull.number, content: "eyes" });
+    expect(issueReaction.status).toBe(201);
+    expect((await author.rest.reactions.createForIssue({ ...where, issue_number: pull.number, content: "eyes" })).status).toBe(200);
+    await expect(author.rest.reactions.createForIssue({ ...where, issue_number: pull.number, content: "tada" as never })).rejects.toMatchObject({ status: 422 });
+    expect((await author.rest.reactions.listForIssue({ ...where, issue_number: pull.number })).data.map((reaction) => [reaction.content, reaction.user?.login])).toEqual([["eyes", "bot"]]);
+    const issueComment = await reviewer.rest.issues.createComment({ ...where, issue_number: pull.number, body: "Please look" });
+    await author.rest.reactions.createForIssueComment({ ...where, comment_id: issueComment.data.id, content: "+1" });
+    expect((await author.rest.reactions.listForIssueComment({ ...where, comment_id: issueComment.data.id })).data.map((reaction) => reaction.content)).toEqual(["+1"]);
+
+    // A review comment on a line of the head, a reply in its thread, and a review with one more comment.
+    const comment = await reviewer.rest.pulls.createReviewComment({ ...where, pull_number: pull.number, commit_id: sha, path: "README.md", line: 3, side: "RIGHT", body: "Say why." });
+    expect(comment.status).toBe(201);
+    expect(comment.data).toMatchObject({ path: "README.md", line: 3, commit_id: sha, user: { login: "reviewer-2" }, author_association: "COLLABORATOR" });
+    expect(comment.data.diff_hunk).toContain("Line three, changed.");
+    await expect(reviewer.rest.pulls.createReviewComment({ ...where, pull_number: pull.number, commit_id: sha, path: "README.md", line: 9, body: "Out of range" })).rejects.toMatchObject({ status: 422 });
+    const reply = await author.rest.pulls.createReplyForReviewComment({ ...where, pull_number: pull.number, comment_id: comment.data.id, body: "Done." });
+    expect(reply.data).toMatchObject({ in_reply_to_id: comment.data.id, path: "README.md", line: 3, user: { login: "bot" } });
+    await expect(author.rest.pulls.createReplyForReviewComment({ ...where, pull_number: pull.number, comment_id: 999_999, body: "Lost" })).rejects.toMatchObject({ status: 404 });
+    await author.rest.reactions.createForPullRequestReviewComment({ ...where, comment_id: comment.data.id, content: "eyes" });
+    expect((await author.rest.reactions.listForPullRequestReviewComment({ ...where, comment_id: comment.data.id })).data.map((reaction) => reaction.content)).toEqual(["eyes"]);
+    const review = await reviewer.rest.pulls.createReview({ ...where, pull_number: pull.number, event: "REQUEST_CHANGES", body: "Two things.", comments: [{ path: "README.md", line: 1, body: "A better title." }] });
+    expect(review.status).toBe(200);
+    expect(review.data).toMatchObject({ state: "CHANGES_REQUESTED", body: "Two things.", commit_id: sha, user: { login: "reviewer-2" } });
+    await expect(author.rest.pulls.createReview({ ...where, pull_number: pull.number, event: "APPROVE" })).rejects.toMatchObject({ status: 422 });
+    expect((await author.rest.pulls.getReview({ ...where, pull_number: pull.number, review_id: review.data.id })).data).toMatchObject({ id: review.data.id, state: "CHANGES_REQUESTED", body: "Two things." });
+    await expect(author.rest.pulls.getReview({ ...where, pull_number: pull.number, review_id: 999_999 })).rejects.toMatchObject({ status: 404 });
+    // A review takes a reaction only through GraphQL.
+    const eyes = "mutation($id: ID!) { addReaction(input: { subjectId: $id, content: EYES }) { reaction { content } } }";
+    expect(await author.graphql(eyes, { id: review.data.node_id })).toEqual({ addReaction: { reaction: { content: "EYES" }, subject: { id: review.data.node_id } } });
+    await expect(author.graphql(eyes, { id: "bm9wZQ" })).rejects.toMatchObject({ errors: [{ type: "NOT_FOUND" }] });
+    expect(server.reactions("octo/reviews").map((reaction) => [reaction.subject.kind, reaction.content, reaction.user])).toEqual([
+      ["issue", "eyes", "bot"],
+      ["issue-comment", "+1", "bot"],
+      ["review-comment", "eyes", "bot"],
+      ["review", "eyes", "bot"],
+    ]);
+    const inReview = await author.rest.pulls.listCommentsForReview({ ...where, pull_number: pull.number, review_id: review.data.id });
+    expect(inReview.data.map((entry) => [entry.body, entry.line])).toEqual([["A better title.", 1]]);
+    await expect(author.rest.pulls.listCommentsForReview({ ...where, pull_number: pull.number, review_id: 999_999 })).rejects.toMatchObject({ status: 404 });
+    expect((await author.rest.pulls.listReviews({ ...where, pull_number: pull.number })).data.map((entry) => entry.state)).toEqual(["COMMENTED", "COMMENTED", "CHANGES_REQUESTED"]);
+    expect((await author.rest.pulls.listReviewComments({ ...where, pull_number: pull.number })).data.map((entry) => entry.body)).toEqual(["Say why.", "Done.", "A better title."]);
+
+    // Permissions, as a bot checks a requester's: write for collaborators, read for a read token, none for a collaborator of another repository.
+    expect((await author.rest.repos.getCollaboratorPermissionLevel({ ...where, username: "reviewer-2" })).data).toMatchObject({ permission: "write", user: { login: "reviewer-2" } });
+    expect((await author.rest.repos.getCollaboratorPermissionLevel({ ...where, username: "octo" })).data.permission).toBe("admin");
+    expect((await author.rest.repos.getCollaboratorPermissionLevel({ ...where, username: "visitor" })).data.permission).toBe("read");
+    expect((await author.rest.repos.getCollaboratorPermissionLevel({ ...where, username: "reviewer-1" })).data.permission).toBe("none");
+    await expect(author.rest.repos.getCollaboratorPermissionLevel({ ...where, username: "nobody-at-all" })).rejects.toMatchObject({ status: 404 });
+    await expect(client(reader).rest.repos.getCollaboratorPermissionLevel({ owner: "octo", repo: "widgets", username: "bot" })).rejects.toMatchObject({ status: 403 });
+
+    // Check runs: a token cannot make one; an App with checks: write can, and updates only its own.
+    await expect(author.rest.checks.create({ ...where, name: "agent", head_sha: sha })).rejects.toMatchObject({ status: 403 });
+    const { createAppAuth } = await import("@octokit/auth-app");
+    const appClient = async (permissions: Record<string, "read" | "write">, slug: string) => {
+      const app = server.createApp({ account: "octo", slug, permissions });
+      const { token } = await createAppAuth({ appId: app.appId, privateKey: app.privateKey, installationId: app.installationId, request: client().request })({ type: "installation" });
+      return client(token);
+    };
+    const checker = await appClient({ contents: "read", checks: "write", metadata: "read" }, "checker");
+    const queued = await checker.rest.checks.create({ ...where, name: "agent", head_sha: sha, status: "queued" });
+    expect(queued.status).toBe(201);
+    expect(queued.data).toMatchObject({ status: "queued", conclusion: null, started_at: null, app: { slug: "checker" }, pull_requests: [{ number: pull.number, head: { sha } }] });
+    await checker.rest.checks.update({ ...where, check_run_id: queued.data.id, status: "in_progress" });
+    await expect(checker.rest.checks.update({ ...where, check_run_id: queued.data.id, status: "completed" })).rejects.toMatchObject({ status: 422 });
+    const done = await checker.rest.checks.update({ ...where, check_run_id: queued.data.id, conclusion: "success", output: { title: "Pushed", summary: "One commit." } });
+    expect(done.data).toMatchObject({ status: "completed", conclusion: "success", output: { title: "Pushed", summary: "One commit." } });
+    expect(done.data.started_at).not.toBeNull();
+    expect(done.data.completed_at).not.toBeNull();
+    await expect(checker.rest.checks.create({ ...where, name: "agent", head_sha: "0".repeat(40) })).rejects.toMatchObject({ status: 422 });
+    const other = await appClient({ contents: "read", checks: "write", metadata: "read" }, "other-checker");
+    await expect(other.rest.checks.update({ ...where, check_run_id: queued.data.id, conclusion: "failure" })).rejects.toMatchObject({ status: 403 });
+    const withoutChecks = await appClient({ contents: "write", metadata: "read" }, "no-checks");
+    await expect(withoutChecks.rest.checks.create({ ...where, name: "agent", head_sha: sha })).rejects.toMatchObject({ status: 403 });
+    expect((await author.rest.checks.get({ ...where, check_run_id: queued.data.id })).data.conclusion).toBe("success");
+    await expect(author.rest.checks.get({ ...where, check_run_id: 999_999 })).rejects.toMatchObject({ status: 404 });
+    const listed = await author.rest.checks.listForRef({ ...where, ref: "change" });
+    expect(listed.data.total_count).toBe(1);
+    expect(listed.data.check_runs.map((run) => [run.name, run.status, run.conclusion])).toEqual([["agent", "completed", "success"]]);
+    expect((await author.rest.checks.listForRef({ ...where, ref: sha, check_name: "other" })).data.total_count).toBe(0);
   });
 
   it("sends REST responses that match GitHub's published OpenAPI description", () => {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseBasicAuthorization, readRequestBody, serveGitHttpBackend } from "@running-agent/core/offline";
 import { commitFiles, initBareRepository, listFilesAt, readFileAt, revParse, type CommitIdentity, type FileContent } from "./git-plumbing.js";
 import { basicError, GitHubHttpError, notFound } from "./github-http-error.js";
-import { runDraftMutation } from "./github-graphql.js";
+import { runAddReaction, runDraftMutation } from "./github-graphql.js";
 import { accessTo, callerFor, createRestRoutes, type Caller, type GitHubState } from "./github-rest-api.js";
 import type { RepositoryPermission, ServerApp, ServerRepository, ServerToken } from "./github-server-model.js";
 
@@ -136,6 +136,13 @@ export interface PullRequestRecord {
   requestedTeams: string[];
 }
 
+/** A reaction as the server holds it: on what (`issue` by number, the others by id) and by whom. */
+export interface ReactionRecord {
+  subject: { kind: "issue" | "issue-comment" | "review-comment" | "review"; id: number };
+  content: string;
+  user: string;
+}
+
 /** A comment as the server holds it. */
 export interface CommentRecord {
   id: number;
@@ -186,6 +193,8 @@ export interface GitHubServer extends AsyncDisposable {
   rateLimit(options: { kind: "primary" | "secondary" | "too-many-requests"; retryAfterSeconds: number; times?: number; method?: string; path?: string | RegExp }): void;
   /** The pull requests of a repository, oldest first. */
   pullRequests(fullName: string): PullRequestRecord[];
+  /** The reactions in a repository, oldest first (reviews' too, which only GraphQL's `addReaction` makes). */
+  reactions(fullName: string): ReactionRecord[];
   /** The comments of a repository, optionally of one issue or pull request, oldest first. */
   comments(fullName: string, issueNumber?: number): CommentRecord[];
   /** Stops the server, kills running git processes, and removes the temporary folder it made. Idempotent. */
@@ -345,7 +354,8 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
     } catch {
       return send(400, { message: "Problems parsing JSON", documentation_url: "https://docs.github.com/graphql" });
     }
-    send(200, runDraftMutation(state, caller, String(body.query ?? ""), body.variables ?? {}));
+    const query = String(body.query ?? "");
+    send(200, /\baddReaction\b/.test(query) ? runAddReaction(state, caller, query, body.variables ?? {}) : runDraftMutation(state, caller, query, body.variables ?? {}));
   }
 
   async function handleGit(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
@@ -453,6 +463,10 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
         issues: new Map(),
         comments: new Map(),
         statuses: [],
+        reactions: [],
+        reviews: new Map(),
+        reviewComments: new Map(),
+        checkRuns: new Map(),
       });
       // Installation tokens minted earlier reach the account's new repositories too.
       for (const token of state.tokens.values()) {
@@ -581,6 +595,9 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
           requestedReviewers: [...issue.pull!.requestedReviewers],
           requestedTeams: [...issue.pull!.requestedTeams],
         }));
+    },
+    reactions(fullName) {
+      return repositoryNamed(fullName).reactions.map((reaction) => ({ subject: { ...reaction.subject }, content: reaction.content, user: reaction.user }));
     },
     comments(fullName, issueNumber) {
       return [...repositoryNamed(fullName).comments.values()]
