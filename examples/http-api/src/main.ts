@@ -56,6 +56,13 @@ async function main(): Promise<void> {
     reapOrphanSandboxes: runtime.reapOrphanSandboxes,
     gitHostDescription:
       config.gitHost === "github" ? "github: https://github.com/owner/name URLs" : config.gitHost === "gitlab" ? "gitlab: https://HOST/group/.../project URLs" : "local: paths and file:// URLs on the server",
+    repoUrlExample:
+      config.gitHost === "github"
+        ? `${(config.github.webUrl ?? "https://github.com").replace(/\/+$/, "")}/owner/repo.git`
+        : config.gitHost === "gitlab"
+          ? `${(config.gitlab.url ?? "https://gitlab.com").replace(/\/+$/, "")}/group/project.git`
+          : "/srv/repos/project.git",
+    submitFields: config.submitFields,
     apiKey: config.apiKey,
     protectReads: config.protectReads,
     headersTimeoutMs: config.headersTimeoutMs,
