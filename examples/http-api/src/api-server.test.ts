@@ -531,6 +531,7 @@ describe("what the dashboard needs", () => {
       auth: "api-key",
       protect_reads: false,
       submit: { base_branch: true, draft: false, labels: true, models: ["google/gemini-2.5-flash"] },
+      phases: ["validate", "sandbox", "clone", "setup", "agent", "collect", "verify", "commit", "push", "pull-request", "teardown"],
     });
     const refusedDraft = await post("/submit", { repo_url: REPO, task: "x", draft: true });
     expect(refusedDraft.status).toBe(400);

@@ -1,13 +1,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { timingSafeEqual } from "node:crypto";
-import type { AgentTaskOptions, SandboxProvider } from "@running-agent/core";
+import { PHASES, type AgentTaskOptions, type SandboxProvider } from "@running-agent/core";
 import { z } from "zod";
 import { JobWorker, openSqliteJobStore, type JobStore, type RunTask } from "@running-agent/jobs";
 import { JobQueue, JobRequestError, type JobStreamMessage } from "./job-queue.js";
 import { createDashboardFiles } from "./dashboard-files.js";
 import { FINISHED_STATUSES } from "./job-record.js";
-import { toResultView, toStatusView } from "./job-views.js";
+import { toResultView, toStatusView, type ServerConfigView } from "./job-views.js";
 import { CommitNotFoundError, DiffTooLargeError, readCommitDiff } from "./job-diff.js";
 import { ListJobsQuerySchema, RetryRequestSchema, SubmitRequestSchema, checkRepoUrl, describeIssues, refusedSubmitFields, type SubmitFields } from "./submit-request.js";
 
@@ -219,12 +219,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         return;
       }
       case "config": {
-        sendJson(response, 200, {
+        const config: ServerConfigView = {
           git_host: { id: gitHost?.hostId ?? null, description: gitHostDescription, repo_url_example: repoUrlExample },
           auth: options.apiKey ? "api-key" : "none",
           protect_reads: options.protectReads ?? false,
           submit: { base_branch: submitFields.baseBranch !== false, draft: submitFields.draft !== false, labels: submitFields.labels !== false, models: [...(submitFields.models ?? [])] },
-        });
+          phases: [...PHASES],
+        };
+        sendJson(response, 200, config);
         return;
       }
       case "submit": {

@@ -24,6 +24,23 @@ export interface JobStatusView {
   finished_at: string | null;
 }
 
+/** `GET /config`: what a client's form needs to know about this server. */
+export interface ServerConfigView {
+  git_host: { id: string | null; description: string; repo_url_example: string };
+  auth: "api-key" | "none";
+  protect_reads: boolean;
+  /** The advanced submit fields accepted, and the models a submit may choose (none: the field is refused). */
+  submit: { base_branch: boolean; draft: boolean; labels: boolean; models: string[] };
+  /** The loop's phases, in the order they run. */
+  phases: string[];
+}
+
+/** `GET /jobs`: a page of jobs, newest first; `next_offset` is null on the last page. */
+export interface JobListView {
+  jobs: JobStatusView[];
+  next_offset: number | null;
+}
+
 /** `GET /result/{job_id}`: the status plus what the run produced. */
 export interface JobResultView extends JobStatusView {
   pull_request: { number: number; url: string; title: string; head: string; base: string } | null;
