@@ -3,6 +3,8 @@ import { isRetryable, type JobError, type JobRecord, type JobStatus } from "./jo
 import type { StoredAgentEvent } from "@running-agent/jobs";
 
 export type { JobError, JobStatus, StoredAgentEvent };
+/** Token usage and cost as `/result` serves it (core's TokenUsage). */
+export type TokenUsageView = TokenUsage;
 import type { StoredJobEvent } from "./job-record.js";
 
 /** `GET /status/{job_id}` and each entry of `GET /jobs` (snake_case, as the seed answers). */
