@@ -1,11 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AxeBuilder } from "@axe-core/playwright";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { build } from "vite";
+import { startAgentTask } from "@running-agent/core";
+import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
+import { createTaskRuntime, loadServerConfig, startApiServer, type ApiServer, type TaskRuntime } from "@running-agent/example-http-api";
 
 export const dashboardRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Where the browser tests save their screenshots (git-ignored). */
@@ -58,4 +62,60 @@ export async function seriousAccessibilityViolations(page: Page): Promise<string
 /** Whether the page is wider than its viewport (something overflows sideways). */
 export async function overflowsSideways(page: Page): Promise<boolean> {
   return page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+}
+
+/** What a browser test file works with: one API serving the build, one browser page, one test repository. */
+export interface DashboardUnderTest {
+  workDirectory: string;
+  repository: TestRepository;
+  runtime: TaskRuntime;
+  api: ApiServer;
+  page: Page;
+  /** Uncaught errors of the page so far. */
+  pageErrors: string[];
+  /** Submits through the API (not the form), with the key. */
+  submit(body: object): Promise<string>;
+  /** Stops everything; returns Chromium processes of this test's profile still running (none expected). */
+  close(): Promise<string[]>;
+}
+
+/** The API key the test servers want. */
+export const TEST_API_KEY = "dashboard-test-key";
+
+/**
+ * Builds the dashboard and starts the API serving it, configured from `environment` as
+ * `pnpm start` would be (the real core: the local sandbox, the local Git host, the scripted
+ * model), one job at a time, then headless Chromium. The page talks to the API's own origin.
+ */
+export async function startDashboardUnderTest(environment: Record<string, string>): Promise<DashboardUnderTest> {
+  const workDirectory = await mkdtemp(join(tmpdir(), "dashboard-test-"));
+  const repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: workDirectory });
+  const runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SANDBOX: "local", RUNNING_AGENT_GIT_HOST: "local", ...environment }));
+  const outDir = join(workDirectory, "dist");
+  await buildDashboard(outDir);
+  const api = await startApiServer({ databasePath: join(workDirectory, "jobs.db"), runTask: startAgentTask, taskDefaults: runtime.taskDefaults, apiKey: TEST_API_KEY, concurrency: 1, dashboardDirectory: outDir });
+  const browser = await launchChromium(workDirectory);
+  const pageErrors: string[] = [];
+  browser.page.on("pageerror", (error) => pageErrors.push(error.message));
+  return {
+    workDirectory,
+    repository,
+    runtime,
+    api,
+    page: browser.page,
+    pageErrors,
+    async submit(body) {
+      const response = await fetch(`${api.url}/submit`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TEST_API_KEY}` }, body: JSON.stringify(body) });
+      return ((await response.json()) as { job_id: string }).job_id;
+    },
+    async close() {
+      const left = await browser.close();
+      await api.close();
+      await runtime.close();
+      await repository.remove();
+      await rm(workDirectory, { recursive: true, force: true });
+      console.log(`dashboard screenshots: ${screenshotDirectory}`);
+      return left;
+    },
+  };
 }

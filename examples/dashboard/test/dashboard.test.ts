@@ -1,48 +1,27 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { startAgentTask } from "@running-agent/core";
-import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
-import { createTaskRuntime, loadServerConfig, startApiServer, type ApiServer, type TaskRuntime } from "@running-agent/example-http-api";
-import { buildDashboard, launchChromium, overflowsSideways, saveScreenshot, screenshotDirectory, seriousAccessibilityViolations } from "./browser-harness.js";
+import type { ApiServer } from "@running-agent/example-http-api";
+import { overflowsSideways, saveScreenshot, seriousAccessibilityViolations, startDashboardUnderTest, TEST_API_KEY, type DashboardUnderTest } from "./browser-harness.js";
 
-const API_KEY = "dashboard-test-key";
+const API_KEY = TEST_API_KEY;
 const NOTE_FILE = "RUNNING_AGENT_TASK.md";
 
 /** The real core with the local sandbox, the local Git host and the scripted model; one API serving the build, one browser. */
 describe("the dashboard in headless Chromium: a job's change, phases and result", () => {
-  let workDirectory: string;
-  let repository: TestRepository;
-  let runtime: TaskRuntime;
-  let api: ApiServer;
-  let browser: Awaited<ReturnType<typeof launchChromium>>;
+  let harness: DashboardUnderTest;
   let page: Page;
+  let api: ApiServer;
   /** The submit form (the job list's filters have fields of the same names). */
   const form = { getByLabel: (label: string) => page.locator("form.submit-form").getByLabel(label) };
-  const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    workDirectory = await mkdtemp(join(tmpdir(), "dashboard-test-"));
-    repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: workDirectory });
-    runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SANDBOX: "local", RUNNING_AGENT_GIT_HOST: "local" }));
-    const outDir = join(workDirectory, "dist");
-    await buildDashboard(outDir);
-    api = await startApiServer({ databasePath: join(workDirectory, "jobs.db"), runTask: startAgentTask, taskDefaults: runtime.taskDefaults, apiKey: API_KEY, concurrency: 1, dashboardDirectory: outDir });
-    browser = await launchChromium(workDirectory);
-    page = browser.page;
-    page.on("pageerror", (error) => pageErrors.push(error.message));
+    harness = await startDashboardUnderTest({});
+    ({ page, api } = harness);
   });
 
   afterAll(async () => {
-    const leftBrowsers = await browser?.close();
-    await api?.close();
-    await runtime?.close();
-    await repository?.remove();
-    await rm(workDirectory, { recursive: true, force: true });
-    console.log(`dashboard screenshots: ${screenshotDirectory}`);
-    expect(leftBrowsers).toEqual([]);
+    expect(await harness?.close()).toEqual([]);
   });
 
   it("submits through the form with the advanced fields, then shows the phases with durations, the summary, usage, branch, commit, files and the diff", async () => {
@@ -51,10 +30,10 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     // The placeholder is a repo_url this server's Git host accepts (GET /config).
     const config = (await (await fetch(`${api.url}/config`)).json()) as { git_host: { repo_url_example: string } };
     await expect.poll(async () => form.getByLabel("Repository").getAttribute("placeholder")).toBe(config.git_host.repo_url_example);
-    expect(runtime.gitHost.supports(config.git_host.repo_url_example)).toBe(true);
+    expect(harness.runtime.gitHost.supports(config.git_host.repo_url_example)).toBe(true);
 
     await page.getByLabel("API key").fill(API_KEY);
-    await form.getByLabel("Repository").fill(repository.path);
+    await form.getByLabel("Repository").fill(harness.repository.path);
     await form.getByLabel("Task").fill("Write down the task in a note");
     // The server takes base branch, draft and labels, and offers no model choice.
     await page.getByText("Advanced").click();
@@ -123,15 +102,9 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
   });
 
   it("a deep link opens a job with checks: the verify phase and each check's round and result", async () => {
-    const submitted = (await (
-      await fetch(`${api.url}/submit`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
-        body: JSON.stringify({ repo_url: repository.path, task: "Note the task and check it", checks: [{ name: "note-written", command: `test -s ${NOTE_FILE}` }], max_fix_rounds: 1 }),
-      })
-    ).json()) as { job_id: string };
-    await page.goto(`${api.url}/jobs/${submitted.job_id}`);
-    const detail = page.locator(`.job-detail[data-job-id="${submitted.job_id}"]`);
+    const jobId = await harness.submit({ repo_url: harness.repository.path, task: "Note the task and check it", checks: [{ name: "note-written", command: `test -s ${NOTE_FILE}` }], max_fix_rounds: 1 });
+    await page.goto(`${api.url}/jobs/${jobId}`);
+    const detail = page.locator(`.job-detail[data-job-id="${jobId}"]`);
     await detail.locator(".badge-completed").waitFor({ timeout: 180_000 });
     await expect.poll(async () => detail.locator('.step[data-phase="verify"]').getAttribute("data-state")).toBe("completed");
     const row = detail.locator(".checks tbody tr");
@@ -140,7 +113,7 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
   });
 
   it("a job validation refused shows its error and offers no retry; an unsupported repo is refused in the form", async () => {
-    await form.getByLabel("Repository").fill(join(workDirectory, "no-such-repository.git"));
+    await form.getByLabel("Repository").fill(join(harness.workDirectory, "no-such-repository.git"));
     await form.getByLabel("Task").fill("Anything");
     await page.getByRole("button", { name: "Run agent" }).click();
     const detail = page.locator(".job-detail");
@@ -155,6 +128,6 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     await expect.poll(async () => page.getByRole("alert").textContent()).toContain("is not a repository this server's Git host");
     const jobs = (await (await fetch(`${api.url}/jobs`)).json()) as { jobs: unknown[] };
     expect(jobs.jobs).toHaveLength(3);
-    expect(pageErrors).toEqual([]);
+    expect(harness.pageErrors).toEqual([]);
   });
 });

@@ -1,61 +1,35 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { startAgentTask } from "@running-agent/core";
-import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
-import { createTaskRuntime, loadServerConfig, startApiServer, type ApiServer, type TaskRuntime } from "@running-agent/example-http-api";
-import { buildDashboard, launchChromium, saveScreenshot, screenshotDirectory, seriousAccessibilityViolations } from "./browser-harness.js";
+import type { ApiServer } from "@running-agent/example-http-api";
+import { saveScreenshot, seriousAccessibilityViolations, startDashboardUnderTest, TEST_API_KEY, type DashboardUnderTest } from "./browser-harness.js";
 
-const API_KEY = "dashboard-test-key";
+const API_KEY = TEST_API_KEY;
 
 /**
  * One API whose scripted model takes ten minutes per answer and runs one job at a time: the
  * first job stays in its agent phase until it is cancelled, the others wait in the queue.
  */
 describe("the dashboard in headless Chromium: a running job, cancel and retry, and a long filtered list", () => {
-  let workDirectory: string;
-  let repository: TestRepository;
-  let runtime: TaskRuntime;
-  let api: ApiServer;
-  let browser: Awaited<ReturnType<typeof launchChromium>>;
+  let harness: DashboardUnderTest;
   let page: Page;
+  let api: ApiServer;
   let runningJobId: string;
-  const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    workDirectory = await mkdtemp(join(tmpdir(), "dashboard-list-test-"));
-    repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: workDirectory });
-    runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "600000" }));
-    const outDir = join(workDirectory, "dist");
-    await buildDashboard(outDir);
-    api = await startApiServer({ databasePath: join(workDirectory, "jobs.db"), runTask: startAgentTask, taskDefaults: runtime.taskDefaults, apiKey: API_KEY, concurrency: 1, dashboardDirectory: outDir });
-    browser = await launchChromium(workDirectory);
-    page = browser.page;
-    page.on("pageerror", (error) => pageErrors.push(error.message));
+    harness = await startDashboardUnderTest({ RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "600000" });
+    ({ page, api } = harness);
   });
 
   afterAll(async () => {
-    const leftBrowsers = await browser?.close();
-    await api?.close();
-    await runtime?.close();
-    await repository?.remove();
-    await rm(workDirectory, { recursive: true, force: true });
-    console.log(`dashboard screenshots: ${screenshotDirectory}`);
-    expect(leftBrowsers).toEqual([]);
+    expect(await harness?.close()).toEqual([]);
   });
-
-  async function submit(body: object): Promise<string> {
-    const response = await fetch(`${api.url}/submit`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` }, body: JSON.stringify(body) });
-    return ((await response.json()) as { job_id: string }).job_id;
-  }
 
   it("while a job runs, the header, the list and the stepper show the phase the log shows", async () => {
     await page.goto(`${api.url}/`);
     await page.getByLabel("API key").fill(API_KEY);
     const form = page.locator("form.submit-form");
-    await form.getByLabel("Repository").fill(repository.path);
+    await form.getByLabel("Repository").fill(harness.repository.path);
     await form.getByLabel("Task").fill("A task that will be cancelled");
     await page.getByRole("button", { name: "Run agent" }).click();
     const detail = page.locator(".job-detail");
@@ -74,7 +48,7 @@ describe("the dashboard in headless Chromium: a running job, cancel and retry, a
     // 55 more jobs; they wait behind the running one.
     const queued: string[] = [];
     for (let index = 0; index < 55; index += 1) {
-      queued.push(await submit({ repo_url: index % 5 === 0 ? join(workDirectory, "other.git") : repository.path, task: `Queued task ${index}`, user_id: index % 11 === 0 ? "grace" : "ada" }));
+      queued.push(await harness.submit({ repo_url: index % 5 === 0 ? join(harness.workDirectory, "other.git") : harness.repository.path, task: `Queued task ${index}`, user_id: index % 11 === 0 ? "grace" : "ada" }));
     }
     const rows = page.locator(".job-list li .job");
     await expect.poll(async () => rows.count()).toBe(50);
@@ -91,7 +65,7 @@ describe("the dashboard in headless Chromium: a running job, cancel and retry, a
     await filters.getByLabel("Status").selectOption("running");
     await expect.poll(async () => rows.evaluateAll((links) => links.map((link) => link.getAttribute("data-job-id")))).toEqual([runningJobId]);
     await filters.getByLabel("Status").selectOption("queued");
-    await filters.getByLabel("Repository").fill(join(workDirectory, "other.git"));
+    await filters.getByLabel("Repository").fill(join(harness.workDirectory, "other.git"));
     await filters.getByLabel("User").fill("grace");
     await filters.getByRole("button", { name: "Filter" }).click();
     // index % 5 === 0 and index % 11 === 0: 0 and 55 is past the end, so 0 alone.
@@ -130,6 +104,6 @@ describe("the dashboard in headless Chromium: a running job, cancel and retry, a
     await expect.poll(async () => page.locator(".job-detail").getAttribute("data-job-id")).toBe(runningJobId);
     await page.locator(".job-detail").getByText(`Retried as job ${retryId.slice(0, 8)}`).waitFor();
     expect(await page.locator(".job-detail").getByRole("button", { name: "Retry" }).count()).toBe(0);
-    expect(pageErrors).toEqual([]);
+    expect(harness.pageErrors).toEqual([]);
   });
 });
