@@ -9,7 +9,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { build } from "vite";
 import { startAgentTask } from "@running-agent/core";
 import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
-import { createTaskRuntime, loadServerConfig, startApiServer, type ApiServer, type TaskRuntime } from "@running-agent/example-http-api";
+import { createTaskRuntime, loadServerConfig, startApiServer, type ApiServer, type ApiServerOptions, type TaskRuntime } from "@running-agent/example-http-api";
 
 export const dashboardRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Where the browser tests save their screenshots (git-ignored). */
@@ -85,15 +85,16 @@ export const TEST_API_KEY = "dashboard-test-key";
 /**
  * Builds the dashboard and starts the API serving it, configured from `environment` as
  * `pnpm start` would be (the real core: the local sandbox, the local Git host, the scripted
- * model), one job at a time, then headless Chromium. The page talks to the API's own origin.
+ * model), one job at a time, with `serverOptions` on top, then headless Chromium. The page
+ * talks to the API's own origin.
  */
-export async function startDashboardUnderTest(environment: Record<string, string>): Promise<DashboardUnderTest> {
+export async function startDashboardUnderTest(environment: Record<string, string>, serverOptions: Partial<ApiServerOptions> = {}): Promise<DashboardUnderTest> {
   const workDirectory = await mkdtemp(join(tmpdir(), "dashboard-test-"));
   const repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: workDirectory });
   const runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SANDBOX: "local", RUNNING_AGENT_GIT_HOST: "local", ...environment }));
   const outDir = join(workDirectory, "dist");
   await buildDashboard(outDir);
-  const api = await startApiServer({ databasePath: join(workDirectory, "jobs.db"), runTask: startAgentTask, taskDefaults: runtime.taskDefaults, apiKey: TEST_API_KEY, concurrency: 1, dashboardDirectory: outDir });
+  const api = await startApiServer({ databasePath: join(workDirectory, "jobs.db"), runTask: startAgentTask, taskDefaults: runtime.taskDefaults, apiKey: TEST_API_KEY, concurrency: 1, dashboardDirectory: outDir, ...serverOptions });
   const browser = await launchChromium(workDirectory);
   const pageErrors: string[] = [];
   browser.page.on("pageerror", (error) => pageErrors.push(error.message));

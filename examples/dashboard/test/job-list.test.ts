@@ -17,7 +17,8 @@ describe("the dashboard in headless Chromium: a running job, cancel and retry, a
   let runningJobId: string;
 
   beforeAll(async () => {
-    harness = await startDashboardUnderTest({ RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "600000" });
+    // A server that takes a model choice and none of the other advanced fields.
+    harness = await startDashboardUnderTest({ RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "600000" }, { submitFields: { baseBranch: false, draft: false, labels: false, models: ["google/gemini-2.5-flash"] } });
     ({ page, api } = harness);
   });
 
@@ -31,6 +32,11 @@ describe("the dashboard in headless Chromium: a running job, cancel and retry, a
     const form = page.locator("form.submit-form");
     await form.getByLabel("Repository").fill(harness.repository.path);
     await form.getByLabel("Task").fill("A task that will be cancelled");
+    // The advanced fields this server takes: a model, and nothing else.
+    await form.getByText("Advanced").click();
+    await form.getByLabel("Model").waitFor();
+    expect(await form.getByLabel("Model").locator("option").allTextContents()).toEqual(["the server's model", "google/gemini-2.5-flash"]);
+    for (const label of ["Base branch", "Labels", "Open as a draft"]) expect(await form.getByLabel(label).count()).toBe(0);
     await page.getByRole("button", { name: "Run agent" }).click();
     const detail = page.locator(".job-detail");
     await detail.getByText("phase agent started").waitFor({ timeout: 120_000 });
