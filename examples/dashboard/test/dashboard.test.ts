@@ -101,15 +101,30 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
-  it("a deep link opens a job with checks: the verify phase and each check's round and result", async () => {
-    const jobId = await harness.submit({ repo_url: harness.repository.path, task: "Note the task and check it", checks: [{ name: "note-written", command: `test -s ${NOTE_FILE}` }], max_fix_rounds: 1 });
+  it("a deep link opens a job with checks: the verify phase, each check's result per round, and the fix round", async () => {
+    // One check that passes and one that always fails: round 0 fails, the agent gets its fix round, round 1 fails too, and the pull request opens as a draft.
+    const checks = [
+      { name: "note-written", command: `test -s ${NOTE_FILE}` },
+      { name: "always-fails", command: "exit 3" },
+    ];
+    const jobId = await harness.submit({ repo_url: harness.repository.path, task: "Note the task and check it", checks, max_fix_rounds: 1 });
     await page.goto(`${api.url}/jobs/${jobId}`);
     const detail = page.locator(`.job-detail[data-job-id="${jobId}"]`);
-    await detail.locator(".badge-completed").waitFor({ timeout: 180_000 });
+    await detail.locator(".badge-completed").waitFor({ timeout: 240_000 });
     await expect.poll(async () => detail.locator('.step[data-phase="verify"]').getAttribute("data-state")).toBe("completed");
-    const row = detail.locator(".checks tbody tr");
-    await expect.poll(async () => row.allTextContents()).toEqual([expect.stringMatching(/^0note-writtenpassed\d/)]);
-    expect(await detail.locator(".checks caption").textContent()).toBe("Checks");
+    const rows = detail.locator(".checks tbody tr");
+    await expect.poll(async () => (await rows.allTextContents()).map((text) => text.replace(/\d+(\.\d)? (ms|s)$/, ""))).toEqual([
+      "0note-writtenpassed",
+      "0always-failsfailed (exit 3)",
+      "1note-writtenpassed",
+      "1always-failsfailed (exit 3)",
+    ]);
+    expect(await detail.locator(".checks caption").textContent()).toBe("Checks · 1 fix round of 1");
+    const result = (await (await fetch(`${api.url}/result/${jobId}`)).json()) as { agent_rounds: unknown[]; checks: { passed: boolean } };
+    expect(result.agent_rounds).toHaveLength(2);
+    expect(result.checks.passed).toBe(false);
+    expect(await page.getByTestId("usage").textContent()).toContain("Agent rounds2");
+    await saveScreenshot(page, "checks-and-fix-round");
   });
 
   it("a job validation refused shows its error and offers no retry; an unsupported repo is refused in the form", async () => {
