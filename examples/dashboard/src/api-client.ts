@@ -1,4 +1,4 @@
-import type { JobResultView, JobStatusView } from "@running-agent/example-http-api/job-views";
+import type { JobListView, JobResultView, JobStatusView, ServerConfigView } from "@running-agent/example-http-api/job-views";
 
 /**
  * Where the API is: `?api=` in the page URL, else VITE_API_URL at build time, else the API's
@@ -9,6 +9,29 @@ export function apiUrlFromPage(): string {
   // The mode, not DEV: DEV follows NODE_ENV, which a build run under a test runner inherits.
   const fallback = import.meta.env.MODE === "development" ? "http://127.0.0.1:8787" : window.location.origin;
   return (fromQuery ?? import.meta.env.VITE_API_URL ?? fallback).replace(/\/+$/, "");
+}
+
+/** Jobs per page of the list. */
+export const PAGE_SIZE = 50;
+
+/** `POST /submit`'s body; the advanced fields only where `GET /config` says the server takes them. */
+export interface SubmitInput {
+  repo_url: string;
+  task: string;
+  user_id?: string;
+  base_branch?: string;
+  model?: string;
+  draft?: boolean;
+  labels?: string[];
+}
+
+/** `GET /jobs`' filters, applied by the server. */
+export interface JobFilter {
+  status?: string;
+  repo_url?: string;
+  user_id?: string;
+  q?: string;
+  offset?: number;
 }
 
 /** The API's JSON error, as an Error with its code. */
@@ -29,12 +52,30 @@ export class ApiClient {
     private readonly apiKey: string,
   ) {}
 
-  submit(input: { repo_url: string; task: string }): Promise<{ job_id: string; status: string }> {
+  submit(input: SubmitInput): Promise<{ job_id: string; status: string }> {
     return this.request("POST", "/submit", input);
   }
 
-  async listJobs(): Promise<JobStatusView[]> {
-    return (await this.request<{ jobs: JobStatusView[] }>("GET", "/jobs?limit=50")).jobs;
+  /** A page of jobs, filtered on the server. */
+  listJobs(filter: JobFilter = {}): Promise<JobListView> {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    for (const [name, value] of Object.entries(filter)) if (value !== undefined && value !== "") query.set(name, String(value));
+    return this.request("GET", `/jobs?${query}`);
+  }
+
+  job(jobId: string): Promise<JobStatusView> {
+    return this.request("GET", `/jobs/${encodeURIComponent(jobId)}`);
+  }
+
+  config(): Promise<ServerConfigView> {
+    return this.request("GET", "/config");
+  }
+
+  /** The job's commit as a unified diff. */
+  async diff(jobId: string): Promise<string> {
+    const response = await fetch(`${this.baseUrl}/jobs/${encodeURIComponent(jobId)}/diff`);
+    if (!response.ok) throw await apiErrorOf(response);
+    return response.text();
   }
 
   result(jobId: string): Promise<JobResultView> {
@@ -64,8 +105,12 @@ export class ApiClient {
     if (body !== undefined) headers["content-type"] = "application/json";
     if (method === "POST" && this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     const response = await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-    const json = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
-    if (!response.ok) throw new ApiError(response.status, json?.error?.code ?? "http_error", json?.error?.message ?? `The API answered ${response.status}.`);
-    return json as T;
+    if (!response.ok) throw await apiErrorOf(response);
+    return (await response.json()) as T;
   }
+}
+
+async function apiErrorOf(response: Response): Promise<ApiError> {
+  const json = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
+  return new ApiError(response.status, json?.error?.code ?? "http_error", json?.error?.message ?? `The API answered ${response.status}.`);
 }

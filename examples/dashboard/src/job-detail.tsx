@@ -1,22 +1,20 @@
 import { useEffect, useRef, useState } from "react";
-import { logLinesOf, type JobResultView, type JobStatusView } from "@running-agent/example-http-api/job-views";
+import { logLinesOf, type JobResultView, type JobStatusView, type TokenUsageView } from "@running-agent/example-http-api/job-views";
 import { ApiError, type ApiClient } from "./api-client.js";
+import { ChangeView } from "./change-view.js";
+import { formatDuration } from "./phase-steps.js";
+import { PhaseStepper } from "./phase-stepper.js";
 import { StatusBadge } from "./status-badge.js";
 import { useJobStream } from "./use-job-stream.js";
 
-/** One job: its live log, its pull request once open, and cancel or retry. */
-export function JobDetail({ client, job, onRetried }: { client: ApiClient; job: JobStatusView; onRetried: (jobId: string) => void }) {
+/** One job: its phases, its live log, its change and pull request once pushed, and cancel or retry. */
+export function JobDetail({ client, job, phases, onRetried }: { client: ApiClient; job: JobStatusView; phases: readonly string[]; onRetried: (jobId: string) => void }) {
   const stream = useJobStream(client.eventsUrl(job.job_id));
   const [result, setResult] = useState<JobResultView | undefined>();
   const [actionError, setActionError] = useState<string | undefined>();
   const logRef = useRef<HTMLPreElement>(null);
   const status = stream.status ?? job;
   const finished = !["queued", "running"].includes(status.status);
-
-  useEffect(() => {
-    setResult(undefined);
-    setActionError(undefined);
-  }, [job.job_id]);
 
   useEffect(() => {
     if (!finished) return;
@@ -47,34 +45,22 @@ export function JobDetail({ client, job, onRetried }: { client: ApiClient; job: 
 
   const prUrl = status.pr_url ?? result?.pr_url;
   return (
-    <section className="panel job-detail" data-job-id={job.job_id}>
+    <section className="panel job-detail" data-job-id={job.job_id} aria-labelledby={`task-${job.job_id}`}>
       <header>
-        <h2>{job.task}</h2>
+        <h2 id={`task-${job.job_id}`}>{job.task}</h2>
         <StatusBadge status={status.status} />
       </header>
-      <p className="job-meta">
+      <p className="job-meta" data-testid="job-meta">
         {job.repo_url} · job {job.job_id}
+        {job.user_id ? ` · ${job.user_id}` : ""}
         {status.phase && !finished ? ` · phase ${status.phase}` : ""}
         {stream.reconnecting ? " · reconnecting…" : ""}
       </p>
-      {prUrl && (
-        <p className="pull-request">
-          Pull request:{" "}
-          <a href={prUrl} target="_blank" rel="noreferrer" data-testid="pr-link">
-            {prUrl}
-          </a>
-        </p>
-      )}
+      {prUrl && <PullRequestLink url={prUrl} />}
       {status.error && (
         <p className="error">
           {status.error.code}
           {status.error.phase ? ` in ${status.error.phase}` : ""}: {status.error.message}
-        </p>
-      )}
-      {result && result.changes.length > 0 && (
-        <p className="changes">
-          Changed: {result.changes.map((change) => `${change.path} (${change.status})`).join(", ")}
-          {result.timings.total !== undefined ? ` · ${(result.timings.total / 1000).toFixed(1)} s` : ""}
         </p>
       )}
       <div className="actions">
@@ -83,16 +69,89 @@ export function JobDetail({ client, job, onRetried }: { client: ApiClient; job: 
             Cancel
           </button>
         )}
-        {["failed", "cancelled", "interrupted"].includes(status.status) && !status.retried_by && (
+        {status.retryable && (
           <button type="button" onClick={() => act("retry")}>
             Retry
           </button>
         )}
+        {status.retried_by && (
+          <a href={`/jobs/${status.retried_by}`} onClick={(event) => (event.preventDefault(), onRetried(status.retried_by!))}>
+            Retried as job {status.retried_by.slice(0, 8)}
+          </a>
+        )}
       </div>
       {actionError && <p className="error">{actionError}</p>}
-      <pre className="log" ref={logRef} data-testid="job-log">
+      {result?.summary && (
+        <section className="summary" aria-labelledby={`summary-${job.job_id}`}>
+          <h3 id={`summary-${job.job_id}`}>Summary</h3>
+          <p data-testid="summary">{result.summary}</p>
+        </section>
+      )}
+      <PhaseStepper phases={phases} events={stream.events} finished={finished} />
+      {result && <Usage result={result} />}
+      {result && <ChangeView client={client} result={result} />}
+      <h3>Log</h3>
+      <pre className="log" ref={logRef} data-testid="job-log" tabIndex={0} aria-label="Job log">
         {lines.length > 0 ? lines.join("\n") : "Waiting for events…"}
       </pre>
     </section>
+  );
+}
+
+/** A pull request link; the local Git host's `local://` records open nowhere, so they are shown as text. */
+function PullRequestLink({ url }: { url: string }) {
+  if (url.startsWith("local://")) {
+    return (
+      <p className="pull-request" data-testid="pr-local">
+        Change request recorded by the local Git host: <code>{url}</code> (no web page; its change is shown below)
+      </p>
+    );
+  }
+  return (
+    <p className="pull-request">
+      Pull request:{" "}
+      <a href={url} target="_blank" rel="noreferrer" data-testid="pr-link">
+        {url}
+      </a>
+    </p>
+  );
+}
+
+/** Tokens, cost, model and time. */
+function Usage({ result }: { result: JobResultView }) {
+  const usage: TokenUsageView | null = result.usage;
+  return (
+    <dl className="facts usage" data-testid="usage">
+      {result.model && (
+        <>
+          <dt>Model</dt>
+          <dd>{result.model}</dd>
+        </>
+      )}
+      {usage && (
+        <>
+          <dt>Tokens</dt>
+          <dd>
+            {usage.inputTokens.toLocaleString("en")} in · {usage.outputTokens.toLocaleString("en")} out
+            {usage.reasoningTokens > 0 ? ` · ${usage.reasoningTokens.toLocaleString("en")} reasoning` : ""}
+            {usage.cacheReadTokens > 0 ? ` · ${usage.cacheReadTokens.toLocaleString("en")} cached` : ""}
+          </dd>
+          <dt>Cost</dt>
+          <dd>{usage.costSource === "unknown" ? "unknown" : `$${usage.cost.toFixed(4)}`}</dd>
+        </>
+      )}
+      {result.agent_rounds.length > 1 && (
+        <>
+          <dt>Agent rounds</dt>
+          <dd>{result.agent_rounds.length}</dd>
+        </>
+      )}
+      {result.timings.total !== undefined && (
+        <>
+          <dt>Total time</dt>
+          <dd>{formatDuration(result.timings.total)}</dd>
+        </>
+      )}
+    </dl>
   );
 }

@@ -1,136 +1,148 @@
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { build } from "vite";
-import { startAgentTask } from "@running-agent/core";
-import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
-import { createTaskRuntime, loadServerConfig, startApiServer, type ApiServer, type TaskRuntime } from "@running-agent/example-http-api";
+import type { Page } from "playwright-core";
+import type { ApiServer } from "@running-agent/example-http-api";
+import { overflowsSideways, saveScreenshot, seriousAccessibilityViolations, startDashboardUnderTest, TEST_API_KEY, type DashboardUnderTest } from "./browser-harness.js";
 
-const dashboardRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
-const screenshotPath = join(dashboardRoot, "test-results", "finished-job.png");
-/** Debian's Chromium; the test never downloads a browser. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
-const API_KEY = "dashboard-test-key";
+const API_KEY = TEST_API_KEY;
+const NOTE_FILE = "RUNNING_AGENT_TASK.md";
 
-describe("the dashboard in headless Chromium", () => {
-  let workDirectory: string;
-  let repository: TestRepository;
-  let runtime: TaskRuntime;
-  let api: ApiServer;
-  let context: BrowserContext;
+/** The real core with the local sandbox, the local Git host and the scripted model; one API serving the build, one browser. */
+describe("the dashboard in headless Chromium: a job's change, phases and result", () => {
+  let harness: DashboardUnderTest;
   let page: Page;
+  let api: ApiServer;
+  /** The submit form (the job list's filters have fields of the same names). */
+  const form = { getByLabel: (label: string) => page.locator("form.submit-form").getByLabel(label) };
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH.`);
-    workDirectory = await mkdtemp(join(tmpdir(), "dashboard-test-"));
-    repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: workDirectory });
-    runtime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SANDBOX: "local", RUNNING_AGENT_GIT_HOST: "local" }));
-    // The production build, served by the API itself, as `pnpm start` does: the page talks to its own origin.
-    const outDir = join(workDirectory, "dist");
-    await build({ root: dashboardRoot, logLevel: "warn", build: { outDir, emptyOutDir: true } });
-    api = await startApiServer({
-      databasePath: join(workDirectory, "jobs.db"),
-      runTask: startAgentTask,
-      taskDefaults: runtime.taskDefaults,
-      apiKey: API_KEY,
-      concurrency: 1,
-      dashboardDirectory: outDir,
-    });
-
-    const profile = join(workDirectory, "chromium-profile");
-    await mkdir(profile);
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 800 } });
-    page = context.pages()[0] ?? (await context.newPage());
+    harness = await startDashboardUnderTest({});
+    ({ page, api } = harness);
   });
 
   afterAll(async () => {
-    await context?.close();
-    // Chromium is gone with its context: no process still uses this test's profile.
-    const browsers = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" })
-      .split("\n")
-      .filter((line) => workDirectory && line.includes(join(workDirectory, "chromium-profile")));
-    await api?.close();
-    await runtime?.close();
-    await repository?.remove();
-    await rm(workDirectory, { recursive: true, force: true });
-    expect(browsers).toEqual([]);
+    expect(await harness?.close()).toEqual([]);
   });
 
-  it("submits a task through the form, streams its log, and shows the finished job with its PR link", async () => {
-    const pageErrors: string[] = [];
-    page.on("pageerror", (error) => pageErrors.push(error.message));
+  it("submits through the form with the advanced fields, then shows the phases with durations, the summary, usage, branch, commit, files and the diff", async () => {
     await page.goto(`${api.url}/`);
-    await expect.poll(async () => page.locator(".app-header .api").textContent()).toBe(api.url);
+    await expect.poll(async () => page.getByTestId("api-address").textContent()).toBe(api.url);
+    // The placeholder is a repo_url this server's Git host accepts (GET /config).
+    const config = (await (await fetch(`${api.url}/config`)).json()) as { git_host: { repo_url_example: string } };
+    await expect.poll(async () => form.getByLabel("Repository").getAttribute("placeholder")).toBe(config.git_host.repo_url_example);
+    expect(harness.runtime.gitHost.supports(config.git_host.repo_url_example)).toBe(true);
 
     await page.getByLabel("API key").fill(API_KEY);
-    await page.getByLabel("Repository").fill(repository.path);
-    await page.getByLabel("Task").fill("Write down the task in a note");
+    await form.getByLabel("Repository").fill(harness.repository.path);
+    await form.getByLabel("Task").fill("Write down the task in a note");
+    // The server takes base branch, draft and labels, and offers no model choice.
+    await page.getByText("Advanced").click();
+    await page.getByLabel("Base branch").fill("main");
+    await page.getByLabel("Labels").fill("agent, docs");
+    expect(await page.getByLabel("Open as a draft").count()).toBe(1);
+    expect(await page.getByLabel("Model").count()).toBe(0);
     await page.getByRole("button", { name: "Run agent" }).click();
 
-    // The new job is selected; its log streams from the API's SSE endpoint.
     const detail = page.locator(".job-detail");
-    await detail.getByText("phase sandbox started").waitFor({ timeout: 60_000 });
-    const prLink = page.getByTestId("pr-link");
-    await prLink.waitFor({ timeout: 180_000 });
-    await detail.locator(".badge-completed").waitFor({ timeout: 30_000 });
-    await detail.getByText(/Changed: RUNNING_AGENT_TASK\.md \(added\)/).waitFor({ timeout: 30_000 });
+    await detail.locator(".badge-completed").waitFor({ timeout: 180_000 });
+    const jobId = (await detail.getAttribute("data-job-id"))!;
+    // A deep link: the address bar names the job.
+    expect(new URL(page.url()).pathname).toBe(`/jobs/${jobId}`);
+    const result = (await (await fetch(`${api.url}/result/${jobId}`)).json()) as { branch: string; commit: string; base_branch: string; summary: string; usage: { inputTokens: number }; pr_url: string };
+    expect(result.base_branch).toBe("main");
 
-    const href = await prLink.getAttribute("href");
-    const jobs = (await (await fetch(`${api.url}/jobs`)).json()) as { jobs: { job_id: string; status: string; pr_url: string | null }[] };
-    expect(jobs.jobs).toHaveLength(1);
-    expect(jobs.jobs[0]).toMatchObject({ status: "completed", pr_url: href });
-    expect(href).toMatch(/^local:\/\/.*\/change-requests\/1$/);
-    const log = await page.getByTestId("job-log").textContent();
-    expect(log).toContain("phase pull-request completed");
-    expect(log).toContain("opened change request #1");
-    // The agent's answer, assembled from the streamed deltas (the API streams agent.text without the text so far).
-    expect(log).toContain("agent: Recorded the task in RUNNING_AGENT_TASK.md.");
-    // The job list shows the same job as completed.
-    await page.locator(".job-list .job.selected .badge-completed").waitFor();
-    expect(pageErrors).toEqual([]);
+    // The stepper: every phase that ran is done with its duration; setup and verify had nothing to do.
+    for (const phase of ["validate", "sandbox", "clone", "agent", "collect", "commit", "push", "pull-request", "teardown"]) {
+      const step = detail.locator(`.step[data-phase="${phase}"]`);
+      await expect.poll(async () => step.getAttribute("data-state")).toBe("completed");
+      expect(await step.locator(".step-state").textContent()).toMatch(/^done · \d+(\.\d)? (ms|s)$|^done · \d+ min \d+ s$/);
+    }
+    expect(await detail.locator('.step[data-phase="verify"]').getAttribute("data-state")).toBe("skipped");
+    await expect.poll(async () => page.getByTestId("summary").textContent()).toBe(result.summary);
+    expect(await page.getByTestId("usage").textContent()).toContain(`${result.usage.inputTokens.toLocaleString("en")} in`);
 
-    await mkdir(dirname(screenshotPath), { recursive: true });
-    await page.screenshot({ path: screenshotPath, fullPage: true });
+    // The change: branch, commit, files, and the diff the server read from the pushed branch.
+    expect(await page.getByTestId("branch").textContent()).toBe(`${result.branch} → main`);
+    expect(await page.getByTestId("commit").textContent()).toBe(result.commit.slice(0, 12));
+    expect(await detail.getByRole("list", { name: "Changed files" }).textContent()).toContain(`added ${NOTE_FILE}`);
+    const diff = page.getByTestId("diff");
+    await diff.locator(".diff-file figcaption", { hasText: NOTE_FILE }).waitFor();
+    expect(await diff.locator(".diff-code-insert").allTextContents()).toContainEqual(expect.stringContaining("Write down the task in a note"));
+    // The local Git host's change request has no web page: shown as text, not as a dead link.
+    expect(await page.getByTestId("pr-link").count()).toBe(0);
+    expect(await page.getByTestId("pr-local").textContent()).toContain(result.pr_url);
+    expect(result.pr_url).toMatch(/^local:\/\//);
+    // A completed job has nothing to retry.
+    expect(await detail.getByRole("button", { name: "Retry" }).count()).toBe(0);
+    expect(await page.getByTestId("job-log").textContent()).toContain("agent: Recorded the task in RUNNING_AGENT_TASK.md.");
+    await saveScreenshot(page, "finished-job");
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
   });
 
-  it("shows the API's error when the form is submitted with a repo the Git host cannot serve", async () => {
-    await page.getByLabel("Repository").fill("ssh://git@example.invalid/owner/repo.git");
-    await page.getByLabel("Task").fill("Anything");
+  it("in dark mode and at 390 px wide: the system's colour scheme, nothing clipped sideways, no serious accessibility violation", async () => {
+    const lightBackground = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    await page.emulateMedia({ colorScheme: "dark" });
+    const darkBackground = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    expect(darkBackground).not.toBe(lightBackground);
+    await saveScreenshot(page, "finished-job-dark");
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
+
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await overflowsSideways(page)).toBe(false);
+    // The form's fields fit inside their panel.
+    const panel = (await page.locator(".submit-form").boundingBox())!;
+    const input = (await form.getByLabel("Repository").boundingBox())!;
+    expect(input.x + input.width).toBeLessThanOrEqual(panel.x + panel.width);
+    const header = (await page.locator(".app-header").boundingBox())!;
+    expect(header.width).toBeLessThanOrEqual(390);
+    await saveScreenshot(page, "phone");
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it("a deep link opens a job with checks: the verify phase, each check's result per round, and the fix round", async () => {
+    // One check that passes and one that always fails: round 0 fails, the agent gets its fix round, round 1 fails too, and the pull request opens as a draft.
+    const checks = [
+      { name: "note-written", command: `test -s ${NOTE_FILE}` },
+      { name: "always-fails", command: "exit 3" },
+    ];
+    const jobId = await harness.submit({ repo_url: harness.repository.path, task: "Note the task and check it", checks, max_fix_rounds: 1 });
+    await page.goto(`${api.url}/jobs/${jobId}`);
+    const detail = page.locator(`.job-detail[data-job-id="${jobId}"]`);
+    await detail.locator(".badge-completed").waitFor({ timeout: 240_000 });
+    await expect.poll(async () => detail.locator('.step[data-phase="verify"]').getAttribute("data-state")).toBe("completed");
+    const rows = detail.locator(".checks tbody tr");
+    await expect.poll(async () => (await rows.allTextContents()).map((text) => text.replace(/\d+(\.\d)? (ms|s)$/, ""))).toEqual([
+      "0note-writtenpassed",
+      "0always-failsfailed (exit 3)",
+      "1note-writtenpassed",
+      "1always-failsfailed (exit 3)",
+    ]);
+    expect(await detail.locator(".checks caption").textContent()).toBe("Checks · 1 fix round of 1");
+    const result = (await (await fetch(`${api.url}/result/${jobId}`)).json()) as { agent_rounds: unknown[]; checks: { passed: boolean } };
+    expect(result.agent_rounds).toHaveLength(2);
+    expect(result.checks.passed).toBe(false);
+    expect(await page.getByTestId("usage").textContent()).toContain("Agent rounds2");
+    await saveScreenshot(page, "checks-and-fix-round");
+  });
+
+  it("a job validation refused shows its error and offers no retry; an unsupported repo is refused in the form", async () => {
+    await form.getByLabel("Repository").fill(join(harness.workDirectory, "no-such-repository.git"));
+    await form.getByLabel("Task").fill("Anything");
+    await page.getByRole("button", { name: "Run agent" }).click();
+    const detail = page.locator(".job-detail");
+    await detail.locator(".badge-failed").waitFor({ timeout: 60_000 });
+    expect(await detail.locator("p.error").textContent()).toMatch(/^REPO_NOT_FOUND in validate: /);
+    expect(await detail.getByRole("button", { name: "Retry" }).count()).toBe(0);
+    expect(await detail.locator('.step[data-phase="validate"]').getAttribute("data-state")).toBe("failed");
+
+    await form.getByLabel("Repository").fill("ssh://git@example.invalid/owner/repo.git");
+    await form.getByLabel("Task").fill("Anything else");
     await page.getByRole("button", { name: "Run agent" }).click();
     await expect.poll(async () => page.getByRole("alert").textContent()).toContain("is not a repository this server's Git host");
     const jobs = (await (await fetch(`${api.url}/jobs`)).json()) as { jobs: unknown[] };
-    expect(jobs.jobs).toHaveLength(1);
-  });
-
-  it("cancels a running job from its page", async () => {
-    // A second API whose model takes ten minutes per answer, so that the job is still running when Cancel is clicked.
-    const slowRuntime = await createTaskRuntime(loadServerConfig({ RUNNING_AGENT_MODEL: "scripted", RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: "600000" }));
-    const slowApi = await startApiServer({ databasePath: join(workDirectory, "slow.db"), runTask: startAgentTask, taskDefaults: slowRuntime.taskDefaults, apiKey: API_KEY });
-    try {
-      // The page from the first API, talking to another origin: CORS is exercised too.
-      await page.goto(`${api.url}/?api=${encodeURIComponent(slowApi.url)}`);
-      await page.getByLabel("API key").fill(API_KEY);
-      await page.getByLabel("Repository").fill(repository.path);
-      await page.getByLabel("Task").fill("A task that will be cancelled");
-      await page.getByRole("button", { name: "Run agent" }).click();
-      const detail = page.locator(".job-detail");
-      await detail.getByText("phase agent started").waitFor({ timeout: 120_000 });
-      await detail.getByRole("button", { name: "Cancel" }).click();
-      await detail.locator(".badge-cancelled").waitFor({ timeout: 60_000 });
-      await detail.locator("p.error", { hasText: "ABORTED" }).waitFor();
-      const jobs = (await (await fetch(`${slowApi.url}/jobs`)).json()) as { jobs: { status: string; pr_url: string | null }[] };
-      expect(jobs.jobs).toEqual([expect.objectContaining({ status: "cancelled", pr_url: null })]);
-      // Cancelled jobs offer a retry instead.
-      await detail.getByRole("button", { name: "Retry" }).waitFor();
-    } finally {
-      await slowApi.close();
-      await slowRuntime.close();
-    }
+    expect(jobs.jobs).toHaveLength(3);
+    expect(harness.pageErrors).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -409,20 +409,22 @@ describe("the all-jobs status stream", () => {
     await start();
     let opened!: () => void;
     const open = new Promise<void>((resolve) => (opened = resolve));
+    let sawAgentPhase!: () => void;
+    const agentPhase = new Promise<void>((resolve) => (sawAgentPhase = resolve));
     const received = readServerSentEvents(`${server!.url}/events`, {
       onOpen: () => opened(),
+      // Phase changes are published too, so that a list shows the phase the log shows.
+      onEvent: (event) => event.data.status === "running" && event.data.phase === "agent" && sawAgentPhase(),
       until: (event) => event.event === "status" && event.data.status === "completed",
     });
     await open;
     const jobId = (await (await post("/submit", { repo_url: REPO, task: "watched" })).json()).job_id;
     const [task] = await runner.waitForTasks(1);
+    await agentPhase;
     task!.finish({ status: "completed" });
     const events = await received;
-    expect(events.map((event) => [event.data.job_id, event.data.status])).toEqual([
-      [jobId, "queued"],
-      [jobId, "running"],
-      [jobId, "completed"],
-    ]);
+    expect(events.every((event) => event.data.job_id === jobId)).toBe(true);
+    expect(events.map((event) => event.data.status).filter((status, index, all) => status !== all[index - 1])).toEqual(["queued", "running", "completed"]);
     expect(events.at(-1)!.data.pr_url).toBe("local://repo/change-requests/1");
   });
 });
@@ -518,5 +520,87 @@ describe("leftover sandboxes at startup", () => {
     logLines.length = 0;
     await start({ taskDefaults: { sandbox: createLocalSandbox() }, log: (line) => logLines.push(line) });
     expect(logLines.join("\n")).not.toContain("leftover");
+  });
+});
+
+describe("what the dashboard needs", () => {
+  it("GET /config says which repo URLs and advanced fields the server accepts; submit refuses the others and passes the accepted ones to the task", async () => {
+    await start({ submitFields: { draft: false, models: ["google/gemini-2.5-flash"] }, repoUrlExample: "/srv/repos/example.git" });
+    expect((await getJson("/config")).body).toEqual({
+      git_host: { id: null, description: "local: absolute paths", repo_url_example: "/srv/repos/example.git" },
+      auth: "api-key",
+      protect_reads: false,
+      submit: { base_branch: true, draft: false, labels: true, models: ["google/gemini-2.5-flash"] },
+      phases: ["validate", "sandbox", "clone", "setup", "agent", "collect", "verify", "commit", "push", "pull-request", "teardown"],
+    });
+    const refusedDraft = await post("/submit", { repo_url: REPO, task: "x", draft: true });
+    expect(refusedDraft.status).toBe(400);
+    expect((await refusedDraft.json()).error).toMatchObject({ code: "field_not_allowed", message: expect.stringContaining("draft") });
+    const refusedModel = await post("/submit", { repo_url: REPO, task: "x", model: "openai/gpt-5" });
+    expect((await refusedModel.json()).error).toMatchObject({ code: "field_not_allowed", message: expect.stringContaining("google/gemini-2.5-flash") });
+    expect((await post("/submit", { repo_url: REPO, task: "x", labels: "bug" })).status).toBe(400);
+    expect((await getJson("/jobs")).body.jobs).toEqual([]);
+
+    const accepted = await post("/submit", { repo_url: REPO, task: "Advanced", base_branch: "develop", model: "google/gemini-2.5-flash", labels: ["agent", "docs"] });
+    expect(accepted.status).toBe(200);
+    const [task] = await runner.waitForTasks(1);
+    expect(task!.options).toMatchObject({ baseBranch: "develop", model: "google/gemini-2.5-flash", pullRequest: { labels: ["agent", "docs"] } });
+    task!.finish({ status: "completed" });
+    const { job_id: jobId } = await accepted.json();
+    await waitForStatus(jobId, "completed");
+    expect((await getJson(`/result/${jobId}`)).body).toMatchObject({ base_branch: "main", model: "scripted/scripted-model", summary: "Wrote the file.", usage: { inputTokens: 10, outputTokens: 5 } });
+  });
+
+  it("GET /jobs filters by status, repository, user and text on the server, and pages with offset and next_offset", async () => {
+    await start({ concurrency: 1 });
+    const submit = async (body: object) => (await (await post("/submit", body)).json()).job_id as string;
+    const ids: string[] = [];
+    for (let index = 0; index < 5; index += 1) ids.push(await submit({ repo_url: index % 2 === 0 ? REPO : "/srv/repos/other.git", task: `Task number ${index}`, user_id: index < 2 ? "ada" : "bob" }));
+    const listed = async (query: string) => ((await getJson(`/jobs?${query}`)).body as { jobs: { job_id: string }[]; next_offset: number | null });
+    const idsOf = async (query: string) => (await listed(query)).jobs.map((job) => job.job_id);
+    expect(await idsOf("repo_url=%2Fsrv%2Frepos%2Fother.git")).toEqual([ids[3], ids[1]]);
+    expect(await idsOf("user_id=ada")).toEqual([ids[1], ids[0]]);
+    expect(await idsOf("q=NUMBER%203")).toEqual([ids[3]]);
+    expect(await idsOf("q=other&user_id=bob")).toEqual([ids[3]]);
+    const firstPage = await listed("limit=2");
+    expect(firstPage).toMatchObject({ next_offset: 2 });
+    expect(firstPage.jobs.map((job) => job.job_id)).toEqual([ids[4], ids[3]]);
+    expect(await listed("limit=2&offset=4")).toMatchObject({ jobs: [{ job_id: ids[0] }], next_offset: null });
+    // The first job runs (concurrency 1); the rest wait.
+    await runner.waitForTasks(1);
+    expect(await idsOf("status=running")).toEqual([ids[0]]);
+    expect((await getJson("/jobs?offset=-1")).status).toBe(400);
+  });
+
+  it("offers no retry for a job validation refused (it would fail the same way), and one for a later failure", async () => {
+    await start();
+    const refusedId = (await (await post("/submit", { repo_url: REPO, task: "refused" })).json()).job_id;
+    const [refusedTask] = await runner.waitForTasks(1);
+    refusedTask!.finish({ error: { code: ErrorCode.BASE_BRANCH_NOT_FOUND, message: "No branch develop." }, phase: "validate" });
+    expect(await waitForStatus(refusedId, "failed")).toMatchObject({ retryable: false, error: { phase: "validate" } });
+    const retried = await post(`/jobs/${refusedId}/retry`, {});
+    expect(retried.status).toBe(409);
+    expect((await retried.json()).error).toMatchObject({ code: "not_retryable", message: expect.stringContaining("BASE_BRANCH_NOT_FOUND") });
+
+    const failedId = (await (await post("/submit", { repo_url: REPO, task: "fails later" })).json()).job_id;
+    const [, failedTask] = await runner.waitForTasks(2);
+    failedTask!.finish({ error: { code: ErrorCode.MODEL_ERROR, message: "The model answered 500." } });
+    expect(await waitForStatus(failedId, "failed")).toMatchObject({ retryable: true });
+    expect((await post(`/jobs/${failedId}/retry`, {})).status).toBe(200);
+    expect((await getJson(`/status/${failedId}`)).body.retryable).toBe(false);
+  });
+
+  it("GET /jobs/{id} serves the dashboard's page to a browser (a deep link) and JSON to everyone else", async () => {
+    const dashboard = join(directory, "dashboard");
+    await mkdir(dashboard);
+    await writeFile(join(dashboard, "index.html"), "<!doctype html><title>dashboard</title>");
+    await start({ dashboardDirectory: dashboard });
+    const { job_id: jobId } = await (await post("/submit", { repo_url: REPO, task: "linked" })).json();
+    const page = await fetch(`${server!.url}/jobs/${jobId}`, { headers: { accept: "text/html,application/xhtml+xml,*/*;q=0.8" } });
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(await page.text()).toContain("<title>dashboard</title>");
+    expect((await getJson(`/jobs/${jobId}`)).body).toMatchObject({ job_id: jobId, task: "linked" });
+    const noCommit = await getJson(`/jobs/${jobId}/diff`);
+    expect(noCommit).toMatchObject({ status: 409, body: { error: { code: "no_commit" } } });
   });
 });

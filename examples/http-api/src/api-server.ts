@@ -1,14 +1,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { timingSafeEqual } from "node:crypto";
-import type { AgentTaskOptions, SandboxProvider } from "@running-agent/core";
+import { PHASES, type AgentTaskOptions, type SandboxProvider } from "@running-agent/core";
 import { z } from "zod";
 import { JobWorker, openSqliteJobStore, type JobStore, type RunTask } from "@running-agent/jobs";
 import { JobQueue, JobRequestError, type JobStreamMessage } from "./job-queue.js";
 import { createDashboardFiles } from "./dashboard-files.js";
 import { FINISHED_STATUSES } from "./job-record.js";
-import { toResultView, toStatusView } from "./job-views.js";
-import { ListJobsQuerySchema, RetryRequestSchema, SubmitRequestSchema, checkRepoUrl, describeIssues } from "./submit-request.js";
+import { toResultView, toStatusView, type ServerConfigView } from "./job-views.js";
+import { CommitNotFoundError, DiffTooLargeError, readCommitDiff } from "./job-diff.js";
+import { ListJobsQuerySchema, RetryRequestSchema, SubmitRequestSchema, checkRepoUrl, describeIssues, refusedSubmitFields, type SubmitFields } from "./submit-request.js";
 
 /** Everything {@link startApiServer} takes. */
 export interface ApiServerOptions {
@@ -26,6 +27,12 @@ export interface ApiServerOptions {
   supportsRepo?: (repo: string) => boolean;
   /** Named in the error for an unsupported repo_url, e.g. `local: paths and file:// URLs`. */
   gitHostDescription?: string;
+  /** A repo_url this server accepts, shown as the dashboard form's example (`GET /config`). Default: one that fits the Git host. */
+  repoUrlExample?: string;
+  /** Which advanced submit fields (base_branch, draft, labels, model) are accepted. Default: all but model. */
+  submitFields?: SubmitFields;
+  /** Largest diff `GET /jobs/{job_id}/diff` serves, in bytes. Default 5 MiB. */
+  diffLimitBytes?: number;
   /** Required (as `Authorization: Bearer` or `x-api-key`) on write endpoints when set. */
   apiKey?: string | undefined;
   /**
@@ -95,6 +102,11 @@ const DRAIN_LIMIT = 16 * 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
 const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_DIFF_LIMIT = 5 * 1024 * 1024;
+/** Diffs kept in memory (a commit's diff never changes). */
+const CACHED_DIFFS = 32;
+const ENDPOINTS =
+  "POST /submit, GET /status/{job_id}, GET /result/{job_id}, GET /jobs, GET /jobs/{job_id}, GET /jobs/{job_id}/diff, GET /health, GET /config, GET /jobs/{job_id}/events, GET /events, POST /jobs/{job_id}/cancel, POST /jobs/{job_id}/retry";
 
 /** Starts the HTTP API on the given host and port, after recovering the jobs a previous process left. */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
@@ -127,6 +139,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const gitHost = options.taskDefaults?.gitHost;
   const supportsRepo = options.supportsRepo ?? (gitHost ? (repo: string) => gitHost.supports(repo) : () => true);
   const gitHostDescription = options.gitHostDescription ?? gitHost?.hostId ?? "any";
+  const repoUrlExample = options.repoUrlExample ?? defaultRepoUrlExample(gitHost?.hostId);
+  const submitFields = options.submitFields ?? {};
+  const diffLimit = options.diffLimitBytes ?? DEFAULT_DIFF_LIMIT;
+  const diffs = new Map<string, Promise<string>>();
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const corsOrigin = options.corsOrigin ?? "*";
   const dashboardFiles = options.dashboardDirectory ? createDashboardFiles(options.dashboardDirectory) : undefined;
@@ -183,18 +199,34 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const route = matchRoute(segments);
     // Endpoints come first: a file never shadows one.
     if (!route && dashboardFiles && (method === "GET" || method === "HEAD") && dashboardFiles(request, response)) return;
-    if (!route) throw new HttpError(404, "not_found", `No endpoint ${url.pathname}. Endpoints: POST /submit, GET /status/{job_id}, GET /result/{job_id}, GET /jobs, GET /health, GET /jobs/{job_id}/events, GET /events, POST /jobs/{job_id}/cancel, POST /jobs/{job_id}/retry.`);
+    if (!route) throw new HttpError(404, "not_found", `No endpoint ${url.pathname}. Endpoints: ${ENDPOINTS}.`);
+    // A deep link into the dashboard (`/jobs/<id>` typed in the address bar): the page, which then reads the job as JSON.
+    if (route.name === "job" && method === "GET" && dashboardFiles && prefersHtml(request)) {
+      request.url = "/";
+      if (dashboardFiles(request, response)) return;
+    }
     if (route.allowed !== method) {
       response.setHeader("allow", route.allowed);
       throw new HttpError(405, "method_not_allowed", `${url.pathname} takes ${route.allowed}, not ${method}.`);
     }
     if (route.allowed === "POST") checkApiKey(request);
-    else if (options.protectReads && route.name !== "health") checkApiKey(request, route.name === "events" || route.name === "all-events" ? url : undefined);
+    else if (options.protectReads && route.name !== "health" && route.name !== "config") checkApiKey(request, route.name === "events" || route.name === "all-events" ? url : undefined);
 
     switch (route.name) {
       case "health": {
         const jobs = await queue.countByStatus();
         sendJson(response, 200, { status: "ok", running: jobs.running ?? 0, concurrency: worker?.concurrency ?? 0, jobs, auth: options.apiKey ? "api-key" : "none", role: options.role ?? "both", store: store.kind });
+        return;
+      }
+      case "config": {
+        const config: ServerConfigView = {
+          git_host: { id: gitHost?.hostId ?? null, description: gitHostDescription, repo_url_example: repoUrlExample },
+          auth: options.apiKey ? "api-key" : "none",
+          protect_reads: options.protectReads ?? false,
+          submit: { base_branch: submitFields.baseBranch !== false, draft: submitFields.draft !== false, labels: submitFields.labels !== false, models: [...(submitFields.models ?? [])] },
+          phases: [...PHASES],
+        };
+        sendJson(response, 200, config);
         return;
       }
       case "submit": {
@@ -203,13 +235,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         if (!parsed.success) throw new HttpError(400, "invalid_request", describeIssues(parsed.error));
         const repoProblem = checkRepoUrl(parsed.data.repo_url, supportsRepo, gitHostDescription);
         if (repoProblem) throw new HttpError(400, "unsupported_repo_url", repoProblem);
+        const refused = refusedSubmitFields(parsed.data, submitFields);
+        if (refused) throw new HttpError(400, "field_not_allowed", refused);
         const { checks, max_fix_rounds: maxFixRounds, on_checks_failed: onChecksFailed } = parsed.data;
         const verify = {
           ...(checks !== undefined ? { checks: checks === "auto" ? ("auto" as const) : checks.map(({ name, command, timeout_ms }) => ({ name, command, ...(timeout_ms !== undefined ? { timeoutMs: timeout_ms } : {}) })) } : {}),
           ...(maxFixRounds !== undefined ? { maxFixRounds } : {}),
           ...(onChecksFailed !== undefined ? { onChecksFailed } : {}),
         };
-        const job = await queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token, verify });
+        const { base_branch: baseBranch, model, draft, labels } = parsed.data;
+        const pullRequest = draft !== undefined || labels !== undefined ? { ...(draft !== undefined ? { draft } : {}), ...(labels !== undefined ? { labels } : {}) } : undefined;
+        const job = await queue.submit({ repoUrl: parsed.data.repo_url, task: parsed.data.task, userId: parsed.data.user_id, githubToken: parsed.data.github_token, verify, baseBranch, model, pullRequest });
         sendJson(response, 200, { job_id: job.id, status: job.status });
         return;
       }
@@ -226,8 +262,35 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       case "jobs": {
         const parsed = ListJobsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
         if (!parsed.success) throw new HttpError(400, "invalid_query", describeIssues(parsed.error));
-        const jobs = await queue.list({ limit: parsed.data.limit, status: parsed.data.status, userId: parsed.data.user_id });
-        sendJson(response, 200, { jobs: jobs.map(toStatusView) });
+        const { limit, offset } = parsed.data;
+        // One more than asked says whether there is a next page.
+        const jobs = await queue.list({ limit: limit + 1, offset, status: parsed.data.status, userId: parsed.data.user_id, repo: parsed.data.repo_url, search: parsed.data.q || undefined });
+        sendJson(response, 200, { jobs: jobs.slice(0, limit).map(toStatusView), next_offset: jobs.length > limit ? offset + limit : null });
+        return;
+      }
+      case "diff": {
+        const job = await findJob(route.id);
+        const { branch, commit } = job.result ?? {};
+        if (!branch || !commit) throw new HttpError(409, "no_commit", `Job ${job.id} has no pushed commit (it is ${job.status}).`);
+        if (!gitHost) throw new HttpError(409, "no_git_host", "This server has no Git host to read the diff from.");
+        let diff = diffs.get(job.id);
+        if (!diff) {
+          diff = readCommitDiff({ gitHost, repo: job.repoUrl, branch, commit, maxBytes: diffLimit });
+          diffs.set(job.id, diff);
+          if (diffs.size > CACHED_DIFFS) diffs.delete(diffs.keys().next().value!);
+          diff.catch(() => diffs.delete(job.id));
+        }
+        let text: string;
+        try {
+          text = await diff;
+        } catch (error) {
+          if (error instanceof DiffTooLargeError) throw new HttpError(413, "diff_too_large", error.message);
+          if (error instanceof CommitNotFoundError) throw new HttpError(409, "commit_not_found", error.message);
+          log(`diff of job ${job.id} failed: ${error instanceof Error ? error.message : String(error)}`);
+          throw new HttpError(502, "diff_unavailable", `The diff of ${commit.slice(0, 12)} could not be read from the Git host.`);
+        }
+        response.writeHead(200, { "content-type": "text/x-diff; charset=utf-8", "content-length": Buffer.byteLength(text), "x-commit": commit, "cache-control": "no-cache" });
+        response.end(text);
         return;
       }
       case "cancel": {
@@ -410,13 +473,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 }
 
 type Route =
-  | { name: "health" | "submit" | "jobs" | "all-events"; allowed: "GET" | "POST" }
-  | { name: "status" | "result" | "job" | "events" | "cancel" | "retry"; allowed: "GET" | "POST"; id: string };
+  | { name: "health" | "config" | "submit" | "jobs" | "all-events"; allowed: "GET" | "POST" }
+  | { name: "status" | "result" | "job" | "diff" | "events" | "cancel" | "retry"; allowed: "GET" | "POST"; id: string };
 
 function matchRoute(segments: string[]): Route | undefined {
   const [first, second, third, ...rest] = segments;
   if (rest.length > 0) return undefined;
   if (first === "health" && second === undefined) return { name: "health", allowed: "GET" };
+  if (first === "config" && second === undefined) return { name: "config", allowed: "GET" };
   if (first === "submit" && second === undefined) return { name: "submit", allowed: "POST" };
   if (first === "jobs" && second === undefined) return { name: "jobs", allowed: "GET" };
   if (first === "events" && second === undefined) return { name: "all-events", allowed: "GET" };
@@ -424,9 +488,22 @@ function matchRoute(segments: string[]): Route | undefined {
   if (first === "jobs" && second !== undefined) {
     if (third === undefined) return { name: "job", allowed: "GET", id: second };
     if (third === "events") return { name: "events", allowed: "GET", id: second };
+    if (third === "diff") return { name: "diff", allowed: "GET", id: second };
     if (third === "cancel" || third === "retry") return { name: third, allowed: "POST", id: second };
   }
   return undefined;
+}
+
+/** A browser navigating (its Accept names HTML), not a script reading JSON. */
+function prefersHtml(request: IncomingMessage): boolean {
+  return /\btext\/html\b/.test(request.headers.accept ?? "");
+}
+
+/** A repo_url the Git host serves, as the form's example. */
+function defaultRepoUrlExample(hostId: string | undefined): string {
+  if (hostId === "github") return "https://github.com/owner/repo.git";
+  if (hostId === "gitlab") return "https://gitlab.com/group/project.git";
+  return "/srv/repos/project.git";
 }
 
 function pathOf(request: IncomingMessage): string {

@@ -71,7 +71,7 @@ describe("the API serving the built dashboard", () => {
     const health = await rawRequest(server.port, "/health");
     expect(health.status).toBe(200);
     expect(JSON.parse(health.body)).toMatchObject({ status: "ok" });
-    expect(JSON.parse((await rawRequest(server.port, "/jobs")).body)).toEqual({ jobs: [] });
+    expect(JSON.parse((await rawRequest(server.port, "/jobs")).body)).toEqual({ jobs: [], next_offset: null });
 
     const missing = await rawRequest(server.port, "/assets/missing.js");
     expect(missing.status).toBe(404);

@@ -95,6 +95,14 @@ describe("with the real core, the local sandbox and the offline model", () => {
     expect(refused.status).toBe(400);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('checks must be "auto" or a list');
     expect(result.logs.some((line: string) => line.includes(`opened change request #1: ${changeRequest!.url}`))).toBe(true);
+    // The job's commit against its parent, read back from the local Git host's repository.
+    const diff = await fetch(`${server.url}/jobs/${submitted.job_id}/diff`);
+    expect(diff.headers.get("content-type")).toBe("text/x-diff; charset=utf-8");
+    expect(diff.headers.get("x-commit")).toBe(result.commit);
+    const diffText = await diff.text();
+    expect(diffText).toContain(`diff --git a/${OFFLINE_NOTE_FILE} b/${OFFLINE_NOTE_FILE}\nnew file mode 100644`);
+    expect(diffText).toMatch(/^\+.*Note the task/m);
+    expect(diffText).not.toContain("README.md");
     expect(leftovers(folder)).toEqual([]);
   });
 
@@ -142,6 +150,11 @@ describe("with the real core, the local sandbox and the offline model", () => {
       expect(pullRequest).toMatchObject({ number: 1 });
       expect(await github.readFile("you/your-repo", result.branch, OFFLINE_NOTE_FILE)).toContain("Add unit tests for the utils module");
       expect(JSON.stringify(result)).not.toContain(token);
+      // The diff is read from the GitHub-compatible server's repository with the server's token.
+      const diff = await (await fetch(`${server.url}/jobs/${submitted.job_id}/diff`)).text();
+      expect(diff).toContain(`+++ b/${OFFLINE_NOTE_FILE}`);
+      expect(diff).toMatch(/^\+.*Add unit tests for the utils module/m);
+      expect(diff).not.toContain("src/utils.ts");
       expect(leftovers(folder)).toEqual([]);
     });
 

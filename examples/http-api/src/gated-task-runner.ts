@@ -1,7 +1,7 @@
 import { PHASES, agentError, ErrorCode, type AgentTaskEvent, type AgentTaskEventInput, type AgentTaskHandle, type AgentTaskOptions, type AgentTaskResult } from "@running-agent/core";
 
 /** How a gated task ends when the test opens its gate. */
-export type GatedOutcome = { status: "completed" | "no_changes" } | { error: { code: ErrorCode; message: string } };
+export type GatedOutcome = { status: "completed" | "no_changes" } | { error: { code: ErrorCode; message: string }; phase?: "validate" | "agent" };
 
 /** One task the runner started. */
 export interface GatedTask {
@@ -52,9 +52,10 @@ export function createGatedTaskRunner() {
       if (settled) return;
       settled = true;
       if ("error" in outcome) {
-        emit({ type: "phase", phase: "agent", status: "failed", durationMs: 5, error: outcome.error });
+        const phase = outcome.phase ?? "agent";
+        emit({ type: "phase", phase, status: "failed", durationMs: 5, error: outcome.error });
         emit({ type: "phase", phase: "teardown", status: "completed", durationMs: 1 });
-        rejectResult(agentError(outcome.error.code, outcome.error.message, { phase: "agent" }));
+        rejectResult(agentError(outcome.error.code, outcome.error.message, { phase }));
       } else {
         emit({ type: "agent.text", partId: "p1", delta: "Wrote the file.", text: "Wrote the file." });
         emit({ type: "phase", phase: "agent", status: "completed", durationMs: 5 });

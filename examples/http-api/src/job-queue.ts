@@ -1,5 +1,5 @@
 import { FINISHED_JOB_STATUSES, watchJob, watchJobChanges, type JobRecord as StoredJob, type JobSpec, type JobStore, type JobWorker } from "@running-agent/jobs";
-import { RETRYABLE_STATUSES, type JobRecord, type StoredJobEvent } from "./job-record.js";
+import { isRetryable, RETRYABLE_STATUSES, type JobRecord, type StoredJobEvent } from "./job-record.js";
 import type { StoredAgentEvent } from "@running-agent/jobs";
 
 /** What a job's live stream carries: an agent event as stored, with its sequence number, or the job's new state. */
@@ -14,6 +14,12 @@ export interface JobSubmission {
   githubToken?: string | undefined;
   /** Checks, fix rounds and the policy for a last failure (core's options of the same names). */
   verify?: Pick<JobSpec, "checks" | "maxFixRounds" | "onChecksFailed">;
+  /** The branch to start from and open the pull request against (core's `baseBranch`). */
+  baseBranch?: string | undefined;
+  /** `provider/model`, instead of the server's model. */
+  model?: string | undefined;
+  /** Core's `pullRequest.draft` and `pullRequest.labels`. */
+  pullRequest?: { draft?: boolean; labels?: string[] } | undefined;
 }
 
 export interface JobQueueOptions {
@@ -60,7 +66,14 @@ export class JobQueue {
 
   async submit(submission: JobSubmission): Promise<JobRecord> {
     const { job } = await this.options.store.submit({
-      spec: { repo: submission.repoUrl, task: submission.task, ...submission.verify },
+      spec: {
+        repo: submission.repoUrl,
+        task: submission.task,
+        ...submission.verify,
+        ...(submission.baseBranch ? { baseBranch: submission.baseBranch } : {}),
+        ...(submission.model ? { model: submission.model } : {}),
+        ...(submission.pullRequest ? { pullRequest: submission.pullRequest } : {}),
+      },
       labels: submission.userId ? { userId: submission.userId } : {},
       ...(submission.githubToken ? { secrets: { gitToken: submission.githubToken } } : {}),
     });
@@ -77,6 +90,9 @@ export class JobQueue {
       throw new JobRequestError(409, "not_retryable", `Job ${id} is ${previous.status}; only failed, cancelled or interrupted jobs can be retried.`);
     }
     if (previous.retriedBy) throw new JobRequestError(409, "already_retried", `Job ${id} was already retried as job ${previous.retriedBy}.`);
+    if (!isRetryable(previous)) {
+      throw new JobRequestError(409, "not_retryable", `Job ${id} was refused before it started (${previous.error?.code}: ${previous.error?.message}); a retry would fail the same way. Fix the request and submit it again.`);
+    }
     const token = githubToken ?? this.tokens.get(id);
     if (previous.hasGithubToken && token === undefined) {
       throw new JobRequestError(
@@ -86,7 +102,7 @@ export class JobQueue {
       );
     }
     const { job } = await this.options.store.submit({
-      spec: { repo: previous.repoUrl, task: previous.task, ...previous.verify },
+      spec: { repo: previous.repoUrl, task: previous.task, ...previous.verify, ...previous.options },
       labels: { ...(previous.userId ? { userId: previous.userId } : {}), retryOf: id },
       ...(token ? { secrets: { gitToken: token } } : {}),
     });
@@ -117,10 +133,17 @@ export class JobQueue {
     return job ? toApiJob(job) : undefined;
   }
 
-  async list(filter: { limit: number; status?: JobRecord["status"] | undefined; userId?: string | undefined }): Promise<JobRecord[]> {
+  async list(filter: { limit: number; offset?: number | undefined; status?: JobRecord["status"] | undefined; userId?: string | undefined; repo?: string | undefined; search?: string | undefined }): Promise<JobRecord[]> {
     // No job is ever `interrupted` now; the filter stays accepted for old clients.
     if (filter.status === "interrupted") return [];
-    const jobs = await this.options.store.list({ limit: filter.limit, status: filter.status, ...(filter.userId ? { label: { userId: filter.userId } } : {}) });
+    const jobs = await this.options.store.list({
+      limit: filter.limit,
+      offset: filter.offset,
+      status: filter.status,
+      repo: filter.repo,
+      search: filter.search,
+      ...(filter.userId ? { label: { userId: filter.userId } } : {}),
+    });
     return jobs.map(toApiJob);
   }
 
@@ -146,8 +169,8 @@ export class JobQueue {
     const combined = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
     let lastStatus = new Map<string, string>();
     for await (const job of watchJobChanges(this.options.store, { signal: combined, ...(fromRevision !== undefined ? { fromRevision } : {}) })) {
-      const key = `${job.status}:${job.labels.retriedBy ?? ""}`;
-      // Events and phase changes bump a job's revision too; a status stream reports status changes.
+      const key = `${job.status}:${job.phase ?? ""}:${job.labels.retriedBy ?? ""}`;
+      // Events bump a job's revision too; a status stream reports changes of status and phase (lists show the phase).
       if (lastStatus.get(job.id) === key) continue;
       lastStatus.set(job.id, key);
       if (lastStatus.size > 10_000) lastStatus = new Map([...lastStatus].slice(-5000));
@@ -172,6 +195,11 @@ export function toApiJob(job: StoredJob): JobRecord {
       ...(job.spec.checks !== undefined ? { checks: job.spec.checks } : {}),
       ...(job.spec.maxFixRounds !== undefined ? { maxFixRounds: job.spec.maxFixRounds } : {}),
       ...(job.spec.onChecksFailed !== undefined ? { onChecksFailed: job.spec.onChecksFailed } : {}),
+    },
+    options: {
+      ...(job.spec.baseBranch !== undefined ? { baseBranch: job.spec.baseBranch } : {}),
+      ...(job.spec.model !== undefined ? { model: job.spec.model } : {}),
+      ...(job.spec.pullRequest !== undefined ? { pullRequest: job.spec.pullRequest } : {}),
     },
     userId: job.labels.userId,
     hasGithubToken: job.hasSecrets,

@@ -14,6 +14,15 @@ export const FINISHED_STATUSES: ReadonlySet<JobStatus> = new Set(["completed", "
 /** Statuses from which `POST /jobs/{id}/retry` starts a new attempt. */
 export const RETRYABLE_STATUSES: ReadonlySet<JobStatus> = new Set(["failed", "cancelled", "interrupted"]);
 
+/**
+ * Whether a retry can help: a failed, cancelled or interrupted job not retried yet, except one
+ * refused by validation (bad options, an unknown repository or branch), which would fail the
+ * same way again.
+ */
+export function isRetryable(job: Pick<JobRecord, "status" | "error" | "retriedBy">): boolean {
+  return RETRYABLE_STATUSES.has(job.status) && job.retriedBy === undefined && !(job.status === "failed" && job.error?.phase === "validate");
+}
+
 /** Why a job failed, as stored and served (a RunningAgentError's JSON, or the server's own code). */
 export interface JobError {
   code: string;
@@ -29,6 +38,8 @@ export interface JobRecord {
   task: string;
   /** The checks it runs, its fix rounds and the policy for a last failure, as submitted. */
   verify: Pick<JobSpec, "checks" | "maxFixRounds" | "onChecksFailed">;
+  /** The base branch, model and pull request options, as submitted. */
+  options: Pick<JobSpec, "baseBranch" | "model" | "pullRequest">;
   userId: string | undefined;
   /** The submitter sent a `github_token` (kept in memory only). */
   hasGithubToken: boolean;

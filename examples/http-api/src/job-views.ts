@@ -1,8 +1,10 @@
-import type { TokenUsage, Verification } from "@running-agent/core";
-import type { JobError, JobRecord, JobStatus } from "./job-record.js";
+import type { AgentRound, TokenUsage, Verification } from "@running-agent/core";
+import { isRetryable, type JobError, type JobRecord, type JobStatus } from "./job-record.js";
 import type { StoredAgentEvent } from "@running-agent/jobs";
 
 export type { JobError, JobStatus, StoredAgentEvent };
+/** Token usage and cost as `/result` serves it (core's TokenUsage). */
+export type TokenUsageView = TokenUsage;
 import type { StoredJobEvent } from "./job-record.js";
 
 /** `GET /status/{job_id}` and each entry of `GET /jobs` (snake_case, as the seed answers). */
@@ -17,21 +19,46 @@ export interface JobStatusView {
   error: JobError | null;
   retry_of: string | null;
   retried_by: string | null;
+  /** Whether `POST /jobs/{job_id}/retry` can help (not for a job validation refused: it would fail the same way). */
+  retryable: boolean;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
 }
 
+/** `GET /config`: what a client's form needs to know about this server. */
+export interface ServerConfigView {
+  git_host: { id: string | null; description: string; repo_url_example: string };
+  auth: "api-key" | "none";
+  protect_reads: boolean;
+  /** The advanced submit fields accepted, and the models a submit may choose (none: the field is refused). */
+  submit: { base_branch: boolean; draft: boolean; labels: boolean; models: string[] };
+  /** The loop's phases, in the order they run. */
+  phases: string[];
+}
+
+/** `GET /jobs`: a page of jobs, newest first; `next_offset` is null on the last page. */
+export interface JobListView {
+  jobs: JobStatusView[];
+  next_offset: number | null;
+}
+
 /** `GET /result/{job_id}`: the status plus what the run produced. */
 export interface JobResultView extends JobStatusView {
   pull_request: { number: number; url: string; title: string; head: string; base: string } | null;
+  /** The branch the job started from (the pull request's base). */
+  base_branch: string | null;
   branch: string | null;
   commit: string | null;
+  /** `provider/model`. */
+  model: string | null;
   summary: string | null;
   changes: { path: string; status: string }[];
   /** Milliseconds per phase and `total`. */
   timings: Record<string, number>;
   usage: TokenUsage | null;
+  /** Usage and time of each agent round (round 0, then each fix round). */
+  agent_rounds: AgentRound[];
   /** The checks' outcome per round, when the job ran checks. */
   checks: Verification | null;
   /** Human-readable lines built from the job's (already redacted) events. */
@@ -50,6 +77,7 @@ export function toStatusView(job: JobRecord): JobStatusView {
     error: job.error ?? null,
     retry_of: job.retryOf ?? null,
     retried_by: job.retriedBy ?? null,
+    retryable: isRetryable(job),
     created_at: new Date(job.createdAt).toISOString(),
     started_at: job.startedAt === undefined ? null : new Date(job.startedAt).toISOString(),
     finished_at: job.finishedAt === undefined ? null : new Date(job.finishedAt).toISOString(),
@@ -64,12 +92,15 @@ export function toResultView(job: JobRecord, events: StoredJobEvent[]): JobResul
     pull_request: pullRequest
       ? { number: pullRequest.number, url: pullRequest.url, title: pullRequest.title, head: pullRequest.head, base: pullRequest.base }
       : null,
+    base_branch: result?.baseBranch ?? job.options.baseBranch ?? null,
     branch: result?.branch ?? null,
     commit: result?.commit ?? null,
+    model: result?.model ?? job.options.model ?? null,
     summary: result?.summary ?? null,
     changes: (result?.changes ?? []).map((change) => ({ path: change.path, status: change.status })),
     timings: timingsOf(job, events),
     usage: result ? { ...result.usage } : null,
+    agent_rounds: result?.agentRounds ?? [],
     checks: result?.verification ?? null,
     logs: logLinesOf(events.map((stored) => stored.event)),
   };
@@ -148,6 +179,12 @@ export function describeEvent(event: StoredAgentEvent): string | undefined {
       return `pushed ${event.branch} at ${event.commit.slice(0, 12)}`;
     case "change-request":
       return `${event.created ? "opened" : "updated"} change request #${event.number}: ${event.url}`;
+    case "checks.chosen":
+      return `checks: ${event.checks.map((check) => check.name).join(", ") || "none"} (${event.source})`;
+    case "check.completed":
+      return `check ${event.name} ${event.passed ? "passed" : event.timedOut ? "timed out" : `failed (exit ${event.exitCode})`} in round ${event.round} (${Math.round(event.durationMs)} ms)`;
+    case "fix-round":
+      return `fix round ${event.round} of ${event.maxFixRounds}: ${event.failing.join(", ")} failing`;
   }
 }
 

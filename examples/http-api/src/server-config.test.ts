@@ -51,6 +51,19 @@ describe("loadServerConfig", () => {
     expect(() => loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "100" })).toThrow(/RUNNING_AGENT_POOL_SIZE: .*at most 32/);
   });
 
+  it("reads which advanced submit fields are accepted (base branch, draft and labels by default; no model choice)", () => {
+    expect(loadServerConfig({}).submitFields).toEqual({ baseBranch: true, draft: true, labels: true, models: [] });
+    expect(loadServerConfig({ RUNNING_AGENT_SUBMIT_FIELDS: "none", RUNNING_AGENT_MODELS: "google/gemini-2.5-pro,anthropic/claude-sonnet-4" }).submitFields).toEqual({
+      baseBranch: false,
+      draft: false,
+      labels: false,
+      models: ["google/gemini-2.5-pro", "anthropic/claude-sonnet-4"],
+    });
+    expect(loadServerConfig({ RUNNING_AGENT_SUBMIT_FIELDS: "labels" }).submitFields).toMatchObject({ baseBranch: false, draft: false, labels: true });
+    expect(() => loadServerConfig({ RUNNING_AGENT_SUBMIT_FIELDS: "labels,model" })).toThrow(/RUNNING_AGENT_SUBMIT_FIELDS must be none or/);
+    expect(() => loadServerConfig({ RUNNING_AGENT_MODELS: "gemini" })).toThrow(/RUNNING_AGENT_MODELS must be a comma-separated list of provider\/model/);
+  });
+
   it("names every bad variable", () => {
     expect(() =>
       loadServerConfig({ PORT: "eighty", RUNNING_AGENT_CONCURRENCY: "0", RUNNING_AGENT_SANDBOX: "podman", RUNNING_AGENT_API_KEY: "short", GITHUB_API_URL: "not a url" }),

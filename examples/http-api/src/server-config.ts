@@ -40,6 +40,8 @@ export interface ServerConfig {
   model: string | undefined;
   /** Delay per answer of the scripted model. */
   scriptedModelDelayMs: number;
+  /** The advanced submit fields accepted (base_branch, draft, labels), and the models a submit may choose. */
+  submitFields: { baseBranch: boolean; draft: boolean; labels: boolean; models: string[] };
   github: { token: string | undefined; apiUrl: string | undefined; webUrl: string | undefined; gitUrl: string | undefined };
   gitlab: { token: string | undefined; url: string | undefined };
 }
@@ -72,6 +74,11 @@ const EnvironmentSchema = z.object({
   RUNNING_AGENT_GIT_HOST: z.enum(["local", "github", "gitlab"], { error: "RUNNING_AGENT_GIT_HOST must be local, github or gitlab." }).default("local"),
   RUNNING_AGENT_MODEL: z.string().min(1).optional(),
   RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS: whole("RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS", 0, 3_600_000).default(0),
+  RUNNING_AGENT_SUBMIT_FIELDS: z
+    .string()
+    .regex(/^(none|(base_branch|draft|labels)(,(base_branch|draft|labels))*)$/, "RUNNING_AGENT_SUBMIT_FIELDS must be none or a comma-separated list of base_branch, draft, labels.")
+    .default("base_branch,draft,labels"),
+  RUNNING_AGENT_MODELS: z.string().regex(/^[^/\s,]+\/[^\s,]+(,[^/\s,]+\/[^\s,]+)*$/, "RUNNING_AGENT_MODELS must be a comma-separated list of provider/model.").optional(),
   GITHUB_TOKEN: z.string().min(1).optional(),
   GITHUB_API_URL: z.url("GITHUB_API_URL must be a URL.").optional(),
   GITHUB_WEB_URL: z.url("GITHUB_WEB_URL must be a URL.").optional(),
@@ -136,6 +143,12 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     gitHost: env.RUNNING_AGENT_GIT_HOST,
     model: env.RUNNING_AGENT_MODEL ?? (env.GEMINI_API_KEY ? undefined : "scripted"),
     scriptedModelDelayMs: env.RUNNING_AGENT_SCRIPTED_MODEL_DELAY_MS,
+    submitFields: {
+      baseBranch: env.RUNNING_AGENT_SUBMIT_FIELDS.split(",").includes("base_branch"),
+      draft: env.RUNNING_AGENT_SUBMIT_FIELDS.split(",").includes("draft"),
+      labels: env.RUNNING_AGENT_SUBMIT_FIELDS.split(",").includes("labels"),
+      models: env.RUNNING_AGENT_MODELS?.split(",") ?? [],
+    },
     github: { token: env.GITHUB_TOKEN, apiUrl: env.GITHUB_API_URL, webUrl: env.GITHUB_WEB_URL, gitUrl: env.GITHUB_GIT_URL },
     gitlab: { token: env.GITLAB_TOKEN, url: env.GITLAB_URL },
   };

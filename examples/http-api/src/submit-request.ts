@@ -44,6 +44,14 @@ export const SubmitRequestSchema = z.strictObject({
     .optional(),
   max_fix_rounds: z.number({ error: "max_fix_rounds must be a number." }).int("max_fix_rounds must be a whole number.").min(0).max(10, "max_fix_rounds must be at most 10.").optional(),
   on_checks_failed: z.enum(["draft", "fail", "open"], { error: 'on_checks_failed must be "draft", "fail" or "open".' }).optional(),
+  // The advanced fields: accepted only where the server's submit options allow them (GET /config says which).
+  base_branch: z.string({ error: "base_branch must be a string." }).trim().min(1, "base_branch is empty: leave it out for the repository's default branch.").max(255, "base_branch is longer than 255 characters.").optional(),
+  model: z.string({ error: "model must be a string." }).trim().regex(/^[^/\s]+\/\S+$/, 'model must be "provider/model".').optional(),
+  draft: z.boolean({ error: "draft must be true or false." }).optional(),
+  labels: z
+    .array(z.string({ error: "labels[] must be strings." }).trim().min(1, "labels[] must not be empty.").max(50, "labels[] must be at most 50 characters."), { error: "labels must be a list of strings." })
+    .max(10, "at most 10 labels.")
+    .optional(),
 });
 export type SubmitRequest = z.infer<typeof SubmitRequestSchema>;
 
@@ -52,9 +60,36 @@ export const RetryRequestSchema = z.strictObject({
   github_token: z.string({ error: "github_token must be a string." }).min(1, "github_token is empty.").max(1000).optional(),
 });
 
+/** Which of the advanced submit fields a server accepts; the others are refused with 400 `field_not_allowed`. */
+export interface SubmitFields {
+  /** `base_branch`. Default true. */
+  baseBranch?: boolean;
+  /** `draft`. Default true. */
+  draft?: boolean;
+  /** `labels`. Default true. */
+  labels?: boolean;
+  /** The `model` values accepted (`provider/model`); none (the default): the field is refused, every job runs on the server's model. */
+  models?: readonly string[];
+}
+
+/** The advanced fields of a parsed submit request that the server does not accept, as one sentence; undefined when all are accepted. */
+export function refusedSubmitFields(request: SubmitRequest, fields: SubmitFields): string | undefined {
+  const refused: string[] = [];
+  if (request.base_branch !== undefined && fields.baseBranch === false) refused.push("base_branch");
+  if (request.draft !== undefined && fields.draft === false) refused.push("draft");
+  if (request.labels !== undefined && fields.labels === false) refused.push("labels");
+  if (request.model !== undefined && !(fields.models ?? []).includes(request.model)) {
+    return `${refused.length > 0 ? `This server does not accept ${refused.join(", ")}. ` : ""}model ${JSON.stringify(request.model)} is not one this server offers (${(fields.models ?? []).length > 0 ? (fields.models ?? []).join(", ") : "it runs every job on its own model"}).`;
+  }
+  return refused.length > 0 ? `This server does not accept ${refused.join(", ")} (GET /config lists what it accepts).` : undefined;
+}
+
 /** `GET /jobs` query. */
 export const ListJobsQuerySchema = z.strictObject({
   limit: z.coerce.number({ error: "limit must be a number." }).int("limit must be a whole number.").min(1, "limit must be at least 1.").max(500, "limit must be at most 500.").default(100),
+  offset: z.coerce.number({ error: "offset must be a number." }).int("offset must be a whole number.").min(0, "offset must be at least 0.").max(1_000_000).default(0),
+  q: z.string().trim().max(200, "q is longer than 200 characters.").optional(),
+  repo_url: z.string().min(1).max(2048).optional(),
   status: z.enum(["queued", "running", "completed", "no_changes", "failed", "cancelled", "interrupted"]).optional(),
   user_id: z.string().min(1).max(200).optional(),
 });

@@ -104,4 +104,10 @@ export interface JobListFilter {
   status?: JobStatus | undefined;
   /** Only jobs with this label value, e.g. `{ userId: "ana" }`. */
   label?: Record<string, string> | undefined;
+  /** Only jobs on this repository (`spec.repo` exactly as submitted). */
+  repo?: string | undefined;
+  /** Only jobs whose task or repository contains this text (case-insensitive). */
+  search?: string | undefined;
+  /** Skips this many of the matching jobs (paging, newest first). Default 0. */
+  offset?: number | undefined;
 }

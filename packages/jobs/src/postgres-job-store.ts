@@ -199,9 +199,18 @@ class PostgresJobStore implements JobStore {
       values.push(JSON.stringify(filter.label));
       where.push(`labels @> $${values.length}::jsonb`);
     }
-    values.push(filter.limit);
+    if (filter.repo !== undefined) {
+      values.push(filter.repo);
+      where.push(`spec->>'repo' = $${values.length}`);
+    }
+    if (filter.search) {
+      // strpos on lower-cased text: no LIKE wildcards to escape in what the user typed.
+      values.push(filter.search.toLowerCase());
+      where.push(`(strpos(lower(spec->>'task'), $${values.length}) > 0 OR strpos(lower(spec->>'repo'), $${values.length}) > 0)`);
+    }
+    values.push(filter.limit, filter.offset ?? 0);
     const { rows } = await this.query<JobRow>(
-      `SELECT * FROM running_agent_jobs ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, revision DESC LIMIT $${values.length}`,
+      `SELECT * FROM running_agent_jobs ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, revision DESC LIMIT $${values.length - 1} OFFSET $${values.length}`,
       values,
     );
     return rows.map(toRecord);

@@ -172,8 +172,17 @@ class SqliteJobStore implements JobStore {
       where.push("json_extract(labels_json, ?) = ?");
       values.push(`$.${JSON.stringify(name)}`, value);
     }
-    const sql = `SELECT * FROM agent_jobs ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
-    return (this.database.prepare(sql).all(...values, filter.limit) as JobRow[]).map(toRecord);
+    if (filter.repo !== undefined) {
+      where.push("json_extract(spec_json, '$.repo') = ?");
+      values.push(filter.repo);
+    }
+    if (filter.search) {
+      // instr on lower-cased text: no LIKE wildcards to escape in what the user typed.
+      where.push("(instr(lower(json_extract(spec_json, '$.task')), ?) > 0 OR instr(lower(json_extract(spec_json, '$.repo')), ?) > 0)");
+      values.push(filter.search.toLowerCase(), filter.search.toLowerCase());
+    }
+    const sql = `SELECT * FROM agent_jobs ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`;
+    return (this.database.prepare(sql).all(...values, filter.limit, filter.offset ?? 0) as JobRow[]).map(toRecord);
   }
 
   async countByStatus(): Promise<Partial<Record<JobStatus, number>>> {

@@ -52,7 +52,18 @@ export function testJobStore(name: string, harness: JobStoreHarness): void {
       expect(given.job.spec.branch).toBe("feature/named");
       expect((await store.list({ limit: 10 })).map((job) => job.id)).toEqual([given.job.id, first.job.id]);
       expect((await store.list({ limit: 10, label: { userId: "ana" } })).map((job) => job.id)).toEqual([first.job.id]);
-      expect(await store.countByStatus()).toEqual({ queued: 2 });
+      // Paging and the repository and text filters, newest first.
+      expect((await store.list({ limit: 1, offset: 1 })).map((job) => job.id)).toEqual([first.job.id]);
+      expect(await store.list({ limit: 10, offset: 2 })).toEqual([]);
+      const other = await store.submit({ spec: { repo: "/srv/other.git", task: "Fix 100% of the typos_" } });
+      expect((await store.list({ limit: 10, repo: "/srv/other.git" })).map((job) => job.id)).toEqual([other.job.id]);
+      expect((await store.list({ limit: 10, search: "MULTIPLY" })).map((job) => job.id)).toEqual([first.job.id]);
+      expect((await store.list({ limit: 10, search: "other.git" })).map((job) => job.id)).toEqual([other.job.id]);
+      // What the user typed is text, not a pattern.
+      expect((await store.list({ limit: 10, search: "100%" })).map((job) => job.id)).toEqual([other.job.id]);
+      expect(await store.list({ limit: 10, search: "_%" })).toEqual([]);
+      expect(await store.list({ limit: 10, repo: "/srv/other.git", search: "multiply" })).toEqual([]);
+      expect(await store.countByStatus()).toEqual({ queued: 3 });
       expect(await store.addLabels(first.job.id, { retriedBy: given.job.id })).toBe(true);
       const labelled = await store.get(first.job.id);
       expect(labelled).toMatchObject({ labels: { userId: "ana", retriedBy: given.job.id } });
