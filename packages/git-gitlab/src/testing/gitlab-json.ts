@@ -1,4 +1,4 @@
-import type { BranchSchema, CommitStatusSchema, MergeRequestSchema, ProjectSchema, SimpleUserSchema } from "@gitbeaker/core";
+import type { BranchSchema, CommitStatusSchema, MergeRequestSchema, ProjectSchema, ProtectedBranchSchema, SimpleUserSchema } from "@gitbeaker/core";
 
 /*
  * The JSON the local server answers with, typed against the shapes `@gitbeaker/core` declares
@@ -50,6 +50,9 @@ export type ProjectJson = Pick<
 export type BranchJson = Pick<BranchSchema, "name" | "merged" | "protected" | "default" | "developers_can_push" | "developers_can_merge" | "can_push" | "web_url"> & {
   commit: Pick<BranchSchema["commit"], "id" | "short_id" | "title" | "message" | "author_name" | "author_email" | "authored_date" | "committer_name" | "committer_email" | "committed_date" | "parent_ids">;
 };
+
+/** `GET /projects/:id/protected_branches`: a rule, exact or with wildcards, and who may push and merge. */
+export type ProtectedBranchJson = Pick<ProtectedBranchSchema, "id" | "name" | "push_access_levels" | "merge_access_levels" | "allow_force_push" | "code_owner_approval_required">;
 
 /** The merge request entity (`POST`, `PUT`, `GET .../merge_requests(/:iid)`). */
 export type MergeRequestJson = Pick<

@@ -1,4 +1,5 @@
 import type { TestRepository } from "@running-agent/core/offline";
+import { protectionRuleCovers } from "../protection-rule.js";
 import type { ServerUser } from "./gitlab-json.js";
 
 /** GitLab's roles by access level. */
@@ -62,7 +63,10 @@ export interface ServerProject {
   createdAt: string;
   /** Direct members: user id to access level. */
   members: Map<number, number>;
-  /** Protected branch name (exact) to the lowest access level that may push (GitLab's default: Maintainer). */
+  /**
+   * Protection rules: a branch name, exact or with `*` wildcards (`release/*`), to GitLab's push
+   * access level (30 Developer, 40 Maintainer, 60 Admin, 0 No one; GitLab's default: Maintainer).
+   */
   protectedBranches: Map<string, number>;
   mergeRequests: Map<number, ServerMergeRequest>;
   /** Commit statuses, oldest first. */
@@ -100,3 +104,14 @@ export function accessLevel(state: GitLabState, project: ServerProject, userId: 
 export function levelOf(role: Role): number {
   return typeof role === "number" ? role : AccessLevel[role];
 }
+
+/** GitLab's rule for a branch several rules cover: the most permissive decides. `undefined` when the branch is not protected. */
+export function mayPushProtected(project: ServerProject, branch: string, level: number): boolean | undefined {
+  const pushLevels = [...project.protectedBranches].filter(([rule]) => protectionRuleCovers(rule, branch)).map(([, pushLevel]) => pushLevel);
+  if (pushLevels.length === 0) return undefined;
+  return pushLevels.some((pushLevel) => pushLevel !== NO_ONE && level >= pushLevel);
+}
+
+/** The push access level "No one". */
+export const NO_ONE = 0;
+

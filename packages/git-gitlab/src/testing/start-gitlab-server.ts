@@ -9,7 +9,8 @@ import { join, relative } from "node:path";
 import { createTestRepository, parseBasicAuthorization, readRequestBody, serveGitHttpBackend } from "@running-agent/core/offline";
 import type { ServerUser } from "./gitlab-json.js";
 import { callerFor, createRestRoutes, DRAFT, findToken, GitLabHttpError, hasScope, insufficientScope, messageError, type BranchCommit, type Caller, type Route } from "./gitlab-rest-api.js";
-import { accessLevel, AccessLevel, levelOf, type GitLabState, type Role, type ServerMergeRequest, type ServerProject } from "./gitlab-server-state.js";
+import { protectionRulePattern } from "../protection-rule.js";
+import { accessLevel, AccessLevel, levelOf, NO_ONE, type GitLabState, type Role, type ServerMergeRequest, type ServerProject } from "./gitlab-server-state.js";
 
 /** Options for {@link startGitLabServer}. */
 export interface GitLabServerOptions {
@@ -124,8 +125,13 @@ export interface GitLabServer extends AsyncDisposable {
   /** Stops accepting a token (GitLab then answers 401). */
   revokeToken(token: string): void;
   setArchived(path: string, archived: boolean): void;
-  /** Protects a branch by exact name: pushes need `pushRole` (default Maintainer), for REST's `can_push` and for git itself. */
-  protectBranch(path: string, branch: string, pushRole?: Role): void;
+  /**
+   * Protects a branch by exact name or by a wildcard rule (`release/*`, which also covers branches
+   * created later): pushes need `pushRole` (default Maintainer; `"no one"` for none), for REST's
+   * `can_push` and `GET .../protected_branches`, and for git itself. Where several rules cover a
+   * branch, the most permissive decides, as in GitLab.
+   */
+  protectBranch(path: string, branch: string, pushRole?: Role | "no one"): void;
   /** Makes a branch at `from` (default: the default branch), as someone with the rights to would push it. */
   createBranch(path: string, branch: string, from?: string): Promise<void>;
   /** The sha a branch points at, or undefined. */
@@ -149,13 +155,15 @@ export interface GitLabServer extends AsyncDisposable {
 const API_PREFIX = "/api/v4";
 const GIT_PATH = /^\/(.+?)(?:\.git)?\/(info\/refs|git-upload-pack|git-receive-pack)$/;
 
-// Refuses pushes to protected branches unless REMOTE_USER may push there; the server rewrites the list before each push.
+// Refuses pushes to protected branches unless REMOTE_USER may push there under one of the rules that
+// cover the branch (each line: the rule as a regular expression, then who may push); the server rewrites
+// the list before each push.
 const PRE_RECEIVE_HOOK = `#!/bin/sh
 list="$GIT_DIR/running-agent-protected-branches"
 [ -f "$list" ] || exit 0
 while read old new ref; do
   branch=\${ref#refs/heads/}
-  if ! awk -F '\\t' -v b="$branch" -v u="$REMOTE_USER" 'BEGIN { s = 0 } $1 == b { s = 1; n = split($2, a, " "); for (i = 1; i <= n; i++) if (a[i] == u) s = 0 } END { exit s }' "$list"; then
+  if ! awk -F '\\t' -v b="$branch" -v u="$REMOTE_USER" 'BEGIN { covered = 0; allowed = 0 } b ~ $1 { covered = 1; n = split($2, a, " "); for (i = 1; i <= n; i++) if (a[i] == u) allowed = 1 } END { exit covered && !allowed }' "$list"; then
     echo "GitLab: You are not allowed to push code to protected branches on this project." >&2
     exit 1
   fi
@@ -374,9 +382,9 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
   }
 
   async function writeProtectedBranches(project: ServerProject): Promise<void> {
-    const lines = [...project.protectedBranches].map(([branch, pushLevel]) => {
-      const pushers = [...state.users.values()].filter((candidate) => accessLevel(state, project, candidate.id) >= pushLevel).map((candidate) => candidate.username);
-      return `${branch}\t${pushers.join(" ")}\n`;
+    const lines = [...project.protectedBranches].map(([rule, pushLevel]) => {
+      const pushers = pushLevel === NO_ONE ? [] : [...state.users.values()].filter((candidate) => accessLevel(state, project, candidate.id) >= pushLevel).map((candidate) => candidate.username);
+      return `${protectionRulePattern(rule)}\t${pushers.join(" ")}\n`;
     });
     await writeFile(join(project.repository.path, "running-agent-protected-branches"), lines.join(""));
   }
@@ -499,7 +507,7 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
       projectNamed(path).archived = archived;
     },
     protectBranch(path, branch, pushRole = "maintainer") {
-      projectNamed(path).protectedBranches.set(branch, levelOf(pushRole));
+      projectNamed(path).protectedBranches.set(branch, pushRole === "no one" ? NO_ONE : levelOf(pushRole));
     },
     async createBranch(path, branch, from) {
       const project = projectNamed(path);
