@@ -1,5 +1,5 @@
-import { accessLevel, accessLevels, AccessLevel, mayPushProtected, NO_ONE, type GitLabState, type ServerCommitStatus, type ServerMergeRequest, type ServerProject, type ServerToken } from "./gitlab-server-state.js";
-import { userBasicJson, type BranchJson, type CommitStatusJson, type CurrentUserJson, type MergeRequestJson, type ProjectJson, type ProtectedBranchJson, type ServerUser } from "./gitlab-json.js";
+import { accessLevel, accessLevels, AccessLevel, mayPushProtected, NO_ONE, type GitLabState, type ServerCommitStatus, type ServerIssue, type ServerMergeRequest, type ServerProject, type ServerToken } from "./gitlab-server-state.js";
+import { userBasicJson, type BranchJson, type CommitStatusJson, type CurrentUserJson, type IssueNoteJson, type MemberJson, type MergeRequestJson, type ProjectJson, type ProtectedBranchJson, type ServerUser } from "./gitlab-json.js";
 
 /** An HTTP answer with GitLab's error body, thrown by route handlers. */
 export class GitLabHttpError extends Error {
@@ -214,6 +214,52 @@ export function createRestRoutes(
       code_owner_approval_required: false,
     }));
     return { status: 200, body: rules };
+  });
+
+  add("GET", "/projects/:id/members/all/:user_id", ({ caller, params }) => {
+    const project = projectFor(caller, params.id!);
+    const user = state.users.get(Number(params.user_id));
+    const level = user ? accessLevel(state, project, user.id) : 0;
+    if (!user || level === 0) throw messageError(404, "404 Member Not Found");
+    const json: MemberJson = { ...userBasicJson(user, state.webUrl), access_level: level as MemberJson["access_level"], created_at: user.createdAt, expires_at: null };
+    return { status: 200, body: json };
+  });
+
+  const issueFor = (project: ServerProject, iid: string) => {
+    const issue = project.issues.get(Number(iid));
+    if (!issue) throw messageError(404, "404 Issue Not Found");
+    return issue;
+  };
+  const noteJson = (project: ServerProject, issue: ServerIssue, note: ServerIssue["notes"][number]): IssueNoteJson => ({
+    id: note.id,
+    body: note.body,
+    attachment: null,
+    author: userJson(note.authorId),
+    created_at: note.createdAt,
+    updated_at: note.createdAt,
+    system: false,
+    noteable_id: issue.id,
+    noteable_type: "Issue",
+    noteable_iid: issue.iid,
+    project_id: project.id,
+    resolvable: false,
+  });
+
+  add("GET", "/projects/:id/issues/:issue_iid/notes", ({ caller, params }) => {
+    const project = projectFor(caller, params.id!);
+    const issue = issueFor(project, params.issue_iid!);
+    return { status: 200, body: issue.notes.map((note) => noteJson(project, issue, note)) };
+  });
+
+  add("POST", "/projects/:id/issues/:issue_iid/notes", ({ caller, params, body }) => {
+    const project = projectFor(caller, params.id!);
+    requireLevel(caller, project, AccessLevel.guest);
+    if (project.archived) throw forbidden();
+    const issue = issueFor(project, params.issue_iid!);
+    if (typeof body.body !== "string" || body.body.trim() === "") throw missing("body");
+    const note = { id: state.nextId(), body: body.body, authorId: (caller as { user: ServerUser }).user.id, createdAt: state.now() };
+    issue.notes.push(note);
+    return { status: 201, body: noteJson(project, issue, note) };
   });
 
   add("GET", "/projects/:id/merge_requests", async ({ caller, params, query }) => {

@@ -48,6 +48,26 @@ export interface ServerCommitStatus {
   createdAt: string;
 }
 
+/** An issue and its comments (notes), for bots that answer on issues. */
+export interface ServerIssue {
+  id: number;
+  iid: number;
+  title: string;
+  description: string;
+  authorId: number;
+  labels: string[];
+  createdAt: string;
+  notes: Array<{ id: number; body: string; authorId: number; createdAt: string }>;
+}
+
+/** A project webhook: where GitLab POSTs events, with the secret token it sends as `X-Gitlab-Token`. */
+export interface ServerWebhook {
+  url: string;
+  token: string | undefined;
+  /** `note` (Note Hook) and `issues` (Issue Hook). */
+  events: Set<"note" | "issues">;
+}
+
 /** A project: its bare repository, members, protected branches and merge requests. */
 export interface ServerProject {
   id: number;
@@ -69,6 +89,8 @@ export interface ServerProject {
    */
   protectedBranches: Map<string, number>;
   mergeRequests: Map<number, ServerMergeRequest>;
+  issues: Map<number, ServerIssue>;
+  webhooks: ServerWebhook[];
   /** Commit statuses, oldest first. */
   statuses: ServerCommitStatus[];
 }
