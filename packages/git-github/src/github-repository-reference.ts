@@ -1,4 +1,4 @@
-import { agentError, ErrorCode } from "@running-agent/core";
+import { agentError, ErrorCode, isServedProtocol } from "@running-agent/core";
 import type { GitHubEndpoints } from "./github-endpoints.js";
 
 /** A repository named by a URL this adapter serves. */
@@ -36,7 +36,7 @@ export function parseGitHubRepositoryReference(repo: string, endpoints: GitHubEn
     } catch {
       return undefined;
     }
-    if (!isServedProtocol(url, endpoints)) return undefined;
+    if (!isServedProtocol(url, [endpoints.webUrl, endpoints.gitUrl])) return undefined;
     host = url.protocol === "ssh:" ? url.hostname.toLowerCase() : url.host.toLowerCase();
     url.username = "";
     url.password = "";
@@ -59,16 +59,6 @@ export function parseGitHubRepositoryReference(repo: string, endpoints: GitHubEn
   const name = segments[1]!.replace(/\.git$/, "");
   if (!OWNER.test(owner) || !NAME.test(name) || name === "." || name === "..") throw invalid(displayUrl);
   return { owner, name, displayUrl };
-}
-
-/** https for every served host; http only where the configured URLs use http (a local server). */
-function isServedProtocol(url: URL, endpoints: GitHubEndpoints): boolean {
-  if (url.protocol === "https:" || url.protocol === "ssh:") return true;
-  if (url.protocol !== "http:") return false;
-  return [endpoints.webUrl, endpoints.gitUrl].some((base) => {
-    const served = new URL(base);
-    return served.protocol === "http:" && served.host === url.host;
-  });
 }
 
 function invalid(displayUrl: string) {

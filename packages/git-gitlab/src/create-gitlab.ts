@@ -1,7 +1,9 @@
 import {
   agentError,
+  describeRepo,
   ErrorCode,
   GIT_HOST_SPEC_VERSION,
+  isWebUrl,
   type ChangeRequest,
   type ChangeRequestInput,
   type CheckReport,
@@ -226,8 +228,8 @@ export class GitLab implements GitHost {
     const reference = parseGitLabProjectReference(repo, this.endpoints);
     if (!reference) {
       const served = [...this.endpoints.hosts].join(", ");
-      if (isWebUrl(repo)) throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitLab host serves projects on ${served}; ${describe(repo)} is not one of them.`);
-      throw agentError(ErrorCode.INVALID_REPO, `${describe(repo)} is not a GitLab project URL; expected https://HOST/GROUP/PROJECT(.git) on ${served}.`);
+      if (isWebUrl(repo)) throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitLab host serves projects on ${served}; ${describeRepo(repo)} is not one of them.`);
+      throw agentError(ErrorCode.INVALID_REPO, `${describeRepo(repo)} is not a GitLab project URL; expected https://HOST/GROUP/PROJECT(.git) on ${served}.`);
     }
     return reference;
   }
@@ -265,29 +267,3 @@ function projectPath(repository: ResolvedRepository): string {
   }
   return id;
 }
-
-function isWebUrl(repo: unknown): boolean {
-  if (typeof repo !== "string") return false;
-  try {
-    const url = new URL(repo.trim());
-    return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "";
-  } catch {
-    return false;
-  }
-}
-
-/** The repository as safe to show: credentials, query and fragment removed from URLs. */
-function describe(repo: unknown): string {
-  if (typeof repo !== "string") return `a ${typeof repo}`;
-  try {
-    const url = new URL(repo);
-    url.username = "";
-    url.password = "";
-    url.search = "";
-    url.hash = "";
-    return url.href;
-  } catch {
-    return JSON.stringify(repo.replace(/[^@\s]*@/, ""));
-  }
-}
-

@@ -1,4 +1,4 @@
-import { agentError, ErrorCode } from "@running-agent/core";
+import { agentError, ErrorCode, isServedProtocol } from "@running-agent/core";
 import type { GitLabEndpoints } from "./gitlab-endpoints.js";
 
 /** A project named by a URL this adapter serves. */
@@ -38,7 +38,7 @@ export function parseGitLabProjectReference(repo: string, endpoints: GitLabEndpo
     } catch {
       return undefined;
     }
-    if (!isServedProtocol(url, endpoints)) return undefined;
+    if (!isServedProtocol(url, [endpoints.webUrl, endpoints.gitUrl])) return undefined;
     host = url.protocol === "ssh:" ? url.hostname.toLowerCase() : url.host.toLowerCase();
     // The URL parser folds `..` and `.` away; the path is read from the string as given.
     rawPath = trimmed.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, "").replace(/[?#].*$/, "");
@@ -74,16 +74,6 @@ export function parseGitLabProjectReference(repo: string, endpoints: GitLabEndpo
     if (!SEGMENT.test(segment) || segment === "." || segment === ".." || /\.(git|atom)$/.test(segment)) throw invalid(displayUrl);
   }
   return { path: decoded.join("/"), displayUrl };
-}
-
-/** https (and ssh) for every served host; http only where the configured URLs use http (a local server). */
-function isServedProtocol(url: URL, endpoints: GitLabEndpoints): boolean {
-  if (url.protocol === "https:" || url.protocol === "ssh:") return true;
-  if (url.protocol !== "http:") return false;
-  return [endpoints.webUrl, endpoints.gitUrl].some((base) => {
-    const served = new URL(base);
-    return served.protocol === "http:" && served.host === url.host;
-  });
 }
 
 function invalid(displayUrl: string) {
