@@ -3,10 +3,9 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { createTestRepository, parseBasicAuthorization, readRequestBody, serveGitHttpBackend } from "@running-agent/core/offline";
+import { createTestRepository, listenOnLoopback, parseBasicAuthorization, readRequestBody, serveGitHttpBackend, stopGitServer } from "@running-agent/core/offline";
 import type { ServerUser } from "./gitlab-json.js";
 import { callerFor, createRestRoutes, DRAFT, findToken, GitLabHttpError, hasScope, insufficientScope, messageError, type BranchCommit, type Caller, type Route } from "./gitlab-rest-api.js";
 import { protectionRulePattern } from "../protection-rule.js";
@@ -407,11 +406,7 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
   }
 
   await mkdir(root, { recursive: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   state.webUrl = `${options.tls ? "https" : "http"}://127.0.0.1:${port}${urlRoot}`;
 
   const projectNamed = (path: string): ServerProject => {
@@ -455,11 +450,7 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      for (const child of children) child.kill("SIGKILL");
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await stopGitServer(server, children);
       await Promise.all([...state.projects.values()].map((project) => project.repository.remove()));
       if (ownRoot) await rm(root, { recursive: true, force: true });
     })();
