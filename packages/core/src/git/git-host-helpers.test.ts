@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkChangeRequestInput, checkStatusDescription, describeRepo, isServedProtocol, isWebUrl } from "./git-host-helpers.js";
+import { checkChangeRequestInput, checkStatusDescription, describeRepo, isServedProtocol, isWebUrl, parseScpLikeRemote } from "./git-host-helpers.js";
 
 describe("git-host helpers", () => {
   it("describeRepo drops credentials, query and fragment, and what precedes an @ in a non-URL", () => {
@@ -14,6 +14,13 @@ describe("git-host helpers", () => {
     expect(isWebUrl("git@gitlab.com:acme/app.git")).toBe(false);
     expect(isWebUrl("ftp://gitlab.com/acme/app")).toBe(false);
     expect(isWebUrl(undefined)).toBe(false);
+  });
+
+  it("parseScpLikeRemote reads user@host:path only, with the host in lower case", () => {
+    expect(parseScpLikeRemote("git@GitLab.example.test:acme/sub/app.git")).toEqual({ host: "gitlab.example.test", path: "acme/sub/app.git" });
+    expect(parseScpLikeRemote("ssh://git@gitlab.example.test/acme/app.git")).toBeUndefined();
+    expect(parseScpLikeRemote("https://gitlab.example.test/acme/app")).toBeUndefined();
+    expect(parseScpLikeRemote("gitlab.example.test:acme/app")).toBeUndefined();
   });
 
   it("isServedProtocol: https and ssh always, http only for a served http URL on the same host and port", () => {

@@ -33,6 +33,17 @@ export function describeRepo(repo: unknown): string {
   }
 }
 
+const SCP_LIKE = /^[A-Za-z0-9._-]+@([A-Za-z0-9.-]+):(.*)$/;
+
+/**
+ * git's scp-like form `user@host:path` (no `://`): the host in lower case and the path as given;
+ * undefined for any other string.
+ */
+export function parseScpLikeRemote(repo: string): { host: string; path: string } | undefined {
+  const match = repo.includes("://") ? null : SCP_LIKE.exec(repo);
+  return match ? { host: match[1]!.toLowerCase(), path: match[2]! } : undefined;
+}
+
 /** https and ssh for every served host; http only where one of the served URLs is http on the same host and port (a local server). */
 export function isServedProtocol(url: URL, servedUrls: readonly string[]): boolean {
   if (url.protocol === "https:" || url.protocol === "ssh:") return true;
