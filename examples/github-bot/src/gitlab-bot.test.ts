@@ -127,4 +127,17 @@ describe("the GitLab bot on the local GitLab server: real OpenCode, scripted mod
     expect(gitlab.issueNotes(PROJECT, iid).filter((note) => note.author === "agent-bot").map((note) => note.body)).toEqual(["/agent loop"]);
     expect(errors).toEqual([]);
   });
+
+  it("answers 500 when GitLab fails the role look-up, and decides GitLab's retry of that delivery afresh", async () => {
+    const { iid } = gitlab.createIssue(PROJECT, { title: "Retry me", author: "alice" });
+    gitlab.injectFailure({ method: "GET", path: "/projects/:id/members/all/:user_id", status: 500 });
+    const [failed] = await gitlab.commentOnIssue(PROJECT, iid, { author: "alice", body: "/agent try again" });
+    expect(failed?.status).toBe(500);
+    expect(errors).toHaveLength(1);
+    const retried = await gitlab.resendWebhook(failed!);
+    expect(resultOf(retried)).toBe(`started a task on ${PROJECT}#${iid}`);
+    await bot.idle();
+    // The script has run out: the agent answers "Done." and changes nothing, which the note says.
+    expect(gitlab.issueNotes(PROJECT, iid).at(-1)).toMatchObject({ author: "agent-bot", body: expect.stringMatching(/^The agent finished without changing anything\./) });
+  });
 });

@@ -86,7 +86,14 @@ export function createGitLabBot(options: GitLabBotOptions): GitLabBot {
     if (trigger.kind === "ignored") return `ignored: ${trigger.reason}`;
     if (!gitHost.supports(trigger.cloneUrl)) return `ignored: ${trigger.projectPath} is not on ${gitHost.endpoints.webUrl}`;
     // The bot's own notes never start a task, whatever they say.
-    botUserId ??= gitlab.Users.showCurrentUser().then((user) => user.id);
+    botUserId ??= gitlab.Users.showCurrentUser().then(
+      (user) => user.id,
+      (error: unknown) => {
+        // Asked again with the next delivery, rather than failing every one after.
+        botUserId = undefined;
+        throw error;
+      },
+    );
     if (trigger.actor.id === (await botUserId)) return "ignored: the bot's own note";
     const key = `${trigger.projectPath}#${trigger.issueIid}`;
     if (active.has(key)) return `ignored: a task is already running on ${key}`;
@@ -174,7 +181,15 @@ export function createGitLabBot(options: GitLabBotOptions): GitLabBot {
       seen.add(deliveryId);
       if (seen.size > SEEN_LIMIT) seen.delete(seen.values().next().value!);
     }
-    send(response, 202, { result: await decide(event, payload) });
+    let result: string;
+    try {
+      result = await decide(event, payload);
+    } catch (error) {
+      // GitLab retries a failed delivery with the same key: that retry must be decided again.
+      if (deliveryId !== undefined) seen.delete(deliveryId);
+      throw error;
+    }
+    send(response, 202, { result });
   }
 }
 
