@@ -11,3 +11,4 @@ export {
   type TaskTrigger,
   type TriggerSettings,
 } from "./task-trigger.js";
+export { createGitLabBot, triggerFromLabel as gitLabTriggerFromLabel, triggerFromNote as gitLabTriggerFromNote, type GitLabBot, type GitLabBotOptions } from "./gitlab-bot.js";

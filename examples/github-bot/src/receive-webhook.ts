@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { EmitterWebhookEvent, Webhooks } from "@octokit/webhooks";
 
 /** GitHub caps webhook payloads at 25 MB. */
-const MAX_BODY_BYTES = 25 * 1024 * 1024;
+export const MAX_BODY_BYTES = 25 * 1024 * 1024;
 
 /**
  * Answers one webhook request: 404 for another path, 405 for a method other than POST, 415
@@ -42,13 +42,13 @@ export async function receiveWebhook(
   send(response, 202, { result: options.decisionFor(id) });
 }
 
-function header(request: IncomingMessage, name: string): string | undefined {
+export function header(request: IncomingMessage, name: string): string | undefined {
   const value = request.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
 /** The body as text, or undefined when it exceeds the limit (the rest is drained, not kept). */
-function readBody(request: IncomingMessage): Promise<string | undefined> {
+export function readBody(request: IncomingMessage): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -61,7 +61,7 @@ function readBody(request: IncomingMessage): Promise<string | undefined> {
   });
 }
 
-function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   response.writeHead(status, { "content-type": "application/json", ...headers });
   response.end(`${JSON.stringify(body)}\n`);
 }

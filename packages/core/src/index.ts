@@ -17,6 +17,7 @@ export { createPreparedStateCache, type PreparedStateCache, type PreparedStateCa
 export { createLocalGitHost, type LocalGitHost, type LocalGitHostSettings } from "./git/local-git-host.js";
 export type { LocalChangeRequest } from "./git/change-request-store.js";
 export { parseRepoReference, type RepoReference } from "./git/repo-reference.js";
+export { checkChangeRequestInput, checkStatusDescription, describeRepo, isServedProtocol, isWebUrl, parseScpLikeRemote } from "./git/git-host-helpers.js";
 export { makeBranchName, validateBranchName, type BranchNameOptions } from "./git/branch-name.js";
 export { cloneRepository, type CloneRepositoryInput } from "./git/clone.js";
 export { collectChanges, type CollectChangesInput } from "./git/collect.js";

@@ -1,4 +1,4 @@
-import type { CheckReport } from "@running-agent/core";
+import { checkStatusDescription, type CheckReport } from "@running-agent/core";
 import type { GitHubOctokit } from "./github-octokit.js";
 import { toGitHubError } from "./github-request-error.js";
 
@@ -12,9 +12,6 @@ const MAX_DESCRIPTION = 140;
  */
 export async function createCommitStatuses(octokit: GitHubOctokit, repository: { owner: string; name: string }, report: CheckReport, signal?: AbortSignal): Promise<void> {
   for (const check of report.checks) {
-    const how = check.passed ? "passed" : check.timedOut ? "timed out" : `failed with exit code ${check.exitCode}`;
-    const rounds = report.fixRounds > 0 ? ` after ${report.fixRounds} fix round${report.fixRounds === 1 ? "" : "s"}` : "";
-    const description = `${check.command} ${how} in ${(check.durationMs / 1000).toFixed(1)} s${rounds}`;
     try {
       await octokit.rest.repos.createCommitStatus({
         owner: repository.owner,
@@ -22,7 +19,7 @@ export async function createCommitStatuses(octokit: GitHubOctokit, repository: {
         sha: report.commit,
         state: check.passed ? "success" : "failure",
         context: `running-agent/${check.name}`,
-        description: description.length > MAX_DESCRIPTION ? `${description.slice(0, MAX_DESCRIPTION - 1)}…` : description,
+        description: checkStatusDescription(check, report.fixRounds, MAX_DESCRIPTION),
         ...(report.changeRequest.url.startsWith("http") ? { target_url: report.changeRequest.url } : {}),
       });
     } catch (error) {

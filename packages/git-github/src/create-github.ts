@@ -1,7 +1,9 @@
 import {
   agentError,
+  describeRepo,
   ErrorCode,
   GIT_HOST_SPEC_VERSION,
+  isWebUrl,
   type ChangeRequest,
   type ChangeRequestInput,
   type CheckReport,
@@ -197,8 +199,8 @@ export class GitHub implements GitHost {
     if (!reference) {
       const served = [...this.endpoints.hosts].join(", ");
       // A well-formed web URL of another host is someone else's repository; anything else is not a repository URL at all.
-      if (isWebUrl(repo)) throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitHub host serves repositories on ${served}; ${describe(repo)} is not one of them.`);
-      throw agentError(ErrorCode.INVALID_REPO, `${describe(repo)} is not a GitHub repository URL; expected https://HOST/OWNER/REPO(.git) on ${served}.`);
+      if (isWebUrl(repo)) throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitHub host serves repositories on ${served}; ${describeRepo(repo)} is not one of them.`);
+      throw agentError(ErrorCode.INVALID_REPO, `${describeRepo(repo)} is not a GitHub repository URL; expected https://HOST/OWNER/REPO(.git) on ${served}.`);
     }
     return reference;
   }
@@ -243,30 +245,5 @@ function checkAppSettings(app: GitHubSettings["app"]): void {
   }
   if (key.asymmetricKeyType !== "rsa") {
     throw agentError(ErrorCode.INVALID_OPTIONS, `createGitHub: app.privateKey is a ${key.asymmetricKeyType ?? "non-RSA"} key; GitHub Apps sign with RSA keys. Pass the .pem file GitHub generated for the App.`);
-  }
-}
-
-function isWebUrl(repo: unknown): boolean {
-  if (typeof repo !== "string") return false;
-  try {
-    const url = new URL(repo.trim());
-    return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "";
-  } catch {
-    return false;
-  }
-}
-
-/** The repository as safe to show: credentials, query and fragment removed from URLs. */
-function describe(repo: unknown): string {
-  if (typeof repo !== "string") return `a ${typeof repo}`;
-  try {
-    const url = new URL(repo);
-    url.username = "";
-    url.password = "";
-    url.search = "";
-    url.hash = "";
-    return url.href;
-  } catch {
-    return JSON.stringify(repo.replace(/[^@\s]*@/, ""));
   }
 }

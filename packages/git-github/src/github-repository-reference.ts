@@ -1,4 +1,4 @@
-import { agentError, ErrorCode } from "@running-agent/core";
+import { agentError, ErrorCode, isServedProtocol, parseScpLikeRemote } from "@running-agent/core";
 import type { GitHubEndpoints } from "./github-endpoints.js";
 
 /** A repository named by a URL this adapter serves. */
@@ -11,7 +11,6 @@ export interface GitHubRepositoryReference {
 
 const OWNER = /^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,99})$/;
 const NAME = /^[A-Za-z0-9._-]{1,100}$/;
-const SCP_LIKE = /^[A-Za-z0-9._-]+@([A-Za-z0-9.-]+):(.*)$/;
 
 /**
  * Reads `https://HOST/owner/name(.git)`, `git@HOST:owner/name.git` or `ssh://git@HOST/owner/name`
@@ -21,13 +20,13 @@ const SCP_LIKE = /^[A-Za-z0-9._-]+@([A-Za-z0-9.-]+):(.*)$/;
 export function parseGitHubRepositoryReference(repo: string, endpoints: GitHubEndpoints): GitHubRepositoryReference | undefined {
   if (typeof repo !== "string") return undefined;
   const trimmed = repo.trim();
-  const scp = SCP_LIKE.exec(trimmed);
+  const scp = parseScpLikeRemote(trimmed);
   let host: string;
   let path: string;
   let displayUrl: string;
-  if (scp && !trimmed.includes("://")) {
-    host = scp[1]!.toLowerCase();
-    path = scp[2]!;
+  if (scp) {
+    host = scp.host;
+    path = scp.path;
     displayUrl = `${host}:${path}`;
   } else {
     let url: URL;
@@ -36,7 +35,7 @@ export function parseGitHubRepositoryReference(repo: string, endpoints: GitHubEn
     } catch {
       return undefined;
     }
-    if (!isServedProtocol(url, endpoints)) return undefined;
+    if (!isServedProtocol(url, [endpoints.webUrl, endpoints.gitUrl])) return undefined;
     host = url.protocol === "ssh:" ? url.hostname.toLowerCase() : url.host.toLowerCase();
     url.username = "";
     url.password = "";
@@ -59,16 +58,6 @@ export function parseGitHubRepositoryReference(repo: string, endpoints: GitHubEn
   const name = segments[1]!.replace(/\.git$/, "");
   if (!OWNER.test(owner) || !NAME.test(name) || name === "." || name === "..") throw invalid(displayUrl);
   return { owner, name, displayUrl };
-}
-
-/** https for every served host; http only where the configured URLs use http (a local server). */
-function isServedProtocol(url: URL, endpoints: GitHubEndpoints): boolean {
-  if (url.protocol === "https:" || url.protocol === "ssh:") return true;
-  if (url.protocol !== "http:") return false;
-  return [endpoints.webUrl, endpoints.gitUrl].some((base) => {
-    const served = new URL(base);
-    return served.protocol === "http:" && served.host === url.host;
-  });
 }
 
 function invalid(displayUrl: string) {

@@ -1,4 +1,4 @@
-import { agentError, ErrorCode, type ChangeRequest, type ChangeRequestInput } from "@running-agent/core";
+import { agentError, checkChangeRequestInput, ErrorCode, type ChangeRequest, type ChangeRequestInput } from "@running-agent/core";
 import type { GitHubOctokit } from "./github-octokit.js";
 import { toGitHubError } from "./github-request-error.js";
 
@@ -24,7 +24,7 @@ interface PullRequestData {
  * base), then adds labels, reviewers and assignees. Running it twice leaves one pull request.
  */
 export async function openPullRequest(octokit: GitHubOctokit, target: PullRequestTarget, input: ChangeRequestInput, signal?: AbortSignal): Promise<ChangeRequest> {
-  checkInput(input);
+  checkChangeRequestInput(input);
   const { owner, name: repo } = target;
   let pullRequest = await findOpenPullRequest(octokit, target, input.head, signal);
   let created = false;
@@ -133,21 +133,6 @@ function validationFields(error: unknown): string[] {
 function isAlreadyExists(error: unknown): boolean {
   const requestError = error as { status?: number; response?: { data?: { errors?: Array<{ message?: unknown }> } } };
   return requestError.status === 422 && (requestError.response?.data?.errors ?? []).some((entry) => typeof entry.message === "string" && entry.message.startsWith("A pull request already exists"));
-}
-
-function checkInput(input: ChangeRequestInput): void {
-  for (const field of ["head", "base", "title"] as const) {
-    if (typeof input[field] !== "string" || input[field].trim() === "") {
-      throw agentError(ErrorCode.INVALID_OPTIONS, `openChangeRequest: ${field} must be a non-empty string.`);
-    }
-  }
-  if (typeof input.body !== "string") throw agentError(ErrorCode.INVALID_OPTIONS, "openChangeRequest: body must be a string.");
-  for (const field of ["labels", "reviewers", "assignees"] as const) {
-    const list = input[field];
-    if (list !== undefined && (!Array.isArray(list) || list.some((entry) => typeof entry !== "string" || entry.trim() === ""))) {
-      throw agentError(ErrorCode.INVALID_OPTIONS, `openChangeRequest: ${field} must be a list of non-empty strings.`);
-    }
-  }
 }
 
 function unique(list: readonly string[] | undefined): string[] {

@@ -1,4 +1,4 @@
-import type { CheckReport } from "@running-agent/core";
+import { checkStatusDescription, type CheckReport } from "@running-agent/core";
 import type { GitLabClient } from "./gitlab-client.js";
 import { toGitLabError } from "./gitlab-request-error.js";
 
@@ -11,14 +11,11 @@ const MAX_DESCRIPTION = 255;
  */
 export async function createCommitStatuses(client: GitLabClient, projectPath: string, report: CheckReport, signal?: AbortSignal): Promise<void> {
   for (const check of report.checks) {
-    const how = check.passed ? "passed" : check.timedOut ? "timed out" : `failed with exit code ${check.exitCode}`;
-    const rounds = report.fixRounds > 0 ? ` after ${report.fixRounds} fix round${report.fixRounds === 1 ? "" : "s"}` : "";
-    const description = `${check.command} ${how} in ${(check.durationMs / 1000).toFixed(1)} s${rounds}`;
     try {
       await client.Commits.editStatus(projectPath, report.commit, check.passed ? "success" : "failed", {
         name: `running-agent/${check.name}`,
         ref: report.branch,
-        description: description.length > MAX_DESCRIPTION ? `${description.slice(0, MAX_DESCRIPTION - 1)}…` : description,
+        description: checkStatusDescription(check, report.fixRounds, MAX_DESCRIPTION),
         ...(report.changeRequest.url.startsWith("http") ? { targetUrl: report.changeRequest.url } : {}),
       });
     } catch (error) {

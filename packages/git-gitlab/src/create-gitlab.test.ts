@@ -247,16 +247,33 @@ describe("runAgentTask validate with createGitLab: typed errors before any sandb
       },
     };
   };
-  const run = (options: { branch?: string; baseBranch?: string; token?: string }, sandbox: ReturnType<typeof noSandbox>["sandbox"]) =>
+  const run = (options: { branch?: string; baseBranch?: string; token?: string; repo?: string; gitToken?: string }, sandbox: ReturnType<typeof noSandbox>["sandbox"]) =>
     runAgentTask({
-      repo: `${server.url}/acme/app.git`,
+      repo: options.repo ?? `${server.url}/acme/app.git`,
       task: "Add a multiply function",
       model: { provider: "openai-compatible", model: "scripted", baseURL: "http://127.0.0.1:9/v1", apiKey: "test-key" },
       sandbox,
       gitHost: createGitLab({ token: options.token ?? developer, baseUrl: server.url }),
       ...(options.branch ? { branch: options.branch } : {}),
       ...(options.baseBranch ? { baseBranch: options.baseBranch } : {}),
+      ...(options.gitToken ? { gitToken: options.gitToken } : {}),
     }).catch((caught: unknown) => caught);
+
+  it.each([
+    ["a URL of another host", { repo: "https://gitlab.example.test/acme/app.git" }, "UNSUPPORTED_REPO"],
+    ["a project path with ..", { repo: `${"SERVER"}/acme/../app.git` }, "INVALID_REPO"],
+    ["a project path with an empty segment", { repo: `${"SERVER"}/acme//app.git` }, "INVALID_REPO"],
+    ["a per-task token with a line break", { gitToken: "glpat-abc\r\nX-Injected: 1" }, "INVALID_OPTIONS"],
+  ] as const)("%s is %s in validate, without a request to GitLab", async (_what, options, code) => {
+    const { counter, sandbox } = noSandbox();
+    const before = apiRequests();
+    const repo = "repo" in options ? options.repo.replace("SERVER", server.url) : undefined;
+    const error = (await run({ ...options, ...(repo ? { repo } : {}) }, sandbox)) as Error & { code?: string; phase?: string };
+    expect(error).toMatchObject({ code, phase: "validate" });
+    expect(error.message).not.toContain("X-Injected");
+    expect(counter.created).toBe(0);
+    expect(apiRequests()).toBe(before);
+  });
 
   it("BASE_BRANCH_NOT_FOUND for an unknown base branch", async () => {
     const { counter, sandbox } = noSandbox();
@@ -278,8 +295,40 @@ describe("runAgentTask validate with createGitLab: typed errors before any sandb
     await expect(host.checkPushBranch(repository, "release/1.0")).resolves.toBeUndefined();
   });
 
+  it("INVALID_BRANCH for a new branch a wildcard rule (frozen/*) covers, when the token may read the rules", async () => {
+    server.addProjectMember("acme/app", "lead", "maintainer");
+    const lead = server.createPersonalAccessToken("lead");
+    server.protectBranch("acme/app", "frozen/*", "no one");
+    const { counter, sandbox } = noSandbox();
+    expect(await run({ branch: "frozen/2.0", token: lead }, sandbox)).toMatchObject({ code: "INVALID_BRANCH", phase: "validate", details: { branch: "frozen/2.0" } });
+    expect(counter.created).toBe(0);
+    expect(await server.branchSha("acme/app", "frozen/2.0")).toBeUndefined();
+    const host = createGitLab({ token: lead, baseUrl: server.url });
+    const repository = await host.resolveRepository(`${server.url}/acme/app`);
+    // The wildcard covers the whole rest of the name, slashes too.
+    await expectRunningAgentError(host.checkPushBranch(repository, "frozen/a/b"), "INVALID_BRANCH");
+    // Not covered: a branch that only starts like the rule.
+    await expect(host.checkPushBranch(repository, "frozen-2")).resolves.toBeUndefined();
+    // Where several rules cover a branch, the most permissive decides, as in GitLab.
+    server.protectBranch("acme/app", "frozen/open-*", "maintainer");
+    await expect(host.checkPushBranch(repository, "frozen/open-1")).resolves.toBeUndefined();
+    // Rules pushable at Maintainer level refuse a new branch to a Maintainer, not before.
+    server.protectBranch("acme/app", "admins/*", 60);
+    await expectRunningAgentError(host.checkPushBranch(repository, "admins/x"), "INVALID_BRANCH");
+  });
+
+  it("a Developer's token cannot read the rules (GitLab's 403), so a wildcard rule is met at the push, which git refuses", async () => {
+    server.protectBranch("acme/app", "locked/*");
+    const host = createGitLab({ token: developer, baseUrl: server.url });
+    const repository = await host.resolveRepository(`${server.url}/acme/app`);
+    const before = server.requests.length;
+    await expect(host.checkPushBranch(repository, "locked/1")).resolves.toBeUndefined();
+    expect(server.requests.slice(before).map((record) => `${record.method} ${record.route} ${record.status}`)).toContain("GET /projects/:id/protected_branches 403");
+  });
+
   it("git itself refuses a developer's push to a protected branch, as GitLab's pre-receive check does", async () => {
     server.protectBranch("acme/app", "main");
+    server.protectBranch("acme/app", "locked/*");
     const before = await server.branchSha("acme/app", "main");
     const dir = await mkdtemp(join(tmpdir(), "gitlab-protected-"));
     try {
@@ -295,6 +344,10 @@ describe("runAgentTask validate with createGitLab: typed errors before any sandb
       const failure = (await git("push", "origin", "HEAD:refs/heads/main").catch((error: unknown) => error)) as { stderr?: string };
       expect(failure.stderr).toContain("You are not allowed to push code to protected branches on this project.");
       expect(await server.branchSha("acme/app", "main")).toBe(before);
+      // A new branch that a wildcard rule covers is refused too.
+      const wildcard = (await git("push", "origin", "HEAD:refs/heads/locked/new").catch((error: unknown) => error)) as { stderr?: string };
+      expect(wildcard.stderr).toContain("You are not allowed to push code to protected branches on this project.");
+      expect(await server.branchSha("acme/app", "locked/new")).toBeUndefined();
       // An unprotected branch takes the same push.
       await git("push", "--quiet", "origin", "HEAD:refs/heads/feature/change");
       expect(await server.readFile("acme/app", "feature/change", "CHANGE.md")).toBe("change\n");

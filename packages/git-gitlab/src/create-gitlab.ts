@@ -1,7 +1,9 @@
 import {
   agentError,
+  describeRepo,
   ErrorCode,
   GIT_HOST_SPEC_VERSION,
+  isWebUrl,
   type ChangeRequest,
   type ChangeRequestInput,
   type CheckReport,
@@ -18,11 +20,21 @@ import { parseGitLabProjectReference, type GitLabProjectReference } from "./gitl
 import { toGitLabError } from "./gitlab-request-error.js";
 import type { GitLabSettings } from "./gitlab-settings.js";
 import { openMergeRequest } from "./open-merge-request.js";
+import { protectionRuleCovers } from "./protection-rule.js";
 
 /** GitLab's access level of a Developer: the lowest that may push to unprotected branches. */
 const DEVELOPER_ACCESS = 30;
 /** Bytes an HTTP header value can carry: visible ASCII, no spaces. */
 const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+/** GitLab's push access level "No one". */
+const NO_ACCESS = 0;
+
+/** A protected-branch rule as `GET /projects/:id/protected_branches` lists it. */
+interface ProtectionRule {
+  name: string;
+  push_access_levels?: Array<{ access_level: number; user_id?: number | null; group_id?: number | null; deploy_key_id?: number | null }>;
+}
 
 interface ProjectData {
   id: number;
@@ -122,11 +134,15 @@ export class GitLab implements GitHost {
 
   /**
    * Refuses, before anything is created, a task branch that GitLab protects against this
-   * token's pushes (INVALID_BRANCH): GitLab's branch answer says `can_push`.
+   * token's pushes (INVALID_BRANCH). For a branch that exists, GitLab's branch answer says
+   * `can_push`; for one the push would create, the project's protection rules are read (wildcards
+   * such as `release/*` included), which GitLab shows only to Maintainers: for a Developer's token
+   * such a rule is met at the push.
    */
   async checkPushBranch(repository: ResolvedRepository, branch: string, options: GitHostTaskOptions = {}): Promise<void> {
     const found = await this.#branch(repository, branch, options);
-    if (found?.protected && found.can_push === false) {
+    const refused = found ? found.protected === true && found.can_push === false : await this.#newBranchRefused(repository, branch, options);
+    if (refused) {
       throw agentError(
         ErrorCode.INVALID_BRANCH,
         `The branch "${branch}" is protected in ${repository.id} and this token may not push to it; pass another branch, or leave branch unset for a generated name.`,
@@ -180,12 +196,40 @@ export class GitLab implements GitHost {
     }
   }
 
+  /** Whether the protection rules that cover a branch not yet created let none of them take this token's push. */
+  async #newBranchRefused(repository: ResolvedRepository, branch: string, options: GitHostTaskOptions): Promise<boolean> {
+    const path = projectPath(repository);
+    const client = this.#client(options);
+    let rules: ProtectionRule[];
+    try {
+      rules = (await client.ProtectedBranches.all(path, { perPage: 100 })) as unknown as ProtectionRule[];
+    } catch (error) {
+      // Below Maintainer GitLab hides the rules (403); the push then meets them.
+      if (error instanceof GitLabResponseError && error.status === 403) return false;
+      throw toGitLabError(error, { action: `read the protected branches of ${repository.id}`, signal: options.signal });
+    }
+    const covering = rules.filter((rule) => protectionRuleCovers(rule.name, branch));
+    if (covering.length === 0) return false;
+    let project: ProjectData;
+    try {
+      project = (await client.Projects.show(path)) as unknown as ProjectData;
+    } catch (error) {
+      throw toGitLabError(error, { action: `read project ${repository.id}`, notFound: ErrorCode.REPO_NOT_FOUND, signal: options.signal });
+    }
+    const level = Math.max(project.permissions?.project_access?.access_level ?? 0, project.permissions?.group_access?.access_level ?? 0);
+    // GitLab lets the most permissive covering rule decide. An entry for a user, group or deploy key
+    // (Premium) may be this token's: only rules of role levels alone count as a refusal.
+    return covering.every((rule) =>
+      (rule.push_access_levels ?? []).every((entry) => entry.user_id == null && entry.group_id == null && entry.deploy_key_id == null && (entry.access_level === NO_ACCESS || level < entry.access_level)),
+    );
+  }
+
   #reference(repo: string): GitLabProjectReference {
     const reference = parseGitLabProjectReference(repo, this.endpoints);
     if (!reference) {
       const served = [...this.endpoints.hosts].join(", ");
-      if (isWebUrl(repo)) throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitLab host serves projects on ${served}; ${describe(repo)} is not one of them.`);
-      throw agentError(ErrorCode.INVALID_REPO, `${describe(repo)} is not a GitLab project URL; expected https://HOST/GROUP/PROJECT(.git) on ${served}.`);
+      if (isWebUrl(repo)) throw agentError(ErrorCode.UNSUPPORTED_REPO, `The GitLab host serves projects on ${served}; ${describeRepo(repo)} is not one of them.`);
+      throw agentError(ErrorCode.INVALID_REPO, `${describeRepo(repo)} is not a GitLab project URL; expected https://HOST/GROUP/PROJECT(.git) on ${served}.`);
     }
     return reference;
   }
@@ -222,29 +266,4 @@ function projectPath(repository: ResolvedRepository): string {
     throw agentError(ErrorCode.INVALID_REPO, "The GitLab host was given a repository it did not resolve; call resolveRepository first.");
   }
   return id;
-}
-
-function isWebUrl(repo: unknown): boolean {
-  if (typeof repo !== "string") return false;
-  try {
-    const url = new URL(repo.trim());
-    return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "";
-  } catch {
-    return false;
-  }
-}
-
-/** The repository as safe to show: credentials, query and fragment removed from URLs. */
-function describe(repo: unknown): string {
-  if (typeof repo !== "string") return `a ${typeof repo}`;
-  try {
-    const url = new URL(repo);
-    url.username = "";
-    url.password = "";
-    url.search = "";
-    url.hash = "";
-    return url.href;
-  } catch {
-    return JSON.stringify(repo.replace(/[^@\s]*@/, ""));
-  }
 }

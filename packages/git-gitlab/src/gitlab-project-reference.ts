@@ -1,4 +1,4 @@
-import { agentError, ErrorCode } from "@running-agent/core";
+import { agentError, ErrorCode, isServedProtocol, parseScpLikeRemote } from "@running-agent/core";
 import type { GitLabEndpoints } from "./gitlab-endpoints.js";
 
 /** A project named by a URL this adapter serves. */
@@ -11,7 +11,6 @@ export interface GitLabProjectReference {
 
 // GitLab's rule for a namespace or project path segment: letters, digits, `_`, `.`, `-`, not starting with `-`.
 const SEGMENT = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}$/;
-const SCP_LIKE = /^[A-Za-z0-9._-]+@([A-Za-z0-9.-]+):(.*)$/;
 
 /**
  * Reads `https://HOST/group/sub/project(.git)`, `git@HOST:group/project.git` or
@@ -22,15 +21,15 @@ const SCP_LIKE = /^[A-Za-z0-9._-]+@([A-Za-z0-9.-]+):(.*)$/;
 export function parseGitLabProjectReference(repo: string, endpoints: GitLabEndpoints): GitLabProjectReference | undefined {
   if (typeof repo !== "string") return undefined;
   const trimmed = repo.trim();
-  const scp = SCP_LIKE.exec(trimmed);
+  const scp = parseScpLikeRemote(trimmed);
   let host: string;
   let rawPath: string;
   let displayUrl: string;
   let hasQuery = false;
-  if (scp && !trimmed.includes("://")) {
-    host = scp[1]!.toLowerCase();
-    rawPath = `/${scp[2]!}`;
-    displayUrl = `${host}:${scp[2]!}`;
+  if (scp) {
+    host = scp.host;
+    rawPath = `/${scp.path}`;
+    displayUrl = `${host}:${scp.path}`;
   } else {
     let url: URL;
     try {
@@ -38,7 +37,7 @@ export function parseGitLabProjectReference(repo: string, endpoints: GitLabEndpo
     } catch {
       return undefined;
     }
-    if (!isServedProtocol(url, endpoints)) return undefined;
+    if (!isServedProtocol(url, [endpoints.webUrl, endpoints.gitUrl])) return undefined;
     host = url.protocol === "ssh:" ? url.hostname.toLowerCase() : url.host.toLowerCase();
     // The URL parser folds `..` and `.` away; the path is read from the string as given.
     rawPath = trimmed.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, "").replace(/[?#].*$/, "");
@@ -74,16 +73,6 @@ export function parseGitLabProjectReference(repo: string, endpoints: GitLabEndpo
     if (!SEGMENT.test(segment) || segment === "." || segment === ".." || /\.(git|atom)$/.test(segment)) throw invalid(displayUrl);
   }
   return { path: decoded.join("/"), displayUrl };
-}
-
-/** https (and ssh) for every served host; http only where the configured URLs use http (a local server). */
-function isServedProtocol(url: URL, endpoints: GitLabEndpoints): boolean {
-  if (url.protocol === "https:" || url.protocol === "ssh:") return true;
-  if (url.protocol !== "http:") return false;
-  return [endpoints.webUrl, endpoints.gitUrl].some((base) => {
-    const served = new URL(base);
-    return served.protocol === "http:" && served.host === url.host;
-  });
 }
 
 function invalid(displayUrl: string) {

@@ -1,4 +1,4 @@
-import { agentError, ErrorCode, type ChangeRequest, type ChangeRequestInput } from "@running-agent/core";
+import { agentError, checkChangeRequestInput, ErrorCode, type ChangeRequest, type ChangeRequestInput } from "@running-agent/core";
 import { GitLabResponseError, type GitLabClient } from "./gitlab-client.js";
 import { gitLabMessage, toGitLabError } from "./gitlab-request-error.js";
 
@@ -146,19 +146,9 @@ function isDraft(mergeRequest: MergeRequestData): boolean {
   return mergeRequest.draft ?? mergeRequest.work_in_progress ?? DRAFT_PREFIX.test(mergeRequest.title);
 }
 
+/** The shared checks, and GitLab's own: no comma in a label. */
 function checkInput(input: ChangeRequestInput): void {
-  for (const field of ["head", "base", "title"] as const) {
-    if (typeof input[field] !== "string" || input[field].trim() === "") {
-      throw agentError(ErrorCode.INVALID_OPTIONS, `openChangeRequest: ${field} must be a non-empty string.`);
-    }
-  }
-  if (typeof input.body !== "string") throw agentError(ErrorCode.INVALID_OPTIONS, "openChangeRequest: body must be a string.");
-  for (const field of ["labels", "reviewers", "assignees"] as const) {
-    const list = input[field];
-    if (list !== undefined && (!Array.isArray(list) || list.some((entry) => typeof entry !== "string" || entry.trim() === ""))) {
-      throw agentError(ErrorCode.INVALID_OPTIONS, `openChangeRequest: ${field} must be a list of non-empty strings.`);
-    }
-  }
+  checkChangeRequestInput(input);
   // GitLab takes labels as one comma-separated string.
   if (input.labels?.some((label) => label.includes(","))) throw agentError(ErrorCode.INVALID_OPTIONS, "openChangeRequest: a GitLab label cannot contain a comma.");
 }

@@ -1,8 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { parseBasicAuthorization, serveGitHttpBackend } from "./git-http-backend.js";
+import { listenOnLoopback, stopGitServer } from "./git-server-lifecycle.js";
 
 /** Options for {@link startGitHttpServer}. */
 export interface GitHttpServerOptions {
@@ -90,18 +90,10 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
     record.requestBytes = answer.requestBytes;
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      for (const child of children) child.kill("SIGKILL");
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    closing ??= stopGitServer(server, children);
     return closing;
   };
   return {

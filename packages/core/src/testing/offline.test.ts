@@ -48,12 +48,14 @@ describe("the offline subpath without vitest installed", () => {
     expect(result.exports).toEqual([
       "OFFLINE_NOTE_FILE",
       "createTestRepository",
+      "listenOnLoopback",
       "parseBasicAuthorization",
       "readRequestBody",
       "serveGitHttpBackend",
       "startGitHttpServer",
       "startOfflineModel",
       "startScriptedModelServer",
+      "stopGitServer",
       "workingDirectoryOf",
     ]);
     expect(result.answer).toBe("played offline");

@@ -5,4 +5,5 @@ export * from "./scripted-model-server.js";
 export * from "./test-repository.js";
 export * from "./git-http-server.js";
 export * from "./git-http-backend.js";
+export * from "./git-server-lifecycle.js";
 export * from "./offline-model.js";

@@ -2,10 +2,9 @@ import type { ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseBasicAuthorization, readRequestBody, serveGitHttpBackend } from "@running-agent/core/offline";
+import { listenOnLoopback, parseBasicAuthorization, readRequestBody, serveGitHttpBackend, stopGitServer } from "@running-agent/core/offline";
 import { commitFiles, initBareRepository, listFilesAt, readFileAt, revParse, type CommitIdentity, type FileContent } from "./git-plumbing.js";
 import { basicError, GitHubHttpError, notFound } from "./github-http-error.js";
 import { runAddReaction, runDraftMutation } from "./github-graphql.js";
@@ -404,11 +403,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
   }
 
   await mkdir(root, { recursive: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   const url = `http://127.0.0.1:${port}`;
   state.urls.web = url;
   state.urls.api = `${url}${API_PREFIX}`;
@@ -422,11 +417,7 @@ export async function startGitHubServer(options: GitHubServerOptions = {}): Prom
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      for (const child of children) child.kill("SIGKILL");
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await stopGitServer(server, children);
       if (ownRoot) await rm(root, { recursive: true, force: true });
     })();
     return closing;

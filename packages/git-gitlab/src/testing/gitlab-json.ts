@@ -1,4 +1,4 @@
-import type { BranchSchema, CommitStatusSchema, MergeRequestSchema, ProjectSchema, SimpleUserSchema } from "@gitbeaker/core";
+import type { BranchSchema, CommitStatusSchema, IssueNoteSchema, MemberSchema, MergeRequestSchema, ProjectSchema, ProtectedBranchSchema, SimpleUserSchema } from "@gitbeaker/core";
 
 /*
  * The JSON the local server answers with, typed against the shapes `@gitbeaker/core` declares
@@ -49,6 +49,17 @@ export type ProjectJson = Pick<
 /** `GET /projects/:id/repository/branches/:branch`. */
 export type BranchJson = Pick<BranchSchema, "name" | "merged" | "protected" | "default" | "developers_can_push" | "developers_can_merge" | "can_push" | "web_url"> & {
   commit: Pick<BranchSchema["commit"], "id" | "short_id" | "title" | "message" | "author_name" | "author_email" | "authored_date" | "committer_name" | "committer_email" | "committed_date" | "parent_ids">;
+};
+
+/** `GET /projects/:id/protected_branches`: a rule, exact or with wildcards, and who may push and merge. */
+export type ProtectedBranchJson = Pick<ProtectedBranchSchema, "id" | "name" | "push_access_levels" | "merge_access_levels" | "allow_force_push" | "code_owner_approval_required">;
+
+/** `GET /projects/:id/members/all/:user_id`: a member, direct or through a group. GitLab sends `expires_at: null` for no expiry (gitbeaker's type says string). */
+export type MemberJson = UserBasicJson & Pick<MemberSchema, "access_level"> & { created_at: string; expires_at: string | null };
+
+/** `POST` and `GET /projects/:id/issues/:issue_iid/notes`. */
+export type IssueNoteJson = Pick<IssueNoteSchema, "id" | "body" | "created_at" | "updated_at" | "system" | "noteable_id" | "noteable_type" | "noteable_iid" | "project_id" | "resolvable" | "attachment"> & {
+  author: UserBasicJson;
 };
 
 /** The merge request entity (`POST`, `PUT`, `GET .../merge_requests(/:iid)`). */

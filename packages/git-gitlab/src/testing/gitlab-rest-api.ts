@@ -1,5 +1,5 @@
-import { accessLevel, accessLevels, AccessLevel, type GitLabState, type ServerCommitStatus, type ServerMergeRequest, type ServerProject, type ServerToken } from "./gitlab-server-state.js";
-import { userBasicJson, type BranchJson, type CommitStatusJson, type CurrentUserJson, type MergeRequestJson, type ProjectJson, type ServerUser } from "./gitlab-json.js";
+import { accessLevel, accessLevels, AccessLevel, mayPushProtected, NO_ONE, type GitLabState, type ServerCommitStatus, type ServerIssue, type ServerMergeRequest, type ServerProject, type ServerToken } from "./gitlab-server-state.js";
+import { userBasicJson, type BranchJson, type CommitStatusJson, type CurrentUserJson, type IssueNoteJson, type MemberJson, type MergeRequestJson, type ProjectJson, type ProtectedBranchJson, type ServerUser } from "./gitlab-json.js";
 
 /** An HTTP answer with GitLab's error body, thrown by route handlers. */
 export class GitLabHttpError extends Error {
@@ -179,19 +179,87 @@ export function createRestRoutes(
     const commit = await git.branch(project, branch);
     if (!commit) throw messageError(404, "404 Branch Not Found");
     const level = accessLevel(state, project, userOf(caller)?.id);
-    const pushLevel = project.protectedBranches.get(branch);
+    const developersMayPush = mayPushProtected(project, branch, AccessLevel.developer);
     const json: BranchJson = {
       name: branch,
       merged: false,
-      protected: pushLevel !== undefined,
+      protected: developersMayPush !== undefined,
       default: branch === project.defaultBranch,
-      developers_can_push: pushLevel === undefined || pushLevel <= AccessLevel.developer,
-      developers_can_merge: pushLevel === undefined || pushLevel <= AccessLevel.developer,
-      can_push: level >= (pushLevel ?? AccessLevel.developer),
+      developers_can_push: developersMayPush ?? true,
+      developers_can_merge: developersMayPush ?? true,
+      can_push: mayPushProtected(project, branch, level) ?? level >= AccessLevel.developer,
       web_url: `${state.webUrl}/${project.path}/-/tree/${branch}`,
       commit,
     };
     return { status: 200, body: json };
+  });
+
+  // GitLab lets only Maintainers read the rules (its read_protected_branch policy); a Developer gets 403.
+  add("GET", "/projects/:id/protected_branches", ({ caller, params }) => {
+    const project = projectFor(caller, params.id!);
+    requireLevel(caller, project, AccessLevel.maintainer);
+    const accessJson = (level: number) => ({
+      id: state.nextId(),
+      access_level: level as 0 | 30 | 40 | 60,
+      access_level_description: level === NO_ONE ? "No one" : level >= 60 ? "Admins" : level >= AccessLevel.maintainer ? "Maintainers" : "Developers + Maintainers",
+      user_id: null,
+      group_id: null,
+    });
+    const rules = [...project.protectedBranches].map(([name, pushLevel], index): ProtectedBranchJson => ({
+      id: project.id * 1000 + index + 1,
+      name,
+      push_access_levels: [accessJson(pushLevel)],
+      merge_access_levels: [accessJson(AccessLevel.maintainer)],
+      allow_force_push: false,
+      code_owner_approval_required: false,
+    }));
+    return { status: 200, body: rules };
+  });
+
+  add("GET", "/projects/:id/members/all/:user_id", ({ caller, params }) => {
+    const project = projectFor(caller, params.id!);
+    const user = state.users.get(Number(params.user_id));
+    const level = user ? accessLevel(state, project, user.id) : 0;
+    if (!user || level === 0) throw messageError(404, "404 Member Not Found");
+    const json: MemberJson = { ...userBasicJson(user, state.webUrl), access_level: level as MemberJson["access_level"], created_at: user.createdAt, expires_at: null };
+    return { status: 200, body: json };
+  });
+
+  const issueFor = (project: ServerProject, iid: string) => {
+    const issue = project.issues.get(Number(iid));
+    if (!issue) throw messageError(404, "404 Issue Not Found");
+    return issue;
+  };
+  const noteJson = (project: ServerProject, issue: ServerIssue, note: ServerIssue["notes"][number]): IssueNoteJson => ({
+    id: note.id,
+    body: note.body,
+    attachment: null,
+    author: userJson(note.authorId),
+    created_at: note.createdAt,
+    updated_at: note.createdAt,
+    system: false,
+    noteable_id: issue.id,
+    noteable_type: "Issue",
+    noteable_iid: issue.iid,
+    project_id: project.id,
+    resolvable: false,
+  });
+
+  add("GET", "/projects/:id/issues/:issue_iid/notes", ({ caller, params }) => {
+    const project = projectFor(caller, params.id!);
+    const issue = issueFor(project, params.issue_iid!);
+    return { status: 200, body: issue.notes.map((note) => noteJson(project, issue, note)) };
+  });
+
+  add("POST", "/projects/:id/issues/:issue_iid/notes", ({ caller, params, body }) => {
+    const project = projectFor(caller, params.id!);
+    requireLevel(caller, project, AccessLevel.guest);
+    if (project.archived) throw forbidden();
+    const issue = issueFor(project, params.issue_iid!);
+    if (typeof body.body !== "string" || body.body.trim() === "") throw missing("body");
+    const note = { id: state.nextId(), body: body.body, authorId: (caller as { user: ServerUser }).user.id, createdAt: state.now() };
+    issue.notes.push(note);
+    return { status: 201, body: noteJson(project, issue, note) };
   });
 
   add("GET", "/projects/:id/merge_requests", async ({ caller, params, query }) => {

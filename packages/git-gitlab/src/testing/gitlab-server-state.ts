@@ -1,4 +1,5 @@
 import type { TestRepository } from "@running-agent/core/offline";
+import { protectionRuleCovers } from "../protection-rule.js";
 import type { ServerUser } from "./gitlab-json.js";
 
 /** GitLab's roles by access level. */
@@ -47,6 +48,26 @@ export interface ServerCommitStatus {
   createdAt: string;
 }
 
+/** An issue and its comments (notes), for bots that answer on issues. */
+export interface ServerIssue {
+  id: number;
+  iid: number;
+  title: string;
+  description: string;
+  authorId: number;
+  labels: string[];
+  createdAt: string;
+  notes: Array<{ id: number; body: string; authorId: number; createdAt: string }>;
+}
+
+/** A project webhook: where GitLab POSTs events, with the secret token it sends as `X-Gitlab-Token`. */
+export interface ServerWebhook {
+  url: string;
+  token: string | undefined;
+  /** `note` (Note Hook) and `issues` (Issue Hook). */
+  events: Set<"note" | "issues">;
+}
+
 /** A project: its bare repository, members, protected branches and merge requests. */
 export interface ServerProject {
   id: number;
@@ -62,9 +83,14 @@ export interface ServerProject {
   createdAt: string;
   /** Direct members: user id to access level. */
   members: Map<number, number>;
-  /** Protected branch name (exact) to the lowest access level that may push (GitLab's default: Maintainer). */
+  /**
+   * Protection rules: a branch name, exact or with `*` wildcards (`release/*`), to GitLab's push
+   * access level (30 Developer, 40 Maintainer, 60 Admin, 0 No one; GitLab's default: Maintainer).
+   */
   protectedBranches: Map<string, number>;
   mergeRequests: Map<number, ServerMergeRequest>;
+  issues: Map<number, ServerIssue>;
+  webhooks: ServerWebhook[];
   /** Commit statuses, oldest first. */
   statuses: ServerCommitStatus[];
 }
@@ -100,3 +126,14 @@ export function accessLevel(state: GitLabState, project: ServerProject, userId: 
 export function levelOf(role: Role): number {
   return typeof role === "number" ? role : AccessLevel[role];
 }
+
+/** GitLab's rule for a branch several rules cover: the most permissive decides. `undefined` when the branch is not protected. */
+export function mayPushProtected(project: ServerProject, branch: string, level: number): boolean | undefined {
+  const pushLevels = [...project.protectedBranches].filter(([rule]) => protectionRuleCovers(rule, branch)).map(([, pushLevel]) => pushLevel);
+  if (pushLevels.length === 0) return undefined;
+  return pushLevels.some((pushLevel) => pushLevel !== NO_ONE && level >= pushLevel);
+}
+
+/** The push access level "No one". */
+export const NO_ONE = 0;
+

@@ -3,13 +3,14 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { createTestRepository, parseBasicAuthorization, readRequestBody, serveGitHttpBackend } from "@running-agent/core/offline";
+import { createTestRepository, listenOnLoopback, parseBasicAuthorization, readRequestBody, serveGitHttpBackend, stopGitServer } from "@running-agent/core/offline";
 import type { ServerUser } from "./gitlab-json.js";
 import { callerFor, createRestRoutes, DRAFT, findToken, GitLabHttpError, hasScope, insufficientScope, messageError, type BranchCommit, type Caller, type Route } from "./gitlab-rest-api.js";
-import { accessLevel, AccessLevel, levelOf, type GitLabState, type Role, type ServerMergeRequest, type ServerProject } from "./gitlab-server-state.js";
+import { protectionRulePattern } from "../protection-rule.js";
+import { createWebhookSender, webhookParts, type WebhookDelivery } from "./gitlab-webhooks.js";
+import { accessLevel, AccessLevel, levelOf, NO_ONE, type GitLabState, type Role, type ServerIssue, type ServerMergeRequest, type ServerProject } from "./gitlab-server-state.js";
 
 /** Options for {@link startGitLabServer}. */
 export interface GitLabServerOptions {
@@ -124,8 +125,28 @@ export interface GitLabServer extends AsyncDisposable {
   /** Stops accepting a token (GitLab then answers 401). */
   revokeToken(token: string): void;
   setArchived(path: string, archived: boolean): void;
-  /** Protects a branch by exact name: pushes need `pushRole` (default Maintainer), for REST's `can_push` and for git itself. */
-  protectBranch(path: string, branch: string, pushRole?: Role): void;
+  /**
+   * Protects a branch by exact name or by a wildcard rule (`release/*`, which also covers branches
+   * created later): pushes need `pushRole` (default Maintainer; `"no one"` for none), for REST's
+   * `can_push` and `GET .../protected_branches`, and for git itself. Where several rules cover a
+   * branch, the most permissive decides, as in GitLab.
+   */
+  protectBranch(path: string, branch: string, pushRole?: Role | "no one"): void;
+  /**
+   * Adds a project webhook: GitLab POSTs `Note Hook` and `Issue Hook` deliveries to `url` (default
+   * events: both), with `token` as `X-Gitlab-Token`.
+   */
+  addWebhook(path: string, hook: { url: string; token?: string; events?: Array<"note" | "issues"> }): void;
+  /** Opens an issue as a user (created when new). */
+  createIssue(path: string, issue: { title: string; description?: string; author: string; labels?: string[] }): { iid: number };
+  /** A user comments on an issue, as in GitLab's UI: the note is kept and the Note Hook sent; resolves with each webhook's answer. */
+  commentOnIssue(path: string, iid: number, note: { author: string; body: string }): Promise<WebhookDelivery[]>;
+  /** A user adds a label to an issue: the Issue Hook (`action: "update"`, `changes.labels`) is sent; resolves with each webhook's answer. */
+  labelIssue(path: string, iid: number, label: { author: string; label: string }): Promise<WebhookDelivery[]>;
+  /** Sends a delivery again with the same body and `Idempotency-Key`, as GitLab's "Resend request" does. */
+  resendWebhook(delivery: WebhookDelivery): Promise<WebhookDelivery>;
+  /** An issue's comments, oldest first, by username. */
+  issueNotes(path: string, iid: number): Array<{ author: string; body: string }>;
   /** Makes a branch at `from` (default: the default branch), as someone with the rights to would push it. */
   createBranch(path: string, branch: string, from?: string): Promise<void>;
   /** The sha a branch points at, or undefined. */
@@ -149,13 +170,15 @@ export interface GitLabServer extends AsyncDisposable {
 const API_PREFIX = "/api/v4";
 const GIT_PATH = /^\/(.+?)(?:\.git)?\/(info\/refs|git-upload-pack|git-receive-pack)$/;
 
-// Refuses pushes to protected branches unless REMOTE_USER may push there; the server rewrites the list before each push.
+// Refuses pushes to protected branches unless REMOTE_USER may push there under one of the rules that
+// cover the branch (each line: the rule as a regular expression, then who may push); the server rewrites
+// the list before each push.
 const PRE_RECEIVE_HOOK = `#!/bin/sh
 list="$GIT_DIR/running-agent-protected-branches"
 [ -f "$list" ] || exit 0
 while read old new ref; do
   branch=\${ref#refs/heads/}
-  if ! awk -F '\\t' -v b="$branch" -v u="$REMOTE_USER" 'BEGIN { s = 0 } $1 == b { s = 1; n = split($2, a, " "); for (i = 1; i <= n; i++) if (a[i] == u) s = 0 } END { exit s }' "$list"; then
+  if ! awk -F '\\t' -v b="$branch" -v u="$REMOTE_USER" 'BEGIN { covered = 0; allowed = 0 } b ~ $1 { covered = 1; n = split($2, a, " "); for (i = 1; i <= n; i++) if (a[i] == u) allowed = 1 } END { exit covered && !allowed }' "$list"; then
     echo "GitLab: You are not allowed to push code to protected branches on this project." >&2
     exit 1
   fi
@@ -217,6 +240,7 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
     );
   };
   const routes = createRestRoutes(state, { branch: branchCommit, commitExists });
+  const webhooks = createWebhookSender(state);
 
   const listener = (request: IncomingMessage, response: ServerResponse) => {
     handle(request, response).catch((error: unknown) => {
@@ -374,25 +398,26 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
   }
 
   async function writeProtectedBranches(project: ServerProject): Promise<void> {
-    const lines = [...project.protectedBranches].map(([branch, pushLevel]) => {
-      const pushers = [...state.users.values()].filter((candidate) => accessLevel(state, project, candidate.id) >= pushLevel).map((candidate) => candidate.username);
-      return `${branch}\t${pushers.join(" ")}\n`;
+    const lines = [...project.protectedBranches].map(([rule, pushLevel]) => {
+      const pushers = pushLevel === NO_ONE ? [] : [...state.users.values()].filter((candidate) => accessLevel(state, project, candidate.id) >= pushLevel).map((candidate) => candidate.username);
+      return `${protectionRulePattern(rule)}\t${pushers.join(" ")}\n`;
     });
     await writeFile(join(project.repository.path, "running-agent-protected-branches"), lines.join(""));
   }
 
   await mkdir(root, { recursive: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   state.webUrl = `${options.tls ? "https" : "http"}://127.0.0.1:${port}${urlRoot}`;
 
   const projectNamed = (path: string): ServerProject => {
     const project = state.projects.get(path.toLowerCase());
     if (!project) throw new Error(`No project ${path} on this server.`);
     return project;
+  };
+  const issueNamed = (project: ServerProject, iid: number): ServerIssue => {
+    const issue = project.issues.get(iid);
+    if (!issue) throw new Error(`No issue #${iid} in ${project.path} on this server.`);
+    return issue;
   };
   const createUser = (username: string, userOptions: { name?: string; email?: string; bot?: boolean } = {}): ServerUser => {
     const existing = [...state.users.values()].find((user) => user.username.toLowerCase() === username.toLowerCase());
@@ -425,11 +450,7 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      for (const child of children) child.kill("SIGKILL");
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await stopGitServer(server, children);
       await Promise.all([...state.projects.values()].map((project) => project.repository.remove()));
       if (ownRoot) await rm(root, { recursive: true, force: true });
     })();
@@ -462,6 +483,8 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
         members: new Map(),
         protectedBranches: new Map(),
         mergeRequests: new Map(),
+        issues: new Map(),
+        webhooks: [],
         statuses: [],
       };
       for (const [username, role] of Object.entries(projectOptions.members ?? {})) project.members.set(createUser(username).id, levelOf(role));
@@ -499,7 +522,64 @@ export async function startGitLabServer(options: GitLabServerOptions = {}): Prom
       projectNamed(path).archived = archived;
     },
     protectBranch(path, branch, pushRole = "maintainer") {
-      projectNamed(path).protectedBranches.set(branch, levelOf(pushRole));
+      projectNamed(path).protectedBranches.set(branch, pushRole === "no one" ? NO_ONE : levelOf(pushRole));
+    },
+    addWebhook(path, hook) {
+      projectNamed(path).webhooks.push({ url: hook.url, token: hook.token, events: new Set(hook.events ?? ["note", "issues"]) });
+    },
+    createIssue(path, issueOptions) {
+      const project = projectNamed(path);
+      const iid = project.issues.size + 1;
+      project.issues.set(iid, {
+        id: state.nextId(),
+        iid,
+        title: issueOptions.title,
+        description: issueOptions.description ?? "",
+        authorId: createUser(issueOptions.author).id,
+        labels: [...(issueOptions.labels ?? [])],
+        createdAt: state.now(),
+        notes: [],
+      });
+      return { iid };
+    },
+    async commentOnIssue(path, iid, noteOptions) {
+      const project = projectNamed(path);
+      const issue = issueNamed(project, iid);
+      const author = createUser(noteOptions.author);
+      const note = { id: state.nextId(), body: noteOptions.body, authorId: author.id, createdAt: state.now() };
+      issue.notes.push(note);
+      const { projectJson, userJson, labelJson, issueUrl } = webhookParts(state, project);
+      return webhooks.deliver(project, "note", {
+        object_kind: "note",
+        event_type: "note",
+        project_id: project.id,
+        user: userJson(author),
+        project: projectJson,
+        object_attributes: { id: note.id, note: note.body, noteable_type: "Issue", author_id: author.id, created_at: note.createdAt, updated_at: note.createdAt, project_id: project.id, system: false, url: `${issueUrl(issue)}#note_${note.id}`, action: "create" },
+        issue: { id: issue.id, iid: issue.iid, title: issue.title, description: issue.description, state: "opened", author_id: issue.authorId, project_id: project.id, created_at: issue.createdAt, updated_at: note.createdAt, labels: issue.labels.map(labelJson) },
+      });
+    },
+    async labelIssue(path, iid, labelOptions) {
+      const project = projectNamed(path);
+      const issue = issueNamed(project, iid);
+      const author = createUser(labelOptions.author);
+      const previous = [...issue.labels];
+      if (!issue.labels.includes(labelOptions.label)) issue.labels.push(labelOptions.label);
+      const { projectJson, userJson, labelJson, issueUrl } = webhookParts(state, project);
+      const now = state.now();
+      return webhooks.deliver(project, "issues", {
+        object_kind: "issue",
+        event_type: "issue",
+        user: userJson(author),
+        project: projectJson,
+        object_attributes: { id: issue.id, iid: issue.iid, title: issue.title, description: issue.description, state: "opened", action: "update", url: issueUrl(issue), author_id: issue.authorId, project_id: project.id, created_at: issue.createdAt, updated_at: now, labels: issue.labels.map(labelJson) },
+        labels: issue.labels.map(labelJson),
+        changes: { labels: { previous: previous.map(labelJson), current: issue.labels.map(labelJson) } },
+      });
+    },
+    resendWebhook: (delivery) => webhooks.resend(delivery),
+    issueNotes(path, iid) {
+      return issueNamed(projectNamed(path), iid).notes.map((note) => ({ author: state.users.get(note.authorId)!.username, body: note.body }));
     },
     async createBranch(path, branch, from) {
       const project = projectNamed(path);
