@@ -34,7 +34,13 @@ for (const failure of failures) {
   const lines = failure.messages.join("\n").split("\n").filter((line) => line.trim() !== "");
   for (const line of lines.slice(0, 12)) console.error(`    ${line}`);
 }
+// Tests that passed only on their retry (vitest.shared.ts records them): named, since each is a
+// defect to fix, and counted as passed.
+const retried = readdirSync(folder)
+  .filter((name) => name.endsWith(".retried.txt"))
+  .flatMap((name) => readFileSync(join(folder, name), "utf8").split("\n").filter(Boolean).map((line) => `${name.replace(/\.retried\.txt$/, "")}: ${line}`));
+for (const line of retried) console.error(`PASSED ONLY ON RETRY ${line}`);
 const missing = expected.filter((name) => !seen.has(name));
 if (missing.length > 0) console.error(`test-summary: no report from ${missing.join(", ")}`);
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped, ${retried.length} passed only on retry${retried.length ? " (named above)" : ""}`);
 process.exitCode = failed > 0 || missing.length > 0 || passed === 0 ? 1 : 0;
