@@ -6,3 +6,4 @@ export * from "./test-repository.js";
 export * from "./git-http-server.js";
 export * from "./git-http-backend.js";
 export * from "./offline-model.js";
+export * from "./network-probe.js";
