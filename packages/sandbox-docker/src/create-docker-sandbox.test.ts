@@ -1,7 +1,7 @@
 import { createServer } from "node:net";
 import { randomInt } from "node:crypto";
 import { ErrorCode, packEntries, RunningAgentError } from "@running-agent/core";
-import { expectRunningAgentError } from "@running-agent/core/testing";
+import { expectRunningAgentError, gitDaemonPortServer } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDockerSandbox, CREATED_AT_LABEL, MANAGED_LABEL, TASK_ID_LABEL } from "./create-docker-sandbox.js";
 import { DEFAULT_IMAGE } from "./default-image.js";
@@ -308,16 +308,24 @@ describe("bad input", () => {
     expect(RunningAgentError.isInstance(networkError) && networkError.code).toBe(ErrorCode.SANDBOX_CREATE_FAILED);
     expect((networkError as Error).message).toContain("running-agent-no-such-network");
 
-    const strict = scopedProvider({ network: "host", allowList: "reject" });
+    const strict = scopedProvider({ network: "host", egress: "network", allowList: "reject" });
     expect(await codeOf(strict.provider.create({ taskId: "x", network: { allow: ["127.0.0.1"] } }))).toBe(ErrorCode.CAPABILITY_UNSUPPORTED);
+    // Enforced through the egress proxy (the default here), an allow-list needs the proxy's socket.
+    expect(await codeOf(provider.create({ taskId: "x", network: { allow: ["127.0.0.1"] } }))).toBe(ErrorCode.INVALID_OPTIONS);
 
     for (const scope of [run, missingNetwork.run, strict.run]) await expectNoContainers(scope);
   });
 
-  it("a network policy of none wins over the provider's network", async () => {
+  it("a network policy of none wins over the provider's network, and an exposed port is still reached through its socket", async () => {
     const { provider, run } = scopedProvider({ network: "host" });
     await using session = await provider.create({ taskId: "x", network: "none" });
     expect((await docker.getContainer(session.id).inspect()).HostConfig.NetworkMode).toBe("none");
+    const port = await session.allocatePort!();
+    const exposed = await session.exposePort(port);
+    await gitDaemonPortServer.prepare!(session, session.workdir);
+    const server = await session.spawn(gitDaemonPortServer.command(port, session.workdir));
+    await gitDaemonPortServer.probe(exposed);
+    await server.kill();
     await session.destroy();
     await expectNoContainers(run);
   });
