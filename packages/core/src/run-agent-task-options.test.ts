@@ -6,33 +6,12 @@ import { agentError, ErrorCode, RunningAgentError, createLocalGitHost, createLoc
 import type { AgentTaskOptions, GitHost, SandboxProvider } from "./index.js";
 import { diffStat } from "./loop/pull-request.js";
 import { createTestRepository, type TestRepository } from "./testing/index.js";
+import { countingSandbox, ourTempFolders } from "./testing/leak-checks.js";
 
 /**
  * Every option of runAgentTask, with a wrong type and a value out of range: each fails in
  * validate with a typed error that names the option, and no sandbox or temp folder is made.
  */
-
-/** Wraps the local sandbox to count sessions: the point is that none is opened. */
-function countingSandbox(): { provider: SandboxProvider; created: () => number } {
-  const inner = createLocalSandbox();
-  let count = 0;
-  return {
-    provider: new Proxy(inner, {
-      get(target, property, receiver) {
-        if (property !== "create") return Reflect.get(target, property, receiver);
-        return (options: Parameters<SandboxProvider["create"]>[0]) => {
-          count++;
-          return target.create(options);
-        };
-      },
-    }),
-    created: () => count,
-  };
-}
-
-function ourTempFolders(): string[] {
-  return readdirSync(tmpdir()).filter((name) => name.startsWith("running-agent-") && !name.startsWith("running-agent-test-repo-"));
-}
 
 const originalTmpdir = process.env.TMPDIR;
 let repo: TestRepository;

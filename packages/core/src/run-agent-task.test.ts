@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, RunningAgentError, createLocalGitHost, createLocalSandbox, runAgentTask, startAgentTask } from "./index.js";
 import type { AgentTaskEvent, SandboxProvider } from "./index.js";
 import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "./testing/index.js";
+import { countingSandbox, ourTempFolders } from "./testing/leak-checks.js";
 
 const ORIGINAL = "export function add(a: number, b: number): number {\n  return a + b;\n}\n";
 const EDITED = `${ORIGINAL}\nexport function multiply(a: number, b: number): number {\n  return a * b;\n}\n`;
@@ -21,10 +22,6 @@ function editScript(): ScriptedTurn[] {
 }
 
 /** Temp folders of ours, to prove a run leaves none. Runs use a private TMPDIR, so other processes' folders don't count. */
-function ourTempFolders(): string[] {
-  return readdirSync(tmpdir()).filter((name) => name.startsWith("running-agent-") && !name.startsWith("running-agent-test-repo-"));
-}
-
 const originalTmpdir = process.env.TMPDIR;
 beforeAll(() => {
   process.env.TMPDIR = mkdtempSync(join(tmpdir(), "running-agent-e2e-tmp-"));
@@ -236,23 +233,6 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
 });
 
 describe("runAgentTask rejects bad input before anything is created", () => {
-  /** Wraps the local sandbox to count sessions: the point is that none is opened. */
-  function countingSandbox(): { provider: SandboxProvider; created: () => number } {
-    const inner = createLocalSandbox();
-    let count = 0;
-    return {
-      provider: new Proxy(inner, {
-        get(target, property, receiver) {
-          if (property !== "create") return Reflect.get(target, property, receiver);
-          return (options: Parameters<SandboxProvider["create"]>[0]) => {
-            count++;
-            return target.create(options);
-          };
-        },
-      }),
-      created: () => count,
-    };
-  }
   let repo: Awaited<ReturnType<typeof createTestRepository>>;
   beforeAll(async () => {
     repo = await createTestRepository({ "a.txt": "a\n" });

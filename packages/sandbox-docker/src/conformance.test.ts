@@ -1,6 +1,7 @@
 import { testSandboxProvider } from "@running-agent/core/testing";
 import { afterAll } from "vitest";
 import { createDockerSandbox } from "./create-docker-sandbox.js";
+import { createDockerPreparedStateCache } from "./docker-prepared-state-cache.js";
 import { expectNoContainers, isHostProcessAlive, TEST_RUN_LABEL } from "./test-engine.js";
 import { randomUUID } from "node:crypto";
 
@@ -28,6 +29,16 @@ testSandboxProvider({
   },
 });
 
+// With prepared states the task's environment goes on each command and the scratch folder is a volume:
+// the spec must hold the same (21 s here, worth it for the secret and file cases).
+const cache = createDockerPreparedStateCache({ name: `conformance-${run.slice(0, 8)}` });
+testSandboxProvider({
+  name: "docker (host network, prepared states)",
+  createProvider: () => createDockerSandbox({ network: "host", labels: { [TEST_RUN_LABEL]: run }, preparedStates: cache }),
+  isProcessAlive: isHostProcessAlive,
+});
+
 afterAll(async () => {
   await expectNoContainers(run);
+  await cache.invalidate();
 });

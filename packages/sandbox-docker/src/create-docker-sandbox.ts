@@ -18,6 +18,7 @@ import { engineMessage, engineStatus, engineUnavailableError, isEngineUnreachabl
 import { egressProxyEnvironment, socketRelayPorts, type SocketRelayPorts } from "./egress-relays.js";
 import { hostNetworkPorts, noPorts, publishedPorts, type PortPlan } from "./port-plan.js";
 import type { FileOwner } from "./tar-archive.js";
+import type { DockerPreparedStateCache, PreparedBaseImage } from "./docker-prepared-state-cache.js";
 
 /** Label on every container this package makes. */
 export const MANAGED_LABEL = "running-agent.managed";
@@ -85,6 +86,14 @@ export interface DockerSandboxSettings {
    * and `putArchive` are owned by it. Default: root, as the image's Docker default.
    */
   user?: string;
+  /**
+   * Prepared states (`createDockerPreparedStateCache`): after the setup commands, a task's container is
+   * committed to an image labelled with the core's key (repository, commit, setup commands), and later
+   * tasks on that key start their container from it, with the repository placed and the setup done.
+   * The task's scratch folder and the control folder are then anonymous volumes (removed with the
+   * container), so that OpenCode's state never enters an image.
+   */
+  preparedStates?: DockerPreparedStateCache;
 }
 
 const DEFAULT_RESOURCES: SandboxResources = { memoryMiB: 4096, pids: 1024 };
@@ -117,6 +126,8 @@ export class DockerSandboxProvider implements SandboxProvider {
   readonly reachesHostLoopback: boolean;
   /** The image tasks run in. */
   readonly image: string;
+  /** True with settings.preparedStates: a task on a kept key starts its container from the state's image. */
+  readonly startsFromPreparedStates: boolean;
 
   private readonly settings: DockerSandboxSettings;
   private client: Dockerode | undefined;
@@ -130,6 +141,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     // With `none` networking (also under the egress relays) all interfaces are only the loopback.
     this.listenHostname = network === "host" || network === "none" ? "127.0.0.1" : "0.0.0.0";
     this.reachesHostLoopback = network === "host";
+    this.startsFromPreparedStates = settings.preparedStates !== undefined;
   }
 
   /** With `egress: "proxy"` (the default) and a local Engine the core's egress proxy enforces the policy (see the setting). */
@@ -171,8 +183,17 @@ export class DockerSandboxProvider implements SandboxProvider {
     const plan = this.planContainer(options);
     if (options.signal?.aborted) throw abortedError(options.signal);
     await this.ping(options.signal);
-    await this.ensureImage(options.signal, this.settings.pullPolicy === "always");
+    const base = await this.ensureImage(options.signal, this.settings.pullPolicy === "always");
     if (options.signal?.aborted) throw abortedError(options.signal);
+    const cache = this.settings.preparedStates;
+    let startedFrom: string | undefined;
+    if (cache && options.preparedStateKey !== undefined) {
+      const image = await cache.find(this.docker, options.preparedStateKey, base.id);
+      if (image) {
+        plan.spec.Image = image;
+        startedFrom = options.preparedStateKey;
+      }
+    }
 
     let container: Dockerode.Container;
     try {
@@ -196,10 +217,19 @@ export class DockerSandboxProvider implements SandboxProvider {
         workdir: plan.workdir,
         scratchDir: plan.scratchDir,
         ports: plan.ports,
-        env: prepared.owner && !prepared.homeWritable && !homeSet ? { HOME: plan.scratchDir } : {},
+        env: { ...(prepared.owner && !prepared.homeWritable && !homeSet ? { HOME: plan.scratchDir } : {}), ...plan.commandEnv },
         oomKillBaseline: prepared.oomKillBaseline,
         ...(prepared.owner && this.settings.user !== undefined ? { owner: prepared.owner, user: this.settings.user } : {}),
         ...(options.timeoutMs !== undefined ? { lifetimeMs: options.timeoutMs } : {}),
+        ...(cache
+          ? {
+              preparedStates: {
+                ...(startedFrom !== undefined ? { startedFrom } : {}),
+                restore: async (key: string) => key === startedFrom,
+                save: async (key: string) => void (await cache.commit(this.docker, container, key, base)),
+              },
+            }
+          : {}),
       });
     } catch (error) {
       plan.ports.release();
@@ -250,12 +280,11 @@ export class DockerSandboxProvider implements SandboxProvider {
     }
   }
 
-  private async ensureImage(signal: AbortSignal | undefined, forcePull: boolean): Promise<void> {
+  private async ensureImage(signal: AbortSignal | undefined, forcePull: boolean): Promise<PreparedBaseImage> {
     const image = this.docker.getImage(this.image);
     if (!forcePull) {
       try {
-        await image.inspect();
-        return;
+        return baseImageOf(await image.inspect());
       } catch (error) {
         if (engineStatus(error) !== 404) {
           if (isEngineUnreachable(error)) throw engineUnavailableError(error, describeEndpoint(this.docker));
@@ -265,7 +294,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     }
     if (this.settings.pullPolicy === "missing" || this.settings.pullPolicy === "always") {
       await this.pull(signal);
-      return;
+      return baseImageOf(await image.inspect());
     }
     throw imageNotFoundError(this.image);
   }
@@ -341,7 +370,9 @@ export class DockerSandboxProvider implements SandboxProvider {
       Entrypoint: ["sleep"],
       Cmd: [String(lifetimeSeconds)],
       WorkingDir: "/",
-      Env: Object.entries({ ...env, ...(egressSocket ? egressProxyEnvironment() : {}) }).map(([key, value]) => `${key}=${value}`),
+      // With prepared states the task's environment goes on each command instead: a container's own is
+      // written into any image committed from it (Config and ContainerConfig), and secrets must never be.
+      Env: Object.entries({ ...(this.settings.preparedStates ? {} : env), ...(egressSocket ? egressProxyEnvironment() : {}) }).map(([key, value]) => `${key}=${value}`),
       Labels: labels,
       ...ports.containerSettings,
       HostConfig: {
@@ -354,9 +385,13 @@ export class DockerSandboxProvider implements SandboxProvider {
         SecurityOpt: ["no-new-privileges"],
         ...(ports.containerSettings.PortBindings ? { PortBindings: ports.containerSettings.PortBindings } : {}),
         ...("binds" in ports ? { Binds: (ports as SocketRelayPorts).binds } : {}),
+        // A volume's content is never committed: with prepared states, OpenCode's config and state and the pid
+        // files stay out of the images. Anonymous volumes go with the container (AutoRemove, remove with v).
+        // Not tmpfs: the Engine's archive endpoints, which put files in, cannot write into a tmpfs mount.
+        ...(this.settings.preparedStates ? { Mounts: [scratchDir, CONTROL_DIR].map((target) => ({ Type: "volume" as const, Source: "", Target: target })) } : {}),
       },
     };
-    return { spec, workdir, scratchDir, ports };
+    return { spec, workdir, scratchDir, ports, commandEnv: this.settings.preparedStates ? env : {} };
   }
 
   private networkFor(options: SandboxCreateOptions): DockerNetwork {
@@ -488,11 +523,17 @@ async function runPrepareStep(
   }
 }
 
+function baseImageOf(info: Dockerode.ImageInspectInfo): PreparedBaseImage {
+  return { id: info.Id, env: info.Config?.Env ?? [] };
+}
+
 interface ContainerPlan {
   spec: Dockerode.ContainerCreateOptions;
   workdir: string;
   scratchDir: string;
   ports: PortPlan;
+  /** Environment given to each command rather than set on the container. */
+  commandEnv: Record<string, string>;
 }
 
 function mebibytes(value: number): number {

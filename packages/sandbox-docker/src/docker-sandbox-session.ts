@@ -11,6 +11,7 @@ import {
   type SandboxArchiveOptions,
   type SandboxExecOptions,
   type SandboxExecResult,
+  type SandboxPreparedStates,
   type SandboxProcess,
   type SandboxSession,
   type SandboxSpawnOptions,
@@ -44,6 +45,8 @@ export interface DockerSandboxSessionInit {
   user?: string;
   /** That user's numeric ids: files written in are given to it. */
   owner?: FileOwner;
+  /** Prepared states of the provider's cache, for this container. */
+  preparedStates?: SandboxPreparedStates;
 }
 
 /** Why a session ended before `destroy` was called. */
@@ -55,6 +58,7 @@ export class DockerSandboxSession implements SandboxSession {
   readonly workdir: string;
   readonly scratchDir: string;
   readonly isolated = true;
+  readonly preparedStates: SandboxPreparedStates | undefined;
 
   private readonly container: Dockerode.Container;
   private readonly ports: PortPlan;
@@ -77,6 +81,7 @@ export class DockerSandboxSession implements SandboxSession {
     this.user = init.user;
     this.owner = init.owner;
     this.oomKillBaseline = init.oomKillBaseline;
+    this.preparedStates = init.preparedStates;
     if (init.lifetimeMs !== undefined) {
       this.lifetimeTimer = setTimeout(() => {
         this.ended = { code: ErrorCode.SANDBOX_TERMINATED, message: `The sandbox reached its time limit of ${init.lifetimeMs} ms and was removed.` };

@@ -7,3 +7,14 @@ export type { DockerConnection } from "./docker-client.js";
 export { DEFAULT_IMAGE, DEFAULT_BASE_IMAGE, DEFAULT_IMAGE_OPENCODE_PATH, OPENCODE_VERSION } from "./default-image.js";
 export { buildDefaultImage } from "./build-default-image.js";
 export type { BuildDefaultImageOptions, BuildDefaultImageResult } from "./build-default-image.js";
+export {
+  createDockerPreparedStateCache,
+  DockerPreparedStateCache,
+  PREPARED_STATE_LABEL,
+  PREPARED_CACHE_LABEL,
+  PREPARED_BASE_LABEL,
+  PREPARED_AT_LABEL,
+  PREPARED_IMAGE_REPOSITORY,
+  type DockerPreparedStateCacheOptions,
+  type PreparedBaseImage,
+} from "./docker-prepared-state-cache.js";

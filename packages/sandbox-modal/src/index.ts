@@ -10,3 +10,4 @@ export {
   type ModalImageSource,
   type ModalSandboxSettings,
 } from "./modal-sandbox-settings.js";
+export { createModalPreparedStateCache, ModalPreparedStateCache, type ModalPreparedStateCacheOptions } from "./modal-prepared-state-cache.js";

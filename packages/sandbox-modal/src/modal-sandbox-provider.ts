@@ -11,6 +11,7 @@ import {
 } from "@running-agent/core";
 import { ModalClient, type App, type Image, type Sandbox, type Secret } from "modal";
 import { modalError } from "./modal-error.js";
+import type { ModalPreparedStateCache } from "./modal-prepared-state-cache.js";
 import { ModalSandboxSession } from "./modal-sandbox-session.js";
 import {
   checkModalSettings,
@@ -55,6 +56,8 @@ export class ModalSandboxProvider implements SandboxProvider {
       }
     },
   };
+  /** True with settings.preparedStates: a task on a kept key creates its sandbox from the state's snapshot. */
+  readonly startsFromPreparedStates: boolean;
   private client: ModalClient | undefined;
   private app: Promise<App> | undefined;
   private image: Promise<Image> | undefined;
@@ -62,6 +65,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   constructor(private readonly settings: ModalSandboxSettings) {
     this.opencodeBinary = settings.opencodeBinary ?? DEFAULT_OPENCODE_PATH;
     this.listenHostname = settings.listenHostname ?? "0.0.0.0";
+    this.startsFromPreparedStates = settings.preparedStates !== undefined;
   }
 
   async validate(options: { signal?: AbortSignal } = {}): Promise<void> {
@@ -75,7 +79,24 @@ export class ModalSandboxProvider implements SandboxProvider {
     const signal = options.signal;
     if (signal?.aborted) throw abortedError(signal);
     const client = this.modalClient();
-    const [app, image] = await abortable(Promise.all([this.resolveApp(), this.resolveImage()]), signal);
+    const [app, baseImage] = await abortable(Promise.all([this.resolveApp(), this.resolveImage()]), signal);
+    const cache = this.settings.preparedStates;
+    let image = baseImage;
+    let startedFrom: string | undefined;
+    if (cache && options.preparedStateKey !== undefined) {
+      const snapshotId = await cache.find(options.preparedStateKey, baseImage.imageId);
+      if (snapshotId) {
+        try {
+          image = await abortable(client.images.fromId(snapshotId), signal);
+          startedFrom = options.preparedStateKey;
+        } catch (error) {
+          if (signal?.aborted) throw abortedError(signal);
+          // A snapshot Modal no longer has (expired, deleted elsewhere) is forgotten: the task prepares again.
+          if (!(error instanceof Error && error.name === "NotFoundError")) throw modalError(error, ErrorCode.SANDBOX_IMAGE_NOT_FOUND, `look up the prepared state ${snapshotId}`);
+          await cache.invalidate(options.preparedStateKey);
+        }
+      }
+    }
     let secrets: Secret[] = [];
     try {
       if (options.secrets && Object.keys(options.secrets).length > 0) secrets = [await client.secrets.fromObject(options.secrets)];
@@ -118,7 +139,22 @@ export class ModalSandboxProvider implements SandboxProvider {
       void creation.then((late) => late.terminate().catch(() => undefined), () => undefined);
       throw signal?.aborted ? abortedError(signal) : modalError(error, ErrorCode.SANDBOX_CREATE_FAILED, "create a sandbox");
     }
-    const session = new ModalSandboxSession(sandbox, { workdir, scratchDir, ports, tunnelTimeoutMs: this.settings.tunnelTimeoutMs ?? 50_000 });
+    const preparedStates = cache
+      ? {
+          ...(startedFrom !== undefined ? { startedFrom } : {}),
+          restore: async (key: string) => key === startedFrom,
+          save: async (key: string) => {
+            let snapshot: Image;
+            try {
+              snapshot = await sandbox.snapshotFilesystem({ ttlMs: cache.snapshotTtlMs });
+            } catch (error) {
+              throw modalError(error, ErrorCode.SANDBOX_EXEC_FAILED, "snapshot the prepared state");
+            }
+            await cache.keep(key, { imageId: snapshot.imageId, baseImageId: baseImage.imageId, remove: () => client.images.delete(snapshot.imageId).catch(() => undefined) });
+          },
+        }
+      : undefined;
+    const session = new ModalSandboxSession(sandbox, { workdir, scratchDir, ports, tunnelTimeoutMs: this.settings.tunnelTimeoutMs ?? 50_000 }, preparedStates);
     try {
       const prepared = await abortable(session.exec(["mkdir", "-p", workdir, `${scratchDir}/.exec`], { cwd: "/" }), signal);
       if (prepared.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not prepare the sandbox's folders: ${prepared.stderr.trim()}`);

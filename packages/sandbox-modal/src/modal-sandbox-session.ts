@@ -10,6 +10,7 @@ import {
   type SandboxArchiveOptions,
   type SandboxExecOptions,
   type SandboxExecResult,
+  type SandboxPreparedStates,
   type SandboxProcess,
   type SandboxSession,
   type SandboxSpawnOptions,
@@ -51,6 +52,8 @@ export class ModalSandboxSession implements SandboxSession {
   constructor(
     private readonly sandbox: Sandbox,
     private readonly layout: ModalSessionLayout,
+    /** Prepared states of the provider's cache, for this sandbox. */
+    readonly preparedStates?: SandboxPreparedStates,
   ) {
     this.id = sandbox.sandboxId;
     this.workdir = layout.workdir;

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { agentError, ErrorCode, type SandboxNetworkPolicy } from "@running-agent/core";
 import type { ModalClient } from "modal";
+import type { ModalPreparedStateCache } from "./modal-prepared-state-cache.js";
 
 /** The OpenCode version the default image installs (the one `@running-agent/core` is tested with). */
 export const DEFAULT_OPENCODE_VERSION = "1.18.33";
@@ -55,6 +56,12 @@ export interface ModalSandboxSettings {
    * is applied while the client is constructed. Tests point it at the local server.
    */
   serverUrl?: string;
+  /**
+   * Prepared states (`createModalPreparedStateCache`): after the setup commands, a task's sandbox
+   * filesystem is snapshotted under the core's key (repository, commit, setup commands), and later
+   * tasks on that key create their sandbox from the snapshot, with the repository placed and the setup done.
+   */
+  preparedStates?: ModalPreparedStateCache;
   /** A ready client; settings for tokens, environment and server are then ignored. */
   client?: ModalClient;
   /** Where the repository lives inside the sandbox. Default `/workspace`. */

@@ -11,8 +11,24 @@ import { chooseChecks } from "./choose-checks.js";
 /**
  * Phase 3: clones on the host (credentials stay here; no working tree: the index holds HEAD) and
  * streams HEAD's files and the `.git` without hooks into the sandbox, recording what was placed.
+ * A session that started from the prepared state of this commit already holds them: nothing is placed.
  */
 export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
+  const options = context.options!;
+  await cloneOnHost(context);
+  const dir = context.cloneDir!;
+  // `checks: "auto"` reads the repository as it was before the agent touched it: its top-level files,
+  // checked out on the host for that (the host clone has no working tree otherwise).
+  if (options.checks === "auto") await checkOutTopLevelFiles(dir, context.signal);
+  if (options.checks !== undefined) await chooseChecks(context);
+  const startedFrom = context.session!.preparedStates?.startedFrom;
+  if (startedFrom !== undefined && startedFrom === context.preparedStateKey) return;
+  context.placedListing = await placeRepository({ session: context.session!, dir, signal: context.signal });
+}
+
+/** The host side of the clone; done once (the sandbox phase does it first for providers that start from a prepared state). */
+export async function cloneOnHost(context: TaskContext): Promise<void> {
+  if (context.cloneDir !== undefined) return;
   const options = context.options!;
   const repository = context.repository!;
   const dir = await mkdtemp(join(tmpdir(), "running-agent-clone-"));
@@ -31,11 +47,6 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   });
   context.baseCommit = commit;
   context.emit({ type: "log", level: "info", message: `Cloned ${repository.id} at ${context.startBranch} (${commit.slice(0, 12)}).` });
-  // `checks: "auto"` reads the repository as it was before the agent touched it: its top-level files,
-  // checked out on the host for that (the host clone has no working tree otherwise).
-  if (options.checks === "auto") await checkOutTopLevelFiles(dir, context.signal);
-  if (options.checks !== undefined) await chooseChecks(context);
-  context.placedListing = await placeRepository({ session: context.session!, dir, signal: context.signal });
 }
 
 async function checkOutTopLevelFiles(dir: string, signal: AbortSignal): Promise<void> {

@@ -7,6 +7,8 @@ import { isSandboxPool } from "../sandbox-pool/sandbox-pool.js";
 import { opencodeServerSettings } from "./agent.js";
 import type { TaskContext } from "./task-context.js";
 import { checkedSession } from "./spec-checks.js";
+import { cloneOnHost } from "./clone.js";
+import { preparedStateKey } from "./setup.js";
 
 const SANDBOX_GRACE_MS = 60_000;
 
@@ -45,6 +47,12 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     }
     context.emit({ type: "log", level: "info", message: `No pooled sandbox for this task (${taken.miss}); opening a new one.` });
   }
+  // A provider that starts sessions from prepared states needs the key (which names the commit) now: the
+  // host clone runs first, in this phase.
+  if (options.sandbox.startsFromPreparedStates === true && options.setupCommands.length > 0) {
+    await cloneOnHost(context);
+    context.preparedStateKey = preparedStateKey(context);
+  }
   // The sandbox's own limit is a backstop: it lives a little longer than the task, so that the task's timeout
   // fires first and reports the phase it cut short, and teardown still finds the sandbox to destroy.
   const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt)) + SANDBOX_GRACE_MS;
@@ -67,6 +75,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     ...access.createOptions,
     timeoutMs: remainingMs,
     labels: { "running-agent.repo": context.repository!.id },
+    ...(context.preparedStateKey ? { preparedStateKey: context.preparedStateKey } : {}),
     signal: context.signal,
   });
   // A session that breaks the spec is destroyed where it can be, then refused.

@@ -80,6 +80,8 @@ export interface TaskContext {
   /** The host's clone of the repository. */
   cloneDir?: string;
   baseCommit?: string;
+  /** The key the session was asked to start from (providers that start from prepared states). */
+  preparedStateKey?: string;
   /** What was placed in the sandbox, listed before anything ran there (absent: collect brings back every file). */
   placedListing?: WorkspaceListing;
   summary: string;

@@ -58,6 +58,12 @@ export interface SandboxCreateOptions {
   timeoutMs?: number;
   /** Extra labels or tags. */
   labels?: Record<string, string>;
+  /**
+   * Only for providers with {@link SandboxProvider.startsFromPreparedStates}: the key of the prepared
+   * state the session should start from when the provider keeps one (see {@link SandboxPreparedStates}).
+   * Without one kept (or with a stale one), the session starts as usual.
+   */
+  preparedStateKey?: string;
   /** Aborts creation. */
   signal?: AbortSignal;
 }
@@ -135,6 +141,13 @@ export interface SandboxArchiveOptions {
  * another key, and a state is never used for another key.
  */
 export interface SandboxPreparedStates {
+  /**
+   * Set when the session was created from the state kept under this key (a provider with
+   * {@link SandboxProvider.startsFromPreparedStates}: a committed image, a filesystem snapshot). Its
+   * workdir already holds the repository and the setup's outputs: the core places no files, and
+   * `restore` of this key resolves true without copying anything.
+   */
+  readonly startedFrom?: string;
   /** Replaces the workdir's contents with the state kept under `key`. Resolves false, workdir untouched, when there is none. */
   restore(key: string): Promise<boolean>;
   /** Keeps the workdir's current contents under `key`. */
@@ -242,6 +255,14 @@ export interface SandboxProvider {
    * which suits providers whose sandboxes share this machine's CPU.
    */
   readonly maxConcurrentAgentStarts?: number;
+
+  /**
+   * True when sessions start from a prepared state named at create time
+   * ({@link SandboxCreateOptions.preparedStateKey}) instead of having one restored into an open
+   * session. The core then clones on the host before it opens the sandbox (the key names the
+   * commit), and places no files in a session that started from the state.
+   */
+  readonly startsFromPreparedStates?: boolean;
 
   /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
   create(options: SandboxCreateOptions): Promise<SandboxSession>;

@@ -45,6 +45,8 @@ export interface LocalImageRecord {
   baseImageIds: string[];
   /** Set for filesystem snapshots. */
   snapshotOf?: string;
+  /** A snapshot's time to live, as the SDK asked for it (not enforced here). */
+  ttlSeconds?: number;
 }
 
 /** Options for {@link startModalServer}. */
@@ -99,6 +101,7 @@ export const IMPLEMENTED_CONTROL_PLANE_METHODS = [
   "imageGetOrCreate",
   "imageJoinStreaming",
   "imageFromId",
+  "imageDelete",
   "sandboxCreateV2",
   "sandboxGetTaskIdV2",
   "sandboxGetCommandRouterAccess",
@@ -313,6 +316,16 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
         return;
       }
       yield { entryId: "2", result: { status: GENERIC_STATUS.SUCCESS }, eof: true };
+    },
+    async imageDelete(request: { imageId: string }, context: CallContext) {
+      record("ModalClient", "ImageDelete");
+      checkCredentials(context);
+      const image = images.get(request.imageId);
+      if (!image) throw new ServerError(Status.NOT_FOUND, `Could not find image with ID ${request.imageId}`);
+      images.delete(request.imageId);
+      // A snapshot's files go with it; sandboxes made from it have their own copy.
+      if (image.snapshotOf && image.seedDirectory) await rm(image.seedDirectory, { recursive: true, force: true });
+      return {};
     },
     async imageFromId(request: { imageId: string }, context: CallContext) {
       record("ModalClient", "ImageFromId");
@@ -559,7 +572,7 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
       const exit = await Promise.race([exec.exited, Promise.resolve(undefined)]);
       return exit ?? {};
     },
-    async taskSnapshotFilesystem(request: { taskId: string }, context: CallContext) {
+    async taskSnapshotFilesystem(request: { taskId: string; ttlSeconds?: number }, context: CallContext) {
       record("TaskCommandRouter", "TaskSnapshotFilesystem");
       const state = routerTask(request.taskId, context);
       const imageId = `im-${randomBytes(11).toString("hex")}`;
@@ -567,7 +580,14 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
       await mkdir(dirname(seedDirectory), { recursive: true });
       await state.task.snapshotInto(seedDirectory);
       const source = images.get(state.record.imageId);
-      images.set(imageId, { imageId, dockerfileCommands: source?.dockerfileCommands ?? [], baseImageIds: [], snapshotOf: state.record.sandboxId, seedDirectory });
+      images.set(imageId, {
+        imageId,
+        dockerfileCommands: source?.dockerfileCommands ?? [],
+        baseImageIds: [],
+        snapshotOf: state.record.sandboxId,
+        seedDirectory,
+        ...(request.ttlSeconds ? { ttlSeconds: Number(request.ttlSeconds) } : {}),
+      });
       return { imageId };
     },
   };
@@ -601,7 +621,14 @@ export async function startModalServer(options: ModalServerOptions = {}): Promis
     calls,
     liveSandboxes: () => [...sandboxes.values()].filter((state) => !state.record.result && state.task.alive).map((state) => state.record),
     sandboxes: () => [...sandboxes.values()].map((state) => state.record),
-    images: () => [...images.values()].map(({ imageId, dockerfileCommands, baseImageIds, snapshotOf }) => ({ imageId, dockerfileCommands, baseImageIds, ...(snapshotOf ? { snapshotOf } : {}) })),
+    images: () =>
+      [...images.values()].map(({ imageId, dockerfileCommands, baseImageIds, snapshotOf, ttlSeconds }) => ({
+        imageId,
+        dockerfileCommands,
+        baseImageIds,
+        ...(snapshotOf ? { snapshotOf } : {}),
+        ...(ttlSeconds ? { ttlSeconds } : {}),
+      })),
     createApp(name, environment = "") {
       const app = { appId: newId("ap"), name, environmentName: environment };
       apps.set(`${environment}/${name}`, app);

@@ -1,0 +1,124 @@
+import { createLocalGitHost, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
+import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedTurn } from "@running-agent/core/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createModalPreparedStateCache, createModalSandbox, type ModalPreparedStateCache, type ModalSandboxSettings } from "./index.js";
+import { startModalServer, type ModalServer } from "./testing/index.js";
+
+const [KEY_A, KEY_B] = ["a", "b"].map((letter) => letter.repeat(64)) as [string, string];
+const API_KEY = "prepared-modal-key-0123456789";
+
+let server: ModalServer;
+beforeAll(async () => {
+  server = await startModalServer();
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+const local = (preparedStates: ModalPreparedStateCache, settings: ModalSandboxSettings = {}) =>
+  createModalSandbox({ serverUrl: server.url, tokenId: server.tokenId, tokenSecret: server.tokenSecret, app: "prepared", preparedStates, ...settings });
+
+const snapshots = () => server.images().filter((image) => image.snapshotOf !== undefined);
+const text = (bytes: Uint8Array) => Buffer.from(bytes).toString();
+
+describe("prepared states of the Modal sandbox (filesystem snapshots), through the modal SDK against the local server", () => {
+  it("a session on a kept key is created from its snapshot, another key or a stale state is not, and invalidate deletes the snapshots", async () => {
+    const cache = createModalPreparedStateCache({ maxAgeMs: 60_000 });
+    const provider = local(cache);
+    expect(provider.startsFromPreparedStates).toBe(true);
+    {
+      await using first = await provider.create({ taskId: "prepare", preparedStateKey: KEY_A });
+      expect(first.preparedStates?.startedFrom).toBeUndefined();
+      expect(await first.preparedStates?.restore(KEY_A)).toBe(false);
+      await first.writeFile(".deps/installed.txt", "node_modules would be here");
+      await first.preparedStates!.save(KEY_A);
+    }
+    expect(server.calls).toContain("TaskCommandRouter/TaskSnapshotFilesystem");
+    const [snapshot, ...more] = snapshots();
+    expect(more).toEqual([]);
+    // Modal drops a snapshot by itself an hour after it went stale, even if this process never prunes.
+    expect(snapshot!.ttlSeconds).toBe(60 + 3600);
+    expect(cache.keys()).toEqual([KEY_A]);
+
+    {
+      await using second = await provider.create({ taskId: "from-state", preparedStateKey: KEY_A });
+      expect(second.preparedStates?.startedFrom).toBe(KEY_A);
+      expect(await second.preparedStates?.restore(KEY_A)).toBe(true);
+      expect(text(await second.readFile(".deps/installed.txt"))).toBe("node_modules would be here");
+      expect(server.sandboxes().find((record) => record.sandboxId === second.id)?.imageId).toBe(snapshot!.imageId);
+      expect(server.calls).toContain("ModalClient/ImageFromId");
+    }
+    {
+      await using other = await provider.create({ taskId: "other-key", preparedStateKey: KEY_B });
+      expect(other.preparedStates?.startedFrom).toBeUndefined();
+      await expect(other.readFile(".deps/installed.txt")).rejects.toThrow();
+      // Saved again under A from another sandbox: the older snapshot is deleted.
+      await other.preparedStates!.save(KEY_A);
+    }
+    expect(snapshots().map((image) => image.imageId)).not.toContain(snapshot!.imageId);
+    expect(snapshots()).toHaveLength(1);
+
+    await cache.invalidate();
+    expect(server.calls).toContain("ModalClient/ImageDelete");
+    expect(snapshots()).toEqual([]);
+    expect(cache.keys()).toEqual([]);
+    expect(server.liveSandboxes()).toEqual([]);
+  });
+
+  it("a state older than maxAgeMs is deleted rather than used", async () => {
+    const cache = createModalPreparedStateCache({ maxAgeMs: 1000 });
+    const provider = local(cache);
+    {
+      await using first = await provider.create({ taskId: "prepare", preparedStateKey: KEY_A });
+      await first.preparedStates!.save(KEY_A);
+    }
+    expect(snapshots()).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await using late = await provider.create({ taskId: "late", preparedStateKey: KEY_A });
+    expect(late.preparedStates?.startedFrom).toBeUndefined();
+    expect(snapshots()).toEqual([]);
+    expect(cache.keys()).toEqual([]);
+  });
+
+  it("runAgentTask: the second task on the same repository, commit and setup starts from the snapshot and never runs the setup", async () => {
+    await using repo = await createTestRepository({ "app.js": "original\n", ".gitignore": ".deps/\n" });
+    const setup = "mkdir -p .deps && echo installed >> .deps/runs && echo setup ran";
+    const turn: ScriptedTurn[] = [
+      (request) => ({
+        toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/app.js`, content: "edited\n" } }],
+      }),
+      { text: "Edited app.js." },
+    ];
+    await using model = await startScriptedModelServer({ apiKey: API_KEY, script: [...turn, ...turn] });
+    const cache = createModalPreparedStateCache();
+    const sandbox = local(cache);
+    const task = async () => {
+      const events: AgentTaskEvent[] = [];
+      const result = await runAgentTask({
+        repo: repo.path,
+        task: "Edit app.js",
+        model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: API_KEY },
+        sandbox,
+        gitHost: createLocalGitHost(),
+        setupCommands: [setup],
+        onEvent: (event) => events.push(event),
+      });
+      const sandboxId = events.flatMap((event) => (event.type === "sandbox" ? [event.sandboxId] : []))[0];
+      const record = server.sandboxes().find((candidate) => candidate.sandboxId === sandboxId)!;
+      return { result, record, setupRan: record.commands.some((command) => command.includes(setup)) };
+    };
+    try {
+      const first = await task();
+      const second = await task();
+      expect([first.result.status, first.setupRan]).toEqual(["completed", true]);
+      expect([second.result.status, second.setupRan]).toEqual(["completed", false]);
+      expect(second.record.imageId).toBe(snapshots()[0]?.imageId);
+      expect(second.result.changes).toEqual([expect.objectContaining({ path: "app.js", status: "modified" })]);
+      expect(await repo.git("show", `${second.result.branch}:app.js`)).toBe("edited\n");
+    } finally {
+      await cache.close();
+    }
+    expect(snapshots()).toEqual([]);
+    expect(server.liveSandboxes()).toEqual([]);
+  });
+});
