@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { randomInt } from "node:crypto";
 import { ErrorCode, packEntries, RunningAgentError } from "@running-agent/core";
 import { expectRunningAgentError, gitDaemonPortServer } from "@running-agent/core/testing";
@@ -325,6 +328,21 @@ describe("bad input", () => {
     await gitDaemonPortServer.prepare!(session, session.workdir);
     const server = await session.spawn(gitDaemonPortServer.command(port, session.workdir));
     await gitDaemonPortServer.probe(exposed);
+    // The container's root puts a link to another socket of this machine where the relay's socket was:
+    // the host goes on reaching the relay through its own hard link, never the other socket.
+    let otherConnections = 0;
+    const other = createServer((socket) => {
+      otherConnections += 1;
+      socket.destroy();
+    });
+    const otherPath = join(mkdtempSync(join(tmpdir(), "running-agent-other-socket-")), "other.sock");
+    await new Promise<void>((resolve) => other.listen(otherPath, resolve));
+    const replaced = await session.exec(["sh", "-c", 'rm -f "$1" && ln -s "$2" "$1"', "sh", `/run/running-agent-ports/${port}.sock`, otherPath]);
+    expect(replaced.exitCode, replaced.stderr).toBe(0);
+    await gitDaemonPortServer.probe(exposed);
+    expect(otherConnections).toBe(0);
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+    rmSync(dirname(otherPath), { recursive: true, force: true });
     await server.kill();
     await session.destroy();
     await expectNoContainers(run);

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentError, ErrorCode, forwardLoopbackToSocket, SANDBOX_EGRESS_PROXY_URL, type ExposedPort, type SocketForwarder } from "@running-agent/core";
@@ -31,13 +31,18 @@ export type SocketRelayPorts = PortPlan & { readonly binds: string[]; startRelay
  * has no way out), and each exposed port is served on `<port>.sock` in a host folder, to which a
  * host loopback port forwards. The relays run as the container's root; the port sockets are made
  * mode 666 so that the host user reaches them whatever uid made them (the folder itself is 0700,
- * so no other host user does). Needs an Engine that shares this machine's filesystem.
+ * so no other host user does). The host connects through a hard link of its own to each socket,
+ * made once the relay listens: the container can replace the names in the bound folder, never
+ * that link. Needs an Engine that shares this machine's filesystem.
  */
 export function socketRelayPorts(egressSocket: string | undefined): SocketRelayPorts {
   const root = mkdtempSync(join(tmpdir(), "running-agent-docker-net-"));
   const folder = join(root, "ports");
   mkdirSync(folder, { mode: 0o700 });
   writeFileSync(join(folder, SHARED_MARKER), "");
+  // Not bound into the container: the host's own names for the sockets.
+  const hostLinks = join(root, "host");
+  mkdirSync(hostLinks, { mode: 0o700 });
   const forwarders = new Map<number, SocketForwarder>();
   let nextPort = 4096;
   let released = false;
@@ -102,7 +107,16 @@ export function socketRelayPorts(egressSocket: string | undefined): SocketRelayP
         ].join("\n"),
         `port-relay-${port}`,
       );
-      const forwarder = await forwardLoopbackToSocket(join(folder, `${port}.sock`));
+      // link() does not follow a symlink: what the link names is checked where the container cannot change it.
+      const hostLink = join(hostLinks, `${port}.sock`);
+      rmSync(hostLink, { force: true });
+      try {
+        linkSync(join(folder, `${port}.sock`), hostLink);
+      } catch (error) {
+        throw agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, `The relay's socket for port ${port} cannot be linked on the host: ${(error as Error).message}`, { cause: error });
+      }
+      if (!lstatSync(hostLink).isSocket()) throw agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, `What the container put at the socket of port ${port} is not a socket.`);
+      const forwarder = await forwardLoopbackToSocket(hostLink);
       forwarders.set(port, forwarder);
       return { url: forwarder.url };
     },
