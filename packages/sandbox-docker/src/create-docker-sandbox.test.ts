@@ -337,12 +337,15 @@ describe("bad input", () => {
     });
     const otherPath = join(mkdtempSync(join(tmpdir(), "running-agent-other-socket-")), "other.sock");
     await new Promise<void>((resolve) => other.listen(otherPath, resolve));
-    const replaced = await session.exec(["sh", "-c", 'rm -f "$1" && ln -s "$2" "$1"', "sh", `/run/running-agent-ports/${port}.sock`, otherPath]);
-    expect(replaced.exitCode, replaced.stderr).toBe(0);
-    await gitDaemonPortServer.probe(exposed);
-    expect(otherConnections).toBe(0);
-    await new Promise<void>((resolve) => other.close(() => resolve()));
-    rmSync(dirname(otherPath), { recursive: true, force: true });
+    try {
+      const replaced = await session.exec(["sh", "-c", 'rm -f "$1" && ln -s "$2" "$1"', "sh", `/run/running-agent-ports/${port}.sock`, otherPath]);
+      expect(replaced.exitCode, replaced.stderr).toBe(0);
+      await gitDaemonPortServer.probe(exposed);
+      expect(otherConnections).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+      rmSync(dirname(otherPath), { recursive: true, force: true });
+    }
     await server.kill();
     await session.destroy();
     await expectNoContainers(run);
