@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { randomInt } from "node:crypto";
 import { ErrorCode, packEntries, RunningAgentError } from "@running-agent/core";
-import { expectRunningAgentError, gitDaemonPortServer } from "@running-agent/core/testing";
+import { expectRunningAgentError, gitDaemonPortServer, usePrivateTmpdir } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDockerSandbox, CREATED_AT_LABEL, MANAGED_LABEL, TASK_ID_LABEL } from "./create-docker-sandbox.js";
 import { DEFAULT_IMAGE } from "./default-image.js";
@@ -181,6 +181,28 @@ describe("reapOrphans", () => {
     }
     await expectNoContainers(other.run);
     expect(await codeOf(crashed.provider.reapOrphans({ olderThanMs: -1 }))).toBe(ErrorCode.INVALID_OPTIONS);
+  });
+
+  describe("the socket folders of enforced containers", () => {
+    // Only this file's folders: with a cutoff of 0 the reaper must not see other runs' folders.
+    usePrivateTmpdir("running-agent-docker-reap-tmp-");
+
+    it("removes a folder that a crashed process left and keeps the one a live container binds", async () => {
+      const { provider, run } = scopedProvider();
+      const left = join(mkdtempSync(join(tmpdir(), "running-agent-docker-net-")), "ports");
+      mkdirSync(left);
+      await using live = await provider.create({ taskId: "enforced", network: "none" });
+      const folders = () => readdirSync(tmpdir()).filter((name) => name.startsWith("running-agent-docker-net-"));
+      expect(folders()).toHaveLength(2);
+      // A cutoff of 0 with another provider's labels: the live container stays, so does its folder.
+      await scopedProvider().provider.reapOrphans({ olderThanMs: 0 });
+      expect(folders()).toHaveLength(1);
+      expect(existsSync(dirname(left))).toBe(false);
+      expect((await live.exec(["true"])).exitCode).toBe(0);
+      await live.destroy();
+      expect(folders()).toEqual([]);
+      await expectNoContainers(run);
+    });
   });
 });
 

@@ -15,7 +15,7 @@ import { DEFAULT_IMAGE } from "./default-image.js";
 import { describeEndpoint, resolveDockerClient, type DockerConnection } from "./docker-client.js";
 import { checkEnvEntry, DockerSandboxSession, parseOomKillCount } from "./docker-sandbox-session.js";
 import { engineMessage, engineStatus, engineUnavailableError, isEngineUnreachable, isGone } from "./engine-error.js";
-import { egressProxyEnvironment, socketRelayPorts, type SocketRelayPorts } from "./egress-relays.js";
+import { egressProxyEnvironment, reapSocketFolders, socketRelayPorts, type SocketRelayPorts } from "./egress-relays.js";
 import { hostNetworkPorts, noPorts, publishedPorts, type PortPlan } from "./port-plan.js";
 import type { FileOwner } from "./tar-archive.js";
 import type { DockerPreparedStateCache, PreparedBaseImage } from "./docker-prepared-state-cache.js";
@@ -241,7 +241,8 @@ export class DockerSandboxProvider implements SandboxProvider {
 
   /**
    * Removes containers of this package (and with this provider's `labels`) older than the cutoff,
-   * e.g. left by a process that crashed. Default cutoff: one hour. Returns how many it removed.
+   * e.g. left by a process that crashed, and the socket folders of enforced containers that no
+   * container binds any more. Default cutoff: one hour. Returns how many containers it removed.
    */
   async reapOrphans(options: { olderThanMs?: number } = {}): Promise<number> {
     const olderThanMs = options.olderThanMs ?? 60 * 60 * 1000;
@@ -268,6 +269,8 @@ export class DockerSandboxProvider implements SandboxProvider {
         if (!isGone(error) && engineStatus(error) !== 409) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not remove container ${info.Id.slice(0, 12)}: ${engineMessage(error)}`, { cause: error });
       }
     }
+    // The host side of enforced containers: socket folders no container binds any more.
+    if (isLocalEngine(this.docker)) await reapSocketFolders(this.docker, cutoff).catch(() => undefined);
     return removed;
   }
 

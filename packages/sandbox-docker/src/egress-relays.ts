@@ -1,4 +1,5 @@
 import { linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentError, ErrorCode, forwardLoopbackToSocket, SANDBOX_EGRESS_PROXY_URL, type ExposedPort, type SocketForwarder } from "@running-agent/core";
@@ -8,6 +9,8 @@ import { engineMessage } from "./engine-error.js";
 import type { PortPlan } from "./port-plan.js";
 
 const EGRESS_PORT = Number(new URL(SANDBOX_EGRESS_PROXY_URL).port);
+/** The prefix of each enforced container's socket folder in the temp folder. */
+const FOLDER_PREFIX = "running-agent-docker-net-";
 /** Where the host's folder of port sockets is bound inside the container. */
 const PORT_SOCKETS = "/run/running-agent-ports";
 /** Where the egress proxy's socket is bound inside the container. */
@@ -36,7 +39,7 @@ export type SocketRelayPorts = PortPlan & { readonly binds: string[]; startRelay
  * that link. Needs an Engine that shares this machine's filesystem.
  */
 export function socketRelayPorts(egressSocket: string | undefined): SocketRelayPorts {
-  const root = mkdtempSync(join(tmpdir(), "running-agent-docker-net-"));
+  const root = mkdtempSync(join(tmpdir(), FOLDER_PREFIX));
   const folder = join(root, "ports");
   mkdirSync(folder, { mode: 0o700 });
   writeFileSync(join(folder, SHARED_MARKER), "");
@@ -127,4 +130,22 @@ export function socketRelayPorts(egressSocket: string | undefined): SocketRelayP
       rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Removes the socket folders (in this process's temp folder) that a crashed process left: older
+ * than `cutoff` (ms since the epoch) and bound into no container of ours that is still there.
+ */
+export async function reapSocketFolders(docker: Dockerode, cutoff: number): Promise<void> {
+  const parent = tmpdir();
+  const names = (await readdir(parent).catch(() => [] as string[])).filter((name) => name.startsWith(FOLDER_PREFIX));
+  if (names.length === 0) return;
+  const containers = await docker.listContainers({ all: true, filters: { label: ["running-agent.managed=true"] } });
+  const bound = new Set(containers.flatMap((info) => (info.Mounts ?? []).map((mount) => mount.Source)));
+  for (const name of names) {
+    const folder = join(parent, name);
+    const made = await stat(folder).then((info) => info.mtimeMs, () => Number.POSITIVE_INFINITY);
+    if (made > cutoff || bound.has(join(folder, "ports"))) continue;
+    await rm(folder, { recursive: true, force: true });
+  }
 }
