@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the offline Debian base image `running-agent/debian-base:bookworm` with debootstrap
-# (no Docker Hub needed) and imports it into the running Docker Engine. Skips when the image
+# with git, CA certificates and socat (no Docker Hub needed) and imports it into the running Docker Engine. Skips when the image
 # exists. The Debian mirror is read from this machine's apt sources.
 #
 #   scripts/docker-base-image.sh            # build when missing
@@ -10,7 +10,8 @@ set -euo pipefail
 image="${DOCKER_BASE_IMAGE:-running-agent/debian-base:bookworm}"
 suite=bookworm
 
-if docker image inspect "$image" >/dev/null 2>&1; then
+# An image from before socat was in the list (the egress relay needs it) is built again.
+if docker image inspect "$image" >/dev/null 2>&1 && docker run --rm --network none --entrypoint /bin/sh "$image" -c 'command -v socat' >/dev/null 2>&1; then
   echo "docker-base-image: $image exists; skipping"
   exit 0
 fi
@@ -56,7 +57,7 @@ root="$(mktemp -d /tmp/running-agent-debian-base.XXXXXX)"
 trap 'rm -rf "$root"' EXIT
 
 echo "docker-base-image: debootstrap $suite from $mirror into $root"
-debootstrap --variant=minbase --include=git,ca-certificates "$suite" "$root" "$mirror" >"$root.log" 2>&1 || {
+debootstrap --variant=minbase --include=git,ca-certificates,socat "$suite" "$root" "$mirror" >"$root.log" 2>&1 || {
   echo "docker-base-image: debootstrap failed; last log lines:" >&2
   tail -n 30 "$root.log" >&2
   rm -f "$root.log"

@@ -38,8 +38,8 @@ Sandbox:
                            @running-agent/sandbox-docker or @running-agent/sandbox-modal installed
   --unisolated             local sandbox without bubblewrap (the agent can reach all your files)
   --model-proxy            keep the model's API key on this machine: the sandbox gets a run token and
-                           a proxy on the host adds the key (the default for the local sandbox, whose
-                           network goes through the host's egress proxy; docker needs --network host)
+                           a proxy on the host adds the key (the default for the local and the docker
+                           sandbox, whose network goes through the host's egress proxy)
   --pool                   open the sandbox through a one-sandbox pool started at once, so that OpenCode
                            starts and warms up while the task is checked (the pool closes with the run)
   --image <name>           image for the docker or modal sandbox

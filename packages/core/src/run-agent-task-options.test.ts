@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode, RunningAgentError, createLocalGitHost, createLocalSandbox, runAgentTask } from "./index.js";
+import { agentError, ErrorCode, RunningAgentError, createLocalGitHost, createLocalSandbox, runAgentTask } from "./index.js";
 import type { AgentTaskOptions, GitHost, SandboxProvider } from "./index.js";
 import { diffStat } from "./loop/pull-request.js";
 import { createTestRepository, type TestRepository } from "./testing/index.js";
@@ -235,6 +235,27 @@ describe("a Git host or sandbox that answers outside its spec is a typed SPEC_VI
     expect(second.message).toMatch(/(exec|spawn)\(\) gave null/);
     expect(destroyed).toHaveLength(1);
     expect(ourTempFolders().filter((name) => !foldersBefore.includes(name))).toEqual([]);
+  });
+});
+
+describe("a provider that cannot enforce the task's policy", () => {
+  it("gets the policy in validate and fails the task there, before any sandbox, with its own typed error", async () => {
+    const counting = countingSandbox();
+    const seen: unknown[] = [];
+    // As the Docker sandbox with a remote Engine: only "open" can run.
+    const remote = new Proxy(counting.provider, {
+      get(target, property, receiver) {
+        if (property !== "validate") return Reflect.get(target, property, receiver);
+        return async (options: { network?: unknown }) => {
+          seen.push(options.network);
+          if (options.network !== "open") throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, "this engine cannot enforce it");
+        };
+      },
+    });
+    const error = (await runAgentTask({ repo: repo.path, task: "Do it", model: MODEL, sandbox: remote, network: { allow: ["example.com"] } }).catch((caught) => caught)) as RunningAgentError;
+    expect({ code: error.code, phase: error.phase }).toEqual({ code: ErrorCode.CAPABILITY_UNSUPPORTED, phase: "validate" });
+    expect(seen).toEqual([{ allow: ["example.com"] }]);
+    expect(counting.created()).toBe(0);
   });
 });
 

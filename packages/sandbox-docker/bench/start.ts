@@ -1,7 +1,8 @@
 // Benchmark (not a test): where the time of one task goes, cold (a new sandbox per task) vs warm
 // (a sandbox pool) vs the hand-run floor (the same primitives run by hand in the same process: the
 // same bubblewrap flags or container image, the same OpenCode config, git CLI for clone and push),
-// for the local sandbox (bubblewrap) and Docker (host networking). Also OpenCode's own log between
+// for the local sandbox (bubblewrap) and Docker (the default policy enforced: `none` networking and
+// the egress proxy's relays; the floor uses host networking). Also OpenCode's own log between
 // its start and the first model request, and the memory of one idle pooled sandbox.
 //   pnpm bench:start [--runs 3] [--skip-docker]
 // Everything on loopback: the scripted model, the local Git host, a 20-file repository.
@@ -446,5 +447,5 @@ await opencodeTrace();
 await compare("Local sandbox (bubblewrap)", () => createLocalSandbox(), localFloor, localSessionPids);
 if (!values["skip-docker"]) {
   const image = DEFAULT_IMAGE;
-  await compare("Docker sandbox (host networking)", () => createDockerSandbox({ network: "host" }), (repo, model) => dockerFloor(repo, model, image), containerPids);
+  await compare("Docker sandbox (default policy, egress proxy relays; floor: host networking)", () => createDockerSandbox({ network: "host" }), (repo, model) => dockerFloor(repo, model, image), containerPids);
 }

@@ -2,10 +2,12 @@
 // with the Docker sandbox, with the container start and the OpenCode start broken out.
 //   pnpm bench [--runs 3] [--compare-local]
 // --compare-local also times core's local sandbox (bubblewrap) on the same machine, for reference.
-// Needs a running engine and the default image (pnpm build-image). Uses host networking, the
-// scripted model and the local Git host, all on loopback.
+// Needs a running engine and the default image (pnpm build-image). Docker runs twice: under the
+// default policy, enforced (`none` networking, the egress proxy's relays, the model through the
+// proxy), and with network "open" on host networking; the scripted model and the local Git host
+// are on loopback.
 import { parseArgs } from "node:util";
-import { createLocalGitHost, createLocalSandbox, runAgentTask, type AgentTaskEvent, type SandboxProvider, type SandboxSession } from "@running-agent/core";
+import { createLocalGitHost, createLocalSandbox, runAgentTask, type AgentTaskEvent, type SandboxNetworkPolicy, type SandboxProvider, type SandboxSession } from "@running-agent/core";
 import { createTestRepository, startScriptedModelServer } from "@running-agent/core/offline";
 import { createDockerSandbox } from "../src/index.js";
 
@@ -27,6 +29,10 @@ function timedProvider(inner: SandboxProvider, marks: Map<string, number>): Sand
     specificationVersion: inner.specificationVersion,
     providerId: inner.providerId,
     ...(inner.opencodeBinary ? { opencodeBinary: inner.opencodeBinary } : {}),
+    // The network flags decide how the core opens the sandbox (egress proxy or not): pass them on.
+    ...(inner.egressProxy !== undefined ? { egressProxy: inner.egressProxy } : {}),
+    ...(inner.listenHostname !== undefined ? { listenHostname: inner.listenHostname } : {}),
+    ...(inner.reachesHostLoopback !== undefined ? { reachesHostLoopback: inner.reachesHostLoopback } : {}),
     validate: (options) => inner.validate!(options),
     async create(options) {
       marks.set("create.start", performance.now());
@@ -56,7 +62,7 @@ function timedProvider(inner: SandboxProvider, marks: Map<string, number>): Sand
   };
 }
 
-async function once(makeProvider: () => SandboxProvider): Promise<Sample> {
+async function once(makeProvider: () => SandboxProvider, network: SandboxNetworkPolicy | undefined): Promise<Sample> {
   await using repo = await createTestRepository({ "README.md": "# bench\n" });
   const marks = new Map<string, number>();
   await using model = await startScriptedModelServer({ script: [{ text: "Nothing to change." }] });
@@ -73,6 +79,7 @@ async function once(makeProvider: () => SandboxProvider): Promise<Sample> {
     model: { provider: "openai-compatible", model: "scripted", baseURL: model.url, apiKey: "k" },
     sandbox: provider,
     gitHost: createLocalGitHost(),
+    ...(network ? { network } : {}),
     onEvent: (event) => events.push(event),
   });
   const ended = performance.now();
@@ -101,9 +108,9 @@ const rows: Array<[string, keyof Sample]> = [
 ];
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-async function report(title: string, makeProvider: () => SandboxProvider): Promise<void> {
+async function report(title: string, makeProvider: () => SandboxProvider, network?: SandboxNetworkPolicy): Promise<void> {
   const samples: Sample[] = [];
-  for (let index = 0; index < runs; index++) samples.push(await once(makeProvider));
+  for (let index = 0; index < runs; index++) samples.push(await once(makeProvider, network));
   console.log(`${title}, ${runs} run(s); milliseconds (median, then each run)`);
   for (const [label, key] of rows) {
     const values = samples.map((sample) => sample[key]);
@@ -111,5 +118,6 @@ async function report(title: string, makeProvider: () => SandboxProvider): Promi
   }
 }
 
-await report("Docker sandbox, host networking", () => createDockerSandbox({ network: "host" }));
+await report("Docker sandbox, default policy enforced (none networking, egress proxy relays)", () => createDockerSandbox({ network: "host" }));
+await report('Docker sandbox, network "open" (host networking)', () => createDockerSandbox({ network: "host" }), "open");
 if (values["compare-local"]) await report("Local sandbox (reference)", () => createLocalSandbox());

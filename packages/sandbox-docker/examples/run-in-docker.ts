@@ -1,7 +1,7 @@
 import { runAgentTask, type AgentTaskResult, type ModelConfig } from "@running-agent/core";
 import { buildDefaultImage, createDockerSandbox } from "@running-agent/sandbox-docker";
 
-/** Runs one task in a fresh container on the local Docker Engine (or the one DOCKER_HOST names). */
+/** Runs one task in a fresh container on the local Docker Engine, with only the model reachable (through the host's egress proxy). */
 export async function runInDocker(options: {
   repo: string; // a Git URL, or a local path with the default local Git host
   task: string;
@@ -12,7 +12,7 @@ export async function runInDocker(options: {
   await buildDefaultImage(options.baseImage ? { baseImage: options.baseImage } : {});
 
   const sandbox = createDockerSandbox({
-    network: "host", // the agent reaches the model's API; its server listens on the host's loopback
+    network: "host", // for tasks with network "open"; others run with none, behind the egress proxy
     resources: { cpu: 1, memoryMiB: 2048, pids: 512 },
   });
   await sandbox.reapOrphans({ olderThanMs: 60 * 60 * 1000 }); // leftovers of a crashed process

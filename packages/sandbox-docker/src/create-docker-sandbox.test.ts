@@ -1,7 +1,10 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { randomInt } from "node:crypto";
 import { ErrorCode, packEntries, RunningAgentError } from "@running-agent/core";
-import { expectRunningAgentError } from "@running-agent/core/testing";
+import { expectRunningAgentError, gitDaemonPortServer, usePrivateTmpdir } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDockerSandbox, CREATED_AT_LABEL, MANAGED_LABEL, TASK_ID_LABEL } from "./create-docker-sandbox.js";
 import { DEFAULT_IMAGE } from "./default-image.js";
@@ -179,6 +182,28 @@ describe("reapOrphans", () => {
     await expectNoContainers(other.run);
     expect(await codeOf(crashed.provider.reapOrphans({ olderThanMs: -1 }))).toBe(ErrorCode.INVALID_OPTIONS);
   });
+
+  describe("the socket folders of enforced containers", () => {
+    // Only this file's folders: with a cutoff of 0 the reaper must not see other runs' folders.
+    usePrivateTmpdir("running-agent-docker-reap-tmp-");
+
+    it("removes a folder that a crashed process left and keeps the one a live container binds", async () => {
+      const { provider, run } = scopedProvider();
+      const left = join(mkdtempSync(join(tmpdir(), "running-agent-docker-net-")), "ports");
+      mkdirSync(left);
+      await using live = await provider.create({ taskId: "enforced", network: "none" });
+      const folders = () => readdirSync(tmpdir()).filter((name) => name.startsWith("running-agent-docker-net-"));
+      expect(folders()).toHaveLength(2);
+      // A cutoff of 0 with another provider's labels: the live container stays, so does its folder.
+      await scopedProvider().provider.reapOrphans({ olderThanMs: 0 });
+      expect(folders()).toHaveLength(1);
+      expect(existsSync(dirname(left))).toBe(false);
+      expect((await live.exec(["true"])).exitCode).toBe(0);
+      await live.destroy();
+      expect(folders()).toEqual([]);
+      await expectNoContainers(run);
+    });
+  });
 });
 
 describe("bad input", () => {
@@ -308,16 +333,42 @@ describe("bad input", () => {
     expect(RunningAgentError.isInstance(networkError) && networkError.code).toBe(ErrorCode.SANDBOX_CREATE_FAILED);
     expect((networkError as Error).message).toContain("running-agent-no-such-network");
 
-    const strict = scopedProvider({ network: "host", allowList: "reject" });
+    const strict = scopedProvider({ network: "host", egress: "network", allowList: "reject" });
     expect(await codeOf(strict.provider.create({ taskId: "x", network: { allow: ["127.0.0.1"] } }))).toBe(ErrorCode.CAPABILITY_UNSUPPORTED);
+    // Enforced through the egress proxy (the default here), an allow-list needs the proxy's socket.
+    expect(await codeOf(provider.create({ taskId: "x", network: { allow: ["127.0.0.1"] } }))).toBe(ErrorCode.INVALID_OPTIONS);
 
     for (const scope of [run, missingNetwork.run, strict.run]) await expectNoContainers(scope);
   });
 
-  it("a network policy of none wins over the provider's network", async () => {
+  it("a network policy of none wins over the provider's network, and an exposed port is still reached through its socket", async () => {
     const { provider, run } = scopedProvider({ network: "host" });
     await using session = await provider.create({ taskId: "x", network: "none" });
     expect((await docker.getContainer(session.id).inspect()).HostConfig.NetworkMode).toBe("none");
+    const port = await session.allocatePort!();
+    const exposed = await session.exposePort(port);
+    await gitDaemonPortServer.prepare!(session, session.workdir);
+    const server = await session.spawn(gitDaemonPortServer.command(port, session.workdir));
+    await gitDaemonPortServer.probe(exposed);
+    // The container's root puts a link to another socket of this machine where the relay's socket was:
+    // the host goes on reaching the relay through its own hard link, never the other socket.
+    let otherConnections = 0;
+    const other = createServer((socket) => {
+      otherConnections += 1;
+      socket.destroy();
+    });
+    const otherPath = join(mkdtempSync(join(tmpdir(), "running-agent-other-socket-")), "other.sock");
+    await new Promise<void>((resolve) => other.listen(otherPath, resolve));
+    try {
+      const replaced = await session.exec(["sh", "-c", 'rm -f "$1" && ln -s "$2" "$1"', "sh", `/run/running-agent-ports/${port}.sock`, otherPath]);
+      expect(replaced.exitCode, replaced.stderr).toBe(0);
+      await gitDaemonPortServer.probe(exposed);
+      expect(otherConnections).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+      rmSync(dirname(otherPath), { recursive: true, force: true });
+    }
+    await server.kill();
     await session.destroy();
     await expectNoContainers(run);
   });

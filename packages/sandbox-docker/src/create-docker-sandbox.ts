@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import {
   abortedError,
   agentError,
@@ -6,6 +5,7 @@ import {
   RunningAgentError,
   SANDBOX_SPEC_VERSION,
   type SandboxCreateOptions,
+  type SandboxNetworkPolicy,
   type SandboxProvider,
   type SandboxResources,
 } from "@running-agent/core";
@@ -15,7 +15,7 @@ import { DEFAULT_IMAGE } from "./default-image.js";
 import { describeEndpoint, resolveDockerClient, type DockerConnection } from "./docker-client.js";
 import { checkEnvEntry, DockerSandboxSession, parseOomKillCount } from "./docker-sandbox-session.js";
 import { engineMessage, engineStatus, engineUnavailableError, isEngineUnreachable, isGone } from "./engine-error.js";
-import { egressProxyEnvironment, egressRelayPorts } from "./egress-relays.js";
+import { egressProxyEnvironment, reapSocketFolders, socketRelayPorts, type SocketRelayPorts } from "./egress-relays.js";
 import { hostNetworkPorts, noPorts, publishedPorts, type PortPlan } from "./port-plan.js";
 import type { FileOwner } from "./tar-archive.js";
 import type { DockerPreparedStateCache, PreparedBaseImage } from "./docker-prepared-state-cache.js";
@@ -46,18 +46,23 @@ export interface DockerSandboxSettings {
    */
   network?: DockerNetwork;
   /**
-   * Docker cannot filter egress by host name. With `use-network` (default) an `allow-list` policy
-   * runs on {@link network}; with `reject` it fails with CAPABILITY_UNSUPPORTED.
+   * With `egress: "network"`: Docker cannot filter egress by host name. With `use-network` (default)
+   * an allow-list policy runs on {@link network}; with `reject` it fails with CAPABILITY_UNSUPPORTED.
    */
   allowList?: "use-network" | "reject";
   /**
-   * `"proxy"`: enforce a task's policy (other than `"open"`) through the host's egress proxy, which
-   * the core then starts per sandbox: the container runs with `none` networking, and host-side socat
-   * relays entered into its network namespace (nsenter) are its only ways out (to the proxy, which
-   * also serves the model with the key on the host) and in (exposed ports). Needs a local Engine,
-   * root, `nsenter` and `socat` on this machine. Default: off.
+   * How a task's policy other than `"open"` is enforced.
+   * - `"proxy"` (default): through the host's egress proxy, which the core starts per sandbox. The
+   *   container runs with `none` networking; a folder of Unix sockets on this machine is bound into
+   *   it, and socat relays inside (the default image has socat) are its only ways out (127.0.0.1:3128
+   *   to the proxy, which also serves the model with the key on the host) and in (exposed ports, such
+   *   as OpenCode's). No root or nsenter is needed, but the Engine must share this machine's
+   *   filesystem: with a remote Engine (TCP, SSH) such a policy fails in validate with
+   *   CAPABILITY_UNSUPPORTED.
+   * - `"network"`: no proxy; `"none"` runs with `none` networking (no exposed ports) and an
+   *   allow-list on {@link network} (see {@link allowList}), e.g. a network whose egress you filter.
    */
-  egress?: "proxy";
+  egress?: "proxy" | "network";
   /** Environment for every container (non-secret). */
   env?: Record<string, string>;
   /** Extra labels on every container; {@link DockerSandboxProvider.reapOrphans} only touches containers that carry them. */
@@ -133,14 +138,31 @@ export class DockerSandboxProvider implements SandboxProvider {
     this.image = settings.image ?? DEFAULT_IMAGE;
     this.opencodeBinary = settings.opencodeBinary;
     const network = settings.network ?? "bridge";
-    this.listenHostname = network === "host" || network === "none" || settings.egress === "proxy" ? "127.0.0.1" : "0.0.0.0";
+    // With `none` networking (also under the egress relays) all interfaces are only the loopback.
+    this.listenHostname = network === "host" || network === "none" ? "127.0.0.1" : "0.0.0.0";
     this.reachesHostLoopback = network === "host";
     this.startsFromPreparedStates = settings.preparedStates !== undefined;
   }
 
-  /** With `egress: "proxy"` the core's egress proxy enforces the policy (see the setting). */
+  /** With `egress: "proxy"` (the default) and a local Engine the core's egress proxy enforces the policy (see the setting). */
   get egressProxy(): boolean {
-    return this.settings.egress === "proxy";
+    return this.egressMode() === "proxy";
+  }
+
+  /** `remote`: the proxy is wanted but the Engine does not share this machine's filesystem, so nothing but `"open"` can run. */
+  private egressMode(): "proxy" | "network" | "remote" {
+    if (this.settings.egress === "network") return "network";
+    return isLocalEngine(this.docker) ? "proxy" : "remote";
+  }
+
+  /** A policy this provider cannot enforce here, as the typed error to throw. */
+  private unenforceable(policy: SandboxNetworkPolicy | undefined): RunningAgentError | undefined {
+    if (policy === undefined || policy === "open" || this.egressMode() !== "remote") return undefined;
+    return agentError(
+      ErrorCode.CAPABILITY_UNSUPPORTED,
+      `The Docker Engine at ${describeEndpoint(this.docker)} is not on this machine, so the host's egress proxy cannot be bound into its containers and the network policy ${JSON.stringify(policy)} cannot be enforced. Use a local Engine, network "open", or egress "network" with a Docker network whose egress you filter.`,
+      { details: { endpoint: describeEndpoint(this.docker) } },
+    );
   }
 
   /** The Dockerode client (made on first use). */
@@ -149,8 +171,10 @@ export class DockerSandboxProvider implements SandboxProvider {
     return this.client;
   }
 
-  /** Checks that the Engine answers and the image is there (pulling it when the pull policy says so). Creates nothing. */
-  async validate(options: { signal?: AbortSignal } = {}): Promise<void> {
+  /** Checks that the task's policy can be enforced, that the Engine answers and the image is there (pulling it when the pull policy says so). Creates nothing. */
+  async validate(options: { signal?: AbortSignal; network?: SandboxNetworkPolicy } = {}): Promise<void> {
+    const unenforceable = this.unenforceable(options.network);
+    if (unenforceable) throw unenforceable;
     await this.ping(options.signal);
     await this.ensureImage(options.signal, false);
   }
@@ -181,7 +205,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       await container.start().catch((error: unknown) => {
         throw createError(error, plan.spec);
       });
-      if ("startEgressRelay" in plan.ports) await (plan.ports as ReturnType<typeof egressRelayPorts>).startEgressRelay(container);
+      if ("startRelays" in plan.ports) await (plan.ports as SocketRelayPorts).startRelays(container);
       if (options.signal?.aborted) throw abortedError(options.signal);
       const prepared: { oomKillBaseline: number; owner?: FileOwner; homeWritable?: boolean } =
         this.settings.user !== undefined ? await this.prepareForUser(container, plan, this.settings.user) : { oomKillBaseline: await this.prepareContainer(container, plan) };
@@ -217,7 +241,8 @@ export class DockerSandboxProvider implements SandboxProvider {
 
   /**
    * Removes containers of this package (and with this provider's `labels`) older than the cutoff,
-   * e.g. left by a process that crashed. Default cutoff: one hour. Returns how many it removed.
+   * e.g. left by a process that crashed, and the socket folders of enforced containers that no
+   * container binds any more. Default cutoff: one hour. Returns how many containers it removed.
    */
   async reapOrphans(options: { olderThanMs?: number } = {}): Promise<number> {
     const olderThanMs = options.olderThanMs ?? 60 * 60 * 1000;
@@ -244,6 +269,8 @@ export class DockerSandboxProvider implements SandboxProvider {
         if (!isGone(error) && engineStatus(error) !== 409) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not remove container ${info.Id.slice(0, 12)}: ${engineMessage(error)}`, { cause: error });
       }
     }
+    // The host side of enforced containers: socket folders no container binds any more.
+    if (isLocalEngine(this.docker)) await reapSocketFolders(this.docker, cutoff).catch(() => undefined);
     return removed;
   }
 
@@ -317,15 +344,24 @@ export class DockerSandboxProvider implements SandboxProvider {
       throw agentError(ErrorCode.INVALID_OPTIONS, `Sandbox timeoutMs must be a positive number, got ${String(options.timeoutMs)}.`);
     }
 
-    const egressSocket = this.settings.egress === "proxy" && options.network !== "open" ? options.egressProxy?.socketPath : undefined;
-    if (this.settings.egress === "proxy" && options.network !== undefined && options.network !== "open" && !egressSocket) {
-      throw agentError(ErrorCode.INVALID_OPTIONS, 'With egress "proxy" a policy other than "open" needs the egress proxy\'s socket (egressProxy); runAgentTask passes it.');
+    checkPolicy(options.network);
+    const unenforceable = this.unenforceable(options.network);
+    if (unenforceable) throw unenforceable;
+    // Enforced through the proxy: `none` networking, relays over bound sockets ("none" gets no way out, only its ports).
+    const relayed = this.egressMode() === "proxy" && options.network !== undefined && options.network !== "open";
+    const egressSocket = relayed && options.network !== "none" ? options.egressProxy?.socketPath : undefined;
+    if (relayed && options.network !== "none" && !egressSocket) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, 'The Docker sandbox enforces a policy other than "open" through the host\'s egress proxy: pass its socket (egressProxy, which runAgentTask does), or set egress "network".');
     }
-    if (egressSocket) checkRelayTools();
-    const network = egressSocket ? "none" : this.networkFor(options);
+    const network = relayed ? "none" : this.networkFor(options);
     const portHost = this.settings.portHost ?? "127.0.0.1";
-    const ports: PortPlan =
-      egressSocket ? egressRelayPorts(egressSocket) : network === "none" ? noPorts() : network === "host" ? hostNetworkPorts(portHost) : publishedPorts(this.settings.publishedPorts ?? [4096, 4097], "127.0.0.1", portHost);
+    const ports: PortPlan = relayed
+      ? socketRelayPorts(egressSocket)
+      : network === "none"
+        ? noPorts()
+        : network === "host"
+          ? hostNetworkPorts(portHost)
+          : publishedPorts(this.settings.publishedPorts ?? [4096, 4097], "127.0.0.1", portHost);
     const lifetimeSeconds = options.timeoutMs !== undefined ? Math.ceil(options.timeoutMs / 1000) + LIFETIME_GRACE_SECONDS : MAX_LIFETIME_SECONDS;
     const workdir = this.settings.workdir ?? "/workspace";
     const scratchDir = this.settings.scratchDir ?? "/var/tmp/running-agent";
@@ -351,6 +387,7 @@ export class DockerSandboxProvider implements SandboxProvider {
         ...(resources.pids !== undefined ? { PidsLimit: resources.pids } : {}),
         SecurityOpt: ["no-new-privileges"],
         ...(ports.containerSettings.PortBindings ? { PortBindings: ports.containerSettings.PortBindings } : {}),
+        ...("binds" in ports ? { Binds: (ports as SocketRelayPorts).binds } : {}),
         // A volume's content is never committed: with prepared states, OpenCode's config and state and the pid
         // files stay out of the images. Anonymous volumes go with the container (AutoRemove, remove with v).
         // Not tmpfs: the Engine's archive endpoints, which put files in, cannot write into a tmpfs mount.
@@ -369,12 +406,11 @@ export class DockerSandboxProvider implements SandboxProvider {
       if (this.settings.allowList === "reject") {
         throw agentError(
           ErrorCode.CAPABILITY_UNSUPPORTED,
-          'The Docker sandbox cannot limit egress to a list of hosts. Use network policy "open" or "none", or run on a named network whose egress you filter (settings.network = { name }) with allowList "use-network".',
+          'With egress "network" the Docker sandbox cannot limit egress to a list of hosts. Use egress "proxy" (the default with a local Engine), network policy "open" or "none", or run on a named network whose egress you filter (settings.network = { name }) with allowList "use-network".',
         );
       }
-      return configured;
     }
-    throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network policy ${JSON.stringify(policy)}: use "none", "open" or { allow: [...] }.`);
+    return configured;
   }
 
   /**
@@ -520,15 +556,10 @@ function checkResources(resources: SandboxResources): void {
   }
 }
 
-/** The host-side relays of `egress: "proxy"` need these here. */
-function checkRelayTools(): void {
-  const missing = ["nsenter", "socat"].filter((tool) => !process.env.PATH?.split(":").some((folder) => folder !== "" && existsSync(`${folder}/${tool}`)));
-  if (missing.length > 0 || process.getuid?.() !== 0) {
-    throw agentError(
-      ErrorCode.CAPABILITY_UNSUPPORTED,
-      `egress "proxy" runs relays in the container's network namespace from this machine: it needs root${missing.length ? ` and ${missing.join(", ")} (Debian: apt-get install util-linux socat)` : ""}.`,
-    );
-  }
+function checkPolicy(policy: unknown): void {
+  if (policy === undefined || policy === "open" || policy === "none") return;
+  if (typeof policy === "object" && policy !== null && Array.isArray((policy as { allow?: unknown }).allow)) return;
+  throw agentError(ErrorCode.INVALID_OPTIONS, `Unknown network policy ${JSON.stringify(policy)}: use "none", "open" or { allow: [...] }.`);
 }
 
 function checkSettings(settings: DockerSandboxSettings): void {
@@ -546,7 +577,9 @@ function checkSettings(settings: DockerSandboxSettings): void {
   if (settings.pullPolicy !== undefined && !["never", "missing", "always"].includes(settings.pullPolicy)) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `settings.pullPolicy must be "never", "missing" or "always", got ${JSON.stringify(settings.pullPolicy)}.`);
   }
-  if (settings.egress !== undefined && settings.egress !== "proxy") throw agentError(ErrorCode.INVALID_OPTIONS, `settings.egress must be "proxy" or absent, got ${JSON.stringify(settings.egress)}.`);
+  if (settings.egress !== undefined && settings.egress !== "proxy" && settings.egress !== "network") {
+    throw agentError(ErrorCode.INVALID_OPTIONS, `settings.egress must be "proxy" or "network", got ${JSON.stringify(settings.egress)}.`);
+  }
   if (settings.allowList !== undefined && !["use-network", "reject"].includes(settings.allowList)) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `settings.allowList must be "use-network" or "reject", got ${JSON.stringify(settings.allowList)}.`);
   }
@@ -591,6 +624,17 @@ function howToBuild(image: string): string {
 
 function imageNotFoundError(image: string): RunningAgentError {
   return agentError(ErrorCode.SANDBOX_IMAGE_NOT_FOUND, `The image ${image} is not on the Docker Engine. ${howToBuild(image)}`, { details: { image } });
+}
+
+/**
+ * True when the Engine runs on this machine and shares its filesystem, as far as the connection
+ * tells: a Unix socket on Linux (Docker Desktop's socket on macOS leads into a VM). Create still
+ * checks that a bound folder is really seen inside.
+ */
+function isLocalEngine(docker: Dockerode): boolean {
+  // dockerode's default (no DOCKER_HOST) is a function that finds the local socket.
+  const modem = (docker as unknown as { modem?: { socketPath?: unknown } }).modem;
+  return process.platform === "linux" && (typeof modem?.socketPath === "string" || typeof modem?.socketPath === "function");
 }
 
 /** Maps a refused create or start to a typed error: limits the Engine will not apply, a missing network, or anything else. */

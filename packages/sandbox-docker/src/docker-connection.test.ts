@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
 import { promisify } from "node:util";
-import { ErrorCode } from "@running-agent/core";
+import { ErrorCode, type SandboxNetworkPolicy } from "@running-agent/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDockerSandbox, type DockerSandboxSettings } from "./create-docker-sandbox.js";
 import { expectNoContainers, TEST_RUN_LABEL } from "./test-engine.js";
@@ -109,8 +109,18 @@ describe("reaching the engine over TCP, TCP with TLS, and DOCKER_HOST", () => {
     expect((await session.getArchive(".")).byteLength).toBeGreaterThan(0);
   }
 
-  it("works over plain TCP", async () => {
-    await useSandbox({ docker: { host: "127.0.0.1", port: tcpPort, protocol: "http" } });
+  it("works over plain TCP; a policy other than open fails in validate, since the egress proxy cannot be bound into a remote Engine's containers", async () => {
+    const docker = { host: "127.0.0.1", port: tcpPort, protocol: "http" } as const;
+    await useSandbox({ docker });
+    const remote = createDockerSandbox({ docker, labels });
+    expect(remote.egressProxy).toBe(false);
+    for (const network of ["none", { allow: ["example.com"] }] satisfies SandboxNetworkPolicy[]) {
+      const error = await remote.validate({ network }).catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: ErrorCode.CAPABILITY_UNSUPPORTED });
+      expect((error as Error).message).toContain(`http://127.0.0.1:${tcpPort}`);
+      expect(await remote.create({ taskId: "remote-policy", network }).catch((caught: unknown) => caught)).toMatchObject({ code: ErrorCode.CAPABILITY_UNSUPPORTED });
+    }
+    await remote.validate({ network: "open" });
   });
 
   it("works over TCP with mutual TLS, and refuses to go on without the client certificate or with an unknown CA", async () => {

@@ -1,61 +1,36 @@
-import { execFileSync } from "node:child_process";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createLocalGitHost, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
-import { createTestRepository, startScriptedModelServer, workingDirectoryOf } from "@running-agent/core/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { blockedRequests, createTestRepository, networkProbeScript, startLoopbackService, startScriptedModelServer, usePrivateTmpdir } from "@running-agent/core/testing";
+import { describe, expect, it } from "vitest";
 import { docker, expectNoContainers, scopedProvider } from "./test-engine.js";
 
-// Docker with egress "proxy": `none` networking, the only ways out and in are relays to the host's egress proxy.
+// The default path with a local Engine: `none` networking, and the only ways out and in are Unix
+// sockets bound into the container, with socat relays inside, to the host's egress proxy.
 const API_KEY = "scripted-docker-egress-key";
-const relayTools = ["nsenter", "socat"].every((tool) => {
-  try {
-    execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-});
 
-describe.skipIf(!relayTools || process.getuid?.() !== 0)("the Docker sandbox behind the egress proxy", () => {
-  let service: Server;
-  let servicePort = 0;
-  let serviceRequests = 0;
-  beforeAll(async () => {
-    service = createServer((_request, response) => {
-      serviceRequests += 1;
-      response.end("host-loopback-service-reached");
-    });
-    await new Promise<void>((resolve) => service.listen(0, "127.0.0.1", resolve));
-    servicePort = (service.address() as AddressInfo).port;
-  });
-  afterAll(() => new Promise<void>((resolve) => service.close(() => resolve())));
+describe("the Docker sandbox behind the egress proxy (the default with a local Engine)", () => {
+  usePrivateTmpdir("running-agent-docker-egress-tmp-");
 
   it("runs the agent with the key on the host; the host's loopback is out of reach; refusals are events and in the PR body; nothing is left", async () => {
+    await using service = await startLoopbackService();
     await using repo = await createTestRepository({ "README.md": "# demo\n" });
-    const probes = [
-      `git ls-remote http://127.0.0.1:${servicePort}/direct.git || echo direct-failed`,
-      `env -u NO_PROXY -u no_proxy git ls-remote http://127.0.0.1:${servicePort}/proxied.git || echo proxied-failed`,
-      `env -u NO_PROXY -u no_proxy git ls-remote http://localhost:${servicePort}/rebound.git || echo rebinding-failed`,
-      "git ls-remote https://10.1.2.3/private.git || echo private-literal-failed",
-      "git ls-remote https://not-allowed.invalid/x.git || echo unknown-name-failed",
-    ].join("; ");
-    let toolOutput = "";
-    await using model = await startScriptedModelServer({
-      apiKey: API_KEY,
-      script: [
-        (request) => ({ toolCalls: [{ name: "bash", arguments: { command: probes, description: "Probe the network", workdir: workingDirectoryOf(request) } }] }),
-        (request) => {
-          toolOutput = JSON.stringify((request.body?.messages as Array<{ role: string }>).filter((message) => message.role === "tool"));
-          return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/NOTES.md`, content: "probed\n" } }] };
-        },
-        { text: "Probed." },
-      ],
-    });
-    const { provider, run } = scopedProvider({ egress: "proxy" });
+    const probe = networkProbeScript(
+      [
+        `git ls-remote ${service.url}/direct.git || echo direct-failed`,
+        `env -u NO_PROXY -u no_proxy git ls-remote ${service.url}/proxied.git || echo proxied-failed`,
+        `env -u NO_PROXY -u no_proxy git ls-remote http://localhost:${service.port}/rebound.git || echo rebinding-failed`,
+        "git ls-remote https://10.1.2.3/private.git || echo private-literal-failed",
+        "git ls-remote https://not-allowed.invalid/x.git || echo unknown-name-failed",
+      ].join("; "),
+    );
+    await using model = await startScriptedModelServer({ apiKey: API_KEY, script: probe.script });
+    // No egress setting: with this machine's Engine, enforcement is the default.
+    const { provider, run } = scopedProvider({ network: "host" });
+    expect(provider.egressProxy).toBe(true);
     const gitHost = createLocalGitHost();
     const events: AgentTaskEvent[] = [];
-    let seen: { networkMode: string | undefined; keyInEnv: boolean } | undefined;
+    let seen: Promise<{ networkMode: string | undefined; keyInEnv: boolean }> | undefined;
     const result = await runAgentTask({
       repo: repo.path,
       task: "Probe the network and write NOTES.md",
@@ -67,37 +42,27 @@ describe.skipIf(!relayTools || process.getuid?.() !== 0)("the Docker sandbox beh
       onEvent: (event) => {
         events.push(event);
         if (event.type === "sandbox") {
-          void docker
+          seen = docker
             .getContainer(event.sandboxId)
             .inspect()
-            .then((info) => (seen = { networkMode: info.HostConfig.NetworkMode, keyInEnv: info.Config.Env.some((entry) => entry.includes(API_KEY)) }));
+            .then((info) => ({ networkMode: info.HostConfig.NetworkMode, keyInEnv: info.Config.Env.some((entry) => entry.includes(API_KEY)) }));
         }
       },
     });
 
     expect(result.status).toBe("completed");
     expect(await repo.git("show", `${result.branch}:NOTES.md`)).toBe("probed\n");
-    expect(seen).toEqual({ networkMode: "none", keyInEnv: false });
+    expect(await seen).toEqual({ networkMode: "none", keyInEnv: false });
     expect(model.chatRequests.every((request) => request.headers.authorization === `Bearer ${API_KEY}`)).toBe(true);
-    expect(toolOutput).toContain("direct-failed");
-    expect(toolOutput).toContain("proxied-failed");
-    expect(toolOutput).toContain("rebinding-failed");
-    expect(toolOutput).toContain("private-literal-failed");
-    expect(toolOutput).toContain("unknown-name-failed");
-    expect(serviceRequests).toBe(0);
-    const blocked = events.filter((event): event is Extract<AgentTaskEvent, { type: "network.blocked" }> => event.type === "network.blocked");
-    expect(blocked.map((event) => `${event.method} ${event.host}:${event.port}`)).toEqual([
-      `GET 127.0.0.1:${servicePort}`,
-      `GET localhost:${servicePort}`,
-      "CONNECT 10.1.2.3:443",
-      "CONNECT not-allowed.invalid:443",
-    ]);
-    expect(blocked[1]!.reason).toMatch(/resolves to .*loopback/);
+    for (const name of ["direct", "proxied", "rebinding", "private-literal", "unknown-name"]) expect(probe.toolOutput).toContain(`${name}-failed`);
+    expect(service.requests).toBe(0);
+    expect(blockedRequests(events)).toEqual([`GET 127.0.0.1:${service.port}`, `GET localhost:${service.port}`, "CONNECT 10.1.2.3:443", "CONNECT not-allowed.invalid:443"]);
+    expect(events.find((event) => event.type === "network.blocked" && event.host === "localhost")).toMatchObject({ reason: expect.stringMatching(/resolves to .*loopback/) });
     const [changeRequest] = await gitHost.listChangeRequests(repo.path);
-    expect(changeRequest!.body).toContain(`\`127.0.0.1:${servicePort}\``);
+    expect(changeRequest!.body).toContain(`\`127.0.0.1:${service.port}\``);
     expect(changeRequest!.body).toContain("`not-allowed.invalid:443`");
     await expectNoContainers(run);
-    const relays = execFileSync("ps", ["-eo", "args="], { encoding: "utf8" }).split("\n").filter((line) => line.startsWith("nsenter") || line.includes("running-agent-docker-relay-"));
-    expect(relays).toEqual([]);
+    // The socket folder and the proxy's folder are gone with the sandbox.
+    expect(readdirSync(tmpdir()).filter((name) => name.startsWith("running-agent-") && !name.startsWith("running-agent-test-repo-"))).toEqual([]);
   });
 });

@@ -4,8 +4,9 @@ import { createTestRepository, startScriptedModelServer, type ScriptedModelServe
 import { describe, expect, it } from "vitest";
 import { docker, expectNoContainers, hostProcessesOf, scopedProvider } from "./test-engine.js";
 
-// End to end: runAgentTask with the real OpenCode server inside a real container (host
-// networking, so it reaches the scripted model on loopback), and the local Git host.
+// End to end: runAgentTask with the real OpenCode server inside a real container, and the local
+// Git host. By default the container has no network but the host's egress proxy, which serves the
+// scripted model (with the key added on the host); with network "open" it has host networking.
 const ORIGINAL = "def greet(name):\n    return 'Hello ' + name\n";
 const EDITED = `${ORIGINAL}\n\ndef farewell(name):\n    return 'Goodbye ' + name\n`;
 const API_KEY = "scripted-docker-key-0123456789";
@@ -61,7 +62,8 @@ describe("runAgentTask with the Docker sandbox", () => {
     // It really ran in our container: the sandbox event names it, the model was called through it.
     const sandboxEvent = events.find((event) => event.type === "sandbox");
     expect(sandboxEvent).toMatchObject({ provider: "docker", isolated: true });
-    expect(containerSeen).toEqual({ image: provider.image, networkMode: "host", apiKeyInEnv: true });
+    // The default policy, enforced: no network but the relays, and the key stays on the host.
+    expect(containerSeen).toEqual({ image: provider.image, networkMode: "none", apiKeyInEnv: false });
     expect(model.chatRequests.length).toBe(2);
     expect(model.chatRequests[0]?.headers.authorization).toBe(`Bearer ${API_KEY}`);
     await expectNoContainers(run);
@@ -110,12 +112,13 @@ describe("runAgentTask with the Docker sandbox", () => {
     await expectNoContainers(run);
   });
 
-  it("with modelProxy, the container's environment holds no model key, and the model still gets it through the host's proxy", async () => {
+  it('with network "open" and modelProxy, the container has host networking, its environment holds no model key, and the model still gets it through the host\'s proxy', async () => {
     await using repo = await createTestRepository({ "greet.py": ORIGINAL });
     await using model = await startScriptedModelServer({ script: EDIT_GREET });
     const { provider, run } = scopedProvider({ network: "host" });
     expect(provider.reachesHostLoopback).toBe(true);
     let containerEnvironment: string[] | undefined;
+    let networkMode: string | undefined;
 
     const result = await runAgentTask({
       repo: repo.path,
@@ -123,6 +126,7 @@ describe("runAgentTask with the Docker sandbox", () => {
       model: modelFor(model),
       sandbox: provider,
       gitHost: createLocalGitHost(),
+      network: "open",
       modelProxy: true,
       onEvent: (event) => {
         if (event.type === "sandbox") {
@@ -131,6 +135,7 @@ describe("runAgentTask with the Docker sandbox", () => {
             .inspect()
             .then((info) => {
               containerEnvironment = info.Config.Env;
+              networkMode = info.HostConfig.NetworkMode;
             });
         }
       },
@@ -140,6 +145,7 @@ describe("runAgentTask with the Docker sandbox", () => {
     expect(await repo.git("show", `${result.branch}:greet.py`)).toBe(EDITED);
     expect(containerEnvironment?.some((entry) => entry.startsWith("RUNNING_AGENT_MODEL_API_KEY=run-"))).toBe(true);
     expect(JSON.stringify(containerEnvironment)).not.toContain(API_KEY);
+    expect(networkMode).toBe("host");
     expect(model.chatRequests.length).toBe(2);
     expect(model.chatRequests.every((request) => request.headers.authorization === `Bearer ${API_KEY}`)).toBe(true);
     await expectNoContainers(run);

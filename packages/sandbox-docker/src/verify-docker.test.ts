@@ -10,9 +10,12 @@ import { docker, expectNoContainers, scopedProvider } from "./test-engine.js";
 // The verify phase with the Docker sandbox: checks run in the container, a failure goes back to
 // the same OpenCode session (a second server start in the same container), and the fix is pushed.
 // The default image has no Node.js; this test's image adds this machine's `node` binary.
-const NODE_IMAGE = `running-agent/sandbox-node-test:${DEFAULT_IMAGE.split(":")[1]}-${process.versions.node}`;
+// Its tag names the default image's id: a rebuilt default image (e.g. one that gained socat) gets a new one.
+let NODE_IMAGE = "";
 
 async function ensureNodeImage(): Promise<void> {
+  const baseId = (await docker.getImage(DEFAULT_IMAGE).inspect()).Id.replace(/^sha256:/, "").slice(0, 12);
+  NODE_IMAGE = `running-agent/sandbox-node-test:${DEFAULT_IMAGE.split(":")[1]}-${baseId}-${process.versions.node}`;
   if (await docker.getImage(NODE_IMAGE).inspect().then(() => true, () => false)) return;
   const context = pack();
   const dockerfile = `FROM ${DEFAULT_IMAGE}\nCOPY node /usr/local/bin/node\nRUN node --version\n`;

@@ -59,7 +59,7 @@ export async function validate(context: TaskContext): Promise<void> {
   const gitHost = options.gitHost;
   if (gitHost.secrets) context.redactor.addSource(() => gitHost.secrets!());
 
-  await options.sandbox.validate?.({ signal: context.signal });
+  await options.sandbox.validate?.({ signal: context.signal, network: options.network });
 
   const hostOptions = { signal: context.signal, ...(options.gitToken ? { token: options.gitToken } : {}) };
   const repository = await options.gitHost.resolveRepository(options.repo, hostOptions);

@@ -1,3 +1,4 @@
+import { lstatSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { agentError, ErrorCode } from "../errors.js";
 import { shortSocketPath } from "./short-socket-path.js";
@@ -17,7 +18,17 @@ export async function forwardLoopbackToSocket(socketPath: string): Promise<Socke
   const connections = new Set<Socket>();
   const target = await shortSocketPath(socketPath);
   const server = createServer((client) => {
-    const upstream = connect(target.path);
+    // The sandbox can write the socket's folder: a symlink put in its place would lead this host
+    // process to any socket it may reach (a Docker Engine's), so only a socket itself is connected to.
+    // (The check and the connect are two steps; it narrows that, it cannot close it.)
+    let upstream: Socket;
+    try {
+      if (!lstatSync(target.path).isSocket()) throw new Error("not a socket");
+      upstream = connect(target.path);
+    } catch {
+      client.destroy();
+      return;
+    }
     for (const socket of [client, upstream]) {
       connections.add(socket);
       socket.once("close", () => connections.delete(socket));

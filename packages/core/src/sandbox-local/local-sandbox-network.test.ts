@@ -1,13 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
 import { readdir } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEgressProxy, type BlockedConnection } from "../network/egress-proxy.js";
 import { findExecutable } from "./bubblewrap.js";
 import { createLocalSandbox } from "./local-sandbox.js";
+import { startLoopbackService, type LoopbackService } from "../testing/network-probe.js";
+import { usePrivateTmpdir } from "../testing/private-tmpdir.js";
 
 const MARKER = "host-loopback-service-reached";
 const ready = findExecutable("bwrap") !== undefined && findExecutable("socat") !== undefined && findExecutable("curl") !== undefined;
@@ -16,25 +14,15 @@ const ready = findExecutable("bwrap") !== undefined && findExecutable("socat") !
 const curl = (...args: string[]) => ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", ...args];
 
 describe.skipIf(!ready)("local sandbox network policy (bubblewrap, own network namespace, host egress proxy)", () => {
-  let service: Server;
+  let service: LoopbackService;
   let servicePort: number;
   // A private temp folder: other test runs on this machine make and remove session folders too.
-  const originalTmpdir = process.env.TMPDIR;
-  beforeAll(() => {
-    process.env.TMPDIR = mkdtempSync(join(tmpdir(), "running-agent-net-tmp-"));
-  });
-  afterAll(() => {
-    const privateTmp = process.env.TMPDIR!;
-    if (originalTmpdir === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = originalTmpdir;
-    rmSync(privateTmp, { recursive: true, force: true });
-  });
+  usePrivateTmpdir("running-agent-net-tmp-");
   beforeAll(async () => {
-    service = createServer((_request, response) => response.end(MARKER));
-    await new Promise<void>((resolve) => service.listen(0, "127.0.0.1", resolve));
-    servicePort = (service.address() as AddressInfo).port;
+    service = await startLoopbackService({ marker: MARKER });
+    servicePort = service.port;
   });
-  afterAll(() => new Promise<void>((resolve) => service.close(() => resolve())));
+  afterAll(() => service.close());
 
   it("the host's loopback is unreachable directly and through the proxy; each refusal is reported", async () => {
     const blocked: BlockedConnection[] = [];

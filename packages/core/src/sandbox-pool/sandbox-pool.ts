@@ -227,7 +227,7 @@ class WarmSandboxPool implements SandboxPool {
     return this.provider.create(options);
   }
 
-  validate(options?: { signal?: AbortSignal }): Promise<void> {
+  validate(options?: { signal?: AbortSignal; network?: SandboxNetworkPolicy }): Promise<void> {
     return this.provider.validate?.(options) ?? Promise.resolve();
   }
 

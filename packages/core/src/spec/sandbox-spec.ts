@@ -267,8 +267,12 @@ export interface SandboxProvider {
   /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
   create(options: SandboxCreateOptions): Promise<SandboxSession>;
 
-  /** Cheap check that the provider can work at all (engine reachable, credentials valid). Called during validation. */
-  validate?(options?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Cheap check that the provider can work at all (engine reachable, credentials valid). Called during
+   * validation, with the task's network policy: a provider that cannot enforce it here rejects with
+   * CAPABILITY_UNSUPPORTED.
+   */
+  validate?(options?: { signal?: AbortSignal; network?: SandboxNetworkPolicy }): Promise<void>;
 
   /** Removes sessions of this provider left by a crashed process. Returns how many it removed. */
   reapOrphans?(options?: { olderThanMs?: number }): Promise<number>;

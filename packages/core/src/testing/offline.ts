@@ -7,3 +7,4 @@ export * from "./git-http-server.js";
 export * from "./git-http-backend.js";
 export * from "./git-server-lifecycle.js";
 export * from "./offline-model.js";
+export * from "./network-probe.js";

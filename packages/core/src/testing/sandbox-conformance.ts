@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vitest";
 import { packDirectory, packDirectoryStream, readArchive } from "../archive.js";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import { cloneRepository } from "../git/clone.js";
@@ -11,7 +11,17 @@ import { collectChanges } from "../git/collect.js";
 import { createGitFixture } from "../git/git-fixture.js";
 import { placeRepository } from "../git/place.js";
 import { isRacy } from "../git/workspace-listing.js";
-import { SANDBOX_SPEC_VERSION, type ExposedPort, type SandboxCreateOptions, type SandboxProvider, type SandboxSession } from "../spec/sandbox-spec.js";
+import { startEgressProxy, type BlockedConnection } from "../network/egress-proxy.js";
+import {
+  SANDBOX_EGRESS_PROXY_URL,
+  SANDBOX_SPEC_VERSION,
+  type ExposedPort,
+  type SandboxCreateOptions,
+  type SandboxNetworkPolicy,
+  type SandboxProvider,
+  type SandboxSession,
+} from "../spec/sandbox-spec.js";
+import { startLoopbackService } from "./network-probe.js";
 
 /** The tests of {@link testSandboxProvider}, by key, for {@link SandboxConformanceOptions.skip}. */
 export type SandboxConformanceTest =
@@ -29,6 +39,8 @@ export type SandboxConformanceTest =
   | "exposePort"
   | "opencode"
   | "networkNone"
+  | "networkAllowList"
+  | "networkBlockedEvents"
   | "destroy";
 
 /** A server the port test starts inside the sandbox, and how the host checks that it answers. */
@@ -49,7 +61,11 @@ export interface SandboxConformanceOptions {
   createProvider: () => SandboxProvider | Promise<SandboxProvider>;
   /** Extra create options (taskId, env and secrets are the suite's own). */
   createOptions?: Partial<SandboxCreateOptions>;
-  /** Tests this provider cannot pass, each with the reason (shown in the test name). */
+  /**
+   * Tests this provider cannot pass, each with the reason (shown in the test name). The network
+   * cases also skip themselves, with the reason printed, when the provider's capability flags say
+   * it cannot enforce them (`appliesNetworkPolicy: false`, no `egressProxy`).
+   */
   skip?: Partial<Record<SandboxConformanceTest, string>>;
   /** The server for the port test. Default: `git daemon`, which a minimal Debian image with git has. */
   portServer?: ConformancePortServer;
@@ -65,7 +81,8 @@ export interface SandboxConformanceOptions {
 /**
  * Registers vitest tests that every sandbox provider must pass: exec with streamed output and exit
  * codes, stdin, environment and secrets, cwd, timeouts, abort, spawn and kill, files (binary and
- * large), archives with the exec bit and symlinks, port exposure, the OpenCode binary, and a
+ * large), archives with the exec bit and symlinks, port exposure, the OpenCode binary, network
+ * policies (`"none"`; an allow-list, with each refusal reported by the host's egress proxy), and a
  * destroy that is idempotent and leaves no process.
  *
  * @example
@@ -81,7 +98,7 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
   let session: SandboxSession;
   let hostFolder: string;
 
-  const test = (key: SandboxConformanceTest, name: string, body: () => Promise<void>) => {
+  const test = (key: SandboxConformanceTest, name: string, body: (context: TestContext) => Promise<void>) => {
     const reason = options.skip?.[key];
     if (reason) it.skip(`${name} (skipped: ${reason})`, body);
     else it(name, body, timeout);
@@ -420,6 +437,60 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
       }
     });
 
+    /** A session under `network`, behind an egress proxy of the suite's own when the provider takes one (as runAgentTask starts). */
+    const openWithPolicy = async (network: SandboxNetworkPolicy) => {
+      const blocked: BlockedConnection[] = [];
+      const proxy = provider.egressProxy === true ? await startEgressProxy({ policy: network, onBlocked: (entry) => blocked.push(entry) }) : undefined;
+      try {
+        const taskId = `conformance-net-${randomBytes(4).toString("hex")}`;
+        const opened = await provider.create({ ...options.createOptions, taskId, network, ...(proxy ? { egressProxy: { socketPath: proxy.socketPath } } : {}) });
+        return {
+          session: opened,
+          blocked,
+          [Symbol.asyncDispose]: async () => {
+            await opened.destroy();
+            await proxy?.close();
+          },
+        };
+      } catch (error) {
+        await proxy?.close();
+        throw error;
+      }
+    };
+    /** git through the egress proxy's address inside (or with no proxy at all: `direct`), whatever the sandbox's environment says. */
+    const git = (url: string, via: "proxy" | "direct") =>
+      via === "proxy"
+        ? ["env", "-u", "NO_PROXY", "-u", "no_proxy", "git", "-c", `http.proxy=${SANDBOX_EGRESS_PROXY_URL}`, "ls-remote", url]
+        : ["env", "-u", "HTTP_PROXY", "-u", "http_proxy", "-u", "HTTPS_PROXY", "-u", "https_proxy", "git", "ls-remote", url];
+
+    test("networkAllowList", "an allow-list admits its host; another host and the host's loopback, directly or through the proxy, are refused", async (context) => {
+      const gap = networkCapabilityGap(provider);
+      if (gap) context.skip(gap);
+      // Two services on the host's loopback: 127.0.0.2 is on the list, 127.0.0.1 is not (loopback needs an entry of its own).
+      await using allowed = await startLoopbackService({ host: "127.0.0.2" });
+      await using hostLoopback = await startLoopbackService();
+      await using opened = await openWithPolicy({ allow: ["127.0.0.2"] });
+      const run = (command: string[]) => opened.session.exec(command, { timeoutMs: 30_000 });
+      await run(git(`${allowed.url}/allowed.git`, "proxy"));
+      // The service answers no git protocol, so git fails; that it was asked is what counts.
+      expect(allowed.requests, "requests that reached the allowed host").toBeGreaterThan(0);
+      for (const probe of [git(`${hostLoopback.url}/direct.git`, "direct"), git(`${hostLoopback.url}/proxied.git`, "proxy"), git("https://blocked.invalid/other.git", "proxy")]) {
+        expect((await run(probe)).exitCode, probe.join(" ")).not.toBe(0);
+      }
+      expect(hostLoopback.requests, "requests that reached the host's loopback").toBe(0);
+    });
+
+    test("networkBlockedEvents", "each refused connection is reported by the host's egress proxy, with host, port, method and reason", async (context) => {
+      const gap = networkCapabilityGap(provider);
+      if (gap) context.skip(gap);
+      await using hostLoopback = await startLoopbackService();
+      await using opened = await openWithPolicy({ allow: ["127.0.0.2"] });
+      for (const url of [`${hostLoopback.url}/proxied.git`, "https://blocked.invalid/other.git"]) await opened.session.exec(git(url, "proxy"), { timeoutMs: 30_000 });
+      expect(opened.blocked.map((entry) => `${entry.method} ${entry.host}:${entry.port}`)).toEqual([`GET 127.0.0.1:${hostLoopback.port}`, "CONNECT blocked.invalid:443"]);
+      for (const entry of opened.blocked) expect(entry.reason.length).toBeGreaterThan(0);
+      expect(hostLoopback.requests).toBe(0);
+    });
+
     test("destroy", "destroy() stops every process, is idempotent, and makes later calls reject with SANDBOX_DESTROYED", async () => {
       const doomed = await create();
       const marker = uniqueSleep();
@@ -442,6 +513,17 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
       expectCode(await disposed.exec(["true"]).catch((caught: unknown) => caught), ErrorCode.SANDBOX_DESTROYED);
     });
   });
+}
+
+/**
+ * Why the network cases cannot run with this provider, from its capability flags: they need the
+ * policy enforced through the host's egress proxy (the allowed host is on the host's loopback, and
+ * refusals are seen there). Undefined when they can.
+ */
+function networkCapabilityGap(provider: SandboxProvider): string | undefined {
+  if ((provider as { appliesNetworkPolicy?: boolean }).appliesNetworkPolicy === false) return "the provider shares the host's network and applies no policy (appliesNetworkPolicy: false)";
+  if (provider.egressProxy !== true) return "the provider does not enforce policies through the host's egress proxy (egressProxy), which these cases observe";
+  return undefined;
 }
 
 /** A `sleep` argument that is unique to one test, so that its process can be found by command line. */
