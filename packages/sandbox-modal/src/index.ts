@@ -10,3 +10,4 @@ export {
   type ModalImageSource,
   type ModalSandboxSettings,
 } from "./modal-sandbox-settings.js";
+export type { ModalClientHandle, ModalSandboxHandle } from "./modal-sdk-handles.js";

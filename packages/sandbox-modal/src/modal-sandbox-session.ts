@@ -15,6 +15,7 @@ import {
   type SandboxSpawnOptions,
 } from "@running-agent/core";
 import type { ContainerProcess, Sandbox } from "modal";
+import type { ModalSandboxHandle } from "./modal-sdk-handles.js";
 import { modalError } from "./modal-error.js";
 
 /** What a session needs to know besides the SDK's sandbox. */
@@ -48,17 +49,20 @@ export class ModalSandboxSession implements SandboxSession {
   private destroying: Promise<void> | undefined;
   private nextPort = 0;
 
+  private readonly sandbox: Sandbox;
+
   constructor(
-    private readonly sandbox: Sandbox,
+    sandbox: ModalSandboxHandle,
     private readonly layout: ModalSessionLayout,
   ) {
+    this.sandbox = sandbox as Sandbox;
     this.id = sandbox.sandboxId;
     this.workdir = layout.workdir;
     this.scratchDir = layout.scratchDir;
   }
 
-  /** The SDK's sandbox, for Modal features the spec does not cover. */
-  get modalSandbox(): Sandbox {
+  /** The SDK's sandbox, for Modal features the spec does not cover: cast it to modal's `Sandbox`. */
+  get modalSandbox(): ModalSandboxHandle {
     return this.sandbox;
   }
 

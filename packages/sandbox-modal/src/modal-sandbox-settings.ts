@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { agentError, ErrorCode, type SandboxNetworkPolicy } from "@running-agent/core";
-import type { ModalClient } from "modal";
+import type { ModalClientHandle } from "./modal-sdk-handles.js";
 
 /** The OpenCode version the default image installs (the one `@running-agent/core` is tested with). */
 export const DEFAULT_OPENCODE_VERSION = "1.18.33";
@@ -55,8 +55,8 @@ export interface ModalSandboxSettings {
    * is applied while the client is constructed. Tests point it at the local server.
    */
   serverUrl?: string;
-  /** A ready client; settings for tokens, environment and server are then ignored. */
-  client?: ModalClient;
+  /** A ready client (`new ModalClient(...)`); settings for tokens, environment and server are then ignored. */
+  client?: ModalClientHandle;
   /** Where the repository lives inside the sandbox. Default `/workspace`. */
   workdir?: string;
   /** Writable folder outside the workdir for tool state. Default `/tmp/running-agent`. */
