@@ -24,7 +24,14 @@ pnpm -r --filter './packages/*' run build
 pnpm -r --filter './packages/*' exec publint --strict
 # What pnpm publish writes: no source condition, every exported path in the tarball.
 node scripts/check-packs.mjs
+# A newcomer's install: publish to a local registry, a fresh npm and pnpm app install, import,
+# type-check (skipLibCheck off) and run the README snippet. Its failure fails the run at the end.
+fresh_app=0
+node scripts/fresh-app-test.mjs || fresh_app=$?
 pnpm -r run typecheck
 # Every package runs even when one fails; the summary's exit code decides.
 RUNNING_AGENT_TEST_REPORTS="$reports" pnpm -r --workspace-concurrency=1 --no-bail run test || true
-node scripts/test-summary.mjs "$reports" $(ls -d packages/*/ examples/*/ | xargs -n1 basename)
+summary=0
+node scripts/test-summary.mjs "$reports" $(ls -d packages/*/ examples/*/ | xargs -n1 basename) || summary=$?
+if ((fresh_app)); then echo "scripts/fresh-app-test.mjs failed (see its lines above)"; fi
+exit $((summary || fresh_app))
