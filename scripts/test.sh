@@ -22,7 +22,8 @@ bash scripts/docker-images.sh
 pnpm -r --filter './packages/*' run build
 # Each published package as a user would install it: exports, types and files checked.
 pnpm -r --filter './packages/*' exec publint --strict
-# What pnpm publish writes: no source condition, every exported path in the tarball.
+# What pnpm publish writes: no source condition, every exported path in the tarball, and attw
+# (ESM-only profile) on that tarball.
 node scripts/check-packs.mjs
 # A newcomer's install: publish to a local registry, a fresh npm and pnpm app install, import,
 # type-check (skipLibCheck off) and run the README snippet. Its failure fails the run at the end.
