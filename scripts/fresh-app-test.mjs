@@ -272,7 +272,10 @@ try {
   });
   const [status, branch, url] = stdout.trim().split("\\n").at(-1).split(" ");
   const note = status === "completed" ? await repo.git("show", branch + ":RUNNING_AGENT_TASK.md") : "";
-  console.log(JSON.stringify({ status, branch, url, note, stdout, stderr }));
+  // The CLI's offline mode, as the README's npx line runs it.
+  const cli = await run("node_modules/.bin/running-agent", ["run", "--repo", repo.path, "--task", "Note the plan", "--scripted-model", "--json"], { timeout: 120_000 })
+    .then((result) => JSON.parse(result.stdout), (error) => ({ status: "error", error: String(error.stderr || error.message) }));
+  console.log(JSON.stringify({ status, branch, url, note, stdout, stderr, cli }));
 } finally {
   await offline.close();
   await repo.remove();
@@ -330,6 +333,11 @@ async function checkApp(kind, app, names, env, withVitest) {
     snippet.status === "completed" && /^local:\/\//.test(snippet.url) && /Add a multiply/.test(snippet.note) &&
       snippet.stdout.includes("pull-request completed"),
     `${snippet.status}\n${snippet.stdout}\n${snippet.stderr}`.slice(0, 3000),
+  );
+  check(
+    `${kind}: running-agent run --scripted-model opens a change request offline`,
+    snippet.cli?.status === "completed" && snippet.cli.changes?.some((change) => change.path === "RUNNING_AGENT_TASK.md"),
+    JSON.stringify(snippet.cli ?? {}).slice(0, 3000),
   );
 }
 

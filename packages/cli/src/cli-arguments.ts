@@ -32,6 +32,8 @@ export interface RunCommandOptions {
   model?: string;
   /** `--model-base-url`: an OpenAI-compatible server's base URL. */
   modelBaseUrl?: string;
+  /** `--scripted-model`: no real model; a scripted one on loopback records the task in RUNNING_AGENT_TASK.md. */
+  scriptedModel: boolean;
   /** `--title`: the change request's title. */
   title?: string;
   /** `--draft`: open the change request as a draft. */
@@ -80,6 +82,7 @@ const RUN_OPTIONS = {
   model: { type: "string" },
   "model-base-url": { type: "string" },
   "model-proxy": { type: "boolean" },
+  "scripted-model": { type: "boolean" },
   pool: { type: "boolean" },
   title: { type: "string" },
   draft: { type: "boolean" },
@@ -137,6 +140,9 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
   if (values.network !== undefined && sandbox !== "docker") {
     throw new UsageError("--network applies only to --sandbox docker.");
   }
+  if (values["scripted-model"] && (values.model !== undefined || values["model-base-url"] !== undefined)) {
+    throw new UsageError("--scripted-model is the model: leave out --model and --model-base-url.");
+  }
   if (values.model !== undefined) checkModel(values.model);
   if (values["model-base-url"] !== undefined) {
     if (values.model === undefined) throw new UsageError("--model-base-url needs --model too, e.g. --model openai-compatible/<model>.");
@@ -173,6 +179,7 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       sandbox: sandbox as SandboxKind,
       unisolated: values.unisolated ?? false,
       modelProxy: values["model-proxy"] ?? false,
+      scriptedModel: values["scripted-model"] ?? false,
       pool: values.pool ?? false,
       draft: values.draft ?? false,
       json: values.json ?? false,

@@ -76,7 +76,8 @@ export function resolveModel(model: ModelConfig | string | undefined, env: Recor
     throw agentError(
       ErrorCode.INVALID_MODEL,
       'The "openai-compatible" provider needs a base URL: pass model: { provider: "openai-compatible", model, baseURL: "http://host:port/v1" } or set OPENAI_COMPATIBLE_BASE_URL.',
-      { phase: "validate" },
+      // `missing` lets a front end (the CLI) say it in its own terms: a flag instead of the option.
+      { phase: "validate", details: { provider: config.provider, missing: "baseURL" } },
     );
   }
 
@@ -100,7 +101,7 @@ export function resolveModel(model: ModelConfig | string | undefined, env: Recor
     throw agentError(
       ErrorCode.MISSING_API_KEY,
       `No API key for "${config.provider}/${config.model}": set ${facts.keyEnv.join(" or ")}, or pass model: { provider: "${config.provider}", model: "${config.model}", apiKey }.`,
-      { phase: "validate", details: { provider: config.provider, env: [...facts.keyEnv] } },
+      { phase: "validate", details: { provider: config.provider, model: config.model, env: [...facts.keyEnv] } },
     );
   }
   // OpenCode substitutes `{env:NAME}` into its config text; control characters, quotes and backslashes
