@@ -2,8 +2,9 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MODEL_PROVIDERS, type CheckSpec, type ChecksFailedPolicy } from "@running-agent/core";
 import { UsageError } from "./usage-error.js";
 
-/** Where the agent runs. */
+/** Where the agent runs: the values `--sandbox` takes. */
 export const SANDBOX_KINDS = ["local", "docker", "modal"] as const;
+/** One of {@link SANDBOX_KINDS}. */
 export type SandboxKind = (typeof SANDBOX_KINDS)[number];
 
 /** What `running-agent run` was asked to do, checked and with defaults filled in. */
@@ -66,9 +67,22 @@ export interface RunCommandOptions {
 
 /** A parsed command line. */
 export type CliCommand =
-  | { command: "help"; topic: "main" | "run" }
-  | { command: "version" }
-  | { command: "run"; options: RunCommandOptions };
+  | {
+      /** `--help`, `help` or `run --help`. */
+      command: "help";
+      /** Which help: the command list or the options of run. */
+      topic: "main" | "run";
+    }
+  | {
+      /** `--version`. */
+      command: "version";
+    }
+  | {
+      /** `run`. */
+      command: "run";
+      /** The checked options of run. */
+      options: RunCommandOptions;
+    };
 
 const RUN_OPTIONS = {
   repo: { type: "string" },

@@ -8,8 +8,11 @@ import { reportFailure, reportResult } from "./result-report.js";
 
 /** The process the CLI runs in: its streams, environment and signals. */
 export interface CliIo {
+  /** Where the result goes (process.stdout). */
   stdout: DisplayStream;
+  /** Where progress, warnings and errors go (process.stderr). */
   stderr: DisplayStream;
+  /** The environment tokens, keys and `TERM` are read from (process.env). */
   env: NodeJS.ProcessEnv;
 }
 
