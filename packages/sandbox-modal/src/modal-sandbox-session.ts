@@ -20,9 +20,13 @@ import { modalError } from "./modal-error.js";
 
 /** What a session needs to know besides the SDK's sandbox. */
 export interface ModalSessionLayout {
+  /** Where the repository lives inside the sandbox. */
   workdir: string;
+  /** The writable folder outside the workdir for tool state and command ids. */
   scratchDir: string;
+  /** The tunnel ports declared at creation, handed out in order by `allocatePort()`. */
   ports: number[];
+  /** How long `exposePort` waits for Modal to report a tunnel, in ms. */
   tunnelTimeoutMs: number;
 }
 
@@ -257,6 +261,7 @@ export class ModalSandboxSession implements SandboxSession {
     return this.destroying;
   }
 
+  /** `await using session = …`: the same as {@link destroy}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.destroy();
   }
