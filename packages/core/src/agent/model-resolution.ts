@@ -8,14 +8,35 @@ import { DEFAULT_MODEL, MODEL_PROVIDERS, type ModelConfig, type ModelPrices, typ
 export interface OpencodeProviderBlock {
   /** The AI SDK package OpenCode loads; only set for the OpenAI-compatible provider (built-ins know theirs). */
   npm?: string;
+  /** The provider's display name. */
   name?: string;
-  options: { baseURL?: string };
+  /** The AI SDK provider's options. */
+  options: {
+    /** The API's base URL, when not the provider's own. */
+    baseURL?: string;
+  };
   /** Model entries; needed for endpoints OpenCode's bundled catalogue does not know. */
-  models?: Record<string, { name: string; tool_call: boolean; limit: { context: number; output: number } }>;
+  models?: Record<
+    string,
+    {
+      /** The model's display name. */
+      name: string;
+      /** Whether the model takes tool calls (always true: the agent needs them). */
+      tool_call: boolean;
+      /** Its limits, in tokens. */
+      limit: {
+        /** The context window. */
+        context: number;
+        /** The most tokens one answer may have. */
+        output: number;
+      };
+    }
+  >;
 }
 
 /** A model config checked and completed with defaults, ready for the OpenCode engine. */
 export interface ResolvedModel {
+  /** Who serves the model. */
   provider: ModelProvider;
   /** The model id, e.g. `gemini-2.5-pro`. */
   model: string;
@@ -51,7 +72,12 @@ const PROVIDER_FACTS: Record<ModelProvider, ProviderFacts> = {
 };
 
 /** Limits used for `openai-compatible` models when the caller gives none. */
-export const DEFAULT_COMPATIBLE_LIMITS = { context: 128_000, output: 8_192 } as const;
+export const DEFAULT_COMPATIBLE_LIMITS = {
+  /** The context window, in tokens. */
+  context: 128_000,
+  /** The most tokens one answer may have. */
+  output: 8_192,
+} as const;
 
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$/;
 
