@@ -30,6 +30,8 @@ node scripts/check-packs.mjs
 fresh_app=0
 node scripts/fresh-app-test.mjs || fresh_app=$?
 pnpm -r run typecheck
+# The API docs of every package: every exported member documented, no broken link (warnings fail).
+pnpm run docs
 # Every package runs even when one fails; the summary's exit code decides.
 RUNNING_AGENT_TEST_REPORTS="$reports" pnpm -r --workspace-concurrency=1 --no-bail run test || true
 summary=0
