@@ -2,14 +2,17 @@
 // Packs each published package as `pnpm publish` would and reads the tarball: the packed
 // package.json must carry no `source` export condition (the workspace resolves ./src/*.ts
 // through it, and src/ is not in the tarball), and every path it names (exports, main, types,
-// bin) and the LICENSE must be in the tarball. Run after the build, with package folders as
-// arguments or none for every packages/*.
+// bin) and the LICENSE must be in the tarball. The same tarball goes through attw
+// (@arethetypeswrong/cli, the ESM-only profile: every entry point's types resolve under node16 from
+// ESM and under bundlers). Run after the build, with package folders as arguments or none for every
+// packages/*.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const root = resolve(import.meta.dirname, "..");
+const attw = join(root, "node_modules", ".bin", "attw");
 const folders = process.argv.length > 2
   ? process.argv.slice(2).map((folder) => resolve(folder))
   : readdirSync(join(root, "packages")).map((name) => join(root, "packages", name));
@@ -51,7 +54,12 @@ for (const folder of folders) {
       else if (!existsSync(join(unpacked, target))) report(`${field} names ${target}, not in the tarball`);
     }
     if (!existsSync(join(unpacked, "LICENSE"))) report("no LICENSE in the tarball");
-    console.log(`${manifest.name}: ${paths.length} paths checked in ${packed.filename.split("/").pop()}`);
+    try {
+      execFileSync(attw, [packed.filename, "--profile", "esm-only", "--format", "ascii"], { encoding: "utf8", stdio: "pipe" });
+    } catch (error) {
+      report(`attw --profile esm-only:\n${error.stdout}${error.stderr}`);
+    }
+    console.log(`${manifest.name}: ${paths.length} paths and attw checked in ${packed.filename.split("/").pop()}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -22,18 +22,34 @@ bash scripts/docker-images.sh
 pnpm -r --filter './packages/*' run build
 # Each published package as a user would install it: exports, types and files checked.
 pnpm -r --filter './packages/*' exec publint --strict
-# What pnpm publish writes: no source condition, every exported path in the tarball.
+# What pnpm publish writes: no source condition, every exported path in the tarball, and attw
+# (ESM-only profile) on that tarball.
 node scripts/check-packs.mjs
 pnpm -r run typecheck
+# The API docs of every package: every exported member documented, no broken link (warnings fail).
+pnpm run docs
 # Every package runs even when one fails; the summary's exit code decides. Core's tests run one
 # file at a time (its vitest config) and take the longest, so they run in a lane of their own beside
-# the other packages, which run one package at a time (each with its files in parallel). Core's
-# output is printed whole when its lane ends, so the two lanes do not interleave.
+# the other packages, which run one package at a time (each with its files in parallel); the
+# fresh-app install follows core in its lane. That lane's output is printed whole when it ends, so
+# the two lanes do not interleave.
 core_log="$reports/core.log"
-RUNNING_AGENT_TEST_REPORTS="$reports" pnpm --filter @running-agent/core run test >"$core_log" 2>&1 &
+fresh_app_status="$reports/fresh-app.status"
+(
+  RUNNING_AGENT_TEST_REPORTS="$reports" pnpm --filter @running-agent/core run test || true
+  # A newcomer's install: publish to a local registry, a fresh npm and pnpm app install, import,
+  # type-check (skipLibCheck off) and run the README snippet. Its failure fails the run at the end.
+  status=0
+  node scripts/fresh-app-test.mjs || status=$?
+  echo "$status" >"$fresh_app_status"
+) >"$core_log" 2>&1 &
 core_lane=$!
 RUNNING_AGENT_TEST_REPORTS="$reports" pnpm -r --workspace-concurrency=1 --no-bail --filter '!@running-agent/core' run test || true
 wait "$core_lane" || true
-echo "---- @running-agent/core ----"
+echo "---- @running-agent/core, then the fresh-app install ----"
 cat "$core_log"
-node scripts/test-summary.mjs "$reports" $(ls -d packages/*/ examples/*/ | xargs -n1 basename)
+fresh_app=$(cat "$fresh_app_status" 2>/dev/null || echo 1)
+summary=0
+node scripts/test-summary.mjs "$reports" $(ls -d packages/*/ examples/*/ | xargs -n1 basename) || summary=$?
+if ((fresh_app)); then echo "scripts/fresh-app-test.mjs failed (see its lines above)"; fi
+exit $((summary || fresh_app))

@@ -74,6 +74,10 @@ describe("running-agent (the binary)", () => {
     const runHelp = await runCli(["run", "--help"]);
     cleanups.push(runHelp.remove);
     expect(runHelp.stdout).toContain("--unisolated");
+    for (const text of [help.stdout, runHelp.stdout]) {
+      expect(text).toMatch(/143 stopped \(SIGTERM\)/);
+      expect(text).toMatch(/Progress goes to stderr[;,] the result \(pull request, branch, changes/);
+    }
     const version = await runCli(["--version"]);
     cleanups.push(version.remove);
     const { version: expected } = JSON.parse(await readFile(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
@@ -127,6 +131,9 @@ describe("running-agent (the binary)", () => {
     cleanups.push(outcome.remove);
     expect(outcome.exitCode, describeOutcome(outcome)).toBe(1);
     expect(outcome.stderr).toMatch(/^Error: BASE_BRANCH_NOT_FOUND \(validate\): The base branch "no-such-branch" does not exist/m);
+    // Printed once: the progress line names the phase and the code, the closing line says why.
+    expect(outcome.stderr.split('The base branch "no-such-branch" does not exist').length, outcome.stderr).toBe(2);
+    expect(outcome.stderr).toMatch(/validate failed: BASE_BRANCH_NOT_FOUND$/m);
     await expectNothingLeft(outcome.tempDirectory);
 
     const json = await runCli(["run", "--repo", repo.path, "--task", "Add notes", "--base", "no-such-branch", "--json", ...modelFlags("http://127.0.0.1:9/v1")], {
@@ -137,6 +144,31 @@ describe("running-agent (the binary)", () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ status: "failed", error: { code: "BASE_BRANCH_NOT_FOUND", phase: "validate" } });
     const lastLine = JSON.parse(json.stderr.trim().split("\n").at(-1)!) as unknown;
     expect(lastLine).toMatchObject({ type: "error", error: { code: "BASE_BRANCH_NOT_FOUND" } });
+  });
+
+  it("says a missing model setting in the CLI's terms (flags and variables), not the library's", async () => {
+    const repo = await repository();
+    const noBaseUrl = await runCli(["run", "--repo", repo.path, "--task", "Add notes", "--model", "openai-compatible/some-model"], { OPENAI_COMPATIBLE_BASE_URL: "" });
+    cleanups.push(noBaseUrl.remove);
+    expect(noBaseUrl.exitCode, describeOutcome(noBaseUrl)).toBe(1);
+    expect(noBaseUrl.stderr).toMatch(/^Error: INVALID_MODEL \(validate\): .*pass --model-base-url http:\/\/host:port\/v1 or set OPENAI_COMPATIBLE_BASE_URL\.$/m);
+    const noKey = await runCli(["run", "--repo", repo.path, "--task", "Add notes", "--model", "anthropic/claude-sonnet-4-5"]);
+    cleanups.push(noKey.remove);
+    expect(noKey.exitCode, describeOutcome(noKey)).toBe(1);
+    expect(noKey.stderr).toMatch(/^Error: MISSING_API_KEY \(validate\): No API key for "anthropic\/claude-sonnet-4-5": set ANTHROPIC_API_KEY in the environment\.$/m);
+    for (const outcome of [noBaseUrl, noKey]) expect(outcome.stderr).not.toContain("model: {");
+  });
+
+  it("runs the whole loop offline with --scripted-model: no key, the task recorded in RUNNING_AGENT_TASK.md", async () => {
+    const repo = await repository();
+    const outcome = await runCli(["run", "--repo", repo.path, "--task", "Write down the plan", "--scripted-model", "--json"]);
+    cleanups.push(outcome.remove);
+    expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
+    const result = JSON.parse(outcome.stdout) as { status: string; branch: string; changes: Array<{ path: string }> };
+    expect(result).toMatchObject({ status: "completed", model: "openai-compatible/scripted-model" });
+    expect(result.changes.map((change) => change.path)).toEqual(["RUNNING_AGENT_TASK.md"]);
+    expect(await repo.git("show", `${result.branch}:RUNNING_AGENT_TASK.md`)).toContain("Write down the plan");
+    await expectNothingLeft(outcome.tempDirectory);
   });
 
   it("opens a pull request and prints the result as JSON (exit 0), events as JSON lines on stderr", async () => {

@@ -5,10 +5,11 @@ import { importAdapter } from "./import-adapter.js";
 /**
  * Turns the command line into `startAgentTask` options: picks the sandbox and the Git host
  * (loading their adapter packages only when asked for), the model and the pull request details.
+ * `scriptedModel` (the `--scripted-model` server's config) takes the place of `--model`.
  */
-export async function buildTaskOptions(options: RunCommandOptions): Promise<AgentTaskOptions> {
+export async function buildTaskOptions(options: RunCommandOptions, scriptedModel?: ModelConfig): Promise<AgentTaskOptions> {
   const gitHost = await createGitHost(options);
-  const model = options.model ? modelConfig(options.model, options.modelBaseUrl) : undefined;
+  const model = scriptedModel ?? (options.model ? modelConfig(options.model, options.modelBaseUrl) : undefined);
   const provider = await createSandbox(options);
   // The pool warms OpenCode for the same model, key and proxy setting as the task, so the task takes its sandbox.
   const sandbox = options.pool ? createSandboxPool(provider, { size: 1, refill: false, ...(model ? { model } : {}), ...(options.modelProxy ? { modelProxy: true } : {}) }) : provider;

@@ -39,6 +39,7 @@ describe("parseCliArguments", () => {
         network: "host",
         unisolated: false,
         modelProxy: true,
+        scriptedModel: false,
         pool: true,
         model: "openai-compatible/scripted",
         modelBaseUrl: "http://127.0.0.1:9/v1",
@@ -69,6 +70,7 @@ describe("parseCliArguments", () => {
     expect(parseCliArguments(base, {})).not.toHaveProperty("options.gitlabToken");
     expect(usageMessage([...base, "--gitlab-url", "ftp://git.example.com"])).toMatch(/--gitlab-url/);
     expect(usageMessage([...base, "--gitlab-token", " "])).toMatch(/--gitlab-token is empty/);
+    expect(usageMessage([...base, "--scripted-model", "--model", "google/gemini-2.5-pro"])).toBe("--scripted-model is the model: leave out --model and --model-base-url.");
   });
 
   it("knows help and version", () => {

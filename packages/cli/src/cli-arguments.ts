@@ -2,8 +2,9 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MODEL_PROVIDERS, type CheckSpec, type ChecksFailedPolicy } from "@running-agent/core";
 import { UsageError } from "./usage-error.js";
 
-/** Where the agent runs. */
+/** Where the agent runs: the values `--sandbox` takes. */
 export const SANDBOX_KINDS = ["local", "docker", "modal"] as const;
+/** One of {@link SANDBOX_KINDS}. */
 export type SandboxKind = (typeof SANDBOX_KINDS)[number];
 
 /** What `running-agent run` was asked to do, checked and with defaults filled in. */
@@ -32,6 +33,8 @@ export interface RunCommandOptions {
   model?: string;
   /** `--model-base-url`: an OpenAI-compatible server's base URL. */
   modelBaseUrl?: string;
+  /** `--scripted-model`: no real model; a scripted one on loopback records the task in RUNNING_AGENT_TASK.md. */
+  scriptedModel: boolean;
   /** `--title`: the change request's title. */
   title?: string;
   /** `--draft`: open the change request as a draft. */
@@ -64,9 +67,22 @@ export interface RunCommandOptions {
 
 /** A parsed command line. */
 export type CliCommand =
-  | { command: "help"; topic: "main" | "run" }
-  | { command: "version" }
-  | { command: "run"; options: RunCommandOptions };
+  | {
+      /** `--help`, `help` or `run --help`. */
+      command: "help";
+      /** Which help: the command list or the options of run. */
+      topic: "main" | "run";
+    }
+  | {
+      /** `--version`. */
+      command: "version";
+    }
+  | {
+      /** `run`. */
+      command: "run";
+      /** The checked options of run. */
+      options: RunCommandOptions;
+    };
 
 const RUN_OPTIONS = {
   repo: { type: "string" },
@@ -80,6 +96,7 @@ const RUN_OPTIONS = {
   model: { type: "string" },
   "model-base-url": { type: "string" },
   "model-proxy": { type: "boolean" },
+  "scripted-model": { type: "boolean" },
   pool: { type: "boolean" },
   title: { type: "string" },
   draft: { type: "boolean" },
@@ -137,6 +154,9 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
   if (values.network !== undefined && sandbox !== "docker") {
     throw new UsageError("--network applies only to --sandbox docker.");
   }
+  if (values["scripted-model"] && (values.model !== undefined || values["model-base-url"] !== undefined)) {
+    throw new UsageError("--scripted-model is the model: leave out --model and --model-base-url.");
+  }
   if (values.model !== undefined) checkModel(values.model);
   if (values["model-base-url"] !== undefined) {
     if (values.model === undefined) throw new UsageError("--model-base-url needs --model too, e.g. --model openai-compatible/<model>.");
@@ -173,6 +193,7 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       sandbox: sandbox as SandboxKind,
       unisolated: values.unisolated ?? false,
       modelProxy: values["model-proxy"] ?? false,
+      scriptedModel: values["scripted-model"] ?? false,
       pool: values.pool ?? false,
       draft: values.draft ?? false,
       json: values.json ?? false,

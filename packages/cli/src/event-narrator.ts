@@ -38,7 +38,8 @@ export class EventNarrator {
         } else if (event.status === "skipped") {
           lines.push({ kind: "skipped", text: `${event.phase} skipped` });
         } else {
-          lines.push({ kind: "failed", text: cut(`${event.phase} failed: ${event.error?.code ?? "ERROR"} ${event.error?.message ?? ""}`.trim(), 1000) });
+          // The message follows once, in the closing "Error:" line (result-report.ts).
+          lines.push({ kind: "failed", text: `${event.phase} failed: ${event.error?.code ?? "ERROR"}` });
         }
         break;
       case "warning":

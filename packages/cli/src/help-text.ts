@@ -6,7 +6,9 @@ Usage:
   running-agent run --help       the options of run
   running-agent --version
 
-Exit codes: 0 pull request opened, 2 no changes, 1 failure, 64 usage error, 130 cancelled.
+Progress goes to stderr, the result (pull request, branch, changes) to stdout.
+Exit codes: 0 pull request opened, 2 no changes, 1 failure, 64 usage error, 130 cancelled (SIGINT),
+143 stopped (SIGTERM).
 `;
 
 /** `running-agent run --help`. */
@@ -56,13 +58,19 @@ Model:
   --model <provider/model> google/gemini-2.5-pro (default), anthropic/..., openai/...,
                            openai-compatible/<model>
   --model-base-url <url>   the API's base URL (required for openai-compatible)
+                           (any OpenAI-compatible server: vLLM, Ollama, LiteLLM, llama.cpp...)
                            Keys come from GEMINI_API_KEY, ANTHROPIC_API_KEY, OPENAI_API_KEY or
                            OPENAI_COMPATIBLE_API_KEY.
+  --scripted-model         no real model and no key: a scripted one on 127.0.0.1 writes the task
+                           into RUNNING_AGENT_TASK.md (the whole loop offline, as the demo does)
 
 Output:
+  Progress goes to stderr; the result (pull request, branch, changes, summary) to stdout, so
+  \`url=$(running-agent run ... | sed -n 's/^Pull request: //p')\` works.
   --json                   print the result as JSON on stdout and every event as a JSON line on stderr
   -h, --help               this help
 
-Exit codes: 0 pull request opened, 2 no changes, 1 failure (error code and message on stderr),
-64 usage error, 130 cancelled (Ctrl+C; a second Ctrl+C stops without waiting for cleanup).
+Exit codes: 0 pull request opened, 2 no changes, 1 failure (error code and message on stderr, once),
+64 usage error, 130 cancelled (SIGINT, Ctrl+C), 143 stopped (SIGTERM). Both signals tear the sandbox
+down first; a second one stops without waiting for cleanup.
 `;

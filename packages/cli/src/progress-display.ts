@@ -5,8 +5,11 @@ import { cut, EventNarrator, formatDuration, type NarrationKind, type NarrationL
 
 /** A stream the display writes to (process.stderr in the CLI). */
 export interface DisplayStream {
+  /** Writes text as it is; returns false when the stream's buffer is full, as a Node stream does. */
   write(text: string): boolean;
+  /** True on a terminal: the display then keeps a live status line. */
   isTTY?: boolean;
+  /** The terminal's width, to cut the status line to. */
   columns?: number;
 }
 

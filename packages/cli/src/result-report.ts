@@ -1,4 +1,5 @@
 import { ErrorCode, RunningAgentError, type AgentTaskResult } from "@running-agent/core";
+import { cliErrorMessage } from "./cli-error-message.js";
 import { ExitCode } from "./exit-codes.js";
 import type { DisplayStream } from "./progress-display.js";
 
@@ -22,7 +23,8 @@ export function reportResult(result: AgentTaskResult, stdout: DisplayStream, jso
 
 /**
  * Prints a failure: the error's code and message on stderr (a JSON line with `--json`, plus the
- * error as the JSON result on stdout). Cancellation exits with `cancelExitCode`.
+ * error as the JSON result on stdout). This is the one place a failure's message is printed: the
+ * progress lines name the failed phase and the code only. Cancellation exits with `cancelExitCode`.
  */
 export function reportFailure(error: unknown, io: { stdout: DisplayStream; stderr: DisplayStream }, json: boolean, cancelExitCode: ExitCode): ExitCode {
   const failure = RunningAgentError.isInstance(error)
@@ -35,7 +37,7 @@ export function reportFailure(error: unknown, io: { stdout: DisplayStream; stder
     io.stderr.write(`${JSON.stringify({ type: "error", error: failure.toJSON() })}\n`);
   } else {
     const where = failure.phase ? ` (${failure.phase})` : "";
-    io.stderr.write(`${cancelled ? "Cancelled" : "Error"}: ${failure.code}${where}: ${failure.message}\n`);
+    io.stderr.write(`${cancelled ? "Cancelled" : "Error"}: ${failure.code}${where}: ${cliErrorMessage(failure)}\n`);
   }
   return cancelled ? cancelExitCode : ExitCode.FAILURE;
 }

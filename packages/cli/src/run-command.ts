@@ -1,4 +1,5 @@
 import { isSandboxPool, startAgentTask, type AgentTaskHandle, type AgentTaskOptions } from "@running-agent/core";
+import type { OfflineModel } from "@running-agent/core/offline";
 import { buildTaskOptions } from "./build-task-options.js";
 import type { RunCommandOptions } from "./cli-arguments.js";
 import { ExitCode } from "./exit-codes.js";
@@ -7,8 +8,11 @@ import { reportFailure, reportResult } from "./result-report.js";
 
 /** The process the CLI runs in: its streams, environment and signals. */
 export interface CliIo {
+  /** Where the result goes (process.stdout). */
   stdout: DisplayStream;
+  /** Where progress, warnings and errors go (process.stderr). */
   stderr: DisplayStream;
+  /** The environment tokens, keys and `TERM` are read from (process.env). */
   env: NodeJS.ProcessEnv;
 }
 
@@ -20,11 +24,15 @@ export interface CliIo {
 export async function runCommand(options: RunCommandOptions, io: CliIo): Promise<ExitCode> {
   let handle: AgentTaskHandle;
   let taskOptions: AgentTaskOptions | undefined;
+  let scriptedModel: OfflineModel | undefined;
   try {
-    taskOptions = await buildTaskOptions(options);
+    // Loaded only when asked for: the scripted model is the demo's offline mode, not a run's usual path.
+    scriptedModel = options.scriptedModel ? await (await import("@running-agent/core/offline")).startOfflineModel() : undefined;
+    taskOptions = await buildTaskOptions(options, scriptedModel?.model);
     handle = startAgentTask(taskOptions);
   } catch (error) {
     await closePool(taskOptions);
+    await scriptedModel?.close();
     return reportFailure(error, io, options.json, ExitCode.CANCELLED);
   }
   const display = createProgressDisplay(chooseDisplayMode(io.stderr, options.json, io.env), io.stderr, io.env);
@@ -57,6 +65,7 @@ export async function runCommand(options: RunCommandOptions, io: CliIo): Promise
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await closePool(taskOptions);
+    await scriptedModel?.close();
   }
 }
 

@@ -10,6 +10,7 @@ import { agentError, ErrorCode, RunningAgentError } from "./errors.js";
 export interface ArchiveEntry {
   /** Path relative to the archive's root, with `/` separators and no trailing slash. */
   path: string;
+  /** A file, a symlink or a folder. */
   type: "file" | "symlink" | "directory";
   /** Permission bits (e.g. `0o755`). */
   mode: number;
@@ -129,11 +130,15 @@ function addOpenFileEntry(pack: tar.Pack, handle: FileHandle, name: string, mode
 
 /** An entry for {@link packEntries}: a file by default. */
 export interface ArchiveEntryInput {
+  /** Path relative to the archive's root, with `/` separators. */
   path: string;
+  /** Default `file`. */
   type?: ArchiveEntry["type"];
   /** Default 0o644 for files and symlinks, 0o755 for folders. */
   mode?: number;
+  /** A file's content; text is written as UTF-8. */
   content?: string | Uint8Array;
+  /** Where a symlink points. */
   linkTarget?: string;
   /** Modification time recorded in the archive; default the epoch, so that equal entries pack to equal bytes. */
   modifiedAt?: Date;

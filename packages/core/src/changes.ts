@@ -2,6 +2,7 @@
 export interface ChangedFile {
   /** Path relative to the repository root, with forward slashes. */
   path: string;
+  /** What happened to the file. */
   status: "added" | "modified" | "deleted" | "renamed";
   /** For renames: the old path. */
   previousPath?: string;
@@ -13,5 +14,6 @@ export interface ChangedFile {
   previousMode?: "100644" | "100755" | "120000";
   /** Lines added and removed (0 for binary files). */
   additions: number;
+  /** Lines removed (0 for binary files). */
   deletions: number;
 }

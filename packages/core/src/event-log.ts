@@ -4,20 +4,24 @@
  * connects mid-task) and still see everything.
  */
 export class EventLog<T> implements AsyncIterable<T> {
+  /** Every event so far, in order. */
   readonly items: T[] = [];
   #closed = false;
   #waiters: Array<() => void> = [];
 
+  /** True once {@link close} was called: no more events come. */
   get closed(): boolean {
     return this.#closed;
   }
 
+  /** Appends an event and wakes every waiting reader; ignored once closed. */
   push(item: T): void {
     if (this.#closed) return;
     this.items.push(item);
     this.#wake();
   }
 
+  /** Ends the log: readers finish after the last event. */
   close(): void {
     this.#closed = true;
     this.#wake();
@@ -29,6 +33,7 @@ export class EventLog<T> implements AsyncIterable<T> {
     for (const wake of waiters) wake();
   }
 
+  /** Every event from the first, then each new one as it comes, until the log is closed. */
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     let index = 0;
     for (;;) {

@@ -30,7 +30,8 @@ export { resolveModel, DEFAULT_COMPATIBLE_LIMITS, type ResolvedModel, type Openc
 export { runAgentTask, startAgentTask } from "./run-agent-task.js";
 export { DEFAULT_GIT_STALL_TIMEOUT_MS } from "./git/remote-stall-timer.js";
 // Types of PooledSandboxLease's fields.
-export type { ModelProxy } from "./agent/model-proxy.js";
+export type { ModelProxy, ModelRoute } from "./agent/model-proxy.js";
+export type { LegacyNetworkPolicy } from "./network/network-policy.js";
 export type { OpencodeServer, OutputTail } from "./agent/opencode-server.js";
 export {
   createSandboxPool,

@@ -1,9 +1,11 @@
 /** Model providers OpenCode can reach without downloading anything. */
 export const MODEL_PROVIDERS = ["google", "anthropic", "openai", "openai-compatible"] as const;
+/** One of {@link MODEL_PROVIDERS}. */
 export type ModelProvider = (typeof MODEL_PROVIDERS)[number];
 
 /** Which model the agent uses. */
 export interface ModelConfig {
+  /** Who serves the model; `openai-compatible` is any server that speaks OpenAI's chat completions. */
   provider: ModelProvider;
   /** The model id, e.g. `gemini-2.5-pro`, `claude-sonnet-4-5`, `gpt-5`. */
   model: string;
@@ -15,7 +17,12 @@ export interface ModelConfig {
   /** Base URL; required for `openai-compatible` (e.g. `http://127.0.0.1:8080/v1`). */
   baseURL?: string;
   /** Context and output limits: used for `openai-compatible` models, and to declare a built-in provider's model that OpenCode's bundled catalogue does not know yet. */
-  limits?: { context: number; output: number };
+  limits?: {
+    /** The context window, in tokens. */
+    context: number;
+    /** The most tokens one answer may have. */
+    output: number;
+  };
   /**
    * Prices per million tokens, in the model's currency, for models OpenCode's catalogue has no
    * price for (an OpenAI-compatible endpoint, a model newer than the catalogue). Without either,
@@ -26,7 +33,9 @@ export interface ModelConfig {
 
 /** Prices per million tokens. */
 export interface ModelPrices {
+  /** Per million input (prompt) tokens. */
   input: number;
+  /** Per million output tokens. */
   output: number;
   /** Default: `input`. */
   cacheRead?: number;

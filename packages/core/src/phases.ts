@@ -13,4 +13,5 @@ export const PHASES = [
   "teardown",
 ] as const;
 
+/** One of {@link PHASES}: a step of the loop, named in events, timings and errors. */
 export type Phase = (typeof PHASES)[number];

@@ -13,7 +13,9 @@ export type { ChangeLimits };
 
 /** A commit identity. */
 export interface GitIdentity {
+  /** The name on the commit. */
   name: string;
+  /** The e-mail address on the commit. */
   email: string;
 }
 
@@ -59,13 +61,17 @@ export interface AgentTaskOptions {
   coAuthors?: GitIdentity[];
   /** Change request details. */
   pullRequest?: {
+    /** The title. Default: made from the task. */
     title?: string;
     /** Extra text placed above the generated body. */
     body?: string;
     /** Open as a draft. Unset: a new change request is ready for review; one that already exists for the branch keeps its state. */
     draft?: boolean;
+    /** Labels to add. */
     labels?: string[];
+    /** Users to ask for a review. */
     reviewers?: string[];
+    /** Users to assign. */
     assignees?: string[];
     /** Adds `Closes #N`. */
     closesIssue?: number;
@@ -107,7 +113,12 @@ export interface AgentTaskOptions {
    * across tasks (`createStartAdmission({ maxConcurrentStarts })`); default: the provider's
    * `maxConcurrentAgentStarts`, else one admission per process (CPU cores, at least 2).
    */
-  agentStart?: { timeoutMs?: number; admission?: StartAdmission };
+  agentStart?: {
+    /** How long the start may take once admitted, in ms. */
+    timeoutMs?: number;
+    /** How many servers start at once, shared across tasks. */
+    admission?: StartAdmission;
+  };
   /** Let the repository's own OpenCode config (opencode.json, .opencode/, AGENTS.md) apply. Default false: an untrusted repo cannot configure the agent. */
   allowRepoAgentConfig?: boolean;
   /**
@@ -127,22 +138,32 @@ export interface AgentTaskOptions {
 
 /** What a finished task returns. */
 export interface AgentTaskResult {
+  /** The task's id (the option, or one made at the start). */
   taskId: string;
   /** `completed`: branch pushed and change request open. `no_changes`: the agent changed nothing; no branch. */
   status: "completed" | "no_changes";
   /** The repository as the Git host resolved it. */
-  repository: { id: string; webUrl?: string };
+  repository: {
+    /** A display id, e.g. `owner/name` or a local path. */
+    id: string;
+    /** The repository's web page, when the host has one. */
+    webUrl?: string;
+  };
+  /** The branch the work started from and the change request merges into. */
   baseBranch: string;
   /** The pushed branch (absent for no_changes). */
   branch?: string;
   /** The pushed commit's sha. */
   commit?: string;
+  /** Every changed file, as committed (empty for no_changes). */
   changes: ChangedFile[];
+  /** The opened or updated change request (absent for no_changes). */
   pullRequest?: ChangeRequest;
   /** The agent's final summary. */
   summary: string;
   /** `provider/model`. */
   model: string;
+  /** Tokens and cost of every agent round together. */
   usage: TokenUsage;
   /** Milliseconds per phase, and `total`. */
   timings: Partial<Record<Phase | "total", number>>;
@@ -156,14 +177,17 @@ export interface AgentTaskResult {
 
 /** One agent round: the first pass on the task (round 0), then each fix round. */
 export interface AgentRound {
+  /** 0 for the first pass, N for fix round N. */
   round: number;
   /** What this round alone used (OpenCode's session totals, less the rounds before). */
   usage: TokenUsage;
+  /** How long the round ran, in ms. */
   durationMs: number;
 }
 
 /** The handle form: start now, iterate events, cancel, await the result. */
 export interface AgentTaskHandle extends AsyncIterable<AgentTaskEvent> {
+  /** The task's id, known at once. */
   readonly taskId: string;
   /** Resolves with the result or rejects with a RunningAgentError. */
   readonly result: Promise<AgentTaskResult>;

@@ -6,8 +6,11 @@ const GITHUB_WEB_URL = "https://github.com";
 
 /** Where the adapter talks to: the REST API, the web pages and git. All without a trailing slash. */
 export interface GitHubEndpoints {
+  /** The REST API: `https://api.github.com`, or `https://<host>/api/v3` on GitHub Enterprise Server. */
   apiUrl: string;
+  /** The web pages pull request links point at: `https://github.com` by default. */
   webUrl: string;
+  /** Where git clones and pushes: the web URL unless the settings name another. */
   gitUrl: string;
   /** Hosts (with port) whose repository URLs this adapter serves. */
   hosts: Set<string>;

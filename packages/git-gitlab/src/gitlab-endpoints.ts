@@ -9,6 +9,7 @@ export interface GitLabEndpoints {
   webUrl: string;
   /** `<webUrl>/api/v4`. */
   apiUrl: string;
+  /** Where git clones and pushes: the web URL unless the settings' `gitUrl` names another. */
   gitUrl: string;
   /** Hosts (with port) whose repository URLs this adapter serves. */
   hosts: Set<string>;

@@ -18,16 +18,20 @@ export const JobErrorCode = {
   STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
 } as const;
 
+/** One of the codes in {@link JobErrorCode}. */
 export type JobErrorCode = (typeof JobErrorCode)[keyof typeof JobErrorCode];
 
 const marker = Symbol.for("running-agent.job-error");
 
 /** The one error type of `@running-agent/jobs`. {@link JobError.isInstance} works across copies of the package. */
 export class JobError extends Error {
+  /** The mark {@link JobError.isInstance} looks for (`Symbol.for`, so shared by every copy). */
   readonly [marker] = true;
+  /** Always `"JobError"`. */
   override readonly name: string = "JobError";
 
   constructor(
+    /** What went wrong, from {@link JobErrorCode}. */
     readonly code: JobErrorCode,
     message: string,
     options?: { cause?: unknown },
@@ -35,6 +39,7 @@ export class JobError extends Error {
     super(message, options);
   }
 
+  /** True for a JobError from any copy of this package (where `instanceof` would miss one). */
   static isInstance(error: unknown): error is JobError {
     return typeof error === "object" && error !== null && (error as Record<symbol, unknown>)[marker] === true;
   }

@@ -4,6 +4,7 @@ import type { AgentTaskResult } from "@running-agent/core";
 
 /** A job a worker has claimed: the lease is held until it expires or the job ends. */
 export interface ClaimedJob {
+  /** The job, now `running` under this worker's lease. */
   job: JobRecord;
   /** The job's secrets, or why they cannot be had (the worker fails the job with it). */
   secrets: JobSecrets | JobError;
@@ -13,16 +14,32 @@ export interface ClaimedJob {
 
 /** A worker as the store knows it: what {@link JobStore.liveWorkers} answers. */
 export interface WorkerRecord {
+  /** The worker's id. */
   id: string;
+  /** The machine it runs on. */
   hostname: string;
+  /** Its process id there. */
   pid: number;
+  /** When it started, in ms since the epoch. */
   startedAt: number;
   /** Its last heartbeat, ms since the epoch. */
   seenAt: number;
 }
 
 /** How a job ends. */
-export type JobOutcome = { status: "completed" | "no_changes"; result: AgentTaskResult } | { status: "failed" | "cancelled"; error: JobFailure };
+export type JobOutcome =
+  | {
+      /** The task ended: with a pull request, or with nothing to change. */
+      status: "completed" | "no_changes";
+      /** The task's result. */
+      result: AgentTaskResult;
+    }
+  | {
+      /** The task failed or was cancelled. */
+      status: "failed" | "cancelled";
+      /** Why. */
+      error: JobFailure;
+    };
 
 /**
  * The contract both stores implement (the embedded SQLite store and PostgreSQL), checked by one
@@ -30,16 +47,25 @@ export type JobOutcome = { status: "completed" | "no_changes"; result: AgentTask
  * worker calls with its id is fenced: it changes a job only while that worker holds its lease.
  */
 export interface JobStore {
+  /** Which store: the embedded SQLite one or PostgreSQL. */
   readonly kind: "embedded" | "postgres";
   /** Where job secrets live: in this process's memory only (embedded), or sealed in the store with the operator's key. */
   readonly secretStorage: "memory" | "encrypted";
 
   /** Adds a job, or returns the job that already has `input.key` (`created: false`; its secrets are not replaced). */
-  submit(input: SubmitJobInput): Promise<{ job: JobRecord; created: boolean }>;
+  submit(input: SubmitJobInput): Promise<{
+    /** The job, new or the one that had the key. */
+    job: JobRecord;
+    /** False when the key named an existing job. */
+    created: boolean;
+  }>;
+  /** A job by id, undefined when unknown. */
   get(id: string): Promise<JobRecord | undefined>;
+  /** A job by its idempotency key, undefined when none has it. */
   getByKey(key: string): Promise<JobRecord | undefined>;
   /** Newest first. */
   list(filter: JobListFilter): Promise<JobRecord[]>;
+  /** How many jobs have each status (statuses with none are left out). */
   countByStatus(): Promise<Partial<Record<JobStatus, number>>>;
   /** Jobs whose revision is above `revision`, oldest change first, at most `limit`. */
   changedSince(revision: number, limit: number): Promise<JobRecord[]>;
@@ -57,13 +83,23 @@ export interface JobStore {
 
   /** Records (or refreshes) a worker; also its heartbeat. */
   registerWorker(worker: Omit<WorkerRecord, "seenAt">): Promise<void>;
+  /** Forgets a worker that stopped (its jobs were requeued or finished first). */
   unregisterWorker(workerId: string): Promise<void>;
   /** Workers seen within `withinMs`. */
   liveWorkers(withinMs: number): Promise<WorkerRecord[]>;
   /** Takes up to `limit` queued jobs that are due, oldest first, each with a lease of `leaseMs`. */
   claim(workerId: string, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
   /** Extends the leases the worker still holds; says which it holds and which were asked to cancel. */
-  renewLeases(workerId: string, jobIds: readonly string[], leaseMs: number): Promise<{ held: string[]; cancelRequested: string[] }>;
+  renewLeases(
+    workerId: string,
+    jobIds: readonly string[],
+    leaseMs: number,
+  ): Promise<{
+    /** The jobs whose lease the worker still holds, now extended. */
+    held: string[];
+    /** Those of them a cancel was asked for. */
+    cancelRequested: string[];
+  }>;
   /** Appends events (with the seqs the worker gave them) and the job's current phase. False: the lease is lost. */
   appendEvents(workerId: string, jobId: string, events: readonly StoredJobEvent[], phase?: string): Promise<boolean>;
   /** Ends the job. False: the lease is lost (another worker has or had it) and nothing was written. */
@@ -77,8 +113,16 @@ export interface JobStore {
    * Jobs whose lease expired (their worker died or stalled): queued again, or failed with
    * LEASE_EXPIRED when no attempt is left, or cancelled when a cancel was asked. Returns their ids.
    */
-  recoverExpiredLeases(): Promise<{ requeued: string[]; failed: string[]; cancelled: string[] }>;
+  recoverExpiredLeases(): Promise<{
+    /** Queued again, with an attempt left. */
+    requeued: string[];
+    /** Failed with LEASE_EXPIRED: no attempt left. */
+    failed: string[];
+    /** Cancelled, as asked. */
+    cancelled: string[];
+  }>;
   /** In-process stores tell watchers at once that a job changed or got events; others are polled. */
   onChange?(listener: (jobId: string) => void): () => void;
+  /** Closes the database connection (or pool); the store is unusable after. */
   close(): Promise<void>;
 }

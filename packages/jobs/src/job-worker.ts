@@ -24,6 +24,7 @@ export type RunTask = (options: AgentTaskOptions) => AgentTaskHandle;
 
 /** Settings for {@link JobWorker}. */
 export interface JobWorkerOptions {
+  /** The store jobs are claimed from and recorded in. */
   store: JobStore;
   /** Sandbox, Git host, model (with its key) and anything else every task gets; the job's spec is laid over it. */
   taskDefaults?: Partial<AgentTaskOptions>;
@@ -45,6 +46,7 @@ export interface JobWorkerOptions {
   isRetryable?: (failure: JobFailure) => boolean;
   /** Strings removed from everything stored (e.g. an API key). The job's own secrets are added. */
   secrets?: string[];
+  /** Where the worker's own lines go (claims, retries, recoveries). Default: nowhere. */
   log?: (line: string) => void;
 }
 
@@ -60,6 +62,7 @@ export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.GIT_REMOTE_STALLED,
 ]);
 
+/** The default `isRetryable`: true for a code in {@link RETRYABLE_CODES}. */
 export function isRetryableFailure(failure: JobFailure): boolean {
   return RETRYABLE_CODES.has(failure.code);
 }
@@ -98,7 +101,9 @@ interface RunningJob {
  * expired (their worker died).
  */
 export class JobWorker {
+  /** The worker's id: `workerId`, or `worker-<uuid>`. */
   readonly id: string;
+  /** The most jobs it runs at once. */
   readonly concurrency: number;
   private readonly running = new Map<string, RunningJob>();
   private readonly leaseMs: number;
@@ -123,6 +128,7 @@ export class JobWorker {
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new JobError(JobErrorCode.INVALID_JOB, `concurrency must be a whole number of at least 1, not ${this.concurrency}.`);
   }
 
+  /** How many jobs run here now. */
   get runningCount(): number {
     return this.running.size;
   }

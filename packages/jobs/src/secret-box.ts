@@ -10,6 +10,7 @@ const TAG_BYTES = 16;
  * the additional authenticated data: a ciphertext copied onto another job does not decrypt.
  */
 export interface SecretBox {
+  /** Encrypts a job's secret, bound to its id, as text a store can keep. */
   seal(plaintext: string, jobId: string): string;
   /** Throws a {@link JobError} `SECRET_UNREADABLE` when the text was made with another key, for another job, or changed. */
   open(sealed: string, jobId: string): string;

@@ -2,11 +2,27 @@ import { FINISHED_JOB_STATUSES, type JobRecord } from "./job-record.js";
 import type { JobStore } from "./job-store.js";
 
 /** What a job's watcher sees: a stored event, or the job's new state. */
-export type JobWatchMessage = { kind: "event"; seq: number; event: unknown } | { kind: "status"; job: JobRecord };
+export type JobWatchMessage =
+  | {
+      /** A stored event. */
+      kind: "event";
+      /** Its seq (an SSE id). */
+      seq: number;
+      /** The stored event. */
+      event: unknown;
+    }
+  | {
+      /** The job changed. */
+      kind: "status";
+      /** The job as it now is. */
+      job: JobRecord;
+    };
 
+/** Options of {@link watchJob}. */
 export interface WatchOptions {
   /** Events after this seq (an SSE client's Last-Event-ID). Default 0: every event. */
   afterSeq?: number;
+  /** Ends the watch: the generator returns. */
   signal?: AbortSignal;
   /** How often a store that cannot notify is read again. Default 250 ms. */
   pollMs?: number;

@@ -28,11 +28,13 @@ export interface BuildDefaultImageOptions {
   opencodeBinaryPath?: string;
   /** Called with each line of the build's output. */
   onProgress?: (line: string) => void;
+  /** Aborts the build; the call rejects with ABORTED. */
   signal?: AbortSignal;
 }
 
 /** What {@link buildDefaultImage} did. */
 export interface BuildDefaultImageResult {
+  /** The image's tag (the one asked for, or {@link DEFAULT_IMAGE}). */
   tag: string;
   /** False when the tag existed and was reused. */
   built: boolean;

@@ -299,6 +299,7 @@ export class DockerSandboxSession implements SandboxSession {
     return this.destroying;
   }
 
+  /** `await using session = …`: the same as {@link destroy}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.destroy();
   }

@@ -5,8 +5,23 @@ import type Dockerode from "dockerode";
 /** How a session's ports reach the host; chosen at create because Docker fixes port bindings then. */
 export interface PortPlan {
   /** Container settings this plan needs (exposed ports and bindings). */
-  readonly containerSettings: { ExposedPorts?: Record<string, object>; PortBindings?: Record<string, Array<{ HostIp: string; HostPort: string }>> };
+  readonly containerSettings: {
+    /** Docker's `ExposedPorts`: `"<port>/tcp"` keys. */
+    ExposedPorts?: Record<string, object>;
+    /** Docker's `HostConfig.PortBindings`: where each exposed port is published on the host. */
+    PortBindings?: Record<
+      string,
+      Array<{
+        /** The host address the port is published on. */
+        HostIp: string;
+        /** The host port; empty lets the Engine pick one. */
+        HostPort: string;
+      }>
+    >;
+  };
+  /** Hands out a port for a server inside the container to listen on. */
   allocate(): Promise<number>;
+  /** The URL the host reaches a container's `port` at. */
   expose(port: number, container: Dockerode.Container): Promise<ExposedPort>;
   /** Forgets ports handed out by this plan. */
   release(): void;

@@ -11,3 +11,4 @@ export {
   type ModalSandboxSettings,
 } from "./modal-sandbox-settings.js";
 export { createModalPreparedStateCache, ModalPreparedStateCache, type ModalPreparedStateCacheOptions } from "./modal-prepared-state-cache.js";
+export type { ModalClientHandle, ModalSandboxHandle } from "./modal-sdk-handles.js";

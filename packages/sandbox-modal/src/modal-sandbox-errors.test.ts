@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:net";
+import type { ModalClient, Sandbox } from "modal";
 import { ErrorCode, RunningAgentError } from "@running-agent/core";
 import { expectRunningAgentError } from "@running-agent/core/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -152,7 +153,7 @@ describe("capacity, death and tunnels", () => {
   it("a command stopped by its timeout or an abort rejects only once its tree is killed, even when the kill is slow", async () => {
     const session = (await local().create({ taskId: "slow-kill" })) as ModalSandboxSession;
     // The kill is an exec of its own; holding it back shows whether the rejection waits for it.
-    const sandbox = session.modalSandbox;
+    const sandbox = session.modalSandbox as Sandbox;
     const exec = sandbox.exec.bind(sandbox) as (command: string[], options?: unknown) => Promise<unknown>;
     sandbox.exec = (async (command: string[], options?: unknown) => {
       if (command.some((argument) => argument.includes("kill -KILL"))) await new Promise((resolve) => setTimeout(resolve, 800));
@@ -287,7 +288,7 @@ describe("orphans and snapshots", () => {
     const provider = local({ app: "reaping" });
     const first = await provider.create({ taskId: "orphan-1" });
     const second = await provider.create({ taskId: "orphan-2" });
-    const client = provider.modalClient();
+    const client = provider.modalClient() as ModalClient;
     const app = await client.apps.fromName("reaping", { createIfMissing: true });
     const foreignImage = await client.images.fromRegistry("debian:bookworm-slim").build(app);
     const foreign = await client.sandboxes.create(app, foreignImage, { tags: { owner: "someone-else" } });

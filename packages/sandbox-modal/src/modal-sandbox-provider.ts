@@ -12,6 +12,7 @@ import {
 import { ModalClient, type App, type Image, type Sandbox, type Secret } from "modal";
 import { modalError } from "./modal-error.js";
 import type { ModalPreparedStateCache } from "./modal-prepared-state-cache.js";
+import type { ModalClientHandle } from "./modal-sdk-handles.js";
 import { ModalSandboxSession } from "./modal-sandbox-session.js";
 import {
   checkModalSettings,
@@ -49,7 +50,7 @@ export class ModalSandboxProvider implements SandboxProvider {
     snapshot: async (session) => {
       if (!(session instanceof ModalSandboxSession)) throw agentError(ErrorCode.INVALID_OPTIONS, "This snapshot capability takes sessions of the Modal provider only.");
       try {
-        const image = await session.modalSandbox.snapshotFilesystem();
+        const image = await (session.modalSandbox as Sandbox).snapshotFilesystem();
         return image.imageId;
       } catch (error) {
         throw modalError(error, ErrorCode.SANDBOX_CREATE_FAILED, "snapshot the sandbox's filesystem");
@@ -78,7 +79,7 @@ export class ModalSandboxProvider implements SandboxProvider {
     if (options.network) checkNetworkPolicy(options.network);
     const signal = options.signal;
     if (signal?.aborted) throw abortedError(signal);
-    const client = this.modalClient();
+    const client = this.sdkClient();
     const [app, baseImage] = await abortable(Promise.all([this.resolveApp(), this.resolveImage()]), signal);
     const cache = this.settings.preparedStates;
     let image = baseImage;
@@ -166,7 +167,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   }
 
   async reapOrphans(options: { olderThanMs?: number } = {}): Promise<number> {
-    const client = this.modalClient();
+    const client = this.sdkClient();
     const app = await this.resolveApp();
     let removed = 0;
     try {
@@ -186,9 +187,13 @@ export class ModalSandboxProvider implements SandboxProvider {
     return removed;
   }
 
-  /** The SDK client, made once. */
-  modalClient(): ModalClient {
-    if (this.settings.client) return this.settings.client;
+  /** The SDK client, made once: cast it to modal's `ModalClient` for the SDK's own calls. */
+  modalClient(): ModalClientHandle {
+    return this.sdkClient();
+  }
+
+  private sdkClient(): ModalClient {
+    if (this.settings.client) return this.settings.client as ModalClient;
     if (this.client) return this.client;
     // Explicit tokens win; otherwise the SDK reads MODAL_TOKEN_ID / MODAL_TOKEN_SECRET or the profile.
     const tokens = this.settings.tokenId !== undefined ? { tokenId: this.settings.tokenId, tokenSecret: this.settings.tokenSecret } : {};
@@ -218,7 +223,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   }
 
   private resolveApp(): Promise<App> {
-    const client = this.modalClient();
+    const client = this.sdkClient();
     const setting = this.settings.app ?? DEFAULT_APP;
     const name = typeof setting === "string" ? setting : setting.name;
     const createIfMissing = typeof setting === "string" ? true : setting.createIfMissing !== false;
@@ -238,7 +243,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   /** The image, built (or looked up) once per provider and then reused by id. */
   private resolveImage(): Promise<Image> {
     this.image ??= (async () => {
-      const client = this.modalClient();
+      const client = this.sdkClient();
       const source = this.settings.image ?? DEFAULT_IMAGE;
       if ("imageId" in source) {
         try {

@@ -16,13 +16,18 @@ import {
   type SandboxSpawnOptions,
 } from "@running-agent/core";
 import type { ContainerProcess, Sandbox } from "modal";
+import type { ModalSandboxHandle } from "./modal-sdk-handles.js";
 import { modalError } from "./modal-error.js";
 
 /** What a session needs to know besides the SDK's sandbox. */
 export interface ModalSessionLayout {
+  /** Where the repository lives inside the sandbox. */
   workdir: string;
+  /** The writable folder outside the workdir for tool state and command ids. */
   scratchDir: string;
+  /** The tunnel ports declared at creation, handed out in order by `allocatePort()`. */
   ports: number[];
+  /** How long `exposePort` waits for Modal to report a tunnel, in ms. */
   tunnelTimeoutMs: number;
 }
 
@@ -49,19 +54,22 @@ export class ModalSandboxSession implements SandboxSession {
   private destroying: Promise<void> | undefined;
   private nextPort = 0;
 
+  private readonly sandbox: Sandbox;
+
   constructor(
-    private readonly sandbox: Sandbox,
+    sandbox: ModalSandboxHandle,
     private readonly layout: ModalSessionLayout,
     /** Prepared states of the provider's cache, for this sandbox. */
     readonly preparedStates?: SandboxPreparedStates,
   ) {
+    this.sandbox = sandbox as Sandbox;
     this.id = sandbox.sandboxId;
     this.workdir = layout.workdir;
     this.scratchDir = layout.scratchDir;
   }
 
-  /** The SDK's sandbox, for Modal features the spec does not cover. */
-  get modalSandbox(): Sandbox {
+  /** The SDK's sandbox, for Modal features the spec does not cover: cast it to modal's `Sandbox`. */
+  get modalSandbox(): ModalSandboxHandle {
     return this.sandbox;
   }
 
@@ -256,6 +264,7 @@ export class ModalSandboxSession implements SandboxSession {
     return this.destroying;
   }
 
+  /** `await using session = …`: the same as {@link destroy}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.destroy();
   }

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { agentError, ErrorCode, type SandboxNetworkPolicy } from "@running-agent/core";
-import type { ModalClient } from "modal";
 import type { ModalPreparedStateCache } from "./modal-prepared-state-cache.js";
+import type { ModalClientHandle } from "./modal-sdk-handles.js";
 
 /** The OpenCode version the default image installs (the one `@running-agent/core` is tested with). */
 export const DEFAULT_OPENCODE_VERSION = "1.18.33";
@@ -14,7 +14,9 @@ export const DEFAULT_OPENCODE_PATH = "/usr/local/bin/opencode";
  * OpenCode binary of a pinned version linked to {@link DEFAULT_OPENCODE_PATH}.
  */
 export const DEFAULT_IMAGE = {
+  /** The registry image it starts from. */
   registryTag: "node:20-bookworm-slim",
+  /** Installs git and CA certificates, then the pinned OpenCode binary. */
   dockerfileCommands: [
     "RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates && rm -rf /var/lib/apt/lists/*",
     `RUN npm install --prefix /opt/opencode opencode-linux-x64@${DEFAULT_OPENCODE_VERSION} && ln -s /opt/opencode/node_modules/opencode-linux-x64/bin/opencode ${DEFAULT_OPENCODE_PATH}`,
@@ -24,14 +26,29 @@ export const DEFAULT_IMAGE = {
 /** The image sandboxes start from. */
 export type ModalImageSource =
   /** Built on Modal from a registry tag plus Dockerfile commands (cached by Modal across tasks). */
-  | { registryTag: string; dockerfileCommands?: string[] }
+  | {
+      /** A registry image, e.g. `node:20-bookworm-slim`. */
+      registryTag: string;
+      /** Dockerfile commands run on top of it, e.g. `RUN apt-get install -y git`. */
+      dockerfileCommands?: string[];
+    }
   /** An image Modal already has: a prepared image or a filesystem snapshot. */
-  | { imageId: string };
+  | {
+      /** Modal's image id, `im-…`. */
+      imageId: string;
+    };
 
 /** Settings of {@link createModalSandbox}. */
 export interface ModalSandboxSettings {
   /** The Modal app the sandboxes belong to: a name (created when missing) or `{ name, createIfMissing: false }`. Default `running-agent`. */
-  app?: string | { name: string; createIfMissing?: boolean };
+  app?:
+    | string
+    | {
+        /** The app's name. */
+        name: string;
+        /** Create the app when it does not exist. Default true. */
+        createIfMissing?: boolean;
+      };
   /** The image. Default {@link DEFAULT_IMAGE}. */
   image?: ModalImageSource;
   /** CPU cores requested (fractions allowed); a task's `resources.cpu` wins. */
@@ -48,6 +65,7 @@ export interface ModalSandboxSettings {
   tags?: Record<string, string>;
   /** Modal token; defaults to `MODAL_TOKEN_ID` / `MODAL_TOKEN_SECRET` or the Modal profile. */
   tokenId?: string;
+  /** The token's secret; give both or neither. */
   tokenSecret?: string;
   /** Modal environment name; defaults to the profile's. */
   environment?: string;
@@ -62,8 +80,8 @@ export interface ModalSandboxSettings {
    * tasks on that key create their sandbox from the snapshot, with the repository placed and the setup done.
    */
   preparedStates?: ModalPreparedStateCache;
-  /** A ready client; settings for tokens, environment and server are then ignored. */
-  client?: ModalClient;
+  /** A ready client (`new ModalClient(...)`); settings for tokens, environment and server are then ignored. */
+  client?: ModalClientHandle;
   /** Where the repository lives inside the sandbox. Default `/workspace`. */
   workdir?: string;
   /** Writable folder outside the workdir for tool state. Default `/tmp/running-agent`. */

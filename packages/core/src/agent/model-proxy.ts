@@ -23,6 +23,7 @@ export interface ModelProxy {
   readonly token: string;
   /** The model as the sandbox must see it: the proxy's URL and the token in place of the key. */
   readonly sandboxModel: ResolvedModel;
+  /** Stops listening and ends open connections. */
   close(): Promise<void>;
 }
 

@@ -8,14 +8,35 @@ import { DEFAULT_MODEL, MODEL_PROVIDERS, type ModelConfig, type ModelPrices, typ
 export interface OpencodeProviderBlock {
   /** The AI SDK package OpenCode loads; only set for the OpenAI-compatible provider (built-ins know theirs). */
   npm?: string;
+  /** The provider's display name. */
   name?: string;
-  options: { baseURL?: string };
+  /** The AI SDK provider's options. */
+  options: {
+    /** The API's base URL, when not the provider's own. */
+    baseURL?: string;
+  };
   /** Model entries; needed for endpoints OpenCode's bundled catalogue does not know. */
-  models?: Record<string, { name: string; tool_call: boolean; limit: { context: number; output: number } }>;
+  models?: Record<
+    string,
+    {
+      /** The model's display name. */
+      name: string;
+      /** Whether the model takes tool calls (always true: the agent needs them). */
+      tool_call: boolean;
+      /** Its limits, in tokens. */
+      limit: {
+        /** The context window. */
+        context: number;
+        /** The most tokens one answer may have. */
+        output: number;
+      };
+    }
+  >;
 }
 
 /** A model config checked and completed with defaults, ready for the OpenCode engine. */
 export interface ResolvedModel {
+  /** Who serves the model. */
   provider: ModelProvider;
   /** The model id, e.g. `gemini-2.5-pro`. */
   model: string;
@@ -51,7 +72,12 @@ const PROVIDER_FACTS: Record<ModelProvider, ProviderFacts> = {
 };
 
 /** Limits used for `openai-compatible` models when the caller gives none. */
-export const DEFAULT_COMPATIBLE_LIMITS = { context: 128_000, output: 8_192 } as const;
+export const DEFAULT_COMPATIBLE_LIMITS = {
+  /** The context window, in tokens. */
+  context: 128_000,
+  /** The most tokens one answer may have. */
+  output: 8_192,
+} as const;
 
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$/;
 
@@ -76,7 +102,8 @@ export function resolveModel(model: ModelConfig | string | undefined, env: Recor
     throw agentError(
       ErrorCode.INVALID_MODEL,
       'The "openai-compatible" provider needs a base URL: pass model: { provider: "openai-compatible", model, baseURL: "http://host:port/v1" } or set OPENAI_COMPATIBLE_BASE_URL.',
-      { phase: "validate" },
+      // `missing` lets a front end (the CLI) say it in its own terms: a flag instead of the option.
+      { phase: "validate", details: { provider: config.provider, missing: "baseURL" } },
     );
   }
 
@@ -100,7 +127,7 @@ export function resolveModel(model: ModelConfig | string | undefined, env: Recor
     throw agentError(
       ErrorCode.MISSING_API_KEY,
       `No API key for "${config.provider}/${config.model}": set ${facts.keyEnv.join(" or ")}, or pass model: { provider: "${config.provider}", model: "${config.model}", apiKey }.`,
-      { phase: "validate", details: { provider: config.provider, env: [...facts.keyEnv] } },
+      { phase: "validate", details: { provider: config.provider, model: config.model, env: [...facts.keyEnv] } },
     );
   }
   // OpenCode substitutes `{env:NAME}` into its config text; control characters, quotes and backslashes

@@ -125,7 +125,12 @@ export function buildOpencodeEnv(input: {
  * it skips the install when `node_modules/` exists and the lock's root lists every dependency.
  * Paths are relative to {@link OpencodeFolders.root}; a trailing `/` marks an empty folder.
  */
-export function preSeededConfigEntries(): Array<{ path: string; content?: string }> {
+export function preSeededConfigEntries(): Array<{
+  /** Relative to the config root; a trailing `/` marks a folder. */
+  path: string;
+  /** The file's text; absent for a folder. */
+  content?: string;
+}> {
   const dependencies = { "@opencode-ai/plugin": OPENCODE_VERSION };
   return [
     { path: "home/" },

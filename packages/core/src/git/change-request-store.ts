@@ -6,25 +6,45 @@ import type { CheckReport } from "../spec/git-host-spec.js";
 
 /** A change request as the local Git host records it. */
 export interface LocalChangeRequest {
+  /** Its number in the repository, from 1. */
   number: number;
   /** `local://<repository id>/change-requests/<number>`. */
   url: string;
+  /** Always open: the local host neither merges nor closes. */
   state: "open";
+  /** The branch it merges from. */
   head: string;
+  /** The branch it merges into. */
   base: string;
   /** The head branch's commit when the change request was last opened or updated. */
   headCommit: string;
+  /** Its title. */
   title: string;
+  /** Its description. */
   body: string;
+  /** Whether it is a draft. */
   draft: boolean;
+  /** Label names. */
   labels: string[];
+  /** Users asked for a review. */
   reviewers: string[];
+  /** Assigned users. */
   assignees: string[];
   /** ISO 8601 times. */
   createdAt: string;
+  /** When it was last opened or updated. */
   updatedAt: string;
   /** The checks last reported for the head commit (GitHost.reportChecks). */
-  checks?: { commit: string; fixRounds: number; results: CheckReport["checks"]; reportedAt: string };
+  checks?: {
+    /** The commit the checks ran on. */
+    commit: string;
+    /** Fix rounds before this result. */
+    fixRounds: number;
+    /** One entry per check, in order. */
+    results: CheckReport["checks"];
+    /** When they were reported (ISO 8601). */
+    reportedAt: string;
+  };
 }
 
 interface StoreFile {

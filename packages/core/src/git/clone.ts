@@ -11,6 +11,7 @@ import { abortFailure, httpFailure, wrapFailure } from "./remote-errors.js";
 
 /** What {@link cloneRepository} needs. */
 export interface CloneRepositoryInput {
+  /** The repository, as the Git host resolved it. */
   repository: ResolvedRepository;
   /** The branch to check out. */
   branch: string;
@@ -25,6 +26,7 @@ export interface CloneRepositoryInput {
    * only the index from HEAD: the files go straight to the sandbox ({@link placeRepository}).
    */
   checkout?: boolean;
+  /** Aborts the step; it rejects with ABORTED. */
   signal?: AbortSignal;
   /** For http(s) remotes: fail with GIT_REMOTE_STALLED after this long without progress. Default {@link DEFAULT_GIT_STALL_TIMEOUT_MS}. */
   stallTimeoutMs?: number;
@@ -41,7 +43,10 @@ export function isHttpRemote(remote: string): boolean {
  * the repo config); local remotes through the git CLI. Rejects with BASE_BRANCH_NOT_FOUND,
  * REPO_NOT_FOUND, AUTH_FAILED, PERMISSION_DENIED, GIT_REMOTE_STALLED, ABORTED or CLONE_FAILED (phase `clone`).
  */
-export async function cloneRepository(input: CloneRepositoryInput): Promise<{ commit: string }> {
+export async function cloneRepository(input: CloneRepositoryInput): Promise<{
+  /** The commit checked out (the branch's head). */
+  commit: string;
+}> {
   const { repository, branch, depth, dir, signal } = input;
   try {
     validateBranchName(branch);

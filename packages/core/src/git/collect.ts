@@ -29,6 +29,7 @@ export interface CollectChangesInput {
   limits?: ChangeLimits;
   /** Strings that must not be in any changed file (the run's keys, tokens and passwords). */
   secrets?: readonly string[];
+  /** Aborts the step; it rejects with ABORTED. */
   signal?: AbortSignal;
 }
 

@@ -12,7 +12,9 @@ export interface CommitChangesInput {
   dir: string;
   /** The branch to commit on: created at HEAD, or HEAD's own branch when it already is that branch. */
   branch: string;
+  /** The commit message. */
   message: string;
+  /** Who the commit is by. */
   author: GitIdentity;
   /** Defaults to the author. */
   committer?: GitIdentity;
@@ -21,6 +23,7 @@ export interface CommitChangesInput {
    * {@link collectChanges} left it: only the changed paths, and the working tree may be empty.
    */
   stageWorkingTree?: boolean;
+  /** Aborts the step; it rejects with ABORTED. */
   signal?: AbortSignal;
 }
 
@@ -30,7 +33,10 @@ export interface CommitChangesInput {
  * on the machine's git config or HOME, runs no hooks and does not sign. Rejects with
  * COMMIT_FAILED when there is nothing to commit or the branch already exists elsewhere.
  */
-export async function commitChanges(input: CommitChangesInput): Promise<{ commit: string }> {
+export async function commitChanges(input: CommitChangesInput): Promise<{
+  /** The new commit's sha. */
+  commit: string;
+}> {
   const { dir, branch, message, author, signal } = input;
   const committer = input.committer ?? author;
   const options = { cwd: dir, signal, phase: "commit" as const };

@@ -10,9 +10,11 @@ import { listWorkspace, type WorkspaceListing } from "./workspace-listing.js";
 
 /** What {@link placeRepository} needs. */
 export interface PlaceRepositoryInput {
+  /** The sandbox whose workdir receives the repository. */
   session: SandboxSession;
   /** The host clone (its working tree may be empty: the files come from HEAD's tree). */
   dir: string;
+  /** Aborts the step; it rejects with ABORTED. */
   signal?: AbortSignal;
 }
 

@@ -13,11 +13,13 @@ import { abortFailure, httpFailure, wrapFailure } from "./remote-errors.js";
 export interface PushBranchInput {
   /** The host clone. */
   dir: string;
+  /** The repository to push to, as the Git host resolved it. */
   repository: ResolvedRepository;
   /** The remote branch to push to. The local branch of that name is pushed, or HEAD when there is none. */
   branch: string;
   /** For http(s) remotes; handed to isomorphic-git's onAuth callback only. */
   credentials?: GitCredentials;
+  /** Aborts the step; it rejects with ABORTED. */
   signal?: AbortSignal;
   /** For http(s) remotes: fail with GIT_REMOTE_STALLED after this long without progress. Default {@link DEFAULT_GIT_STALL_TIMEOUT_MS}. */
   stallTimeoutMs?: number;

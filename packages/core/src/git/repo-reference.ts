@@ -4,8 +4,14 @@ import { agentError, ErrorCode } from "../errors.js";
 
 /** A repository reference after parsing: a local path, or an http(s) URL without credentials. */
 export type RepoReference =
-  | { kind: "local"; path: string }
   | {
+      /** A folder or `file://` URL on this machine. */
+      kind: "local";
+      /** Its absolute path. */
+      path: string;
+    }
+  | {
+      /** An `http://` or `https://` URL. */
       kind: "http";
       /** The URL with any `user:password@` removed. */
       url: string;

@@ -2,6 +2,7 @@ import type { SandboxSession } from "../spec/sandbox-spec.js";
 
 /** One path of the sandbox's working tree, as `find` saw it. */
 export interface ListedEntry {
+  /** What the path is; `other` for sockets, devices and the like. */
   type: "file" | "symlink" | "directory" | "other";
   /** Size in bytes (of the link itself for symlinks). */
   size: number;
@@ -13,6 +14,7 @@ export interface ListedEntry {
 
 /** Every path of the working tree (`.git` folders left out) with its metadata. */
 export interface WorkspaceListing {
+  /** Every path under the workdir (relative, `/` separators), `.git` left out. */
   entries: Map<string, ListedEntry>;
   /** The sandbox's clock when the listing ended, seconds since the epoch. */
   listedAt: number;

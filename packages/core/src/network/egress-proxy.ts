@@ -20,7 +20,9 @@ function rulesFor(policy: SandboxNetworkPolicy): EgressRules {
 
 /** A connection the proxy refused. */
 export interface BlockedConnection {
+  /** The host name or address asked for. */
   host: string;
+  /** The port asked for. */
   port: number;
   /** Why, in a sentence. */
   reason: string;
@@ -48,11 +50,13 @@ export interface EgressProxy {
   readonly blocked: readonly BlockedConnection[];
   /** The model route, when a model was given: its token and the model as the sandbox sees it. */
   readonly modelRoute?: ModelRoute;
+  /** The model as OpenCode inside must be configured with: its base URL through this proxy. */
   readonly sandboxModel?: ResolvedModel;
   /** Replaces the policy (setup commands may have their own); open connections stay. */
   setPolicy(policy: SandboxNetworkPolicy): void;
   /** Replaces the refusal listener (a pooled sandbox's proxy reports to the task that takes it). */
   setOnBlocked(listener: ((blocked: BlockedConnection) => void) | undefined): void;
+  /** Stops listening, ends open connections and removes the socket. */
   close(): Promise<void>;
 }
 

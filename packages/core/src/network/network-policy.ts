@@ -29,7 +29,23 @@ for (const [network, prefix, type] of SPECIAL_RANGES) specialAddresses.addSubnet
 const domainPattern = /^(\*\.)?(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
 
 /** The older object forms of the policy, still accepted by `runAgentTask` and mapped to {@link SandboxNetworkPolicy}. */
-export type LegacyNetworkPolicy = { mode: "none" } | { mode: "open" } | { mode: "allow-list"; hosts?: string[]; cidrs?: string[] };
+export type LegacyNetworkPolicy =
+  | {
+      /** Now `"none"`. */
+      mode: "none";
+    }
+  | {
+      /** Now `"open"`. */
+      mode: "open";
+    }
+  | {
+      /** Now `{ allow: [...hosts, ...cidrs] }`. */
+      mode: "allow-list";
+      /** Host names allowed. */
+      hosts?: string[];
+      /** CIDR ranges allowed. */
+      cidrs?: string[];
+    };
 
 /** Why an allow-list entry is not one: undefined when it is a domain, `*.domain`, an address or a CIDR range. */
 export function allowEntryProblem(entry: string): string | undefined {

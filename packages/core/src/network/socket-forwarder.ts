@@ -7,6 +7,7 @@ import { shortSocketPath } from "./short-socket-path.js";
 export interface SocketForwarder {
   /** `http://127.0.0.1:<port>`. */
   readonly url: string;
+  /** Stops listening and ends open connections. */
   close(): Promise<void>;
 }
 

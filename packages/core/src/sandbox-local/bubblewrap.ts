@@ -4,7 +4,9 @@ import { delimiter, join } from "node:path";
 
 /** Fixed paths inside a bubblewrap sandbox. */
 export const SANDBOX_WORKDIR = "/workspace";
+/** The scratch folder inside: the agent user's home and tool state, outside the workdir. */
 export const SANDBOX_SCRATCH = "/scratch";
+/** Where the OpenCode binary is bound inside. */
 export const SANDBOX_OPENCODE_BINARY = "/opt/opencode/bin/opencode";
 /** The unprivileged user commands run as inside; the host sees their files as owned by the caller. */
 export const SANDBOX_UID = 1000;
@@ -73,6 +75,7 @@ export function readSystemLayout(): SystemLayout {
 
 /** What one sandboxed command needs bound. */
 export interface BubblewrapMounts {
+  /** The host's system folders to bind read-only (from {@link readSystemLayout}). */
   system: SystemLayout;
   /** Host folder bound read-write at {@link SANDBOX_WORKDIR}. */
   hostWorkspace: string;
@@ -80,6 +83,7 @@ export interface BubblewrapMounts {
   hostScratch: string;
   /** Host files bound read-only over /etc/passwd and /etc/group. */
   hostPasswd: string;
+  /** The one bound over /etc/group. */
   hostGroup: string;
   /** Host path of the OpenCode binary, bound read-only at {@link SANDBOX_OPENCODE_BINARY}. */
   hostOpencodeBinary?: string;
@@ -89,10 +93,16 @@ export interface BubblewrapMounts {
   disableUserns: boolean;
   /**
    * Absent: the host's network is shared. Present: the command gets its own network namespace (only
-   * loopback); the host's egress proxy socket, when given, is bound at {@link SANDBOX_EGRESS_SOCKET},
-   * and the host folder for exposed ports' sockets at {@link SANDBOX_PORT_SOCKETS}.
+   * loopback); the host's egress proxy socket, when given, is bound at
+   * `/run/running-agent/egress.sock`, and the host folder for exposed ports' sockets at
+   * `/run/running-agent/ports`.
    */
-  ownNetwork?: { hostEgressSocket?: string; hostPortSockets: string };
+  ownNetwork?: {
+    /** The host's egress proxy socket. */
+    hostEgressSocket?: string;
+    /** The host folder where exposed ports' relays make their sockets. */
+    hostPortSockets: string;
+  };
 }
 
 /** Where the host's egress proxy socket is bound inside a sandbox with its own network. */
@@ -165,7 +175,12 @@ export function withNetworkRelays(command: string[], relays: { egress: boolean; 
 }
 
 /** The /etc/passwd and /etc/group contents for the sandbox user. */
-export function sandboxAccounts(): { passwd: string; group: string } {
+export function sandboxAccounts(): {
+  /** The /etc/passwd text: root, the agent user and nobody. */
+  passwd: string;
+  /** The /etc/group text. */
+  group: string;
+} {
   return {
     passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nagent:x:${SANDBOX_UID}:${SANDBOX_GID}:Running Agent:${SANDBOX_SCRATCH}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
     group: `root:x:0:\nagent:x:${SANDBOX_GID}:\nnogroup:x:65534:\n`,

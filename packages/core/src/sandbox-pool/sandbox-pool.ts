@@ -50,15 +50,50 @@ export interface SandboxPoolOptions {
 
 /** What the pool did. */
 export type SandboxPoolEvent =
-  | { type: "ready"; sandboxId: string; startMs: number }
-  | { type: "taken"; sandboxId: string; taskId: string }
-  | { type: "start-failed"; message: string; code: string }
-  | { type: "replaced"; sandboxId: string; reason: string }
-  | { type: "expired"; sandboxId: string };
+  | {
+      /** A sandbox is ready: its OpenCode server started and warmed. */
+      type: "ready";
+      /** The sandbox. */
+      sandboxId: string;
+      /** From asking the provider to ready, in ms. */
+      startMs: number;
+    }
+  | {
+      /** A task took a sandbox. */
+      type: "taken";
+      /** The sandbox. */
+      sandboxId: string;
+      /** The task that took it. */
+      taskId: string;
+    }
+  | {
+      /** Opening or warming a sandbox failed; the pool pauses, then starts again. */
+      type: "start-failed";
+      /** The error's message. */
+      message: string;
+      /** The error's code. */
+      code: string;
+    }
+  | {
+      /** An idle sandbox died or failed a check and was replaced. */
+      type: "replaced";
+      /** The sandbox that went. */
+      sandboxId: string;
+      /** What was wrong with it. */
+      reason: string;
+    }
+  | {
+      /** An idle sandbox reached its idle limit and was destroyed. */
+      type: "expired";
+      /** The sandbox that went. */
+      sandboxId: string;
+    };
 
 /** Counts of a pool's sandboxes. */
 export interface SandboxPoolStats {
+  /** Ready and not taken. */
   idle: number;
+  /** Being opened or warmed. */
   starting: number;
   /** Tasks waiting for a sandbox that is starting. */
   waiting: number;
@@ -66,25 +101,37 @@ export interface SandboxPoolStats {
   taken: number;
   /** Pooled sandboxes that died or failed a check while idle, and were replaced. */
   replaced: number;
+  /** Idle sandboxes destroyed at their idle limit. */
   expired: number;
+  /** Opens or warm-ups that failed. */
   startFailures: number;
 }
 
 /** What a task asks the pool for: the agent config its OpenCode server must have been started with. */
 export interface PooledSandboxRequest {
+  /** The task asking. */
   taskId: string;
+  /** Its model, key and limits: they must equal the pool's. */
   model: ResolvedModel;
+  /** Whether the task keeps the key behind a model proxy: it must equal the pool's. */
   modelProxy: boolean;
+  /** A task that reads the repository's agent config cannot take a pooled server (started before the repository). */
   allowRepoAgentConfig: boolean;
+  /** The task's resources: they must equal the pool's. */
   resources?: SandboxResources;
+  /** The task's network policy: it must equal the pool's. */
   network?: SandboxNetworkPolicy;
+  /** Stops the wait for a starting sandbox. */
   signal?: AbortSignal;
 }
 
 /** A pooled sandbox handed to a task: it owns all three from now on (teardown destroys and closes them). */
 export interface PooledSandboxLease {
+  /** The sandbox. */
   session: SandboxSession;
+  /** Its OpenCode server, started and warmed. */
   server: OpencodeServer;
+  /** The host-side model proxy it was started with, when the pool uses one. */
   modelProxy?: ModelProxy;
   /** The sandbox's egress proxy, where the provider enforces the policy through one. */
   egressProxy?: EgressProxy;
@@ -99,6 +146,7 @@ export interface PooledSandboxLease {
 export interface SandboxPool extends SandboxProvider, AsyncDisposable {
   /** How many ready sandboxes the pool aims to hold. */
   readonly size: number;
+  /** Counts of the pool's sandboxes now. */
   stats(): SandboxPoolStats;
   /** Resolves once `count` (default: size) sandboxes are ready, or the pool is closed. */
   whenReady(count?: number): Promise<void>;
@@ -107,7 +155,16 @@ export interface SandboxPool extends SandboxProvider, AsyncDisposable {
    * task. `{ miss }` says why none fits (the task then opens its own). Rejects with ABORTED when the
    * request's signal aborts while it waits; the sandbox it waited for stays in the pool.
    */
-  take(request: PooledSandboxRequest): Promise<{ lease: PooledSandboxLease } | { miss: string }>;
+  take(request: PooledSandboxRequest): Promise<
+    | {
+        /** The sandbox, now the task's. */
+        lease: PooledSandboxLease;
+      }
+    | {
+        /** Why no pooled sandbox fits this task. */
+        miss: string;
+      }
+  >;
   /** Stops refilling and destroys every sandbox the pool holds or is starting. Leased sandboxes belong to their tasks. */
   close(): Promise<void>;
 }

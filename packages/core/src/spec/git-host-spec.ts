@@ -7,7 +7,9 @@ export const GIT_HOST_SPEC_VERSION = "git-host-v1" as const;
 
 /** Username and password (or token) for git over HTTP, given to isomorphic-git's onAuth callback. */
 export interface GitCredentials {
+  /** The user name git sends (for a token, what the host expects: `x-access-token`, `oauth2`). */
   username: string;
+  /** The password or token. */
   password: string;
 }
 
@@ -34,12 +36,17 @@ export interface ChangeRequestInput {
   head: string;
   /** Branch to merge into. */
   base: string;
+  /** The change request's title. */
   title: string;
+  /** Its description (Markdown), redacted. */
   body: string;
   /** Open as a draft (default false). On an update, undefined leaves the draft state as it is. */
   draft?: boolean;
+  /** Labels to add. */
   labels?: string[];
+  /** Users to ask for a review. */
   reviewers?: string[];
+  /** Users to assign. */
   assignees?: string[];
 }
 
@@ -49,10 +56,15 @@ export interface ChangeRequest {
   number: number;
   /** Web URL, or a `local://` URL for the local host. */
   url: string;
+  /** The branch it merges from. */
   head: string;
+  /** The branch it merges into. */
   base: string;
+  /** Its title as the host now has it. */
   title: string;
+  /** Its description as the host now has it. */
   body: string;
+  /** Whether it is a draft now. */
   draft: boolean;
   /** True when this call opened it, false when it updated an existing one. */
   created: boolean;
@@ -62,6 +74,7 @@ export interface ChangeRequest {
 export interface GitHostTaskOptions {
   /** A token used for this task instead of the host's own. */
   token?: string;
+  /** The task's signal: a request still running when it aborts is cancelled. */
   signal?: AbortSignal;
 }
 
@@ -127,7 +140,20 @@ export interface CheckReport {
   /** The change request it belongs to. */
   changeRequest: ChangeRequest;
   /** One entry per check, in order. */
-  checks: Array<{ name: string; command: string; passed: boolean; exitCode: number | null; timedOut: boolean; durationMs: number }>;
+  checks: Array<{
+    /** The check's name, e.g. `test`. */
+    name: string;
+    /** The command it ran. */
+    command: string;
+    /** True when it exited 0 within its time. */
+    passed: boolean;
+    /** Its exit code, null when it was stopped. */
+    exitCode: number | null;
+    /** True when it ran out of time. */
+    timedOut: boolean;
+    /** How long it ran, in ms. */
+    durationMs: number;
+  }>;
   /** How many fix rounds ran before this result. */
   fixRounds: number;
 }

@@ -17,7 +17,13 @@ export const SANDBOX_SPEC_VERSION = "sandbox-v1" as const;
  *
  * The core maps the older `{ mode: ... }` forms onto these before a provider sees them.
  */
-export type SandboxNetworkPolicy = "none" | "open" | { allow: string[] };
+export type SandboxNetworkPolicy =
+  | "none"
+  | "open"
+  | {
+      /** Domains (`example.com`, `*.example.com`), addresses and CIDR ranges the sandbox may reach. */
+      allow: string[];
+    };
 
 /**
  * Where the host's egress proxy is reached inside a sandbox that takes one
@@ -53,7 +59,10 @@ export interface SandboxCreateOptions {
    * a Unix socket the provider makes reachable at {@link SANDBOX_EGRESS_PROXY_URL} inside, as the only
    * route out. The proxy applies `network`; the provider only has to leave no other route.
    */
-  egressProxy?: { socketPath: string };
+  egressProxy?: {
+    /** The proxy's Unix socket on the host. */
+    socketPath: string;
+  };
   /** The longest the sandbox may live, in ms; providers enforce it where they can. */
   timeoutMs?: number;
   /** Extra labels or tags. */
@@ -88,6 +97,7 @@ export interface SandboxExecOptions {
 
 /** The outcome of a command that ran to its end (a non-zero exit is not an error). */
 export interface SandboxExecResult {
+  /** The command's exit code. */
   exitCode: number;
   /** All of stdout, decoded as UTF-8 (providers may cap it; see {@link SandboxExecResult.truncated}). */
   stdout: string;
@@ -107,9 +117,13 @@ export interface SandboxProcess {
 
 /** Options for a long-running process. */
 export interface SandboxSpawnOptions {
+  /** Working directory inside the sandbox; defaults to the workdir. */
   cwd?: string;
+  /** Extra environment for the process. */
   env?: Record<string, string>;
+  /** Called with each chunk of stdout as it arrives. */
   onStdout?: (chunk: Uint8Array) => void;
+  /** Called with each chunk of stderr as it arrives. */
   onStderr?: (chunk: Uint8Array) => void;
 }
 
@@ -123,8 +137,11 @@ export interface ExposedPort {
 
 /** A file in the sandbox's tree, as listed by {@link SandboxSession.getArchive}. */
 export interface SandboxFile {
+  /** Path relative to the workdir, with forward slashes. */
   path: string;
+  /** The file's bytes. */
   content: Uint8Array;
+  /** Its permission bits (e.g. `0o755`), when the provider reports them. */
   mode?: number;
 }
 

@@ -21,10 +21,15 @@ export interface ConformanceRepository {
 
 /** What a change request reads back as, for hosts that can show it. */
 export interface ConformanceChangeRequest {
+  /** Its title. */
   title: string;
+  /** Its description. */
   body: string;
+  /** The branch it merges from. */
   head: string;
+  /** The branch it merges into. */
   base: string;
+  /** Whether it is a draft. */
   draft: boolean;
 }
 

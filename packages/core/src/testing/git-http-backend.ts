@@ -71,7 +71,14 @@ export function readRequestBody(request: IncomingMessage): Promise<Buffer> {
 }
 
 /** Reads HTTP Basic credentials from an Authorization header; undefined when there are none. */
-export function parseBasicAuthorization(header: string | undefined): { username: string; password: string } | undefined {
+export function parseBasicAuthorization(header: string | undefined):
+  | {
+      /** The user name before the colon. */
+      username: string;
+      /** The password (or token) after it. */
+      password: string;
+    }
+  | undefined {
   if (!header?.toLowerCase().startsWith("basic ")) return undefined;
   const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8");
   const colon = decoded.indexOf(":");

@@ -18,6 +18,7 @@ export interface GitHttpServerOptions {
 
 /** One request the server saw. Never holds the credentials themselves. */
 export interface GitHttpRequestRecord {
+  /** The HTTP method. */
   method: string;
   /** Path and query, e.g. `/repo.git/info/refs?service=git-upload-pack`. */
   path: string;

@@ -6,8 +6,11 @@ export const OFFLINE_NOTE_FILE = "RUNNING_AGENT_TASK.md";
 
 /** A scripted model on loopback, for a fully offline server: every task gets a note file and a summary. */
 export interface OfflineModel {
+  /** The config to pass as `model`: `openai-compatible` at the server, with its key. */
   model: ModelConfig;
+  /** The scripted server behind it, for its recorded requests. */
   server: ScriptedModelServer;
+  /** Stops the server. */
   close(): Promise<void>;
 }
 

@@ -13,7 +13,9 @@ export interface ScriptedToolCall {
 
 /** Token counts reported in the usage chunk. Estimated from the text sizes when absent. */
 export interface ScriptedUsage {
+  /** Input tokens reported. */
   promptTokens?: number;
+  /** Output tokens reported. */
   completionTokens?: number;
 }
 
@@ -27,19 +29,25 @@ interface ScriptedTurnTiming {
 
 /** The model answers with tool calls (and optionally some text before them). `finish_reason` is `tool_calls`. */
 export interface ScriptedToolCallsTurn extends ScriptedTurnTiming {
+  /** The calls, streamed in order. */
   toolCalls: ScriptedToolCall[];
+  /** Text streamed before the calls. */
   text?: string;
+  /** The usage chunk's counts. */
   usage?: ScriptedUsage;
 }
 
 /** The model answers with text. `finish_reason` is `stop`. */
 export interface ScriptedTextTurn extends ScriptedTurnTiming {
+  /** The answer, streamed in chunks. */
   text: string;
+  /** The usage chunk's counts. */
   usage?: ScriptedUsage;
 }
 
 /** The server answers with an HTTP error (e.g. 500, 429, 400). */
 export interface ScriptedErrorTurn extends Pick<ScriptedTurnTiming, "delayMs"> {
+  /** The HTTP status. */
   status: number;
   /** The response body; an object is sent as JSON. Default: an OpenAI-style `{ error: { message, type } }`. */
   body?: unknown;
@@ -49,6 +57,7 @@ export interface ScriptedErrorTurn extends Pick<ScriptedTurnTiming, "delayMs"> {
 
 /** The server accepts the request and never answers (until the client gives up or the server closes). */
 export interface ScriptedHangTurn {
+  /** Marks the turn as a hang. */
   hang: true;
 }
 
@@ -63,6 +72,7 @@ export type ScriptedTurn = ScriptedStaticTurn | ScriptedTurnFunction;
 
 /** A request the server received, kept for assertions. */
 export interface RecordedModelRequest {
+  /** The HTTP method. */
   method: string;
   /** The path with the query, e.g. `/v1/chat/completions`. */
   path: string;
@@ -96,6 +106,7 @@ export interface ScriptedModelServerOptions {
 export interface ScriptedModelServer extends AsyncDisposable {
   /** The OpenAI-compatible base URL, `http://127.0.0.1:PORT/v1`. */
   readonly url: string;
+  /** The port it listens on, on 127.0.0.1. */
   readonly port: number;
   /** Every request received, in order (including `GET /v1/models` and rejected ones). */
   readonly requests: readonly RecordedModelRequest[];

@@ -14,6 +14,7 @@ export interface TestRepository extends AsyncDisposable {
   root: string;
   /** Runs git against the bare repository and returns stdout. */
   git(...args: string[]): Promise<string>;
+  /** Removes {@link TestRepository.root} and everything in it. */
   remove(): Promise<void>;
 }
 

@@ -13,12 +13,17 @@ export type ChecksFailedPolicy = "draft" | "fail" | "open";
 
 /** How one check ended in one round. */
 export interface CheckResult {
+  /** The check's name. */
   name: string;
+  /** The command it ran. */
   command: string;
+  /** True when it exited 0 within its time. */
   passed: boolean;
   /** The exit code; null when the check was ended by its timeout. */
   exitCode: number | null;
+  /** True when it ran out of time. */
   timedOut: boolean;
+  /** How long it ran, in ms. */
   durationMs: number;
   /** The last lines of its output (stdout and stderr as they came), redacted and bounded. */
   outputTail: string;
@@ -26,8 +31,11 @@ export interface CheckResult {
 
 /** One round of checks: round 0 runs after the agent's first pass, round N after fix round N. */
 export interface CheckRound {
+  /** 0 after the agent's first pass, N after fix round N. */
   round: number;
+  /** Each check's result, in order. */
   checks: CheckResult[];
+  /** True when every check passed. */
   passed: boolean;
 }
 
@@ -35,6 +43,7 @@ export interface CheckRound {
 export interface Verification {
   /** Every round, in order; the last one decides. */
   rounds: CheckRound[];
+  /** True when the last round passed. */
   passed: boolean;
   /** The policy that applied to a last failure. */
   onChecksFailed: ChecksFailedPolicy;

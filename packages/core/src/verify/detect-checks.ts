@@ -4,6 +4,7 @@ import type { CheckSpec } from "./check-types.js";
 
 /** What {@link detectChecks} found, and why. */
 export interface DetectedChecks {
+  /** The checks found, empty when none. */
   checks: CheckSpec[];
   /** One line per choice, for the event that says what was chosen. */
   reasons: string[];

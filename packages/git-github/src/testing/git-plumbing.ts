@@ -30,11 +30,22 @@ export function git(gitDir: string, args: string[], options: { input?: string | 
 }
 
 /** A file the server writes in a commit (`createRepository` and `commit` take them by path): text, bytes, or either with a mode; `null` deletes. */
-export type FileContent = string | Uint8Array | { content: string | Uint8Array; mode?: "100644" | "100755" } | null;
+export type FileContent =
+  | string
+  | Uint8Array
+  | {
+      /** The file's bytes, or text as UTF-8. */
+      content: string | Uint8Array;
+      /** Git's file mode: `100755` for an executable. Default `100644`. */
+      mode?: "100644" | "100755";
+    }
+  | null;
 
 /** Who made a commit. */
 export interface CommitIdentity {
+  /** The name on the commit. */
   name: string;
+  /** The e-mail address on the commit. */
   email: string;
 }
 

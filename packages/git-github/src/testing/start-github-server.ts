@@ -19,7 +19,9 @@ export interface GitHubServerOptions {
 
 /** A repository to create with {@link GitHubServer.createRepository}. */
 export interface CreateRepositoryOptions {
+  /** The owning user or organization's login. */
   owner: string;
+  /** The repository's name. */
   name: string;
   /** Default `main`. */
   defaultBranch?: string;
@@ -27,7 +29,9 @@ export interface CreateRepositoryOptions {
   files?: Record<string, FileContent>;
   /** Default true: callers need a token to see it. */
   private?: boolean;
+  /** Default false: an archived repository refuses pushes and pull requests, as on GitHub. */
   archived?: boolean;
+  /** The repository's description in its REST answers. */
   description?: string;
   /** Logins that may be assigned and asked for review, besides the owner and token holders with push. */
   collaborators?: string[];
@@ -39,6 +43,7 @@ export interface CreatedRepository {
   fullName: string;
   /** The `https://github.com/...`-shaped URL on this server: `<url>/<owner>/<name>.git`. */
   cloneUrl: string;
+  /** The repository's web page on this server: `<url>/<owner>/<name>`. */
   htmlUrl: string;
   /** The bare repository on disk. */
   gitDir: string;
@@ -72,10 +77,13 @@ export interface CreateAppOptions {
 
 /** A created App: what `createGitHub({ app })` needs, and the tokens minted so far. */
 export interface CreatedApp {
+  /** The App's id (`createGitHub({ app: { appId } })`). */
   appId: number;
+  /** Its installation on the account. */
   installationId: number;
   /** PKCS#1 PEM, as GitHub hands it out. */
   privateKey: string;
+  /** The App's slug; its bot user is `<slug>[bot]`. */
   slug: string;
   /** Every installation token minted, oldest first. */
   readonly mintedTokens: readonly string[];
@@ -87,9 +95,11 @@ export interface InjectedFailure {
   method?: string;
   /** A GitHub path template (`/repos/{owner}/{repo}/pulls`), an exact path, or a pattern on the path. Default: any. */
   path?: string | RegExp;
+  /** The HTTP status answered. */
   status: number;
   /** Default: GitHub's basic-error body for the status. */
   body?: unknown;
+  /** Extra response headers, e.g. `retry-after` or the rate-limit ones. */
   headers?: Record<string, string>;
   /** How many matching requests fail. Default 1. */
   times?: number;
@@ -101,10 +111,13 @@ export interface InjectedFailure {
 
 /** One request the server saw. Holds no credential. */
 export interface GitHubRequestRecord {
+  /** REST, git smart HTTP or GraphQL. */
   kind: "api" | "git" | "graphql";
+  /** The HTTP method. */
   method: string;
   /** The path without `/api/v3` and without the query. */
   path: string;
+  /** The query string without `?`, empty when none. */
   query: string;
   /** The GitHub path template of the REST operation, when one matched. */
   route?: string;
@@ -112,6 +125,7 @@ export interface GitHubRequestRecord {
   authorization: "none" | "token" | "bearer" | "basic" | "other";
   /** The user the token acts as, when it was valid. */
   login?: string;
+  /** The HTTP status answered. */
   status: number;
   /** The JSON body sent back (REST only). */
   responseBody?: unknown;
@@ -121,17 +135,29 @@ export interface GitHubRequestRecord {
 
 /** A pull request as the server holds it. */
 export interface PullRequestRecord {
+  /** The pull request's number in its repository. */
   number: number;
+  /** Its title. */
   title: string;
+  /** Its description, null when none was given. */
   body: string | null;
+  /** Open or closed. */
   state: "open" | "closed";
+  /** The branch it merges from. */
   head: string;
+  /** The branch it merges into. */
   base: string;
+  /** Opened as a draft. */
   draft: boolean;
+  /** The login that opened it. */
   user: string;
+  /** Label names, in the order added. */
   labels: string[];
+  /** Assigned logins. */
   assignees: string[];
+  /** Logins asked for a review. */
   requestedReviewers: string[];
+  /** Team slugs asked for a review. */
   requestedTeams: string[];
 }
 
@@ -144,9 +170,13 @@ export interface ReactionRecord {
 
 /** A comment as the server holds it. */
 export interface CommentRecord {
+  /** The comment's id. */
   id: number;
+  /** The issue or pull request it is on. */
   issueNumber: number;
+  /** Its text. */
   body: string;
+  /** The login that wrote it. */
   user: string;
 }
 
@@ -160,6 +190,7 @@ export interface GitHubServer extends AsyncDisposable {
   readonly gitUrl: string;
   /** Every request so far, in order. */
   readonly requests: GitHubRequestRecord[];
+  /** Creates a repository (with a first commit of `files`, if any) and returns where it is. */
   createRepository(options: CreateRepositoryOptions): Promise<CreatedRepository>;
   /** Archives or unarchives a repository. */
   setArchived(fullName: string, archived: boolean): void;

@@ -3,7 +3,18 @@ import { protectionRuleCovers } from "../protection-rule.js";
 import type { ServerUser } from "./gitlab-json.js";
 
 /** GitLab's roles by access level. */
-export const AccessLevel = { guest: 10, reporter: 20, developer: 30, maintainer: 40, owner: 50 } as const;
+export const AccessLevel = {
+  /** Guest: sees the project, cannot read the code of a private one. */
+  guest: 10,
+  /** Reporter: reads the code. */
+  reporter: 20,
+  /** Developer: pushes to unprotected branches, opens merge requests. */
+  developer: 30,
+  /** Maintainer: pushes to protected branches by default, manages the project. */
+  maintainer: 40,
+  /** Owner. */
+  owner: 50,
+} as const;
 /** A role name or a numeric access level. */
 export type Role = keyof typeof AccessLevel | number;
 

@@ -22,7 +22,12 @@ export interface GitLabServerOptions {
    */
   relativeUrlRoot?: string;
   /** Serve HTTPS with this key and certificate (PEM), e.g. one signed by a private CA. Default: plain HTTP. */
-  tls?: { key: string; cert: string };
+  tls?: {
+    /** The server's private key (PEM). */
+    key: string;
+    /** Its certificate (PEM). */
+    cert: string;
+  };
 }
 
 /** A project to create with {@link GitLabServer.createProject}. */
@@ -35,7 +40,9 @@ export interface CreateProjectOptions {
   files?: Record<string, string>;
   /** Default `private`. */
   visibility?: "private" | "internal" | "public";
+  /** Default false: an archived project refuses pushes and merge requests, as on GitLab. */
   archived?: boolean;
+  /** The project's description in its REST answers. */
   description?: string;
   /** Direct members: username to role (the users are created when new). */
   members?: Record<string, Role>;
@@ -57,9 +64,11 @@ export interface InjectedFailure {
   method?: string;
   /** A route template (`/projects/:id/merge_requests`), an exact path (without `/api/v4`), or a pattern. Default: any. */
   path?: string | RegExp;
+  /** The HTTP status answered. */
   status: number;
   /** Default `{ message: "<status> ..." }`. */
   body?: unknown;
+  /** Extra response headers, e.g. `retry-after` or the rate-limit ones. */
   headers?: Record<string, string>;
   /** How many matching requests fail. Default 1. */
   times?: number;
@@ -69,34 +78,51 @@ export interface InjectedFailure {
 
 /** One request the server saw. Holds no credential. */
 export interface GitLabRequestRecord {
+  /** REST or git smart HTTP. */
   kind: "api" | "git";
+  /** The HTTP method. */
   method: string;
   /** The path without the URL root and `/api/v4`, still URL-encoded, without the query. */
   path: string;
+  /** The query string without `?`, empty when none. */
   query: string;
   /** The REST v4 route template, when one matched. */
   route?: string;
+  /** How the caller authenticated: a `PRIVATE-TOKEN` header, a bearer token, basic auth (git). */
   authorization: "none" | "private-token" | "bearer" | "basic" | "other";
   /** The user the token acts as, when it was valid. */
   username?: string;
+  /** The HTTP status answered. */
   status: number;
   /** The JSON body sent back (REST only). */
   responseBody?: unknown;
+  /** True when the answer came from an injected failure. */
   injected?: boolean;
 }
 
 /** A merge request as the server holds it, by usernames. */
 export interface MergeRequestRecord {
+  /** The merge request's number in its project. */
   iid: number;
+  /** Its title (without the `Draft:` prefix). */
   title: string;
+  /** Its description. */
   description: string;
+  /** Opened, closed or merged. */
   state: "opened" | "closed" | "merged";
+  /** The branch it merges from. */
   sourceBranch: string;
+  /** The branch it merges into. */
   targetBranch: string;
+  /** A draft. */
   draft: boolean;
+  /** The username that opened it. */
   author: string;
+  /** Label names. */
   labels: string[];
+  /** Assigned usernames. */
   assignees: string[];
+  /** Usernames asked for a review. */
   reviewers: string[];
 }
 
@@ -109,9 +135,26 @@ export interface GitLabServer extends AsyncDisposable {
   /** Every request so far, in order. */
   readonly requests: GitLabRequestRecord[];
   /** Creates a project (its groups need not exist) with one commit on its default branch. */
-  createProject(options: CreateProjectOptions): Promise<{ path: string; id: number; httpUrl: string; gitDir: string }>;
+  createProject(options: CreateProjectOptions): Promise<{
+    /** The project's full path, `group/sub/project`. */
+    path: string;
+    /** Its numeric id. */
+    id: number;
+    /** Its clone URL on this server: `<url>/<path>.git`. */
+    httpUrl: string;
+    /** The bare repository on disk. */
+    gitDir: string;
+  }>;
   /** Creates a user, or returns the one with this username. */
-  createUser(username: string, options?: { name?: string; email?: string; bot?: boolean }): { id: number; username: string };
+  createUser(
+    username: string,
+    options?: { name?: string; email?: string; bot?: boolean },
+  ): {
+    /** The user's numeric id. */
+    id: number;
+    /** Their username. */
+    username: string;
+  };
   /** Adds or changes a project member's role. */
   addProjectMember(path: string, username: string, role: Role): void;
   /** Adds or changes a group member's role; it reaches every subgroup and project below. */
@@ -124,6 +167,7 @@ export interface GitLabServer extends AsyncDisposable {
   createGroupAccessToken(groupPath: string, options?: TokenOptions & { role?: Role }): string;
   /** Stops accepting a token (GitLab then answers 401). */
   revokeToken(token: string): void;
+  /** Archives or unarchives a project. */
   setArchived(path: string, archived: boolean): void;
   /**
    * Protects a branch by exact name or by a wildcard rule (`release/*`, which also covers branches
@@ -154,9 +198,23 @@ export interface GitLabServer extends AsyncDisposable {
   /** A file's text at a ref, or undefined. */
   readFile(path: string, ref: string, file: string): Promise<string | undefined>;
   /** The commit statuses of a project, oldest first. */
-  commitStatuses(path: string): Array<{ sha: string; ref: string; name: string; status: string; description: string | null; targetUrl: string | null }>;
+  commitStatuses(path: string): Array<{
+    /** The commit. */
+    sha: string;
+    /** The branch given with the status. */
+    ref: string;
+    /** The status's name (its context). */
+    name: string;
+    /** `pending`, `running`, `success`, `failed` or `canceled`. */
+    status: string;
+    /** Its description, null when none. */
+    description: string | null;
+    /** Its link, null when none. */
+    targetUrl: string | null;
+  }>;
   /** The merge requests of a project, oldest first. */
   mergeRequests(path: string): MergeRequestRecord[];
+  /** Answers matching requests with a failure instead of the real response. */
   injectFailure(failure: InjectedFailure): void;
   /**
    * Answers the next matching REST request(s) with GitLab's 429 `Retry later`, with

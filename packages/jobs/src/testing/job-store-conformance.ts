@@ -5,6 +5,7 @@ import { watchJob, watchJobChanges, type JobWatchMessage } from "../watch-job.js
 
 /** How the suite gets a store: each test opens a fresh, empty one. */
 export interface JobStoreHarness {
+  /** Opens an empty store for one test; the suite closes it after the test. */
   open(): Promise<JobStore>;
   /** Every byte the store has written to disk (data files and logs), after making it flush. */
   rawBytes(store: JobStore): Promise<Buffer>;

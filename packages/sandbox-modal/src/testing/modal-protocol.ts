@@ -5,18 +5,38 @@ import { compileFunction } from "node:vm";
 
 /** One method of a ts-proto generated service definition, as nice-grpc reads it. */
 export interface ModalMethodDefinition {
+  /** The method's name, e.g. `SandboxCreate`. */
   name: string;
-  requestType: { fromPartial(value: unknown): unknown; encode(value: unknown): { finish(): Uint8Array } };
+  /** The request message's codec. */
+  requestType: {
+    /** Builds a message from a partial object, filling defaults. */
+    fromPartial(value: unknown): unknown;
+    /** Encodes a message. */
+    encode(value: unknown): {
+      /** The encoded bytes. */
+      finish(): Uint8Array;
+    };
+  };
+  /** True when the client streams requests. */
   requestStream: boolean;
-  responseType: { fromPartial(value: unknown): unknown };
+  /** The response message's codec. */
+  responseType: {
+    /** Builds a message from a partial object, filling defaults. */
+    fromPartial(value: unknown): unknown;
+  };
+  /** True when the server streams responses. */
   responseStream: boolean;
+  /** The method's protobuf options. */
   options: Record<string, unknown>;
 }
 
 /** A ts-proto generated service definition. */
 export interface ModalServiceDefinition {
+  /** The service's name, e.g. `ModalClient`. */
   name: string;
+  /** Its name with the package, e.g. `modal.client.ModalClient`. */
   fullName: string;
+  /** Its methods by camel-case name. */
   methods: Record<string, ModalMethodDefinition>;
 }
 

@@ -13,20 +13,41 @@ import { definitionWithMethods, loadModalProtocol } from "./modal-protocol.js";
 /** A failure the local server can be told to produce, for tests of error paths. */
 export type ModalServerFailure =
   /** Every token is rejected (`AuthTokenGet` answers UNAUTHENTICATED). */
-  | { kind: "invalid-token" }
+  | {
+      /** Which failure. */
+      kind: "invalid-token";
+    }
   /** The next image builds fail with this log. */
-  | { kind: "image-build"; log: string }
+  | {
+      /** Which failure. */
+      kind: "image-build";
+      /** The build log the failure reports. */
+      log: string;
+    }
   /** Sandbox creation answers RESOURCE_EXHAUSTED, as Modal does when a workspace is over its limits. */
-  | { kind: "quota"; message?: string }
+  | {
+      /** Which failure. */
+      kind: "quota";
+      /** The status message; a default names the limit. */
+      message?: string;
+    }
   /** Tunnels are never reported: the create response has none and `SandboxGetTunnelsV2` times out. */
-  | { kind: "tunnel-never-opens" };
+  | {
+      /** Which failure. */
+      kind: "tunnel-never-opens";
+    };
 
 /** What the local server knows about one sandbox, for tests. */
 export interface LocalSandboxRecord {
+  /** The sandbox's id, `sb-…`. */
   sandboxId: string;
+  /** The id of the local task (the processes) behind it. */
   taskId: string;
+  /** The app it belongs to. */
   appId: string;
+  /** The image it started from. */
   imageId: string;
+  /** Its tags, as the SDK set them. */
   tags: Record<string, string>;
   /** The request's definition: resources, timeouts, network access, ports, as the SDK sent them. */
   definition: Record<string, unknown>;
@@ -35,13 +56,23 @@ export interface LocalSandboxRecord {
   /** Every command started in the sandbox (argument vectors; environment values are never recorded). */
   commands: string[][];
   /** Null while running; the result once it has ended. */
-  result: { status: number; exitcode: number; exception: string } | null;
+  result: {
+    /** Modal's generic status: 1 success, 2 failure, 3 terminated, 4 timeout. */
+    status: number;
+    /** The main process's exit code. */
+    exitcode: number;
+    /** Why it ended, when not by itself (e.g. killed). */
+    exception: string;
+  } | null;
 }
 
 /** An image the local server "built": the Dockerfile commands are recorded, not run. */
 export interface LocalImageRecord {
+  /** The image's id, `im-…`. */
   imageId: string;
+  /** The Dockerfile commands it was built with. */
   dockerfileCommands: string[];
+  /** The images it was built on. */
   baseImageIds: string[];
   /** Set for filesystem snapshots. */
   snapshotOf?: string;
@@ -53,6 +84,7 @@ export interface LocalImageRecord {
 export interface ModalServerOptions {
   /** The token pair the server accepts; generated when absent. */
   tokenId?: string;
+  /** The secret of that token pair. */
   tokenSecret?: string;
   /** The OpenCode binary bound into every sandbox at {@link ModalServerOptions.opencodePath}; found in the `opencode-ai` package when absent. */
   opencodeBinary?: string;
@@ -66,7 +98,9 @@ export interface ModalServer extends AsyncDisposable {
   readonly url: string;
   /** The task command router's address, as handed to the SDK (an `https:` URL spoken in plaintext, as the SDK does for loopback servers). */
   readonly commandRouterUrl: string;
+  /** The token id the server accepts (`tokenId` of createModalSandbox). */
   readonly tokenId: string;
+  /** Its secret. */
   readonly tokenSecret: string;
   /** The `modal` SDK version whose generated definitions the server answers with. */
   readonly sdkVersion: string;
@@ -82,6 +116,7 @@ export interface ModalServer extends AsyncDisposable {
   createApp(name: string, environment?: string): string;
   /** Makes the server fail in the given way from now on, until {@link clearFailures}. */
   injectFailure(failure: ModalServerFailure): void;
+  /** Stops every injected failure. */
   clearFailures(): void;
   /** Kills a sandbox's processes as if its machine died. */
   killSandbox(sandboxId: string, exception?: string): Promise<void>;
