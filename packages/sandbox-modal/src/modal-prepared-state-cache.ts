@@ -36,7 +36,9 @@ export function createModalPreparedStateCache(options: ModalPreparedStateCacheOp
 
 /** Made by {@link createModalPreparedStateCache}. */
 export class ModalPreparedStateCache implements AsyncDisposable {
+  /** How many snapshots are kept at most (the option, default 8). */
   readonly maxEntries: number;
+  /** Age in ms after which a snapshot is no longer used (the option, default 6 hours). */
   readonly maxAgeMs: number;
   private readonly states = new Map<string, KeptSnapshot>();
 
@@ -72,6 +74,7 @@ export class ModalPreparedStateCache implements AsyncDisposable {
     await this.invalidate();
   }
 
+  /** Same as {@link close}, for `await using cache = ...`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

@@ -20,9 +20,13 @@ import { modalError } from "./modal-error.js";
 
 /** What a session needs to know besides the SDK's sandbox. */
 export interface ModalSessionLayout {
+  /** Absolute path of the repository inside the sandbox (the settings' `workdir`, default `/workspace`). */
   workdir: string;
+  /** Absolute path of the writable folder outside the workdir for tool state (default `/tmp/running-agent`). */
   scratchDir: string;
+  /** Ports declared as tunnels when the sandbox was created; `allocatePort()` hands them out in order, `exposePort()` accepts only these. */
   ports: number[];
+  /** How long `exposePort()` waits for Modal to report the tunnels, in ms. */
   tunnelTimeoutMs: number;
 }
 
@@ -256,6 +260,7 @@ export class ModalSandboxSession implements SandboxSession {
     return this.destroying;
   }
 
+  /** Same as {@link destroy}, for `await using session = ...`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.destroy();
   }

@@ -14,7 +14,9 @@ export const DEFAULT_OPENCODE_PATH = "/usr/local/bin/opencode";
  * OpenCode binary of a pinned version linked to {@link DEFAULT_OPENCODE_PATH}.
  */
 export const DEFAULT_IMAGE = {
+  /** The registry image Modal builds from: Debian bookworm with Node 20. */
   registryTag: "node:20-bookworm-slim",
+  /** Installs git and CA certificates, then the pinned OpenCode binary at {@link DEFAULT_OPENCODE_PATH}. */
   dockerfileCommands: [
     "RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates && rm -rf /var/lib/apt/lists/*",
     `RUN npm install --prefix /opt/opencode opencode-linux-x64@${DEFAULT_OPENCODE_VERSION} && ln -s /opt/opencode/node_modules/opencode-linux-x64/bin/opencode ${DEFAULT_OPENCODE_PATH}`,
@@ -24,14 +26,29 @@ export const DEFAULT_IMAGE = {
 /** The image sandboxes start from. */
 export type ModalImageSource =
   /** Built on Modal from a registry tag plus Dockerfile commands (cached by Modal across tasks). */
-  | { registryTag: string; dockerfileCommands?: string[] }
+  | {
+      /** A public registry image reference, such as `node:20-bookworm-slim`. */
+      registryTag: string;
+      /** Dockerfile lines (`RUN …`) Modal runs on top of `registryTag`, in order. Default none. */
+      dockerfileCommands?: string[];
+    }
   /** An image Modal already has: a prepared image or a filesystem snapshot. */
-  | { imageId: string };
+  | {
+      /** The Modal image id (`im-…`), as returned by an image build or a snapshot. */
+      imageId: string;
+    };
 
 /** Settings of {@link createModalSandbox}. */
 export interface ModalSandboxSettings {
   /** The Modal app the sandboxes belong to: a name (created when missing) or `{ name, createIfMissing: false }`. Default `running-agent`. */
-  app?: string | { name: string; createIfMissing?: boolean };
+  app?:
+    | string
+    | {
+        /** The Modal app name. */
+        name: string;
+        /** Whether the app is created when Modal has none of that name; when `false`, a missing app fails the sandbox's creation. Default `true`. */
+        createIfMissing?: boolean;
+      };
   /** The image. Default {@link DEFAULT_IMAGE}. */
   image?: ModalImageSource;
   /** CPU cores requested (fractions allowed); a task's `resources.cpu` wins. */
@@ -48,6 +65,7 @@ export interface ModalSandboxSettings {
   tags?: Record<string, string>;
   /** Modal token; defaults to `MODAL_TOKEN_ID` / `MODAL_TOKEN_SECRET` or the Modal profile. */
   tokenId?: string;
+  /** The secret that goes with `tokenId`: give both or neither (else `INVALID_OPTIONS`). */
   tokenSecret?: string;
   /** Modal environment name; defaults to the profile's. */
   environment?: string;

@@ -5,18 +5,38 @@ import { compileFunction } from "node:vm";
 
 /** One method of a ts-proto generated service definition, as nice-grpc reads it. */
 export interface ModalMethodDefinition {
+  /** The method's name as in the `.proto` file, such as `SandboxCreate`. */
   name: string;
-  requestType: { fromPartial(value: unknown): unknown; encode(value: unknown): { finish(): Uint8Array } };
+  /** The generated codec of the request message. */
+  requestType: {
+    /** Builds a full message from a partial object, filling defaults. */
+    fromPartial(value: unknown): unknown;
+    /** Starts encoding a message to protobuf wire format. */
+    encode(value: unknown): {
+      /** Ends the encoding and returns the message's bytes. */
+      finish(): Uint8Array;
+    };
+  };
+  /** Whether the client sends a stream of requests. */
   requestStream: boolean;
-  responseType: { fromPartial(value: unknown): unknown };
+  /** The generated codec of the response message. */
+  responseType: {
+    /** Builds a full message from a partial object, filling defaults. */
+    fromPartial(value: unknown): unknown;
+  };
+  /** Whether the server answers with a stream of responses. */
   responseStream: boolean;
+  /** The method's `.proto` options, as ts-proto emitted them. */
   options: Record<string, unknown>;
 }
 
 /** A ts-proto generated service definition. */
 export interface ModalServiceDefinition {
+  /** The service's short name, such as `ModalClient`. */
   name: string;
+  /** The service's name with its protobuf package, such as `modal.client.ModalClient`. */
   fullName: string;
+  /** The service's methods, keyed by their camel-case name (`sandboxCreate`). */
   methods: Record<string, ModalMethodDefinition>;
 }
 

@@ -13,20 +13,41 @@ import { definitionWithMethods, loadModalProtocol } from "./modal-protocol.js";
 /** A failure the local server can be told to produce, for tests of error paths. */
 export type ModalServerFailure =
   /** Every token is rejected (`AuthTokenGet` answers UNAUTHENTICATED). */
-  | { kind: "invalid-token" }
+  | {
+      /** Which failure: every token rejected. */
+      kind: "invalid-token";
+    }
   /** The next image builds fail with this log. */
-  | { kind: "image-build"; log: string }
+  | {
+      /** Which failure: image builds fail. */
+      kind: "image-build";
+      /** The build log the failed build streams back, which the SDK puts in its error. */
+      log: string;
+    }
   /** Sandbox creation answers RESOURCE_EXHAUSTED, as Modal does when a workspace is over its limits. */
-  | { kind: "quota"; message?: string }
+  | {
+      /** Which failure: sandbox creation over quota. */
+      kind: "quota";
+      /** The gRPC status message sent back; a generic over-limit message when absent. */
+      message?: string;
+    }
   /** Tunnels are never reported: the create response has none and `SandboxGetTunnelsV2` times out. */
-  | { kind: "tunnel-never-opens" };
+  | {
+      /** Which failure: tunnels never open. */
+      kind: "tunnel-never-opens";
+    };
 
 /** What the local server knows about one sandbox, for tests. */
 export interface LocalSandboxRecord {
+  /** The sandbox id the server handed out (`sb-…`), as the SDK's `Sandbox.sandboxId`. */
   sandboxId: string;
+  /** The id of the task (container) that runs the sandbox, which the command router addresses. */
   taskId: string;
+  /** The id of the app the sandbox was created in. */
   appId: string;
+  /** The id of the image the sandbox started from (a built image or a snapshot). */
   imageId: string;
+  /** The tags set on the sandbox (such as `running-agent.managed`), as `reapOrphans` looks them up. */
   tags: Record<string, string>;
   /** The request's definition: resources, timeouts, network access, ports, as the SDK sent them. */
   definition: Record<string, unknown>;
@@ -35,13 +56,23 @@ export interface LocalSandboxRecord {
   /** Every command started in the sandbox (argument vectors; environment values are never recorded). */
   commands: string[][];
   /** Null while running; the result once it has ended. */
-  result: { status: number; exitcode: number; exception: string } | null;
+  result: {
+    /** Modal's generic status: 1 success, 2 failure, 3 terminated, 4 timeout. */
+    status: number;
+    /** The exit code of the sandbox's main process (124 on timeout, 137 when terminated or killed). */
+    exitcode: number;
+    /** Why it ended, as Modal words it (timed out, terminated, worker lost); for a main process that exited, its trimmed stderr. */
+    exception: string;
+  } | null;
 }
 
 /** An image the local server "built": the Dockerfile commands are recorded, not run. */
 export interface LocalImageRecord {
+  /** The image id (`im-…`), a hash of the commands and base images, so the same request gets the same id. */
   imageId: string;
+  /** The Dockerfile lines of the build request, in order (recorded, not run). */
   dockerfileCommands: string[];
+  /** Ids of the images this one was built on (empty for one built from a registry tag). */
   baseImageIds: string[];
   /** Set for filesystem snapshots. */
   snapshotOf?: string;
@@ -53,6 +84,7 @@ export interface LocalImageRecord {
 export interface ModalServerOptions {
   /** The token pair the server accepts; generated when absent. */
   tokenId?: string;
+  /** The secret of the pair; generated (`as-…`) when absent. */
   tokenSecret?: string;
   /** The OpenCode binary bound into every sandbox at {@link ModalServerOptions.opencodePath}; found in the `opencode-ai` package when absent. */
   opencodeBinary?: string;
@@ -66,7 +98,9 @@ export interface ModalServer extends AsyncDisposable {
   readonly url: string;
   /** The task command router's address, as handed to the SDK (an `https:` URL spoken in plaintext, as the SDK does for loopback servers). */
   readonly commandRouterUrl: string;
+  /** The token id the server accepts (`MODAL_TOKEN_ID` / the `tokenId` setting). */
   readonly tokenId: string;
+  /** The token secret the server accepts (`MODAL_TOKEN_SECRET` / the `tokenSecret` setting). */
   readonly tokenSecret: string;
   /** The `modal` SDK version whose generated definitions the server answers with. */
   readonly sdkVersion: string;
@@ -82,6 +116,7 @@ export interface ModalServer extends AsyncDisposable {
   createApp(name: string, environment?: string): string;
   /** Makes the server fail in the given way from now on, until {@link clearFailures}. */
   injectFailure(failure: ModalServerFailure): void;
+  /** Removes every injected failure: the server answers normally again. */
   clearFailures(): void;
   /** Kills a sandbox's processes as if its machine died. */
   killSandbox(sandboxId: string, exception?: string): Promise<void>;
