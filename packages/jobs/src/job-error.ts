@@ -18,16 +18,20 @@ export const JobErrorCode = {
   STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
 } as const;
 
+/** One of the codes in the {@link JobErrorCode} table. */
 export type JobErrorCode = (typeof JobErrorCode)[keyof typeof JobErrorCode];
 
 const marker = Symbol.for("running-agent.job-error");
 
 /** The one error type of `@running-agent/jobs`. {@link JobError.isInstance} works across copies of the package. */
 export class JobError extends Error {
+  /** Marks instances for {@link JobError.isInstance} (a `Symbol.for` key, shared by every copy of the package). */
   readonly [marker] = true;
+  /** Always `"JobError"`. */
   override readonly name: string = "JobError";
 
   constructor(
+    /** What went wrong, as a stable code from {@link JobErrorCode}: branch on this, not on the message. */
     readonly code: JobErrorCode,
     message: string,
     options?: { cause?: unknown },
@@ -35,6 +39,7 @@ export class JobError extends Error {
     super(message, options);
   }
 
+  /** Whether `error` is a `JobError`, also one made by another copy of this package (where `instanceof` fails). */
   static isInstance(error: unknown): error is JobError {
     return typeof error === "object" && error !== null && (error as Record<symbol, unknown>)[marker] === true;
   }

@@ -24,6 +24,7 @@ export type RunTask = (options: AgentTaskOptions) => AgentTaskHandle;
 
 /** Settings for {@link JobWorker}. */
 export interface JobWorkerOptions {
+  /** The store the worker claims jobs from and writes their events and outcomes to. */
   store: JobStore;
   /** Sandbox, Git host, model (with its key) and anything else every task gets; the job's spec is laid over it. */
   taskDefaults?: Partial<AgentTaskOptions>;
@@ -45,6 +46,7 @@ export interface JobWorkerOptions {
   isRetryable?: (failure: JobFailure) => boolean;
   /** Strings removed from everything stored (e.g. an API key). The job's own secrets are added. */
   secrets?: string[];
+  /** Gets one line per thing worth an operator's eye (a store that cannot be reached, a job recovered from a dead worker). Default: nothing is logged. */
   log?: (line: string) => void;
 }
 
@@ -60,6 +62,7 @@ export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.GIT_REMOTE_STALLED,
 ]);
 
+/** Whether a failure's code is one of {@link RETRYABLE_CODES}; the default of {@link JobWorkerOptions.isRetryable}. */
 export function isRetryableFailure(failure: JobFailure): boolean {
   return RETRYABLE_CODES.has(failure.code);
 }
@@ -98,7 +101,9 @@ interface RunningJob {
  * expired (their worker died).
  */
 export class JobWorker {
+  /** The worker's id in the store (the `workerId` option, or `worker-` and a random UUID). */
   readonly id: string;
+  /** How many jobs this worker runs at once at most. */
   readonly concurrency: number;
   private readonly running = new Map<string, RunningJob>();
   private readonly leaseMs: number;
@@ -123,6 +128,7 @@ export class JobWorker {
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new JobError(JobErrorCode.INVALID_JOB, `concurrency must be a whole number of at least 1, not ${this.concurrency}.`);
   }
 
+  /** How many jobs run here right now. */
   get runningCount(): number {
     return this.running.size;
   }

@@ -10,6 +10,7 @@ const TAG_BYTES = 16;
  * the additional authenticated data: a ciphertext copied onto another job does not decrypt.
  */
 export interface SecretBox {
+  /** Encrypts `plaintext` for the job `jobId`; returns text to store: `v1`, a random IV, the GCM tag and the ciphertext, base64, joined by dots. */
   seal(plaintext: string, jobId: string): string;
   /** Throws a {@link JobError} `SECRET_UNREADABLE` when the text was made with another key, for another job, or changed. */
   open(sealed: string, jobId: string): string;

@@ -6,7 +6,10 @@ import { redactSecrets } from "./redact-secrets.js";
  * out when it is the part's previous text plus `delta`, which is nearly always; storing it on
  * every delta would grow with the square of the text's length.
  */
-export type StoredAgentTextEvent = Omit<AgentTextEvent, "text"> & { text?: string };
+export type StoredAgentTextEvent = Omit<AgentTextEvent, "text"> & {
+  /** The part's whole text so far, kept only when the previous text plus `delta` would not rebuild it. */
+  text?: string;
+};
 
 /** A core event as the API stores and streams it: every event as core sent it, but `agent.text` as {@link StoredAgentTextEvent}. */
 export type StoredAgentEvent = Exclude<AgentTaskEvent, AgentTextEvent> | StoredAgentTextEvent;
@@ -26,6 +29,7 @@ export class StoredEventEncoder {
     this.overlap = Math.max(0, ...secrets.map((secret) => secret.length - 1));
   }
 
+  /** Encodes the job's next event (call in the order core emitted them): secrets redacted, `agent.text` reduced to its delta where it can be. */
   encode(event: AgentTaskEvent): StoredAgentEvent {
     if (event.type !== "agent.text") return this.redact(event);
     const previous = this.textByPart.get(event.partId) ?? "";

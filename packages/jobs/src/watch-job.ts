@@ -2,11 +2,27 @@ import { FINISHED_JOB_STATUSES, type JobRecord } from "./job-record.js";
 import type { JobStore } from "./job-store.js";
 
 /** What a job's watcher sees: a stored event, or the job's new state. */
-export type JobWatchMessage = { kind: "event"; seq: number; event: unknown } | { kind: "status"; job: JobRecord };
+export type JobWatchMessage =
+  | {
+      /** A stored event of the job. */
+      kind: "event";
+      /** The event's number in the job's stream (the SSE id): pass it as `afterSeq` to resume after it. */
+      seq: number;
+      /** The event as stored (a `StoredAgentEvent`, secrets redacted). */
+      event: unknown;
+    }
+  | {
+      /** The job changed (status, phase, labels, result). */
+      kind: "status";
+      /** The job as it now is; when its status is finished, this is the last message. */
+      job: JobRecord;
+    };
 
+/** Options of {@link watchJob} and {@link watchJobChanges}. */
 export interface WatchOptions {
   /** Events after this seq (an SSE client's Last-Event-ID). Default 0: every event. */
   afterSeq?: number;
+  /** Ends the watch when aborted: the generator returns (it does not throw). */
   signal?: AbortSignal;
   /** How often a store that cannot notify is read again. Default 250 ms. */
   pollMs?: number;

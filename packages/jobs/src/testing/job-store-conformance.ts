@@ -5,6 +5,7 @@ import { watchJob, watchJobChanges, type JobWatchMessage } from "../watch-job.js
 
 /** How the suite gets a store: each test opens a fresh, empty one. */
 export interface JobStoreHarness {
+  /** Opens a store for one test; every test calls it, and the suite closes each store after its test. */
   open(): Promise<JobStore>;
   /** Every byte the store has written to disk (data files and logs), after making it flush. */
   rawBytes(store: JobStore): Promise<Buffer>;

@@ -13,6 +13,7 @@ const run = promisify(execFile);
 export interface PostgresCluster extends AsyncDisposable {
   /** `postgresql://postgres@127.0.0.1:<port>/postgres`. */
   readonly connectionString: string;
+  /** The loopback TCP port the server listens on (a free one, chosen at start; kept across `restart()`). */
   readonly port: number;
   /** The data folder (to read its raw bytes). */
   readonly dataDirectory: string;
