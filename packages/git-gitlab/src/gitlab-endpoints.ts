@@ -9,6 +9,7 @@ export interface GitLabEndpoints {
   webUrl: string;
   /** `<webUrl>/api/v4`. */
   apiUrl: string;
+  /** The base URL git clones and pushes from (the `gitUrl` setting, default {@link GitLabEndpoints.webUrl}); a repository's HTTPS URL is this plus its path and `.git`. */
   gitUrl: string;
   /** Hosts (with port) whose repository URLs this adapter serves. */
   hosts: Set<string>;

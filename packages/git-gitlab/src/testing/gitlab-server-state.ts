@@ -3,7 +3,18 @@ import { protectionRuleCovers } from "../protection-rule.js";
 import type { ServerUser } from "./gitlab-json.js";
 
 /** GitLab's roles by access level. */
-export const AccessLevel = { guest: 10, reporter: 20, developer: 30, maintainer: 40, owner: 50 } as const;
+export const AccessLevel = {
+  /** 10: sees the project, can comment on issues. */
+  guest: 10,
+  /** 20: reads the code and manages issues and labels. */
+  reporter: 20,
+  /** 30: pushes to unprotected branches and opens merge requests. */
+  developer: 30,
+  /** 40: pushes to protected branches and changes the project's settings. */
+  maintainer: 40,
+  /** 50: everything, including deleting the project. */
+  owner: 50,
+} as const;
 /** A role name or a numeric access level. */
 export type Role = keyof typeof AccessLevel | number;
 

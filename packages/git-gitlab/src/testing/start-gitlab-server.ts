@@ -22,7 +22,12 @@ export interface GitLabServerOptions {
    */
   relativeUrlRoot?: string;
   /** Serve HTTPS with this key and certificate (PEM), e.g. one signed by a private CA. Default: plain HTTP. */
-  tls?: { key: string; cert: string };
+  tls?: {
+    /** The server's private key, PEM. */
+    key: string;
+    /** The server's certificate (chain), PEM; the client must trust its CA (e.g. `NODE_EXTRA_CA_CERTS`). */
+    cert: string;
+  };
 }
 
 /** A project to create with {@link GitLabServer.createProject}. */
@@ -35,7 +40,9 @@ export interface CreateProjectOptions {
   files?: Record<string, string>;
   /** Default `private`. */
   visibility?: "private" | "internal" | "public";
+  /** Whether the project starts archived: read-only, so pushes and merge requests get 403. Default `false`. */
   archived?: boolean;
+  /** The project's description, as the REST API returns it. Default none. */
   description?: string;
   /** Direct members: username to role (the users are created when new). */
   members?: Record<string, Role>;
@@ -57,9 +64,11 @@ export interface InjectedFailure {
   method?: string;
   /** A route template (`/projects/:id/merge_requests`), an exact path (without `/api/v4`), or a pattern. Default: any. */
   path?: string | RegExp;
+  /** The HTTP status to answer with, such as 500 or 403. */
   status: number;
   /** Default `{ message: "<status> ..." }`. */
   body?: unknown;
+  /** Extra response headers (e.g. `retry-after`). Default none. */
   headers?: Record<string, string>;
   /** How many matching requests fail. Default 1. */
   times?: number;
@@ -69,34 +78,51 @@ export interface InjectedFailure {
 
 /** One request the server saw. Holds no credential. */
 export interface GitLabRequestRecord {
+  /** `api` for a REST v4 request, `git` for a git smart-HTTP one (clone, fetch, push). */
   kind: "api" | "git";
+  /** The HTTP method, upper-case. */
   method: string;
   /** The path without the URL root and `/api/v4`, still URL-encoded, without the query. */
   path: string;
+  /** The query string without `?`; empty when there was none. */
   query: string;
   /** The REST v4 route template, when one matched. */
   route?: string;
+  /** How the request carried its credential: none, a `PRIVATE-TOKEN` header, `Authorization: Bearer`, HTTP Basic (git), or something else. */
   authorization: "none" | "private-token" | "bearer" | "basic" | "other";
   /** The user the token acts as, when it was valid. */
   username?: string;
+  /** The HTTP status answered. */
   status: number;
   /** The JSON body sent back (REST only). */
   responseBody?: unknown;
+  /** True when the answer was an injected failure ({@link GitLabServer.injectFailure}) rather than the real response. */
   injected?: boolean;
 }
 
 /** A merge request as the server holds it, by usernames. */
 export interface MergeRequestRecord {
+  /** The merge request's number within its project (the `!12` in GitLab's UI). */
   iid: number;
+  /** The title, as created or last edited; a `Draft:` prefix makes it a draft. */
   title: string;
+  /** The description (Markdown). */
   description: string;
+  /** Open, closed unmerged, or merged. */
   state: "opened" | "closed" | "merged";
+  /** The branch the changes are on. */
   sourceBranch: string;
+  /** The branch they are to be merged into. */
   targetBranch: string;
+  /** Whether it is a draft. */
   draft: boolean;
+  /** The username that opened it. */
   author: string;
+  /** Label names. */
   labels: string[];
+  /** Usernames of the assignees. */
   assignees: string[];
+  /** Usernames of the reviewers. */
   reviewers: string[];
 }
 
@@ -109,9 +135,26 @@ export interface GitLabServer extends AsyncDisposable {
   /** Every request so far, in order. */
   readonly requests: GitLabRequestRecord[];
   /** Creates a project (its groups need not exist) with one commit on its default branch. */
-  createProject(options: CreateProjectOptions): Promise<{ path: string; id: number; httpUrl: string; gitDir: string }>;
+  createProject(options: CreateProjectOptions): Promise<{
+    /** The project's full path, `group/project`. */
+    path: string;
+    /** The project's numeric id. */
+    id: number;
+    /** The clone URL, `<url>/<path>.git`. */
+    httpUrl: string;
+    /** The bare repository on disk, to inspect with git directly. */
+    gitDir: string;
+  }>;
   /** Creates a user, or returns the one with this username. */
-  createUser(username: string, options?: { name?: string; email?: string; bot?: boolean }): { id: number; username: string };
+  createUser(
+    username: string,
+    options?: { name?: string; email?: string; bot?: boolean },
+  ): {
+    /** The user's numeric id. */
+    id: number;
+    /** The username, as given. */
+    username: string;
+  };
   /** Adds or changes a project member's role. */
   addProjectMember(path: string, username: string, role: Role): void;
   /** Adds or changes a group member's role; it reaches every subgroup and project below. */
@@ -124,6 +167,7 @@ export interface GitLabServer extends AsyncDisposable {
   createGroupAccessToken(groupPath: string, options?: TokenOptions & { role?: Role }): string;
   /** Stops accepting a token (GitLab then answers 401). */
   revokeToken(token: string): void;
+  /** Archives a project (read-only: pushes and merge requests get 403) or unarchives it. */
   setArchived(path: string, archived: boolean): void;
   /**
    * Protects a branch by exact name or by a wildcard rule (`release/*`, which also covers branches
@@ -138,7 +182,13 @@ export interface GitLabServer extends AsyncDisposable {
    */
   addWebhook(path: string, hook: { url: string; token?: string; events?: Array<"note" | "issues"> }): void;
   /** Opens an issue as a user (created when new). */
-  createIssue(path: string, issue: { title: string; description?: string; author: string; labels?: string[] }): { iid: number };
+  createIssue(
+    path: string,
+    issue: { title: string; description?: string; author: string; labels?: string[] },
+  ): {
+    /** The issue's number within the project (`#3`). */
+    iid: number;
+  };
   /** A user comments on an issue, as in GitLab's UI: the note is kept and the Note Hook sent; resolves with each webhook's answer. */
   commentOnIssue(path: string, iid: number, note: { author: string; body: string }): Promise<WebhookDelivery[]>;
   /** A user adds a label to an issue: the Issue Hook (`action: "update"`, `changes.labels`) is sent; resolves with each webhook's answer. */
@@ -146,7 +196,15 @@ export interface GitLabServer extends AsyncDisposable {
   /** Sends a delivery again with the same body and `Idempotency-Key`, as GitLab's "Resend request" does. */
   resendWebhook(delivery: WebhookDelivery): Promise<WebhookDelivery>;
   /** An issue's comments, oldest first, by username. */
-  issueNotes(path: string, iid: number): Array<{ author: string; body: string }>;
+  issueNotes(
+    path: string,
+    iid: number,
+  ): Array<{
+    /** The username that wrote the comment. */
+    author: string;
+    /** The comment's text (Markdown). */
+    body: string;
+  }>;
   /** Makes a branch at `from` (default: the default branch), as someone with the rights to would push it. */
   createBranch(path: string, branch: string, from?: string): Promise<void>;
   /** The sha a branch points at, or undefined. */
@@ -154,9 +212,23 @@ export interface GitLabServer extends AsyncDisposable {
   /** A file's text at a ref, or undefined. */
   readFile(path: string, ref: string, file: string): Promise<string | undefined>;
   /** The commit statuses of a project, oldest first. */
-  commitStatuses(path: string): Array<{ sha: string; ref: string; name: string; status: string; description: string | null; targetUrl: string | null }>;
+  commitStatuses(path: string): Array<{
+    /** The commit the status is on. */
+    sha: string;
+    /** The branch given with the status; the default branch when none was. */
+    ref: string;
+    /** The status's name (its context), e.g. `running-agent`. */
+    name: string;
+    /** GitLab's state: `pending`, `running`, `success`, `failed` or `canceled`. */
+    status: string;
+    /** The short text shown next to it, or null. */
+    description: string | null;
+    /** The link it points to, or null. */
+    targetUrl: string | null;
+  }>;
   /** The merge requests of a project, oldest first. */
   mergeRequests(path: string): MergeRequestRecord[];
+  /** Answers the next matching request(s) with `failure` instead of the real response; see {@link InjectedFailure}. */
   injectFailure(failure: InjectedFailure): void;
   /**
    * Answers the next matching REST request(s) with GitLab's 429 `Retry later`, with
