@@ -6,8 +6,11 @@ const GITHUB_WEB_URL = "https://github.com";
 
 /** Where the adapter talks to: the REST API, the web pages and git. All without a trailing slash. */
 export interface GitHubEndpoints {
+  /** The REST API base URL (the `baseUrl` setting): `https://api.github.com`, or `https://HOST/api/v3` on GitHub Enterprise Server. */
   apiUrl: string;
+  /** The web base URL repository and pull-request pages start with (the `webUrl` setting): `https://github.com` by default, the API's host on GHES. */
   webUrl: string;
+  /** The base URL git clones and pushes from (the `gitUrl` setting, default {@link GitHubEndpoints.webUrl}). */
   gitUrl: string;
   /** Hosts (with port) whose repository URLs this adapter serves. */
   hosts: Set<string>;

@@ -30,11 +30,22 @@ export function git(gitDir: string, args: string[], options: { input?: string | 
 }
 
 /** A file the server writes in a commit (`createRepository` and `commit` take them by path): text, bytes, or either with a mode; `null` deletes. */
-export type FileContent = string | Uint8Array | { content: string | Uint8Array; mode?: "100644" | "100755" } | null;
+export type FileContent =
+  | string
+  | Uint8Array
+  | {
+      /** The file's text (written as UTF-8) or bytes. */
+      content: string | Uint8Array;
+      /** The git file mode: `100644` a regular file (default), `100755` an executable. */
+      mode?: "100644" | "100755";
+    }
+  | null;
 
 /** Who made a commit. */
 export interface CommitIdentity {
+  /** The person's name, as in `git log`. */
   name: string;
+  /** The person's email address. */
   email: string;
 }
 

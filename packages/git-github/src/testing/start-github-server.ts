@@ -19,7 +19,9 @@ export interface GitHubServerOptions {
 
 /** A repository to create with {@link GitHubServer.createRepository}. */
 export interface CreateRepositoryOptions {
+  /** The owner's login (a user or an organization; made up as needed). */
   owner: string;
+  /** The repository's name, without the owner. */
   name: string;
   /** Default `main`. */
   defaultBranch?: string;
@@ -27,7 +29,9 @@ export interface CreateRepositoryOptions {
   files?: Record<string, FileContent>;
   /** Default true: callers need a token to see it. */
   private?: boolean;
+  /** Whether the repository starts archived: read-only, so pushes and pull requests are refused. Default `false`. */
   archived?: boolean;
+  /** The repository's description, as the REST API returns it. Default none. */
   description?: string;
   /** Logins that may be assigned and asked for review, besides the owner and token holders with push. */
   collaborators?: string[];
@@ -39,6 +43,7 @@ export interface CreatedRepository {
   fullName: string;
   /** The `https://github.com/...`-shaped URL on this server: `<url>/<owner>/<name>.git`. */
   cloneUrl: string;
+  /** The repository's web page on this server, `<url>/<owner>/<name>`. */
   htmlUrl: string;
   /** The bare repository on disk. */
   gitDir: string;
@@ -72,10 +77,13 @@ export interface CreateAppOptions {
 
 /** A created App: what `createGitHub({ app })` needs, and the tokens minted so far. */
 export interface CreatedApp {
+  /** The app's numeric id, to pass as the GitHub App's `appId`. */
   appId: number;
+  /** The id of the app's installation, as an installation token is minted for. */
   installationId: number;
   /** PKCS#1 PEM, as GitHub hands it out. */
   privateKey: string;
+  /** The app's slug (URL name); its bot user is `<slug>[bot]`. */
   slug: string;
   /** Every installation token minted, oldest first. */
   readonly mintedTokens: readonly string[];
@@ -87,9 +95,11 @@ export interface InjectedFailure {
   method?: string;
   /** A GitHub path template (`/repos/{owner}/{repo}/pulls`), an exact path, or a pattern on the path. Default: any. */
   path?: string | RegExp;
+  /** The HTTP status to answer with, such as 500 or 403. */
   status: number;
   /** Default: GitHub's basic-error body for the status. */
   body?: unknown;
+  /** Extra response headers (e.g. `retry-after`, `x-ratelimit-remaining`). Default none. */
   headers?: Record<string, string>;
   /** How many matching requests fail. Default 1. */
   times?: number;
@@ -101,10 +111,13 @@ export interface InjectedFailure {
 
 /** One request the server saw. Holds no credential. */
 export interface GitHubRequestRecord {
+  /** `api` for a REST request, `git` for a git smart-HTTP one (clone, fetch, push), `graphql` for `POST /api/graphql`. */
   kind: "api" | "git" | "graphql";
+  /** The HTTP method, upper-case. */
   method: string;
   /** The path without `/api/v3` and without the query. */
   path: string;
+  /** The query string without `?`; empty when there was none. */
   query: string;
   /** The GitHub path template of the REST operation, when one matched. */
   route?: string;
@@ -112,6 +125,7 @@ export interface GitHubRequestRecord {
   authorization: "none" | "token" | "bearer" | "basic" | "other";
   /** The user the token acts as, when it was valid. */
   login?: string;
+  /** The HTTP status answered. */
   status: number;
   /** The JSON body sent back (REST only). */
   responseBody?: unknown;
@@ -121,32 +135,56 @@ export interface GitHubRequestRecord {
 
 /** A pull request as the server holds it. */
 export interface PullRequestRecord {
+  /** The pull request's number in its repository (shared with issues). */
   number: number;
+  /** The title, as created or last edited. */
   title: string;
+  /** The description (Markdown), or null when none was given. */
   body: string | null;
+  /** Open, or closed (merged or not). */
   state: "open" | "closed";
+  /** The branch name the changes are on. */
   head: string;
+  /** The branch name they are to be merged into. */
   base: string;
+  /** Whether it is a draft. */
   draft: boolean;
+  /** The login that opened it. */
   user: string;
+  /** Label names. */
   labels: string[];
+  /** Logins of the assignees. */
   assignees: string[];
+  /** Logins asked for review. */
   requestedReviewers: string[];
+  /** Team slugs asked for review. */
   requestedTeams: string[];
 }
 
 /** A reaction as the server holds it: on what (`issue` by number, the others by id) and by whom. */
 export interface ReactionRecord {
-  subject: { kind: "issue" | "issue-comment" | "review-comment" | "review"; id: number };
+  /** What the reaction is on. */
+  subject: {
+    /** An issue or pull request, a comment on one, a review comment (on a diff line), or a review. */
+    kind: "issue" | "issue-comment" | "review-comment" | "review";
+    /** The issue's number for `issue`, the comment's or review's id otherwise. */
+    id: number;
+  };
+  /** GitHub's reaction name: `+1`, `-1`, `laugh`, `confused`, `heart`, `hooray`, `rocket` or `eyes`. */
   content: string;
+  /** The login that reacted (`<slug>[bot]` for an app). */
   user: string;
 }
 
 /** A comment as the server holds it. */
 export interface CommentRecord {
+  /** The comment's id (as in its REST URL). */
   id: number;
+  /** The number of the issue or pull request it is on. */
   issueNumber: number;
+  /** The comment's text (Markdown). */
   body: string;
+  /** The login that wrote it. */
   user: string;
 }
 
@@ -160,6 +198,7 @@ export interface GitHubServer extends AsyncDisposable {
   readonly gitUrl: string;
   /** Every request so far, in order. */
   readonly requests: GitHubRequestRecord[];
+  /** Creates a repository (its owner need not exist), with one commit of `files` on its default branch, or empty without files. */
   createRepository(options: CreateRepositoryOptions): Promise<CreatedRepository>;
   /** Archives or unarchives a repository. */
   setArchived(fullName: string, archived: boolean): void;
