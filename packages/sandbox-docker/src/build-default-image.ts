@@ -28,11 +28,13 @@ export interface BuildDefaultImageOptions {
   opencodeBinaryPath?: string;
   /** Called with each line of the build's output. */
   onProgress?: (line: string) => void;
+  /** Stops the build when aborted; the call then rejects with an `ABORTED` error. */
   signal?: AbortSignal;
 }
 
 /** What {@link buildDefaultImage} did. */
 export interface BuildDefaultImageResult {
+  /** The image's tag, to pass as the sandbox's `image`. */
   tag: string;
   /** False when the tag existed and was reused. */
   built: boolean;

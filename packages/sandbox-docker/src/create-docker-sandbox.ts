@@ -28,7 +28,14 @@ export const TASK_ID_LABEL = "running-agent.task-id";
 export const CREATED_AT_LABEL = "running-agent.created-at";
 
 /** The Docker network a sandbox joins. */
-export type DockerNetwork = "none" | "host" | "bridge" | { name: string };
+export type DockerNetwork =
+  | "none"
+  | "host"
+  | "bridge"
+  | {
+      /** The name of an existing user-defined Docker network (`docker network create`). */
+      name: string;
+    };
 
 /** Settings of {@link createDockerSandbox}. Every field is optional. */
 export interface DockerSandboxSettings {

@@ -299,6 +299,7 @@ export class DockerSandboxSession implements SandboxSession {
     return this.destroying;
   }
 
+  /** Same as {@link destroy}, for `await using session = ...`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.destroy();
   }

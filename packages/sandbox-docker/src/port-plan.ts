@@ -5,8 +5,23 @@ import type Dockerode from "dockerode";
 /** How a session's ports reach the host; chosen at create because Docker fixes port bindings then. */
 export interface PortPlan {
   /** Container settings this plan needs (exposed ports and bindings). */
-  readonly containerSettings: { ExposedPorts?: Record<string, object>; PortBindings?: Record<string, Array<{ HostIp: string; HostPort: string }>> };
+  readonly containerSettings: {
+    /** Docker's `ExposedPorts`: `"<port>/tcp"` to `{}` for each reserved port. */
+    ExposedPorts?: Record<string, object>;
+    /** Docker's `PortBindings`: each reserved port bound on the host. */
+    PortBindings?: Record<
+      string,
+      Array<{
+        /** The host address the port is published on. */
+        HostIp: string;
+        /** The host port; empty for one Docker picks. */
+        HostPort: string;
+      }>
+    >;
+  };
+  /** Hands out a port for a server in the sandbox; `SANDBOX_PORT_UNAVAILABLE` when none is left. */
   allocate(): Promise<number>;
+  /** The URL the host reaches `port` of the container at; `SANDBOX_PORT_UNAVAILABLE` for a port the plan cannot reach. */
   expose(port: number, container: Dockerode.Container): Promise<ExposedPort>;
   /** Forgets ports handed out by this plan. */
   release(): void;
