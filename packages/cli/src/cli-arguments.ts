@@ -4,6 +4,7 @@ import { UsageError } from "./usage-error.js";
 
 /** Where the agent runs. */
 export const SANDBOX_KINDS = ["local", "docker", "modal"] as const;
+/** One of {@link SANDBOX_KINDS}: `local` (bubblewrap on this machine, or unisolated), `docker` or `modal`. */
 export type SandboxKind = (typeof SANDBOX_KINDS)[number];
 
 /** What `running-agent run` was asked to do, checked and with defaults filled in. */
@@ -64,9 +65,22 @@ export interface RunCommandOptions {
 
 /** A parsed command line. */
 export type CliCommand =
-  | { command: "help"; topic: "main" | "run" }
-  | { command: "version" }
-  | { command: "run"; options: RunCommandOptions };
+  | {
+      /** Print help (`--help`, `help`, or no command). */
+      command: "help";
+      /** Which help: the overview, or that of `running-agent run`. */
+      topic: "main" | "run";
+    }
+  | {
+      /** Print the CLI's version (`--version`). */
+      command: "version";
+    }
+  | {
+      /** Run a task (`running-agent run …`). */
+      command: "run";
+      /** The run's flags, checked, with defaults filled in. */
+      options: RunCommandOptions;
+    };
 
 const RUN_OPTIONS = {
   repo: { type: "string" },

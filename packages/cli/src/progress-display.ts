@@ -5,8 +5,11 @@ import { cut, EventNarrator, formatDuration, type NarrationKind, type NarrationL
 
 /** A stream the display writes to (process.stderr in the CLI). */
 export interface DisplayStream {
+  /** Writes text as is (the display adds its own newlines); the return value is ignored. */
   write(text: string): boolean;
+  /** True for a terminal: unless `TERM=dumb`, the display then keeps one live status line; otherwise it writes plain lines. */
   isTTY?: boolean;
+  /** The terminal's width in characters, to cut the status line to; 80 when unknown. */
   columns?: number;
 }
 

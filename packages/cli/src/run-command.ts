@@ -7,8 +7,11 @@ import { reportFailure, reportResult } from "./result-report.js";
 
 /** The process the CLI runs in: its streams, environment and signals. */
 export interface CliIo {
+  /** Where the result goes (the pull request's URL, or JSON with `--json`): `process.stdout` in the CLI. */
   stdout: DisplayStream;
+  /** Where progress and errors go: `process.stderr` in the CLI. */
   stderr: DisplayStream;
+  /** The environment `GITHUB_TOKEN`, `GITLAB_TOKEN`, `TERM` and `NO_COLOR` are read from: `process.env` in the CLI. */
   env: NodeJS.ProcessEnv;
 }
 
