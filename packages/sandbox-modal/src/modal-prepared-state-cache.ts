@@ -14,10 +14,13 @@ export interface ModalPreparedStateCacheOptions {
 
 /** One kept state: a snapshot image and how to delete it. */
 interface KeptSnapshot {
+  /** The snapshot's Modal image id (`im-…`), from which later sandboxes on the key are created. */
   imageId: string;
   /** The image the state was prepared on: another base image is another state. */
   baseImageId: string;
+  /** When the snapshot was taken, ms since the epoch; `keep` sets it. */
   preparedAt: number;
+  /** Deletes the snapshot image on Modal. */
   remove(): Promise<void>;
 }
 

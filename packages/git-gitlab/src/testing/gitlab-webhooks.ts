@@ -25,8 +25,11 @@ export interface WebhookDelivery {
   payload: unknown;
 }
 
+/** A user as webhooks describe them: GitLab's webhook user fields plus the email. */
 type EventUser = WebhookUserSchema & { email: string };
+/** A project as webhooks describe it: the fields of GitLab's webhook project schema a bot reads. */
 type EventProject = Pick<WebhookProjectSchema, "id" | "name" | "description" | "web_url" | "avatar_url" | "git_ssh_url" | "git_http_url" | "namespace" | "visibility_level" | "path_with_namespace" | "default_branch" | "homepage" | "url" | "ssh_url" | "http_url">;
+/** A label as webhooks describe it: the fields of GitLab's webhook label schema. */
 type EventLabel = Pick<WebhookLabelSchema, "id" | "title" | "color" | "project_id" | "created_at" | "updated_at" | "template" | "description" | "type">;
 
 /** The Note Hook of a comment on an issue. */
