@@ -68,8 +68,6 @@ export interface JobRecord {
   status: JobStatus;
   /** What runs. `spec.branch` is always set: decided once at submit, so that every attempt updates the same branch and pull request. */
   spec: JobSpec & {
-    /** The model as `provider/model`, when the submit named one. */
-    model?: string;
     /** The branch every attempt pushes to, decided at submit (the spec's own, or one made from `branchPrefix`). */
     branch: string;
   };
