@@ -36,7 +36,9 @@ interface KeptImage {
 
 /** What the committed image takes from the image it was prepared on. */
 export interface PreparedBaseImage {
+  /** The base image's id (`sha256:…`): a kept state is used only on top of the same base. */
   id: string;
+  /** The base image's environment (`KEY=value` lines), set again on the committed image. */
   env: string[];
 }
 
@@ -58,7 +60,9 @@ export function createDockerPreparedStateCache(options: DockerPreparedStateCache
 export class DockerPreparedStateCache implements AsyncDisposable {
   /** The cache's name, on its images' tags and labels. */
   readonly name: string;
+  /** How many keys keep an image at most (the option, default 8). */
   readonly maxEntries: number;
+  /** Age in ms after which a state is no longer used (the option, default 6 hours). */
   readonly maxAgeMs: number;
   private readonly connection: DockerConnection | undefined;
   private client: Dockerode | undefined;
@@ -97,6 +101,7 @@ export class DockerPreparedStateCache implements AsyncDisposable {
     await this.invalidate();
   }
 
+  /** Same as {@link close}, for `await using cache = ...`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

@@ -14,10 +14,13 @@ export interface ModalPreparedStateCacheOptions {
 
 /** One kept state: a snapshot image and how to delete it. */
 interface KeptSnapshot {
+  /** The snapshot's Modal image id (`im-…`), from which later sandboxes on the key are created. */
   imageId: string;
   /** The image the state was prepared on: another base image is another state. */
   baseImageId: string;
+  /** When the snapshot was taken, ms since the epoch; `keep` sets it. */
   preparedAt: number;
+  /** Deletes the snapshot image on Modal. */
   remove(): Promise<void>;
 }
 
@@ -36,7 +39,9 @@ export function createModalPreparedStateCache(options: ModalPreparedStateCacheOp
 
 /** Made by {@link createModalPreparedStateCache}. */
 export class ModalPreparedStateCache implements AsyncDisposable {
+  /** How many snapshots are kept at most (the option, default 8). */
   readonly maxEntries: number;
+  /** Age in ms after which a snapshot is no longer used (the option, default 6 hours). */
   readonly maxAgeMs: number;
   private readonly states = new Map<string, KeptSnapshot>();
 
@@ -72,6 +77,7 @@ export class ModalPreparedStateCache implements AsyncDisposable {
     await this.invalidate();
   }
 
+  /** Same as {@link close}, for `await using cache = ...`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

@@ -163,8 +163,16 @@ export interface PullRequestRecord {
 
 /** A reaction as the server holds it: on what (`issue` by number, the others by id) and by whom. */
 export interface ReactionRecord {
-  subject: { kind: "issue" | "issue-comment" | "review-comment" | "review"; id: number };
+  /** What the reaction is on. */
+  subject: {
+    /** An issue or pull request, a comment on one, a review comment (on a diff line), or a review. */
+    kind: "issue" | "issue-comment" | "review-comment" | "review";
+    /** The issue's number for `issue`, the comment's or review's id otherwise. */
+    id: number;
+  };
+  /** GitHub's reaction name: `+1`, `-1`, `laugh`, `confused`, `heart`, `hooray`, `rocket` or `eyes`. */
   content: string;
+  /** The login that reacted (`<slug>[bot]` for an app). */
   user: string;
 }
 

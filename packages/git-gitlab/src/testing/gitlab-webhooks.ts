@@ -13,34 +13,66 @@ import type { ServerUser } from "./gitlab-json.js";
 export interface WebhookDelivery {
   /** `Note Hook` or `Issue Hook`. */
   event: "Note Hook" | "Issue Hook";
+  /** The hook's URL the POST went to. */
   url: string;
   /** GitLab's `Idempotency-Key`, the same when the delivery is resent. */
   idempotencyKey: string;
   /** The receiver's status; 0 when it could not be reached. */
   status: number;
+  /** The receiver's response body as text; the network error's message when it could not be reached. */
   responseBody: string;
+  /** The JSON body sent: an {@link IssueNoteHookPayload} or an {@link IssueHookPayload}. */
   payload: unknown;
 }
 
+/** A user as webhooks describe them: GitLab's webhook user fields plus the email. */
 type EventUser = WebhookUserSchema & { email: string };
+/** A project as webhooks describe it: the fields of GitLab's webhook project schema a bot reads. */
 type EventProject = Pick<WebhookProjectSchema, "id" | "name" | "description" | "web_url" | "avatar_url" | "git_ssh_url" | "git_http_url" | "namespace" | "visibility_level" | "path_with_namespace" | "default_branch" | "homepage" | "url" | "ssh_url" | "http_url">;
+/** A label as webhooks describe it: the fields of GitLab's webhook label schema. */
 type EventLabel = Pick<WebhookLabelSchema, "id" | "title" | "color" | "project_id" | "created_at" | "updated_at" | "template" | "description" | "type">;
 
 /** The Note Hook of a comment on an issue. */
 export type IssueNoteHookPayload = Pick<WebhookIssueNoteEventSchema, "object_kind" | "event_type" | "project_id"> & {
+  /** Who wrote the comment (with their email, as GitLab sends it). */
   user: EventUser;
+  /** The project the issue is in. */
   project: EventProject;
-  object_attributes: Pick<WebhookIssueNoteEventSchema["object_attributes"], "id" | "note" | "noteable_type" | "author_id" | "created_at" | "updated_at" | "project_id" | "system" | "url"> & { action: "create" };
-  issue: Pick<WebhookIssueNoteEventSchema["issue"], "id" | "iid" | "title" | "description" | "state" | "author_id" | "project_id" | "created_at" | "updated_at"> & { labels: EventLabel[] };
+  /** The comment itself: its text in `note`, its author, its URL. */
+  object_attributes: Pick<WebhookIssueNoteEventSchema["object_attributes"], "id" | "note" | "noteable_type" | "author_id" | "created_at" | "updated_at" | "project_id" | "system" | "url"> & {
+    /** Always `create`: the local server sends a Note Hook only for a new comment. */
+    action: "create";
+  };
+  /** The issue commented on. */
+  issue: Pick<WebhookIssueNoteEventSchema["issue"], "id" | "iid" | "title" | "description" | "state" | "author_id" | "project_id" | "created_at" | "updated_at"> & {
+    /** The issue's labels at the time of the comment. */
+    labels: EventLabel[];
+  };
 };
 
 /** The Issue Hook of an issue whose labels changed. */
 export type IssueHookPayload = Pick<WebhookIssueEventSchema, "object_kind" | "event_type"> & {
+  /** Who changed the labels. */
   user: EventUser;
+  /** The project the issue is in. */
   project: EventProject;
-  object_attributes: Pick<WebhookIssueEventSchema["object_attributes"], "id" | "iid" | "title" | "description" | "state" | "action" | "url" | "author_id" | "project_id" | "created_at" | "updated_at"> & { labels: EventLabel[] };
+  /** The issue as it now is. */
+  object_attributes: Pick<WebhookIssueEventSchema["object_attributes"], "id" | "iid" | "title" | "description" | "state" | "action" | "url" | "author_id" | "project_id" | "created_at" | "updated_at"> & {
+    /** The issue's labels after the change. */
+    labels: EventLabel[];
+  };
+  /** The issue's labels after the change (GitLab sends them twice). */
   labels: EventLabel[];
-  changes: { labels: { previous: EventLabel[]; current: EventLabel[] } };
+  /** What changed. */
+  changes: {
+    /** The labels before and after: a bot compares them to see which label was added. */
+    labels: {
+      /** The labels before the change. */
+      previous: EventLabel[];
+      /** The labels after the change. */
+      current: EventLabel[];
+    };
+  };
 };
 
 /** Sends a project's webhooks, and resends a delivery as GitLab's "Resend request" does. */

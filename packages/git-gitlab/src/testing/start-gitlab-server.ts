@@ -182,7 +182,13 @@ export interface GitLabServer extends AsyncDisposable {
    */
   addWebhook(path: string, hook: { url: string; token?: string; events?: Array<"note" | "issues"> }): void;
   /** Opens an issue as a user (created when new). */
-  createIssue(path: string, issue: { title: string; description?: string; author: string; labels?: string[] }): { iid: number };
+  createIssue(
+    path: string,
+    issue: { title: string; description?: string; author: string; labels?: string[] },
+  ): {
+    /** The issue's number within the project (`#3`). */
+    iid: number;
+  };
   /** A user comments on an issue, as in GitLab's UI: the note is kept and the Note Hook sent; resolves with each webhook's answer. */
   commentOnIssue(path: string, iid: number, note: { author: string; body: string }): Promise<WebhookDelivery[]>;
   /** A user adds a label to an issue: the Issue Hook (`action: "update"`, `changes.labels`) is sent; resolves with each webhook's answer. */
@@ -190,7 +196,15 @@ export interface GitLabServer extends AsyncDisposable {
   /** Sends a delivery again with the same body and `Idempotency-Key`, as GitLab's "Resend request" does. */
   resendWebhook(delivery: WebhookDelivery): Promise<WebhookDelivery>;
   /** An issue's comments, oldest first, by username. */
-  issueNotes(path: string, iid: number): Array<{ author: string; body: string }>;
+  issueNotes(
+    path: string,
+    iid: number,
+  ): Array<{
+    /** The username that wrote the comment. */
+    author: string;
+    /** The comment's text (Markdown). */
+    body: string;
+  }>;
   /** Makes a branch at `from` (default: the default branch), as someone with the rights to would push it. */
   createBranch(path: string, branch: string, from?: string): Promise<void>;
   /** The sha a branch points at, or undefined. */
