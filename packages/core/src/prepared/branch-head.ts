@@ -4,6 +4,7 @@ import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.j
 import { createAbortableHttpClient } from "../git/abortable-http-client.js";
 import { isHttpRemote } from "../git/clone.js";
 import { runGit } from "../git/git-command.js";
+import { abortFailure, httpFailure } from "../git/remote-errors.js";
 
 /**
  * The commit a branch of the remote points at, read on the host without fetching objects (the
@@ -27,7 +28,7 @@ export async function readBranchHead(input: { repository: ResolvedRepository; br
     const line = stdout.toString("utf8").split("\n").find((record) => record.endsWith(`\t${ref}`));
     return line?.slice(0, line.indexOf("\t"));
   } catch (cause) {
-    if (signal?.aborted) throw agentError(ErrorCode.ABORTED, "Reading the base branch's head was cancelled.", { cause });
-    throw agentError(ErrorCode.CLONE_FAILED, `Could not read the head of ${branch} in ${repository.id}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    // A refused token, a missing repository, a rate limit: the same typed errors as the clone's.
+    throw abortFailure(cause, signal, "clone") ?? httpFailure(cause, repository.remote, "clone") ?? agentError(ErrorCode.CLONE_FAILED, `Could not read the head of ${branch} in ${repository.id}: ${cause instanceof Error ? cause.message : String(cause)}`, { phase: "clone", cause });
   }
 }

@@ -192,12 +192,17 @@ describe("preparing a repository ahead of its tasks", () => {
     expect(leftovers()).toEqual([]);
   });
 
-  it("reads the base branch's head over HTTP with the host's credentials", async () => {
+  it("reads the base branch's head over HTTP with the host's credentials, and of a local remote with git ls-remote", async () => {
     const repository = await gitHost.resolveRepository(url);
     const credentials = { username: GIT_USER, password: GIT_TOKEN };
     expect(await readBranchHead({ repository, branch: "main", credentials })).toBe((await repo.git("rev-parse", "main")).trim());
     expect(await readBranchHead({ repository, branch: "missing", credentials })).toBeUndefined();
-    await expectRunningAgentError(readBranchHead({ repository, branch: "main", credentials: { username: GIT_USER, password: "wrong" } }), "CLONE_FAILED");
+    await expectRunningAgentError(readBranchHead({ repository, branch: "main", credentials: { username: GIT_USER, password: "wrong" } }), "AUTH_FAILED");
+    // A local remote goes through git ls-remote.
+    const local = { ...repository, remote: repo.path };
+    expect(await readBranchHead({ repository: local, branch: "main" })).toBe((await repo.git("rev-parse", "main")).trim());
+    expect(await readBranchHead({ repository: local, branch: "missing" })).toBeUndefined();
+    await expectRunningAgentError(readBranchHead({ repository: { ...local, remote: `${repo.root}/absent.git` }, branch: "main" }), "CLONE_FAILED");
   });
 
   it("a prepared state serves the next task without setup; a changed setup command is not served by it", async () => {
