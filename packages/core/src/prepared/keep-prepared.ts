@@ -1,7 +1,7 @@
 import { agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import { validateOptions } from "../loop/validate.js";
 import { checkFunction, checkMilliseconds } from "../loop/option-checks.js";
-import { prepareRepository, type PrepareRepositoryOptions, type PreparedRepository } from "./prepare-repository.js";
+import { PREPARATION_TASK, prepareRepository, type PrepareRepositoryOptions, type PreparedRepository } from "./prepare-repository.js";
 import { readBranchHead } from "./branch-head.js";
 
 /** Settings for {@link keepPrepared}. */
@@ -38,7 +38,7 @@ export function keepPrepared(options: KeepPreparedOptions): KeptPrepared {
   checkFunction("onError", options.onError);
   const { everyMs: _every, maxAgeMs: _age, onPrepared, onError, ...prepare } = options;
   // The same checks as a task's, so that a wrong repo or host fails here and not in the background.
-  const validated = validateOptions({ ...prepare, task: "Prepare the repository", model: { provider: "openai-compatible", model: "none", baseURL: "http://127.0.0.1:9/v1", apiKey: "unused" } });
+  const validated = validateOptions({ ...prepare, ...PREPARATION_TASK });
   const stopping = new AbortController();
   let last: PreparedRepository | undefined;
   // When the setup last ran for the kept state (a reused state's age is not known: counted from its first use here).

@@ -30,6 +30,8 @@ export interface PreparedRepository {
 
 // No model is asked: validation wants one, and a loopback address gives the same default network as a task's.
 const NO_MODEL = { provider: "openai-compatible", model: "none", baseURL: "http://127.0.0.1:9/v1", apiKey: "unused" } as const;
+/** The task fields a preparation gives the loop's validation. */
+export const PREPARATION_TASK = { task: "Prepare the repository", model: NO_MODEL } as const;
 
 /**
  * Clones the repository's base branch, runs the setup commands in a sandbox and keeps the result as a
@@ -47,7 +49,7 @@ export async function prepareRepository(options: PrepareRepositoryOptions): Prom
   }
   const { refresh, ...task } = options;
   const started = performance.now();
-  const context = await runPreparation({ ...task, task: "Prepare the repository", model: NO_MODEL, modelProxy: false }, refresh === true);
+  const context = await runPreparation({ ...task, ...PREPARATION_TASK, modelProxy: false }, refresh === true);
   return {
     key: preparedStateKey(context),
     reused: context.preparedStateReused === true,
