@@ -14,6 +14,8 @@ export { createLocalSandbox, type LocalSandboxOptions } from "./sandbox-local/lo
 export { startEgressProxy, type BlockedConnection, type EgressProxy, type EgressProxyOptions } from "./network/egress-proxy.js";
 export { forwardLoopbackToSocket, type SocketForwarder } from "./network/socket-forwarder.js";
 export { createPreparedStateCache, type PreparedStateCache, type PreparedStateCacheOptions } from "./sandbox-local/prepared-state-cache.js";
+export { prepareRepository, type PrepareRepositoryOptions, type PreparedRepository } from "./prepared/prepare-repository.js";
+export { keepPrepared, type KeepPreparedOptions, type KeptPrepared } from "./prepared/keep-prepared.js";
 export { createLocalGitHost, type LocalGitHost, type LocalGitHostSettings } from "./git/local-git-host.js";
 export type { LocalChangeRequest } from "./git/change-request-store.js";
 export { parseRepoReference, type RepoReference } from "./git/repo-reference.js";

@@ -54,7 +54,8 @@ export function startAgentTask(options: AgentTaskOptions): AgentTaskHandle {
   const log = new EventLog<AgentTaskEvent>();
   const controller = new AbortController();
   const context = createContext(taskId, options, controller, log);
-  const result = runLoop(context, controller).finally(() => log.close());
+  // Without `prepare` the loop always ends with a task result.
+  const result = (runLoop(context, controller) as Promise<AgentTaskResult>).finally(() => log.close());
   // The handle's promise is observed by the caller; this keeps an unobserved rejection from crashing the process
   // when the caller only iterates events.
   result.catch(() => {});
@@ -112,7 +113,25 @@ function createContext(taskId: string, options: AgentTaskOptions, controller: Ab
   };
 }
 
-async function runLoop(context: TaskContext, controller: AbortController): Promise<AgentTaskResult> {
+/**
+ * The loop up to and including setup (prepareRepository): the same validation, errors and teardown as a
+ * task, no agent. Resolves with the context, which holds the repository, the commit and whether a kept
+ * state was reused.
+ */
+export async function runPreparation(options: AgentTaskOptions, refresh: boolean): Promise<TaskContext> {
+  const log = new EventLog<AgentTaskEvent>();
+  const controller = new AbortController();
+  const context = createContext(options.taskId ?? randomUUID(), options, controller, log);
+  context.prepare = { refresh };
+  try {
+    await runLoop(context, controller);
+  } finally {
+    log.close();
+  }
+  return context;
+}
+
+async function runLoop(context: TaskContext, controller: AbortController): Promise<AgentTaskResult | undefined> {
   const started = performance.now();
   const raw = context.raw;
   // The caller's signal and the task timeout both abort the same controller.
@@ -153,6 +172,11 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
     await phase("clone", () => cloneIntoSandbox(context));
     if (options.setupCommands.length > 0) await phase("setup", () => runSetup(context));
     else skip("setup");
+    if (context.prepare) {
+      await runTeardown(context);
+      context.timings.total = performance.now() - started;
+      return undefined;
+    }
     await phase("agent", () => runAgent(context));
     await phase("collect", () => collectChanges(context));
     if (context.changes.length > 0 && (context.checks?.length ?? 0) > 0) await phase("verify", () => verifyChanges(context));

@@ -75,7 +75,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     ...access.createOptions,
     timeoutMs: remainingMs,
     labels: { "running-agent.repo": context.repository!.id },
-    ...(context.preparedStateKey ? { preparedStateKey: context.preparedStateKey } : {}),
+    ...(context.preparedStateKey && context.prepare?.refresh !== true ? { preparedStateKey: context.preparedStateKey } : {}),
     signal: context.signal,
   });
   // A session that breaks the spec is destroyed where it can be, then refused.
@@ -90,7 +90,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
   context.session = session;
   context.emit({ type: "sandbox", provider: options.sandbox.providerId, sandboxId: session.id, isolated: session.isolated });
   warnIfUnisolated(context);
-  context.agentServer = startAgentServerEarly(context);
+  if (!context.prepare) context.agentServer = startAgentServerEarly(context);
 }
 
 /**

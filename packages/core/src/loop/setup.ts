@@ -14,7 +14,11 @@ export async function runSetup(context: TaskContext): Promise<void> {
   const session = context.session!;
   const states = session.preparedStates;
   const key = states ? preparedStateKey(context) : undefined;
-  if (states && key && (await states.restore(key))) {
+  if (context.prepare && !states) {
+    throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, `The ${context.options!.sandbox.providerId} sandbox keeps no prepared states: give it a prepared-state cache (createLocalSandbox({ preparedStates }), createDockerSandbox({ preparedStates }), createModalSandbox({ preparedStates })).`);
+  }
+  if (states && key && context.prepare?.refresh !== true && (await states.restore(key))) {
+    context.preparedStateReused = true;
     // The restored files are other files than those placed: listed again, before the agent runs.
     context.placedListing = await listWorkspace(session, context.signal);
     context.emit({ type: "log", level: "info", message: `Started from the prepared state of ${context.repository!.id} at ${context.baseCommit!.slice(0, 12)}; the setup commands did not run again.` });
@@ -33,6 +37,8 @@ export async function runSetup(context: TaskContext): Promise<void> {
       await states.save(key);
       context.emit({ type: "log", level: "info", message: "Kept the workspace after setup as a prepared state for later tasks on this commit." });
     } catch (error) {
+      // Keeping the state is the whole point of preparing: there it fails the call.
+      if (context.prepare) throw error;
       context.emit({ type: "warning", code: "PREPARED_STATE_NOT_SAVED", message: `The prepared state was not kept: ${error instanceof Error ? error.message : String(error)}` });
     }
   }

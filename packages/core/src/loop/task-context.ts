@@ -111,6 +111,10 @@ export interface TaskContext {
   egressProxy?: EgressProxy;
   /** Connections the egress proxy refused during this task, in order. */
   networkBlocked?: BlockedConnection[];
+  /** Set by prepareRepository: the loop stops after setup, starts no agent, and `refresh` runs the setup even when a state is kept. */
+  prepare?: { refresh: boolean };
+  /** True when setup started from a kept prepared state instead of running the commands. */
+  preparedStateReused?: boolean;
 }
 
 export type { AgentTaskEvent };

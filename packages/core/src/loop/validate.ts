@@ -71,6 +71,12 @@ export async function validate(context: TaskContext): Promise<void> {
       `The base branch "${baseBranch}" does not exist in ${repository.id}. Pass an existing branch as baseBranch (the default branch is "${repository.defaultBranch}").`,
     );
   }
+  if (context.prepare) {
+    // Preparing reads the base branch only: no push, no task branch.
+    context.baseBranch = baseBranch;
+    context.startBranch = baseBranch;
+    return;
+  }
   if (!repository.canPush) {
     throw agentError(ErrorCode.PERMISSION_DENIED, `The credentials for ${repository.id} cannot push. Use a token with write access to the repository.`);
   }
