@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 
 /** One path of the sandbox's working tree, as `find` saw it. */
@@ -38,16 +39,33 @@ const RACY_SECONDS_WHOLE = 1.05;
  * be set back from inside, so rewriting a file and restoring its mtime does not hide it.
  */
 export async function listWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
+  const output = await runListing(session, LIST_SCRIPT, [], signal);
+  return output && parseListing(output);
+}
+
+/**
+ * Runs a listing script with the workdir as `$0`: on the host, over the session's own folder,
+ * where the provider has one (no command started inside: the cost of a sandbox exec is most of a
+ * small tree's listing), else inside. Undefined when the script failed.
+ */
+async function runListing(session: SandboxSession, script: string, args: readonly string[], signal: AbortSignal | undefined): Promise<Buffer | undefined> {
   const chunks: Uint8Array[] = [];
-  let result;
   try {
-    result = await session.exec(["sh", "-c", LIST_SCRIPT, session.workdir], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
+    if (session.hostFolder) {
+      const folder = await session.hostFolder(session.workdir);
+      return await new Promise<Buffer | undefined>((resolve, reject) => {
+        execFile("sh", ["-c", script, folder, ...args], { encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
+          if (signal?.aborted) return reject(signal.reason);
+          resolve(error ? undefined : stdout);
+        });
+      });
+    }
+    const result = await session.exec(["sh", "-c", script, session.workdir, ...args], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
+    return result.exitCode === 0 ? Buffer.concat(chunks) : undefined;
   } catch (error) {
     if (signal?.aborted) throw error;
     return undefined;
   }
-  if (result.exitCode !== 0) return undefined;
-  return parseListing(Buffer.concat(chunks));
 }
 
 /** Parses the output of the listing script; undefined when it is not what GNU find prints. */
@@ -122,18 +140,9 @@ const CHANGES_SCRIPT =
  * compared as {@link compareListings} does. Undefined when the sandbox cannot (the caller lists in full).
  */
 export async function listChangesSince(session: SandboxSession, placed: WorkspaceListing, signal?: AbortSignal): Promise<WorkspaceChanges | undefined> {
-  const racyFrom = racyTime(placed);
-  const chunks: Uint8Array[] = [];
-  let result;
-  try {
-    // A millisecond early: what rounding moves across the threshold is printed in full, never hidden.
-    result = await session.exec(["sh", "-c", CHANGES_SCRIPT, session.workdir, `@${(racyFrom - 0.001).toFixed(6)}`], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
-  } catch (error) {
-    if (signal?.aborted) throw error;
-    return undefined;
-  }
-  if (result.exitCode !== 0) return undefined;
-  return parseChanges(Buffer.concat(chunks), placed);
+  // A millisecond early: what rounding moves across the threshold is printed in full, never hidden.
+  const output = await runListing(session, CHANGES_SCRIPT, [`@${(racyTime(placed) - 0.001).toFixed(6)}`], signal);
+  return output && parseChanges(output, placed);
 }
 
 /** Parses the output of {@link listChangesSince}'s script against the placed listing; undefined when it is not GNU find's. */
