@@ -2,7 +2,7 @@
 // for 20, 2,000 and 20,000-file repositories over HTTP (git http-backend), and the memory a change
 // costs against its bytes. Prints tables; the bench itself only runs them once.
 //   pnpm --filter @running-agent/core bench:collect
-// RUNNING_AGENT_BENCH_SIZES=20,2000 picks sizes; RUNNING_AGENT_BENCH_ISOLATION=none skips bubblewrap;
+// RUNNING_AGENT_BENCH_SIZES=20,2000 picks sizes (empty: the memory table only); RUNNING_AGENT_BENCH_ISOLATION=none skips bubblewrap;
 // RUNNING_AGENT_BENCH_MEMORY=0 skips the memory table, RUNNING_AGENT_BENCH_BEFORE=0 the old loop's rows.
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -27,7 +27,7 @@ const TOKEN = "bench-token-0123456789";
 const credentials = { username: "bench", password: TOKEN };
 const author = { name: "Bench", email: "bench@example.test" };
 const authHeader = `http.extraHeader=Authorization: Basic ${Buffer.from(`bench:${TOKEN}`).toString("base64")}`;
-const sizes = (process.env.RUNNING_AGENT_BENCH_SIZES ?? "20,2000,20000").split(",").map(Number);
+const sizes = (process.env.RUNNING_AGENT_BENCH_SIZES ?? "20,2000,20000").split(",").map(Number).filter((size) => size > 0);
 const isolation = process.env.RUNNING_AGENT_BENCH_ISOLATION === "none" ? "none" : "bubblewrap";
 const PHASES = ["clone", "collect", "commit", "push"] as const;
 type Phase = (typeof PHASES)[number];
@@ -265,7 +265,7 @@ async function memoryOf(setup: Setup, change: { label: string; script: string; b
 
 async function memoryTable(): Promise<void> {
   const fileCount = Number(process.env.RUNNING_AGENT_BENCH_MEMORY_FILES ?? 20_000);
-  console.log(`\nmemory against the changed bytes, ${fileCount}-file repository: peaks above the start of collect (this process) and of the git processes it runs`);
+  console.log(`\nmemory against the changed bytes, ${fileCount}-file repository: peaks above the start of collect (this process) and of the git processes it runs; "with push" for this process includes the test's git HTTP server, which runs in it and reads each request whole`);
   const setup = await makeSetup(fileCount);
   try {
     let round = 0;

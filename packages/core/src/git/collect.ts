@@ -132,7 +132,8 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   for (const path of vanished) await removeHostPath(dir, path);
   const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
   if (toStage.length > 0) {
-    await runGit(["add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], {
+    // Files past the threshold are hashed as a stream into a pack, not read whole into git's memory.
+    await runGit(["-c", "core.bigFileThreshold=16m", "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], {
       cwd: dir,
       input: `${toStage.join("\0")}\0`,
       env: { GIT_LITERAL_PATHSPECS: "1" },

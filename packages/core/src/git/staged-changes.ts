@@ -12,7 +12,8 @@ const DIFF_OPTIONS = ["--cached", "-z", "--no-ext-diff", "--no-textconv", "--fin
  */
 export async function listStagedChanges(dir: string, signal?: AbortSignal): Promise<ChangedFile[]> {
   // One process: the raw records of every file pair first, then their numstat records.
-  const { stdout } = await runGit(["diff", ...DIFF_OPTIONS, "--raw", "--no-abbrev", "--numstat", "HEAD"], { cwd: dir, signal, phase: "collect" });
+  // Past the threshold a file counts as binary unread, instead of being loaded whole into git's memory.
+  const { stdout } = await runGit(["-c", "core.bigFileThreshold=16m", "diff", ...DIFF_OPTIONS, "--raw", "--no-abbrev", "--numstat", "HEAD"], { cwd: dir, signal, phase: "collect" });
   const tokens = stdout.toString("utf8").split("\0");
   const { records, next } = parseRaw(tokens);
   const counts = parseNumstat(tokens, next);
