@@ -188,7 +188,10 @@ function gitDescendantsRss(): number {
     try {
       const stat = readFileSync(`/proc/${name}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      processes.set(Number(name), { parent: Number(fields[1]), command: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), rss: Number(fields[21]) * 4096 });
+      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      // The server's `git http-backend` is named git too: told apart by its arguments.
+      const server = command.startsWith("git") && readFileSync(`/proc/${name}/cmdline`, "utf8").includes("http-backend");
+      processes.set(Number(name), { parent: Number(fields[1]), command: server ? "git-http-backend" : command, rss: Number(fields[21]) * 4096 });
     } catch {
       // Gone meanwhile.
     }
