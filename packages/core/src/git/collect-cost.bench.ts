@@ -256,7 +256,7 @@ async function memoryOf(setup: Setup, change: { label: string; script: string; b
       await pushBranch({ dir, repository: repository(setup), branch, credentials });
       sample();
       console.log(
-        `  ${path.padEnd(6)} ${change.label.padEnd(26)} collect+commit: RSS +${mib(collectCommit.rss)} (heap+buffers +${mib(collectCommit.heap)}); with push: RSS +${mib(peak.rss)} (+${mib(peak.heap)}), git processes ${mib(peak.git)}`,
+        `  ${path.padEnd(6)} ${change.label.padEnd(26)} collect+commit: RSS +${mib(collectCommit.rss)} (heap+buffers +${mib(collectCommit.heap)}), git processes ${mib(collectCommit.git)}; with push: RSS +${mib(peak.rss)} (+${mib(peak.heap)}), git processes ${mib(peak.git)}`,
       );
     } finally {
       clearInterval(timer);
