@@ -6,7 +6,7 @@ export interface ChangedFile {
   status: "added" | "modified" | "deleted" | "renamed";
   /** For renames: the old path. */
   previousPath?: string;
-  /** True when the content is not text. */
+  /** True when the content is not text, or is over 16 MiB (git then neither reads nor diffs it whole). */
   binary: boolean;
   /** Git file mode after the change: 100644, 100755 or 120000 (symlink). Undefined for deletions. */
   mode?: "100644" | "100755" | "120000";

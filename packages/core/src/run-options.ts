@@ -96,7 +96,8 @@ export interface AgentTaskOptions {
   /**
    * The longest a Git remote may send and take nothing during a clone, fetch or push (a stall, not
    * a total limit: a big transfer that keeps moving is never cut). Then the task fails with
-   * GIT_REMOTE_STALLED naming the remote. Default 60 000 (one minute); at most 2^31-1.
+   * GIT_REMOTE_STALLED naming the remote. Default 60 000 (one minute); at most 2^31-1. The push
+   * (the git CLI) counts in whole seconds, rounded up, over curl's few-second speed window.
    */
   gitStallTimeoutMs?: number;
   /**

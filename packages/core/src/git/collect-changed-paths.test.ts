@@ -172,6 +172,17 @@ describe("collectChanges when the sandbox is hostile", () => {
     expect((await collect()).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
   });
 
+  it("still collects files swapped between two folders, whose own status change times stay old", async () => {
+    await using swap = await createGitFixture({ files: { "one/same.txt": "first\n", "two/same.txt": "second\n" } });
+    const { agent, collect } = await placed(swap);
+    // Renaming the folders sets their ctime, not their files': the files are simply not at their inode's placed path.
+    await agent("mv one tmp && mv two one && mv tmp two");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([
+      ["one/same.txt", "modified"],
+      ["two/same.txt", "modified"],
+    ]);
+  });
+
   it("still collects a same-size rewrite whose mtime was set back", async () => {
     const { agent, collect } = await placed(fixture);
     // Same size, and the old mtime put back: only the status change time (ctime) tells.

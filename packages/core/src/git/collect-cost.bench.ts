@@ -1,8 +1,10 @@
 // What clone, collect, commit and push cost against the same work done by hand with the git CLI,
-// for 20, 2,000 and 20,000-file repositories over HTTP (git http-backend), and the memory a large
-// changed file costs. Prints tables; the bench itself only runs them once.
+// for 20, 2,000 and 20,000-file repositories over HTTP (git http-backend), and the memory a change
+// costs against its bytes. Prints tables; the bench itself only runs them once.
 //   pnpm --filter @running-agent/core bench:collect
-// RUNNING_AGENT_BENCH_SIZES=20,2000 picks sizes; RUNNING_AGENT_BENCH_ISOLATION=none skips bubblewrap.
+// RUNNING_AGENT_BENCH_SIZES=20,2000 picks sizes (empty: the memory table only); RUNNING_AGENT_BENCH_ISOLATION=none skips bubblewrap;
+// RUNNING_AGENT_BENCH_MEMORY=0 skips the memory table, RUNNING_AGENT_BENCH_BEFORE=0 the old loop's rows.
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +27,7 @@ const TOKEN = "bench-token-0123456789";
 const credentials = { username: "bench", password: TOKEN };
 const author = { name: "Bench", email: "bench@example.test" };
 const authHeader = `http.extraHeader=Authorization: Basic ${Buffer.from(`bench:${TOKEN}`).toString("base64")}`;
-const sizes = (process.env.RUNNING_AGENT_BENCH_SIZES ?? "20,2000,20000").split(",").map(Number);
+const sizes = (process.env.RUNNING_AGENT_BENCH_SIZES ?? "20,2000,20000").split(",").map(Number).filter((size) => size > 0);
 const isolation = process.env.RUNNING_AGENT_BENCH_ISOLATION === "none" ? "none" : "bubblewrap";
 const PHASES = ["clone", "collect", "commit", "push"] as const;
 type Phase = (typeof PHASES)[number];
@@ -178,8 +180,46 @@ async function timeTable(): Promise<void> {
   }
 }
 
-/** Peak RSS and heap above the start while one file of `bytes` is collected, committed and pushed. */
-async function memoryOf(setup: Setup, bytes: number, path: "ours" | "before", round: number): Promise<{ rss: number; heap: number }> {
+/** Resident memory of this process's git descendants (a push's remote helper and pack-objects; not the test server's git http-backend), from /proc. */
+function gitDescendantsRss(): number {
+  const processes = new Map<number, { parent: number; command: string; rss: number }>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      // The server's `git http-backend` is named git too: told apart by its arguments.
+      const server = command.startsWith("git") && readFileSync(`/proc/${name}/cmdline`, "utf8").includes("http-backend");
+      processes.set(Number(name), { parent: Number(fields[1]), command: server ? "git-http-backend" : command, rss: Number(fields[21]) * 4096 });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  let total = 0;
+  for (const [pid, entry] of processes) {
+    if (!entry.command.startsWith("git")) continue;
+    for (let at = pid; at > 1; ) {
+      const current = processes.get(at);
+      if (!current || current.command.startsWith("git-http-back")) break;
+      if (current.parent === process.pid) {
+        total += entry.rss;
+        break;
+      }
+      at = current.parent;
+    }
+  }
+  return total;
+}
+
+interface MemoryPeaks {
+  rss: number;
+  heap: number;
+  git: number;
+}
+
+/** Peaks above the start of collect (this process's RSS, heap and buffers) and of git's processes, while `change` is collected, committed and pushed. */
+async function memoryOf(setup: Setup, change: { label: string; script: string; bytes: number }, path: "ours" | "before", round: number): Promise<void> {
   const session = await newSession();
   try {
     const dir = await folder();
@@ -191,27 +231,33 @@ async function memoryOf(setup: Setup, bytes: number, path: "ours" | "before", ro
       await cloneRepository({ repository: repository(setup), branch: "main", depth: 1, credentials, dir });
       await session.putArchive(session.workdir, await packDirectory(dir));
     }
-    await session.exec(["sh", "-ec", `head -c ${bytes} /dev/urandom > large.bin`]);
+    await session.exec(["sh", "-ec", change.script]);
     global.gc?.();
     const start = process.memoryUsage();
-    let peak = { rss: 0, heap: 0 };
+    let peak: MemoryPeaks = { rss: 0, heap: 0, git: 0 };
     const sample = () => {
       const now = process.memoryUsage();
-      peak = { rss: Math.max(peak.rss, now.rss - start.rss), heap: Math.max(peak.heap, now.heapUsed + now.external + now.arrayBuffers - start.heapUsed - start.external - start.arrayBuffers) };
+      peak = {
+        rss: Math.max(peak.rss, now.rss - start.rss),
+        heap: Math.max(peak.heap, now.heapUsed + now.external + now.arrayBuffers - start.heapUsed - start.external - start.arrayBuffers),
+        git: Math.max(peak.git, gitDescendantsRss()),
+      };
     };
-    const timer = setInterval(sample, 5);
+    const timer = setInterval(sample, 10);
+    const mib = (bytes: number) => `${(bytes / 1048576).toFixed(0).padStart(4)} MiB`;
     try {
-      const limits = { maxFileBytes: 2 * bytes, maxTotalBytes: 2 * bytes };
+      const limits = { maxFileBytes: 2 * change.bytes + 1_000_000, maxTotalBytes: 2 * change.bytes + 1_000_000 };
       await collectChanges({ session, dir, ...(placed ? { placed } : {}), limits, secrets: [TOKEN] });
       sample();
       const branch = `bench/memory-${path}-${round}`;
-      await commitChanges({ dir, branch, message: "Large file\n", author, ...(path === "ours" ? { stageWorkingTree: false } : {}) });
+      await commitChanges({ dir, branch, message: "Memory\n", author, ...(path === "ours" ? { stageWorkingTree: false } : {}) });
       sample();
       const collectCommit = { ...peak };
       await pushBranch({ dir, repository: repository(setup), branch, credentials });
       sample();
-      console.log(`  ${path.padEnd(6)} ${String(bytes / 1024 / 1024).padStart(4)} MiB file: collect+commit peak RSS +${(collectCommit.rss / 1048576).toFixed(0)} MiB (heap+buffers +${(collectCommit.heap / 1048576).toFixed(0)} MiB); with push +${(peak.rss / 1048576).toFixed(0)} MiB (+${(peak.heap / 1048576).toFixed(0)} MiB)`);
-      return peak;
+      console.log(
+        `  ${path.padEnd(6)} ${change.label.padEnd(26)} collect+commit: RSS +${mib(collectCommit.rss)} (heap+buffers +${mib(collectCommit.heap)}), git processes ${mib(collectCommit.git)}; with push: RSS +${mib(peak.rss)} (+${mib(peak.heap)}), git processes ${mib(peak.git)}`,
+      );
     } finally {
       clearInterval(timer);
     }
@@ -221,13 +267,18 @@ async function memoryOf(setup: Setup, bytes: number, path: "ours" | "before", ro
 }
 
 async function memoryTable(): Promise<void> {
-  console.log("\nmemory of one changed file of N bytes, 2,000-file repository (RSS and heap above the start of collect)");
-  const setup = await makeSetup(2000);
+  const fileCount = Number(process.env.RUNNING_AGENT_BENCH_MEMORY_FILES ?? 20_000);
+  console.log(`\nmemory against the changed bytes, ${fileCount}-file repository: peaks above the start of collect (this process) and of the git processes it runs; "with push" for this process includes the test's git HTTP server, which runs in it and reads each request whole`);
+  const setup = await makeSetup(fileCount);
   try {
     let round = 0;
-    for (const bytes of [64 * 1024 * 1024, 256 * 1024 * 1024]) {
-      await memoryOf(setup, bytes, "ours", ++round);
-      await memoryOf(setup, bytes, "before", ++round);
+    const changes = [
+      { label: "500 files (about 1.3 MB)", script: changeScript(fileCount, 500, 1), bytes: 500 * 2_600 },
+      ...[64, 256].map((size) => ({ label: `one ${size} MiB file`, script: `head -c ${size * 1048576} /dev/urandom > large.bin`, bytes: size * 1048576 })),
+    ];
+    for (const change of changes) {
+      await memoryOf(setup, change, "ours", ++round);
+      if (process.env.RUNNING_AGENT_BENCH_BEFORE !== "0") await memoryOf(setup, change, "before", ++round);
     }
   } finally {
     await setup.server.close();

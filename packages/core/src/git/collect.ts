@@ -11,7 +11,7 @@ import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, ty
 import { GitCommandFailure, runGit } from "./git-command.js";
 import { listStagedChanges } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
-import { compareListings, listWorkspace, type WorkspaceListing } from "./workspace-listing.js";
+import { compareListings, listChangesSince, listWorkspace, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
 
 /** What {@link collectChanges} needs. */
 export interface CollectChangesInput {
@@ -55,9 +55,15 @@ export async function collectChanges(input: CollectChangesInput): Promise<Change
   try {
     throwIfAborted(signal, "collect");
     const checks = { budget: new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits }), scanner: new SecretScanner(input.secrets ?? []) };
-    const now = input.placed && session.getArchiveStream ? await listWorkspace(session, signal) : undefined;
-    throwIfAborted(signal, "collect");
-    if (input.placed && now) return await collectChangedPaths(input, input.placed, now, checks);
+    if (input.placed && session.getArchiveStream) {
+      const placed = input.placed;
+      // What an earlier collect of this task staged is asked of git while the sandbox lists (they do not depend on each other).
+      const staged = stagedPaths(input.dir, signal);
+      staged.catch(() => undefined);
+      const now = (await listChangesSince(session, placed, signal)) ?? (await listAndCompare(session, placed, signal));
+      throwIfAborted(signal, "collect");
+      if (now) return await collectChangedPaths(input, placed, now, await staged, checks);
+    }
     return await collectWholeTree(input, checks);
   } catch (error) {
     const aborted = abortFailure(error, signal, "collect");
@@ -71,37 +77,44 @@ interface ChangeChecks {
   scanner: SecretScanner;
 }
 
+/** The full listing and its comparison, for a sandbox whose find cannot select by ctime. */
+async function listAndCompare(session: SandboxSession, placed: WorkspaceListing, signal: AbortSignal | undefined): Promise<WorkspaceChanges | undefined> {
+  const now = await listWorkspace(session, signal);
+  return now && { ...compareListings(placed, now), entryAt: (path) => now.entries.get(path) };
+}
+
 /**
- * The cost grows with the change: the two listings say which paths may have changed; only those
- * are brought back (streamed to disk, checked as they come) and staged by path. Git on the host
+ * The cost grows with the change: the listings say which paths may have changed; only those are
+ * brought back (streamed to disk, checked as they come) and staged by path. Git on the host
  * decides what really changed, from the bytes that came back, never from the sandbox's `.git`.
  */
-async function collectChangedPaths(input: CollectChangesInput, placed: WorkspaceListing, now: WorkspaceListing, checks: ChangeChecks): Promise<ChangedFile[]> {
+async function collectChangedPaths(input: CollectChangesInput, placed: WorkspaceListing, now: WorkspaceChanges, stagedBefore: readonly string[], checks: ChangeChecks): Promise<ChangedFile[]> {
   const { session, dir, signal } = input;
+  const staged = new Set(stagedBefore);
+  const present = (path: string) => now.entryAt(path)?.type === "file" || now.entryAt(path)?.type === "symlink";
   // Tracked means in the index (HEAD, plus what an earlier collect of this task staged): the placed
-  // listing may hold more (a prepared state's setup output).
-  const index = await indexEntries(dir, signal);
+  // listing may hold more (a prepared state's setup output). Asked for the paths in question only.
+  const ignoreFile = (path: string) => path === ".gitignore" || path.endsWith("/.gitignore");
+  const placedIgnoreFiles = [...placed.entries.keys()].filter(ignoreFile);
+  const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], signal);
   const isPlacedFile = (path: string) => index.has(path);
   const submodules = [...index].filter(([, mode]) => mode === "160000").map(([path]) => path);
   const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
-  const difference = compareListings(placed, now);
-  const changed = difference.changed.filter(belongs);
+  const changed = now.changed.filter(belongs);
   // Gone from the sandbox: placed files, and what an earlier collect staged that is no longer there.
-  const present = (path: string) => now.entries.get(path)?.type === "file" || now.entries.get(path)?.type === "symlink";
-  const staged = new Set(await stagedPaths(dir, signal));
-  const removed = [...new Set([...difference.removed, ...[...staged].filter((path) => !present(path))])].filter((path) => belongs(path) && isPlacedFile(path));
+  const removed = [...new Set([...now.removed, ...[...staged].filter((path) => !present(path))])].filter((path) => belongs(path) && isPlacedFile(path));
 
   // Deletions first, so that a folder that replaced a file (or the other way round) has room.
   for (const path of removed) await removeHostPath(dir, path);
   const received = new Set<string>();
-  const ignoreFile = (path: string) => path.split("/").pop() === ".gitignore";
   const untracked = changed.filter((path) => !isPlacedFile(path));
   let ignored = new Set<string>();
   if (untracked.length > 0) {
     // check-ignore reads the .gitignore files of the working tree: the sandbox's versions of the
     // changed ones, HEAD's of the others.
     const changedSet = new Set(changed);
-    const unchangedIgnoreFiles = [...now.entries.keys()].filter((path) => ignoreFile(path) && isPlacedFile(path) && !changedSet.has(path) && belongs(path));
+    const removedSet = new Set(removed);
+    const unchangedIgnoreFiles = placedIgnoreFiles.filter((path) => isPlacedFile(path) && !changedSet.has(path) && !removedSet.has(path) && present(path) && belongs(path));
     if (unchangedIgnoreFiles.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${unchangedIgnoreFiles.join("\0")}\0`, signal, phase: "collect" });
     await bringBack(session, dir, changed.filter(ignoreFile), received, checks, signal);
     ignored = await ignoredPaths(dir, untracked, signal);
@@ -109,7 +122,10 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   const wanted = changed.filter((path) => !received.has(path) && !ignored.has(path));
   // The listing's sizes let an oversized change fail before a byte is read; the stream is counted again.
   const announced = new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits });
-  for (const path of [...received, ...wanted]) if (now.entries.get(path)?.type === "file") announced.addFile(path, now.entries.get(path)!.size);
+  for (const path of [...received, ...wanted]) {
+    const entry = now.entryAt(path);
+    if (entry?.type === "file") announced.addFile(path, entry.size);
+  }
   await bringBack(session, dir, wanted, received, checks, signal);
 
   // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
@@ -117,13 +133,17 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   for (const path of vanished) await removeHostPath(dir, path);
   const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
   if (toStage.length > 0) {
-    await runGit(["add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], {
+    // Files past the threshold are hashed as a stream into a pack, not read whole into git's memory.
+    await runGit(["-c", "core.bigFileThreshold=16m", "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], {
       cwd: dir,
       input: `${toStage.join("\0")}\0`,
       env: { GIT_LITERAL_PATHSPECS: "1" },
       signal,
       phase: "collect",
     });
+  } else if (staged.size === 0) {
+    // Nothing staged before, nothing now: the index is HEAD.
+    return [];
   }
   return listStagedChanges(dir, signal);
 }
@@ -176,15 +196,48 @@ function checkName(path: string, scanner: SecretScanner): void {
   if (scanner.holds(path)) throw secretInChanges("(a file whose name holds it)");
 }
 
-// Paths in the index with their modes.
-async function indexEntries(dir: string, signal: AbortSignal | undefined): Promise<Map<string, string>> {
-  const { stdout } = await runGit(["ls-files", "--stage", "-z"], { cwd: dir, signal, phase: "collect" });
+// Past this many paths the whole index is read: one pathspec each would not fit on a command line.
+const MAX_PATHSPECS = 2_000;
+
+/**
+ * The index entries (path, mode) of `paths`, and of any folder above them that was empty when the
+ * repository was placed: git keeps no empty folders, so such a folder is a submodule (a gitlink)
+ * whose files are not this repository's.
+ */
+async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, string>> {
   const entries = new Map<string, string>();
+  if (paths.length === 0) return entries;
+  const empty = emptyFolders(placed);
+  const asked = new Set(paths);
+  if (empty.size > 0) {
+    for (const path of paths) {
+      for (let at = path.indexOf("/"); at !== -1; at = path.indexOf("/", at + 1)) if (empty.has(path.slice(0, at))) asked.add(path.slice(0, at));
+    }
+  }
+  const pathspecs = asked.size > MAX_PATHSPECS ? [] : ["--", ...asked];
+  const { stdout } = await runGit(["ls-files", "--stage", "-z", ...pathspecs], { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" });
   for (const record of stdout.toString("utf8").split("\0")) {
     const tab = record.indexOf("\t");
     if (tab > 0) entries.set(record.slice(tab + 1), record.slice(0, 6));
   }
   return entries;
+}
+
+// Folders of the placed listing with nothing below them; worked out once per listing.
+const emptyFoldersOf = new WeakMap<WorkspaceListing, Set<string>>();
+
+function emptyFolders(placed: WorkspaceListing): Set<string> {
+  let empty = emptyFoldersOf.get(placed);
+  if (!empty) {
+    const parents = new Set<string>();
+    for (const path of placed.entries.keys()) {
+      const at = path.lastIndexOf("/");
+      if (at > 0) parents.add(path.slice(0, at));
+    }
+    empty = new Set([...placed.entries].filter(([path, entry]) => entry.type === "directory" && !parents.has(path)).map(([path]) => path));
+    emptyFoldersOf.set(placed, empty);
+  }
+  return empty;
 }
 
 // Paths whose index entry differs from HEAD (an earlier collect of the same task, before a fix round).

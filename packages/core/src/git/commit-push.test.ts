@@ -116,8 +116,8 @@ describe("commitChanges", () => {
   });
 });
 
-describe("pushBranch over http (isomorphic-git against git http-backend)", () => {
-  it("pushes a new branch with the token only through onAuth", async () => {
+describe("pushBranch over http (the git CLI against git http-backend)", () => {
+  it("pushes a new branch with the token only in the push's environment (never on the command line or in the clone's config)", async () => {
     const dir = await cloneFrom(httpRepository());
     await writeFixtureFiles(dir, { "pushed.txt": "over http\n" });
     const { commit } = await commitChanges({ dir, branch: "agent/http", message: "Over http", author });
@@ -195,19 +195,19 @@ describe("pushBranch over http (isomorphic-git against git http-backend)", () =>
 });
 
 describe("pushBranch cancellation", () => {
-  it("stops with ABORTED when the signal fires as the pack is sent, and the branch is not created", async () => {
+  it("stops with ABORTED when the signal fires while the remote holds the pack, and the branch is not created", async () => {
     const controller = new AbortController();
-    await using abortingServer = await startGitHttpServer({
-      root: fixture.root,
-      onRequest: (request) => {
-        if (request.method === "POST" && request.path.includes("receive-pack")) controller.abort();
-      },
+    // The remote takes the pack and does not answer; the caller gives up meanwhile.
+    await using relay = await startStallingGitRelay(server.url, (method, path) => {
+      if (method !== "POST" || !path.includes("receive-pack")) return { kind: "pass" };
+      setImmediate(() => controller.abort());
+      return { kind: "silent" };
     });
-    const repository = { ...httpRepository(), remote: `${abortingServer.url}/repo.git` };
+    const repository = { ...httpRepository(), remote: `${relay.url}/repo.git` };
     const dir = await cloneFrom(httpRepository());
     await writeFixtureFiles(dir, { "aborted.txt": "x\n" });
     await commitChanges({ dir, branch: "agent/aborted", message: "Aborted", author });
-    const error = await expectRunningAgentError(pushBranch({ dir, repository, branch: "agent/aborted", signal: controller.signal }));
+    const error = await expectRunningAgentError(pushBranch({ dir, repository, branch: "agent/aborted", credentials, signal: controller.signal }));
     expect(error.code).toBe("ABORTED");
     expect(error.phase).toBe("push");
     await expect(bare(["rev-parse", "--verify", "--quiet", "refs/heads/agent/aborted"])).rejects.toThrow();
@@ -244,11 +244,13 @@ describe("pushBranch to a remote that stops answering", () => {
     await pushBranch({ dir, repository: { ...httpRepository(), remote: `${relay.url}/repo.git` }, branch: "agent/slow-push", credentials, stallTimeoutMs });
     // The premise: the upload as a whole outlasted the limit.
     expect(Date.now() - started).toBeGreaterThan(stallTimeoutMs);
-    expect(relay.held).toEqual([expect.objectContaining({ behaviour: "read-slowly" })]);
+    // git may probe with an empty request before it streams a large pack: every POST was read slowly.
+    expect(relay.held.length).toBeGreaterThan(0);
+    expect(relay.held.every((held) => held.behaviour === "read-slowly")).toBe(true);
     expect((await bare(["rev-parse", "refs/heads/agent/slow-push"])).trim()).toBe(commit);
   });
 
-  it("streams a pack over 1 MiB (chunked, each chunk counted as progress) and it arrives whole", async () => {
+  it("streams a pack over 1 MiB (chunked, kept moving under the stall limit) and it arrives whole", async () => {
     const { randomBytes } = await import("node:crypto");
     const dir = await cloneFrom(httpRepository());
     const content = randomBytes(3 * 1024 * 1024);
@@ -257,8 +259,9 @@ describe("pushBranch to a remote that stops answering", () => {
     const before = server.requests.length;
     await pushBranch({ dir, repository: httpRepository(), branch: "agent/large", credentials, stallTimeoutMs: 5000 });
     expect((await bare(["rev-parse", "refs/heads/agent/large"])).trim()).toBe(commit);
-    const pack = server.requests.slice(before).find((request) => request.method === "POST" && request.path.endsWith("git-receive-pack"));
-    expect(pack!.requestBytes).toBeGreaterThan(content.byteLength);
+    // The largest POST is the pack (git may send a small probe first).
+    const packBytes = Math.max(...server.requests.slice(before).filter((request) => request.method === "POST" && request.path.endsWith("git-receive-pack")).map((request) => request.requestBytes));
+    expect(packBytes).toBeGreaterThan(content.byteLength);
     expect((await gitIn(fixture.barePath, ["cat-file", "-s", "agent/large:large.bin"])).trim()).toBe(String(content.byteLength));
   });
 });

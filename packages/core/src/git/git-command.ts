@@ -2,6 +2,7 @@ import { execFile, spawn } from "node:child_process";
 import { PassThrough, type Readable } from "node:stream";
 import { abortedError } from "../errors.js";
 import type { Phase } from "../phases.js";
+import { signalProcessTree } from "../process-tree.js";
 
 /** What {@link runGit} returns for a command that exited with 0. */
 export interface GitCommandResult {
@@ -33,6 +34,11 @@ export interface GitCommandOptions {
   signal?: AbortSignal;
   /** The loop phase, for the abort error. */
   phase?: Phase;
+  /**
+   * Run git in a process group of its own, and end the whole group when the signal fires: a push
+   * whose remote helper outlived a killed `git push` could still move the remote branch.
+   */
+  ownProcessGroup?: boolean;
 }
 
 const MAX_OUTPUT_BYTES = 512 * 1024 * 1024;
@@ -69,6 +75,7 @@ export function gitEnvironment(extra: Record<string, string> = {}): NodeJS.Proce
 export function runGit(args: readonly string[], options: GitCommandOptions = {}): Promise<GitCommandResult> {
   const { signal } = options;
   if (signal?.aborted) return Promise.reject(abortedError(signal, options.phase));
+  if (options.ownProcessGroup) return runGitInOwnGroup(args, options);
   return new Promise((resolve, reject) => {
     const child = execFile(
       "git",
@@ -85,10 +92,7 @@ export function runGit(args: readonly string[], options: GitCommandOptions = {})
         const stderrText = stderr.toString("utf8");
         if (error) {
           const code = (error as NodeJS.ErrnoException).code;
-          if (typeof code === "string") {
-            const reason = code === "ENOENT" ? `git could not be started: it is not on PATH${options.cwd ? `, or ${options.cwd} does not exist` : ""}` : `git failed (${code})`;
-            return reject(new GitCommandFailure(args, null, reason));
-          }
+          if (typeof code === "string") return reject(new GitCommandFailure(args, null, startFailure(code, options.cwd)));
           const exitCode = typeof (error as { code?: unknown }).code === "number" ? ((error as { code: number }).code) : null;
           return reject(new GitCommandFailure(args, exitCode, stderrText, stdout.toString("utf8")));
         }
@@ -97,6 +101,46 @@ export function runGit(args: readonly string[], options: GitCommandOptions = {})
     );
     if (options.input !== undefined) child.stdin?.end(options.input);
     else child.stdin?.end();
+  });
+}
+
+function startFailure(code: string, cwd: string | undefined): string {
+  return code === "ENOENT" ? `git could not be started: it is not on PATH${cwd ? `, or ${cwd} does not exist` : ""}` : `git failed (${code})`;
+}
+
+// runGit for `ownProcessGroup` (execFile cannot start a process group): the signal ends the group.
+function runGitInOwnGroup(args: readonly string[], options: GitCommandOptions): Promise<GitCommandResult> {
+  const { signal } = options;
+  return new Promise((resolve, reject) => {
+    const child = spawn("git", args, { cwd: options.cwd, env: gitEnvironment(options.env), stdio: ["pipe", "pipe", "pipe"], detached: true });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let bytes = 0;
+    const take = (into: Buffer[]) => (chunk: Buffer) => {
+      bytes += chunk.byteLength;
+      if (bytes > MAX_OUTPUT_BYTES) signalProcessTree(child);
+      else into.push(chunk);
+    };
+    child.stdout.on("data", take(stdout));
+    child.stderr.on("data", take(stderr));
+    const endGroup = () => signalProcessTree(child);
+    signal?.addEventListener("abort", endGroup, { once: true });
+    child.once("error", (error: NodeJS.ErrnoException) => {
+      signal?.removeEventListener("abort", endGroup);
+      reject(signal?.aborted ? abortedError(signal, options.phase) : new GitCommandFailure(args, null, startFailure(error.code ?? error.message, options.cwd)));
+    });
+    child.once("close", (code) => {
+      signal?.removeEventListener("abort", endGroup);
+      // Whatever git started in its group (the remote helper, pack-objects) goes with it.
+      signalProcessTree(child);
+      if (signal?.aborted) return reject(abortedError(signal, options.phase));
+      const stderrText = Buffer.concat(stderr).toString("utf8");
+      if (code !== 0) return reject(new GitCommandFailure(args, code, stderrText, Buffer.concat(stdout).toString("utf8")));
+      resolve({ stdout: Buffer.concat(stdout), stderr: stderrText });
+    });
+    child.stdin.on("error", () => undefined);
+    if (options.input !== undefined) child.stdin.end(options.input);
+    else child.stdin.end();
   });
 }
 

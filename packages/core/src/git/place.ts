@@ -33,13 +33,23 @@ export async function placeRepository(input: PlaceRepositoryInput): Promise<Work
     await writeFile(join(dir, ".git", "info", "attributes"), "* -export-subst -export-ignore\n");
     // A tree (not a commit) carries no pax header with the commit id; 022 gives checkout's 0644/0755.
     const archive = streamGit(["-c", "tar.umask=022", "archive", "--format=tar", "HEAD^{tree}"], { cwd: dir, signal, phase: "clone" });
-    await Promise.all([putStream(session, session.workdir, archive.stdout, signal).catch((error: unknown) => {
-      archive.kill();
-      throw error;
-    }), archive.exited]);
-    throwIfAborted(signal, "clone");
     // Hooks never reach the sandbox: nothing of the host's setup runs there, and nothing there is run here.
-    await putStream(session, posix.join(session.workdir, ".git"), packDirectoryStream(join(dir, ".git"), { exclude: (path) => path === "hooks" }), signal);
+    const gitFolder = packDirectoryStream(join(dir, ".git"), { exclude: (path) => path === "hooks" });
+    // The files and `.git` go in at once (HEAD's tree never holds a `.git`): one sandbox command's start less to wait for.
+    const placed = await Promise.allSettled([
+      putStream(session, session.workdir, archive.stdout, signal).catch((error: unknown) => {
+        archive.kill();
+        throw error;
+      }),
+      archive.exited,
+      putStream(session, posix.join(session.workdir, ".git"), gitFolder, signal).catch((error: unknown) => {
+        gitFolder.destroy();
+        throw error;
+      }),
+    ]);
+    const failed = placed.find((result) => result.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    throwIfAborted(signal, "clone");
     return await listWorkspace(session, signal);
   } catch (error) {
     const aborted = abortFailure(error, signal, "clone");

@@ -11,13 +11,14 @@ const DIFF_OPTIONS = ["--cached", "-z", "--no-ext-diff", "--no-textconv", "--fin
  * as text). Only exact renames count as renames.
  */
 export async function listStagedChanges(dir: string, signal?: AbortSignal): Promise<ChangedFile[]> {
-  const [raw, numstat] = await Promise.all([
-    runGit(["diff", ...DIFF_OPTIONS, "--raw", "--no-abbrev", "HEAD"], { cwd: dir, signal, phase: "collect" }),
-    runGit(["diff", ...DIFF_OPTIONS, "--numstat", "HEAD"], { cwd: dir, signal, phase: "collect" }),
-  ]);
-  const counts = parseNumstat(numstat.stdout.toString("utf8"));
+  // One process: the raw records of every file pair first, then their numstat records.
+  // Past the threshold a file counts as binary unread, instead of being loaded whole into git's memory.
+  const { stdout } = await runGit(["-c", "core.bigFileThreshold=16m", "diff", ...DIFF_OPTIONS, "--raw", "--no-abbrev", "--numstat", "HEAD"], { cwd: dir, signal, phase: "collect" });
+  const tokens = stdout.toString("utf8").split("\0");
+  const { records, next } = parseRaw(tokens);
+  const counts = parseNumstat(tokens, next);
   const changes: ChangedFile[] = [];
-  for (const record of parseRaw(raw.stdout.toString("utf8"))) {
+  for (const record of records) {
     // Submodule pointers (mode 160000) are not something the agent can change through files.
     if (record.oldMode === "160000" || record.newMode === "160000") continue;
     const count = counts.get(record.path);
@@ -46,13 +47,13 @@ interface RawRecord {
   newMode: string;
 }
 
-// `:<old mode> <new mode> <old sha> <new sha> <status>\0<path>\0` (renames carry two paths).
-function parseRaw(text: string): RawRecord[] {
-  const tokens = text.split("\0");
+// `:<old mode> <new mode> <old sha> <new sha> <status>\0<path>\0` (renames carry two paths), read by
+// position up to the first token that is not a record's head: where the numstat records start.
+function parseRaw(tokens: readonly string[]): { records: RawRecord[]; next: number } {
   const records: RawRecord[] = [];
-  for (let index = 0; index < tokens.length; index++) {
+  let index = 0;
+  for (; index < tokens.length && tokens[index]!.startsWith(":"); index++) {
     const meta = tokens[index]!;
-    if (!meta.startsWith(":")) continue;
     const [oldMode = "", newMode = "", , , statusField = ""] = meta.slice(1).split(" ");
     const letter = statusField.charAt(0);
     if (letter === "R" || letter === "C") {
@@ -65,7 +66,7 @@ function parseRaw(text: string): RawRecord[] {
     const status = letter === "A" ? "added" : letter === "D" ? "deleted" : "modified";
     records.push({ status, path, oldMode, newMode });
   }
-  return records;
+  return { records, next: index };
 }
 
 interface LineCounts {
@@ -75,10 +76,9 @@ interface LineCounts {
 }
 
 // `<added>\t<deleted>\t<path>\0`, or for renames `<added>\t<deleted>\t\0<old>\0<new>\0`; `-` for binary.
-function parseNumstat(text: string): Map<string, LineCounts> {
-  const tokens = text.split("\0");
+function parseNumstat(tokens: readonly string[], start: number): Map<string, LineCounts> {
   const counts = new Map<string, LineCounts>();
-  for (let index = 0; index < tokens.length; index++) {
+  for (let index = start; index < tokens.length; index++) {
     const token = tokens[index]!;
     const match = /^(-|\d+)\t(-|\d+)\t(.*)$/s.exec(token);
     if (!match) continue;

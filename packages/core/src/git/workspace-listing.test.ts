@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compareListings, parseListing } from "./workspace-listing.js";
+import { compareListings, parseChanges, parseListing } from "./workspace-listing.js";
 
 const record = (path: string, { type = "f", size = 5, inode = 10, mtime = "1700000000.1000000000", ctime = "1700000000.1000000000" } = {}) =>
   `${type} 644 ${size} ${inode} ${mtime} ${ctime} ${path}\0`;
@@ -27,5 +27,31 @@ describe("compareListings", () => {
       Buffer.from(`${record("same")}${record("touched", { ctime: "1700000009.0" })}${record("racy", { ctime: "1700000005.49" })}${record("gone", { type: "d" })}${record("gone/inside")}${record("added")}1700000010.0\n`),
     )!;
     expect(compareListings(placed, now)).toEqual({ changed: ["touched", "racy", "gone/inside", "added"], removed: ["gone"] });
+  });
+});
+
+describe("parseChanges (the listing that prints in full only what changed)", () => {
+  const placed = parseListing(
+    Buffer.from(`${record("same", { inode: 1 })}${record("touched", { inode: 2 })}${record("gone", { inode: 3 })}${record("racy", { inode: 4, ctime: "1700000005.49" })}${record("a/x", { inode: 5 })}${record("b/x", { inode: 6 })}${record("a", { type: "d", inode: 7 })}${record("b", { type: "d", inode: 8 })}1700000005.5\n`),
+  )!;
+  const short = (type: string, inode: number, path: string) => `${type} ${inode} ${path}\0`;
+  const full = (path: string, options: Parameters<typeof record>[1]) => `+${record(path, options)}`;
+
+  it("takes an entry at its placed path with its placed inode as untouched, and compares everything else", () => {
+    // a and b swapped: their files keep their old ctime, at each other's paths.
+    const output = `${short("f", 1, "same")}${full("touched", { inode: 2, ctime: "1700000009.0" })}${short("f", 4, "racy")}${short("f", 6, "a/x")}${short("f", 5, "b/x")}${full("a", { type: "d", inode: 8, ctime: "1700000009.0" })}${full("b", { type: "d", inode: 7, ctime: "1700000009.0" })}${full("added", { ctime: "1700000009.0", size: 12 })}1700000010.0\n`;
+    const changes = parseChanges(Buffer.from(output), placed)!;
+    expect(changes.changed.sort()).toEqual(["a/x", "added", "b/x", "racy", "touched"]);
+    expect(changes.removed).toEqual(["gone"]);
+    expect(changes.entryAt("same")?.type).toBe("file");
+    expect(changes.entryAt("added")).toMatchObject({ type: "file", size: 12 });
+    expect(changes.entryAt("gone")).toBeUndefined();
+  });
+
+  it("counts a placed file that became a folder as removed, and gives up on output that is not GNU find's", () => {
+    const output = `${short("f", 1, "same")}${short("f", 2, "touched")}${short("f", 4, "racy")}${short("f", 5, "a/x")}${short("f", 6, "b/x")}${short("d", 7, "a")}${short("d", 8, "b")}${full("gone", { type: "d", inode: 9, ctime: "1700000009.0" })}1700000010.0\n`;
+    expect(parseChanges(Buffer.from(output), placed)).toMatchObject({ changed: ["racy"], removed: ["gone"] });
+    expect(parseChanges(Buffer.from("find: unknown predicate `-newerct'\n"), placed)).toBeUndefined();
+    expect(parseChanges(Buffer.from(`+f 644 x\0${"1700000010.0"}\n`), placed)).toBeUndefined();
   });
 });

@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 
 /** One path of the sandbox's working tree, as `find` saw it. */
@@ -40,16 +41,33 @@ const RACY_SECONDS_WHOLE = 1.05;
  * be set back from inside, so rewriting a file and restoring its mtime does not hide it.
  */
 export async function listWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
+  const output = await runListing(session, LIST_SCRIPT, [], signal);
+  return output && parseListing(output);
+}
+
+/**
+ * Runs a listing script with the workdir as `$0`: on the host, over the session's own folder,
+ * where the provider has one (no command started inside: the cost of a sandbox exec is most of a
+ * small tree's listing), else inside. Undefined when the script failed.
+ */
+async function runListing(session: SandboxSession, script: string, args: readonly string[], signal: AbortSignal | undefined): Promise<Buffer | undefined> {
   const chunks: Uint8Array[] = [];
-  let result;
   try {
-    result = await session.exec(["sh", "-c", LIST_SCRIPT, session.workdir], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
+    if (session.hostFolder) {
+      const folder = await session.hostFolder(session.workdir);
+      return await new Promise<Buffer | undefined>((resolve, reject) => {
+        execFile("sh", ["-c", script, folder, ...args], { encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
+          if (signal?.aborted) return reject(signal.reason);
+          resolve(error ? undefined : stdout);
+        });
+      });
+    }
+    const result = await session.exec(["sh", "-c", script, session.workdir, ...args], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
+    return result.exitCode === 0 ? Buffer.concat(chunks) : undefined;
   } catch (error) {
     if (signal?.aborted) throw error;
     return undefined;
   }
-  if (result.exitCode !== 0) return undefined;
-  return parseListing(Buffer.concat(chunks));
 }
 
 /** Parses the output of the listing script; undefined when it is not what GNU find prints. */
@@ -61,20 +79,28 @@ export function parseListing(output: Buffer): WorkspaceListing | undefined {
   const listedAt = Number(records.pop()!.trim());
   if (!Number.isFinite(listedAt)) return undefined;
   const entries = new Map<string, ListedEntry>();
-  // `type mode size inode mtime ctime path`: six fields split by position (a regex per record costs
-  // more than the rest of the comparison for 20,000 paths).
   for (const record of records) {
-    const spaces: number[] = [];
-    for (let at = record.indexOf(" "); at !== -1 && spaces.length < 6; at = record.indexOf(" ", at + 1)) spaces.push(at);
-    if (spaces.length < 6 || spaces[0] !== 1 || spaces[5]! + 1 >= record.length) return undefined;
-    const size = Number(record.slice(spaces[1]! + 1, spaces[2]));
-    const ctime = Number(record.slice(spaces[4]! + 1, spaces[5]));
-    if (!Number.isFinite(size) || !Number.isFinite(ctime)) return undefined;
-    const kind = record[0];
-    const type = kind === "f" ? "file" : kind === "l" ? "symlink" : kind === "d" ? "directory" : "other";
-    entries.set(record.slice(spaces[5]! + 1), { type, size, signature: record.slice(0, spaces[5]), ctime });
+    const parsed = parseRecord(record);
+    if (!parsed) return undefined;
+    entries.set(parsed[0], parsed[1]);
   }
   return { entries, listedAt };
+}
+
+// `type mode size inode mtime ctime path`: six fields split by position (a regex per record costs
+// more than the rest of the comparison for 20,000 paths).
+function parseRecord(record: string): [string, ListedEntry] | undefined {
+  const spaces: number[] = [];
+  for (let at = record.indexOf(" "); at !== -1 && spaces.length < 6; at = record.indexOf(" ", at + 1)) spaces.push(at);
+  if (spaces.length < 6 || spaces[0] !== 1 || spaces[5]! + 1 >= record.length) return undefined;
+  const size = Number(record.slice(spaces[1]! + 1, spaces[2]));
+  const ctime = Number(record.slice(spaces[4]! + 1, spaces[5]));
+  if (!Number.isFinite(size) || !Number.isFinite(ctime)) return undefined;
+  return [record.slice(spaces[5]! + 1), { type: entryType(record[0]), size, signature: record.slice(0, spaces[5]), ctime }];
+}
+
+function entryType(kind: string | undefined): ListedEntry["type"] {
+  return kind === "f" ? "file" : kind === "l" ? "symlink" : kind === "d" ? "directory" : "other";
 }
 
 /** True when a placed entry is too close to the listing to be judged by its metadata (it is compared by content). */
@@ -83,10 +109,121 @@ export function isRacy(placed: WorkspaceListing, path: string): boolean {
   return entry !== undefined && entry.ctime >= racyTime(placed);
 }
 
+// Per placed listing (read on every collect of a task, never changed).
+const racyTimes = new WeakMap<WorkspaceListing, number>();
+
 function racyTime(placed: WorkspaceListing): number {
-  const ctimes = [...placed.entries.values()].map((entry) => entry.ctime);
-  const wholeSeconds = ctimes.length > 0 && ctimes.every((ctime) => Number.isInteger(ctime));
-  return placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : RACY_SECONDS);
+  let time = racyTimes.get(placed);
+  if (time === undefined) {
+    let wholeSeconds = placed.entries.size > 0;
+    for (const entry of placed.entries.values()) if (!Number.isInteger(entry.ctime)) wholeSeconds = false;
+    racyTimes.set(placed, (time = placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : RACY_SECONDS)));
+  }
+  return time;
+}
+
+/** What {@link listChangesSince} found: {@link compareListings}'s answer, and what is at a path now. */
+export interface WorkspaceChanges extends ListingDifference {
+  /** The entry at `path` now (from the new listing for what changed, else the placed one), or undefined when none. */
+  entryAt(path: string): ListedEntry | undefined;
+}
+
+// Entries whose status changed after the threshold ($1) in full, the others as type, inode and path only:
+// the cost of reading the answer follows the change, not the tree.
+const CHANGES_SCRIPT =
+  'cd -- "$0" && find . -mindepth 1 \\( -iname .git -prune \\) -o \\( -newerct "$1" -printf "+%y %m %s %i %T@ %C@ %P\\0" \\) -o -printf "%y %i %P\\0" && date +%s.%N';
+
+/**
+ * {@link listWorkspace} and {@link compareListings} in one, for a large tree with a small change:
+ * GNU find prints in full only the entries whose status change time (ctime) is later than the
+ * placed listing's racy threshold, and type, inode and path for the rest. An entry at its placed
+ * path with its placed inode and an older ctime is the placed entry untouched (a write, chmod,
+ * rename or link sets the ctime, and nothing inside can set it back); anything else is parsed and
+ * compared as {@link compareListings} does. Undefined when the sandbox cannot (the caller lists in full).
+ */
+export async function listChangesSince(session: SandboxSession, placed: WorkspaceListing, signal?: AbortSignal): Promise<WorkspaceChanges | undefined> {
+  // A millisecond early: what rounding moves across the threshold is printed in full, never hidden.
+  const output = await runListing(session, CHANGES_SCRIPT, [`@${(racyTime(placed) - 0.001).toFixed(6)}`], signal);
+  return output && parseChanges(output, placed);
+}
+
+/** Parses the output of {@link listChangesSince}'s script against the placed listing; undefined when it is not GNU find's. */
+export function parseChanges(output: Buffer, placed: WorkspaceListing): WorkspaceChanges | undefined {
+  const text = output.toString("utf8");
+  if (text.includes("\uFFFD")) return undefined;
+  const records = text.split("\0");
+  if (!Number.isFinite(Number(records.pop()!.trim()))) return undefined;
+  const racyFrom = racyTime(placed);
+  // Copied: a set of strings whose hashes are already known copies fast; what is left was not seen.
+  const untouched = new Set(untouchedRecords(placed));
+  const fresh = new Map<string, ListedEntry>();
+  for (const record of records) {
+    if (untouched.delete(record)) continue;
+    if (record.startsWith("+")) {
+      const parsed = parseRecord(record.slice(1));
+      if (!parsed) return undefined;
+      fresh.set(parsed[0], parsed[1]);
+      continue;
+    }
+    // Short: not where it was placed (a moved folder's files), or a racy one; compared as changed.
+    const first = record.indexOf(" ");
+    const second = record.indexOf(" ", first + 1);
+    if (first !== 1 || second < 0 || second + 1 >= record.length) return undefined;
+    fresh.set(record.slice(second + 1), { type: entryType(record[0]), size: placed.entries.get(record.slice(second + 1))?.size ?? 0, signature: `short ${record}`, ctime: Number.POSITIVE_INFINITY });
+  }
+  const isFileOrLink = (entry: ListedEntry | undefined) => entry?.type === "file" || entry?.type === "symlink";
+  const changed = [...fresh].filter(([, entry]) => isFileOrLink(entry)).map(([path]) => path);
+  // Placed files gone: not seen where they were placed (what is left in `untouched`), racy ones not
+  // seen at all, and those that are now something else than a file or symlink.
+  const removed = new Set<string>();
+  for (const record of untouched) {
+    const path = record.slice(record.indexOf(" ", 2) + 1);
+    if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  }
+  for (const path of racyPaths(placed)) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  for (const [path, entry] of fresh) if (!isFileOrLink(entry) && isFileOrLink(placed.entries.get(path))) removed.add(path);
+  return {
+    changed,
+    removed: [...removed],
+    entryAt: (path) => {
+      const entry = fresh.get(path) ?? placed.entries.get(path);
+      if (!entry || fresh.has(path)) return entry;
+      return entry.ctime >= racyFrom || untouched.has(shortRecord(path, entry)) ? undefined : entry;
+    },
+  };
+}
+
+// Placed entries too close to the listing to be judged by ctime. Once per listing.
+const racyPathsOf = new WeakMap<WorkspaceListing, readonly string[]>();
+
+function racyPaths(placed: WorkspaceListing): readonly string[] {
+  let paths = racyPathsOf.get(placed);
+  if (!paths) {
+    const racyFrom = racyTime(placed);
+    racyPathsOf.set(placed, (paths = [...placed.entries].filter(([, entry]) => entry.ctime >= racyFrom).map(([path]) => path)));
+  }
+  return paths;
+}
+
+// The short record (`type inode path`) of every placed entry that is not racy: what an untouched entry prints. Once per listing.
+const untouchedRecordsOf = new WeakMap<WorkspaceListing, ReadonlySet<string>>();
+
+function untouchedRecords(placed: WorkspaceListing): ReadonlySet<string> {
+  let records = untouchedRecordsOf.get(placed);
+  if (!records) {
+    const racyFrom = racyTime(placed);
+    const built = new Set<string>();
+    for (const [path, entry] of placed.entries) if (entry.ctime < racyFrom) built.add(shortRecord(path, entry));
+    untouchedRecordsOf.set(placed, (records = built));
+  }
+  return records;
+}
+
+// The signature is `type mode size inode mtime ctime`.
+function shortRecord(path: string, entry: ListedEntry): string {
+  const signature = entry.signature;
+  const inodeStart = signature.indexOf(" ", signature.indexOf(" ", 2) + 1);
+  return signature[0] + signature.slice(inodeStart, signature.indexOf(" ", inodeStart + 1) + 1) + path;
 }
 
 /** What differs between the listing taken when the repository was placed and one taken now. */

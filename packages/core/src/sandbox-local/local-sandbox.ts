@@ -492,6 +492,11 @@ class LocalSandboxSession implements SandboxSession {
     return options.paths ? packPathsStream(hostPath, options.paths) : packDirectoryStream(hostPath);
   }
 
+  async hostFolder(directory: string): Promise<string> {
+    this.checkOpen();
+    return this.paths.resolve(directory, { followFinal: true });
+  }
+
   async exposePort(port: number): Promise<ExposedPort> {
     this.checkOpen();
     if (!Number.isInteger(port) || port < 1 || port > 65_535) {

@@ -217,6 +217,13 @@ export interface SandboxSession extends AsyncDisposable {
   getArchiveStream?(directory: string, options?: SandboxArchiveOptions & { paths?: readonly string[] }): Promise<AsyncIterable<Uint8Array>>;
 
   /**
+   * Optional, for a provider whose files are host files (the local sandbox): the host folder that
+   * holds `directory`. The core then reads metadata there itself (the workspace listing, with
+   * `find` on the host, never following a link) instead of starting a command inside.
+   */
+  hostFolder?(directory: string): Promise<string>;
+
+  /**
    * Makes a TCP port that a process inside listens on reachable from the host.
    * Called before the process starts listening; the returned URL works once it does.
    */
