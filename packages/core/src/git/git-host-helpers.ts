@@ -39,7 +39,14 @@ const SCP_LIKE = /^[A-Za-z0-9._-]+@([A-Za-z0-9.-]+):(.*)$/;
  * git's scp-like form `user@host:path` (no `://`): the host in lower case and the path as given;
  * undefined for any other string.
  */
-export function parseScpLikeRemote(repo: string): { host: string; path: string } | undefined {
+export function parseScpLikeRemote(repo: string):
+  | {
+      /** The host, in lower case. */
+      host: string;
+      /** The path after the colon, as given. */
+      path: string;
+    }
+  | undefined {
   const match = repo.includes("://") ? null : SCP_LIKE.exec(repo);
   return match ? { host: match[1]!.toLowerCase(), path: match[2]! } : undefined;
 }

@@ -21,10 +21,13 @@ export interface PreparedRepository {
   key: string;
   /** True when a state of this key was already kept and the setup commands did not run. */
   reused: boolean;
+  /** The repository, as the Git host identifies it (its `ResolvedRepository.id`). */
   repository: string;
+  /** The base branch the state was prepared on. */
   baseBranch: string;
   /** The base branch's commit the state holds. */
   commit: string;
+  /** How long the preparation took, in ms. */
   durationMs: number;
 }
 

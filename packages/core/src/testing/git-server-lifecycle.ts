@@ -3,7 +3,8 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** An HTTP or HTTPS server of a local Git host. */
-type LocalServer = Pick<Server, "listen" | "once" | "address" | "close" | "closeAllConnections">;
+/** What {@link listenOnLoopback} and {@link stopGitServer} need of a server: node:http's `Server` has it. */
+export type LocalServer = Pick<Server, "listen" | "once" | "address" | "close" | "closeAllConnections">;
 
 /** Listens on 127.0.0.1 and a free port, as every local server of the tests does; rejects on a listen error. Resolves with the port. */
 export async function listenOnLoopback(server: LocalServer): Promise<number> {

@@ -7,12 +7,15 @@ import { workingDirectoryOf, type ScriptedTurn } from "./scripted-model-server.j
 export interface LoopbackService extends AsyncDisposable {
   /** `http://<host>:<port>`. */
   readonly url: string;
+  /** The loopback address it listens on (127.0.0.1 unless another 127.x was asked for). */
   readonly host: string;
+  /** The port it listens on, chosen free at start. */
   readonly port: number;
   /** What it answers: a probe's output that contains it reached the service. */
   readonly marker: string;
   /** Requests it has had so far. */
   readonly requests: number;
+  /** Stops listening and closes open connections. */
   close(): Promise<void>;
 }
 

@@ -26,11 +26,14 @@ export interface WebhookDelivery {
 }
 
 /** A user as webhooks describe them: GitLab's webhook user fields plus the email. */
-type EventUser = WebhookUserSchema & { email: string };
+export type EventUser = WebhookUserSchema & {
+  /** The user's email, which GitLab adds to a webhook's user. */
+  email: string;
+};
 /** A project as webhooks describe it: the fields of GitLab's webhook project schema a bot reads. */
-type EventProject = Pick<WebhookProjectSchema, "id" | "name" | "description" | "web_url" | "avatar_url" | "git_ssh_url" | "git_http_url" | "namespace" | "visibility_level" | "path_with_namespace" | "default_branch" | "homepage" | "url" | "ssh_url" | "http_url">;
+export type EventProject = Pick<WebhookProjectSchema, "id" | "name" | "description" | "web_url" | "avatar_url" | "git_ssh_url" | "git_http_url" | "namespace" | "visibility_level" | "path_with_namespace" | "default_branch" | "homepage" | "url" | "ssh_url" | "http_url">;
 /** A label as webhooks describe it: the fields of GitLab's webhook label schema. */
-type EventLabel = Pick<WebhookLabelSchema, "id" | "title" | "color" | "project_id" | "created_at" | "updated_at" | "template" | "description" | "type">;
+export type EventLabel = Pick<WebhookLabelSchema, "id" | "title" | "color" | "project_id" | "created_at" | "updated_at" | "template" | "description" | "type">;
 
 /** The Note Hook of a comment on an issue. */
 export type IssueNoteHookPayload = Pick<WebhookIssueNoteEventSchema, "object_kind" | "event_type" | "project_id"> & {

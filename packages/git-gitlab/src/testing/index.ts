@@ -9,4 +9,4 @@ export {
   type TokenOptions,
 } from "./start-gitlab-server.js";
 export { AccessLevel, type Role } from "./gitlab-server-state.js";
-export type { IssueHookPayload, IssueNoteHookPayload, WebhookDelivery } from "./gitlab-webhooks.js";
+export type { EventLabel, EventProject, EventUser, IssueHookPayload, IssueNoteHookPayload, WebhookDelivery } from "./gitlab-webhooks.js";
