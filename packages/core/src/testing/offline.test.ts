@@ -47,12 +47,15 @@ describe("the offline subpath without vitest installed", () => {
     const result = JSON.parse(stdout) as { exports: string[]; answer: string; chatRequests: number; testing: string };
     expect(result.exports).toEqual([
       "OFFLINE_NOTE_FILE",
+      "blockedRequests",
       "createTestRepository",
       "listenOnLoopback",
+      "networkProbeScript",
       "parseBasicAuthorization",
       "readRequestBody",
       "serveGitHttpBackend",
       "startGitHttpServer",
+      "startLoopbackService",
       "startOfflineModel",
       "startScriptedModelServer",
       "stopGitServer",
