@@ -32,6 +32,8 @@ export interface ServerConfig {
   docker: { image: string | undefined; network: "bridge" | "host" | "none" | { name: string } | undefined };
   /** Sandboxes held ready (OpenCode started) for tasks on the configured model: 0 = no pool; and how long an unused one lives (undefined: core's default). */
   pool: { size: number; idleTimeoutMs: number | undefined };
+  /** Repositories kept prepared (clone + setup done) by the worker: tasks on one get its setup commands and start from its state. Empty: none. */
+  preparedRepos: PreparedRepoConfig[];
   /** The built dashboard to serve at `/`; undefined: none (main.ts falls back to the dashboard's `dist` when it exists). */
   dashboardDirectory: string | undefined;
   /** `local`: paths and file:// URLs on this machine; `github`: GitHub or GitHub Enterprise Server; `gitlab`: GitLab.com or self-managed GitLab. */
@@ -44,6 +46,57 @@ export interface ServerConfig {
   submitFields: { baseBranch: boolean; draft: boolean; labels: boolean; models: string[] };
   github: { token: string | undefined; apiUrl: string | undefined; webUrl: string | undefined; gitUrl: string | undefined };
   gitlab: { token: string | undefined; url: string | undefined };
+}
+
+/** One entry of RUNNING_AGENT_PREPARED_REPOS. */
+export interface PreparedRepoConfig {
+  /** The repository as jobs name it in `repo_url` (compared as written, trailing slashes aside). */
+  repo: string;
+  /** The setup commands every task on this repository runs (or starts from the state they left). */
+  setup: string[];
+  /** The base branch kept prepared; undefined: the repository's default branch. */
+  baseBranch: string | undefined;
+  /** How often the base branch's head is read (a moved head prepares again). */
+  everyMs: number;
+}
+
+const DEFAULT_PREPARED_EVERY_MS = 30 * 60_000;
+
+const PreparedReposSchema = z
+  .string()
+  .transform((text, context) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      context.addIssue({ code: "custom", message: 'RUNNING_AGENT_PREPARED_REPOS must be JSON: [{"repo": "...", "setup": ["npm ci"], "baseBranch"?: "main", "everyMs"?: 1800000}].' });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z
+      .array(
+        // Strict: a misspelt key (branch, every) is named instead of ignored.
+        z.strictObject({
+          repo: z.string({ error: "repo must be the repository's URL or path, as jobs give it." }).min(1, "repo must not be empty."),
+          setup: z.array(z.string().min(1, "a setup command must not be empty."), { error: "setup must be a list of commands." }).min(1, "setup needs at least one command: a prepared state is what they leave behind."),
+          baseBranch: z.string().min(1, "baseBranch must not be empty.").optional(),
+          everyMs: z.number({ error: "everyMs must be a number." }).int("everyMs must be a whole number.").min(1_000, "everyMs must be at least 1000.").max(24 * 3_600_000, "everyMs must be at most 86400000.").optional(),
+        }),
+        { error: "RUNNING_AGENT_PREPARED_REPOS must be a JSON list of repositories." },
+      )
+      .superRefine((entries, context) => {
+        const seen = new Set<string>();
+        entries.forEach((entry, index) => {
+          const repo = sameRepo(entry.repo);
+          if (seen.has(repo)) context.addIssue({ code: "custom", path: [index, "repo"], message: `${entry.repo} is listed twice.` });
+          seen.add(repo);
+        });
+      }),
+  );
+
+/** How a configured repo and a job's `repo_url` are compared: as written, without trailing slashes. */
+export function sameRepo(repo: string): string {
+  return repo.trim().replace(/\/+$/, "");
 }
 
 const whole = (name: string, min: number, max: number) =>
@@ -70,6 +123,7 @@ const EnvironmentSchema = z.object({
   RUNNING_AGENT_DOCKER_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "RUNNING_AGENT_DOCKER_NETWORK must be bridge, host, none or the name of a Docker network.").optional(),
   RUNNING_AGENT_POOL_SIZE: whole("RUNNING_AGENT_POOL_SIZE", 0, 32).default(0),
   RUNNING_AGENT_POOL_IDLE_MS: whole("RUNNING_AGENT_POOL_IDLE_MS", 1_000, 24 * 3_600_000).optional(),
+  RUNNING_AGENT_PREPARED_REPOS: PreparedReposSchema.optional(),
   RUNNING_AGENT_DASHBOARD_DIR: z.string().min(1).optional(),
   RUNNING_AGENT_GIT_HOST: z.enum(["local", "github", "gitlab"], { error: "RUNNING_AGENT_GIT_HOST must be local, github or gitlab." }).default("local"),
   RUNNING_AGENT_MODEL: z.string().min(1).optional(),
@@ -139,6 +193,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     docker: { image: env.RUNNING_AGENT_DOCKER_IMAGE, network: dockerNetworkOf(env.RUNNING_AGENT_DOCKER_NETWORK) },
     modal: { app: env.RUNNING_AGENT_MODAL_APP, image: env.RUNNING_AGENT_MODAL_IMAGE },
     pool: { size: env.RUNNING_AGENT_POOL_SIZE, idleTimeoutMs: env.RUNNING_AGENT_POOL_IDLE_MS },
+    preparedRepos: (env.RUNNING_AGENT_PREPARED_REPOS ?? []).map((entry) => ({ repo: entry.repo, setup: entry.setup, baseBranch: entry.baseBranch, everyMs: entry.everyMs ?? DEFAULT_PREPARED_EVERY_MS })),
     dashboardDirectory: env.RUNNING_AGENT_DASHBOARD_DIR,
     gitHost: env.RUNNING_AGENT_GIT_HOST,
     model: env.RUNNING_AGENT_MODEL ?? (env.GEMINI_API_KEY ? undefined : "scripted"),

@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { startAgentTask } from "@running-agent/core";
 import { claimWorkFolder, JobWorker, openPostgresJobStore, type JobStore } from "@running-agent/jobs";
 import { startApiServer } from "./api-server.js";
 import { defaultDashboardDirectory } from "./dashboard-files.js";
@@ -45,12 +44,17 @@ export async function startServerProcess(environment: NodeJS.ProcessEnv, options
     for (const removed of workFolder.removed) log(`removed the work folder of a dead worker: ${removed}`);
     process.env.TMPDIR = workFolder.path;
   }
-  const runtime = await createTaskRuntime(config);
+  const runtime = await createTaskRuntime(config, log);
   const storeLine = config.databaseUrl ? `jobs: PostgreSQL (${new URL(config.databaseUrl).host})` : `jobs: ${config.databasePath}`;
 
   if (config.role === "worker") {
-    const worker = new JobWorker({ store: store!, workerId, taskDefaults: runtime.taskDefaults, concurrency: config.concurrency, secrets: config.apiKey ? [config.apiKey] : [], log });
-    await worker.start();
+    const worker = new JobWorker({ store: store!, workerId, runTask: runtime.runTask, taskDefaults: runtime.taskDefaults, concurrency: config.concurrency, secrets: config.apiKey ? [config.apiKey] : [], log });
+    // A worker that fails to start stops the runtime's schedules and pool with it.
+    await worker.start().catch(async (error: unknown) => {
+      await runtime.close();
+      throw error;
+    });
+    runtime.startPreparing();
     for (const line of runtime.description) log(line);
     log(`${storeLine}, ${config.concurrency} at a time`);
     log(`worker ${worker.id} ready`);
@@ -64,11 +68,11 @@ export async function startServerProcess(environment: NodeJS.ProcessEnv, options
     };
   }
 
-  const server = await startApiServer({
+  const starting = startApiServer({
     ...(store ? { store } : { databasePath: config.databasePath }),
     role: config.role,
     workerId,
-    runTask: startAgentTask,
+    runTask: runtime.runTask,
     taskDefaults: runtime.taskDefaults,
     reapOrphanSandboxes: runtime.reapOrphanSandboxes,
     gitHostDescription:
@@ -93,6 +97,12 @@ export async function startServerProcess(environment: NodeJS.ProcessEnv, options
     dashboardDirectory,
     log,
   });
+  // A server that fails to start (a locked database, a taken port) stops the runtime's schedules and pool with it.
+  const server = await starting.catch(async (error: unknown) => {
+    await runtime.close();
+    throw error;
+  });
+  runtime.startPreparing();
   for (const line of runtime.description) log(line);
   log(config.role === "api" ? `${storeLine}; role api: worker processes run the jobs` : `${storeLine}, ${config.concurrency} at a time`);
   if (!config.apiKey) log("WARNING: no RUNNING_AGENT_API_KEY set: anyone who can reach this port can submit and cancel jobs.");

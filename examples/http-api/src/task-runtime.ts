@@ -1,13 +1,34 @@
-import { createLocalGitHost, createLocalSandbox, createSandboxPool, type AgentTaskOptions, type GitHost, type SandboxPool, type SandboxProvider } from "@running-agent/core";
+import { dirname, join, resolve } from "node:path";
+import {
+  createLocalGitHost,
+  createLocalSandbox,
+  createPreparedStateCache,
+  createSandboxPool,
+  keepPrepared,
+  startAgentTask,
+  type AgentTaskOptions,
+  type GitHost,
+  type KeptPrepared,
+  type SandboxPool,
+  type SandboxProvider,
+} from "@running-agent/core";
+import type { RunTask } from "@running-agent/jobs";
 import { createGitHub } from "@running-agent/git-github";
 import { createGitLab } from "@running-agent/git-gitlab";
 import { startOfflineModel, type OfflineModel } from "./offline-model.js";
-import type { ServerConfig } from "./server-config.js";
+import { sameRepo, type ServerConfig } from "./server-config.js";
 import { serverLabels } from "./server-labels.js";
 
 /** The sandbox, Git host and model every task of this server gets, and what to stop on shutdown. */
 export interface TaskRuntime {
   taskDefaults: Partial<AgentTaskOptions>;
+  /** Starts a task: core's `startAgentTask`, with the setup commands of a prepared repository on its tasks. */
+  runTask: RunTask;
+  /**
+   * Starts keeping `config.preparedRepos` prepared (role `worker` or `both`; nothing for `api`), until
+   * close. Called once the server started: Docker's startup reap would remove a preparation's container.
+   */
+  startPreparing(): void;
   gitHost: GitHost;
   /**
    * True when the sandbox provider's `reapOrphans` sees this server's sandboxes only (Docker,
@@ -20,7 +41,7 @@ export interface TaskRuntime {
 }
 
 /** Builds the runtime from the configuration: the embedded local parts unless told otherwise. */
-export async function createTaskRuntime(config: ServerConfig): Promise<TaskRuntime> {
+export async function createTaskRuntime(config: ServerConfig, log: (line: string) => void = () => undefined): Promise<TaskRuntime> {
   const sandbox = await createSandbox(config);
   const gitHost =
     config.gitHost === "github"
@@ -50,8 +71,40 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
     await offlineModel?.close();
     throw error;
   }
+  const setupByRepo = new Map(config.preparedRepos.map((entry) => [sameRepo(entry.repo), entry.setup]));
+  // A job's own setup commands (a library caller's) win; the configured ones make its state the prepared one.
+  const runTask: RunTask = (options) => {
+    const setupCommands = options.setupCommands ?? setupByRepo.get(sameRepo(options.repo));
+    return startAgentTask(setupCommands ? { ...options, setupCommands } : options);
+  };
+  const kept: KeptPrepared[] = [];
+  const startPreparing = () => {
+    // Only a process that runs jobs prepares: an API process's states would serve no task.
+    if (config.role === "api" || kept.length > 0) return;
+    for (const entry of config.preparedRepos) {
+      // Bad options throw at once (a repo the Git host does not serve): said like a failed preparation, the server goes on.
+      try {
+        kept.push(
+          keepPrepared({
+            repo: entry.repo,
+            ...(entry.baseBranch ? { baseBranch: entry.baseBranch } : {}),
+            sandbox: sandbox.provider,
+            gitHost,
+            setupCommands: entry.setup,
+            everyMs: entry.everyMs,
+            onPrepared: (prepared) => log(`prepared ${entry.repo} at ${prepared.baseBranch} ${prepared.commit.slice(0, 12)}: ${prepared.reused ? "kept state reused" : `setup ran (${Math.round(prepared.durationMs)} ms)`}`),
+            onError: (error) => log(`preparing ${entry.repo} failed: ${error.code}: ${error.message}`),
+          }),
+        );
+      } catch (error) {
+        log(`preparing ${entry.repo} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  };
   return {
     taskDefaults: { sandbox: pool ?? sandbox.provider, gitHost, ...(model ? { model } : {}) },
+    runTask,
+    startPreparing,
     gitHost,
     reapOrphanSandboxes: sandbox.reapOrphans,
     description: [
@@ -59,39 +112,49 @@ export async function createTaskRuntime(config: ServerConfig): Promise<TaskRunti
       `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : config.gitHost === "gitlab" ? `gitlab (${config.gitlab.url ?? "gitlab.com"})` : "local (paths and file:// URLs on this machine)"}`,
       `model: ${offlineModel ? `scripted offline model at ${offlineModel.server.url}` : (config.model ?? "core's default (Gemini, GEMINI_API_KEY)")}`,
       `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}`,
+      `prepared repositories: ${config.preparedRepos.length === 0 ? "none (RUNNING_AGENT_PREPARED_REPOS)" : `${config.preparedRepos.map((entry) => entry.repo).join(", ")}${sandbox.preparedStates ? ` (${sandbox.preparedStates})` : ""}${config.role === "api" ? "; kept by the worker processes" : ""}`}`,
     ],
     close: async () => {
+      await Promise.all(kept.splice(0).map((schedule) => schedule.stop()));
       await pool?.close();
       await offlineModel?.close();
     },
   };
 }
 
-/** The configured sandbox provider and a line that names it. */
-async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxProvider; description: string; reapOrphans: boolean }> {
-  // Startup leaves local sandboxes alone: bubblewrap's die with the server (restart.test.ts checks it).
-  if (config.sandbox === "local") return { provider: createLocalSandbox({ isolation: "bubblewrap" }), description: "local (bubblewrap)", reapOrphans: false };
-  if (config.sandbox === "local-unisolated") return { provider: createLocalSandbox({ isolation: "none" }), description: "local, NOT isolated", reapOrphans: false };
+/** The configured sandbox provider, a line that names it, and where it keeps prepared states (none without prepared repositories). */
+async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxProvider; description: string; reapOrphans: boolean; preparedStates?: string }> {
+  const prepare = config.preparedRepos.length > 0;
+  if (config.sandbox === "local" || config.sandbox === "local-unisolated") {
+    // Beside the database, not in the work folder: a restart (or another worker on this host) finds the states again.
+    const directory = join(dirname(resolve(config.databasePath)), "prepared-states");
+    const preparedStates = prepare ? { preparedStates: createPreparedStateCache({ directory }) } : {};
+    const where = prepare ? { preparedStates: `states in ${directory}` } : {};
+    // Startup leaves local sandboxes alone: bubblewrap's die with the server (restart.test.ts checks it).
+    if (config.sandbox === "local") return { provider: createLocalSandbox({ isolation: "bubblewrap", ...preparedStates }), description: "local (bubblewrap)", reapOrphans: false, ...where };
+    return { provider: createLocalSandbox({ isolation: "none", ...preparedStates }), description: "local, NOT isolated", reapOrphans: false, ...where };
+  }
   if (config.sandbox === "modal") {
     // Loaded only when chosen; the SDK takes MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (and MODAL_SERVER_URL) from the environment.
-    const { createModalSandbox } = await import("@running-agent/sandbox-modal");
+    const { createModalSandbox, createModalPreparedStateCache } = await import("@running-agent/sandbox-modal");
     const image = config.modal.image === undefined ? undefined : config.modal.image.startsWith("im-") ? { imageId: config.modal.image } : { registryTag: config.modal.image };
-    const provider = createModalSandbox({ ...(config.modal.app ? { app: config.modal.app } : {}), ...(image ? { image } : {}) });
+    const provider = createModalSandbox({ ...(config.modal.app ? { app: config.modal.app } : {}), ...(image ? { image } : {}), ...(prepare ? { preparedStates: createModalPreparedStateCache() } : {}) });
     // Missing or wrong credentials stop the server at startup instead of failing every job.
     await provider.validate();
-    return { provider, description: `modal (app ${config.modal.app ?? "running-agent"}${config.modal.image ? `, image ${config.modal.image}` : ""})`, reapOrphans: false };
+    return { provider, description: `modal (app ${config.modal.app ?? "running-agent"}${config.modal.image ? `, image ${config.modal.image}` : ""})`, reapOrphans: false, ...(prepare ? { preparedStates: "filesystem snapshots" } : {}) };
   }
   // Loaded only when chosen (as the CLI does), so that a server on the local sandbox never loads dockerode.
-  const { createDockerSandbox } = await import("@running-agent/sandbox-docker");
+  const { createDockerSandbox, createDockerPreparedStateCache } = await import("@running-agent/sandbox-docker");
   const network = config.docker.network ?? "bridge";
   // The server's label scopes reapOrphans to its own containers: another server or program on the same Engine is never touched.
   const labels = serverLabels(config.databasePath);
-  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network, labels });
+  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network, labels, ...(prepare ? { preparedStates: createDockerPreparedStateCache() } : {}) });
   // An unreachable Engine or a missing image stops the server at startup instead of failing every job.
   await provider.validate();
   return {
     provider,
     description: `docker (image ${provider.image}, network ${typeof network === "string" ? network : network.name}, label ${Object.entries(labels).map(([key, value]) => `${key}=${value}`).join(",")})`,
     reapOrphans: true,
+    ...(prepare ? { preparedStates: "committed images" } : {}),
   };
 }

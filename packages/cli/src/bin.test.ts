@@ -1,4 +1,5 @@
-import { readFile, readdir } from "node:fs/promises";
+import { mkdtemp, readFile, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestRepository, startScriptedModelServer, type ScriptedTurn, type TestRepository, workingDirectoryOf } from "@running-agent/core/testing";
@@ -214,6 +215,27 @@ describe("running-agent (the binary)", () => {
     expect(events.find((event) => event.type === "sandbox")).toMatchObject({ pooled: true });
     expect(events.some((event) => event.type === "log" && event.message?.startsWith("Using the OpenCode server started ahead"))).toBe(true);
     await expectNothingLeft(outcome.tempDirectory);
+  });
+
+  it("with --prepared-cache, a second run on the same commit and --setup starts from the state the first kept: the setup runs once", async () => {
+    const repo = await repository();
+    const cache = await mkdtemp(join(tmpdir(), "cli-prepared-cache-"));
+    cleanups.push(() => rm(cache, { recursive: true, force: true }));
+    const run = async (task: string) => {
+      // The setup prints, so that a run of it shows as command.output; the check sees its file in the task's workspace.
+      const outcome = await runCli(["run", "--repo", repo.path, "--task", task, "--scripted-model", "--json", "--setup", "echo prepared | tee .setup-marker", "--check", "marker=test -s .setup-marker", "--prepared-cache", cache]);
+      cleanups.push(outcome.remove);
+      expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
+      await expectNothingLeft(outcome.tempDirectory);
+      return outcome.stderr.trim().split("\n").map((line) => JSON.parse(line) as { type: string; message?: string });
+    };
+    const first = await run("First task");
+    expect(first.filter((event) => event.type === "command.output")).toHaveLength(1);
+    expect(first.some((event) => event.type === "log" && event.message?.startsWith("Kept the workspace after setup"))).toBe(true);
+    expect(await readdir(cache)).toHaveLength(1);
+    const second = await run("Second task");
+    expect(second.filter((event) => event.type === "command.output")).toEqual([]);
+    expect(second.some((event) => event.type === "log" && event.message?.startsWith("Started from the prepared state"))).toBe(true);
   });
 
   it("works on a GitHub repository through the lazily loaded adapter: draft, labels, reviewer, and the token never printed", async () => {

@@ -1,4 +1,5 @@
-import { createLocalSandbox, createSandboxPool, ErrorCode, type AgentTaskOptions, type GitHost, type ModelConfig, type SandboxProvider } from "@running-agent/core";
+import { resolve } from "node:path";
+import { createLocalSandbox, createPreparedStateCache, createSandboxPool, ErrorCode, type AgentTaskOptions, type GitHost, type ModelConfig, type SandboxProvider } from "@running-agent/core";
 import type { RunCommandOptions } from "./cli-arguments.js";
 import { importAdapter } from "./import-adapter.js";
 
@@ -41,7 +42,10 @@ export async function buildTaskOptions(options: RunCommandOptions, scriptedModel
 async function createSandbox(options: RunCommandOptions): Promise<SandboxProvider> {
   switch (options.sandbox) {
     case "local":
-      return createLocalSandbox({ isolation: options.unisolated ? "none" : "bubblewrap" });
+      return createLocalSandbox({
+        isolation: options.unisolated ? "none" : "bubblewrap",
+        ...(options.preparedCache ? { preparedStates: createPreparedStateCache({ directory: resolve(options.preparedCache) }) } : {}),
+      });
     case "docker": {
       const { createDockerSandbox } = await importAdapter("@running-agent/sandbox-docker", ErrorCode.SANDBOX_UNAVAILABLE, () => import("@running-agent/sandbox-docker"));
       const network = options.network === undefined ? undefined : ["bridge", "host", "none"].includes(options.network) ? (options.network as "bridge" | "host" | "none") : { name: options.network };

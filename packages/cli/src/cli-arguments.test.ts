@@ -103,6 +103,9 @@ describe("parseCliArguments", () => {
     expect(usageMessage([...base, "--label", ""])).toMatch(/--label needs a non-empty value/);
     expect(usageMessage([...base, "--github-token", ""])).toMatch(/--github-token is empty/);
     expect(usageMessage([...base, "--timeout", "soon"])).toMatch(/--timeout must be a positive duration/);
+    expect(usageMessage([...base, "--prepared-cache", "/c"])).toMatch(/--prepared-cache keeps what --setup leaves: give --setup too/);
+    expect(usageMessage([...base, "--sandbox", "docker", "--setup", "npm ci", "--prepared-cache", "/c"])).toMatch(/--prepared-cache applies only to --sandbox local/);
+    expect(usageMessage([...base, "--setup", "npm ci", "--prepared-cache", " "])).toMatch(/--prepared-cache needs a non-empty value/);
   });
 
   it("reads checks as name=command, bare commands, or auto, with the fix-round options", () => {

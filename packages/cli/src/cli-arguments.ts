@@ -45,6 +45,8 @@ export interface RunCommandOptions {
   reviewers: string[];
   /** `--setup`, repeatable: commands run in the sandbox before the agent. */
   setupCommands: string[];
+  /** `--prepared-cache`: the folder where the local sandbox keeps the workspace after setup, for later runs on the same commit and commands. */
+  preparedCache?: string;
   /** `--check`: `auto`, or checks as `name=command` (or a bare command, named `check-N`). */
   checks?: CheckSpec[] | "auto";
   /** `--max-fix-rounds`. */
@@ -103,6 +105,7 @@ const RUN_OPTIONS = {
   label: { type: "string", multiple: true },
   reviewer: { type: "string", multiple: true },
   setup: { type: "string", multiple: true },
+  "prepared-cache": { type: "string" },
   check: { type: "string", multiple: true },
   "max-fix-rounds": { type: "string" },
   "on-checks-failed": { type: "string" },
@@ -153,6 +156,12 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
   }
   if (values.network !== undefined && sandbox !== "docker") {
     throw new UsageError("--network applies only to --sandbox docker.");
+  }
+  if (values["prepared-cache"] !== undefined && sandbox !== "local") {
+    throw new UsageError("--prepared-cache applies only to --sandbox local (a folder on this machine).");
+  }
+  if (values["prepared-cache"] !== undefined && values.setup === undefined) {
+    throw new UsageError('--prepared-cache keeps what --setup leaves: give --setup too, e.g. --setup "npm ci".');
   }
   if (values["scripted-model"] && (values.model !== undefined || values["model-base-url"] !== undefined)) {
     throw new UsageError("--scripted-model is the model: leave out --model and --model-base-url.");
@@ -205,6 +214,7 @@ function parseRunArguments(argv: string[], env: NodeJS.ProcessEnv): CliCommand {
       ...optional("image", values.image, "--image"),
       ...optional("network", values.network, "--network"),
       ...optional("title", values.title, "--title"),
+      ...optional("preparedCache", values["prepared-cache"], "--prepared-cache"),
       ...(values.model !== undefined ? { model: values.model } : {}),
       ...(values["model-base-url"] !== undefined ? { modelBaseUrl: values["model-base-url"] } : {}),
       ...(values["github-api-url"] !== undefined ? { githubApiUrl: values["github-api-url"] } : {}),
