@@ -49,6 +49,9 @@ const cases: Case[] = [
   ["branch: the base branch in another letter case", () => ({ branch: "MAIN" }), ErrorCode.INVALID_BRANCH, "is the base branch"],
   ["branch: the default branch when another base is given", () => ({ baseBranch: "release", branch: "Main" }), ErrorCode.INVALID_BRANCH, "default branch"],
   ["branch: below an existing branch", () => ({ branch: "release/fix" }), ErrorCode.INVALID_BRANCH, 'the branch "release" exists'],
+  // The branch lookups run alongside the base branch's; the errors still come in the order of the checks.
+  ["a missing base branch is reported before a branch below an existing one", () => ({ baseBranch: "no-such-base", branch: "release/fix" }), ErrorCode.BASE_BRANCH_NOT_FOUND, '"no-such-base" does not exist'],
+  ["no push access is reported before a branch below an existing one", () => ({ gitHost: createLocalGitHost({ readOnly: true }), branch: "release/fix" }), ErrorCode.PERMISSION_DENIED, "cannot push"],
   ["branchPrefix: a number", () => ({ branchPrefix: 1 }), ErrorCode.INVALID_BRANCH, "branchPrefix must be a string"],
   ["branchPrefix: an existing branch as its folder", () => ({ branchPrefix: "release/" }), ErrorCode.INVALID_BRANCH, 'the branch "release" exists'],
   ["gitToken: a number", () => ({ gitToken: 12345678 }), ErrorCode.INVALID_OPTIONS, "gitToken must be a non-empty string"],

@@ -57,6 +57,17 @@ describe("createLocalGitHost specifics", () => {
     expect(RunningAgentError.isInstance(inner) && inner.code).toBe("REPO_NOT_FOUND");
   });
 
+  it("branchExists answers false for a missing branch, and REPO_NOT_FOUND for a path that is no repository (not its parent's)", async () => {
+    const repository = await host.resolveRepository(repo.barePath);
+    expect(await host.branchExists(repository, "main")).toBe(true);
+    expect(await host.branchExists(repository, "no-such-branch")).toBe(false);
+    await mkdir(join(repo.workPath, "inner"), { recursive: true });
+    const inner = await host.branchExists({ ...repository, remote: join(repo.workPath, "inner") }, "main").catch((caught: unknown) => caught);
+    expect(RunningAgentError.isInstance(inner) && inner.code).toBe("REPO_NOT_FOUND");
+    const gone = await host.branchExists({ ...repository, remote: join(repo.workPath, "gone") }, "main").catch((caught: unknown) => caught);
+    expect(RunningAgentError.isInstance(gone) && gone.code).toBe("REPO_NOT_FOUND");
+  });
+
   it("reports canPush false when read-only", async () => {
     const repository = await createLocalGitHost({ readOnly: true }).resolveRepository(repo.barePath);
     expect(repository.canPush).toBe(false);

@@ -80,8 +80,7 @@ class LocalGitHostImplementation implements LocalGitHost {
 
   async branchExists(repository: ResolvedRepository, branch: string, options?: GitHostTaskOptions): Promise<boolean> {
     validateBranchName(branch);
-    const inspected = await inspect(repository.remote, options?.signal);
-    return refExists(inspected, `refs/heads/${branch}`, options?.signal);
+    return branchInRepository(repository.remote, branch, options?.signal);
   }
 
   async getCredentials(): Promise<GitCredentials | undefined> {
@@ -175,24 +174,49 @@ function changeRequestUrl(repositoryPath: string, number: number): string {
  * its parent so that a folder inside some other repository is not mistaken for one.
  */
 async function inspect(path: string, signal?: AbortSignal): Promise<InspectedRepository> {
-  let real: string;
+  const real = await existingPath(path);
   try {
-    real = await realpath(path);
-  } catch (cause) {
-    throw agentError(ErrorCode.REPO_NOT_FOUND, `${path} does not exist. Pass the path of a git repository.`, { cause });
-  }
-  try {
-    const { stdout } = await runGit(["rev-parse", "--is-bare-repository", "--absolute-git-dir"], {
-      cwd: real,
-      env: { GIT_CEILING_DIRECTORIES: dirname(real) },
-      ...(signal ? { signal } : {}),
-    });
+    const { stdout } = await runGit(["rev-parse", "--is-bare-repository", "--absolute-git-dir"], discoveryOptions(real, signal));
     const [bare, gitDir] = stdout.toString("utf8").trim().split("\n");
     return { path: real, gitDir: gitDir!, bare: bare === "true" };
   } catch (error) {
     if (RunningAgentError.isInstance(error)) throw error;
-    throw agentError(ErrorCode.REPO_NOT_FOUND, `${real} is not a git repository. Pass the path of a repository (with a .git folder) or of a bare repository.`, { cause: error });
+    throw notARepository(real, error);
   }
+}
+
+/**
+ * Whether `path` holds the branch, in one git process: the same discovery as {@link inspect} (stopped at
+ * the parent), so a path that is not a repository is still REPO_NOT_FOUND. Validation asks this several
+ * times per task, so it skips inspect's separate rev-parse.
+ */
+async function branchInRepository(path: string, branch: string, signal?: AbortSignal): Promise<boolean> {
+  const real = await existingPath(path);
+  try {
+    await runGit(["rev-parse", "--verify", "--quiet", `refs/heads/${branch}^{commit}`], discoveryOptions(real, signal));
+    return true;
+  } catch (error) {
+    if (!(error instanceof GitCommandFailure)) throw error;
+    if (error.exitCode === 1) return false;
+    if (/not a git repository/i.test(error.stderr)) throw notARepository(real, error);
+    throw error;
+  }
+}
+
+async function existingPath(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch (cause) {
+    throw agentError(ErrorCode.REPO_NOT_FOUND, `${path} does not exist. Pass the path of a git repository.`, { cause });
+  }
+}
+
+function discoveryOptions(real: string, signal: AbortSignal | undefined) {
+  return { cwd: real, env: { GIT_CEILING_DIRECTORIES: dirname(real) }, ...(signal ? { signal } : {}) };
+}
+
+function notARepository(real: string, cause: unknown): RunningAgentError {
+  return agentError(ErrorCode.REPO_NOT_FOUND, `${real} is not a git repository. Pass the path of a repository (with a .git folder) or of a bare repository.`, { cause });
 }
 
 async function readDefaultBranch(inspected: InspectedRepository, signal?: AbortSignal): Promise<string> {

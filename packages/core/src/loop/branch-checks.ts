@@ -40,12 +40,18 @@ export function refuseProtectedBranch(branch: string, baseBranch: string, reposi
 export async function checkTaskBranch(check: TaskBranchCheck): Promise<{ continues: boolean }> {
   const { gitHost, repository, branch, baseBranch, hostOptions } = check;
   refuseProtectedBranch(branch, baseBranch, repository);
-  // Hosts that protect other branches too (GitLab's protected branches) say so here.
-  await gitHost.checkPushBranch?.(repository, branch, hostOptions);
   const segments = branch.split("/");
-  for (let length = 1; length < segments.length; length++) {
-    const parent = segments.slice(0, length).join("/");
-    if (await gitHost.branchExists(repository, parent, hostOptions)) {
+  const parents = segments.slice(1).map((_, index) => segments.slice(0, index + 1).join("/"));
+  // The checks are read-only and independent: asked at once (one round trip or git process each), and
+  // all finished before any is judged, in the order below, so the first problem is the one reported.
+  const [pushCheck, ...lookups] = await Promise.allSettled([
+    // Hosts that protect other branches too (GitLab's protected branches) say so here.
+    Promise.resolve().then(() => gitHost.checkPushBranch?.(repository, branch, hostOptions)),
+    ...[...parents, branch].map((name) => Promise.resolve().then(() => gitHost.branchExists(repository, name, hostOptions))),
+  ]);
+  outcome(pushCheck!);
+  for (const [index, parent] of parents.entries()) {
+    if (outcome(lookups[index]!)) {
       throw agentError(
         ErrorCode.INVALID_BRANCH,
         `The branch "${branch}" cannot be created in ${repository.id}: the branch "${parent}" exists, and git cannot hold a branch below another. Pass another branch or branchPrefix.`,
@@ -53,5 +59,11 @@ export async function checkTaskBranch(check: TaskBranchCheck): Promise<{ continu
       );
     }
   }
-  return { continues: await gitHost.branchExists(repository, branch, hostOptions) };
+  return { continues: outcome(lookups[parents.length]!) };
+}
+
+/** The value of a settled check, or its error thrown. */
+function outcome<T>(settled: PromiseSettledResult<T>): T {
+  if (settled.status === "rejected") throw settled.reason;
+  return settled.value;
 }

@@ -8,7 +8,7 @@ import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "../git/remote-stall-timer.js";
 import { isDeepStrictEqual } from "node:util";
 import { SANDBOX_SPEC_VERSION, type SandboxNetworkPolicy, type SandboxProvider } from "../spec/sandbox-spec.js";
 import { allowEntryProblem, defaultNetworkPolicy, normalizeNetworkPolicy, type LegacyNetworkPolicy } from "../network/network-policy.js";
-import { GIT_HOST_SPEC_VERSION, type GitHost } from "../spec/git-host-spec.js";
+import { GIT_HOST_SPEC_VERSION, type GitHost, type GitHostTaskOptions, type ResolvedRepository } from "../spec/git-host-spec.js";
 import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
 import type { CheckSpec } from "../verify/check-types.js";
 import { providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
@@ -65,7 +65,13 @@ export async function validate(context: TaskContext): Promise<void> {
   const repository = await options.gitHost.resolveRepository(options.repo, hostOptions);
   context.repository = repository;
   const baseBranch = options.baseBranch ?? repository.defaultBranch;
-  if (!(await options.gitHost.branchExists(repository, baseBranch, hostOptions))) {
+  const pushes = !context.prepare && repository.canPush;
+  // The task branch's lookups run alongside the base branch's (all read-only), and both finish before either
+  // is judged: the errors come in the same order as one by one, and nothing of the call runs on after it fails.
+  const taskBranchCheck = pushes ? startTaskBranchCheck(context, options, repository, baseBranch, hostOptions) : undefined;
+  const [baseBranchCheck] = await Promise.allSettled([options.gitHost.branchExists(repository, baseBranch, hostOptions), taskBranchCheck]);
+  if (baseBranchCheck.status === "rejected") throw baseBranchCheck.reason;
+  if (!baseBranchCheck.value) {
     throw agentError(
       ErrorCode.BASE_BRANCH_NOT_FOUND,
       `The base branch "${baseBranch}" does not exist in ${repository.id}. Pass an existing branch as baseBranch (the default branch is "${repository.defaultBranch}").`,
@@ -81,12 +87,23 @@ export async function validate(context: TaskContext): Promise<void> {
     throw agentError(ErrorCode.PERMISSION_DENIED, `The credentials for ${repository.id} cannot push. Use a token with write access to the repository.`);
   }
   context.baseBranch = baseBranch;
+  const { branch, continues } = await taskBranchCheck!;
+  context.taskBranch = branch;
+  context.startBranch = continues ? branch : baseBranch;
+}
+
+async function startTaskBranchCheck(
+  context: TaskContext,
+  options: ValidatedOptions,
+  repository: ResolvedRepository,
+  baseBranch: string,
+  hostOptions: GitHostTaskOptions,
+): Promise<{ branch: string; continues: boolean }> {
   // The branch name is decided here, once, so that every rule about it is checked before anything exists.
   const branch = options.branch ?? makeBranchName(options.task, { prefix: options.branchPrefix, suffix: context.taskId.slice(0, 8) });
   // Re-running with the same branch continues it, so the change request is updated, not duplicated.
-  const { continues } = await checkTaskBranch({ gitHost, repository, branch, baseBranch, hostOptions });
-  context.taskBranch = branch;
-  context.startBranch = continues ? branch : baseBranch;
+  const { continues } = await checkTaskBranch({ gitHost: options.gitHost, repository, branch, baseBranch, hostOptions });
+  return { branch, continues };
 }
 
 /** The synchronous part of validation: shapes, ranges, defaults and spec versions. No I/O. */
