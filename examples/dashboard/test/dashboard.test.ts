@@ -39,7 +39,7 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     await page.getByText("Advanced").click();
     await page.getByLabel("Base branch").fill("main");
     await page.getByLabel("Labels").fill("agent, docs");
-    expect(await page.getByLabel("Open as a draft").count()).toBe(1);
+    await page.getByLabel("Open as a draft").check();
     expect(await page.getByLabel("Model").count()).toBe(0);
     await page.getByRole("button", { name: "Run agent" }).click();
 
@@ -48,8 +48,12 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     const jobId = (await detail.getAttribute("data-job-id"))!;
     // A deep link: the address bar names the job.
     expect(new URL(page.url()).pathname).toBe(`/jobs/${jobId}`);
-    const result = (await (await fetch(`${api.url}/result/${jobId}`)).json()) as { branch: string; commit: string; base_branch: string; summary: string; usage: { inputTokens: number }; pr_url: string };
+    const result = (await (await fetch(`${api.url}/result/${jobId}`)).json()) as { branch: string; commit: string; base_branch: string; summary: string; usage: { inputTokens: number }; pr_url: string; pull_request: { draft: boolean } };
     expect(result.base_branch).toBe("main");
+    // Asked for as a draft, opened as one (the checks had nothing to fail), and marked so in the detail and in the list.
+    expect(result.pull_request.draft).toBe(true);
+    await detail.locator("header").getByTestId("draft-badge").waitFor();
+    await page.locator(`.job-list a[data-job-id="${jobId}"]`).getByTestId("draft-badge").waitFor();
 
     // The stepper: every phase that ran is done with its duration; setup and verify had nothing to do.
     for (const phase of ["validate", "sandbox", "clone", "agent", "collect", "commit", "push", "pull-request", "teardown"]) {
@@ -141,8 +145,13 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     await form.getByLabel("Task").fill("Anything else");
     await page.getByRole("button", { name: "Run agent" }).click();
     await expect.poll(async () => page.getByRole("alert").textContent()).toContain("is not a repository this server's Git host");
-    const jobs = (await (await fetch(`${api.url}/jobs`)).json()) as { jobs: unknown[] };
+    const jobs = (await (await fetch(`${api.url}/jobs`)).json()) as { jobs: { job_id: string; pr_draft: boolean | null }[] };
     expect(jobs.jobs).toHaveLength(3);
+    // Only the two draft pull requests are marked: the refused job has none.
+    const refusedId = (await detail.getAttribute("data-job-id"))!;
+    expect(jobs.jobs.find((job) => job.job_id === refusedId)!.pr_draft).toBeNull();
+    await expect.poll(async () => page.locator(".job-list").getByTestId("draft-badge").count()).toBe(2);
+    expect(await page.locator(`.job-list a[data-job-id="${refusedId}"]`).getByTestId("draft-badge").count()).toBe(0);
     expect(harness.pageErrors).toEqual([]);
   });
 });
