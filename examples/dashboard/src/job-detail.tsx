@@ -9,7 +9,7 @@ import { useJobStream } from "./use-job-stream.js";
 
 /** One job: its phases, its live log, its change and pull request once pushed, and cancel or retry. */
 export function JobDetail({ client, job, phases, onRetried }: { client: ApiClient; job: JobStatusView; phases: readonly string[]; onRetried: (jobId: string) => void }) {
-  const stream = useJobStream(client.eventsUrl(job.job_id));
+  const stream = useJobStream(client, job.job_id);
   const [result, setResult] = useState<JobResultView | undefined>();
   const [actionError, setActionError] = useState<string | undefined>();
   const logRef = useRef<HTMLPreElement>(null);

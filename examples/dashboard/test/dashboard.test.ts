@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import type { ApiServer } from "@running-agent/example-http-api";
+import { startAgentTask } from "@running-agent/core";
+import { startApiServer, type ApiServer } from "@running-agent/example-http-api";
 import { overflowsSideways, saveScreenshot, seriousAccessibilityViolations, startDashboardUnderTest, TEST_API_KEY, type DashboardUnderTest } from "./browser-harness.js";
 
 const API_KEY = TEST_API_KEY;
@@ -153,5 +154,32 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     await expect.poll(async () => page.locator(".job-list").getByTestId("draft-badge").count()).toBe(2);
     expect(await page.locator(`.job-list a[data-job-id="${refusedId}"]`).getByTestId("draft-badge").count()).toBe(0);
     expect(harness.pageErrors).toEqual([]);
+  });
+  it("with protected reads, the page reads nothing until given the key, then lists, streams and diffs with it in the Authorization header, never in a URL", async () => {
+    // A second API on the same build and runtime whose reads want the key (RUNNING_AGENT_PROTECT_READS).
+    await using guarded = await startApiServer({ databasePath: join(harness.workDirectory, "guarded.db"), runTask: startAgentTask, taskDefaults: harness.runtime.taskDefaults, apiKey: API_KEY, protectReads: true, concurrency: 1, dashboardDirectory: join(harness.workDirectory, "dist") });
+    const submitted = await fetch(`${guarded.url}/submit`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` }, body: JSON.stringify({ repo_url: harness.repository.path, task: "Note the guarded task" }) });
+    const jobId = ((await submitted.json()) as { job_id: string }).job_id;
+    expect((await fetch(`${guarded.url}/jobs/${jobId}`)).status).toBe(401);
+    const requested: string[] = [];
+    page.on("request", (request) => requested.push(request.url()));
+
+    // Another origin, so an empty session: without the key every read is refused.
+    await page.goto(`${guarded.url}/jobs/${jobId}`);
+    await expect.poll(async () => page.getByTestId("api-address").textContent()).toBe(`API key needed to read: ${guarded.url}`);
+    expect(await page.locator(".job-detail").count()).toBe(0);
+
+    await page.getByLabel("API key").fill(API_KEY);
+    const detail = page.locator(`.job-detail[data-job-id="${jobId}"]`);
+    // Completed as the job's own stream reports it, with the log replayed over that stream.
+    await detail.locator(".badge-completed").waitFor({ timeout: 180_000 });
+    await expect.poll(async () => page.getByTestId("job-log").textContent()).toContain("agent: Recorded the task in RUNNING_AGENT_TASK.md.");
+    await page.getByTestId("diff").locator(".diff-file figcaption", { hasText: NOTE_FILE }).waitFor();
+    await expect.poll(async () => page.getByTestId("api-address").textContent()).toBe(guarded.url);
+    await page.locator(`.job-list a[data-job-id="${jobId}"]`).waitFor();
+    expect(await page.evaluate(() => [sessionStorage.getItem("running-agent-api-key"), localStorage.getItem("running-agent-api-key")])).toEqual([API_KEY, null]);
+    expect(requested.some((url) => url.includes(`/jobs/${jobId}/events`))).toBe(true);
+    expect(requested.filter((url) => url.includes(API_KEY))).toEqual([]);
+    page.removeAllListeners("request");
   });
 });
