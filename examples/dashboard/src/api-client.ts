@@ -1,3 +1,4 @@
+import { EventSource } from "eventsource";
 import type { JobListView, JobResultView, JobStatusView, ServerConfigView } from "@running-agent/example-http-api/job-views";
 
 /**
@@ -45,7 +46,10 @@ export class ApiError extends Error {
   }
 }
 
-/** Calls the Running Agent HTTP API. The API key (when the server wants one) goes in a header, never in a URL. */
+/**
+ * Calls the Running Agent HTTP API. The API key, when given, goes in the Authorization header of
+ * every request, reads and streams included (a server with protected reads wants it there), never in a URL.
+ */
 export class ApiClient {
   constructor(
     readonly baseUrl: string,
@@ -73,7 +77,7 @@ export class ApiClient {
 
   /** The job's commit as a unified diff. */
   async diff(jobId: string): Promise<string> {
-    const response = await fetch(`${this.baseUrl}/jobs/${encodeURIComponent(jobId)}/diff`);
+    const response = await fetch(`${this.baseUrl}/jobs/${encodeURIComponent(jobId)}/diff`, { headers: this.authorization() });
     if (!response.ok) throw await apiErrorOf(response);
     return response.text();
   }
@@ -95,15 +99,24 @@ export class ApiClient {
     return `${this.baseUrl}/events`;
   }
 
-  /** The job's server-sent event stream (read-only, so no key is needed). */
+  /** The job's server-sent event stream. */
   eventsUrl(jobId: string): string {
     return `${this.baseUrl}/jobs/${encodeURIComponent(jobId)}/events`;
   }
 
+  /** Follows a server-sent event stream; a fetch-based EventSource, since the browser's own sends no Authorization header. */
+  openEvents(url: string): EventSource {
+    const authorization = this.authorization();
+    return new EventSource(url, { fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...authorization } }) });
+  }
+
+  private authorization(): Record<string, string> {
+    return this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {};
+  }
+
   private async request<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = this.authorization();
     if (body !== undefined) headers["content-type"] = "application/json";
-    if (method === "POST" && this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     const response = await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
     if (!response.ok) throw await apiErrorOf(response);
     return (await response.json()) as T;

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import type { JobStatusView, ServerConfigView } from "@running-agent/example-http-api/job-views";
-import { ApiClient, apiUrlFromPage, type JobFilter } from "./api-client.js";
+import { ApiClient, ApiError, apiUrlFromPage, type JobFilter } from "./api-client.js";
 import { JobDetail } from "./job-detail.js";
 import { JobList } from "./job-list.js";
 import { SubmitForm } from "./submit-form.js";
@@ -15,7 +15,7 @@ function jobIdFromPath(): string | undefined {
 
 /** The dashboard: submit and the live job list on the left, the selected job (a deep link, `/jobs/<id>`) on the right. */
 export function App() {
-  const [apiKey, setApiKey] = useState(() => window.localStorage.getItem(API_KEY_STORAGE) ?? "");
+  const [apiKey, setApiKey] = useState(() => window.sessionStorage.getItem(API_KEY_STORAGE) ?? "");
   const client = useMemo(() => new ApiClient(apiUrlFromPage(), apiKey), [apiKey]);
   const [config, setConfig] = useState<ServerConfigView | undefined>();
   const [jobs, setJobs] = useState<JobStatusView[]>([]);
@@ -24,6 +24,8 @@ export function App() {
   const [selectedId, setSelectedId] = useState<string | undefined>(jobIdFromPath);
   const [linkedJob, setLinkedJob] = useState<JobStatusView | undefined>();
   const [offline, setOffline] = useState(false);
+  /** The server protects reads and the key is missing or wrong. */
+  const [keyRefused, setKeyRefused] = useState(false);
 
   useEffect(() => {
     client.config().then(setConfig, () => undefined);
@@ -35,8 +37,10 @@ export function App() {
       setJobs(page.jobs);
       setNextOffset(page.next_offset);
       setOffline(false);
-    } catch {
+      setKeyRefused(false);
+    } catch (caught) {
       setOffline(true);
+      setKeyRefused(caught instanceof ApiError && caught.status === 401);
     }
   }, [client, filter]);
 
@@ -44,10 +48,10 @@ export function App() {
   // (re)connect, so that nothing missed while disconnected stays stale.
   useEffect(() => {
     void refresh();
-    const source = new EventSource(client.statusEventsUrl());
+    const source = client.openEvents(client.statusEventsUrl());
     source.addEventListener("open", () => void refresh());
     source.addEventListener("status", () => void refresh());
-    source.addEventListener("error", () => setOffline(source.readyState !== EventSource.OPEN));
+    source.addEventListener("error", () => setOffline(source.readyState !== source.OPEN));
     return () => source.close();
   }, [client, refresh]);
 
@@ -84,7 +88,7 @@ export function App() {
       <header className="app-header">
         <h1>Running Agent</h1>
         <span className={offline ? "api offline" : "api"} data-testid="api-address">
-          {offline ? `API unreachable: ${client.baseUrl}` : client.baseUrl}
+          {offline && keyRefused ? `API key needed to read: ${client.baseUrl}` : offline ? `API unreachable: ${client.baseUrl}` : client.baseUrl}
         </span>
         <label className="api-key">
           API key
@@ -93,7 +97,7 @@ export function App() {
             value={apiKey}
             onChange={(event) => {
               setApiKey(event.target.value);
-              window.localStorage.setItem(API_KEY_STORAGE, event.target.value);
+              window.sessionStorage.setItem(API_KEY_STORAGE, event.target.value);
             }}
             placeholder={config?.auth === "none" ? "this server needs none" : "if the server needs one"}
           />

@@ -4,12 +4,12 @@ import { ApiError, type ApiClient } from "./api-client.js";
 import { ChangeView } from "./change-view.js";
 import { formatDuration } from "./phase-steps.js";
 import { PhaseStepper } from "./phase-stepper.js";
-import { StatusBadge } from "./status-badge.js";
+import { DraftBadge, StatusBadge } from "./status-badge.js";
 import { useJobStream } from "./use-job-stream.js";
 
 /** One job: its phases, its live log, its change and pull request once pushed, and cancel or retry. */
 export function JobDetail({ client, job, phases, onRetried }: { client: ApiClient; job: JobStatusView; phases: readonly string[]; onRetried: (jobId: string) => void }) {
-  const stream = useJobStream(client.eventsUrl(job.job_id));
+  const stream = useJobStream(client, job.job_id);
   const [result, setResult] = useState<JobResultView | undefined>();
   const [actionError, setActionError] = useState<string | undefined>();
   const logRef = useRef<HTMLPreElement>(null);
@@ -44,11 +44,13 @@ export function JobDetail({ client, job, phases, onRetried }: { client: ApiClien
   }
 
   const prUrl = status.pr_url ?? result?.pr_url;
+  const prDraft = status.pr_draft ?? result?.pull_request?.draft ?? false;
   return (
     <section className="panel job-detail" data-job-id={job.job_id} aria-labelledby={`task-${job.job_id}`}>
       <header>
         <h2 id={`task-${job.job_id}`}>{job.task}</h2>
         <StatusBadge status={status.status} />
+        {prDraft && <DraftBadge />}
       </header>
       <p className="job-meta" data-testid="job-meta">
         {job.repo_url} · job {job.job_id}

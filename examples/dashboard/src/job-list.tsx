@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import type { JobStatusView } from "@running-agent/example-http-api/job-views";
 import { PAGE_SIZE, type JobFilter } from "./api-client.js";
-import { StatusBadge } from "./status-badge.js";
+import { DraftBadge, StatusBadge } from "./status-badge.js";
 
 const STATUSES = ["queued", "running", "completed", "no_changes", "failed", "cancelled"] as const;
 
@@ -73,7 +73,10 @@ export function JobList({
                 }}
                 data-job-id={job.job_id}
               >
-                <StatusBadge status={job.status} />
+                <span className="job-badges">
+                  <StatusBadge status={job.status} />
+                  {job.pr_draft && <DraftBadge />}
+                </span>
                 <span className="job-task">{job.task}</span>
                 <span className="job-meta">
                   {job.repo_url}

@@ -1,4 +1,5 @@
 import { useEffect, useState } from "react";
+import type { ApiClient } from "./api-client.js";
 import type { JobStatusView, StoredAgentEvent } from "@running-agent/example-http-api/job-views";
 
 /** What a job's event stream has shown so far. */
@@ -17,13 +18,12 @@ export interface JobStream {
  * Last-Event-ID on reconnects, so events are appended without duplicates; the stream is closed
  * once the server sends `end` (otherwise EventSource would reconnect forever).
  */
-export function useJobStream(eventsUrl: string | undefined): JobStream {
+export function useJobStream(client: ApiClient, jobId: string): JobStream {
   const [stream, setStream] = useState<JobStream>({ events: [], status: undefined, ended: false, reconnecting: false });
 
   useEffect(() => {
     setStream({ events: [], status: undefined, ended: false, reconnecting: false });
-    if (!eventsUrl) return;
-    const source = new EventSource(eventsUrl);
+    const source = client.openEvents(client.eventsUrl(jobId));
     let lastSeq = 0;
     source.addEventListener("agent-event", (message) => {
       const seq = Number(message.lastEventId);
@@ -41,10 +41,10 @@ export function useJobStream(eventsUrl: string | undefined): JobStream {
       setStream((previous) => ({ ...previous, ended: true }));
     });
     source.addEventListener("error", () => {
-      if (source.readyState !== EventSource.CLOSED) setStream((previous) => ({ ...previous, reconnecting: true }));
+      if (source.readyState !== source.CLOSED) setStream((previous) => ({ ...previous, reconnecting: true }));
     });
     return () => source.close();
-  }, [eventsUrl]);
+  }, [client, jobId]);
 
   return stream;
 }

@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import type { ApiServer } from "@running-agent/example-http-api";
+import { startAgentTask } from "@running-agent/core";
+import { startApiServer, type ApiServer } from "@running-agent/example-http-api";
 import { overflowsSideways, saveScreenshot, seriousAccessibilityViolations, startDashboardUnderTest, TEST_API_KEY, type DashboardUnderTest } from "./browser-harness.js";
 
 const API_KEY = TEST_API_KEY;
@@ -39,7 +40,7 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     await page.getByText("Advanced").click();
     await page.getByLabel("Base branch").fill("main");
     await page.getByLabel("Labels").fill("agent, docs");
-    expect(await page.getByLabel("Open as a draft").count()).toBe(1);
+    await page.getByLabel("Open as a draft").check();
     expect(await page.getByLabel("Model").count()).toBe(0);
     await page.getByRole("button", { name: "Run agent" }).click();
 
@@ -48,8 +49,12 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     const jobId = (await detail.getAttribute("data-job-id"))!;
     // A deep link: the address bar names the job.
     expect(new URL(page.url()).pathname).toBe(`/jobs/${jobId}`);
-    const result = (await (await fetch(`${api.url}/result/${jobId}`)).json()) as { branch: string; commit: string; base_branch: string; summary: string; usage: { inputTokens: number }; pr_url: string };
+    const result = (await (await fetch(`${api.url}/result/${jobId}`)).json()) as { branch: string; commit: string; base_branch: string; summary: string; usage: { inputTokens: number }; pr_url: string; pull_request: { draft: boolean } };
     expect(result.base_branch).toBe("main");
+    // Asked for as a draft, opened as one (the checks had nothing to fail), and marked so in the detail and in the list.
+    expect(result.pull_request.draft).toBe(true);
+    await detail.locator("header").getByTestId("draft-badge").waitFor();
+    await page.locator(`.job-list a[data-job-id="${jobId}"]`).getByTestId("draft-badge").waitFor();
 
     // The stepper: every phase that ran is done with its duration; setup and verify had nothing to do.
     for (const phase of ["validate", "sandbox", "clone", "agent", "collect", "commit", "push", "pull-request", "teardown"]) {
@@ -141,8 +146,40 @@ describe("the dashboard in headless Chromium: a job's change, phases and result"
     await form.getByLabel("Task").fill("Anything else");
     await page.getByRole("button", { name: "Run agent" }).click();
     await expect.poll(async () => page.getByRole("alert").textContent()).toContain("is not a repository this server's Git host");
-    const jobs = (await (await fetch(`${api.url}/jobs`)).json()) as { jobs: unknown[] };
+    const jobs = (await (await fetch(`${api.url}/jobs`)).json()) as { jobs: { job_id: string; pr_draft: boolean | null }[] };
     expect(jobs.jobs).toHaveLength(3);
+    // Only the two draft pull requests are marked: the refused job has none.
+    const refusedId = (await detail.getAttribute("data-job-id"))!;
+    expect(jobs.jobs.find((job) => job.job_id === refusedId)!.pr_draft).toBeNull();
+    await expect.poll(async () => page.locator(".job-list").getByTestId("draft-badge").count()).toBe(2);
+    expect(await page.locator(`.job-list a[data-job-id="${refusedId}"]`).getByTestId("draft-badge").count()).toBe(0);
     expect(harness.pageErrors).toEqual([]);
+  });
+  it("with protected reads, the page reads nothing until given the key, then lists, streams and diffs with it in the Authorization header, never in a URL", async () => {
+    // A second API on the same build and runtime whose reads want the key (RUNNING_AGENT_PROTECT_READS).
+    await using guarded = await startApiServer({ databasePath: join(harness.workDirectory, "guarded.db"), runTask: startAgentTask, taskDefaults: harness.runtime.taskDefaults, apiKey: API_KEY, protectReads: true, concurrency: 1, dashboardDirectory: join(harness.workDirectory, "dist") });
+    const submitted = await fetch(`${guarded.url}/submit`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` }, body: JSON.stringify({ repo_url: harness.repository.path, task: "Note the guarded task" }) });
+    const jobId = ((await submitted.json()) as { job_id: string }).job_id;
+    expect((await fetch(`${guarded.url}/jobs/${jobId}`)).status).toBe(401);
+    const requested: string[] = [];
+    page.on("request", (request) => requested.push(request.url()));
+
+    // Another origin, so an empty session: without the key every read is refused.
+    await page.goto(`${guarded.url}/jobs/${jobId}`);
+    await expect.poll(async () => page.getByTestId("api-address").textContent()).toBe(`API key needed to read: ${guarded.url}`);
+    expect(await page.locator(".job-detail").count()).toBe(0);
+
+    await page.getByLabel("API key").fill(API_KEY);
+    const detail = page.locator(`.job-detail[data-job-id="${jobId}"]`);
+    // Completed as the job's own stream reports it, with the log replayed over that stream.
+    await detail.locator(".badge-completed").waitFor({ timeout: 180_000 });
+    await expect.poll(async () => page.getByTestId("job-log").textContent()).toContain("agent: Recorded the task in RUNNING_AGENT_TASK.md.");
+    await page.getByTestId("diff").locator(".diff-file figcaption", { hasText: NOTE_FILE }).waitFor();
+    await expect.poll(async () => page.getByTestId("api-address").textContent()).toBe(guarded.url);
+    await page.locator(`.job-list a[data-job-id="${jobId}"]`).waitFor();
+    expect(await page.evaluate(() => [sessionStorage.getItem("running-agent-api-key"), localStorage.getItem("running-agent-api-key")])).toEqual([API_KEY, null]);
+    expect(requested.some((url) => url.includes(`/jobs/${jobId}/events`))).toBe(true);
+    expect(requested.filter((url) => url.includes(API_KEY))).toEqual([]);
+    page.removeAllListeners("request");
   });
 });

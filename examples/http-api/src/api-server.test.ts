@@ -1,9 +1,12 @@
+import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createLocalSandbox, ErrorCode } from "@running-agent/core";
+import { createLocalGitHost, createLocalSandbox, ErrorCode } from "@running-agent/core";
+import { createTestRepository, type TestRepository } from "@running-agent/core/testing";
 import { createDockerSandbox } from "@running-agent/sandbox-docker";
 import { startApiServer, type ApiServer, type ApiServerOptions } from "./api-server.js";
 import { createGatedTaskRunner } from "./gated-task-runner.js";
@@ -602,5 +605,59 @@ describe("what the dashboard needs", () => {
     expect((await getJson(`/jobs/${jobId}`)).body).toMatchObject({ job_id: jobId, task: "linked" });
     const noCommit = await getJson(`/jobs/${jobId}/diff`);
     expect(noCommit).toMatchObject({ status: 409, body: { error: { code: "no_commit" } } });
+  });
+});
+
+describe("GET /jobs/{job_id}/diff against the local Git host", () => {
+  const git = (cwd: string, ...args: string[]) =>
+    promisify(execFile)("git", ["-c", "user.name=Test", "-c", "user.email=test@example.invalid", ...args], { cwd, env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" } });
+
+  /** Pushes one commit of `files` on top of main as `branch` (force: it replaces what the branch held) and returns its id. */
+  async function pushCommit(repository: TestRepository, branch: string, files: Record<string, string>): Promise<string> {
+    const work = await mkdtemp(join(directory, "work-"));
+    await git(directory, "clone", "-q", "--branch", "main", repository.path, work);
+    for (const [file, content] of Object.entries(files)) await writeFile(join(work, file), content);
+    await git(work, "add", "-A");
+    await git(work, "commit", "-q", "-m", `Change on ${branch}`);
+    await git(work, "push", "-q", "--force", "origin", `HEAD:refs/heads/${branch}`);
+    const commit = (await git(work, "rev-parse", "HEAD")).stdout.trim();
+    await rm(work, { recursive: true, force: true });
+    return commit;
+  }
+
+  /** Submits a job and finishes it as the gated runner's task with `branch` and `commit` as its pushed result. */
+  async function jobWithCommit(repository: TestRepository, branch: string, commit: string): Promise<string> {
+    const started = runner.tasks.length;
+    const { job_id: jobId } = await (await post("/submit", { repo_url: repository.path, task: `diff of ${branch}` })).json();
+    const tasks = await runner.waitForTasks(started + 1);
+    tasks.at(-1)!.finish({ status: "completed", branch, commit });
+    await waitForStatus(jobId, "completed");
+    return jobId;
+  }
+
+  it("answers 413 diff_too_large over the server's limit, and 409 commit_not_found once the branch no longer holds the commit (force-pushed or deleted)", async () => {
+    const repository = await createTestRepository({ "README.md": "# Sample\n" }, { parent: directory });
+    // A limit of 2 KiB: a one-line change fits, a 4 KiB file does not.
+    await start({ taskDefaults: { gitHost: createLocalGitHost() }, diffLimitBytes: 2048 });
+
+    const small = await jobWithCommit(repository, "agent/small", await pushCommit(repository, "agent/small", { "note.md": "A short note.\n" }));
+    const smallDiff = await fetch(`${server!.url}/jobs/${small}/diff`);
+    expect(smallDiff.status).toBe(200);
+    expect(await smallDiff.text()).toContain("+A short note.");
+
+    const large = await jobWithCommit(repository, "agent/large", await pushCommit(repository, "agent/large", { "large.txt": "x".repeat(63).concat("\n").repeat(64) }));
+    expect(await getJson(`/jobs/${large}/diff`)).toMatchObject({ status: 413, body: { error: { code: "diff_too_large", message: expect.stringContaining("larger than 2048 bytes") } } });
+
+    // The job's commit, then the branch force-pushed to another commit: the job's commit is no longer on it.
+    const replaced = await jobWithCommit(repository, "agent/replaced", await pushCommit(repository, "agent/replaced", { "note.md": "First try.\n" }));
+    await pushCommit(repository, "agent/replaced", { "note.md": "Second try.\n" });
+    expect(await getJson(`/jobs/${replaced}/diff`)).toMatchObject({ status: 409, body: { error: { code: "commit_not_found", message: expect.stringContaining("branch agent/replaced") } } });
+
+    // The branch deleted after the job (say, the pull request was merged and its branch removed).
+    await repository.git("branch", "-D", "agent/small");
+    const deleted = await jobWithCommit(repository, "agent/small", (await getJson(`/result/${small}`)).body.commit);
+    expect(await getJson(`/jobs/${deleted}/diff`)).toMatchObject({ status: 409, body: { error: { code: "commit_not_found", message: expect.stringContaining("agent/small no longer exists") } } });
+    // Served once, a diff is kept: the first job's diff still answers from memory.
+    expect((await fetch(`${server!.url}/jobs/${small}/diff`)).status).toBe(200);
   });
 });

@@ -1,7 +1,7 @@
 import { PHASES, agentError, ErrorCode, type AgentTaskEvent, type AgentTaskEventInput, type AgentTaskHandle, type AgentTaskOptions, type AgentTaskResult } from "@running-agent/core";
 
 /** How a gated task ends when the test opens its gate. */
-export type GatedOutcome = { status: "completed" | "no_changes" } | { error: { code: ErrorCode; message: string }; phase?: "validate" | "agent" };
+export type GatedOutcome = { status: "completed" | "no_changes"; branch?: string; commit?: string } | { error: { code: ErrorCode; message: string }; phase?: "validate" | "agent" };
 
 /** One task the runner started. */
 export interface GatedTask {
@@ -71,8 +71,8 @@ export function createGatedTaskRunner() {
           baseBranch: "main",
           ...(outcome.status === "completed"
             ? {
-                branch: options.branch ?? "running-agent/task",
-                commit: "0123456789abcdef0123456789abcdef01234567",
+                branch: outcome.branch ?? options.branch ?? "running-agent/task",
+                commit: outcome.commit ?? "0123456789abcdef0123456789abcdef01234567",
                 pullRequest: { number: 1, url: "local://repo/change-requests/1", head: options.branch ?? "running-agent/task", base: "main", title: options.task, body: "", draft: false, created: true },
               }
             : {}),

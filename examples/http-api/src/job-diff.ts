@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { cloneRepository, type GitHost } from "@running-agent/core";
+import { cloneRepository, ErrorCode, RunningAgentError, type GitHost } from "@running-agent/core";
 
 const run = promisify(execFile);
 
@@ -21,7 +21,7 @@ export interface CommitDiffInput {
 /** The commit's diff is longer than the limit. */
 export class DiffTooLargeError extends Error {}
 
-/** The pushed branch no longer holds the commit near its tip (force-pushed, or many commits on top). */
+/** The pushed branch no longer holds the commit near its tip (force-pushed, deleted, or many commits on top). */
 export class CommitNotFoundError extends Error {}
 
 /** How deep to clone: the job's commit is normally the branch's tip; someone may have pushed on top. */
@@ -40,7 +40,13 @@ export async function readCommitDiff(input: CommitDiffInput): Promise<string> {
   try {
     for (const depth of CLONE_DEPTHS) {
       const dir = join(folder, String(depth));
-      await cloneRepository({ repository, branch: input.branch, depth, dir, checkout: false, ...(credentials ? { credentials } : {}), ...(input.signal ? { signal: input.signal } : {}) });
+      try {
+        await cloneRepository({ repository, branch: input.branch, depth, dir, checkout: false, ...(credentials ? { credentials } : {}), ...(input.signal ? { signal: input.signal } : {}) });
+      } catch (error) {
+        // A deleted branch holds the commit no more than a force-pushed one.
+        if (RunningAgentError.isInstance(error) && error.code === ErrorCode.BASE_BRANCH_NOT_FOUND) throw new CommitNotFoundError(`Branch ${input.branch} no longer exists, so commit ${input.commit.slice(0, 12)} is not on it.`);
+        throw error;
+      }
       // The commit's parent is in the clone only when the commit is (and a shallow clone's oldest commit has none).
       const found = await run("git", ["rev-parse", "--verify", "--quiet", `${input.commit}^1^{commit}`], { cwd: dir }).then(
         () => true,

@@ -16,6 +16,8 @@ export interface JobStatusView {
   user_id: string | null;
   phase: string | null;
   pr_url: string | null;
+  /** Whether the pull request was opened as a draft (null without one). */
+  pr_draft: boolean | null;
   error: JobError | null;
   retry_of: string | null;
   retried_by: string | null;
@@ -45,7 +47,7 @@ export interface JobListView {
 
 /** `GET /result/{job_id}`: the status plus what the run produced. */
 export interface JobResultView extends JobStatusView {
-  pull_request: { number: number; url: string; title: string; head: string; base: string } | null;
+  pull_request: { number: number; url: string; title: string; head: string; base: string; draft: boolean } | null;
   /** The branch the job started from (the pull request's base). */
   base_branch: string | null;
   branch: string | null;
@@ -74,6 +76,7 @@ export function toStatusView(job: JobRecord): JobStatusView {
     user_id: job.userId ?? null,
     phase: job.phase ?? null,
     pr_url: job.result?.pullRequest?.url ?? null,
+    pr_draft: job.result?.pullRequest ? job.result.pullRequest.draft === true : null,
     error: job.error ?? null,
     retry_of: job.retryOf ?? null,
     retried_by: job.retriedBy ?? null,
@@ -90,7 +93,7 @@ export function toResultView(job: JobRecord, events: StoredJobEvent[]): JobResul
   return {
     ...toStatusView(job),
     pull_request: pullRequest
-      ? { number: pullRequest.number, url: pullRequest.url, title: pullRequest.title, head: pullRequest.head, base: pullRequest.base }
+      ? { number: pullRequest.number, url: pullRequest.url, title: pullRequest.title, head: pullRequest.head, base: pullRequest.base, draft: pullRequest.draft === true }
       : null,
     base_branch: result?.baseBranch ?? job.options.baseBranch ?? null,
     branch: result?.branch ?? null,
