@@ -29,6 +29,9 @@ export async function launchChromium(workDirectory: string): Promise<{ context: 
   const profile = join(workDirectory, "chromium-profile");
   await mkdir(profile, { recursive: true });
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 800 } });
+  // Every wait is for an element or an event; Playwright's 30 s default is too short for them on a
+  // loaded machine (load 10 on 2 cores), where a page build or a job's step can take longer.
+  context.setDefaultTimeout(90_000);
   const page = context.pages()[0] ?? (await context.newPage());
   return {
     context,
