@@ -1,12 +1,11 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, RunningAgentError, createLocalGitHost, createLocalSandbox, runAgentTask, startAgentTask } from "./index.js";
 import type { AgentTaskEvent, SandboxProvider } from "./index.js";
-import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "./testing/index.js";
+import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf, usePrivateTmpdir } from "./testing/index.js";
 import { countingSandbox, ourTempFolders } from "./testing/leak-checks.js";
 
 const ORIGINAL = "export function add(a: number, b: number): number {\n  return a + b;\n}\n";
@@ -22,16 +21,7 @@ function editScript(): ScriptedTurn[] {
 }
 
 /** Temp folders of ours, to prove a run leaves none. Runs use a private TMPDIR, so other processes' folders don't count. */
-const originalTmpdir = process.env.TMPDIR;
-beforeAll(() => {
-  process.env.TMPDIR = mkdtempSync(join(tmpdir(), "running-agent-e2e-tmp-"));
-});
-afterAll(() => {
-  const privateTmp = process.env.TMPDIR!;
-  if (originalTmpdir === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = originalTmpdir;
-  rmSync(privateTmp, { recursive: true, force: true });
-});
+usePrivateTmpdir("running-agent-e2e-tmp-");
 
 /** Processes whose command line names the sandbox. */
 function processesOf(sandboxId: string): string[] {

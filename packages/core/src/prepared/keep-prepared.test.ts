@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -27,6 +27,7 @@ import {
   type ScriptedModelServer,
   type ScriptedTurn,
   type TestRepository,
+  usePrivateTmpdir,
 } from "../testing/index.js";
 import { readBranchHead } from "./branch-head.js";
 
@@ -37,16 +38,7 @@ const GIT_USER = "x-access-token";
 const SETUP = "mkdir -p .deps && echo installed >> .deps/runs && cat package-lock.json > .deps/from-lock && echo setup ran";
 
 // Runs use a private TMPDIR, so that the sandbox's host folder can be found from its id and leftovers seen.
-const originalTmpdir = process.env.TMPDIR;
-beforeAll(() => {
-  process.env.TMPDIR = mkdtempSync(join(tmpdir(), "running-agent-keep-prepared-tmp-"));
-});
-afterAll(() => {
-  const privateTmp = process.env.TMPDIR!;
-  if (originalTmpdir === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = originalTmpdir;
-  rmSync(privateTmp, { recursive: true, force: true });
-});
+usePrivateTmpdir("running-agent-keep-prepared-tmp-");
 
 // The test's own files in the private TMPDIR: the repository, the cache, the sandbox id.
 const ownFiles = new Set(["current-sandbox"]);

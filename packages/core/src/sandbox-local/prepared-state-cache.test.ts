@@ -1,26 +1,17 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createLocalSandbox, createPreparedStateCache, runAgentTask, type AgentTaskEvent, type PreparedStateCache } from "../index.js";
-import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, type ScriptedTurn, type TestRepository } from "../testing/index.js";
+import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, type ScriptedTurn, type TestRepository, usePrivateTmpdir } from "../testing/index.js";
 
 const API_KEY = "prepared-state-key-0123456789";
 // The setup's product lives in an ignored folder (as node_modules would) and counts its runs.
 const SETUP = "mkdir -p .deps && echo installed >> .deps/runs && cat package-lock.json > .deps/from-lock && echo setup ran";
 
 // Runs use a private TMPDIR, so that the sandbox's host folder can be found from its id.
-const originalTmpdir = process.env.TMPDIR;
-beforeAll(() => {
-  process.env.TMPDIR = mkdtempSync(join(tmpdir(), "running-agent-prepared-tmp-"));
-});
-afterAll(() => {
-  const privateTmp = process.env.TMPDIR!;
-  if (originalTmpdir === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = originalTmpdir;
-  rmSync(privateTmp, { recursive: true, force: true });
-});
+usePrivateTmpdir("running-agent-prepared-tmp-");
 
 /** What the agent found in its workspace (read from the host while the model is asked), then an edit of app.js. */
 function inspectingScript(seen: Array<{ runs: string; lock: string; app: string }>): ScriptedTurn[] {

@@ -1,12 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, createLocalSandbox, runAgentTask } from "../index.js";
 import type { AgentTaskEvent } from "../index.js";
 import { resolveModel } from "../agent/model-resolution.js";
 import { SESSION_ENVIRONMENT_VARIABLE } from "../sandbox-local/local-sandbox.js";
-import { createTestRepository, expectRunningAgentError, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer } from "../testing/index.js";
+import { createTestRepository, expectRunningAgentError, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, usePrivateTmpdir } from "../testing/index.js";
 import { createSandboxPool, type PooledSandboxLease, type SandboxPool, type SandboxPoolEvent } from "./sandbox-pool.js";
 
 const API_KEY = "pool-model-key-0123456789";
@@ -14,16 +12,7 @@ const ORIGINAL = "export const greeting = 'hello';\n";
 const EDITED = "export const greeting = 'hello, pool';\n";
 
 // Runs use a private TMPDIR, so that the folders counted are this file's own.
-const originalTmpdir = process.env.TMPDIR;
-beforeAll(() => {
-  process.env.TMPDIR = mkdtempSync(join(tmpdir(), "running-agent-pool-tmp-"));
-});
-afterAll(() => {
-  const privateTmp = process.env.TMPDIR!;
-  if (originalTmpdir === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = originalTmpdir;
-  rmSync(privateTmp, { recursive: true, force: true });
-});
+usePrivateTmpdir("running-agent-pool-tmp-");
 
 function sessionFolders(): string[] {
   return readdirSync(process.env.TMPDIR!).filter((name) => name.startsWith("running-agent-") && !name.startsWith("running-agent-test-repo-"));

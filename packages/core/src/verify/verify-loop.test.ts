@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorCode, RunningAgentError, createLocalGitHost, createLocalSandbox, runAgentTask, startAgentTask } from "../index.js";
 import type { AgentTaskEvent, AgentTaskHandle, AgentTaskOptions } from "../index.js";
-import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf } from "../testing/index.js";
+import { createTestRepository, startScriptedModelServer, type ScriptedModelServer, type ScriptedTurn, workingDirectoryOf, usePrivateTmpdir } from "../testing/index.js";
 
 /**
  * The verify phase end to end: the real OpenCode binary under bubblewrap, a scripted model, and a
@@ -33,16 +31,7 @@ const write = (content: string): ScriptedTurn => (request) => ({
 });
 const say = (text: string): ScriptedTurn => ({ text, usage: USAGE });
 
-const originalTmpdir = process.env.TMPDIR;
-beforeAll(() => {
-  process.env.TMPDIR = mkdtempSync(join(tmpdir(), "running-agent-verify-tmp-"));
-});
-afterAll(() => {
-  const privateTmp = process.env.TMPDIR!;
-  if (originalTmpdir === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = originalTmpdir;
-  rmSync(privateTmp, { recursive: true, force: true });
-});
+usePrivateTmpdir("running-agent-verify-tmp-");
 
 async function run(model: ScriptedModelServer, repoPath: string, extra: Partial<AgentTaskOptions>) {
   const events: AgentTaskEvent[] = [];
