@@ -21,7 +21,7 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   // checked out on the host for that (the host clone has no working tree otherwise).
   if (options.checks === "auto") await checkOutTopLevelFiles(dir, context.signal);
   if (options.checks !== undefined) await chooseChecks(context);
-  const startedFrom = context.session!.preparedStates?.startedFrom;
+  const startedFrom = context.startedFromPreparedState;
   if (startedFrom !== undefined && startedFrom === context.preparedStateKey) return;
   context.placedListing = await placeRepository({ session: context.session!, dir, signal: context.signal });
 }

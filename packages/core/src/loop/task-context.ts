@@ -82,6 +82,8 @@ export interface TaskContext {
   baseCommit?: string;
   /** The key the session was asked to start from (providers that start from prepared states). */
   preparedStateKey?: string;
+  /** The prepared state the session's workdir held when the task got it (created from it, or a pooled sandbox the pool put it in). */
+  startedFromPreparedState?: string;
   /** What was placed in the sandbox, listed before anything ran there (absent: collect brings back every file). */
   placedListing?: WorkspaceListing;
   summary: string;
