@@ -72,10 +72,17 @@ export async function createTaskRuntime(config: ServerConfig, log: (line: string
     throw error;
   }
   const setupByRepo = new Map(config.preparedRepos.map((entry) => [sameRepo(entry.repo), entry.setup]));
+  // Per prepared repository (with `pool`), sandboxes held ready from its current state; made with the schedules.
+  const preparedPools = new Map<string, SandboxPool>();
+  const defaultSandbox = pool ?? sandbox.provider;
   // A job's own setup commands (a library caller's) win; the configured ones make its state the prepared one.
+  // A job on the server's sandbox goes to its repository's prepared pool, which serves it when the state's key
+  // is the job's (else the job opens its own sandbox, as without a pool).
   const runTask: RunTask = (options) => {
-    const setupCommands = options.setupCommands ?? setupByRepo.get(sameRepo(options.repo));
-    return startAgentTask(setupCommands ? { ...options, setupCommands } : options);
+    const repo = sameRepo(options.repo);
+    const setupCommands = options.setupCommands ?? setupByRepo.get(repo);
+    const preparedPool = options.sandbox === defaultSandbox ? preparedPools.get(repo) : undefined;
+    return startAgentTask({ ...options, ...(setupCommands ? { setupCommands } : {}), ...(preparedPool ? { sandbox: preparedPool } : {}) });
   };
   const kept: KeptPrepared[] = [];
   const startPreparing = () => {
@@ -84,18 +91,32 @@ export async function createTaskRuntime(config: ServerConfig, log: (line: string
     for (const entry of config.preparedRepos) {
       // Bad options throw at once (a repo the Git host does not serve): said like a failed preparation, the server goes on.
       try {
-        kept.push(
-          keepPrepared({
-            repo: entry.repo,
-            ...(entry.baseBranch ? { baseBranch: entry.baseBranch } : {}),
-            sandbox: sandbox.provider,
-            gitHost,
-            setupCommands: entry.setup,
-            everyMs: entry.everyMs,
-            onPrepared: (prepared) => log(`prepared ${entry.repo} at ${prepared.baseBranch} ${prepared.commit.slice(0, 12)}: ${prepared.reused ? "kept state reused" : `setup ran (${Math.round(prepared.durationMs)} ms)`}`),
-            onError: (error) => log(`preparing ${entry.repo} failed: ${error.code}: ${error.message}`),
-          }),
-        );
+        const schedule = keepPrepared({
+          repo: entry.repo,
+          ...(entry.baseBranch ? { baseBranch: entry.baseBranch } : {}),
+          sandbox: sandbox.provider,
+          gitHost,
+          setupCommands: entry.setup,
+          everyMs: entry.everyMs,
+          onPrepared: (prepared) => log(`prepared ${entry.repo} at ${prepared.baseBranch} ${prepared.commit.slice(0, 12)}: ${prepared.reused ? "kept state reused" : `setup ran (${Math.round(prepared.durationMs)} ms)`}`),
+          onError: (error) => log(`preparing ${entry.repo} failed: ${error.code}: ${error.message}`),
+        });
+        kept.push(schedule);
+        if (entry.pool > 0) {
+          preparedPools.set(
+            sameRepo(entry.repo),
+            createSandboxPool(sandbox.provider, {
+              size: entry.pool,
+              ...(config.pool.idleTimeoutMs ? { idleTimeoutMs: config.pool.idleTimeoutMs } : {}),
+              ...(model ? { model } : {}),
+              prepared: schedule,
+              onEvent: (event) => {
+                if (event.type === "retired") log(`pool of ${entry.repo}: retired sandbox ${event.sandboxId.slice(0, 12)} of the old prepared state`);
+                if (event.type === "start-failed") log(`pool of ${entry.repo}: a sandbox failed to start: ${event.code}: ${event.message}`);
+              },
+            }),
+          );
+        }
       } catch (error) {
         log(`preparing ${entry.repo} failed: ${error instanceof Error ? error.message : String(error)}`);
       }
@@ -111,11 +132,13 @@ export async function createTaskRuntime(config: ServerConfig, log: (line: string
       `sandbox: ${sandbox.description}`,
       `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : config.gitHost === "gitlab" ? `gitlab (${config.gitlab.url ?? "gitlab.com"})` : "local (paths and file:// URLs on this machine)"}`,
       `model: ${offlineModel ? `scripted offline model at ${offlineModel.server.url}` : (config.model ?? "core's default (Gemini, GEMINI_API_KEY)")}`,
-      `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}`,
+      `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}${config.preparedRepos.some((entry) => entry.pool > 0) ? `; per prepared repository, from its state: ${config.preparedRepos.map((entry) => `${entry.repo} ${entry.pool}`).join(", ")}` : ""}`,
       `prepared repositories: ${config.preparedRepos.length === 0 ? "none (RUNNING_AGENT_PREPARED_REPOS)" : `${config.preparedRepos.map((entry) => entry.repo).join(", ")}${sandbox.preparedStates ? ` (${sandbox.preparedStates})` : ""}${config.role === "api" ? "; kept by the worker processes" : ""}`}`,
     ],
     close: async () => {
       await Promise.all(kept.splice(0).map((schedule) => schedule.stop()));
+      await Promise.all([...preparedPools.values()].map((preparedPool) => preparedPool.close()));
+      preparedPools.clear();
       await pool?.close();
       await offlineModel?.close();
     },

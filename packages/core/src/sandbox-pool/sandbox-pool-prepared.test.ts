@@ -136,6 +136,8 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
       const first = await runTask(pool, [SETUP]);
       expect(first.sandbox).toMatchObject({ sandboxId: firstReady.sandboxId, pooled: true });
       expect([setupRan(first.events), restored(first.events)]).toEqual([false, true]);
+      // The host clone (whose commit is in the key) came before the take: the sandbox held the state already.
+      expect(first.events.flatMap((event) => (event.type === "sandbox" ? ["sandbox"] : event.type === "log" && event.message.startsWith("Cloned ") ? ["cloned"] : []))).toEqual(["cloned", "sandbox"]);
       // The warm server served it: none was started for the task.
       expect(first.events.some((event) => event.type === "log" && event.message.startsWith("OpenCode server ready in"))).toBe(false);
       // The setup ran once, in the preparation: the sandbox held its output when the model was first asked.
