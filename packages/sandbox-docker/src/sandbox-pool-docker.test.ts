@@ -168,10 +168,11 @@ describe("createSandboxPool from Docker prepared states", () => {
       const refill = readyIds(events)[1]!;
       await moveBaseBranch(repo, '{"v":2}\n');
       expect(await next((event) => event.type === "retired")).toEqual({ type: "retired", sandboxId: refill, preparedStateKey: firstKey });
+      // Told once it is gone.
+      expect((await containersOf(run)).map((info) => info.Id)).not.toContain(refill);
       await pool.whenReady();
       const secondKey = pool.preparedStateKey!;
       expect(secondKey).not.toBe(firstKey);
-      expect((await containersOf(run)).map((info) => info.Id)).not.toContain(refill);
       const fromNewState = readyIds(events).at(-1)!;
       expect((await docker.getContainer(fromNewState).inspect()).Image).toBe(await stateImage(secondKey));
       const second = await task();

@@ -149,6 +149,9 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
       await moveBaseBranch(repo, '{"v":2}\n');
       const retired = await log.next((event) => event.type === "retired");
       expect(retired).toEqual({ type: "retired", sandboxId: refill.sandboxId, preparedStateKey: firstKey });
+      // Told once it is gone: no process, no folder.
+      expect(processesOf(refill.sandboxId)).toEqual([]);
+      expect(leftovers()).not.toContain(refill.sandboxId);
       expect(pool.preparedStateKey).toBe(kept.last!.key);
       expect(pool.preparedStateKey).not.toBe(firstKey);
       await pool.whenReady();
@@ -158,9 +161,6 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
       expect([setupRan(second.events), restored(second.events)]).toEqual([false, true]);
       expect(seen.at(-1)).toEqual({ sandboxId: second.sandbox.sandboxId, runs: "installed\n", lock: '{"v":2}\n' });
       expect(second.sandbox.sandboxId).not.toBe(refill.sandboxId);
-      // The retired sandbox is gone: no process, no folder.
-      expect(processesOf(refill.sandboxId)).toEqual([]);
-      expect(leftovers()).not.toContain(refill.sandboxId);
 
       // Other setup commands are another key: a sandbox of its own, and the setup runs.
       const other = await runTask(pool, [SETUP, "true"]);
@@ -207,7 +207,9 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
       const remade = await prepareRepository({ repo: repo.path, sandbox: provider(), setupCommands: [SETUP], refresh: true });
       pool.usePreparedState(remade);
       expect(pool.stats()).toMatchObject({ idle: 0, retired: 1 });
-      expect(log.events.at(-1)).toEqual({ type: "retired", sandboxId: idleId, preparedStateKey: prepared.key });
+      expect(await log.next((event) => event.type === "retired")).toEqual({ type: "retired", sandboxId: idleId, preparedStateKey: prepared.key });
+      expect(processesOf(idleId)).toEqual([]);
+      expect(leftovers()).not.toContain(idleId);
       await pool.whenReady();
       const taken = await pool.take({ ...request, taskId: "c" });
       if ("lease" in taken) leases.push(taken.lease);

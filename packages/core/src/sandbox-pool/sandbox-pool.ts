@@ -102,12 +102,12 @@ export type SandboxPoolEvent =
       sandboxId: string;
     }
   | {
-      /** The pool's prepared state changed: an idle sandbox of the old state was destroyed. */
+      /** The pool's prepared state changed: an idle sandbox of the old state was destroyed (told once it is gone). */
       type: "retired";
       /** The sandbox that went. */
       sandboxId: string;
-      /** The key of the state it held. */
-      preparedStateKey: string;
+      /** The key of the state it held (absent for an empty workspace's). */
+      preparedStateKey?: string;
     };
 
 /** Counts of a pool's sandboxes. */
@@ -353,7 +353,7 @@ class WarmSandboxPool implements SandboxPool {
 
   usePreparedState(prepared: Pick<PreparedRepository, "key" | "reused">): void {
     if (typeof prepared?.key !== "string" || !PREPARED_KEY.test(prepared.key)) {
-      throw agentError(ErrorCode.INVALID_OPTIONS, `usePreparedState needs a prepared state (prepareRepository's result), not ${JSON.stringify(prepared)}.`);
+      throw agentError(ErrorCode.INVALID_OPTIONS, `A pool's prepared state is prepareRepository's result (or a keepPrepared schedule), not ${JSON.stringify(prepared)}.`);
     }
     if (this.closed) return;
     const current = this.prepared;
@@ -365,8 +365,8 @@ class WarmSandboxPool implements SandboxPool {
     for (const waiter of this.waiters.splice(0)) waiter.deliver(undefined);
     for (const entry of this.idle.splice(0)) {
       this.counts.retired += 1;
-      this.emit({ type: "retired", sandboxId: entry.session.id, preparedStateKey: entry.prepared?.key ?? "" });
-      this.track(this.discard(entry));
+      // Told once the sandbox is gone, so that a listener never sees it still running.
+      this.track(this.discard(entry).then(() => this.emit({ type: "retired", sandboxId: entry.session.id, ...(entry.prepared ? { preparedStateKey: entry.prepared.key } : {}) })));
     }
     // A start that failed on the old state (one no longer kept) is no reason to wait before the new one.
     clearTimeout(this.backoffTimer);
@@ -422,7 +422,13 @@ class WarmSandboxPool implements SandboxPool {
         // Claimed before the check, so no other task can take it meanwhile; its replacement starts now.
         entry.state = "leased";
         this.fill();
-        if (await this.isHealthy(entry)) return { lease: this.lease(entry, request.taskId) };
+        const healthy = await this.isHealthy(entry);
+        if (this.isStale(entry)) {
+          // The state changed while the sandbox was checked: it holds the old one, which goes with it.
+          this.track(this.discard(entry));
+          return { miss: "the pool's prepared state changed" };
+        }
+        if (healthy) return { lease: this.lease(entry, request.taskId) };
         this.counts.replaced += 1;
         this.emit({ type: "replaced", sandboxId: entry.session.id, reason: "it failed the check before a task took it" });
         await this.discard(entry);
