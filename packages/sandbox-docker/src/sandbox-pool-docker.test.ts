@@ -1,11 +1,8 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { promisify } from "node:util";
 import { createSandboxPool, keepPrepared, runAgentTask, type AgentTaskEvent, type SandboxPoolEvent } from "@running-agent/core";
-import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, type ScriptedTurn, type TestRepository } from "@running-agent/core/testing";
+import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, type ScriptedTurn } from "@running-agent/core/testing";
 import { describe, expect, it } from "vitest";
 import { createDockerPreparedStateCache, PREPARED_CACHE_LABEL, PREPARED_STATE_LABEL } from "./docker-prepared-state-cache.js";
 import { containersOf, docker, expectNoContainers, hostProcessesOf, scopedProvider } from "./test-engine.js";
@@ -106,17 +103,6 @@ function inspectingScript(seen: Array<{ id: string; runs: string; lock: string }
   ];
 }
 
-async function moveBaseBranch(repo: TestRepository, lock: string): Promise<void> {
-  const work = await mkdtemp(join(tmpdir(), "running-agent-prepared-pool-work-"));
-  try {
-    await repo.git("--work-tree", work, "checkout", "main", "--", ".");
-    await writeFile(join(work, "package-lock.json"), lock);
-    await repo.git("--work-tree", work, "add", "package-lock.json");
-    await repo.git("--work-tree", work, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "new lock");
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
 
 describe("createSandboxPool from Docker prepared states", () => {
   it("pooled containers start from keepPrepared's committed image: a task takes one and runs no setup; a moved base branch retires the old idle container and the next task gets the new state; close() leaves no container and no image but the cache's", async () => {
@@ -166,7 +152,7 @@ describe("createSandboxPool from Docker prepared states", () => {
       // The refill holds the first state until the base branch moves and the schedule prepares the new head.
       await pool.whenReady();
       const refill = readyIds(events)[1]!;
-      await moveBaseBranch(repo, '{"v":2}\n');
+      await repo.commit({ "package-lock.json": '{"v":2}\n' });
       expect(await next((event) => event.type === "retired")).toEqual({ type: "retired", sandboxId: refill, preparedStateKey: firstKey });
       // Told once it is gone.
       expect((await containersOf(run)).map((info) => info.Id)).not.toContain(refill);

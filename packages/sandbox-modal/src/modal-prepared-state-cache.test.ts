@@ -1,8 +1,5 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createLocalGitHost, createSandboxPool, keepPrepared, runAgentTask, type AgentTaskEvent, type PreparedRepository, type SandboxPoolEvent } from "@running-agent/core";
-import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedTurn, type TestRepository } from "@running-agent/core/testing";
+import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedTurn } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createModalPreparedStateCache, createModalSandbox, type ModalPreparedStateCache, type ModalSandboxSettings } from "./index.js";
 import { startModalServer, type ModalServer } from "./testing/index.js";
@@ -151,7 +148,7 @@ describe("prepared states of the Modal sandbox (filesystem snapshots), through t
       const idle = poolEvents.find((event) => event.type === "ready")!.sandboxId;
       expect(imageOf(idle)).toBe(firstSnapshot);
 
-      await moveBaseBranch(repo, '{"v":2}\n');
+      await repo.commit({ "package-lock.json": '{"v":2}\n' });
       await until(() => poolEvents.some((event) => event.type === "retired"));
       const second = prepared.at(-1)!;
       expect([prepared.length, second.reused, second.key === first!.key]).toEqual([2, false, false]);
@@ -177,15 +174,3 @@ describe("prepared states of the Modal sandbox (filesystem snapshots), through t
   });
 });
 
-/** A new package-lock.json on main, committed straight into the repository. */
-async function moveBaseBranch(repo: TestRepository, lock: string): Promise<void> {
-  const work = await mkdtemp(join(tmpdir(), "running-agent-modal-prepared-work-"));
-  try {
-    await repo.git("--work-tree", work, "checkout", "main", "--", ".");
-    await writeFile(join(work, "package-lock.json"), lock);
-    await repo.git("--work-tree", work, "add", "package-lock.json");
-    await repo.git("--work-tree", work, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "new lock");
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}

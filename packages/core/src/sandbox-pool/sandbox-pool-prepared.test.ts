@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -146,7 +146,7 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
       // The refill after the take holds the first state; then the base branch moves and the schedule prepares anew.
       const refill = (await log.next((event) => event.type === "ready" && event.sandboxId !== firstReady.sandboxId)) as Extract<SandboxPoolEvent, { type: "ready" }>;
       await pool.whenReady();
-      await moveBaseBranch(repo, '{"v":2}\n');
+      await repo.commit({ "package-lock.json": '{"v":2}\n' });
       const retired = await log.next((event) => event.type === "retired");
       expect(retired).toEqual({ type: "retired", sandboxId: refill.sandboxId, preparedStateKey: firstKey });
       // Told once it is gone: no process, no folder.
@@ -227,15 +227,3 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
   });
 });
 
-/** A new package-lock.json on main, committed straight into the repository. */
-async function moveBaseBranch(repo: TestRepository, lock: string): Promise<void> {
-  const work = await mkdtemp(join(tmpdir(), "running-agent-prepared-pool-work-"));
-  try {
-    await repo.git("--work-tree", work, "checkout", "main", "--", ".");
-    await writeFile(join(work, "package-lock.json"), lock);
-    await repo.git("--work-tree", work, "add", "package-lock.json");
-    await repo.git("--work-tree", work, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "new lock");
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
