@@ -19,6 +19,9 @@ import { startOfflineModel, type OfflineModel } from "./offline-model.js";
 import { sameRepo, type ServerConfig } from "./server-config.js";
 import { serverLabels } from "./server-labels.js";
 
+/** How long a kept state is used (each sandbox's cache); the schedules prepare again at half of it, so a pool never outlives its state. */
+const PREPARED_STATE_MAX_AGE_MS = 6 * 3_600_000;
+
 /** The sandbox, Git host and model every task of this server gets, and what to stop on shutdown. */
 export interface TaskRuntime {
   taskDefaults: Partial<AgentTaskOptions>;
@@ -98,6 +101,7 @@ export async function createTaskRuntime(config: ServerConfig, log: (line: string
           gitHost,
           setupCommands: entry.setup,
           everyMs: entry.everyMs,
+          maxAgeMs: PREPARED_STATE_MAX_AGE_MS / 2,
           onPrepared: (prepared) => log(`prepared ${entry.repo} at ${prepared.baseBranch} ${prepared.commit.slice(0, 12)}: ${prepared.reused ? "kept state reused" : `setup ran (${Math.round(prepared.durationMs)} ms)`}`),
           onError: (error) => log(`preparing ${entry.repo} failed: ${error.code}: ${error.message}`),
         });
@@ -151,7 +155,7 @@ async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxP
   if (config.sandbox === "local" || config.sandbox === "local-unisolated") {
     // Beside the database, not in the work folder: a restart (or another worker on this host) finds the states again.
     const directory = join(dirname(resolve(config.databasePath)), "prepared-states");
-    const preparedStates = prepare ? { preparedStates: createPreparedStateCache({ directory }) } : {};
+    const preparedStates = prepare ? { preparedStates: createPreparedStateCache({ directory, maxAgeMs: PREPARED_STATE_MAX_AGE_MS }) } : {};
     const where = prepare ? { preparedStates: `states in ${directory}` } : {};
     // Startup leaves local sandboxes alone: bubblewrap's die with the server (restart.test.ts checks it).
     if (config.sandbox === "local") return { provider: createLocalSandbox({ isolation: "bubblewrap", ...preparedStates }), description: "local (bubblewrap)", reapOrphans: false, ...where };
@@ -161,7 +165,7 @@ async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxP
     // Loaded only when chosen; the SDK takes MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (and MODAL_SERVER_URL) from the environment.
     const { createModalSandbox, createModalPreparedStateCache } = await import("@running-agent/sandbox-modal");
     const image = config.modal.image === undefined ? undefined : config.modal.image.startsWith("im-") ? { imageId: config.modal.image } : { registryTag: config.modal.image };
-    const provider = createModalSandbox({ ...(config.modal.app ? { app: config.modal.app } : {}), ...(image ? { image } : {}), ...(prepare ? { preparedStates: createModalPreparedStateCache() } : {}) });
+    const provider = createModalSandbox({ ...(config.modal.app ? { app: config.modal.app } : {}), ...(image ? { image } : {}), ...(prepare ? { preparedStates: createModalPreparedStateCache({ maxAgeMs: PREPARED_STATE_MAX_AGE_MS }) } : {}) });
     // Missing or wrong credentials stop the server at startup instead of failing every job.
     await provider.validate();
     return { provider, description: `modal (app ${config.modal.app ?? "running-agent"}${config.modal.image ? `, image ${config.modal.image}` : ""})`, reapOrphans: false, ...(prepare ? { preparedStates: "filesystem snapshots" } : {}) };
@@ -171,7 +175,7 @@ async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxP
   const network = config.docker.network ?? "bridge";
   // The server's label scopes reapOrphans to its own containers: another server or program on the same Engine is never touched.
   const labels = serverLabels(config.databasePath);
-  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network, labels, ...(prepare ? { preparedStates: createDockerPreparedStateCache() } : {}) });
+  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network, labels, ...(prepare ? { preparedStates: createDockerPreparedStateCache({ maxAgeMs: PREPARED_STATE_MAX_AGE_MS }) } : {}) });
   // An unreachable Engine or a missing image stops the server at startup instead of failing every job.
   await provider.validate();
   return {

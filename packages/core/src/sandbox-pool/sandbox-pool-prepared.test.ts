@@ -222,6 +222,32 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
     expect(leftovers()).toEqual([]);
   });
 
+  it("a state the provider no longer keeps (aged out, evicted) stops the refill instead of failing again and again; tasks start cold meanwhile; a new state starts the pool again", async () => {
+    const prepared = await prepareRepository({ repo: repo.path, sandbox: provider(), setupCommands: [SETUP] });
+    const log = poolEvents();
+    const pool = createSandboxPool(provider(), { size: 1, model: modelConfig(), prepared, onEvent: log.onEvent });
+    const request = { taskId: "t", model: resolveModel(modelConfig()), modelProxy: true, allowRepoAgentConfig: false, preparedStateKey: prepared.key };
+    let lease: PooledSandboxLease | undefined;
+    try {
+      await pool.whenReady();
+      await cache.invalidate(prepared.key);
+      // Taking the idle sandbox starts its replacement, which finds no state to start from.
+      const taken = await pool.take(request);
+      lease = "lease" in taken ? taken.lease : undefined;
+      expect(await log.next((event) => event.type === "start-failed")).toMatchObject({ code: "SANDBOX_CREATE_FAILED", message: expect.stringContaining("no longer kept") });
+      expect(pool.stats()).toMatchObject({ idle: 0, starting: 0, startFailures: 1 });
+      expect(await pool.take(request)).toEqual({ miss: expect.stringContaining("no longer keeps") });
+      // The setup runs again (as keepPrepared's refresh does): the pool starts from the new state.
+      pool.usePreparedState(await prepareRepository({ repo: repo.path, sandbox: provider(), setupCommands: [SETUP] }));
+      await pool.whenReady();
+      expect(pool.stats()).toMatchObject({ idle: 1, startFailures: 1 });
+    } finally {
+      await release(lease);
+      await pool.close();
+    }
+    expect(leftovers()).toEqual([]);
+  });
+
   it("refuses a prepared state that is not one, before anything starts", () => {
     expect(() => createSandboxPool(provider(), { model: modelConfig(), prepared: { key: "../x", reused: false } })).toThrow(/prepared state/);
   });

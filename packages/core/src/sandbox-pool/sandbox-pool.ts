@@ -277,6 +277,8 @@ class WarmSandboxPool implements SandboxPool {
   private counts = { taken: 0, replaced: 0, expired: 0, startFailures: 0, retired: 0 };
   /** `waiting`: a pool of prepared sandboxes before its first state; undefined: empty workspaces. */
   private prepared: PreparedStateInUse | "waiting" | undefined;
+  /** Set when the provider no longer keeps the current state (aged out, evicted): nothing starts until a new one. */
+  private stateLost = false;
   /** Aborted when the prepared state changes: stops the starts from the old one. */
   private stateChange = new AbortController();
   private unsubscribe: (() => void) | undefined;
@@ -359,6 +361,7 @@ class WarmSandboxPool implements SandboxPool {
     const current = this.prepared;
     if (typeof current === "object" && current.key === prepared.key && prepared.reused === true) return;
     this.prepared = { key: prepared.key, generation: (typeof current === "object" ? current.generation : 0) + 1 };
+    this.stateLost = false;
     // Nothing of the old state is handed out from here on: starts stop, waiters open their own, idle ones go.
     this.stateChange.abort();
     this.stateChange = new AbortController();
@@ -464,6 +467,7 @@ class WarmSandboxPool implements SandboxPool {
   /** Why the task's agent config differs from the one the pooled servers were started with, or undefined. */
   private mismatch(request: PooledSandboxRequest): string | undefined {
     if (this.prepared === "waiting") return "the pool's first prepared state is not ready yet";
+    if (this.stateLost) return "the provider no longer keeps the pool's prepared state (aged out or evicted); the pool waits for a new one";
     if (this.prepared !== undefined && request.preparedStateKey !== this.prepared.key) {
       return request.preparedStateKey === undefined
         ? "the pool's sandboxes hold a prepared state and this task has no setup commands"
@@ -525,7 +529,7 @@ class WarmSandboxPool implements SandboxPool {
 
   /** Starts sandboxes until ready plus starting reaches the size (after a failure, with a growing pause). */
   private fill(): void {
-    if (this.closed || this.backoffTimer || this.prepared === "waiting") return;
+    if (this.closed || this.backoffTimer || this.prepared === "waiting" || this.stateLost) return;
     while (this.idle.length + this.starting < this.size && (this.options.refill !== false || this.started < this.size)) {
       const start = this.startOne();
       this.inFlight.add(start);
@@ -560,7 +564,11 @@ class WarmSandboxPool implements SandboxPool {
       // OpenCode takes the git root as the project's worktree (which bounds external_directory): warm it
       // on a repository at the workdir, as the task's will be (a prepared state's workdir holds the task's
       // repository already), and remove an empty one's .git before the task's arrives.
-      if (prepared) await this.putPreparedState(session, prepared.key);
+      if (prepared && !(await this.putPreparedState(session, prepared.key))) {
+        // No start can succeed before a new state: the pool stops trying (rather than failing every 30 s).
+        if (!stateChange.aborted) this.stateLost = true;
+        throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `The prepared state ${prepared.key.slice(0, 12)} is no longer kept (aged out or removed); the pool starts again once a new state is prepared.`);
+      }
       else await this.check(session, ["git", "init", "-q"], signal);
       const startLimitMs = this.options.startTimeoutMs ?? defaultStartTimeoutMs();
       server = await startOpencodeServer({
@@ -591,7 +599,7 @@ class WarmSandboxPool implements SandboxPool {
       const failure = error instanceof Error ? error : new Error(String(error));
       this.emit({ type: "start-failed", message: failure.message, code: (failure as { code?: string }).code ?? ErrorCode.SANDBOX_CREATE_FAILED });
       // A waiter that can no longer be served by a start goes to open its own sandbox.
-      while (this.waiters.length > this.starting) this.waiters.pop()!.deliver(undefined);
+      while (this.waiters.length > (this.stateLost ? 0 : this.starting)) this.waiters.pop()!.deliver(undefined);
       this.pauseAfterFailure();
       return;
     }
@@ -614,12 +622,11 @@ class WarmSandboxPool implements SandboxPool {
     this.park(entry);
   }
 
-  /** Puts the prepared state in a new sandbox: a provider that starts from states did at create; another restores it now. */
-  private async putPreparedState(session: SandboxSession, key: string): Promise<void> {
+  /** Puts the prepared state in a new sandbox (a provider that starts from states did at create; another restores it now); false when it is no longer kept. */
+  private async putPreparedState(session: SandboxSession, key: string): Promise<boolean> {
     const states = session.preparedStates;
     if (!states) throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, `The ${this.provider.providerId} sandbox keeps no prepared states: give it the prepared-state cache the pool's state was prepared with.`);
-    if (this.provider.startsFromPreparedStates === true ? states.startedFrom === key : await states.restore(key)) return;
-    throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `The prepared state ${key.slice(0, 12)} is no longer kept (aged out or removed); the pool starts again once a new state is prepared.`);
+    return this.provider.startsFromPreparedStates === true ? states.startedFrom === key : await states.restore(key);
   }
 
   /** True for a sandbox of a prepared state the pool no longer serves. */
