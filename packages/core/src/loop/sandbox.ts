@@ -30,6 +30,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     if ("lease" in taken) {
       const { session, server, modelProxy, egressProxy } = taken.lease;
       context.session = session;
+      context.startPoolReplacement = () => taken.lease.startReplacement();
       context.agentServer = { ready: Promise.resolve(server), pooled: true, cancel: () => undefined };
       if (modelProxy) {
         context.modelProxy = modelProxy;
