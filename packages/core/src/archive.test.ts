@@ -1,11 +1,13 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { Readable } from "node:stream";
 import * as tar from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { packDirectory, packEntries, readArchive, unpackArchive } from "./archive.js";
+import { packDirectory, packEntries, packFolderThen, readArchive, unpackArchive } from "./archive.js";
 import { ErrorCode } from "./errors.js";
 import { expectRunningAgentError } from "./testing/expect-running-agent-error.js";
 
@@ -197,5 +199,45 @@ describe("packEntries", () => {
       entry.resume();
     }
     expect(times).toEqual({ fixed: 0, dated: modifiedAt.getTime() });
+  });
+});
+
+describe("packFolderThen", () => {
+  const collect = async (stream: AsyncIterable<Uint8Array>) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(Buffer.from(chunk));
+    return Buffer.concat(chunks);
+  };
+
+  it("makes one archive of a folder (as name/…, excluded paths left out) followed by another tar, that GNU tar extracts whole", async () => {
+    const host = join(root, "host");
+    await mkdir(join(host, ".git", "hooks"), { recursive: true });
+    await mkdir(join(host, ".git", "refs", "heads"), { recursive: true });
+    await writeFile(join(host, ".git", "HEAD"), "ref: refs/heads/main\n");
+    await writeFile(join(host, ".git", "refs", "heads", "main"), "0".repeat(40) + "\n");
+    await writeFile(join(host, ".git", "hooks", "pre-commit"), "#!/bin/sh\n");
+    // The second archive ends in a file whose last block is all zeros: only its own end-of-archive ends the whole.
+    const rest = await packEntries([
+      { path: "src/a.ts", content: new TextEncoder().encode("export {};\n") },
+      { path: "zeros.bin", content: new Uint8Array(1024) },
+    ]);
+    const joined = await collect(packFolderThen(host, ".git", { exclude: (path) => path === "hooks" }, Readable.from([Buffer.from(rest)])));
+
+    const entries = await readArchive(new Uint8Array(joined));
+    expect(entries.filter((entry) => entry.type === "file").map((entry) => entry.path).sort()).toEqual([".git/HEAD", ".git/refs/heads/main", "src/a.ts", "zeros.bin"]);
+    const out = join(root, "out");
+    await mkdir(out);
+    const tarProcess = promisify(execFile)("tar", ["-x", "-C", out]);
+    tarProcess.child.stdin!.end(joined);
+    await tarProcess;
+    expect(await readFile(join(out, ".git", "HEAD"), "utf8")).toBe("ref: refs/heads/main\n");
+    expect(await readFile(join(out, "zeros.bin"))).toEqual(Buffer.alloc(1024));
+    await expect(lstat(join(out, ".git", "hooks"))).rejects.toThrow();
+  });
+
+  it("fails the stream when the folder is missing, and destroys the other tar", async () => {
+    const rest = Readable.from([Buffer.alloc(10)]);
+    await expect(collect(packFolderThen(root, "missing", {}, rest))).rejects.toThrow(/does not exist/);
+    expect(rest.destroyed).toBe(true);
   });
 });

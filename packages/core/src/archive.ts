@@ -24,6 +24,8 @@ export interface ArchiveEntry {
 export interface PackDirectoryOptions {
   /** Returns true for a relative path (`/` separators) that must be left out; a left-out folder is not descended into. */
   exclude?: (relativePath: string) => boolean;
+  /** Names every entry `prefix/path` (for {@link packDirectoryStream}); `exclude` still gets the path without it. */
+  prefix?: string;
 }
 
 // A fixed mtime keeps archives of the same tree byte-identical.
@@ -51,11 +53,46 @@ export function packDirectoryStream(hostDirectory: string, options: PackDirector
       throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${hostDirectory}: it does not exist.`, { cause });
     });
     if (!root.isDirectory()) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${hostDirectory}: it is not a folder.`);
-    await packFolder(pack, hostDirectory, "", options.exclude, true);
+    await packFolder(pack, hostDirectory, "", options.exclude, true, options.prefix);
   });
 }
 
+// tar-stream's finalize() writes exactly this many zero bytes after the last entry.
+const PACK_TRAILER_BYTES = 1024;
+
 /**
+ * One tar stream made of two: the host folder `hostDirectory/name` packed as `name/…` (as
+ * {@link packDirectoryStream} does: streamed, links never followed; `exclude` gets paths below
+ * `name`), then the tar stream `rest` byte for byte, whose end-of-archive ends both. One archive, so
+ * one extraction in the sandbox instead of two. Destroying the result destroys `rest`.
+ */
+export function packFolderThen(hostDirectory: string, name: string, options: PackDirectoryOptions, rest: AsyncIterable<Uint8Array> & { destroy?(error?: Error): void }): Readable {
+  const folder = packDirectoryStream(join(hostDirectory, name), { ...options, prefix: name });
+  async function* joined(): AsyncGenerator<Uint8Array> {
+    // The last bytes of the folder's archive are held back: its end-of-archive must not reach the sandbox.
+    let held = Buffer.alloc(0);
+    for await (const chunk of folder) {
+      held = Buffer.concat([held, chunk as Buffer]);
+      if (held.byteLength > PACK_TRAILER_BYTES) {
+        yield held.subarray(0, held.byteLength - PACK_TRAILER_BYTES);
+        held = held.subarray(held.byteLength - PACK_TRAILER_BYTES);
+      }
+    }
+    if (held.byteLength !== PACK_TRAILER_BYTES || held.some((byte) => byte !== 0)) {
+      throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Packing ${name} ended without the end-of-archive expected of tar-stream.`);
+    }
+    yield* rest;
+  }
+  const stream = Readable.from(joined(), { objectMode: false });
+  stream.once("close", () => {
+    folder.destroy();
+    rest.destroy?.();
+  });
+  return stream;
+}
+
+/**
+ * Packs the listed paths of a host folder/**
  * Packs the listed paths of a host folder (relative, `/` separators) as a stream: files with
  * their permission bits, symlinks as links. Folders are not descended into; a path that is missing,
  * is not a file or symlink, or lies below a symlink or a file is left out (the caller compares what
@@ -179,24 +216,25 @@ async function buildArchive(fill: (pack: tar.Pack) => Promise<void>): Promise<Ui
   return done;
 }
 
-async function packFolder(pack: tar.Pack, hostDirectory: string, relative: string, exclude: ((path: string) => boolean) | undefined, streamFiles = false): Promise<void> {
+async function packFolder(pack: tar.Pack, hostDirectory: string, relative: string, exclude: ((path: string) => boolean) | undefined, streamFiles = false, prefix?: string): Promise<void> {
   const names = (await readdir(join(hostDirectory, relative))).sort();
   for (const name of names) {
     const path = relative === "" ? name : `${relative}/${name}`;
     if (exclude?.(path)) continue;
     const hostPath = join(hostDirectory, path);
+    const entryName = prefix ? `${prefix}/${path}` : path;
     const stats = await lstat(hostPath);
     const mode = stats.mode & 0o7777;
     if (stats.isSymbolicLink()) {
-      await addEntry(pack, { name: path, type: "symlink", linkname: await readlink(hostPath), mode, mtime: fixedMtime });
+      await addEntry(pack, { name: entryName, type: "symlink", linkname: await readlink(hostPath), mode, mtime: fixedMtime });
     } else if (stats.isDirectory()) {
-      await addEntry(pack, { name: path, type: "directory", mode, mtime: fixedMtime });
-      await packFolder(pack, hostDirectory, path, exclude, streamFiles);
+      await addEntry(pack, { name: entryName, type: "directory", mode, mtime: fixedMtime });
+      await packFolder(pack, hostDirectory, path, exclude, streamFiles, prefix);
     } else if (stats.isFile() && streamFiles) {
-      await addFileEntry(pack, hostPath, path, mode);
+      await addFileEntry(pack, hostPath, entryName, mode);
     } else if (stats.isFile()) {
       const content = await readRegularFile(hostPath);
-      await addEntry(pack, { name: path, type: "file", mode, size: content.byteLength, mtime: fixedMtime }, content);
+      await addEntry(pack, { name: entryName, type: "file", mode, size: content.byteLength, mtime: fixedMtime }, content);
     }
   }
 }

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
-import { join, posix } from "node:path";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { packDirectoryStream } from "../archive.js";
+import { packFolderThen } from "../archive.js";
 import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { streamGit } from "./git-command.js";
@@ -19,9 +19,9 @@ export interface PlaceRepositoryInput {
 }
 
 /**
- * Puts the repository into the sandbox's workdir: HEAD's files straight from the object store
- * (`git archive`, streamed: no archive in memory, no second working tree on the host), then the
- * clone's `.git` without its hooks. Returns the listing of what was placed, taken before anything
+ * Puts the repository into the sandbox's workdir in one archive (one extraction): the clone's `.git`
+ * without its hooks, then HEAD's files straight from the object store (`git archive`, streamed: no
+ * archive in memory, no second working tree on the host). Returns the listing of what was placed, taken before anything
  * else runs in the sandbox, for {@link collectChanges}; undefined when the sandbox cannot list
  * (then every file is collected).
  */
@@ -33,19 +33,16 @@ export async function placeRepository(input: PlaceRepositoryInput): Promise<Work
     await writeFile(join(dir, ".git", "info", "attributes"), "* -export-subst -export-ignore\n");
     // A tree (not a commit) carries no pax header with the commit id; 022 gives checkout's 0644/0755.
     const archive = streamGit(["-c", "tar.umask=022", "archive", "--format=tar", "HEAD^{tree}"], { cwd: dir, signal, phase: "clone" });
-    // Hooks never reach the sandbox: nothing of the host's setup runs there, and nothing there is run here.
-    const gitFolder = packDirectoryStream(join(dir, ".git"), { exclude: (path) => path === "hooks" });
-    // The files and `.git` go in at once (HEAD's tree never holds a `.git`): one sandbox command's start less to wait for.
+    // One archive, one extraction in the sandbox: the clone's `.git` (HEAD's tree never holds one) without
+    // its hooks (nothing of the host's setup runs there, and nothing there is run here), then HEAD's files.
+    const combined = packFolderThen(dir, ".git", { exclude: (path) => path === "hooks" }, archive.stdout);
     const placed = await Promise.allSettled([
-      putStream(session, session.workdir, archive.stdout, signal).catch((error: unknown) => {
+      putStream(session, session.workdir, combined, signal).catch((error: unknown) => {
+        combined.destroy();
         archive.kill();
         throw error;
       }),
       archive.exited,
-      putStream(session, posix.join(session.workdir, ".git"), gitFolder, signal).catch((error: unknown) => {
-        gitFolder.destroy();
-        throw error;
-      }),
     ]);
     const failed = placed.find((result) => result.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;

@@ -46,7 +46,11 @@ async function agentRound(context: TaskContext, continueSession: { sessionId: st
     signal: context.signal,
     // The server's password reaches the agent's shell: the secret scan of the changes must know it.
     addSecret: (secret) => context.redactor.add(secret),
-    emit: (event) => context.emit(event),
+    emit: (event) => {
+      // The model answered: the task's start is over, and the pool may now use the CPU for a replacement.
+      if (event.type.startsWith("agent.")) context.startPoolReplacement?.();
+      context.emit(event);
+    },
     ...(continueSession ? { continueSession } : {}),
   });
   context.agentSessionId = output.sessionId;

@@ -37,6 +37,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
       const { session, server, modelProxy, egressProxy, preparedStateKey: startedFrom } = taken.lease;
       context.session = session;
       if (startedFrom !== undefined) context.startedFromPreparedState = startedFrom;
+      context.startPoolReplacement = () => taken.lease.startReplacement();
       context.agentServer = { ready: Promise.resolve(server), pooled: true, cancel: () => undefined };
       if (modelProxy) {
         context.modelProxy = modelProxy;

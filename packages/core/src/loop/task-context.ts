@@ -107,6 +107,8 @@ export interface TaskContext {
    * with a pooled sandbox, or one started while the repository is cloned. `cancel` stops a start in flight.
    */
   agentServer?: { ready: Promise<OpencodeServer>; pooled: boolean; cancel(): void };
+  /** A pooled sandbox's replacement, held back until this task's agent is under way (its first answer) or the task ends. */
+  startPoolReplacement?: () => void;
   /** The host-side model proxy, when `modelProxy` is on and the network is not enforced by the egress proxy. */
   modelProxy?: ModelProxy;
   /** The host-side egress proxy (and model route) of the sandbox, when the provider takes one. */

@@ -5,6 +5,7 @@ import type { TaskContext } from "./task-context.js";
 /** Phase 8: destroys the sandbox and removes host folders, whatever happened before. Never throws. */
 export async function teardown(context: TaskContext): Promise<void> {
   const problems: string[] = [];
+  context.startPoolReplacement?.();
   if (context.agentServer) {
     // A server started ahead of the agent phase that never got there (the clone failed) stops here.
     context.agentServer.cancel();

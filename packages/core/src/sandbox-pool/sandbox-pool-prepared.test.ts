@@ -231,9 +231,10 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
     try {
       await pool.whenReady();
       await cache.invalidate(prepared.key);
-      // Taking the idle sandbox starts its replacement, which finds no state to start from.
+      // The idle sandbox's replacement (started once its task says so) finds no state to start from.
       const taken = await pool.take(request);
       lease = "lease" in taken ? taken.lease : undefined;
+      lease!.startReplacement();
       expect(await log.next((event) => event.type === "start-failed")).toMatchObject({ code: "SANDBOX_CREATE_FAILED", message: expect.stringContaining("no longer kept") });
       expect(pool.stats()).toMatchObject({ idle: 0, starting: 0, startFailures: 1 });
       expect(await pool.take(request)).toEqual({ miss: expect.stringContaining("no longer keeps") });

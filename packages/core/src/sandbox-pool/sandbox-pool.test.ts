@@ -5,7 +5,7 @@ import type { AgentTaskEvent } from "../index.js";
 import { resolveModel } from "../agent/model-resolution.js";
 import { SESSION_ENVIRONMENT_VARIABLE } from "../sandbox-local/local-sandbox.js";
 import { createTestRepository, expectRunningAgentError, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, usePrivateTmpdir } from "../testing/index.js";
-import { createSandboxPool, type PooledSandboxLease, type SandboxPool, type SandboxPoolEvent } from "./sandbox-pool.js";
+import { createSandboxPool, type PooledSandboxLease, type SandboxPool, type SandboxPoolEvent, type SandboxPoolStats } from "./sandbox-pool.js";
 
 const API_KEY = "pool-model-key-0123456789";
 const ORIGINAL = "export const greeting = 'hello';\n";
@@ -64,12 +64,15 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
   it("a pooled task uses the server that was started ahead of it: the model's requests come while only that server runs in the sandbox", async () => {
     await using repo = await createTestRepository({ "src/greeting.ts": ORIGINAL });
     const serversAtRequest: number[][] = [];
+    const poolAtRequest: SandboxPoolStats[] = [];
     let pooledId = "";
+    let poolOfTask: SandboxPool | undefined;
     await using model = await startScriptedModelServer({
       apiKey: API_KEY,
       script: [
         (request) => {
           serversAtRequest.push(processesOf(pooledId, "serve"));
+          if (poolOfTask) poolAtRequest.push(poolOfTask.stats());
           return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/src/greeting.ts`, content: EDITED } }] };
         },
         { text: "Changed the greeting." },
@@ -77,6 +80,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     });
     const { pool, events } = localPool(model);
     await using _pool = pool;
+    poolOfTask = pool;
     await pool.whenReady();
     pooledId = readyIds(events)[0]!;
     const warmServers = processesOf(pooledId, "serve");
@@ -94,6 +98,8 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     expect(sandboxEvent).toMatchObject({ sandboxId: pooledId, pooled: true });
     // The request came from the warm server: the same process, and no other started in the sandbox.
     expect(serversAtRequest).toEqual([warmServers]);
+    // While the task started, no replacement took the CPU: it waited for the model's first answer.
+    expect(poolAtRequest[0]).toMatchObject({ starting: 0, heldBack: 1 });
     expect(taskEvents.some((event) => event.type === "log" && event.message.startsWith("OpenCode server ready in"))).toBe(false);
     expect(pool.stats().taken).toBe(1);
     // The taken sandbox is gone with its task, and the pool refills with a new one.
@@ -135,6 +141,36 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
       const ids = leases.map((lease) => lease!.session.id);
       expect(new Set(ids).size).toBe(3);
       expect(pool.stats()).toMatchObject({ taken: 3, waiting: 0 });
+    } finally {
+      await Promise.all(leases.map((lease) => release(lease)));
+    }
+  });
+
+  it("holds a taken sandbox's replacement back until its task says the agent is under way, unless another task finds none ready", async () => {
+    await using model = await startScriptedModelServer({});
+    const { pool } = localPool(model);
+    await using _pool = pool;
+    await pool.whenReady();
+    const resolved = resolveModel(modelFor(model));
+    const first = await pool.take({ taskId: "t1", model: resolved, modelProxy: true, allowRepoAgentConfig: false });
+    const leases = ["lease" in first ? first.lease : undefined];
+    try {
+      expect(pool.stats()).toMatchObject({ idle: 0, starting: 0, heldBack: 1 });
+      leases[0]!.startReplacement();
+      expect(pool.stats()).toMatchObject({ starting: 1, heldBack: 0 });
+      await pool.whenReady();
+      // Held back again, and then a second task with nothing ready: the replacement starts for it at once.
+      const second = await pool.take({ taskId: "t2", model: resolved, modelProxy: true, allowRepoAgentConfig: false });
+      leases.push("lease" in second ? second.lease : undefined);
+      expect(pool.stats()).toMatchObject({ starting: 0, heldBack: 1 });
+      const third = await pool.take({ taskId: "t3", model: resolved, modelProxy: true, allowRepoAgentConfig: false });
+      leases.push("lease" in third ? third.lease : undefined);
+      expect(leases.every(Boolean)).toBe(true);
+      expect(new Set(leases.map((lease) => lease!.session.id)).size).toBe(3);
+      // A late word from the second task's run starts nothing more than the pool's size.
+      leases[1]!.startReplacement();
+      leases[1]!.startReplacement();
+      expect(pool.stats().starting + pool.stats().idle).toBe(1);
     } finally {
       await Promise.all(leases.map((lease) => release(lease)));
     }

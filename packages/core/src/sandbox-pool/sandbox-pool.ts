@@ -118,6 +118,8 @@ export interface SandboxPoolStats {
   starting: number;
   /** Tasks waiting for a sandbox that is starting. */
   waiting: number;
+  /** Taken sandboxes whose replacement waits until their task's agent is under way. */
+  heldBack: number;
   /** Given to tasks since the pool opened. */
   taken: number;
   /** Pooled sandboxes that died or failed a check while idle, and were replaced. */
@@ -162,6 +164,13 @@ export interface PooledSandboxLease {
   egressProxy?: EgressProxy;
   /** The prepared state the sandbox's workdir holds (clone and setup done), for a pool of prepared sandboxes. */
   preparedStateKey?: string;
+  /**
+   * Starts this sandbox's replacement. The pool holds it back until the task says its agent is under
+   * way (`runAgentTask` calls this when the model first answers, and at teardown), so that on a small
+   * machine the replacement's OpenCode start does not take the CPU from the task's clone and first
+   * request. Another task that finds no ready sandbox starts it at once. Idempotent.
+   */
+  startReplacement(): void;
 }
 
 /**
@@ -271,6 +280,8 @@ class WarmSandboxPool implements SandboxPool {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly readyListeners = new Set<() => void>();
   private starting = 0;
+  /** Sandboxes taken (or being checked for a take) whose replacement waits for their task's word. */
+  private readonly heldBack = new Set<PooledSandbox>();
   private consecutiveFailures = 0;
   private backoffTimer: NodeJS.Timeout | undefined;
   private started = 0;
@@ -392,7 +403,7 @@ class WarmSandboxPool implements SandboxPool {
   }
 
   stats(): SandboxPoolStats {
-    return { idle: this.idle.length, starting: this.starting, waiting: this.waiters.length, ...this.counts };
+    return { idle: this.idle.length, starting: this.starting, waiting: this.waiters.length, heldBack: this.heldBack.size, ...this.counts };
   }
 
   whenReady(count = this.size): Promise<void> {
@@ -422,20 +433,25 @@ class WarmSandboxPool implements SandboxPool {
           this.track(this.discard(entry));
           continue;
         }
-        // Claimed before the check, so no other task can take it meanwhile; its replacement starts now.
+        // Claimed before the check, so no other task can take it meanwhile; its replacement waits for the task.
         entry.state = "leased";
-        this.fill();
+        this.heldBack.add(entry);
         const healthy = await this.isHealthy(entry);
         if (this.isStale(entry)) {
           // The state changed while the sandbox was checked: it holds the old one, which goes with it.
+          this.heldBack.delete(entry);
           this.track(this.discard(entry));
           return { miss: "the pool's prepared state changed" };
         }
         if (healthy) return { lease: this.lease(entry, request.taskId) };
+        this.heldBack.delete(entry);
         this.counts.replaced += 1;
         this.emit({ type: "replaced", sandboxId: entry.session.id, reason: "it failed the check before a task took it" });
         await this.discard(entry);
       }
+      // Demand that finds nothing ready: held-back replacements start now.
+      this.heldBack.clear();
+      this.fill();
       if (this.starting > this.waiters.length) {
         const entry = await this.waitForStart(request.signal);
         if (entry) return { lease: this.lease(entry, request.taskId) };
@@ -454,6 +470,7 @@ class WarmSandboxPool implements SandboxPool {
       clearTimeout(this.backoffTimer);
       for (const waiter of this.waiters.splice(0)) waiter.deliver(undefined);
       for (const listener of [...this.readyListeners]) listener();
+      this.heldBack.clear();
       const idle = this.idle.splice(0);
       await Promise.all([...idle.map((entry) => this.discard(entry)), ...[...this.inFlight].map((start) => start.catch(() => undefined))]);
     })();
@@ -484,17 +501,22 @@ class WarmSandboxPool implements SandboxPool {
     return undefined;
   }
 
+  /** Hands `entry` to a task (a sandbox that was starting for a waiting task has its replacement started already). */
   private lease(entry: PooledSandbox, taskId: string): PooledSandboxLease {
     entry.state = "leased";
     this.counts.taken += 1;
     this.emit({ type: "taken", sandboxId: entry.session.id, taskId });
     const { modelProxy, egressProxy } = entry.access;
+    const startReplacement = () => {
+      if (this.heldBack.delete(entry)) this.fill();
+    };
     return {
       session: entry.session,
       server: entry.server,
       ...(modelProxy ? { modelProxy } : {}),
       ...(egressProxy ? { egressProxy } : {}),
       ...(entry.prepared ? { preparedStateKey: entry.prepared.key } : {}),
+      startReplacement,
     };
   }
 
@@ -530,7 +552,7 @@ class WarmSandboxPool implements SandboxPool {
   /** Starts sandboxes until ready plus starting reaches the size (after a failure, with a growing pause). */
   private fill(): void {
     if (this.closed || this.backoffTimer || this.prepared === "waiting" || this.stateLost) return;
-    while (this.idle.length + this.starting < this.size && (this.options.refill !== false || this.started < this.size)) {
+    while (this.idle.length + this.starting + this.heldBack.size < this.size && (this.options.refill !== false || this.started < this.size)) {
       const start = this.startOne();
       this.inFlight.add(start);
       void start.finally(() => this.inFlight.delete(start));
