@@ -136,7 +136,7 @@ export async function createTaskRuntime(config: ServerConfig, log: (line: string
       `sandbox: ${sandbox.description}`,
       `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : config.gitHost === "gitlab" ? `gitlab (${config.gitlab.url ?? "gitlab.com"})` : "local (paths and file:// URLs on this machine)"}`,
       `model: ${offlineModel ? `scripted offline model at ${offlineModel.server.url}` : (config.model ?? "core's default (Gemini, GEMINI_API_KEY)")}`,
-      `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}${config.preparedRepos.some((entry) => entry.pool > 0) ? `; per prepared repository, from its state: ${config.preparedRepos.map((entry) => `${entry.repo} ${entry.pool}`).join(", ")}` : ""}`,
+      `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}${config.role !== "api" && config.preparedRepos.some((entry) => entry.pool > 0) ? `; per prepared repository, from its state: ${config.preparedRepos.map((entry) => `${entry.repo} ${entry.pool}`).join(", ")}` : ""}`,
       `prepared repositories: ${config.preparedRepos.length === 0 ? "none (RUNNING_AGENT_PREPARED_REPOS)" : `${config.preparedRepos.map((entry) => entry.repo).join(", ")}${sandbox.preparedStates ? ` (${sandbox.preparedStates})` : ""}${config.role === "api" ? "; kept by the worker processes" : ""}`}`,
     ],
     close: async () => {
