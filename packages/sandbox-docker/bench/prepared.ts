@@ -103,7 +103,7 @@ async function measure(label: string, repoPath: string, plain: SandboxProvider, 
 
   const rows: Array<[string, keyof Sample]> = [
     ["sandbox (pooled: take; prepared: + host clone)", "sandbox"],
-    ["clone (place files)", "clone"],
+    ["clone (place files; local prepared: copy the state)", "clone"],
     ["setup", "setup"],
     ["call -> first model request", "firstModelRequest"],
     ["total", "total"],
@@ -111,12 +111,14 @@ async function measure(label: string, repoPath: string, plain: SandboxProvider, 
   const medians = (field: keyof Sample) => MODES.map((mode) => median(samples[mode].map((sample) => sample[field] as number)));
   console.log(`\n${label}: setup writing and packing ${files} files, 200-file repository, ${runs} runs each, medians (ms)`);
   console.log(`preparing the state ahead (prepareRepository: clone, setup, keep): ${prepared.durationMs.toFixed(0)}`);
-  console.log(["step".padEnd(48), ...MODES.map((mode) => mode.padStart(mode.length < 9 ? 9 : mode.length))].join(" "));
-  for (const [name, field] of rows) console.log([name.padEnd(48), ...medians(field).map((value, index) => value.toFixed(0).padStart(Math.max(9, MODES[index]!.length)))].join(" "));
+  console.log(["step".padEnd(52), ...MODES.map((mode) => mode.padStart(mode.length < 9 ? 9 : mode.length))].join(" "));
+  for (const [name, field] of rows) console.log([name.padEnd(52), ...medians(field).map((value, index) => value.toFixed(0).padStart(Math.max(9, MODES[index]!.length)))].join(" "));
   const first = medians("firstModelRequest");
-  console.log(["call -> first model request / cold".padEnd(48), ...first.map((value, index) => `${((value / first[0]!) * 100).toFixed(0)}%`.padStart(Math.max(9, MODES[index]!.length)))].join(" "));
+  console.log(["call -> first model request / cold".padEnd(52), ...first.map((value, index) => `${((value / first[0]!) * 100).toFixed(0)}%`.padStart(Math.max(9, MODES[index]!.length)))].join(" "));
+  const clones = medians("clone");
   const setups = medians("setup");
-  console.log(`setup time saved per task by the prepared state: ${(setups[0]! - setups[2]!).toFixed(0)} ms (cold) and ${(setups[1]! - setups[3]!).toFixed(0)} ms (pooled)`);
+  const placedAndSetUp = MODES.map((_, index) => clones[index]! + setups[index]!);
+  console.log(`clone + setup saved per task by the prepared state: ${(placedAndSetUp[0]! - placedAndSetUp[2]!).toFixed(0)} ms (cold -> prepared), ${(placedAndSetUp[1]! - placedAndSetUp[3]!).toFixed(0)} ms (warm pool -> warm pool + prepared)`);
 }
 
 await using repo = await createTestRepository(repositoryFiles);
