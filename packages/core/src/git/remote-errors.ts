@@ -8,7 +8,11 @@ import type { Phase } from "../phases.js";
 export function httpFailure(error: unknown, url: string, phase: Phase): RunningAgentError | undefined {
   const data = (error as { code?: string; data?: { statusCode?: number } } | null) ?? {};
   if (data.code !== "HttpError" || typeof data.data?.statusCode !== "number") return undefined;
-  const status = data.data.statusCode;
+  return httpStatusFailure(data.data.statusCode, url, phase);
+}
+
+/** The typed error for an HTTP status a Git remote answered with (401, 403, 404, 429), else undefined. */
+export function httpStatusFailure(status: number, url: string, phase: Phase): RunningAgentError | undefined {
   const details = { status, url };
   if (status === 401) {
     return agentError(ErrorCode.AUTH_FAILED, `${url} refused the credentials (HTTP 401). Check the token and that it has access to the repository.`, { phase, details });
