@@ -3,8 +3,7 @@ import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.j
 import { validateBranchName } from "./branch-name.js";
 import { isHttpRemote } from "./clone.js";
 import { GitCommandFailure, runGit } from "./git-command.js";
-import { runRemoteGit } from "./remote-git.js";
-import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "./remote-stall-timer.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS, runRemoteGit } from "./remote-git.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 
 /** What {@link pushBranch} needs. */

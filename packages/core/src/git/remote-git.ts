@@ -4,6 +4,9 @@ import type { GitCredentials } from "../spec/git-host-spec.js";
 import { GitCommandFailure, runGit, type GitCommandResult } from "./git-command.js";
 import { httpStatusFailure } from "./remote-errors.js";
 
+/** How long a Git remote may send and take nothing before the clone, ref read or push fails. */
+export const DEFAULT_GIT_STALL_TIMEOUT_MS = 60_000;
+
 /** What {@link runRemoteGit} needs besides git's arguments. */
 export interface RemoteGitOptions {
   /** The http(s) remote, without credentials. */
