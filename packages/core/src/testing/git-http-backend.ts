@@ -91,9 +91,17 @@ function relayCgiResponse(child: ChildProcess, response: ServerResponse): Promis
   return new Promise((resolve) => {
     let head = Buffer.alloc(0);
     let status = 0;
+    // Back-pressure: git waits while the client is slower, so the server never holds a whole pack.
+    const write = (chunk: Buffer) => {
+      if (response.destroyed || response.write(chunk)) return;
+      child.stdout!.pause();
+      response.once("drain", () => child.stdout!.resume());
+    };
+    // A client that went away: the rest is read and dropped, so git is not left blocked.
+    response.once("close", () => child.stdout!.resume());
     child.stdout!.on("data", (chunk: Buffer) => {
       if (status !== 0) {
-        response.write(chunk);
+        write(chunk);
         return;
       }
       head = Buffer.concat([head, chunk]);
@@ -113,7 +121,7 @@ function relayCgiResponse(child: ChildProcess, response: ServerResponse): Promis
       }
       response.writeHead(status, headers);
       const rest = head.subarray(end + (end === crlf ? 4 : 2));
-      if (rest.byteLength > 0) response.write(rest);
+      if (rest.byteLength > 0) write(rest);
     });
     child.on("close", () => {
       if (status === 0) {
