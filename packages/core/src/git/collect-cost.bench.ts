@@ -342,7 +342,7 @@ async function cloneMemoryOf(setup: Setup): Promise<void> {
 
 async function memoryTable(): Promise<void> {
   const fileCount = Number(process.env.RUNNING_AGENT_BENCH_MEMORY_FILES ?? 20_000);
-  console.log(`\nmemory against the changed bytes, ${fileCount}-file repository: peaks above the start of collect (this process) and of the git processes it runs; "with push" for this process includes the test's git HTTP server, which runs in it and reads each request whole`);
+  console.log(`\nmemory against the changed bytes, ${fileCount}-file repository: peaks above the start of collect (this process) and of the git processes it runs; this process includes the test's git HTTP server, which runs in it and relays each request and answer (streamed)`);
   console.log(`git processes: anonymous is what git allocated; file-backed is pages of the pack and object files git maps (page cache the kernel can drop), which /proc's plain rss adds in`);
   const setup = await makeSetup(fileCount);
   try {
