@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ResolvedRepository } from "../spec/git-host-spec.js";
@@ -208,6 +210,29 @@ describe("cloneRepository over http (the git CLI against git http-backend)", () 
     expect(runningAtAbort.length).toBeGreaterThan(1);
     expect(relay.held).toEqual([expect.objectContaining({ method: "POST", behaviour: "silent" })]);
     expect(gitProcessesOf(relay.url, dir)).toEqual([]);
+  });
+
+  it.each([
+    [403, "PERMISSION_DENIED"],
+    [429, "RATE_LIMITED"],
+    [500, "CLONE_FAILED"],
+  ] as const)("maps a remote's HTTP %i to %s", async (status, code) => {
+    const remote = createServer((request, response) => {
+      request.resume();
+      response.writeHead(status, { "content-type": "text/plain" });
+      response.end("no\n");
+    });
+    await new Promise<void>((resolve) => remote.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(remote.address() as AddressInfo).port}/repo.git`;
+      const error = await expectRunningAgentError(cloneRepository({ repository: { ...httpRepository(), remote: url }, branch: "main", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir: await emptyFolder() }));
+      expect(error.code).toBe(code);
+      expect(error.phase).toBe("clone");
+      expect(`${error.message} ${JSON.stringify(error)} ${String((error.cause as Error | undefined)?.message)}`).not.toContain(TOKEN);
+    } finally {
+      remote.closeAllConnections();
+      await new Promise((resolve) => remote.close(resolve));
+    }
   });
 
   it("rejects a bad depth or branch before any request", async () => {
