@@ -30,7 +30,7 @@ export { commitChanges, type CommitChangesInput } from "./git/commit.js";
 export { pushBranch, type PushBranchInput } from "./git/push.js";
 export { resolveModel, DEFAULT_COMPATIBLE_LIMITS, type ResolvedModel, type OpencodeProviderBlock } from "./agent/model-resolution.js";
 export { runAgentTask, startAgentTask } from "./run-agent-task.js";
-export { DEFAULT_GIT_STALL_TIMEOUT_MS } from "./git/remote-stall-timer.js";
+export { DEFAULT_GIT_STALL_TIMEOUT_MS } from "./git/remote-git.js";
 // Types of PooledSandboxLease's fields.
 export type { ModelProxy, ModelRoute } from "./agent/model-proxy.js";
 export type { LegacyNetworkPolicy } from "./network/network-policy.js";

@@ -5,8 +5,7 @@ export interface ChangeLimits {
   /** The largest file, in bytes. Default 100 MiB (GitHub refuses larger files). */
   maxFileBytes?: number;
   /**
-   * All added and modified files together, in bytes. Default 256 MiB: the push over HTTP
-   * (isomorphic-git) builds its pack in memory, at about five times the changed bytes.
+   * All added and modified files together, in bytes. Default 256 MiB.
    */
   maxTotalBytes?: number;
   /** Files added or modified. Default 10,000. */

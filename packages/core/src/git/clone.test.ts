@@ -1,4 +1,7 @@
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ResolvedRepository } from "../spec/git-host-spec.js";
@@ -37,6 +40,42 @@ async function allBytes(dir: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Every process's command line, arguments joined by spaces (from /proc). */
+function commandLines(): string[] {
+  const lines: string[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      lines.push(readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" "));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return lines;
+}
+
+/** Live git processes (zombies have no command line) that name the remote or work in the clone. */
+function gitProcessesOf(remote: string, dir: string): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const line = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" ");
+      if (!/^\S*git/.test(line)) continue;
+      let cwd = "";
+      try {
+        cwd = readlinkSync(`/proc/${name}/cwd`);
+      } catch {
+        // Exiting.
+      }
+      if (line.includes(remote) || line.includes(dir) || cwd.startsWith(dir)) found.push(`${name}: ${line}`);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
 beforeAll(async () => {
   fixture = await createGitFixture({ files, bare: true, earlierCommits: 2 });
   await gitIn(fixture.workPath, ["branch", "feature"]);
@@ -60,11 +99,21 @@ async function expectFixtureTree(dir: string): Promise<void> {
   expect([...(await readFile(join(dir, "image.bin")))]).toEqual([0, 1, 2, 3, 255, 0, 7]);
 }
 
-describe("cloneRepository over http (isomorphic-git against git http-backend)", () => {
-  it("clones one branch shallowly with the token passed only through onAuth", async () => {
+describe("cloneRepository over http (the git CLI against git http-backend)", () => {
+  it("clones one branch shallowly with the token only in git's environment: never on a command line, never in .git", async () => {
     const dir = await emptyFolder();
     const before = server.requests.length;
-    const { commit } = await cloneRepository({ repository: httpRepository(), branch: "main", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir });
+    const basic = Buffer.from(`${USERNAME}:${TOKEN}`).toString("base64");
+    // Read while git runs (each request holds its processes): no process shows the secret in its arguments.
+    const leakingCommandLines: string[] = [];
+    await using watchedServer = await startGitHttpServer({
+      root: fixture.root,
+      token: TOKEN,
+      username: USERNAME,
+      onRequest: () => leakingCommandLines.push(...commandLines().filter((line) => line.includes(TOKEN) || line.includes(basic))),
+    });
+    const repository = { ...httpRepository(), remote: `${watchedServer.url}/repo.git` };
+    const { commit } = await cloneRepository({ repository, branch: "main", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir });
 
     expect(commit).toBe(fixture.commit);
     await expectFixtureTree(dir);
@@ -74,16 +123,39 @@ describe("cloneRepository over http (isomorphic-git against git http-backend)", 
     expect(await gitIn(dir, ["status", "--porcelain"])).toBe("");
     expect((await gitIn(dir, ["branch", "--show-current"])).trim()).toBe("main");
 
-    // The server saw Basic auth with the right user on every request after the challenge.
-    const requests = server.requests.slice(before);
-    expect(requests[0]).toMatchObject({ authorizationPresent: false, status: 401 });
+    // The header goes with every request (no 401 round trip), with the right user.
+    const requests = watchedServer.requests;
     expect(requests.length).toBeGreaterThan(1);
-    for (const request of requests.slice(1)) expect(request).toMatchObject({ authorizationPresent: true, authorized: true, username: USERNAME });
+    for (const request of requests) expect(request).toMatchObject({ authorizationPresent: true, authorized: true, username: USERNAME });
     for (const request of requests) expect(request.path).not.toContain(TOKEN);
-    // The token is nowhere in the clone: not in .git/config, not in any ref or log.
-    expect(await readFile(join(dir, ".git/config"), "utf8")).not.toContain(TOKEN);
-    expect((await allBytes(dir)).includes(TOKEN)).toBe(false);
-    expect(await readFile(join(dir, ".git/config"), "utf8")).toContain(`${server.url}/repo.git`);
+    expect(server.requests.length).toBe(before);
+    expect(leakingCommandLines).toEqual([]);
+    // Neither the token nor its Basic form is anywhere in the clone: not in .git/config, a ref, a log or an object.
+    const everything = await allBytes(dir);
+    expect(everything.includes(TOKEN)).toBe(false);
+    expect(everything.includes(basic)).toBe(false);
+    const config = await readFile(join(dir, ".git/config"), "utf8");
+    expect(config).toContain(`${watchedServer.url}/repo.git`);
+    expect(config).not.toMatch(/extraheader|authorization/i);
+    // No template: no hook samples to copy into the sandbox.
+    await expect(lstat(join(dir, ".git/hooks"))).rejects.toThrow();
+  });
+
+  it("without checkout: no working tree, the index holds HEAD, and still no credential in .git", async () => {
+    const dir = await emptyFolder();
+    const { commit } = await cloneRepository({ repository: httpRepository(), branch: "feature", depth: "full", credentials: { username: USERNAME, password: TOKEN }, dir, checkout: false });
+    expect(commit).toBe(fixture.commit);
+    expect(await readdir(dir)).toEqual([".git"]);
+    expect((await gitIn(dir, ["branch", "--show-current"])).trim()).toBe("feature");
+    expect((await gitIn(dir, ["rev-list", "--count", "HEAD"])).trim()).toBe("3");
+    // Index equal to HEAD: nothing staged, and every file of HEAD is in it.
+    expect(await gitIn(dir, ["diff", "--cached", "--name-only", "HEAD"])).toBe("");
+    const indexed = (await gitIn(dir, ["ls-files"])).trim().split("\n");
+    expect(indexed).toEqual(expect.arrayContaining(Object.keys(files)));
+    expect(indexed).toEqual((await gitIn(dir, ["ls-tree", "-r", "--name-only", "HEAD"])).trim().split("\n"));
+    const everything = await allBytes(dir);
+    expect(everything.includes(TOKEN)).toBe(false);
+    expect(everything.includes(Buffer.from(`${USERNAME}:${TOKEN}`).toString("base64"))).toBe(false);
   });
 
   it("clones the full history with depth full", async () => {
@@ -118,19 +190,49 @@ describe("cloneRepository over http (isomorphic-git against git http-backend)", 
     expect(error.code).toBe("REPO_NOT_FOUND");
   });
 
-  it("stops with ABORTED when the signal fires during the transfer", async () => {
+  it("stops with ABORTED when the signal fires while the remote holds the pack, and leaves no git process", async () => {
     const controller = new AbortController();
-    await using abortingServer = await startGitHttpServer({
-      root: fixture.root,
-      // Abort as soon as the pack is asked for: the clone is mid-way.
-      onRequest: (request) => {
-        if (request.method === "POST") controller.abort();
-      },
+    const dir = await emptyFolder();
+    let posts = 0;
+    let runningAtAbort: string[] = [];
+    // The second POST asks for the pack (the first lists the refs): held silent, and the caller gives up meanwhile.
+    await using relay = await startStallingGitRelay(server.url, (method) => {
+      if (method !== "POST" || ++posts < 2) return { kind: "pass" };
+      runningAtAbort = gitProcessesOf(relay.url, dir);
+      setImmediate(() => controller.abort());
+      return { kind: "silent" };
     });
-    const repository = { ...httpRepository(), remote: `${abortingServer.url}/repo.git` };
-    const error = await expectRunningAgentError(cloneRepository({ repository, branch: "main", depth: 1, dir: await emptyFolder(), signal: controller.signal }));
+    const repository = { ...httpRepository(), remote: `${relay.url}/repo.git` };
+    const error = await expectRunningAgentError(cloneRepository({ repository, branch: "main", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir, signal: controller.signal }));
     expect(error.code).toBe("ABORTED");
     expect(error.phase).toBe("clone");
+    // The premise: git's clone and its remote helper were running when the signal fired.
+    expect(runningAtAbort.length).toBeGreaterThan(1);
+    expect(relay.held).toEqual([expect.objectContaining({ method: "POST", behaviour: "silent" })]);
+    expect(gitProcessesOf(relay.url, dir)).toEqual([]);
+  });
+
+  it.each([
+    [403, "PERMISSION_DENIED"],
+    [429, "RATE_LIMITED"],
+    [500, "CLONE_FAILED"],
+  ] as const)("maps a remote's HTTP %i to %s", async (status, code) => {
+    const remote = createServer((request, response) => {
+      request.resume();
+      response.writeHead(status, { "content-type": "text/plain" });
+      response.end("no\n");
+    });
+    await new Promise<void>((resolve) => remote.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(remote.address() as AddressInfo).port}/repo.git`;
+      const error = await expectRunningAgentError(cloneRepository({ repository: { ...httpRepository(), remote: url }, branch: "main", depth: 1, credentials: { username: USERNAME, password: TOKEN }, dir: await emptyFolder() }));
+      expect(error.code).toBe(code);
+      expect(error.phase).toBe("clone");
+      expect(`${error.message} ${JSON.stringify(error)} ${String((error.cause as Error | undefined)?.message)}`).not.toContain(TOKEN);
+    } finally {
+      remote.closeAllConnections();
+      await new Promise((resolve) => remote.close(resolve));
+    }
   });
 
   it("rejects a bad depth or branch before any request", async () => {
@@ -167,7 +269,9 @@ describe("cloneRepository from a remote that stops answering", () => {
   });
 
   it("fails with GIT_REMOTE_STALLED when the pack's headers and first bytes come and the rest never does", { timeout: 60_000 }, async () => {
-    const { relay, clone } = await cloneThrough((method) => (method === "POST" ? { kind: "stall-after", bytes: 200 } : { kind: "pass" }));
+    // Protocol v2: the first POST lists the refs, the second carries the pack.
+    let posts = 0;
+    const { relay, clone } = await cloneThrough((method) => (method === "POST" && ++posts === 2 ? { kind: "stall-after", bytes: 200 } : { kind: "pass" }));
     await using _relay = relay;
     const error = await expectRunningAgentError(clone);
     expect(error.code).toBe("GIT_REMOTE_STALLED");
@@ -175,20 +279,21 @@ describe("cloneRepository from a remote that stops answering", () => {
     expect(relay.held).toEqual([expect.objectContaining({ method: "POST", behaviour: "stall-after", bytesSent: 200 })]);
   });
 
-  it("fails with GIT_REMOTE_STALLED when the ref advertisement stops mid-body", { timeout: 60_000 }, async () => {
-    // The first GET is the 401 challenge; the second, with credentials, carries the refs.
-    let gets = 0;
-    const { relay, clone } = await cloneThrough((method) => (method === "GET" && ++gets === 2 ? { kind: "stall-after", bytes: 40 } : { kind: "pass" }));
+  it("fails with GIT_REMOTE_STALLED when the ref listing stops mid-body", { timeout: 60_000 }, async () => {
+    // Protocol v2: the first POST (ls-refs) carries the refs.
+    let posts = 0;
+    const { relay, clone } = await cloneThrough((method) => (method === "POST" && ++posts === 1 ? { kind: "stall-after", bytes: 40 } : { kind: "pass" }));
     await using _relay = relay;
     const error = await expectRunningAgentError(clone);
     expect(error.code).toBe("GIT_REMOTE_STALLED");
-    expect(relay.held[0]).toMatchObject({ method: "GET", behaviour: "stall-after", bytesSent: 40 });
+    expect(relay.held).toEqual([expect.objectContaining({ method: "POST", behaviour: "stall-after", bytesSent: 40 })]);
   });
 
   it("does not cut a slow transfer that keeps moving, though it takes longer than the stall limit", async () => {
     const stallTimeoutMs = 3000;
     const started = Date.now();
-    const { relay, dir, clone } = await cloneThrough((method) => (method === "POST" ? { kind: "drip", pieces: 40, gapMs: 100 } : { kind: "pass" }), stallTimeoutMs);
+    let posts = 0;
+    const { relay, dir, clone } = await cloneThrough((method) => (method === "POST" && ++posts === 2 ? { kind: "drip", pieces: 40, gapMs: 100 } : { kind: "pass" }), stallTimeoutMs);
     await using _relay = relay;
     const { commit } = await clone;
     expect(commit).toBe(fixture.commit);

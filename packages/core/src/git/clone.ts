@@ -1,13 +1,10 @@
-import fs from "node:fs";
 import { pathToFileURL } from "node:url";
-import git from "isomorphic-git";
 import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.js";
-import { createAbortableHttpClient } from "./abortable-http-client.js";
 import { validateBranchName } from "./branch-name.js";
 import { GitCommandFailure, runGit } from "./git-command.js";
-import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "./remote-stall-timer.js";
-import { abortFailure, httpFailure, wrapFailure } from "./remote-errors.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS, runRemoteGit } from "./remote-git.js";
+import { abortFailure, wrapFailure } from "./remote-errors.js";
 
 /** What {@link cloneRepository} needs. */
 export interface CloneRepositoryInput {
@@ -17,7 +14,7 @@ export interface CloneRepositoryInput {
   branch: string;
   /** Number of commits to fetch, or `"full"` for the whole history. */
   depth: number | "full";
-  /** For http(s) remotes; handed to isomorphic-git's onAuth callback only. */
+  /** For http(s) remotes; given to git only in the environment of the clone (an Authorization header for the remote's URL). */
   credentials?: GitCredentials;
   /** An empty or missing host folder to clone into. */
   dir: string;
@@ -32,15 +29,15 @@ export interface CloneRepositoryInput {
   stallTimeoutMs?: number;
 }
 
-/** True when the remote is reached over HTTP (isomorphic-git) rather than as a local path (git CLI). */
+/** True when the remote is reached over HTTP (hardened git CLI, {@link runRemoteGit}) rather than as a local path. */
 export function isHttpRemote(remote: string): boolean {
   return /^https?:\/\//i.test(remote);
 }
 
 /**
- * Clones one branch of the repository into `dir` on the host. http(s) remotes go through
- * isomorphic-git with the credentials passed only through its onAuth callback (never in a URL or
- * the repo config); local remotes through the git CLI. Rejects with BASE_BRANCH_NOT_FOUND,
+ * Clones one branch of the repository into `dir` on the host with the git CLI. For http(s)
+ * remotes the credentials go only into the environment of that one git call (never in a URL, a
+ * command line or the repo config). Rejects with BASE_BRANCH_NOT_FOUND,
  * REPO_NOT_FOUND, AUTH_FAILED, PERMISSION_DENIED, GIT_REMOTE_STALLED, ABORTED or CLONE_FAILED (phase `clone`).
  */
 export async function cloneRepository(input: CloneRepositoryInput): Promise<{
@@ -68,46 +65,35 @@ export async function cloneRepository(input: CloneRepositoryInput): Promise<{
   return cloned;
 }
 
+/**
+ * Clones over http(s) with the git CLI: the pack goes from the remote helper straight to
+ * index-pack, in git's processes, so this process holds none of it. Hardened like the push
+ * ({@link runRemoteGit}): the credential is only in the environment of this one call, never in
+ * the clone's config (which goes into the sandbox). No templates: no hook samples to copy.
+ */
 async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: string }> {
   const { repository, branch, depth, dir, credentials, signal } = input;
   const url = repository.remote;
-  const http = createAbortableHttpClient({ signal, stall: { remote: url, phase: "clone", stallTimeoutMs: input.stallTimeoutMs ?? DEFAULT_GIT_STALL_TIMEOUT_MS } });
+  const args = ["clone", "--quiet", "--template=", "--single-branch", "--no-tags", `--branch=${branch}`];
+  if (depth !== "full") args.push(`--depth=${depth}`);
+  if (input.checkout === false) args.push("--no-checkout");
+  args.push("--", url, dir);
   try {
-    await git.clone({
-      fs,
-      // A shared cache keeps the parsed packfile between the fetch and the checkout.
-      cache: {},
-      http,
-      dir,
-      url,
-      ref: branch,
-      singleBranch: true,
-      noTags: true,
-      ...(input.checkout === false ? { noCheckout: true } : {}),
-      ...(depth === "full" ? {} : { depth }),
-      ...(credentials ? { onAuth: () => ({ username: credentials.username, password: credentials.password }) } : {}),
-    });
-    // isomorphic-git writes a config for browsers (no file modes, no symlinks); the git CLI used
-    // later to collect and commit must see modes and links as they are.
-    await git.setConfig({ fs, dir, path: "core.filemode", value: true });
-    await git.setConfig({ fs, dir, path: "core.symlinks", value: true });
-    await git.setConfig({ fs, dir, path: "core.ignorecase", value: process.platform === "darwin" || process.platform === "win32" });
-    // Like git's own clone: origin/HEAD names the cloned branch. isomorphic-git's push uses it to
-    // leave out the objects the remote already has; without it every push resends the whole tree.
-    await git.writeRef({ fs, dir, ref: "refs/remotes/origin/HEAD", value: `refs/remotes/origin/${branch}`, symbolic: true, force: true });
-    return { commit: await git.resolveRef({ fs, dir, ref: "HEAD" }) };
+    await runRemoteGit(args, { url, ...(credentials ? { credentials } : {}), stallTimeoutMs: input.stallTimeoutMs ?? DEFAULT_GIT_STALL_TIMEOUT_MS, phase: "clone", signal });
+    return { commit: await headCommit(dir, signal) };
   } catch (error) {
-    if (!signal?.aborted && http.stalled) throw http.stalled;
     const aborted = abortFailure(error, signal, "clone");
     if (aborted) throw aborted;
-    const failure = httpFailure(error, url, "clone");
-    if (failure) throw failure;
-    const code = (error as { code?: string }).code;
-    if (code === "NotFoundError" || code === "CommitNotFetchedError") {
+    if (error instanceof GitCommandFailure && /Remote branch .* not found/i.test(error.stderr)) {
       throw agentError(ErrorCode.BASE_BRANCH_NOT_FOUND, `The branch "${branch}" does not exist in ${repository.id}.`, { phase: "clone", cause: error });
     }
     throw wrapFailure(error, ErrorCode.CLONE_FAILED, `Cloning ${url} failed: ${(error as Error).message}`, "clone");
   }
+}
+
+async function headCommit(dir: string, signal: AbortSignal | undefined): Promise<string> {
+  const { stdout } = await runGit(["rev-parse", "--verify", "HEAD^{commit}"], { cwd: dir, signal, phase: "clone" });
+  return stdout.toString("utf8").trim();
 }
 
 async function cloneLocal(input: CloneRepositoryInput): Promise<{ commit: string }> {
@@ -120,8 +106,7 @@ async function cloneLocal(input: CloneRepositoryInput): Promise<{ commit: string
   args.push("--", source, dir);
   try {
     await runGit(args, { signal, phase: "clone" });
-    const { stdout } = await runGit(["rev-parse", "--verify", "HEAD^{commit}"], { cwd: dir, signal, phase: "clone" });
-    return { commit: stdout.toString("utf8").trim() };
+    return { commit: await headCommit(dir, signal) };
   } catch (error) {
     if (error instanceof GitCommandFailure) {
       if (/Remote branch .* not found/i.test(error.stderr)) {

@@ -180,30 +180,54 @@ async function timeTable(): Promise<void> {
   }
 }
 
-/** Resident memory of this process's git descendants (a push's remote helper and pack-objects; not the test server's git http-backend), from /proc. */
-function gitDescendantsRss(): number {
-  const processes = new Map<number, { parent: number; command: string; rss: number }>();
+/** Resident memory of git processes, in bytes: all of them, and the processes that held the most of each kind. */
+interface GitMemory {
+  anon: number;
+  file: number;
+  mostAnon?: { command: string; bytes: number };
+  mostFile?: { command: string; bytes: number };
+}
+
+/**
+ * Resident memory of this process's git descendants (a push's remote helper and pack-objects, a
+ * clone's index-pack; not the test server's git http-backend), from /proc/PID/status.
+ * Anonymous is what git allocated; file-backed is pages of files it mapped (git mmaps pack files and
+ * copies reused objects out of those windows), which /proc/PID/stat's rss counts too but which the
+ * kernel can drop and share: it is the page cache, not git's allocation.
+ */
+function gitDescendantsMemory(): GitMemory {
+  const processes = new Map<number, { parent: number; command: string; anon: number; file: number }>();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      // The server's `git http-backend` is named git too: told apart by its arguments.
-      const server = command.startsWith("git") && readFileSync(`/proc/${name}/cmdline`, "utf8").includes("http-backend");
-      processes.set(Number(name), { parent: Number(fields[1]), command: server ? "git-http-backend" : command, rss: Number(fields[21]) * 4096 });
+      let command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (command.startsWith("git")) {
+        // The server's `git http-backend` is named git too: told apart by its arguments; `git` alone is named by its subcommand.
+        const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+        let subcommand = 1;
+        while (argv[subcommand] === "-c") subcommand += 2;
+        command = argv.includes("http-backend") ? "git-http-backend" : command === "git" && argv[subcommand] ? `git ${argv[subcommand]}` : command;
+      }
+      const status = readFileSync(`/proc/${name}/status`, "utf8");
+      const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0) * 1024;
+      processes.set(Number(name), { parent: Number(fields[1]), command, anon: kib("RssAnon"), file: kib("RssFile") + kib("RssShmem") });
     } catch {
       // Gone meanwhile.
     }
   }
-  let total = 0;
+  const total: GitMemory = { anon: 0, file: 0 };
   for (const [pid, entry] of processes) {
     if (!entry.command.startsWith("git")) continue;
     for (let at = pid; at > 1; ) {
       const current = processes.get(at);
       if (!current || current.command.startsWith("git-http-back")) break;
       if (current.parent === process.pid) {
-        total += entry.rss;
+        total.anon += entry.anon;
+        total.file += entry.file;
+        if (entry.anon > (total.mostAnon?.bytes ?? -1)) total.mostAnon = { command: entry.command, bytes: entry.anon };
+        if (entry.file > (total.mostFile?.bytes ?? -1)) total.mostFile = { command: entry.command, bytes: entry.file };
         break;
       }
       at = current.parent;
@@ -212,10 +236,47 @@ function gitDescendantsRss(): number {
   return total;
 }
 
-interface MemoryPeaks {
-  rss: number;
-  heap: number;
-  git: number;
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(0).padStart(4)} MiB`;
+
+/** Peaks, sampled every 10 ms from the call on: this process's RSS and heap above their start, git's processes as they are. */
+class MemoryPeaks {
+  rss = 0;
+  heap = 0;
+  gitAnon = 0;
+  gitFile = 0;
+  mostAnon: GitMemory["mostAnon"];
+  mostFile: GitMemory["mostFile"];
+  readonly #start: NodeJS.MemoryUsage;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor() {
+    global.gc?.();
+    this.#start = process.memoryUsage();
+    this.#timer = setInterval(() => this.sample(), 10);
+  }
+
+  sample(): void {
+    const now = process.memoryUsage();
+    const start = this.#start;
+    this.rss = Math.max(this.rss, now.rss - start.rss);
+    this.heap = Math.max(this.heap, now.heapUsed + now.external + now.arrayBuffers - start.heapUsed - start.external - start.arrayBuffers);
+    const git = gitDescendantsMemory();
+    this.gitAnon = Math.max(this.gitAnon, git.anon);
+    this.gitFile = Math.max(this.gitFile, git.file);
+    if (git.mostAnon && git.mostAnon.bytes >= (this.mostAnon?.bytes ?? 0)) this.mostAnon = git.mostAnon;
+    if (git.mostFile && git.mostFile.bytes >= (this.mostFile?.bytes ?? 0)) this.mostFile = git.mostFile;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.sample();
+  }
+
+  /** This process's and git's figures, as printed. */
+  describe(): string {
+    const most = (entry: GitMemory["mostAnon"]) => (entry ? ` (most: ${entry.command}, ${mib(entry.bytes).trim()})` : "");
+    return `RSS +${mib(this.rss)} (heap+buffers +${mib(this.heap)}), git processes ${mib(this.gitAnon)} anonymous${most(this.mostAnon)} + ${mib(this.gitFile)} file-backed${most(this.mostFile)}`;
+  }
 }
 
 /** Peaks above the start of collect (this process's RSS, heap and buffers) and of git's processes, while `change` is collected, committed and pushed. */
@@ -232,34 +293,47 @@ async function memoryOf(setup: Setup, change: { label: string; script: string; b
       await session.putArchive(session.workdir, await packDirectory(dir));
     }
     await session.exec(["sh", "-ec", change.script]);
-    global.gc?.();
-    const start = process.memoryUsage();
-    let peak: MemoryPeaks = { rss: 0, heap: 0, git: 0 };
-    const sample = () => {
-      const now = process.memoryUsage();
-      peak = {
-        rss: Math.max(peak.rss, now.rss - start.rss),
-        heap: Math.max(peak.heap, now.heapUsed + now.external + now.arrayBuffers - start.heapUsed - start.external - start.arrayBuffers),
-        git: Math.max(peak.git, gitDescendantsRss()),
-      };
-    };
-    const timer = setInterval(sample, 10);
-    const mib = (bytes: number) => `${(bytes / 1048576).toFixed(0).padStart(4)} MiB`;
+    const peak = new MemoryPeaks();
     try {
       const limits = { maxFileBytes: 2 * change.bytes + 1_000_000, maxTotalBytes: 2 * change.bytes + 1_000_000 };
       await collectChanges({ session, dir, ...(placed ? { placed } : {}), limits, secrets: [TOKEN] });
-      sample();
       const branch = `bench/memory-${path}-${round}`;
       await commitChanges({ dir, branch, message: "Memory\n", author, ...(path === "ours" ? { stageWorkingTree: false } : {}) });
-      sample();
-      const collectCommit = { ...peak };
+      peak.sample();
+      const collectCommit = peak.describe();
       await pushBranch({ dir, repository: repository(setup), branch, credentials });
-      sample();
-      console.log(
-        `  ${path.padEnd(6)} ${change.label.padEnd(26)} collect+commit: RSS +${mib(collectCommit.rss)} (heap+buffers +${mib(collectCommit.heap)}), git processes ${mib(collectCommit.git)}; with push: RSS +${mib(peak.rss)} (+${mib(peak.heap)}), git processes ${mib(peak.git)}`,
-      );
+      peak.stop();
+      console.log(`  ${path.padEnd(6)} ${change.label.padEnd(26)} collect+commit: ${collectCommit}\n  ${"".padEnd(33)} with push:      ${peak.describe()}`);
     } finally {
-      clearInterval(timer);
+      peak.stop();
+    }
+  } finally {
+    await session.destroy();
+  }
+}
+
+/** Peaks while a repository is cloned on the host (no working tree) and placed in a sandbox, and while git clones it by hand from the same in-process server. */
+async function cloneMemoryOf(setup: Setup): Promise<void> {
+  const byHand = new MemoryPeaks();
+  try {
+    await runGit(["-c", authHeader, "clone", "--quiet", "--depth=1", "--single-branch", "--no-tags", "--branch=main", "--no-checkout", "--", repository(setup).remote, await folder()]);
+  } finally {
+    byHand.stop();
+  }
+  console.log(`  ${`${setup.fileCount} files`.padEnd(12)} by hand: ${byHand.describe()}`);
+  const session = await newSession();
+  try {
+    const dir = await folder();
+    const peak = new MemoryPeaks();
+    try {
+      await cloneRepository({ repository: repository(setup), branch: "main", depth: 1, credentials, dir, checkout: false });
+      peak.sample();
+      const clone = peak.describe();
+      await placeRepository({ session, dir });
+      peak.stop();
+      console.log(`  ${"".padEnd(12)} clone:   ${clone}\n  ${"".padEnd(12)} + place: ${peak.describe()}`);
+    } finally {
+      peak.stop();
     }
   } finally {
     await session.destroy();
@@ -268,9 +342,20 @@ async function memoryOf(setup: Setup, change: { label: string; script: string; b
 
 async function memoryTable(): Promise<void> {
   const fileCount = Number(process.env.RUNNING_AGENT_BENCH_MEMORY_FILES ?? 20_000);
-  console.log(`\nmemory against the changed bytes, ${fileCount}-file repository: peaks above the start of collect (this process) and of the git processes it runs; "with push" for this process includes the test's git HTTP server, which runs in it and reads each request whole`);
+  console.log(`\nmemory against the changed bytes, ${fileCount}-file repository: peaks above the start of collect (this process) and of the git processes it runs; this process includes the test's git HTTP server, which runs in it and relays each request and answer (streamed)`);
+  console.log(`git processes: anonymous is what git allocated; file-backed is pages of the pack and object files git maps (page cache the kernel can drop), which /proc's plain rss adds in`);
   const setup = await makeSetup(fileCount);
   try {
+    console.log(`clone over http (depth 1, no working tree) and place, peaks above the start; by hand = git clone from the same server, which runs in this process and relays the pack through it; a 20-file repository for comparison`);
+    const small = await makeSetup(20);
+    try {
+      await cloneMemoryOf(small);
+    } finally {
+      await small.server.close();
+      await small.fixture.cleanup();
+    }
+    await cloneMemoryOf(setup);
+    console.log(`collect, commit, push`);
     let round = 0;
     const changes = [
       { label: "500 files (about 1.3 MB)", script: changeScript(fileCount, 500, 1), bytes: 500 * 2_600 },

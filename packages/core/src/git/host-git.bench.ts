@@ -50,7 +50,7 @@ const httpRepository = () => ({ id: "bench", remote: `${server.url}/repo.git`, d
 const localRepository = () => ({ id: "bench", remote: fixture.barePath, defaultBranch: "main", canPush: true });
 
 describe("clone, depth 1", () => {
-  bench("over http (isomorphic-git, git http-backend)", async () => {
+  bench("over http (git CLI, git http-backend)", async () => {
     await cloneRepository({ repository: httpRepository(), branch: "main", depth: 1, credentials, dir: await folder() });
   }, options);
   bench("local bare repository (git CLI)", async () => {

@@ -2,13 +2,10 @@ import { abortedError, agentError, ErrorCode, isAbortError, RunningAgentError } 
 import type { Phase } from "../phases.js";
 
 /**
- * Turns an isomorphic-git HTTP failure into the typed error for it, or undefined when it is not
- * one. Messages name the URL (already without credentials) and the status, never a header.
+ * The typed error for an HTTP status a Git remote answered with (401, 403, 404, 429), else
+ * undefined. Messages name the URL (already without credentials) and the status, never a header.
  */
-export function httpFailure(error: unknown, url: string, phase: Phase): RunningAgentError | undefined {
-  const data = (error as { code?: string; data?: { statusCode?: number } } | null) ?? {};
-  if (data.code !== "HttpError" || typeof data.data?.statusCode !== "number") return undefined;
-  const status = data.data.statusCode;
+export function httpStatusFailure(status: number, url: string, phase: Phase): RunningAgentError | undefined {
   const details = { status, url };
   if (status === 401) {
     return agentError(ErrorCode.AUTH_FAILED, `${url} refused the credentials (HTTP 401). Check the token and that it has access to the repository.`, { phase, details });

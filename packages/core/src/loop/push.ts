@@ -1,7 +1,6 @@
-import git from "isomorphic-git";
-import fs from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ErrorCode, RunningAgentError } from "../errors.js";
+import { runGit } from "../git/git-command.js";
 import { pushBranch } from "../git/push.js";
 import { hostOptions } from "./host-options.js";
 import { refuseProtectedBranch } from "./branch-checks.js";
@@ -38,7 +37,9 @@ export async function pushTaskBranch(context: TaskContext): Promise<void> {
         code: ErrorCode.PUSH_REJECTED,
         message: `The branch ${context.branch} moved on the remote while the agent worked; pushing to ${fresh} instead.`,
       });
-      await git.branch({ fs, dir: context.cloneDir!, ref: fresh, object: context.commit!, checkout: true });
+      // A branch at the same commit, and HEAD on it; the clone has no working tree to touch.
+      await runGit(["branch", "--", fresh, context.commit!], { cwd: context.cloneDir!, signal: context.signal, phase: "push" });
+      await runGit(["symbolic-ref", "HEAD", `refs/heads/${fresh}`], { cwd: context.cloneDir!, signal: context.signal, phase: "push" });
       context.branch = fresh;
     }
   }

@@ -4,7 +4,7 @@ import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import { createLocalGitHost } from "../git/local-git-host.js";
 import { parseRepoReference } from "../git/repo-reference.js";
 import { makeBranchName, validateBranchName } from "../git/branch-name.js";
-import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "../git/remote-stall-timer.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS } from "../git/remote-git.js";
 import { isDeepStrictEqual } from "node:util";
 import { SANDBOX_SPEC_VERSION, type SandboxNetworkPolicy, type SandboxProvider } from "../spec/sandbox-spec.js";
 import { allowEntryProblem, defaultNetworkPolicy, normalizeNetworkPolicy, type LegacyNetworkPolicy } from "../network/network-policy.js";

@@ -1,34 +1,27 @@
-import git from "isomorphic-git";
-import { agentError, ErrorCode } from "../errors.js";
+import { ErrorCode } from "../errors.js";
 import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.js";
-import { createAbortableHttpClient } from "../git/abortable-http-client.js";
 import { isHttpRemote } from "../git/clone.js";
 import { runGit } from "../git/git-command.js";
-import { abortFailure, httpFailure } from "../git/remote-errors.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS, runRemoteGit } from "../git/remote-git.js";
+import { abortFailure, wrapFailure } from "../git/remote-errors.js";
 
 /**
- * The commit a branch of the remote points at, read on the host without fetching objects (the
- * `git ls-remote` of a clone): isomorphic-git over http(s), with the credentials through onAuth only,
- * the git CLI for local paths. Undefined when the branch does not exist.
+ * The commit a branch of the remote points at, read on the host without fetching objects
+ * (`git ls-remote`; over http(s) hardened like the clone, the credentials only in that call's
+ * environment). Undefined when the branch does not exist.
  */
 export async function readBranchHead(input: { repository: ResolvedRepository; branch: string; credentials?: GitCredentials; signal?: AbortSignal }): Promise<string | undefined> {
   const { repository, branch, credentials, signal } = input;
   const ref = `refs/heads/${branch}`;
+  const args = ["ls-remote", "--", repository.remote, ref];
   try {
-    if (isHttpRemote(repository.remote)) {
-      const refs = await git.listServerRefs({
-        http: createAbortableHttpClient(signal ? { signal } : {}),
-        url: repository.remote,
-        prefix: ref,
-        ...(credentials ? { onAuth: () => ({ username: credentials.username, password: credentials.password }) } : {}),
-      });
-      return refs.find((entry) => entry.ref === ref)?.oid;
-    }
-    const { stdout } = await runGit(["ls-remote", "--", repository.remote, ref], { ...(signal ? { signal } : {}) });
+    const { stdout } = isHttpRemote(repository.remote)
+      ? await runRemoteGit(args, { url: repository.remote, ...(credentials ? { credentials } : {}), stallTimeoutMs: DEFAULT_GIT_STALL_TIMEOUT_MS, phase: "clone", ...(signal ? { signal } : {}) })
+      : await runGit(args, { ...(signal ? { signal } : {}) });
     const line = stdout.toString("utf8").split("\n").find((record) => record.endsWith(`\t${ref}`));
     return line?.slice(0, line.indexOf("\t"));
   } catch (cause) {
-    // A refused token, a missing repository, a rate limit: the same typed errors as the clone's.
-    throw abortFailure(cause, signal, "clone") ?? httpFailure(cause, repository.remote, "clone") ?? agentError(ErrorCode.CLONE_FAILED, `Could not read the head of ${branch} in ${repository.id}: ${cause instanceof Error ? cause.message : String(cause)}`, { phase: "clone", cause });
+    // A refused token, a missing repository, a rate limit: typed as the clone's are (runRemoteGit).
+    throw abortFailure(cause, signal, "clone") ?? wrapFailure(cause, ErrorCode.CLONE_FAILED, `Could not read the head of ${branch} in ${repository.id}: ${cause instanceof Error ? cause.message : String(cause)}`, "clone");
   }
 }

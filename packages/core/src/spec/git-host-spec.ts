@@ -5,7 +5,7 @@
  */
 export const GIT_HOST_SPEC_VERSION = "git-host-v1" as const;
 
-/** Username and password (or token) for git over HTTP, given to isomorphic-git's onAuth callback. */
+/** Username and password (or token) for git over HTTP, sent by the host's git as an Authorization header for the remote's URL only. */
 export interface GitCredentials {
   /** The user name git sends (for a token, what the host expects: `x-access-token`, `oauth2`). */
   username: string;

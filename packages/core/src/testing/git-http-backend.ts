@@ -25,11 +25,11 @@ export interface GitHttpBackendResult {
 }
 
 /**
- * Runs git's own smart-HTTP CGI, `git http-backend`, for one request and streams its answer
- * into the response. For test servers: the request body is held in memory.
+ * Runs git's own smart-HTTP CGI, `git http-backend`, for one request, and streams the request
+ * into it and its answer into the response (both with back-pressure: the server holds no pack).
  */
 export async function serveGitHttpBackend(request: IncomingMessage, response: ServerResponse, options: GitHttpBackendOptions): Promise<GitHttpBackendResult> {
-  const body = await readRequestBody(request);
+  const declaredLength = request.headers["content-length"];
   const child = spawn("git", ["http-backend"], {
     stdio: ["pipe", "pipe", "pipe"],
     env: gitEnvironment({
@@ -43,7 +43,8 @@ export async function serveGitHttpBackend(request: IncomingMessage, response: Se
       PATH_INFO: options.pathInfo,
       QUERY_STRING: options.query,
       CONTENT_TYPE: request.headers["content-type"] ?? "",
-      CONTENT_LENGTH: String(body.byteLength),
+      // Without it (a chunked upload such as a large push), http-backend reads the body to its end.
+      ...(declaredLength !== undefined ? { CONTENT_LENGTH: declaredLength } : {}),
       REMOTE_ADDR: request.socket.remoteAddress ?? "127.0.0.1",
       ...(options.remoteUser !== undefined ? { REMOTE_USER: options.remoteUser } : {}),
       ...(request.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: String(request.headers["content-encoding"]) } : {}),
@@ -53,11 +54,15 @@ export async function serveGitHttpBackend(request: IncomingMessage, response: Se
   options.children?.add(child);
   child.on("close", () => options.children?.delete(child));
   child.stdin.on("error", () => undefined);
-  child.stdin.end(body);
+  let requestBytes = 0;
+  request.on("data", (chunk: Buffer) => {
+    requestBytes += chunk.byteLength;
+  });
+  request.pipe(child.stdin);
   // http-backend's own diagnostics are not needed by tests; drain them so it never blocks.
   child.stderr.resume();
   const status = await relayCgiResponse(child, response);
-  return { status, requestBytes: body.byteLength };
+  return { status, requestBytes };
 }
 
 /** Reads a whole request body into memory (test servers: bodies are small). */
@@ -91,9 +96,17 @@ function relayCgiResponse(child: ChildProcess, response: ServerResponse): Promis
   return new Promise((resolve) => {
     let head = Buffer.alloc(0);
     let status = 0;
+    // Back-pressure: git waits while the client is slower, so the server never holds a whole pack.
+    const write = (chunk: Buffer) => {
+      if (response.destroyed || response.write(chunk)) return;
+      child.stdout!.pause();
+      response.once("drain", () => child.stdout!.resume());
+    };
+    // A client that went away: the rest is read and dropped, so git is not left blocked.
+    response.once("close", () => child.stdout!.resume());
     child.stdout!.on("data", (chunk: Buffer) => {
       if (status !== 0) {
-        response.write(chunk);
+        write(chunk);
         return;
       }
       head = Buffer.concat([head, chunk]);
@@ -113,7 +126,7 @@ function relayCgiResponse(child: ChildProcess, response: ServerResponse): Promis
       }
       response.writeHead(status, headers);
       const rest = head.subarray(end + (end === crlf ? 4 : 2));
-      if (rest.byteLength > 0) response.write(rest);
+      if (rest.byteLength > 0) write(rest);
     });
     child.on("close", () => {
       if (status === 0) {
