@@ -33,11 +33,12 @@ describe("RUNNING_AGENT_PREPARED_REPOS on the local sandbox", () => {
     await rm(folder, { recursive: true, force: true });
   });
 
-  it("prepares the repository ahead of any job; the job starts from the state (no setup in its events); stopping leaves nothing running", { timeout: 300_000 }, async () => {
+  it("prepares the repository ahead of any job; the job takes a sandbox of the repository's pool that holds the state (no setup in its events, no server start); stopping leaves nothing running", { timeout: 300_000 }, async () => {
     api = await startApiProcess({
       RUNNING_AGENT_DB: join(folder, "jobs.db"),
       RUNNING_AGENT_MODEL: "scripted",
-      RUNNING_AGENT_PREPARED_REPOS: JSON.stringify([{ repo: repository.path, setup: [`echo prepared | tee ${MARKER}`] }]),
+      // A pool of one for this repository, started from its state (no general pool: RUNNING_AGENT_POOL_SIZE is 0).
+      RUNNING_AGENT_PREPARED_REPOS: JSON.stringify([{ repo: repository.path, setup: [`echo prepared | tee ${MARKER}`], pool: 1 }]),
       // Sandboxes and the worker's folder live in the test's folder, so that leftovers can be found by path.
       TMPDIR: folder,
     });
@@ -45,6 +46,7 @@ describe("RUNNING_AGENT_PREPARED_REPOS on the local sandbox", () => {
     // The worker prepares at start, before any job exists.
     await expect.poll(() => started.output(), { timeout: 120_000 }).toMatch(/prepared \S+ at main [0-9a-f]{12}: setup ran/);
     expect(started.output()).toContain(`prepared repositories: ${repository.path} (states in ${join(folder, "prepared-states")})`);
+    expect(started.output()).toContain(`sandbox pool: none (RUNNING_AGENT_POOL_SIZE=0); per prepared repository, from its state: ${repository.path} 1`);
 
     const submitted = (await (
       await fetch(`${started.url}/submit`, {
@@ -59,6 +61,12 @@ describe("RUNNING_AGENT_PREPARED_REPOS on the local sandbox", () => {
     const events = streamed.filter((event) => event.event === "agent-event").map((event) => event.data);
     expect(events.filter((event) => event.type === "command.output")).toEqual([]);
     expect(events.some((event) => event.type === "log" && String(event.message).startsWith("Started from the prepared state"))).toBe(true);
+    // The pooled sandbox's warm server served the job: none started for it.
+    expect(events.find((event) => event.type === "sandbox")).toMatchObject({ pooled: true });
+    // A sandbox that holds the state already: the host clone (whose commit names the state) came before the take.
+    const order = events.flatMap((event) => (event.type === "sandbox" ? ["sandbox"] : event.type === "log" && String(event.message).startsWith("Cloned ") ? ["cloned"] : []));
+    expect(order).toEqual(["cloned", "sandbox"]);
+    expect(events.some((event) => event.type === "log" && String(event.message).startsWith("OpenCode server ready in"))).toBe(false);
 
     const result = (await (await fetch(`${started.url}/result/${submitted.job_id}`)).json()) as any;
     expect(result.checks).toMatchObject({ passed: true, rounds: [{ checks: [{ name: "prepared", passed: true }] }] });

@@ -97,15 +97,19 @@ describe("loadServerConfig", () => {
   it("reads the prepared repositories (none by default) and names what is wrong in an entry", () => {
     expect(loadServerConfig({}).preparedRepos).toEqual([]);
     expect(loadServerConfig({ RUNNING_AGENT_PREPARED_REPOS: JSON.stringify([{ repo: "/srv/repos/a.git", setup: ["npm ci"] }, { repo: "/srv/repos/b.git", setup: ["make", "make test"], baseBranch: "develop", everyMs: 60_000 }]) }).preparedRepos).toEqual([
-      { repo: "/srv/repos/a.git", setup: ["npm ci"], baseBranch: undefined, everyMs: 1_800_000 },
-      { repo: "/srv/repos/b.git", setup: ["make", "make test"], baseBranch: "develop", everyMs: 60_000 },
+      { repo: "/srv/repos/a.git", setup: ["npm ci"], baseBranch: undefined, everyMs: 1_800_000, pool: 0 },
+      { repo: "/srv/repos/b.git", setup: ["make", "make test"], baseBranch: "develop", everyMs: 60_000, pool: 0 },
     ]);
+    // A pool per prepared repository: RUNNING_AGENT_POOL_SIZE unless the entry says otherwise.
+    expect(loadServerConfig({ RUNNING_AGENT_POOL_SIZE: "2", RUNNING_AGENT_PREPARED_REPOS: JSON.stringify([{ repo: "/a", setup: ["x"] }, { repo: "/b", setup: ["x"], pool: 0 }]) }).preparedRepos.map((entry) => entry.pool)).toEqual([2, 0]);
     const bad = (value: unknown) => () => loadServerConfig({ RUNNING_AGENT_PREPARED_REPOS: typeof value === "string" ? value : JSON.stringify(value) });
     expect(bad("repo=a")).toThrow(/RUNNING_AGENT_PREPARED_REPOS: RUNNING_AGENT_PREPARED_REPOS must be JSON/);
     expect(bad({ repo: "/a" })).toThrow(/RUNNING_AGENT_PREPARED_REPOS: RUNNING_AGENT_PREPARED_REPOS must be a JSON list of repositories/);
     expect(bad([{ repo: "/a", setup: [] }])).toThrow(/RUNNING_AGENT_PREPARED_REPOS\.0\.setup: setup needs at least one command/);
     expect(bad([{ repo: "/a", setup: "npm ci" }])).toThrow(/RUNNING_AGENT_PREPARED_REPOS\.0\.setup: setup must be a list of commands/);
     expect(bad([{ repo: "/a", setup: ["x"], everyMs: 10 }])).toThrow(/RUNNING_AGENT_PREPARED_REPOS\.0\.everyMs: everyMs must be at least 1000/);
+    expect(bad([{ repo: "/a", setup: ["x"], pool: 33 }])).toThrow(/RUNNING_AGENT_PREPARED_REPOS\.0\.pool: pool must be at most 32/);
+    expect(bad([{ repo: "/a", setup: ["x"], pool: 1.5 }])).toThrow(/RUNNING_AGENT_PREPARED_REPOS\.0\.pool: pool must be a whole number/);
     expect(bad([{ repo: "/a", setup: ["x"], branch: "main" }])).toThrow(/RUNNING_AGENT_PREPARED_REPOS\.0: Unrecognized key: "branch"/);
     expect(bad([{ repo: "/a", setup: ["x"] }, { repo: "/a/", setup: ["y"] }])).toThrow(/RUNNING_AGENT_PREPARED_REPOS\.1\.repo: \/a\/ is listed twice/);
   });

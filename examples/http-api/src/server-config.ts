@@ -58,6 +58,8 @@ export interface PreparedRepoConfig {
   baseBranch: string | undefined;
   /** How often the base branch's head is read (a moved head prepares again). */
   everyMs: number;
+  /** Sandboxes held ready from the repository's current prepared state (0: none); default RUNNING_AGENT_POOL_SIZE. */
+  pool: number;
 }
 
 const DEFAULT_PREPARED_EVERY_MS = 30 * 60_000;
@@ -68,7 +70,7 @@ const PreparedReposSchema = z
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      context.addIssue({ code: "custom", message: 'RUNNING_AGENT_PREPARED_REPOS must be JSON: [{"repo": "...", "setup": ["npm ci"], "baseBranch"?: "main", "everyMs"?: 1800000}].' });
+      context.addIssue({ code: "custom", message: 'RUNNING_AGENT_PREPARED_REPOS must be JSON: [{"repo": "...", "setup": ["npm ci"], "baseBranch"?: "main", "everyMs"?: 1800000, "pool"?: 2}].' });
       return z.NEVER;
     }
   })
@@ -81,6 +83,7 @@ const PreparedReposSchema = z
           setup: z.array(z.string().min(1, "a setup command must not be empty."), { error: "setup must be a list of commands." }).min(1, "setup needs at least one command: a prepared state is what they leave behind."),
           baseBranch: z.string().min(1, "baseBranch must not be empty.").optional(),
           everyMs: z.number({ error: "everyMs must be a number." }).int("everyMs must be a whole number.").min(1_000, "everyMs must be at least 1000.").max(24 * 3_600_000, "everyMs must be at most 86400000.").optional(),
+          pool: z.number({ error: "pool must be a number." }).int("pool must be a whole number.").min(0, "pool must be at least 0.").max(32, "pool must be at most 32.").optional(),
         }),
         { error: "RUNNING_AGENT_PREPARED_REPOS must be a JSON list of repositories." },
       )
@@ -193,7 +196,13 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv): ServerConfig {
     docker: { image: env.RUNNING_AGENT_DOCKER_IMAGE, network: dockerNetworkOf(env.RUNNING_AGENT_DOCKER_NETWORK) },
     modal: { app: env.RUNNING_AGENT_MODAL_APP, image: env.RUNNING_AGENT_MODAL_IMAGE },
     pool: { size: env.RUNNING_AGENT_POOL_SIZE, idleTimeoutMs: env.RUNNING_AGENT_POOL_IDLE_MS },
-    preparedRepos: (env.RUNNING_AGENT_PREPARED_REPOS ?? []).map((entry) => ({ repo: entry.repo, setup: entry.setup, baseBranch: entry.baseBranch, everyMs: entry.everyMs ?? DEFAULT_PREPARED_EVERY_MS })),
+    preparedRepos: (env.RUNNING_AGENT_PREPARED_REPOS ?? []).map((entry) => ({
+      repo: entry.repo,
+      setup: entry.setup,
+      baseBranch: entry.baseBranch,
+      everyMs: entry.everyMs ?? DEFAULT_PREPARED_EVERY_MS,
+      pool: entry.pool ?? env.RUNNING_AGENT_POOL_SIZE,
+    })),
     dashboardDirectory: env.RUNNING_AGENT_DASHBOARD_DIR,
     gitHost: env.RUNNING_AGENT_GIT_HOST,
     model: env.RUNNING_AGENT_MODEL ?? (env.GEMINI_API_KEY ? undefined : "scripted"),

@@ -19,6 +19,9 @@ import { startOfflineModel, type OfflineModel } from "./offline-model.js";
 import { sameRepo, type ServerConfig } from "./server-config.js";
 import { serverLabels } from "./server-labels.js";
 
+/** How long a kept state is used (each sandbox's cache); the schedules prepare again at half of it, so a pool never outlives its state. */
+const PREPARED_STATE_MAX_AGE_MS = 6 * 3_600_000;
+
 /** The sandbox, Git host and model every task of this server gets, and what to stop on shutdown. */
 export interface TaskRuntime {
   taskDefaults: Partial<AgentTaskOptions>;
@@ -72,10 +75,17 @@ export async function createTaskRuntime(config: ServerConfig, log: (line: string
     throw error;
   }
   const setupByRepo = new Map(config.preparedRepos.map((entry) => [sameRepo(entry.repo), entry.setup]));
+  // Per prepared repository (with `pool`), sandboxes held ready from its current state; made with the schedules.
+  const preparedPools = new Map<string, SandboxPool>();
+  const defaultSandbox = pool ?? sandbox.provider;
   // A job's own setup commands (a library caller's) win; the configured ones make its state the prepared one.
+  // A job on the server's sandbox goes to its repository's prepared pool, which serves it when the state's key
+  // is the job's (else the job opens its own sandbox, as without a pool).
   const runTask: RunTask = (options) => {
-    const setupCommands = options.setupCommands ?? setupByRepo.get(sameRepo(options.repo));
-    return startAgentTask(setupCommands ? { ...options, setupCommands } : options);
+    const repo = sameRepo(options.repo);
+    const setupCommands = options.setupCommands ?? setupByRepo.get(repo);
+    const preparedPool = options.sandbox === defaultSandbox ? preparedPools.get(repo) : undefined;
+    return startAgentTask({ ...options, ...(setupCommands ? { setupCommands } : {}), ...(preparedPool ? { sandbox: preparedPool } : {}) });
   };
   const kept: KeptPrepared[] = [];
   const startPreparing = () => {
@@ -84,18 +94,33 @@ export async function createTaskRuntime(config: ServerConfig, log: (line: string
     for (const entry of config.preparedRepos) {
       // Bad options throw at once (a repo the Git host does not serve): said like a failed preparation, the server goes on.
       try {
-        kept.push(
-          keepPrepared({
-            repo: entry.repo,
-            ...(entry.baseBranch ? { baseBranch: entry.baseBranch } : {}),
-            sandbox: sandbox.provider,
-            gitHost,
-            setupCommands: entry.setup,
-            everyMs: entry.everyMs,
-            onPrepared: (prepared) => log(`prepared ${entry.repo} at ${prepared.baseBranch} ${prepared.commit.slice(0, 12)}: ${prepared.reused ? "kept state reused" : `setup ran (${Math.round(prepared.durationMs)} ms)`}`),
-            onError: (error) => log(`preparing ${entry.repo} failed: ${error.code}: ${error.message}`),
-          }),
-        );
+        const schedule = keepPrepared({
+          repo: entry.repo,
+          ...(entry.baseBranch ? { baseBranch: entry.baseBranch } : {}),
+          sandbox: sandbox.provider,
+          gitHost,
+          setupCommands: entry.setup,
+          everyMs: entry.everyMs,
+          maxAgeMs: PREPARED_STATE_MAX_AGE_MS / 2,
+          onPrepared: (prepared) => log(`prepared ${entry.repo} at ${prepared.baseBranch} ${prepared.commit.slice(0, 12)}: ${prepared.reused ? "kept state reused" : `setup ran (${Math.round(prepared.durationMs)} ms)`}`),
+          onError: (error) => log(`preparing ${entry.repo} failed: ${error.code}: ${error.message}`),
+        });
+        kept.push(schedule);
+        if (entry.pool > 0) {
+          preparedPools.set(
+            sameRepo(entry.repo),
+            createSandboxPool(sandbox.provider, {
+              size: entry.pool,
+              ...(config.pool.idleTimeoutMs ? { idleTimeoutMs: config.pool.idleTimeoutMs } : {}),
+              ...(model ? { model } : {}),
+              prepared: schedule,
+              onEvent: (event) => {
+                if (event.type === "retired") log(`pool of ${entry.repo}: retired sandbox ${event.sandboxId.slice(0, 12)} of the old prepared state`);
+                if (event.type === "start-failed") log(`pool of ${entry.repo}: a sandbox failed to start: ${event.code}: ${event.message}`);
+              },
+            }),
+          );
+        }
       } catch (error) {
         log(`preparing ${entry.repo} failed: ${error instanceof Error ? error.message : String(error)}`);
       }
@@ -111,11 +136,13 @@ export async function createTaskRuntime(config: ServerConfig, log: (line: string
       `sandbox: ${sandbox.description}`,
       `git host: ${config.gitHost === "github" ? `github (${config.github.apiUrl ?? "api.github.com"})` : config.gitHost === "gitlab" ? `gitlab (${config.gitlab.url ?? "gitlab.com"})` : "local (paths and file:// URLs on this machine)"}`,
       `model: ${offlineModel ? `scripted offline model at ${offlineModel.server.url}` : (config.model ?? "core's default (Gemini, GEMINI_API_KEY)")}`,
-      `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}`,
+      `sandbox pool: ${pool ? `${pool.size} ready for the configured model` : "none (RUNNING_AGENT_POOL_SIZE=0)"}${config.role !== "api" && config.preparedRepos.some((entry) => entry.pool > 0) ? `; per prepared repository, from its state: ${config.preparedRepos.map((entry) => `${entry.repo} ${entry.pool}`).join(", ")}` : ""}`,
       `prepared repositories: ${config.preparedRepos.length === 0 ? "none (RUNNING_AGENT_PREPARED_REPOS)" : `${config.preparedRepos.map((entry) => entry.repo).join(", ")}${sandbox.preparedStates ? ` (${sandbox.preparedStates})` : ""}${config.role === "api" ? "; kept by the worker processes" : ""}`}`,
     ],
     close: async () => {
       await Promise.all(kept.splice(0).map((schedule) => schedule.stop()));
+      await Promise.all([...preparedPools.values()].map((preparedPool) => preparedPool.close()));
+      preparedPools.clear();
       await pool?.close();
       await offlineModel?.close();
     },
@@ -128,7 +155,7 @@ async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxP
   if (config.sandbox === "local" || config.sandbox === "local-unisolated") {
     // Beside the database, not in the work folder: a restart (or another worker on this host) finds the states again.
     const directory = join(dirname(resolve(config.databasePath)), "prepared-states");
-    const preparedStates = prepare ? { preparedStates: createPreparedStateCache({ directory }) } : {};
+    const preparedStates = prepare ? { preparedStates: createPreparedStateCache({ directory, maxAgeMs: PREPARED_STATE_MAX_AGE_MS }) } : {};
     const where = prepare ? { preparedStates: `states in ${directory}` } : {};
     // Startup leaves local sandboxes alone: bubblewrap's die with the server (restart.test.ts checks it).
     if (config.sandbox === "local") return { provider: createLocalSandbox({ isolation: "bubblewrap", ...preparedStates }), description: "local (bubblewrap)", reapOrphans: false, ...where };
@@ -138,7 +165,7 @@ async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxP
     // Loaded only when chosen; the SDK takes MODAL_TOKEN_ID / MODAL_TOKEN_SECRET (and MODAL_SERVER_URL) from the environment.
     const { createModalSandbox, createModalPreparedStateCache } = await import("@running-agent/sandbox-modal");
     const image = config.modal.image === undefined ? undefined : config.modal.image.startsWith("im-") ? { imageId: config.modal.image } : { registryTag: config.modal.image };
-    const provider = createModalSandbox({ ...(config.modal.app ? { app: config.modal.app } : {}), ...(image ? { image } : {}), ...(prepare ? { preparedStates: createModalPreparedStateCache() } : {}) });
+    const provider = createModalSandbox({ ...(config.modal.app ? { app: config.modal.app } : {}), ...(image ? { image } : {}), ...(prepare ? { preparedStates: createModalPreparedStateCache({ maxAgeMs: PREPARED_STATE_MAX_AGE_MS }) } : {}) });
     // Missing or wrong credentials stop the server at startup instead of failing every job.
     await provider.validate();
     return { provider, description: `modal (app ${config.modal.app ?? "running-agent"}${config.modal.image ? `, image ${config.modal.image}` : ""})`, reapOrphans: false, ...(prepare ? { preparedStates: "filesystem snapshots" } : {}) };
@@ -148,7 +175,7 @@ async function createSandbox(config: ServerConfig): Promise<{ provider: SandboxP
   const network = config.docker.network ?? "bridge";
   // The server's label scopes reapOrphans to its own containers: another server or program on the same Engine is never touched.
   const labels = serverLabels(config.databasePath);
-  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network, labels, ...(prepare ? { preparedStates: createDockerPreparedStateCache() } : {}) });
+  const provider = createDockerSandbox({ ...(config.docker.image ? { image: config.docker.image } : {}), network, labels, ...(prepare ? { preparedStates: createDockerPreparedStateCache({ maxAgeMs: PREPARED_STATE_MAX_AGE_MS }) } : {}) });
   // An unreachable Engine or a missing image stops the server at startup instead of failing every job.
   await provider.validate();
   return {

@@ -1,4 +1,4 @@
-import { createLocalGitHost, runAgentTask, type AgentTaskEvent } from "@running-agent/core";
+import { createLocalGitHost, createSandboxPool, keepPrepared, runAgentTask, type AgentTaskEvent, type PreparedRepository, type SandboxPoolEvent } from "@running-agent/core";
 import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedTurn } from "@running-agent/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createModalPreparedStateCache, createModalSandbox, type ModalPreparedStateCache, type ModalSandboxSettings } from "./index.js";
@@ -121,4 +121,56 @@ describe("prepared states of the Modal sandbox (filesystem snapshots), through t
     expect(snapshots()).toEqual([]);
     expect(server.liveSandboxes()).toEqual([]);
   });
+
+  it("keepPrepared snapshots the base branch's head and again when it moves; a pool following it creates its sandboxes from the current snapshot, retires the old one's, and a task on it runs no setup; stop and close leave no live sandbox", async () => {
+    await using repo = await createTestRepository({ "app.js": "original\n", "package-lock.json": '{"v":1}\n', ".gitignore": ".deps/\n" });
+    const setup = "mkdir -p .deps && cat package-lock.json > .deps/from-lock && echo setup ran";
+    await using model = await startScriptedModelServer({ apiKey: API_KEY, script: [(request) => ({ toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/app.js`, content: "edited\n" } }] }), { text: "Edited app.js." }] });
+    const modelConfig = { provider: "openai-compatible" as const, model: "scripted", baseURL: model.url, apiKey: API_KEY };
+    const cache = createModalPreparedStateCache();
+    const sandbox = local(cache);
+    const prepared: PreparedRepository[] = [];
+    const poolEvents: SandboxPoolEvent[] = [];
+    const wakes: Array<() => void> = [];
+    const wake = () => wakes.splice(0).forEach((resolve) => resolve());
+    const until = async (check: () => boolean) => {
+      while (!check()) await new Promise<void>((resolve) => wakes.push(resolve));
+    };
+    const kept = keepPrepared({ repo: repo.path, sandbox, gitHost: createLocalGitHost(), setupCommands: [setup], everyMs: 300, onPrepared: (entry) => (prepared.push(entry), wake()), onError: wake });
+    const pool = createSandboxPool(sandbox, { model: modelConfig, prepared: kept, onEvent: (event) => (poolEvents.push(event), wake()) });
+    const imageOf = (sandboxId: string) => server.sandboxes().find((record) => record.sandboxId === sandboxId)?.imageId;
+    try {
+      await pool.whenReady();
+      const [first] = prepared;
+      expect(first).toMatchObject({ reused: false, commit: (await repo.git("rev-parse", "main")).trim() });
+      expect(cache.keys()).toEqual([first!.key]);
+      const firstSnapshot = snapshots()[0]!.imageId;
+      const idle = poolEvents.find((event) => event.type === "ready")!.sandboxId;
+      expect(imageOf(idle)).toBe(firstSnapshot);
+
+      await repo.commit({ "package-lock.json": '{"v":2}\n' });
+      await until(() => poolEvents.some((event) => event.type === "retired"));
+      const second = prepared.at(-1)!;
+      expect([prepared.length, second.reused, second.key === first!.key]).toEqual([2, false, false]);
+      expect(cache.keys()).toEqual([second.key, first!.key]);
+      expect(poolEvents.find((event) => event.type === "retired")).toEqual({ type: "retired", sandboxId: idle, preparedStateKey: first!.key });
+      expect(server.liveSandboxes().map((record) => record.sandboxId)).not.toContain(idle);
+      await pool.whenReady();
+      const fromSecond = poolEvents.filter((event) => event.type === "ready").at(-1)!.sandboxId;
+      expect(imageOf(fromSecond)).toBe(snapshots().find((image) => image.imageId !== firstSnapshot)!.imageId);
+
+      const events: AgentTaskEvent[] = [];
+      const result = await runAgentTask({ repo: repo.path, task: "Edit app.js", model: modelConfig, sandbox: pool, gitHost: createLocalGitHost(), setupCommands: [setup], onEvent: (event) => events.push(event) });
+      expect(result.changes).toEqual([expect.objectContaining({ path: "app.js", status: "modified" })]);
+      expect(events.find((event) => event.type === "sandbox")).toMatchObject({ sandboxId: fromSecond, pooled: true });
+      expect(server.sandboxes().find((record) => record.sandboxId === fromSecond)!.commands.some((command) => command.includes(setup))).toBe(false);
+    } finally {
+      await kept.stop();
+      await pool.close();
+    }
+    expect(server.liveSandboxes()).toEqual([]);
+    await cache.close();
+    expect(snapshots()).toEqual([]);
+  });
 });
+

@@ -7,6 +7,7 @@ import { runGit } from "../git/git-command.js";
 import { hostOptions } from "./host-options.js";
 import type { TaskContext } from "./task-context.js";
 import { chooseChecks } from "./choose-checks.js";
+import { preparedStateKey } from "./setup.js";
 
 /**
  * Phase 3: clones on the host (credentials stay here; no working tree: the index holds HEAD) and
@@ -21,8 +22,19 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   // checked out on the host for that (the host clone has no working tree otherwise).
   if (options.checks === "auto") await checkOutTopLevelFiles(dir, context.signal);
   if (options.checks !== undefined) await chooseChecks(context);
-  const startedFrom = context.session!.preparedStates?.startedFrom;
+  const startedFrom = context.startedFromPreparedState;
   if (startedFrom !== undefined && startedFrom === context.preparedStateKey) return;
+  // A session that restores states into itself (the local sandbox) gets the kept state now, instead of
+  // the files being placed only to be replaced by it in the setup phase.
+  const states = context.session!.preparedStates;
+  if (states && startedFrom === undefined && options.setupCommands.length > 0 && context.prepare?.refresh !== true) {
+    const key = preparedStateKey(context);
+    if (await states.restore(key)) {
+      context.preparedStateKey = key;
+      context.startedFromPreparedState = key;
+      return;
+    }
+  }
   context.placedListing = await placeRepository({ session: context.session!, dir, signal: context.signal });
 }
 

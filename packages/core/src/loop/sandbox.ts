@@ -18,6 +18,11 @@ export async function openSandbox(context: TaskContext): Promise<void> {
   // The sandbox's time, from asking for it to its destruction, is in the result (sandboxMs).
   context.sandboxRequestedAt = performance.now();
   if (isSandboxPool(options.sandbox)) {
+    // A pool of prepared sandboxes serves a task by its state's key, which names the commit: the host clone runs first.
+    if (options.sandbox.preparedStateKey !== undefined && options.setupCommands.length > 0) {
+      await cloneOnHost(context);
+      context.preparedStateKey = preparedStateKey(context);
+    }
     const taken = await options.sandbox.take({
       taskId: context.taskId,
       model: options.model,
@@ -25,11 +30,13 @@ export async function openSandbox(context: TaskContext): Promise<void> {
       allowRepoAgentConfig: options.allowRepoAgentConfig,
       ...(context.raw.resources ? { resources: context.raw.resources } : {}),
       network: options.network,
+      ...(context.preparedStateKey ? { preparedStateKey: context.preparedStateKey } : {}),
       signal: context.signal,
     });
     if ("lease" in taken) {
-      const { session, server, modelProxy, egressProxy } = taken.lease;
+      const { session, server, modelProxy, egressProxy, preparedStateKey: startedFrom } = taken.lease;
       context.session = session;
+      if (startedFrom !== undefined) context.startedFromPreparedState = startedFrom;
       context.startPoolReplacement = () => taken.lease.startReplacement();
       context.agentServer = { ready: Promise.resolve(server), pooled: true, cancel: () => undefined };
       if (modelProxy) {
@@ -89,6 +96,8 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     throw error;
   }
   context.session = session;
+  const startedFrom = session.preparedStates?.startedFrom;
+  if (startedFrom !== undefined) context.startedFromPreparedState = startedFrom;
   context.emit({ type: "sandbox", provider: options.sandbox.providerId, sandboxId: session.id, isolated: session.isolated });
   warnIfUnisolated(context);
   if (!context.prepare) context.agentServer = startAgentServerEarly(context);

@@ -17,7 +17,8 @@ export async function runSetup(context: TaskContext): Promise<void> {
   if (context.prepare && !states) {
     throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, `The ${context.options!.sandbox.providerId} sandbox keeps no prepared states: give it a prepared-state cache (createLocalSandbox({ preparedStates }), createDockerSandbox({ preparedStates }), createModalSandbox({ preparedStates })).`);
   }
-  if (states && key && context.prepare?.refresh !== true && (await states.restore(key))) {
+  // A workdir that holds this key's state from the start (a pooled sandbox the pool restored it into) is not copied again.
+  if (states && key && context.prepare?.refresh !== true && (context.startedFromPreparedState === key || (await states.restore(key)))) {
     context.preparedStateReused = true;
     // The restored files are other files than those placed: listed again, before the agent runs.
     context.placedListing = await listWorkspace(session, context.signal);

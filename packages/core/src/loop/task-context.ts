@@ -80,8 +80,10 @@ export interface TaskContext {
   /** The host's clone of the repository. */
   cloneDir?: string;
   baseCommit?: string;
-  /** The key the session was asked to start from (providers that start from prepared states). */
+  /** The key the session was asked to start from (providers that start from prepared states), or was restored into it. */
   preparedStateKey?: string;
+  /** The prepared state the session's workdir held when the task got it (created from it, or a pooled sandbox the pool put it in). */
+  startedFromPreparedState?: string;
   /** What was placed in the sandbox, listed before anything ran there (absent: collect brings back every file). */
   placedListing?: WorkspaceListing;
   summary: string;

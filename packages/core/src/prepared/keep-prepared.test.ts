@@ -85,19 +85,6 @@ function inspectingScript(seen: Array<{ runs: string; lock: string }>): Scripted
 const setupRan = (events: AgentTaskEvent[]) => events.some((event) => event.type === "command.output");
 const restored = (events: AgentTaskEvent[]) => events.some((event) => event.type === "log" && event.message.startsWith("Started from the prepared state"));
 
-/** A new package-lock.json on main, pushed straight into the bare repository. Returns the new head. */
-async function moveBaseBranch(repo: TestRepository, lock: string): Promise<string> {
-  const work = await mkdtemp(join(tmpdir(), "running-agent-keep-prepared-work-"));
-  try {
-    await repo.git("--work-tree", work, "checkout", "main", "--", ".");
-    await writeFile(join(work, "package-lock.json"), lock);
-    await repo.git("--work-tree", work, "add", "package-lock.json");
-    await repo.git("--work-tree", work, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "new lock");
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-  return (await repo.git("rev-parse", "main")).trim();
-}
 
 /** Collects a schedule's reports; `next` resolves with the first one that matches, past or future. */
 function reports() {
@@ -219,7 +206,7 @@ describe("preparing a repository ahead of its tasks", () => {
     const kept = keepPrepared({ repo: url, gitHost, sandbox: sandbox(), setupCommands: [SETUP], everyMs: 200, onPrepared: log.onPrepared, onError: log.onError });
     try {
       await log.next((entry) => entry.commit === before);
-      const head = (refreshedHead = await moveBaseBranch(repo, '{"v":2}\n'));
+      const head = (refreshedHead = await repo.commit({ "package-lock.json": '{"v":2}\n' }));
       const refreshed = await log.next((entry) => entry.commit === head);
       expect(refreshed.reused).toBe(false);
       expect(kept.last).toEqual(refreshed);

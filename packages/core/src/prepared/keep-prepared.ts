@@ -20,6 +20,11 @@ export interface KeepPreparedOptions extends Omit<PrepareRepositoryOptions, "ref
 export interface KeptPrepared extends AsyncDisposable {
   /** The last preparation that succeeded. */
   readonly last: PreparedRepository | undefined;
+  /**
+   * Calls `listener` after each preparation from now on, as `onPrepared` (a sandbox pool follows the
+   * schedule this way: `createSandboxPool(provider, { prepared: kept })`). Returns the unsubscribe.
+   */
+  subscribe(listener: (prepared: PreparedRepository) => void): () => void;
   /** Stops the schedule: a check or preparation in flight is cancelled (its sandbox torn down) before this resolves. */
   stop(): Promise<void>;
 }
@@ -45,6 +50,7 @@ export function keepPrepared(options: KeepPreparedOptions): KeptPrepared {
   let preparedAt = 0;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  const listeners = new Set<(prepared: PreparedRepository) => void>();
 
   const report = (error: unknown) => {
     if (stopping.signal.aborted) return;
@@ -73,10 +79,12 @@ export function keepPrepared(options: KeepPreparedOptions): KeptPrepared {
         if (!prepared.reused || last?.key !== prepared.key) preparedAt = Date.now();
         last = prepared;
         if (stopping.signal.aborted) return;
-        try {
-          onPrepared?.(prepared);
-        } catch {
-          // As above.
+        for (const listener of [onPrepared, ...listeners]) {
+          try {
+            listener?.(prepared);
+          } catch {
+            // As above.
+          }
         }
       }
     } catch (error) {
@@ -102,6 +110,11 @@ export function keepPrepared(options: KeepPreparedOptions): KeptPrepared {
   return {
     get last() {
       return last;
+    },
+    subscribe(listener) {
+      checkFunction("listener", listener);
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
     },
     stop,
     [Symbol.asyncDispose]: stop,

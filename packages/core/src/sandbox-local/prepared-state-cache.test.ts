@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -116,6 +116,42 @@ describe("prepared states of the local sandbox", () => {
     } finally {
       await rm(cacheDir, { recursive: true, force: true });
       await rm(source, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps when each state was made: one older than maxAgeMs is dropped instead of restored, and the next save makes it fresh", async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), "running-agent-prepared-cache-"));
+    const source = await mkdtemp(join(tmpdir(), "running-agent-prepared-source-"));
+    const target = await mkdtemp(join(tmpdir(), "running-agent-prepared-target-"));
+    try {
+      await writeFile(join(source, "file"), "x");
+      const key = "d".repeat(64);
+      const cache = createPreparedStateCache({ directory: cacheDir });
+      const before = Date.now();
+      await cache.saveFrom(key, source);
+      const madeAt = await cache.preparedAt(key);
+      expect(madeAt).toBeGreaterThanOrEqual(before);
+      expect(madeAt).toBeLessThanOrEqual(Date.now());
+      // A restore is a use, not a preparation: the time stays (an LRU touch must not make a state young).
+      expect(await cache.restoreInto(key, target)).toBe(true);
+      expect(await cache.preparedAt(key)).toBe(madeAt);
+      // The same folder through a cache with a short life: the state is stale, so it goes rather than being used.
+      const strict = createPreparedStateCache({ directory: cacheDir, maxAgeMs: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await writeFile(join(target, "file"), "edited");
+      expect(await strict.restoreInto(key, target)).toBe(false);
+      expect(await readFile(join(target, "file"), "utf8")).toBe("edited");
+      expect([await cache.keys(), await cache.preparedAt(key)]).toEqual([[], undefined]);
+      expect(readdirSync(cacheDir)).toEqual([]);
+      // A state whose time is missing (kept before times were) is stale too.
+      await cache.saveFrom(key, source);
+      await rm(join(cacheDir, `${key}.prepared-at`));
+      expect(await cache.restoreInto(key, target)).toBe(false);
+      expect(() => createPreparedStateCache({ directory: cacheDir, maxAgeMs: 0 })).toThrow(/maxAgeMs/);
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+      await rm(source, { recursive: true, force: true });
+      await rm(target, { recursive: true, force: true });
     }
   });
 

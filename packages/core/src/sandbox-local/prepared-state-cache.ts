@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, utimes } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { agentError, ErrorCode } from "../errors.js";
@@ -17,12 +17,16 @@ const run = promisify(execFile);
 export interface PreparedStateCache {
   /** The folder that holds the states. */
   readonly directory: string;
-  /** Copies the state kept under `key` into `hostDirectory` (replacing its contents); false when there is none. */
+  /** Age in ms after which a state is no longer used (the option, default 6 hours). */
+  readonly maxAgeMs: number;
+  /** Copies the state kept under `key` into `hostDirectory` (replacing its contents); false when there is none or it is older than `maxAgeMs` (then it is dropped). */
   restoreInto(key: string, hostDirectory: string): Promise<boolean>;
   /** Keeps a copy of `hostDirectory` under `key`, replacing an older state of the same key; drops the least recently used beyond `maxEntries`. */
   saveFrom(key: string, hostDirectory: string): Promise<void>;
   /** The keys held, most recently used first. */
   keys(): Promise<string[]>;
+  /** When the state of `key` was made (ms since the epoch), or undefined when none is kept. */
+  preparedAt(key: string): Promise<number | undefined>;
   /** Drops the state of `key`, or every state. */
   invalidate(key?: string): Promise<void>;
 }
@@ -33,16 +37,26 @@ export interface PreparedStateCacheOptions {
   directory: string;
   /** How many states are kept; the least recently used go first. Default 8. */
   maxEntries?: number;
+  /**
+   * A state older than this (from when its setup ran, not its last use) is not used: the next task on
+   * its key runs the setup again and replaces it. Default 6 hours, as the Docker and Modal caches'.
+   */
+  maxAgeMs?: number;
 }
 
 const KEY = /^[a-f0-9]{16,128}$/;
 const TEMP_PREFIX = ".incoming-";
+/** Beside each state folder (never inside it: the folder is copied whole into workspaces), when it was made. */
+const PREPARED_AT_SUFFIX = ".prepared-at";
+const DEFAULT_MAX_AGE_MS = 6 * 60 * 60 * 1000;
 
 /** A cache of prepared workspaces in a folder. Synchronous and free of I/O until used. */
 export function createPreparedStateCache(options: PreparedStateCacheOptions): PreparedStateCache {
   const maxEntries = options.maxEntries ?? 8;
+  const maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
   if (typeof options.directory !== "string" || options.directory === "") throw agentError(ErrorCode.INVALID_OPTIONS, "The prepared-state cache needs a directory.");
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw agentError(ErrorCode.INVALID_OPTIONS, `maxEntries must be a positive integer, not ${String(options.maxEntries)}.`);
+  if (typeof maxAgeMs !== "number" || !(maxAgeMs > 0)) throw agentError(ErrorCode.INVALID_OPTIONS, `maxAgeMs must be a positive number of milliseconds, not ${String(options.maxAgeMs)}.`);
   const directory = options.directory;
   const pathOf = (key: string) => {
     if (!KEY.test(key)) throw agentError(ErrorCode.INVALID_OPTIONS, `A prepared-state key is a lowercase hex digest, not ${JSON.stringify(key)}.`);
@@ -54,12 +68,29 @@ export function createPreparedStateCache(options: PreparedStateCacheOptions): Pr
     const dated = await Promise.all(names.map(async (name) => ({ name, used: (await stat(join(directory, name)).catch(() => undefined))?.mtimeMs ?? 0 })));
     return dated.sort((a, b) => b.used - a.used).map((entry) => entry.name);
   };
+  // A state without its time (made before the time was kept) counts as made at the epoch: stale.
+  const preparedAt = async (key: string): Promise<number | undefined> => {
+    const kept = pathOf(key);
+    if (!(await stat(kept).catch(() => undefined))?.isDirectory()) return undefined;
+    const text = await readFile(`${kept}${PREPARED_AT_SUFFIX}`, "utf8").catch(() => "0");
+    return Number(text) || 0;
+  };
+  const drop = async (key: string) => {
+    await rm(join(directory, key), { recursive: true, force: true });
+    await rm(join(directory, `${key}${PREPARED_AT_SUFFIX}`), { force: true });
+  };
 
   return {
     directory,
+    maxAgeMs,
     async restoreInto(key, hostDirectory) {
       const kept = pathOf(key);
-      if (!(await stat(kept).catch(() => undefined))?.isDirectory()) return false;
+      const madeAt = await preparedAt(key);
+      if (madeAt === undefined) return false;
+      if (Date.now() - madeAt > maxAgeMs) {
+        await drop(key);
+        return false;
+      }
       await emptyFolder(hostDirectory);
       await copyTree(kept, hostDirectory);
       // Marks it as recently used, for eviction.
@@ -76,6 +107,8 @@ export function createPreparedStateCache(options: PreparedStateCacheOptions): Pr
         await mkdir(incoming, { mode: 0o700 });
         await copyTree(hostDirectory, incoming);
         await rm(kept, { recursive: true, force: true });
+        // Its time first: a restore never finds the new folder without it (which would count as stale).
+        await writeFile(`${kept}${PREPARED_AT_SUFFIX}`, String(Date.now()), { mode: 0o600 });
         await rename(incoming, kept);
         // cp -a gave the folder the source's times; its own time says when it was last used.
         const now = new Date();
@@ -83,15 +116,17 @@ export function createPreparedStateCache(options: PreparedStateCacheOptions): Pr
       } finally {
         await rm(incoming, { recursive: true, force: true });
       }
-      for (const stale of (await keys()).slice(maxEntries)) await rm(join(directory, stale), { recursive: true, force: true });
+      for (const stale of (await keys()).slice(maxEntries)) await drop(stale);
     },
     keys,
+    preparedAt,
     async invalidate(key) {
       if (key !== undefined) {
-        await rm(pathOf(key), { recursive: true, force: true });
+        pathOf(key);
+        await drop(key);
         return;
       }
-      for (const name of await keys()) await rm(join(directory, name), { recursive: true, force: true });
+      for (const name of await keys()) await drop(name);
     },
   };
 }

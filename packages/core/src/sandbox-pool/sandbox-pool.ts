@@ -11,6 +11,8 @@ import { startOpencodeServer, warmUpOpencodeServer, type OpencodeServer } from "
 import { defaultStartTimeoutMs, providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
 import { MODEL_API_KEY_ENV } from "../loop/model-key.js";
 import type { SandboxCreateOptions, SandboxNetworkPolicy, SandboxProvider, SandboxResources, SandboxSession } from "../spec/sandbox-spec.js";
+import type { KeptPrepared } from "../prepared/keep-prepared.js";
+import type { PreparedRepository } from "../prepared/prepare-repository.js";
 
 /** Settings for {@link createSandboxPool}. */
 export interface SandboxPoolOptions {
@@ -42,6 +44,17 @@ export interface SandboxPoolOptions {
   admission?: StartAdmission;
   /** How long a pooled server may take to start and warm up once admitted. Default: as for a task. */
   startTimeoutMs?: number;
+  /**
+   * Start every pooled sandbox from the prepared state of one repository that this schedule keeps
+   * (`keepPrepared` with the same provider): the repository is in the workdir with the setup's
+   * outputs, and OpenCode is warmed on it. Only a task whose prepared-state key (repository, base
+   * commit, setup commands) is the current state's gets a pooled sandbox; any other opens its own.
+   * Each new state the schedule prepares (the base branch moved, the state aged out, another setup)
+   * retires the idle sandboxes of the old one and refills from the new. Until the first state is
+   * ready the pool holds nothing. A state made once (`prepareRepository`'s result) serves the same way
+   * until {@link SandboxPool.usePreparedState} names another.
+   */
+  prepared?: KeptPrepared | Pick<PreparedRepository, "key" | "reused">;
   /** False: start `size` sandboxes once and replace none that is taken, dies or expires (for a one-shot run). Default true. */
   refill?: boolean;
   /** Told what the pool does, for logs. Exceptions thrown here are ignored. */
@@ -87,6 +100,14 @@ export type SandboxPoolEvent =
       type: "expired";
       /** The sandbox that went. */
       sandboxId: string;
+    }
+  | {
+      /** The pool's prepared state changed: an idle sandbox of the old state was destroyed (told once it is gone). */
+      type: "retired";
+      /** The sandbox that went. */
+      sandboxId: string;
+      /** The key of the state it held (absent for an empty workspace's). */
+      preparedStateKey?: string;
     };
 
 /** Counts of a pool's sandboxes. */
@@ -107,6 +128,8 @@ export interface SandboxPoolStats {
   expired: number;
   /** Opens or warm-ups that failed. */
   startFailures: number;
+  /** Idle sandboxes destroyed because the pool's prepared state changed. */
+  retired: number;
 }
 
 /** What a task asks the pool for: the agent config its OpenCode server must have been started with. */
@@ -123,6 +146,8 @@ export interface PooledSandboxRequest {
   resources?: SandboxResources;
   /** The task's network policy: it must equal the pool's. */
   network?: SandboxNetworkPolicy;
+  /** The task's prepared-state key (it has setup commands): a pool of prepared sandboxes serves only its current state's. */
+  preparedStateKey?: string;
   /** Stops the wait for a starting sandbox. */
   signal?: AbortSignal;
 }
@@ -137,6 +162,8 @@ export interface PooledSandboxLease {
   modelProxy?: ModelProxy;
   /** The sandbox's egress proxy, where the provider enforces the policy through one. */
   egressProxy?: EgressProxy;
+  /** The prepared state the sandbox's workdir holds (clone and setup done), for a pool of prepared sandboxes. */
+  preparedStateKey?: string;
   /**
    * Starts this sandbox's replacement. The pool holds it back until the task says its agent is under
    * way (`runAgentTask` calls this when the model first answers, and at teardown), so that on a small
@@ -159,6 +186,19 @@ export interface SandboxPool extends SandboxProvider, AsyncDisposable {
   stats(): SandboxPoolStats;
   /** Resolves once `count` (default: size) sandboxes are ready, or the pool is closed. */
   whenReady(count?: number): Promise<void>;
+  /**
+   * The key of the prepared state the pooled sandboxes start from, undefined for a pool of empty
+   * workspaces (or one that waits for its first state).
+   */
+  readonly preparedStateKey: string | undefined;
+  /**
+   * Starts the pooled sandboxes from this prepared state from now on (a result of `prepareRepository`
+   * or of a `keepPrepared` schedule, with the provider the pool wraps). Another key, or a state the
+   * setup made again (`reused: false`), retires every idle sandbox of the old state and refills from
+   * the new one; a sandbox still starting from the old state is stopped, and a task waiting for one
+   * opens its own. The same state again (`reused: true`) changes nothing.
+   */
+  usePreparedState(prepared: Pick<PreparedRepository, "key" | "reused">): void;
   /**
    * Takes a ready sandbox for the task, or waits for one that is starting and not promised to another
    * task. `{ miss }` says why none fits (the task then opens its own). Rejects with ABORTED when the
@@ -206,9 +246,18 @@ interface PooledSandbox {
   readonly session: SandboxSession;
   readonly server: OpencodeServer;
   readonly access: SandboxAccess;
+  /** The prepared state in its workdir, and which of the pool's states it is (a state made again under the same key is another). */
+  readonly prepared: PreparedStateInUse | undefined;
   state: "idle" | "leased" | "gone";
   idleTimer?: NodeJS.Timeout;
 }
+
+interface PreparedStateInUse {
+  readonly key: string;
+  readonly generation: number;
+}
+
+const PREPARED_KEY = /^[a-f0-9]{16,128}$/;
 
 interface Waiter {
   deliver(entry: PooledSandbox | undefined): void;
@@ -236,7 +285,14 @@ class WarmSandboxPool implements SandboxPool {
   private consecutiveFailures = 0;
   private backoffTimer: NodeJS.Timeout | undefined;
   private started = 0;
-  private counts = { taken: 0, replaced: 0, expired: 0, startFailures: 0 };
+  private counts = { taken: 0, replaced: 0, expired: 0, startFailures: 0, retired: 0 };
+  /** `waiting`: a pool of prepared sandboxes before its first state; undefined: empty workspaces. */
+  private prepared: PreparedStateInUse | "waiting" | undefined;
+  /** Set when the provider no longer keeps the current state (aged out, evicted): nothing starts until a new one. */
+  private stateLost = false;
+  /** Aborted when the prepared state changes: stops the starts from the old one. */
+  private stateChange = new AbortController();
+  private unsubscribe: (() => void) | undefined;
   /** Set first thing in close(), so that everything close() wakes sees the pool closed. */
   private closed = false;
   private shutdown: Promise<void> | undefined;
@@ -268,6 +324,17 @@ class WarmSandboxPool implements SandboxPool {
       throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, `modelProxy needs a sandbox that reaches the host's 127.0.0.1; the "${provider.providerId}" sandbox as configured does not.`);
     }
     this.admission = options.admission ?? providerStartAdmission(provider);
+    const kept = options.prepared;
+    if (kept !== undefined) {
+      this.prepared = "waiting";
+      if (typeof (kept as KeptPrepared | null)?.subscribe === "function") {
+        const schedule = kept as KeptPrepared;
+        this.unsubscribe = schedule.subscribe((prepared) => this.usePreparedState(prepared));
+        if (schedule.last) this.usePreparedState(schedule.last);
+      } else {
+        this.usePreparedState(kept as PreparedRepository);
+      }
+    }
     this.fill();
   }
 
@@ -288,6 +355,38 @@ class WarmSandboxPool implements SandboxPool {
   }
   get snapshots() {
     return this.provider.snapshots;
+  }
+  /** So that a task the pool does not serve still starts from a kept state of the provider's. */
+  get startsFromPreparedStates(): boolean | undefined {
+    return this.provider.startsFromPreparedStates;
+  }
+  get preparedStateKey(): string | undefined {
+    return typeof this.prepared === "object" ? this.prepared.key : undefined;
+  }
+
+  usePreparedState(prepared: Pick<PreparedRepository, "key" | "reused">): void {
+    if (typeof prepared?.key !== "string" || !PREPARED_KEY.test(prepared.key)) {
+      throw agentError(ErrorCode.INVALID_OPTIONS, `A pool's prepared state is prepareRepository's result (or a keepPrepared schedule), not ${JSON.stringify(prepared)}.`);
+    }
+    if (this.closed) return;
+    const current = this.prepared;
+    if (typeof current === "object" && current.key === prepared.key && prepared.reused === true) return;
+    this.prepared = { key: prepared.key, generation: (typeof current === "object" ? current.generation : 0) + 1 };
+    this.stateLost = false;
+    // Nothing of the old state is handed out from here on: starts stop, waiters open their own, idle ones go.
+    this.stateChange.abort();
+    this.stateChange = new AbortController();
+    for (const waiter of this.waiters.splice(0)) waiter.deliver(undefined);
+    for (const entry of this.idle.splice(0)) {
+      this.counts.retired += 1;
+      // Told once the sandbox is gone, so that a listener never sees it still running.
+      this.track(this.discard(entry).then(() => this.emit({ type: "retired", sandboxId: entry.session.id, ...(entry.prepared ? { preparedStateKey: entry.prepared.key } : {}) })));
+    }
+    // A start that failed on the old state (one no longer kept) is no reason to wait before the new one.
+    clearTimeout(this.backoffTimer);
+    this.backoffTimer = undefined;
+    this.consecutiveFailures = 0;
+    this.fill();
   }
 
   /** A task that got no pooled sandbox opens its own, as without a pool. */
@@ -329,10 +428,22 @@ class WarmSandboxPool implements SandboxPool {
       while (this.idle.length > 0) {
         const entry = this.idle.shift()!;
         clearTimeout(entry.idleTimer);
+        if (this.isStale(entry)) {
+          // usePreparedState retires these at once; this only guards the hand-over.
+          this.track(this.discard(entry));
+          continue;
+        }
         // Claimed before the check, so no other task can take it meanwhile; its replacement waits for the task.
         entry.state = "leased";
         this.heldBack.add(entry);
-        if (await this.isHealthy(entry)) return { lease: this.lease(entry, request.taskId) };
+        const healthy = await this.isHealthy(entry);
+        if (this.isStale(entry)) {
+          // The state changed while the sandbox was checked: it holds the old one, which goes with it.
+          this.heldBack.delete(entry);
+          this.track(this.discard(entry));
+          return { miss: "the pool's prepared state changed" };
+        }
+        if (healthy) return { lease: this.lease(entry, request.taskId) };
         this.heldBack.delete(entry);
         this.counts.replaced += 1;
         this.emit({ type: "replaced", sandboxId: entry.session.id, reason: "it failed the check before a task took it" });
@@ -353,6 +464,7 @@ class WarmSandboxPool implements SandboxPool {
 
   close(): Promise<void> {
     this.closed = true;
+    this.unsubscribe?.();
     this.shutdown ??= (async () => {
       this.closing.abort(agentError(ErrorCode.SANDBOX_DESTROYED, "The sandbox pool was closed."));
       clearTimeout(this.backoffTimer);
@@ -371,6 +483,13 @@ class WarmSandboxPool implements SandboxPool {
 
   /** Why the task's agent config differs from the one the pooled servers were started with, or undefined. */
   private mismatch(request: PooledSandboxRequest): string | undefined {
+    if (this.prepared === "waiting") return "the pool's first prepared state is not ready yet";
+    if (this.stateLost) return "the provider no longer keeps the pool's prepared state (aged out or evicted); the pool waits for a new one";
+    if (this.prepared !== undefined && request.preparedStateKey !== this.prepared.key) {
+      return request.preparedStateKey === undefined
+        ? "the pool's sandboxes hold a prepared state and this task has no setup commands"
+        : `the pool's sandboxes hold the prepared state ${this.prepared.key.slice(0, 12)}, this task's is ${request.preparedStateKey.slice(0, 12)} (another base commit or setup commands)`;
+    }
     if (request.allowRepoAgentConfig) return "allowRepoAgentConfig needs the repository's own config when OpenCode starts";
     if (request.modelProxy !== this.keyOnHost) return `the pool runs with modelProxy ${this.keyOnHost ? "on" : "off"}`;
     const { apiKey: poolKey, apiKeySource: _poolSource, ...poolModel } = this.model;
@@ -391,7 +510,14 @@ class WarmSandboxPool implements SandboxPool {
     const startReplacement = () => {
       if (this.heldBack.delete(entry)) this.fill();
     };
-    return { session: entry.session, server: entry.server, ...(modelProxy ? { modelProxy } : {}), ...(egressProxy ? { egressProxy } : {}), startReplacement };
+    return {
+      session: entry.session,
+      server: entry.server,
+      ...(modelProxy ? { modelProxy } : {}),
+      ...(egressProxy ? { egressProxy } : {}),
+      ...(entry.prepared ? { preparedStateKey: entry.prepared.key } : {}),
+      startReplacement,
+    };
   }
 
   private waitForStart(signal: AbortSignal | undefined): Promise<PooledSandbox | undefined> {
@@ -425,7 +551,7 @@ class WarmSandboxPool implements SandboxPool {
 
   /** Starts sandboxes until ready plus starting reaches the size (after a failure, with a growing pause). */
   private fill(): void {
-    if (this.closed || this.backoffTimer) return;
+    if (this.closed || this.backoffTimer || this.prepared === "waiting" || this.stateLost) return;
     while (this.idle.length + this.starting + this.heldBack.size < this.size && (this.options.refill !== false || this.started < this.size)) {
       const start = this.startOne();
       this.inFlight.add(start);
@@ -435,7 +561,9 @@ class WarmSandboxPool implements SandboxPool {
 
   private async startOne(): Promise<void> {
     this.starting += 1;
-    const signal = this.closing.signal;
+    const prepared = typeof this.prepared === "object" ? this.prepared : undefined;
+    const stateChange = this.stateChange.signal;
+    const signal = AbortSignal.any([this.closing.signal, stateChange]);
     const number = ++this.started;
     const startedAt = Date.now();
     let session: SandboxSession | undefined;
@@ -452,11 +580,18 @@ class WarmSandboxPool implements SandboxPool {
         ...access.createOptions,
         labels: { "running-agent.pool": this.poolId },
         ...(this.options.sandboxTimeoutMs ? { timeoutMs: this.options.sandboxTimeoutMs } : {}),
+        ...(prepared && this.provider.startsFromPreparedStates === true ? { preparedStateKey: prepared.key } : {}),
         signal,
       });
       // OpenCode takes the git root as the project's worktree (which bounds external_directory): warm it
-      // on a repository at the workdir, as the task's will be, and remove that .git before the task's arrives.
-      await this.check(session, ["git", "init", "-q"], signal);
+      // on a repository at the workdir, as the task's will be (a prepared state's workdir holds the task's
+      // repository already), and remove an empty one's .git before the task's arrives.
+      if (prepared && !(await this.putPreparedState(session, prepared.key))) {
+        // No start can succeed before a new state: the pool stops trying (rather than failing every 30 s).
+        if (!stateChange.aborted) this.stateLost = true;
+        throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `The prepared state ${prepared.key.slice(0, 12)} is no longer kept (aged out or removed); the pool starts again once a new state is prepared.`);
+      }
+      else await this.check(session, ["git", "init", "-q"], signal);
       const startLimitMs = this.options.startTimeoutMs ?? defaultStartTimeoutMs();
       server = await startOpencodeServer({
         session,
@@ -471,27 +606,30 @@ class WarmSandboxPool implements SandboxPool {
         signal,
       });
       await warmUpOpencodeServer(server, session.workdir, { timeoutMs: startLimitMs, signal });
-      await this.check(session, ["rm", "-rf", "--", `${session.workdir}/.git`], signal);
-      entry = { session, server, access, state: "idle" };
+      if (!prepared) await this.check(session, ["rm", "-rf", "--", `${session.workdir}/.git`], signal);
+      entry = { session, server, access, prepared, state: "idle" };
     } catch (error) {
       this.starting -= 1;
       await server?.process.kill().catch(() => undefined);
       await session?.destroy().catch(() => undefined);
       await access?.close().catch(() => undefined);
-      if (signal.aborted) return;
+      if (this.closing.signal.aborted) return;
+      // Stopped because the state changed: the new state's start is due now.
+      if (stateChange.aborted) return this.fill();
       this.counts.startFailures += 1;
       this.consecutiveFailures += 1;
       const failure = error instanceof Error ? error : new Error(String(error));
       this.emit({ type: "start-failed", message: failure.message, code: (failure as { code?: string }).code ?? ErrorCode.SANDBOX_CREATE_FAILED });
       // A waiter that can no longer be served by a start goes to open its own sandbox.
-      while (this.waiters.length > this.starting) this.waiters.pop()!.deliver(undefined);
+      while (this.waiters.length > (this.stateLost ? 0 : this.starting)) this.waiters.pop()!.deliver(undefined);
       this.pauseAfterFailure();
       return;
     }
     this.starting -= 1;
     this.consecutiveFailures = 0;
-    if (this.closed) {
+    if (this.closed || this.isStale(entry)) {
       await this.discard(entry);
+      this.fill();
       return;
     }
     this.emit({ type: "ready", sandboxId: session.id, startMs: Date.now() - startedAt });
@@ -504,6 +642,26 @@ class WarmSandboxPool implements SandboxPool {
       return;
     }
     this.park(entry);
+  }
+
+  /** Puts the prepared state in a new sandbox (a provider that starts from states did at create; another restores it now); false when it is no longer kept. */
+  private async putPreparedState(session: SandboxSession, key: string): Promise<boolean> {
+    const states = session.preparedStates;
+    if (!states) throw agentError(ErrorCode.CAPABILITY_UNSUPPORTED, `The ${this.provider.providerId} sandbox keeps no prepared states: give it the prepared-state cache the pool's state was prepared with.`);
+    return this.provider.startsFromPreparedStates === true ? states.startedFrom === key : await states.restore(key);
+  }
+
+  /** True for a sandbox of a prepared state the pool no longer serves. */
+  private isStale(entry: PooledSandbox): boolean {
+    const current = typeof this.prepared === "object" ? this.prepared : undefined;
+    return entry.prepared?.generation !== current?.generation;
+  }
+
+  /** Close waits for what is tracked (destroying retired sandboxes). */
+  private track(work: Promise<void>): void {
+    const tracked = work.catch(() => undefined);
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
   }
 
   private async check(session: SandboxSession, command: string[], signal: AbortSignal): Promise<void> {

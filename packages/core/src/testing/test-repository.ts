@@ -14,6 +14,11 @@ export interface TestRepository extends AsyncDisposable {
   root: string;
   /** Runs git against the bare repository and returns stdout. */
   git(...args: string[]): Promise<string>;
+  /**
+   * Commits `files` (added or replaced; the others stay) on `branch` (default: the one it was made
+   * with), as a push to it would: the base branch moves. Resolves with the new commit.
+   */
+  commit(files: Record<string, string>, options?: { branch?: string; message?: string }): Promise<string>;
   /** Removes {@link TestRepository.root} and everything in it. */
   remove(): Promise<void>;
 }
@@ -30,11 +35,12 @@ export async function createTestRepository(
   const root = await mkdtemp(join(options.parent ?? tmpdir(), "running-agent-test-repo-"));
   const work = join(root, "work");
   const path = join(root, options.name ?? "repo.git");
-  const git = (cwd: string, ...args: string[]) =>
+  const gitWith = (env: Record<string, string>, cwd: string, ...args: string[]) =>
     run("git", ["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", `init.defaultBranch=${branch}`, "-c", "core.hooksPath=/dev/null", ...args], {
       cwd,
-      env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" },
+      env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", ...env },
     });
+  const git = (cwd: string, ...args: string[]) => gitWith({}, cwd, ...args);
   try {
     await mkdir(work, { recursive: true });
     for (const [file, value] of Object.entries(files)) {
@@ -53,10 +59,32 @@ export async function createTestRepository(
     throw error;
   }
   const remove = () => rm(root, { recursive: true, force: true });
+  // With git's plumbing on a private index: no work tree, and the bare repository's own index untouched.
+  const commit = async (changed: Record<string, string>, commitOptions: { branch?: string; message?: string } = {}) => {
+    const target = commitOptions.branch ?? branch;
+    const scratch = await mkdtemp(join(root, "commit-"));
+    const inRepository = (...args: string[]) => gitWith({ GIT_INDEX_FILE: join(scratch, "index") }, root, "--git-dir", path, ...args);
+    try {
+      const parent = (await inRepository("rev-parse", "--verify", `refs/heads/${target}`)).stdout.trim();
+      await inRepository("read-tree", parent);
+      for (const [file, content] of Object.entries(changed)) {
+        await writeFile(join(scratch, "blob"), content);
+        const blob = (await inRepository("hash-object", "-w", join(scratch, "blob"))).stdout.trim();
+        await inRepository("update-index", "--add", "--cacheinfo", `100644,${blob},${file}`);
+      }
+      const tree = (await inRepository("write-tree")).stdout.trim();
+      const created = (await inRepository("commit-tree", tree, "-p", parent, "-m", commitOptions.message ?? "Change")).stdout.trim();
+      await inRepository("update-ref", `refs/heads/${target}`, created, parent);
+      return created;
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  };
   return {
     path,
     root,
     git: async (...args: string[]) => (await git(root, "--git-dir", path, ...args)).stdout,
+    commit,
     remove,
     [Symbol.asyncDispose]: remove,
   };
