@@ -172,6 +172,20 @@ describe("collectChanges when the sandbox is hostile", () => {
     expect((await collect()).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
   });
 
+  it("a second collect given what the first staged (as the loop hands it) ends as one that asks git", async () => {
+    const { agent, collect } = await placed(fixture);
+    await agent("echo first > added.txt && echo changed >> a.txt && mv c.txt moved.txt");
+    const first = await collect({ staged: [] });
+    expect(first.map((change) => [change.path, change.status])).toEqual([
+      ["a.txt", "modified"],
+      ["added.txt", "added"],
+      ["moved.txt", "renamed"],
+    ]);
+    await agent("rm added.txt && printf 'aaaa\\n' > a.txt && mv moved.txt c.txt && echo again >> b.txt");
+    const staged = first.flatMap((change) => (change.previousPath === undefined ? [change.path] : [change.path, change.previousPath]));
+    expect((await collect({ staged })).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
+  });
+
   it("still collects files swapped between two folders, whose own status change times stay old", async () => {
     await using swap = await createGitFixture({ files: { "one/same.txt": "first\n", "two/same.txt": "second\n" } });
     const { agent, collect } = await placed(swap);

@@ -25,6 +25,11 @@ export interface CollectChangesInput {
    * without it every file is, and the host working tree must hold HEAD's files.
    */
   placed?: WorkspaceListing;
+  /**
+   * What an earlier collect of this task left staged: the paths of its changes (and the previous
+   * paths of its renames); [] before the first. Without it git is asked (one more process).
+   */
+  staged?: readonly string[];
   /** Bounds on the changes; defaults {@link DEFAULT_CHANGE_LIMITS}. */
   limits?: ChangeLimits;
   /** Strings that must not be in any changed file (the run's keys, tokens and passwords). */
@@ -57,8 +62,8 @@ export async function collectChanges(input: CollectChangesInput): Promise<Change
     const checks = { budget: new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits }), scanner: new SecretScanner(input.secrets ?? []) };
     if (input.placed && session.getArchiveStream) {
       const placed = input.placed;
-      // What an earlier collect of this task staged is asked of git while the sandbox lists (they do not depend on each other).
-      const staged = stagedPaths(input.dir, signal);
+      // What an earlier collect of this task staged, when the caller does not say, is asked of git while the sandbox lists.
+      const staged = input.staged ? Promise.resolve(input.staged) : stagedPaths(input.dir, signal);
       staged.catch(() => undefined);
       const now = (await listChangesSince(session, placed, signal)) ?? (await listAndCompare(session, placed, signal));
       throwIfAborted(signal, "collect");
@@ -133,11 +138,12 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   for (const path of vanished) await removeHostPath(dir, path);
   const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
   if (toStage.length > 0) {
-    // Files past the threshold are hashed as a stream into a pack, not read whole into git's memory.
-    await runGit(["-c", "core.bigFileThreshold=16m", "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], {
+    // By path, no pathspec matching (which costs paths x index entries): a path with a file or link on
+    // the host is hashed and staged, one without is dropped from the index. Files past the threshold
+    // are hashed as a stream into a pack, not read whole into git's memory.
+    await runGit(["-c", "core.bigFileThreshold=16m", "update-index", "--add", "--remove", "-z", "--stdin"], {
       cwd: dir,
       input: `${toStage.join("\0")}\0`,
-      env: { GIT_LITERAL_PATHSPECS: "1" },
       signal,
       phase: "collect",
     });
@@ -196,8 +202,9 @@ function checkName(path: string, scanner: SecretScanner): void {
   if (scanner.holds(path)) throw secretInChanges("(a file whose name holds it)");
 }
 
-// Past this many paths the whole index is read: one pathspec each would not fit on a command line.
-const MAX_PATHSPECS = 2_000;
+// Past this many paths the whole index is read: git matches every pathspec against every entry, which
+// costs more than reading 20,000 entries once past about a hundred paths (and must fit a command line).
+const MAX_PATHSPECS = 100;
 
 /**
  * The index entries (path, mode) of `paths`, and of any folder above them that was empty when the
@@ -257,86 +264,164 @@ function isWorkingTreePath(path: string): boolean {
 
 /**
  * Streams the given paths out of the sandbox into the host working tree, checking each as it
- * comes: an entry that was not asked for, is not a file or symlink, or would land below a symlink
- * is refused; sizes and secrets are checked chunk by chunk, before anything is staged.
+ * comes: an entry that was not asked for, or is a folder now, is skipped; one that is not a file or
+ * symlink, or would land below a symlink or a file, is refused; sizes and secrets are checked chunk
+ * by chunk, before anything is staged. Small files are read whole and written while the archive is
+ * read on (a few at once); larger ones are streamed to disk as they come.
  */
 async function bringBack(session: SandboxSession, dir: string, paths: readonly string[], received: Set<string>, checks: ChangeChecks, signal: AbortSignal | undefined): Promise<void> {
   if (paths.length === 0) return;
   const asked = new Set(paths);
-  // Folders already checked or made (by this call only: nothing else writes the host tree meanwhile).
+  // Folders already checked or made, and files and links placed (by this call only: nothing else writes the host tree meanwhile).
   const folders = new Set<string>();
+  const placed = new Set<string>();
   const archive = await session.getArchiveStream!(session.workdir, { paths, ...(signal ? { signal } : {}) });
   const extract = tar.extract();
   const source = Readable.from(archive);
   source.on("error", (error) => extract.destroy(error));
   source.pipe(extract);
+  const writes = new BoundedWrites(WRITE_CONCURRENCY);
   try {
     for await (const entry of extract) {
       const header = entry.header;
       const path = safeArchivePath(header.name);
-      if (!asked.has(path) || received.has(path) || (header.type !== "file" && header.type !== "symlink")) {
+      // A path that is a folder now was a file when listed: gone, as a path that did not come at all.
+      if (!asked.has(path) || received.has(path) || header.type === "directory") {
         entry.resume();
-        if (!asked.has(path) || received.has(path)) continue;
+        continue;
+      }
+      if (header.type !== "file" && header.type !== "symlink") {
+        entry.resume();
         throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} as a ${header.type ?? "unknown"} entry; only files and symlinks are collected.`, { phase: "collect", details: { path } });
       }
       received.add(path);
       checkName(path, checks.scanner);
-      const hostPath = await plainParents(dir, path, folders);
+      const hostPath = await plainParents(dir, path, folders, placed);
       // A folder this archive already wrote into cannot become a file or a link now (a hostile archive).
       if (folders.has(hostPath)) {
         throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} after entries below it; refusing to write through it.`, { phase: "collect", details: { path } });
       }
-      // Its parents were just checked to be real folders: what is at the path itself goes.
-      const existing = await lstat(hostPath).catch(() => undefined);
-      if (existing?.isDirectory()) await rm(hostPath, { recursive: true, force: true });
-      else if (existing) await unlink(hostPath);
+      placed.add(hostPath);
       if (header.type === "symlink") {
         entry.resume();
         const target = header.linkname ?? "";
         if (checks.scanner.holds(target)) throw secretInChanges(path);
-        await symlink(target, hostPath);
+        await writes.add(() => replacing(hostPath, () => symlink(target, hostPath)));
         continue;
       }
-      checks.budget.addFile(path, header.size ?? 0);
-      await writeStreamed(hostPath, entry, (header.mode ?? 0o644) & 0o100 ? 0o755 : 0o644, path, checks);
+      const size = header.size ?? 0;
+      checks.budget.addFile(path, size);
+      const mode = (header.mode ?? 0o644) & 0o100 ? 0o755 : 0o644;
+      if (size <= BUFFERED_FILE_BYTES) {
+        const content = await readChecked(entry, path, checks);
+        await writes.add(() => replacing(hostPath, () => writeNewFile(hostPath, mode, content)));
+      } else {
+        await replacing(hostPath, () => writeNewFile(hostPath, mode, entry, path, checks));
+      }
     }
+    await writes.settle();
   } catch (error) {
     source.destroy();
+    // Nothing may still be writing once the collect has failed.
+    await writes.settle().catch(() => undefined);
     if (RunningAgentError.isInstance(error)) throw error;
     throw agentError(ErrorCode.COLLECT_FAILED, `Bringing the changed files back from the sandbox failed: ${(error as Error).message}`, { phase: "collect", cause: error });
   }
 }
 
-// O_EXCL|O_NOFOLLOW on a path just cleared: never opens whatever might have appeared there.
-async function writeStreamed(hostPath: string, content: AsyncIterable<Uint8Array>, mode: number, path: string, checks: ChangeChecks): Promise<void> {
+// Files up to this size are read whole before they are written, so that the archive is read on meanwhile.
+const BUFFERED_FILE_BYTES = 1024 * 1024;
+
+/** Runs writes a few at once; the first failure is thrown by the next {@link add} or {@link settle}. */
+class BoundedWrites {
+  private readonly running = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  /** Starts `write`, and waits while `limit` writes are running. */
+  async add(write: () => Promise<void>): Promise<void> {
+    this.throwFailure();
+    const running: Promise<void> = write()
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.running.delete(running));
+    this.running.add(running);
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    this.throwFailure();
+  }
+
+  /** Waits for every write started. */
+  async settle(): Promise<void> {
+    await Promise.all(this.running);
+    this.throwFailure();
+  }
+
+  private throwFailure(): void {
+    if (this.failure) throw this.failure.error;
+  }
+}
+
+// The entry's bytes, scanned for secrets chunk by chunk as they come.
+async function readChecked(content: AsyncIterable<Uint8Array>, path: string, checks: ChangeChecks): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  checks.scanner.reset();
+  for await (const chunk of content) {
+    if (checks.scanner.push(chunk)) throw secretInChanges(path);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+// Creates a file or link where the host tree may still hold HEAD's or an earlier collect's: what is
+// there (its parents were checked to be real folders) goes, and the creation is tried once more.
+async function replacing(hostPath: string, create: () => Promise<void>): Promise<void> {
+  try {
+    await create();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const existing = await lstat(hostPath);
+    if (existing.isDirectory()) await rm(hostPath, { recursive: true, force: true });
+    else await unlink(hostPath);
+    await create();
+  }
+}
+
+// O_EXCL|O_NOFOLLOW: never opens whatever is at the path, it fails instead. Content held in memory
+// was checked already; a stream is checked chunk by chunk as it is written.
+async function writeNewFile(hostPath: string, mode: number, content: Buffer | AsyncIterable<Uint8Array>, path?: string, checks?: ChangeChecks): Promise<void> {
   const handle = await open(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, mode);
   try {
-    checks.scanner.reset();
-    for await (const chunk of content) {
-      if (checks.scanner.push(chunk)) throw secretInChanges(path);
-      await handle.write(chunk);
+    if (Buffer.isBuffer(content)) await handle.writeFile(content);
+    else {
+      checks!.scanner.reset();
+      for await (const chunk of content) {
+        if (checks!.scanner.push(chunk)) throw secretInChanges(path!);
+        await handle.write(chunk);
+      }
     }
-    // The mode given to open is reduced by the umask; git needs the exact bits.
-    await handle.chmod(mode);
+    // The umask may take the executable bits; git only reads the owner's (a file without them needs no chmod).
+    if (mode === 0o755) await handle.chmod(mode);
   } finally {
     await handle.close();
   }
 }
 
 // Makes the folders above `path` in the host working tree, each a real folder: anything else in the
-// way (a file or symlink the host tree still has) is refused, never written through.
-async function plainParents(dir: string, path: string, checked: Set<string>): Promise<string> {
+// way (a file or symlink the host tree still has, or one this archive placed) is refused, never written through.
+async function plainParents(dir: string, path: string, checked: Set<string>, placed: ReadonlySet<string>): Promise<string> {
   let current = dir;
   const segments = path.split("/");
   for (const segment of segments.slice(0, -1)) {
     current = join(current, segment);
     if (checked.has(current)) continue;
-    checked.add(current);
-    const stats = await lstat(current).catch(() => undefined);
-    if (!stats) await mkdir(current);
-    else if (!stats.isDirectory()) {
+    const stats = placed.has(current) ? undefined : await lstat(current).catch(() => null);
+    if (stats === null) await mkdir(current);
+    else if (!stats?.isDirectory()) {
       throw agentError(ErrorCode.UNSAFE_PATH, `Refusing to write ${JSON.stringify(path)}: a part of its path is not a folder in the host clone.`, { phase: "collect", details: { path } });
     }
+    checked.add(current);
   }
   return join(dir, path);
 }
