@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, RunningAgentError } from "../errors.js";
@@ -195,6 +195,16 @@ describe("collectChanges when the sandbox is hostile", () => {
       ["one/same.txt", "modified"],
       ["two/same.txt", "modified"],
     ]);
+  });
+
+  it("neither writes nor stages a file rewritten with its own bytes, and still stages a real change next to it", async () => {
+    const { dir, transfers, agent, collect } = await placed(fixture);
+    // A new inode and ctime, the same bytes: the listing must ask for it; git would find nothing to stage.
+    await agent("cp a.txt .git/a-copy && rm a.txt && cp .git/a-copy a.txt && echo more >> b.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
+    expect(transfers.paths).toContain("a.txt");
+    await expect(lstat(join(dir, "a.txt"))).rejects.toThrow(/ENOENT/);
+    expect(await readFile(join(dir, "b.txt"), "utf8")).toBe("bbbb\nmore\n");
   });
 
   it("still collects a same-size rewrite whose mtime was set back", async () => {

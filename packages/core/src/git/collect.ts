@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { constants as fsConstants, createReadStream } from "node:fs";
 import { lstat, mkdir, open, readdir, readlink, rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -103,7 +104,7 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   const placedIgnoreFiles = [...placed.entries.keys()].filter(ignoreFile);
   const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], signal);
   const isPlacedFile = (path: string) => index.has(path);
-  const submodules = [...index].filter(([, mode]) => mode === "160000").map(([path]) => path);
+  const submodules = [...index].filter(([, entry]) => entry.mode === "160000").map(([path]) => path);
   const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
   const changed = now.changed.filter(belongs);
   // Gone from the sandbox: placed files, and what an earlier collect staged that is no longer there.
@@ -131,12 +132,14 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
     const entry = now.entryAt(path);
     if (entry?.type === "file") announced.addFile(path, entry.size);
   }
-  await bringBack(session, dir, wanted, received, checks, signal);
+  // What comes back as the index has it (a racy placed file, one the agent rewrote as it was) is neither written nor staged.
+  const unchanged = new Set<string>();
+  await bringBack(session, dir, wanted, received, checks, signal, { indexed: (path) => index.get(path), unchanged });
 
   // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
   const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && isPlacedFile(path));
   for (const path of vanished) await removeHostPath(dir, path);
-  const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
+  const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path) && !unchanged.has(path))];
   if (toStage.length > 0) {
     // By path, no pathspec matching (which costs paths x index entries): a path with a file or link on
     // the host is hashed and staged, one without is dropped from the index. Files past the threshold
@@ -202,6 +205,12 @@ function checkName(path: string, scanner: SecretScanner): void {
   if (scanner.holds(path)) throw secretInChanges("(a file whose name holds it)");
 }
 
+/** An index entry: its mode (`100644`, `160000`, ...) and object id. */
+interface IndexEntry {
+  mode: string;
+  object: string;
+}
+
 // Past this many paths the whole index is read: git matches every pathspec against every entry, which
 // costs more than reading 20,000 entries once past about a hundred paths (and must fit a command line).
 const MAX_PATHSPECS = 100;
@@ -211,8 +220,8 @@ const MAX_PATHSPECS = 100;
  * repository was placed: git keeps no empty folders, so such a folder is a submodule (a gitlink)
  * whose files are not this repository's.
  */
-async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, string>> {
-  const entries = new Map<string, string>();
+async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
+  const entries = new Map<string, IndexEntry>();
   if (paths.length === 0) return entries;
   const empty = emptyFolders(placed);
   const asked = new Set(paths);
@@ -225,7 +234,8 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
   const { stdout } = await runGit(["ls-files", "--stage", "-z", ...pathspecs], { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" });
   for (const record of stdout.toString("utf8").split("\0")) {
     const tab = record.indexOf("\t");
-    if (tab > 0) entries.set(record.slice(tab + 1), record.slice(0, 6));
+    // `<mode> <object> <stage>\t<path>`
+    if (tab > 0) entries.set(record.slice(tab + 1), { mode: record.slice(0, 6), object: record.slice(7, record.indexOf(" ", 7)) });
   }
   return entries;
 }
@@ -269,7 +279,16 @@ function isWorkingTreePath(path: string): boolean {
  * by chunk, before anything is staged. Small files are read whole and written while the archive is
  * read on (a few at once); larger ones are streamed to disk as they come.
  */
-async function bringBack(session: SandboxSession, dir: string, paths: readonly string[], received: Set<string>, checks: ChangeChecks, signal: AbortSignal | undefined): Promise<void> {
+async function bringBack(
+  session: SandboxSession,
+  dir: string,
+  paths: readonly string[],
+  received: Set<string>,
+  checks: ChangeChecks,
+  signal: AbortSignal | undefined,
+  /** When given, a small file whose bytes and mode equal its index entry is put in `unchanged` instead of being written. */
+  index?: { indexed: (path: string) => IndexEntry | undefined; unchanged: Set<string> },
+): Promise<void> {
   if (paths.length === 0) return;
   const asked = new Set(paths);
   // Folders already checked or made, and files and links placed (by this call only: nothing else writes the host tree meanwhile).
@@ -314,6 +333,10 @@ async function bringBack(session: SandboxSession, dir: string, paths: readonly s
       const mode = (header.mode ?? 0o644) & 0o100 ? 0o755 : 0o644;
       if (size <= BUFFERED_FILE_BYTES) {
         const content = await readChecked(entry, path, checks);
+        if (index && isIndexed(index.indexed(path), mode, content)) {
+          index.unchanged.add(path);
+          continue;
+        }
         await writes.add(() => replacing(hostPath, () => writeNewFile(hostPath, mode, content)));
       } else {
         await replacing(hostPath, () => writeNewFile(hostPath, mode, entry, path, checks));
@@ -327,6 +350,14 @@ async function bringBack(session: SandboxSession, dir: string, paths: readonly s
     if (RunningAgentError.isInstance(error)) throw error;
     throw agentError(ErrorCode.COLLECT_FAILED, `Bringing the changed files back from the sandbox failed: ${(error as Error).message}`, { phase: "collect", cause: error });
   }
+}
+
+// True when `content` with `mode` is what the index entry holds: git's object id of the raw bytes (a
+// file that attributes convert on the way in differs, and is staged for git to decide).
+function isIndexed(entry: IndexEntry | undefined, mode: number, content: Buffer): boolean {
+  if (!entry || entry.mode !== (mode === 0o755 ? "100755" : "100644")) return false;
+  const hash = createHash(entry.object.length === 64 ? "sha256" : "sha1");
+  return hash.update(`blob ${content.byteLength}\0`).update(content).digest("hex") === entry.object;
 }
 
 // Files up to this size are read whole before they are written, so that the archive is read on meanwhile.
