@@ -1,15 +1,17 @@
 import { createHash } from "node:crypto";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { once } from "node:events";
 import { constants as fsConstants, createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readlink, rm, symlink, unlink } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, readlink, rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, type Writable } from "node:stream";
 import * as tar from "tar-stream";
 import { readArchive, safeArchivePath, type ArchiveEntry } from "../archive.js";
 import type { ChangedFile } from "../changes.js";
-import { agentError, ErrorCode, RunningAgentError, throwIfAborted } from "../errors.js";
+import { abortedError, agentError, ErrorCode, RunningAgentError, throwIfAborted } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, type ChangeLimits } from "./change-checks.js";
-import { GitCommandFailure, runGit } from "./git-command.js";
+import { GitCommandFailure, gitEnvironment, runGit } from "./git-command.js";
 import { listStagedChanges } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 import { compareListings, listChangesSince, listWorkspace, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
@@ -110,51 +112,153 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   // Gone from the sandbox: placed files, and what an earlier collect staged that is no longer there.
   const removed = [...new Set([...now.removed, ...[...staged].filter((path) => !present(path))])].filter((path) => belongs(path) && isPlacedFile(path));
 
-  // Deletions first, so that a folder that replaced a file (or the other way round) has room.
-  for (const path of removed) await removeHostPath(dir, path);
-  const received = new Set<string>();
-  const untracked = changed.filter((path) => !isPlacedFile(path));
-  let ignored = new Set<string>();
-  if (untracked.length > 0) {
-    // check-ignore reads the .gitignore files of the working tree: the sandbox's versions of the
-    // changed ones, HEAD's of the others.
-    const changedSet = new Set(changed);
-    const removedSet = new Set(removed);
-    const unchangedIgnoreFiles = placedIgnoreFiles.filter((path) => isPlacedFile(path) && !changedSet.has(path) && !removedSet.has(path) && present(path) && belongs(path));
-    if (unchangedIgnoreFiles.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${unchangedIgnoreFiles.join("\0")}\0`, signal, phase: "collect" });
-    await bringBack(session, dir, changed.filter(ignoreFile), received, checks, signal);
-    ignored = await ignoredPaths(dir, untracked, signal);
+  // Without attributes (which git applies to a file's bytes on the way in) the files go straight into
+  // git's object store, one pack, never written to the host tree; with them, to the host tree for git to hash.
+  const objects = hasAttributeFiles(placed, changed) ? undefined : new BlobImport(dir, signal);
+  try {
+    return await stageChanges();
+  } finally {
+    objects?.kill();
   }
-  const wanted = changed.filter((path) => !received.has(path) && !ignored.has(path));
-  // The listing's sizes let an oversized change fail before a byte is read; the stream is counted again.
-  const announced = new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits });
-  for (const path of [...received, ...wanted]) {
-    const entry = now.entryAt(path);
-    if (entry?.type === "file") announced.addFile(path, entry.size);
-  }
-  // What comes back as the index has it (a racy placed file, one the agent rewrote as it was) is neither written nor staged.
-  const unchanged = new Set<string>();
-  await bringBack(session, dir, wanted, received, checks, signal, { indexed: (path) => index.get(path), unchanged });
 
-  // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
-  const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && isPlacedFile(path));
-  for (const path of vanished) await removeHostPath(dir, path);
-  const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path) && !unchanged.has(path))];
-  if (toStage.length > 0) {
-    // By path, no pathspec matching (which costs paths x index entries): a path with a file or link on
-    // the host is hashed and staged, one without is dropped from the index. Files past the threshold
-    // are hashed as a stream into a pack, not read whole into git's memory.
-    await runGit(["-c", "core.bigFileThreshold=16m", "update-index", "--add", "--remove", "-z", "--stdin"], {
-      cwd: dir,
-      input: `${toStage.join("\0")}\0`,
-      signal,
-      phase: "collect",
-    });
-  } else if (staged.size === 0) {
-    // Nothing staged before, nothing now: the index is HEAD.
-    return [];
+  async function stageChanges(): Promise<ChangedFile[]> {
+    // Deletions first, so that a folder that replaced a file (or the other way round) has room.
+    for (const path of removed) await removeHostPath(dir, path);
+    const received = new Set<string>();
+    const untracked = changed.filter((path) => !isPlacedFile(path));
+    let ignored = new Set<string>();
+    if (untracked.length > 0) {
+      // check-ignore reads the .gitignore files of the working tree: the sandbox's versions of the
+      // changed ones, HEAD's of the others.
+      const changedSet = new Set(changed);
+      const removedSet = new Set(removed);
+      const unchangedIgnoreFiles = placedIgnoreFiles.filter((path) => isPlacedFile(path) && !changedSet.has(path) && !removedSet.has(path) && present(path) && belongs(path));
+      if (unchangedIgnoreFiles.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${unchangedIgnoreFiles.join("\0")}\0`, signal, phase: "collect" });
+      await bringBack(session, dir, changed.filter(ignoreFile), received, checks, signal, { objects });
+      ignored = await ignoredPaths(dir, untracked, signal);
+    }
+    const wanted = changed.filter((path) => !received.has(path) && !ignored.has(path));
+    // The listing's sizes let an oversized change fail before a byte is read; the stream is counted again.
+    const announced = new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits });
+    for (const path of [...received, ...wanted]) {
+      const entry = now.entryAt(path);
+      if (entry?.type === "file") announced.addFile(path, entry.size);
+    }
+    // What comes back as the index has it (a racy placed file, one the agent rewrote as it was) is neither written nor staged.
+    const unchanged = new Set<string>();
+    await bringBack(session, dir, wanted, received, checks, signal, { objects, writeHost: !objects, indexed: (path) => index.get(path), unchanged });
+
+    // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
+    const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && isPlacedFile(path));
+    for (const path of vanished) await removeHostPath(dir, path);
+    const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path) && !unchanged.has(path))];
+    if (toStage.length > 0 && objects) {
+      // Each path's entry as imported, or none (deletions first, so that a folder can replace a file).
+      const imported = await objects.finish();
+      const none = `0 ${"0".repeat([...imported.values()][0]?.object.length ?? [...index.values()][0]?.object.length ?? 40)}\t`;
+      const lines = [...toStage.filter((path) => !imported.has(path)).map((path) => `${none}${path}`), ...[...imported].filter(([path]) => !ignored.has(path)).map(([path, entry]) => `${entry.mode} ${entry.object}\t${path}`)];
+      await runGit(["update-index", "-z", "--index-info"], { cwd: dir, input: `${lines.join("\0")}\0`, signal, phase: "collect" });
+    } else if (toStage.length > 0) {
+      // By path, no pathspec matching (which costs paths x index entries): a path with a file or link on
+      // the host is hashed and staged, one without is dropped from the index. Files past the threshold
+      // are hashed as a stream into a pack, not read whole into git's memory.
+      await runGit(["-c", "core.bigFileThreshold=16m", "update-index", "--add", "--remove", "-z", "--stdin"], {
+        cwd: dir,
+        input: `${toStage.join("\0")}\0`,
+        signal,
+        phase: "collect",
+      });
+    } else if (staged.size === 0) {
+      // Nothing staged before, nothing now: the index is HEAD.
+      return [];
+    }
+    return listStagedChanges(dir, signal);
   }
-  return listStagedChanges(dir, signal);
+}
+
+// .gitattributes anywhere in the placed tree or the change (worked out once per placed listing).
+const placedAttributes = new WeakMap<WorkspaceListing, boolean>();
+
+function hasAttributeFiles(placed: WorkspaceListing, changed: readonly string[]): boolean {
+  const isAttributes = (path: string) => path === ".gitattributes" || path.endsWith("/.gitattributes");
+  let found = placedAttributes.get(placed);
+  if (found === undefined) placedAttributes.set(placed, (found = [...placed.entries.keys()].some(isAttributes)));
+  return found || changed.some(isAttributes);
+}
+
+/**
+ * Blobs streamed into `git fast-import` (one pack, marks exported on `finish`), for paths whose
+ * bytes are what git stores (no attributes apply). Started with the first blob; nothing reaches the
+ * index until the caller stages what {@link finish} returns.
+ */
+class BlobImport {
+  private child: ChildProcessByStdio<Writable, null, Readable> | undefined;
+  private exited: Promise<void> | undefined;
+  private readonly marks = new Map<string, { mode: string; mark: number }>();
+  private readonly marksFile: string;
+
+  constructor(
+    private readonly dir: string,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.marksFile = join(dir, ".git", `collect-marks-${process.pid}-${Date.now()}`);
+  }
+
+  /** Imports one blob; a stream is written as it comes (checked by the caller's iterable as it is read). */
+  async add(path: string, mode: string, size: number, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
+    const stdin = this.start().stdin;
+    const mark = this.marks.size + 1;
+    this.marks.set(path, { mode, mark });
+    await this.write(stdin, Buffer.from(`blob\nmark :${mark}\ndata ${size}\n`));
+    if (content instanceof Uint8Array) await this.write(stdin, content);
+    else for await (const chunk of content) await this.write(stdin, chunk);
+    await this.write(stdin, Buffer.from("\n"));
+  }
+
+  /** Ends the import and returns each path's mode and object id. */
+  async finish(): Promise<Map<string, { mode: string; object: string }>> {
+    const entries = new Map<string, { mode: string; object: string }>();
+    if (!this.child) return entries;
+    await this.write(this.child.stdin, Buffer.from("done\n"));
+    this.child.stdin.end();
+    await this.exited;
+    const objects = new Map<number, string>();
+    for (const line of (await readFile(this.marksFile, "utf8")).split("\n")) {
+      const [mark, object] = line.split(" ");
+      if (mark && object) objects.set(Number(mark.slice(1)), object);
+    }
+    await rm(this.marksFile, { force: true });
+    for (const [path, { mode, mark }] of this.marks) entries.set(path, { mode, object: objects.get(mark)! });
+    return entries;
+  }
+
+  /** Stops an import that was not finished (what it wrote stays unreferenced, in a temporary pack). */
+  kill(): void {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    void rm(this.marksFile, { force: true }).catch(() => undefined);
+  }
+
+  private start(): ChildProcessByStdio<Writable, null, Readable> {
+    if (this.child) return this.child;
+    const args = ["-c", "core.bigFileThreshold=16m", "fast-import", "--quiet", "--done", `--export-marks=${this.marksFile}`];
+    const child = spawn("git", args, { cwd: this.dir, env: gitEnvironment(), stdio: ["pipe", "ignore", "pipe"], ...(this.signal ? { signal: this.signal } : {}) });
+    const stderr: Buffer[] = [];
+    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+    child.stdin.on("error", () => undefined);
+    this.exited = new Promise<void>((resolve, reject) => {
+      child.once("error", (error) => reject(this.signal?.aborted ? abortedError(this.signal, "collect") : new GitCommandFailure(args, null, error.message)));
+      child.once("close", (code) => (code === 0 ? resolve() : reject(this.signal?.aborted ? abortedError(this.signal, "collect") : new GitCommandFailure(args, code, Buffer.concat(stderr).toString("utf8")))));
+    });
+    this.exited.catch(() => undefined);
+    this.child = child;
+    return child;
+  }
+
+  // With backpressure; a git that died shows as its exit.
+  private async write(stdin: NodeJS.WritableStream, bytes: Uint8Array): Promise<void> {
+    if (stdin.write(bytes)) return;
+    await Promise.race([once(stdin, "drain"), this.exited!.then(() => undefined)]);
+  }
 }
 
 /** The full fallback (no listing, or a provider without `getArchiveStream`): every file comes back. */
@@ -286,9 +390,14 @@ async function bringBack(
   received: Set<string>,
   checks: ChangeChecks,
   signal: AbortSignal | undefined,
-  /** When given, a small file whose bytes and mode equal its index entry is put in `unchanged` instead of being written. */
-  index?: { indexed: (path: string) => IndexEntry | undefined; unchanged: Set<string> },
+  /**
+   * Where the files go: into `objects` when given, and into the host tree unless `writeHost` is
+   * false; with `indexed`, a small file whose bytes and mode equal its index entry goes nowhere and
+   * is put in `unchanged`.
+   */
+  into: { objects?: BlobImport | undefined; writeHost?: boolean; indexed?: (path: string) => IndexEntry | undefined; unchanged?: Set<string> },
 ): Promise<void> {
+  const writeHost = into.writeHost ?? true;
   if (paths.length === 0) return;
   const asked = new Set(paths);
   // Folders already checked or made, and files and links placed (by this call only: nothing else writes the host tree meanwhile).
@@ -315,7 +424,8 @@ async function bringBack(
       }
       received.add(path);
       checkName(path, checks.scanner);
-      const hostPath = await plainParents(dir, path, folders, placed);
+      // Into git only: nothing is made on the host, but the archive is held to the same rules.
+      const hostPath = writeHost ? await plainParents(dir, path, folders, placed) : archiveParents(dir, path, folders, placed);
       // A folder this archive already wrote into cannot become a file or a link now (a hostile archive).
       if (folders.has(hostPath)) {
         throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} after entries below it; refusing to write through it.`, { phase: "collect", details: { path } });
@@ -325,7 +435,11 @@ async function bringBack(
         entry.resume();
         const target = header.linkname ?? "";
         if (checks.scanner.holds(target)) throw secretInChanges(path);
-        await writes.add(() => replacing(hostPath, () => symlink(target, hostPath)));
+        if (into.objects) {
+          const bytes = Buffer.from(target, "utf8");
+          await into.objects.add(path, "120000", bytes.byteLength, bytes);
+        }
+        if (writeHost) await writes.add(() => replacing(hostPath, () => symlink(target, hostPath)));
         continue;
       }
       const size = header.size ?? 0;
@@ -333,13 +447,17 @@ async function bringBack(
       const mode = (header.mode ?? 0o644) & 0o100 ? 0o755 : 0o644;
       if (size <= BUFFERED_FILE_BYTES) {
         const content = await readChecked(entry, path, checks);
-        if (index && isIndexed(index.indexed(path), mode, content)) {
-          index.unchanged.add(path);
+        if (into.indexed && into.unchanged && isIndexed(into.indexed(path), mode, content)) {
+          into.unchanged.add(path);
           continue;
         }
-        await writes.add(() => replacing(hostPath, () => writeNewFile(hostPath, mode, content)));
-      } else {
+        if (into.objects) await into.objects.add(path, mode === 0o755 ? "100755" : "100644", content.byteLength, content);
+        if (writeHost) await writes.add(() => replacing(hostPath, () => writeNewFile(hostPath, mode, content)));
+      } else if (writeHost) {
         await replacing(hostPath, () => writeNewFile(hostPath, mode, entry, path, checks));
+      } else {
+        // Checked chunk by chunk before each goes to git.
+        await into.objects!.add(path, mode === 0o755 ? "100755" : "100644", size, checkedChunks(entry, path, checks));
       }
     }
     await writes.settle();
@@ -391,6 +509,15 @@ class BoundedWrites {
 
   private throwFailure(): void {
     if (this.failure) throw this.failure.error;
+  }
+}
+
+// The entry's chunks, each scanned for secrets before it is handed on.
+async function* checkedChunks(content: AsyncIterable<Uint8Array>, path: string, checks: ChangeChecks): AsyncGenerator<Uint8Array> {
+  checks.scanner.reset();
+  for await (const chunk of content) {
+    if (checks.scanner.push(chunk)) throw secretInChanges(path);
+    yield chunk;
   }
 }
 
@@ -453,6 +580,19 @@ async function plainParents(dir: string, path: string, checked: Set<string>, pla
       throw agentError(ErrorCode.UNSAFE_PATH, `Refusing to write ${JSON.stringify(path)}: a part of its path is not a folder in the host clone.`, { phase: "collect", details: { path } });
     }
     checked.add(current);
+  }
+  return join(dir, path);
+}
+
+// plainParents for an archive that is not written to the host: a parent that this archive placed as a file or link is refused.
+function archiveParents(dir: string, path: string, folders: Set<string>, placed: ReadonlySet<string>): string {
+  let current = dir;
+  for (const segment of path.split("/").slice(0, -1)) {
+    current = join(current, segment);
+    if (placed.has(current)) {
+      throw agentError(ErrorCode.UNSAFE_PATH, `Refusing to take ${JSON.stringify(path)}: a part of its path came as a file or link.`, { phase: "collect", details: { path } });
+    }
+    folders.add(current);
   }
   return join(dir, path);
 }
