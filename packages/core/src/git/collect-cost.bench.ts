@@ -85,7 +85,8 @@ async function ours(setup: Setup, changed: number, round: number): Promise<Timin
       placed = await placeRepository({ session, dir });
     });
     await session.exec(["sh", "-ec", changeScript(setup.fileCount, changed, round)]);
-    const collect = await timed(() => collectChanges({ session, dir, ...(placed ? { placed } : {}), secrets: [TOKEN] }));
+    // As the loop calls it: nothing staged before the first collect.
+    const collect = await timed(() => collectChanges({ session, dir, ...(placed ? { placed } : {}), staged: [], secrets: [TOKEN] }));
     const branch = `bench/ours-${round}`;
     const commit = await timed(() => commitChanges({ dir, branch, message: `Round ${round}\n`, author, stageWorkingTree: false }));
     const push = await timed(() => pushBranch({ dir, repository: repository(setup), branch, credentials }));
