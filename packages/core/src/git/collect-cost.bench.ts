@@ -1,6 +1,8 @@
 // What clone, collect, commit and push cost against the same work done by hand with the git CLI,
 // for 20, 2,000 and 20,000-file repositories over HTTP (git http-backend), and the memory a change
-// costs against its bytes. Prints tables; the bench itself only runs them once.
+// costs against its bytes. Prints tables; the bench itself only runs them once. Collect and commit
+// get a second floor, "by hand": the same primitives a person would run across the sandbox boundary
+// from the same placed state (find -newer, tar out of the same bubblewrap sandbox, git add; git commit).
 //   pnpm --filter @running-agent/core bench:collect
 // RUNNING_AGENT_BENCH_SIZES=20,2000 picks sizes (empty: the memory table only); RUNNING_AGENT_BENCH_ISOLATION=none skips bubblewrap;
 // RUNNING_AGENT_BENCH_MEMORY=0 skips the memory table, RUNNING_AGENT_BENCH_BEFORE=0 the old loop's rows (minutes at 20,000 files).
