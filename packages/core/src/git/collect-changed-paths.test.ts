@@ -111,7 +111,7 @@ describe("collectChanges brings back only what changed", () => {
   });
   afterAll(() => fixture?.cleanup());
 
-  it("a one-file change in a 20,000-file tree transfers and writes that file only", async () => {
+  it("a one-file change in a 20,000-file tree transfers that file only, and writes no file of the tree on the host", async () => {
     const { dir, transfers, agent, collect, listing } = await placed(fixture);
     await agent("echo '// edited' >> src/module-7/file-1207.ts && mkdir build && echo out > build/out.js");
     const changes = await collect();
@@ -122,12 +122,9 @@ describe("collectChanges brings back only what changed", () => {
     expect(transfers.paths.filter((path) => !isRacy(listing, path))).toEqual(["src/module-7/file-1207.ts"]);
     expect(transfers.paths.length).toBeLessThan(100);
     expect(transfers.bytes).toBeLessThan(100 * 1024);
-    // On the host: that file, and the .gitignore check-ignore needed; nothing else written.
-    const written = (await readdir(dir, { recursive: true, withFileTypes: true }))
-      .filter((entry) => entry.isFile())
-      .map((entry) => join(entry.parentPath ?? entry.path, entry.name).slice(dir.length + 1))
-      .filter((path) => !path.startsWith(".git/") && path !== ".gitignore" && !isRacy(listing, path));
-    expect(written).toEqual(["src/module-7/file-1207.ts"]);
+    // On the host: .git and the .gitignore check-ignore read for build/ (the changed file went straight into git's object store).
+    expect((await readdir(dir)).sort()).toEqual([".git", ".gitignore"]);
+    expect(await gitIn(dir, ["cat-file", "blob", ":src/module-7/file-1207.ts"])).toBe("export const value1207 = 1207;\n// edited\n");
   });
 });
 
@@ -172,6 +169,20 @@ describe("collectChanges when the sandbox is hostile", () => {
     expect((await collect()).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
   });
 
+  it("a second collect given what the first staged (as the loop hands it) ends as one that asks git", async () => {
+    const { agent, collect } = await placed(fixture);
+    await agent("echo first > added.txt && echo changed >> a.txt && mv c.txt moved.txt");
+    const first = await collect({ staged: [] });
+    expect(first.map((change) => [change.path, change.status])).toEqual([
+      ["a.txt", "modified"],
+      ["added.txt", "added"],
+      ["moved.txt", "renamed"],
+    ]);
+    await agent("rm added.txt && printf 'aaaa\\n' > a.txt && mv moved.txt c.txt && echo again >> b.txt");
+    const staged = first.flatMap((change) => (change.previousPath === undefined ? [change.path] : [change.path, change.previousPath]));
+    expect((await collect({ staged })).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
+  });
+
   it("still collects files swapped between two folders, whose own status change times stay old", async () => {
     await using swap = await createGitFixture({ files: { "one/same.txt": "first\n", "two/same.txt": "second\n" } });
     const { agent, collect } = await placed(swap);
@@ -183,12 +194,44 @@ describe("collectChanges when the sandbox is hostile", () => {
     ]);
   });
 
+  it("does not stage a file rewritten with its own bytes, and still stages a real change next to it", async () => {
+    const { dir, transfers, agent, collect } = await placed(fixture);
+    // A new inode and ctime, the same bytes: the listing must ask for it; git would find nothing to stage.
+    await agent("cp a.txt .git/a-copy && rm a.txt && cp .git/a-copy a.txt && echo more >> b.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([["b.txt", "modified"]]);
+    expect(transfers.paths).toContain("a.txt");
+    expect(await gitIn(dir, ["diff", "--cached", "--name-only", "HEAD"])).toBe("b.txt\n");
+    expect(await gitIn(dir, ["cat-file", "blob", ":b.txt"])).toBe("bbbb\nmore\n");
+  });
+
   it("still collects a same-size rewrite whose mtime was set back", async () => {
     const { agent, collect } = await placed(fixture);
     // Same size, and the old mtime put back: only the status change time (ctime) tells.
     await agent("touch -r c.txt .git/c-time && printf 'CCCC\\n' > c.txt && touch -r .git/c-time c.txt");
     const changes = await collect();
     expect(changes.map((change) => [change.path, change.status])).toEqual([["c.txt", "modified"]]);
+  });
+});
+
+describe("collectChanges stages the bytes git would", () => {
+  it("applies the repository's .gitattributes as git add does (line endings normalized)", async () => {
+    await using attributed = await createGitFixture({ files: { ".gitattributes": "*.txt text\n", "README.md": "# r\n" } });
+    const { dir, agent, collect } = await placed(attributed);
+    await agent("printf 'one\\r\\ntwo\\r\\n' > notes.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([["notes.txt", "added"]]);
+    expect(await gitIn(dir, ["cat-file", "blob", ":notes.txt"])).toBe("one\ntwo\n");
+  });
+
+  it("streams a file past the in-memory size into git whole, as git would hash it", async () => {
+    await using small = await createGitFixture({ files: { "README.md": "# r\n" } });
+    const { dir, real, agent, collect } = await placed(small);
+    await agent("head -c 3145728 /dev/urandom > big.bin && ln -s big.bin big-link && chmod +x big.bin");
+    expect((await collect()).map((change) => [change.path, change.status, change.mode])).toEqual([
+      ["big-link", "added", "120000"],
+      ["big.bin", "added", "100755"],
+    ]);
+    const expected = (await real.exec(["git", "hash-object", "big.bin"])).stdout.trim();
+    expect((await gitIn(dir, ["ls-files", "--stage", "big.bin"])).split(" ").slice(0, 2)).toEqual(["100755", expected]);
   });
 });
 

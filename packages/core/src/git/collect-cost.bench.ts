@@ -1,16 +1,20 @@
 // What clone, collect, commit and push cost against the same work done by hand with the git CLI,
 // for 20, 2,000 and 20,000-file repositories over HTTP (git http-backend), and the memory a change
-// costs against its bytes. Prints tables; the bench itself only runs them once.
+// costs against its bytes. Prints tables; the bench itself only runs them once. Collect and commit
+// get a second floor, "by hand": the same primitives a person would run across the sandbox boundary
+// from the same placed state (find -newer, tar out of the same bubblewrap sandbox, git add; git commit).
 //   pnpm --filter @running-agent/core bench:collect
 // RUNNING_AGENT_BENCH_SIZES=20,2000 picks sizes (empty: the memory table only); RUNNING_AGENT_BENCH_ISOLATION=none skips bubblewrap;
-// RUNNING_AGENT_BENCH_MEMORY=0 skips the memory table, RUNNING_AGENT_BENCH_BEFORE=0 the old loop's rows.
+// RUNNING_AGENT_BENCH_MEMORY=0 skips the memory table, RUNNING_AGENT_BENCH_BEFORE=0 the old loop's rows (minutes at 20,000 files).
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { bench, describe } from "vitest";
 import { packDirectory } from "../archive.js";
+import { bubblewrapArguments, findExecutable, probeBubblewrap, readSystemLayout, SANDBOX_WORKDIR } from "../sandbox-local/bubblewrap.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { startGitHttpServer, type GitHttpServer } from "../testing/git-http-server.js";
@@ -83,7 +87,8 @@ async function ours(setup: Setup, changed: number, round: number): Promise<Timin
       placed = await placeRepository({ session, dir });
     });
     await session.exec(["sh", "-ec", changeScript(setup.fileCount, changed, round)]);
-    const collect = await timed(() => collectChanges({ session, dir, ...(placed ? { placed } : {}), secrets: [TOKEN] }));
+    // As the loop calls it: nothing staged before the first collect.
+    const collect = await timed(() => collectChanges({ session, dir, ...(placed ? { placed } : {}), staged: [], secrets: [TOKEN] }));
     const branch = `bench/ours-${round}`;
     const commit = await timed(() => commitChanges({ dir, branch, message: `Round ${round}\n`, author, stageWorkingTree: false }));
     const push = await timed(() => pushBranch({ dir, repository: repository(setup), branch, credentials }));
@@ -129,6 +134,59 @@ async function floor(setup: Setup, changed: number, round: number): Promise<Timi
   return { clone, collect, commit, push };
 }
 
+/** Runs `script` with `sh -ec` (arguments as $1...), stdin `input`; resolves with stdout. */
+function shell(script: string, args: readonly string[] = [], input = ""): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("sh", ["-ec", script, "sh", ...args], { stdio: ["pipe", "pipe", "inherit"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" } });
+    const chunks: Buffer[] = [];
+    child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+    child.once("exit", (code) => (code === 0 ? resolve(Buffer.concat(chunks).toString("utf8")) : reject(new Error(`sh exited ${code}: ${script}`))));
+    // A script that reads no input closes its stdin early.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(input);
+  });
+}
+
+/** The bwrap command line the local sandbox runs a command with (no network policy), for the session whose workspace is `workspace`. */
+async function bubblewrapCommand(workspace: string): Promise<string[]> {
+  if (isolation === "none") return [];
+  const path = findExecutable("bwrap")!;
+  const root = dirname(workspace);
+  const mounts = { system: readSystemLayout(), hostWorkspace: workspace, hostScratch: join(root, "scratch"), hostPasswd: join(root, "system", "passwd"), hostGroup: join(root, "system", "group") };
+  return [path, ...bubblewrapArguments({ ...mounts, cwd: SANDBOX_WORKDIR, disableUserns: (await probeBubblewrap(path)).disableUserns }), "--"];
+}
+
+/**
+ * The same primitives as ours, run by hand across the sandbox boundary from the same placed state
+ * (a host clone without working tree, the files in the sandbox): one find of what is newer than a
+ * mark made before the change, one tar of those paths out of the same bubblewrap sandbox into the
+ * host clone, one git add of them; then git commit.
+ */
+async function byHand(setup: Setup, changed: number, round: number): Promise<{ collect: number; commit: number }> {
+  const session = await newSession();
+  try {
+    const dir = await folder();
+    await cloneRepository({ repository: { ...repository(setup), remote: setup.fixture.barePath }, branch: "main", depth: 1, dir, checkout: false });
+    await placeRepository({ session, dir });
+    const workspace = await session.hostFolder!(session.workdir);
+    const mark = join(dir, ".git", "bench-mark");
+    await writeFile(mark, "");
+    // find -newer compares with the mark's mtime: a change within the same clock tick would not be newer.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await session.exec(["sh", "-ec", changeScript(setup.fileCount, changed, round)]);
+    const tarOut = [...(await bubblewrapCommand(workspace)), "tar", "-c", "-f", "-", "--null", "--no-recursion", "-C", isolation === "none" ? workspace : SANDBOX_WORKDIR, "-T", "-"];
+    const collect = await timed(async () => {
+      const paths = await shell('cd "$1" && find . -name .git -prune -o -newer "$2" \\( -type f -o -type l \\) -printf "%P\\0"', [workspace, mark]);
+      await shell('dir=$1; shift; "$@" | tar -x -f - -C "$dir"', [dir, ...tarOut], paths);
+      await runGit(["add", "--pathspec-from-file=-", "--pathspec-file-nul"], { cwd: dir, input: paths });
+    });
+    const commit = await timed(() => runGit(["-c", "core.hooksPath=/dev/null", "commit", "--quiet", "--no-verify", "-m", `Round ${round}`], { cwd: dir, env: { GIT_AUTHOR_NAME: "Bench", GIT_AUTHOR_EMAIL: "b@e.t", GIT_COMMITTER_NAME: "Bench", GIT_COMMITTER_EMAIL: "b@e.t" } }));
+    return { collect, commit };
+  } finally {
+    await session.destroy();
+  }
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
@@ -153,23 +211,29 @@ async function makeSetup(fileCount: number): Promise<Setup> {
 
 async function timeTable(): Promise<void> {
   console.log(`clone (+ place), collect, commit, push over http; medians; local sandbox (${isolation}); floor = git CLI by hand in the same run`);
+  console.log(`* by hand: the same primitives across the sandbox boundary, from the same placed state: find -newer, tar out of the same ${isolation === "none" ? "(unisolated) session" : "bubblewrap sandbox"} into the host clone, git add of those paths; git commit`);
   for (const fileCount of sizes) {
     const lines: string[] = [];
     const setup = await makeSetup(fileCount);
     try {
       for (const changed of fileCount >= 2000 ? [1, 500] : [5]) {
         const rounds = fileCount >= 20_000 ? 3 : 5;
-        const runs = { ours: [] as Timings[], before: [] as Timings[], floor: [] as Timings[] };
+        const runs = { ours: [] as Timings[], before: [] as Timings[], floor: [] as Timings[], byHand: [] as Array<{ collect: number; commit: number }> };
         let round = changed * 1000;
         // Alternating, so that the machine's load falls on every side alike.
         for (let index = 0; index < rounds; index++) {
           runs.floor.push(await floor(setup, changed, ++round));
           runs.ours.push(await ours(setup, changed, ++round));
-          if (index < (fileCount >= 20_000 ? 1 : 3)) runs.before.push(await before(setup, changed, ++round));
+          runs.byHand.push(await byHand(setup, changed, ++round));
+          if (index < (fileCount >= 20_000 ? 1 : 3) && process.env.RUNNING_AGENT_BENCH_BEFORE !== "0") runs.before.push(await before(setup, changed, ++round));
         }
-        const [o, b, f] = [summarize(runs.ours), summarize(runs.before), summarize(runs.floor)];
+        const [o, f] = [summarize(runs.ours), summarize(runs.floor)];
+        const b = runs.before.length > 0 ? summarize(runs.before) : undefined;
         lines.push("", `${fileCount} files, ${changed} changed      floor      ours   ours/floor    before  before/floor`);
-        for (const phase of PHASES) lines.push(`  ${phase.padEnd(22)} ${ms(f[phase])} ${ms(o[phase])}  ${ratio(o[phase], f[phase])}   ${ms(b[phase])}  ${ratio(b[phase], f[phase])}`);
+        for (const phase of PHASES) lines.push(`  ${phase.padEnd(22)} ${ms(f[phase])} ${ms(o[phase])}  ${ratio(o[phase], f[phase])}   ${b ? `${ms(b[phase])}  ${ratio(b[phase], f[phase])}` : "     -"}`);
+        // The second floor: the same primitives by hand across the sandbox boundary, from the same placed state.
+        const hand = { collect: median(runs.byHand.map((run) => run.collect)), commit: median(runs.byHand.map((run) => run.commit)) };
+        for (const phase of ["collect", "commit"] as const) lines.push(`  ${`${phase}, by hand*`.padEnd(22)} ${ms(hand[phase])} ${ms(o[phase])}  ${ratio(o[phase], hand[phase])}`);
       }
     } finally {
       await setup.server.close();

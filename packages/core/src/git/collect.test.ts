@@ -1,4 +1,4 @@
-import { lstat, mkdtemp, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -11,6 +11,7 @@ import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { cloneRepository } from "./clone.js";
 import type { ChangedFile } from "../changes.js";
 import { collectChanges, type CollectChangesInput } from "./collect.js";
+import { runGit } from "./git-command.js";
 import { placeRepository } from "./place.js";
 import type { WorkspaceListing } from "./workspace-listing.js";
 import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
@@ -78,6 +79,14 @@ async function agentRuns(script: string, mode: Mode = "whole tree"): Promise<{ d
   return { dir, session, collect: (extra = {}) => collectChanges({ session, dir, ...(placed ? { placed } : {}), ...extra }) };
 }
 
+/** What the index (what gets committed) holds at `path`: its mode and bytes; undefined when nothing. */
+async function staged(dir: string, path: string): Promise<{ mode: string; content: Buffer } | undefined> {
+  const record = (await gitIn(dir, ["ls-files", "--stage", "--", path])).trim();
+  if (record === "") return undefined;
+  const { stdout } = await runGit(["cat-file", "blob", record.split(" ")[1]!], { cwd: dir });
+  return { mode: record.slice(0, 6), content: stdout };
+}
+
 /** A session whose only ability is to hand out a prepared archive (for hostile archives no real sandbox would make). */
 function archiveSession(archive: Uint8Array): SandboxSession {
   const unused = () => Promise.reject(new Error("not used by collectChanges"));
@@ -141,8 +150,10 @@ describe.each<Mode>(["whole tree", "changed paths"])("collectChanges from a real
       { path: "src/added.ts", status: "added", binary: false, additions: 2, deletions: 0, mode: "100644" },
       { path: "src/new-name.ts", status: "renamed", previousPath: "src/old-name.ts", binary: false, additions: 0, deletions: 0, mode: "100644", previousMode: "100644" },
     ]);
-    // The host tree now equals the sandbox's.
-    expect(await readFile(join(dir, "src/added.ts"), "utf8")).toBe("new\nfile\n");
+    // The index now equals the sandbox's tree (the host tree too in the whole-tree mode, which writes it).
+    expect((await staged(dir, "src/added.ts"))?.content.toString()).toBe("new\nfile\n");
+    expect(await staged(dir, "docs/remove-me.md")).toBeUndefined();
+    expect(await staged(dir, "src/old-name.ts")).toBeUndefined();
     await expect(lstat(join(dir, "docs/remove-me.md"))).rejects.toThrow(/ENOENT/);
     await expect(lstat(join(dir, "src/old-name.ts"))).rejects.toThrow(/ENOENT/);
   });
@@ -163,7 +174,7 @@ describe.each<Mode>(["whole tree", "changed paths"])("collectChanges from a real
       { path: "data.bin", status: "added", binary: true, additions: 0, deletions: 0, mode: "100644" },
       { path: "image.bin", status: "modified", binary: true, additions: 0, deletions: 0, mode: "100644", previousMode: "100644" },
     ]);
-    expect([...(await readFile(join(dir, "data.bin")))].slice(0, 3)).toEqual([0, 1, 2]);
+    expect([...(await staged(dir, "data.bin"))!.content].slice(0, 3)).toEqual([0, 1, 2]);
   });
 
   it("reports executable bits set and unset, even without content changes", async () => {
@@ -173,8 +184,8 @@ describe.each<Mode>(["whole tree", "changed paths"])("collectChanges from a real
       { path: "bin/run.sh", status: "modified", binary: false, additions: 0, deletions: 0, mode: "100644", previousMode: "100755" },
       { path: "scripts/tool.sh", status: "modified", binary: false, additions: 0, deletions: 0, mode: "100755", previousMode: "100644" },
     ]);
-    expect((await lstat(join(dir, "scripts/tool.sh"))).mode & 0o111).not.toBe(0);
-    expect((await lstat(join(dir, "bin/run.sh"))).mode & 0o111).toBe(0);
+    expect((await staged(dir, "scripts/tool.sh"))?.mode).toBe("100755");
+    expect((await staged(dir, "bin/run.sh"))?.mode).toBe("100644");
   });
 
   it("records symlinks inside the repository as links", async () => {
@@ -184,7 +195,7 @@ describe.each<Mode>(["whole tree", "changed paths"])("collectChanges from a real
       { path: "link-to-index", status: "added", binary: false, additions: 1, deletions: 0, mode: "120000" },
       { path: "link-to-readme", status: "modified", binary: false, additions: 1, deletions: 1, mode: "120000", previousMode: "120000" },
     ]);
-    expect(await readlink(join(dir, "link-to-index"))).toBe("src/index.ts");
+    expect(await staged(dir, "link-to-index")).toEqual({ mode: "120000", content: Buffer.from("src/index.ts") });
   });
 
   it("records a symlink pointing outside as a link and never reads what it points to", async () => {
@@ -195,7 +206,7 @@ describe.each<Mode>(["whole tree", "changed paths"])("collectChanges from a real
       { path: "escape", status: "added", binary: false, additions: 1, deletions: 0, mode: "120000" },
       { path: "escape-dir", status: "added", binary: false, additions: 1, deletions: 0, mode: "120000" },
     ]);
-    expect((await lstat(join(dir, "escape"))).isSymbolicLink()).toBe(true);
+    expect((await staged(dir, "escape"))?.mode).toBe("120000");
     // What git stored is the link's target path, not the secret behind it.
     expect(await gitIn(dir, ["cat-file", "blob", ":escape"])).toBe(join(outside, "secret.txt"));
     expect(await gitIn(dir, ["cat-file", "blob", ":README.md"])).toBe(join(outside, "secret.txt"));

@@ -1,14 +1,17 @@
+import { createHash } from "node:crypto";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { once } from "node:events";
 import { constants as fsConstants, createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readlink, rm, symlink, unlink } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, readlink, rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, type Writable } from "node:stream";
 import * as tar from "tar-stream";
 import { readArchive, safeArchivePath, type ArchiveEntry } from "../archive.js";
 import type { ChangedFile } from "../changes.js";
-import { agentError, ErrorCode, RunningAgentError, throwIfAborted } from "../errors.js";
+import { abortedError, agentError, ErrorCode, RunningAgentError, throwIfAborted } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, type ChangeLimits } from "./change-checks.js";
-import { GitCommandFailure, runGit } from "./git-command.js";
+import { GitCommandFailure, gitEnvironment, runGit } from "./git-command.js";
 import { listStagedChanges } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 import { compareListings, listChangesSince, listWorkspace, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
@@ -25,6 +28,11 @@ export interface CollectChangesInput {
    * without it every file is, and the host working tree must hold HEAD's files.
    */
   placed?: WorkspaceListing;
+  /**
+   * What an earlier collect of this task left staged: the paths of its changes (and the previous
+   * paths of its renames); [] before the first. Without it git is asked (one more process).
+   */
+  staged?: readonly string[];
   /** Bounds on the changes; defaults {@link DEFAULT_CHANGE_LIMITS}. */
   limits?: ChangeLimits;
   /** Strings that must not be in any changed file (the run's keys, tokens and passwords). */
@@ -57,8 +65,8 @@ export async function collectChanges(input: CollectChangesInput): Promise<Change
     const checks = { budget: new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits }), scanner: new SecretScanner(input.secrets ?? []) };
     if (input.placed && session.getArchiveStream) {
       const placed = input.placed;
-      // What an earlier collect of this task staged is asked of git while the sandbox lists (they do not depend on each other).
-      const staged = stagedPaths(input.dir, signal);
+      // What an earlier collect of this task staged, when the caller does not say, is asked of git while the sandbox lists.
+      const staged = input.staged ? Promise.resolve(input.staged) : stagedPaths(input.dir, signal);
       staged.catch(() => undefined);
       const now = (await listChangesSince(session, placed, signal)) ?? (await listAndCompare(session, placed, signal));
       throwIfAborted(signal, "collect");
@@ -98,54 +106,159 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   const placedIgnoreFiles = [...placed.entries.keys()].filter(ignoreFile);
   const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], signal);
   const isPlacedFile = (path: string) => index.has(path);
-  const submodules = [...index].filter(([, mode]) => mode === "160000").map(([path]) => path);
+  const submodules = [...index].filter(([, entry]) => entry.mode === "160000").map(([path]) => path);
   const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
   const changed = now.changed.filter(belongs);
   // Gone from the sandbox: placed files, and what an earlier collect staged that is no longer there.
   const removed = [...new Set([...now.removed, ...[...staged].filter((path) => !present(path))])].filter((path) => belongs(path) && isPlacedFile(path));
 
-  // Deletions first, so that a folder that replaced a file (or the other way round) has room.
-  for (const path of removed) await removeHostPath(dir, path);
-  const received = new Set<string>();
-  const untracked = changed.filter((path) => !isPlacedFile(path));
-  let ignored = new Set<string>();
-  if (untracked.length > 0) {
-    // check-ignore reads the .gitignore files of the working tree: the sandbox's versions of the
-    // changed ones, HEAD's of the others.
-    const changedSet = new Set(changed);
-    const removedSet = new Set(removed);
-    const unchangedIgnoreFiles = placedIgnoreFiles.filter((path) => isPlacedFile(path) && !changedSet.has(path) && !removedSet.has(path) && present(path) && belongs(path));
-    if (unchangedIgnoreFiles.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${unchangedIgnoreFiles.join("\0")}\0`, signal, phase: "collect" });
-    await bringBack(session, dir, changed.filter(ignoreFile), received, checks, signal);
-    ignored = await ignoredPaths(dir, untracked, signal);
+  // Without attributes (which git applies to a file's bytes on the way in) the files go straight into
+  // git's object store, one pack, never written to the host tree; with them, to the host tree for git to hash.
+  const objects = hasAttributeFiles(placed, changed) ? undefined : new BlobImport(dir, signal);
+  try {
+    return await stageChanges();
+  } finally {
+    objects?.kill();
   }
-  const wanted = changed.filter((path) => !received.has(path) && !ignored.has(path));
-  // The listing's sizes let an oversized change fail before a byte is read; the stream is counted again.
-  const announced = new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits });
-  for (const path of [...received, ...wanted]) {
-    const entry = now.entryAt(path);
-    if (entry?.type === "file") announced.addFile(path, entry.size);
-  }
-  await bringBack(session, dir, wanted, received, checks, signal);
 
-  // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
-  const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && isPlacedFile(path));
-  for (const path of vanished) await removeHostPath(dir, path);
-  const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path))];
-  if (toStage.length > 0) {
-    // Files past the threshold are hashed as a stream into a pack, not read whole into git's memory.
-    await runGit(["-c", "core.bigFileThreshold=16m", "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], {
-      cwd: dir,
-      input: `${toStage.join("\0")}\0`,
-      env: { GIT_LITERAL_PATHSPECS: "1" },
-      signal,
-      phase: "collect",
-    });
-  } else if (staged.size === 0) {
-    // Nothing staged before, nothing now: the index is HEAD.
-    return [];
+  async function stageChanges(): Promise<ChangedFile[]> {
+    // Deletions first, so that a folder that replaced a file (or the other way round) has room.
+    for (const path of removed) await removeHostPath(dir, path);
+    const received = new Set<string>();
+    const untracked = changed.filter((path) => !isPlacedFile(path));
+    let ignored = new Set<string>();
+    if (untracked.length > 0) {
+      // check-ignore reads the .gitignore files of the working tree: the sandbox's versions of the
+      // changed ones, HEAD's of the others.
+      const changedSet = new Set(changed);
+      const removedSet = new Set(removed);
+      const unchangedIgnoreFiles = placedIgnoreFiles.filter((path) => isPlacedFile(path) && !changedSet.has(path) && !removedSet.has(path) && present(path) && belongs(path));
+      if (unchangedIgnoreFiles.length > 0) await runGit(["checkout-index", "--force", "-z", "--stdin"], { cwd: dir, input: `${unchangedIgnoreFiles.join("\0")}\0`, signal, phase: "collect" });
+      await bringBack(session, dir, changed.filter(ignoreFile), received, checks, signal, { objects });
+      ignored = await ignoredPaths(dir, untracked, signal);
+    }
+    const wanted = changed.filter((path) => !received.has(path) && !ignored.has(path));
+    // The listing's sizes let an oversized change fail before a byte is read; the stream is counted again.
+    const announced = new ChangeBudget({ ...DEFAULT_CHANGE_LIMITS, ...input.limits });
+    for (const path of [...received, ...wanted]) {
+      const entry = now.entryAt(path);
+      if (entry?.type === "file") announced.addFile(path, entry.size);
+    }
+    // What comes back as the index has it (a racy placed file, one the agent rewrote as it was) is neither written nor staged.
+    const unchanged = new Set<string>();
+    await bringBack(session, dir, wanted, received, checks, signal, { objects, writeHost: !objects, indexed: (path) => index.get(path), unchanged });
+
+    // A path asked for that did not come is gone from the sandbox: a deletion if HEAD has it.
+    const vanished = changed.filter((path) => !received.has(path) && !ignored.has(path) && isPlacedFile(path));
+    for (const path of vanished) await removeHostPath(dir, path);
+    const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path) && !unchanged.has(path))];
+    if (toStage.length > 0 && objects) {
+      // Each path's entry as imported, or none (deletions first, so that a folder can replace a file).
+      const imported = await objects.finish();
+      const none = `0 ${"0".repeat([...imported.values()][0]?.object.length ?? [...index.values()][0]?.object.length ?? 40)}\t`;
+      const lines = [...toStage.filter((path) => !imported.has(path)).map((path) => `${none}${path}`), ...[...imported].filter(([path]) => !ignored.has(path)).map(([path, entry]) => `${entry.mode} ${entry.object}\t${path}`)];
+      await runGit(["update-index", "-z", "--index-info"], { cwd: dir, input: `${lines.join("\0")}\0`, signal, phase: "collect" });
+    } else if (toStage.length > 0) {
+      // By path, no pathspec matching (which costs paths x index entries): a path with a file or link on
+      // the host is hashed and staged, one without is dropped from the index. Files past the threshold
+      // are hashed as a stream into a pack, not read whole into git's memory.
+      await runGit(["-c", "core.bigFileThreshold=16m", "update-index", "--add", "--remove", "-z", "--stdin"], {
+        cwd: dir,
+        input: `${toStage.join("\0")}\0`,
+        signal,
+        phase: "collect",
+      });
+    } else if (staged.size === 0) {
+      // Nothing staged before, nothing now: the index is HEAD.
+      return [];
+    }
+    return listStagedChanges(dir, signal);
   }
-  return listStagedChanges(dir, signal);
+}
+
+// .gitattributes anywhere in the placed tree or the change (worked out once per placed listing).
+const placedAttributes = new WeakMap<WorkspaceListing, boolean>();
+
+function hasAttributeFiles(placed: WorkspaceListing, changed: readonly string[]): boolean {
+  const isAttributes = (path: string) => path === ".gitattributes" || path.endsWith("/.gitattributes");
+  let found = placedAttributes.get(placed);
+  if (found === undefined) placedAttributes.set(placed, (found = [...placed.entries.keys()].some(isAttributes)));
+  return found || changed.some(isAttributes);
+}
+
+/**
+ * Blobs streamed into `git fast-import` (one pack, marks exported on `finish`), for paths whose
+ * bytes are what git stores (no attributes apply). Started with the first blob; nothing reaches the
+ * index until the caller stages what {@link finish} returns.
+ */
+class BlobImport {
+  private child: ChildProcessByStdio<Writable, null, Readable> | undefined;
+  private exited: Promise<void> | undefined;
+  private readonly marks = new Map<string, { mode: string; mark: number }>();
+  private readonly marksFile: string;
+
+  constructor(
+    private readonly dir: string,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.marksFile = join(dir, ".git", `collect-marks-${process.pid}-${Date.now()}`);
+  }
+
+  /** Imports one blob; a stream is written as it comes (checked by the caller's iterable as it is read). */
+  async add(path: string, mode: string, size: number, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
+    const stdin = this.start().stdin;
+    const mark = this.marks.size + 1;
+    this.marks.set(path, { mode, mark });
+    await this.write(stdin, Buffer.from(`blob\nmark :${mark}\ndata ${size}\n`));
+    if (content instanceof Uint8Array) await this.write(stdin, content);
+    else for await (const chunk of content) await this.write(stdin, chunk);
+    await this.write(stdin, Buffer.from("\n"));
+  }
+
+  /** Ends the import and returns each path's mode and object id. */
+  async finish(): Promise<Map<string, { mode: string; object: string }>> {
+    const entries = new Map<string, { mode: string; object: string }>();
+    if (!this.child) return entries;
+    await this.write(this.child.stdin, Buffer.from("done\n"));
+    this.child.stdin.end();
+    await this.exited;
+    const objects = new Map<number, string>();
+    for (const line of (await readFile(this.marksFile, "utf8")).split("\n")) {
+      const [mark, object] = line.split(" ");
+      if (mark && object) objects.set(Number(mark.slice(1)), object);
+    }
+    await rm(this.marksFile, { force: true });
+    for (const [path, { mode, mark }] of this.marks) entries.set(path, { mode, object: objects.get(mark)! });
+    return entries;
+  }
+
+  /** Stops an import that was not finished (what it wrote stays unreferenced, in a temporary pack). */
+  kill(): void {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    void rm(this.marksFile, { force: true }).catch(() => undefined);
+  }
+
+  private start(): ChildProcessByStdio<Writable, null, Readable> {
+    if (this.child) return this.child;
+    const args = ["-c", "core.bigFileThreshold=16m", "fast-import", "--quiet", "--done", `--export-marks=${this.marksFile}`];
+    const child = spawn("git", args, { cwd: this.dir, env: gitEnvironment(), stdio: ["pipe", "ignore", "pipe"], ...(this.signal ? { signal: this.signal } : {}) });
+    const stderr: Buffer[] = [];
+    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+    child.stdin.on("error", () => undefined);
+    this.exited = new Promise<void>((resolve, reject) => {
+      child.once("error", (error) => reject(this.signal?.aborted ? abortedError(this.signal, "collect") : new GitCommandFailure(args, null, error.message)));
+      child.once("close", (code) => (code === 0 ? resolve() : reject(this.signal?.aborted ? abortedError(this.signal, "collect") : new GitCommandFailure(args, code, Buffer.concat(stderr).toString("utf8")))));
+    });
+    this.exited.catch(() => undefined);
+    this.child = child;
+    return child;
+  }
+
+  // With backpressure; a git that died shows as its exit.
+  private async write(stdin: NodeJS.WritableStream, bytes: Uint8Array): Promise<void> {
+    if (stdin.write(bytes)) return;
+    await Promise.race([once(stdin, "drain"), this.exited!.then(() => undefined)]);
+  }
 }
 
 /** The full fallback (no listing, or a provider without `getArchiveStream`): every file comes back. */
@@ -196,16 +309,23 @@ function checkName(path: string, scanner: SecretScanner): void {
   if (scanner.holds(path)) throw secretInChanges("(a file whose name holds it)");
 }
 
-// Past this many paths the whole index is read: one pathspec each would not fit on a command line.
-const MAX_PATHSPECS = 2_000;
+/** An index entry: its mode (`100644`, `160000`, ...) and object id. */
+interface IndexEntry {
+  mode: string;
+  object: string;
+}
+
+// Past this many paths the whole index is read: git matches every pathspec against every entry, which
+// costs more than reading 20,000 entries once past about a hundred paths (and must fit a command line).
+const MAX_PATHSPECS = 100;
 
 /**
  * The index entries (path, mode) of `paths`, and of any folder above them that was empty when the
  * repository was placed: git keeps no empty folders, so such a folder is a submodule (a gitlink)
  * whose files are not this repository's.
  */
-async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, string>> {
-  const entries = new Map<string, string>();
+async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
+  const entries = new Map<string, IndexEntry>();
   if (paths.length === 0) return entries;
   const empty = emptyFolders(placed);
   const asked = new Set(paths);
@@ -218,7 +338,8 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
   const { stdout } = await runGit(["ls-files", "--stage", "-z", ...pathspecs], { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" });
   for (const record of stdout.toString("utf8").split("\0")) {
     const tab = record.indexOf("\t");
-    if (tab > 0) entries.set(record.slice(tab + 1), record.slice(0, 6));
+    // `<mode> <object> <stage>\t<path>`
+    if (tab > 0) entries.set(record.slice(tab + 1), { mode: record.slice(0, 6), object: record.slice(7, record.indexOf(" ", 7)) });
   }
   return entries;
 }
@@ -257,86 +378,221 @@ function isWorkingTreePath(path: string): boolean {
 
 /**
  * Streams the given paths out of the sandbox into the host working tree, checking each as it
- * comes: an entry that was not asked for, is not a file or symlink, or would land below a symlink
- * is refused; sizes and secrets are checked chunk by chunk, before anything is staged.
+ * comes: an entry that was not asked for, or is a folder now, is skipped; one that is not a file or
+ * symlink, or would land below a symlink or a file, is refused; sizes and secrets are checked chunk
+ * by chunk, before anything is staged. Small files are read whole and written while the archive is
+ * read on (a few at once); larger ones are streamed to disk as they come.
  */
-async function bringBack(session: SandboxSession, dir: string, paths: readonly string[], received: Set<string>, checks: ChangeChecks, signal: AbortSignal | undefined): Promise<void> {
+async function bringBack(
+  session: SandboxSession,
+  dir: string,
+  paths: readonly string[],
+  received: Set<string>,
+  checks: ChangeChecks,
+  signal: AbortSignal | undefined,
+  /**
+   * Where the files go: into `objects` when given, and into the host tree unless `writeHost` is
+   * false; with `indexed`, a small file whose bytes and mode equal its index entry goes nowhere and
+   * is put in `unchanged`.
+   */
+  into: { objects?: BlobImport | undefined; writeHost?: boolean; indexed?: (path: string) => IndexEntry | undefined; unchanged?: Set<string> },
+): Promise<void> {
+  const writeHost = into.writeHost ?? true;
   if (paths.length === 0) return;
   const asked = new Set(paths);
-  // Folders already checked or made (by this call only: nothing else writes the host tree meanwhile).
+  // Folders already checked or made, and files and links placed (by this call only: nothing else writes the host tree meanwhile).
   const folders = new Set<string>();
+  const placed = new Set<string>();
   const archive = await session.getArchiveStream!(session.workdir, { paths, ...(signal ? { signal } : {}) });
   const extract = tar.extract();
   const source = Readable.from(archive);
   source.on("error", (error) => extract.destroy(error));
   source.pipe(extract);
+  const writes = new BoundedWrites(WRITE_CONCURRENCY);
   try {
     for await (const entry of extract) {
       const header = entry.header;
       const path = safeArchivePath(header.name);
-      if (!asked.has(path) || received.has(path) || (header.type !== "file" && header.type !== "symlink")) {
+      // A path that is a folder now was a file when listed: gone, as a path that did not come at all.
+      if (!asked.has(path) || received.has(path) || header.type === "directory") {
         entry.resume();
-        if (!asked.has(path) || received.has(path)) continue;
+        continue;
+      }
+      if (header.type !== "file" && header.type !== "symlink") {
+        entry.resume();
         throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} as a ${header.type ?? "unknown"} entry; only files and symlinks are collected.`, { phase: "collect", details: { path } });
       }
       received.add(path);
       checkName(path, checks.scanner);
-      const hostPath = await plainParents(dir, path, folders);
+      // Into git only: nothing is made on the host, but the archive is held to the same rules.
+      const hostPath = writeHost ? await plainParents(dir, path, folders, placed) : archiveParents(dir, path, folders, placed);
       // A folder this archive already wrote into cannot become a file or a link now (a hostile archive).
       if (folders.has(hostPath)) {
         throw agentError(ErrorCode.UNSAFE_PATH, `The sandbox sent ${JSON.stringify(path)} after entries below it; refusing to write through it.`, { phase: "collect", details: { path } });
       }
-      // Its parents were just checked to be real folders: what is at the path itself goes.
-      const existing = await lstat(hostPath).catch(() => undefined);
-      if (existing?.isDirectory()) await rm(hostPath, { recursive: true, force: true });
-      else if (existing) await unlink(hostPath);
+      placed.add(hostPath);
       if (header.type === "symlink") {
         entry.resume();
         const target = header.linkname ?? "";
         if (checks.scanner.holds(target)) throw secretInChanges(path);
-        await symlink(target, hostPath);
+        if (into.objects) {
+          const bytes = Buffer.from(target, "utf8");
+          await into.objects.add(path, "120000", bytes.byteLength, bytes);
+        }
+        if (writeHost) await writes.add(() => replacing(hostPath, () => symlink(target, hostPath)));
         continue;
       }
-      checks.budget.addFile(path, header.size ?? 0);
-      await writeStreamed(hostPath, entry, (header.mode ?? 0o644) & 0o100 ? 0o755 : 0o644, path, checks);
+      const size = header.size ?? 0;
+      checks.budget.addFile(path, size);
+      const mode = (header.mode ?? 0o644) & 0o100 ? 0o755 : 0o644;
+      if (size <= BUFFERED_FILE_BYTES) {
+        const content = await readChecked(entry, path, checks);
+        if (into.indexed && into.unchanged && isIndexed(into.indexed(path), mode, content)) {
+          into.unchanged.add(path);
+          continue;
+        }
+        if (into.objects) await into.objects.add(path, mode === 0o755 ? "100755" : "100644", content.byteLength, content);
+        if (writeHost) await writes.add(() => replacing(hostPath, () => writeNewFile(hostPath, mode, content)));
+      } else if (writeHost) {
+        await replacing(hostPath, () => writeNewFile(hostPath, mode, entry, path, checks));
+      } else {
+        // Checked chunk by chunk before each goes to git.
+        await into.objects!.add(path, mode === 0o755 ? "100755" : "100644", size, checkedChunks(entry, path, checks));
+      }
     }
+    await writes.settle();
   } catch (error) {
     source.destroy();
+    // Nothing may still be writing once the collect has failed.
+    await writes.settle().catch(() => undefined);
     if (RunningAgentError.isInstance(error)) throw error;
     throw agentError(ErrorCode.COLLECT_FAILED, `Bringing the changed files back from the sandbox failed: ${(error as Error).message}`, { phase: "collect", cause: error });
   }
 }
 
-// O_EXCL|O_NOFOLLOW on a path just cleared: never opens whatever might have appeared there.
-async function writeStreamed(hostPath: string, content: AsyncIterable<Uint8Array>, mode: number, path: string, checks: ChangeChecks): Promise<void> {
+// True when `content` with `mode` is what the index entry holds: git's object id of the raw bytes (a
+// file that attributes convert on the way in differs, and is staged for git to decide).
+function isIndexed(entry: IndexEntry | undefined, mode: number, content: Buffer): boolean {
+  if (!entry || entry.mode !== (mode === 0o755 ? "100755" : "100644")) return false;
+  const hash = createHash(entry.object.length === 64 ? "sha256" : "sha1");
+  return hash.update(`blob ${content.byteLength}\0`).update(content).digest("hex") === entry.object;
+}
+
+// Files up to this size are read whole before they are written, so that the archive is read on meanwhile.
+const BUFFERED_FILE_BYTES = 1024 * 1024;
+
+/** Runs writes a few at once; the first failure is thrown by the next {@link add} or {@link settle}. */
+class BoundedWrites {
+  private readonly running = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  /** Starts `write`, and waits while `limit` writes are running. */
+  async add(write: () => Promise<void>): Promise<void> {
+    this.throwFailure();
+    const running: Promise<void> = write()
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.running.delete(running));
+    this.running.add(running);
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    this.throwFailure();
+  }
+
+  /** Waits for every write started. */
+  async settle(): Promise<void> {
+    await Promise.all(this.running);
+    this.throwFailure();
+  }
+
+  private throwFailure(): void {
+    if (this.failure) throw this.failure.error;
+  }
+}
+
+// The entry's chunks, each scanned for secrets before it is handed on.
+async function* checkedChunks(content: AsyncIterable<Uint8Array>, path: string, checks: ChangeChecks): AsyncGenerator<Uint8Array> {
+  checks.scanner.reset();
+  for await (const chunk of content) {
+    if (checks.scanner.push(chunk)) throw secretInChanges(path);
+    yield chunk;
+  }
+}
+
+// The entry's bytes, scanned for secrets chunk by chunk as they come.
+async function readChecked(content: AsyncIterable<Uint8Array>, path: string, checks: ChangeChecks): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  checks.scanner.reset();
+  for await (const chunk of content) {
+    if (checks.scanner.push(chunk)) throw secretInChanges(path);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+// Creates a file or link where the host tree may still hold HEAD's or an earlier collect's: what is
+// there (its parents were checked to be real folders) goes, and the creation is tried once more.
+async function replacing(hostPath: string, create: () => Promise<void>): Promise<void> {
+  try {
+    await create();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const existing = await lstat(hostPath);
+    if (existing.isDirectory()) await rm(hostPath, { recursive: true, force: true });
+    else await unlink(hostPath);
+    await create();
+  }
+}
+
+// O_EXCL|O_NOFOLLOW: never opens whatever is at the path, it fails instead. Content held in memory
+// was checked already; a stream is checked chunk by chunk as it is written.
+async function writeNewFile(hostPath: string, mode: number, content: Buffer | AsyncIterable<Uint8Array>, path?: string, checks?: ChangeChecks): Promise<void> {
   const handle = await open(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, mode);
   try {
-    checks.scanner.reset();
-    for await (const chunk of content) {
-      if (checks.scanner.push(chunk)) throw secretInChanges(path);
-      await handle.write(chunk);
+    if (Buffer.isBuffer(content)) await handle.writeFile(content);
+    else {
+      checks!.scanner.reset();
+      for await (const chunk of content) {
+        if (checks!.scanner.push(chunk)) throw secretInChanges(path!);
+        await handle.write(chunk);
+      }
     }
-    // The mode given to open is reduced by the umask; git needs the exact bits.
-    await handle.chmod(mode);
+    // The umask may take the executable bits; git only reads the owner's (a file without them needs no chmod).
+    if (mode === 0o755) await handle.chmod(mode);
   } finally {
     await handle.close();
   }
 }
 
 // Makes the folders above `path` in the host working tree, each a real folder: anything else in the
-// way (a file or symlink the host tree still has) is refused, never written through.
-async function plainParents(dir: string, path: string, checked: Set<string>): Promise<string> {
+// way (a file or symlink the host tree still has, or one this archive placed) is refused, never written through.
+async function plainParents(dir: string, path: string, checked: Set<string>, placed: ReadonlySet<string>): Promise<string> {
   let current = dir;
   const segments = path.split("/");
   for (const segment of segments.slice(0, -1)) {
     current = join(current, segment);
     if (checked.has(current)) continue;
-    checked.add(current);
-    const stats = await lstat(current).catch(() => undefined);
-    if (!stats) await mkdir(current);
-    else if (!stats.isDirectory()) {
+    const stats = placed.has(current) ? undefined : await lstat(current).catch(() => null);
+    if (stats === null) await mkdir(current);
+    else if (!stats?.isDirectory()) {
       throw agentError(ErrorCode.UNSAFE_PATH, `Refusing to write ${JSON.stringify(path)}: a part of its path is not a folder in the host clone.`, { phase: "collect", details: { path } });
     }
+    checked.add(current);
+  }
+  return join(dir, path);
+}
+
+// plainParents for an archive that is not written to the host: a parent that this archive placed as a file or link is refused.
+function archiveParents(dir: string, path: string, folders: Set<string>, placed: ReadonlySet<string>): string {
+  let current = dir;
+  for (const segment of path.split("/").slice(0, -1)) {
+    current = join(current, segment);
+    if (placed.has(current)) {
+      throw agentError(ErrorCode.UNSAFE_PATH, `Refusing to take ${JSON.stringify(path)}: a part of its path came as a file or link.`, { phase: "collect", details: { path } });
+    }
+    folders.add(current);
   }
   return join(dir, path);
 }

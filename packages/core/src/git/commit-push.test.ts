@@ -113,6 +113,8 @@ describe("commitChanges", () => {
     const taken = await expectRunningAgentError(commitChanges({ dir, branch: "taken", message: "Third", author, stageWorkingTree: false }));
     expect(taken.code).toBe("COMMIT_FAILED");
     expect((await gitIn(dir, ["rev-parse", "taken"])).trim()).toBe(commit);
+    // HEAD is back on the branch it was on.
+    expect((await gitIn(dir, ["symbolic-ref", "HEAD"])).trim()).toBe("refs/heads/agent/index-only");
   });
 });
 

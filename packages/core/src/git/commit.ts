@@ -97,24 +97,35 @@ async function commitIndex(input: CommitChangesInput, committer: GitIdentity): P
   const [current, tree, heads] = await Promise.all([currentBranch(dir, signal), git(["write-tree"]), git(["rev-parse", "HEAD^{commit}", "HEAD^{tree}"])]);
   const [parent, parentTree] = heads.split("\n");
   if (tree === parentTree) throw nothingToCommit();
-  const commit = await git(["commit-tree", tree, "-p", parent!, "-F", "-"], {
+  const commitTree = git(["commit-tree", tree, "-p", parent!, "-F", "-"], {
     input: cleanMessage(message),
     env: { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: committer.name, GIT_COMMITTER_EMAIL: committer.email },
   });
   if (current === branch) {
+    const commit = await commitTree;
     await git(["update-ref", `refs/heads/${branch}`, commit, parent!]);
     return { commit };
   }
+  // HEAD moves to the new branch while the commit is written (one process less to wait for); the
+  // branch is then made through HEAD only if it does not exist yet, and HEAD goes back if it does.
+  const moved = await Promise.allSettled([commitTree, git(["symbolic-ref", "HEAD", `refs/heads/${branch}`])]);
+  const restoreHead = () => git(current === undefined ? ["update-ref", "--no-deref", "HEAD", parent!] : ["symbolic-ref", "HEAD", `refs/heads/${current}`]);
+  const failed = moved.find((result) => result.status === "rejected");
+  if (failed) {
+    if (moved[1].status === "fulfilled") await restoreHead();
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const commit = (moved[0] as PromiseFulfilledResult<string>).value;
   try {
     // An empty old value: the branch must not exist yet.
-    await git(["update-ref", `refs/heads/${branch}`, commit, ""]);
+    await git(["update-ref", "HEAD", commit, ""]);
   } catch (error) {
+    await restoreHead();
     if (error instanceof GitCommandFailure && /already exists|cannot lock/.test(error.stderr)) {
       throw agentError(ErrorCode.COMMIT_FAILED, `The branch "${branch}" already exists in the clone (or clashes with one); commit on a new branch name.`, { cause: error });
     }
     throw error;
   }
-  await git(["symbolic-ref", "HEAD", `refs/heads/${branch}`]);
   return { commit };
 }
 

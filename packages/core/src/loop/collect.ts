@@ -7,6 +7,8 @@ export async function collectChanges(context: TaskContext): Promise<void> {
     session: context.session!,
     dir: context.cloneDir!,
     ...(context.placedListing ? { placed: context.placedListing } : {}),
+    // What the last collect (before a fix round) staged is what it listed: git need not be asked.
+    staged: context.changes.flatMap((change) => (change.previousPath === undefined ? [change.path] : [change.path, change.previousPath])),
     limits: context.options!.changeLimits,
     // Every secret the run knows, also those minted or made during it (tokens, the server password).
     secrets: context.redactor.secrets(),

@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readArchive } from "../archive.js";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { expectRunningAgentError } from "../testing/expect-running-agent-error.js";
@@ -158,6 +159,23 @@ describe("local sandbox under bubblewrap: isolation", () => {
       // A link that stays inside is followed the way the sandbox sees it.
       await session.writeFile("/scratch/note.txt", "inside");
       expect(Buffer.from(await session.readFile("scratch-link/note.txt")).toString()).toBe("inside");
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
+  it("packs asked-for paths with tar inside: a folder that is a link to a host folder leads to nothing of the host's", async () => {
+    const outside = await mkdtemp(join(tmpdir(), "ra-outside-"));
+    try {
+      await writeFile(join(outside, "secret.txt"), canary);
+      // What the loop asks for after the agent swapped a listed folder for a link: the host's tmp, by an absolute and by a relative way.
+      await session.exec(["sh", "-c", `mkdir -p packed && echo inside > packed/real.txt && ln -s "$0" packed/swapped && ln -s ../../.. packed/up`, outside]);
+      const asked = ["packed/real.txt", "packed/swapped/secret.txt", `packed/up${outside}/secret.txt`];
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of await session.getArchiveStream!(session.workdir, { paths: asked })) chunks.push(chunk);
+      const archive = Buffer.concat(chunks);
+      expect((await readArchive(archive)).map((entry) => [entry.path, Buffer.from(entry.content ?? []).toString()])).toEqual([["packed/real.txt", "inside\n"]]);
+      expect(archive.includes(canary)).toBe(false);
     } finally {
       await rm(outside, { recursive: true, force: true });
     }

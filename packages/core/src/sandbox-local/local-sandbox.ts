@@ -2,9 +2,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { constants as fsConstants, rmSync } from "node:fs";
 import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
-import { packDirectory, packDirectoryStream, packPathsStream, unpackArchive } from "../archive.js";
+import { packDirectory, packDirectoryStream, unpackArchive } from "../archive.js";
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import { startEgressProxy, type EgressProxy } from "../network/egress-proxy.js";
 import { forwardLoopbackToSocket, type SocketForwarder } from "../network/socket-forwarder.js";
@@ -484,12 +485,55 @@ class LocalSandboxSession implements SandboxSession {
     }
   }
 
-  /** Read on the host, from the session's own folder: no command inside is trusted to list or pack. */
+  /**
+   * The whole folder is packed on the host. Given paths are packed by tar run inside the session, as
+   * the sandbox sees them: a folder swapped for a symlink meanwhile can only lead to what the sandbox
+   * itself can read, never to a host file (a host-side read could be raced that way).
+   */
   async getArchiveStream(directory: string, options: SandboxArchiveOptions & { paths?: readonly string[] } = {}): Promise<AsyncIterable<Uint8Array>> {
     this.checkOpen();
     if (options.signal?.aborted) throw abortedError(options.signal);
     const hostPath = await this.paths.resolve(directory, { followFinal: true });
-    return options.paths ? packPathsStream(hostPath, options.paths) : packDirectoryStream(hostPath);
+    if (!options.paths) return packDirectoryStream(hostPath);
+    return this.packPathsInside(directory, this.paths.toSandbox(hostPath), options.paths, options.signal);
+  }
+
+  // Streams tar's stdout (with backpressure, nothing buffered here); a failed tar destroys the stream, and a reader that stops ends tar.
+  private async packPathsInside(directory: string, sandboxPath: string, paths: readonly string[], signal: AbortSignal | undefined): Promise<AsyncIterable<Uint8Array>> {
+    // Missing paths are warnings (exit 0), folders come as folder entries and are not descended into.
+    const command = ["tar", "-c", "-f", "-", "--null", "--no-recursion", "--ignore-failed-read", "--numeric-owner", "-C", sandboxPath, "-T", "-"];
+    const child = await this.launch(command, undefined, undefined, []);
+    const output = new PassThrough();
+    const stderr: Buffer[] = [];
+    let stderrBytes = 0;
+    let failure: RunningAgentError | undefined;
+    const stop = (reason: RunningAgentError) => {
+      failure ??= reason;
+      signalProcessTree(child);
+    };
+    const onAbort = () => stop(abortedError(signal));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const removeStopListener = this.onStop(stop);
+    child.stderr.on("data", (chunk: Buffer) => {
+      if (stderrBytes < 64 * 1024) stderr.push(chunk);
+      stderrBytes += chunk.byteLength;
+    });
+    child.once("error", (cause) => stop(agentError(ErrorCode.SANDBOX_EXEC_FAILED, `Could not start tar: ${cause.message}`, { cause })));
+    child.stdout.pipe(output, { end: false });
+    child.once("close", (code) => {
+      signal?.removeEventListener("abort", onAbort);
+      removeStopListener();
+      if (failure) output.destroy(failure);
+      else if (code !== 0) output.destroy(agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack paths of ${directory}: ${Buffer.concat(stderr).toString("utf8").trim() || `tar exited with ${String(code)}`}`, { details: { path: directory } }));
+      else output.end();
+    });
+    // A reader that gives up (a refused entry, a secret) ends tar and whatever it started.
+    output.once("close", () => {
+      if (child.exitCode === null && child.signalCode === null) signalProcessTree(child);
+    });
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(paths.map((path) => `${path}\0`).join(""));
+    return output;
   }
 
   async hostFolder(directory: string): Promise<string> {
