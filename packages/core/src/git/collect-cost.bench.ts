@@ -33,7 +33,7 @@ const author = { name: "Bench", email: "bench@example.test" };
 const authHeader = `http.extraHeader=Authorization: Basic ${Buffer.from(`bench:${TOKEN}`).toString("base64")}`;
 const sizes = (process.env.RUNNING_AGENT_BENCH_SIZES ?? "20,2000,20000").split(",").map(Number).filter((size) => size > 0);
 const isolation = process.env.RUNNING_AGENT_BENCH_ISOLATION === "none" ? "none" : "bubblewrap";
-const PHASES = ["clone", "collect", "commit", "push"] as const;
+const PHASES = ["clone", "collect", "commit", "push", "teardown"] as const;
 type Phase = (typeof PHASES)[number];
 type Timings = Record<Phase, number>;
 
@@ -92,7 +92,12 @@ async function ours(setup: Setup, changed: number, round: number): Promise<Timin
     const branch = `bench/ours-${round}`;
     const commit = await timed(() => commitChanges({ dir, branch, message: `Round ${round}\n`, author, stageWorkingTree: false }));
     const push = await timed(() => pushBranch({ dir, repository: repository(setup), branch, credentials }));
-    return { clone, collect, commit, push };
+    // As the loop's teardown: the sandbox (its processes and folders) and the host clone.
+    const teardown = await timed(async () => {
+      await session.destroy();
+      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    });
+    return { clone, collect, commit, push, teardown };
   } finally {
     await session.destroy();
   }
@@ -112,7 +117,12 @@ async function before(setup: Setup, changed: number, round: number): Promise<Tim
     const branch = `bench/before-${round}`;
     const commit = await timed(() => commitChanges({ dir, branch, message: `Round ${round}\n`, author }));
     const push = await timed(() => pushBranch({ dir, repository: repository(setup), branch, credentials }));
-    return { clone, collect, commit, push };
+    // As the loop's teardown: the sandbox (its processes and folders) and the host clone.
+    const teardown = await timed(async () => {
+      await session.destroy();
+      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    });
+    return { clone, collect, commit, push, teardown };
   } finally {
     await session.destroy();
   }
@@ -131,7 +141,8 @@ async function floor(setup: Setup, changed: number, round: number): Promise<Timi
   const collect = await timed(() => git(["add", "--all"], dir));
   const commit = await timed(() => git(["-c", "core.hooksPath=/dev/null", "commit", "--quiet", "--no-verify", "-m", `Round ${round}`], dir));
   const push = await timed(() => git(["-c", authHeader, "push", "--quiet", url, `HEAD:refs/heads/bench/floor-${round}`], dir));
-  return { clone, collect, commit, push };
+  const teardown = await timed(() => new Promise<void>((resolve, reject) => spawn("rm", ["-rf", "--", dir], { stdio: "ignore" }).once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`rm exited ${code}`))))));
+  return { clone, collect, commit, push, teardown };
 }
 
 /** Runs `script` with `sh -ec` (arguments as $1...), stdin `input`; resolves with stdout. */
@@ -210,7 +221,7 @@ async function makeSetup(fileCount: number): Promise<Setup> {
 }
 
 async function timeTable(): Promise<void> {
-  console.log(`clone (+ place), collect, commit, push over http; medians; local sandbox (${isolation}); floor = git CLI by hand in the same run`);
+  console.log(`clone (+ place), collect, commit, push over http, teardown (ours: the sandbox and the host clone; floor: rm -rf of the clone); medians; local sandbox (${isolation}); floor = git CLI by hand in the same run`);
   console.log(`* by hand: the same primitives across the sandbox boundary, from the same placed state: find -newer, tar out of the same ${isolation === "none" ? "(unisolated) session" : "bubblewrap sandbox"} into the host clone, git add of those paths; git commit`);
   for (const fileCount of sizes) {
     const lines: string[] = [];
