@@ -232,7 +232,11 @@ describe("running-agent (the binary)", () => {
     const first = await run("First task");
     expect(first.filter((event) => event.type === "command.output")).toHaveLength(1);
     expect(first.some((event) => event.type === "log" && event.message?.startsWith("Kept the workspace after setup"))).toBe(true);
-    expect(await readdir(cache)).toHaveLength(1);
+    // One state, and beside it when it was made (for maxAgeMs).
+    const kept = await readdir(cache);
+    const states = kept.filter((name) => !name.endsWith(".prepared-at"));
+    expect(states).toHaveLength(1);
+    expect(kept.sort()).toEqual([states[0], `${states[0]}.prepared-at`].sort());
     const second = await run("Second task");
     expect(second.filter((event) => event.type === "command.output")).toEqual([]);
     expect(second.some((event) => event.type === "log" && event.message?.startsWith("Started from the prepared state"))).toBe(true);
