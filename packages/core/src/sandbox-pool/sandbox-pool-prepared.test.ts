@@ -8,6 +8,7 @@ import { resolveModel } from "../agent/model-resolution.js";
 import { SESSION_ENVIRONMENT_VARIABLE } from "../sandbox-local/local-sandbox.js";
 import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, type ScriptedTurn, type TestRepository, usePrivateTmpdir } from "../testing/index.js";
 import { createSandboxPool, type PooledSandboxLease, type SandboxPoolEvent } from "./sandbox-pool.js";
+import { releaseLease } from "./release-lease.js";
 
 const API_KEY = "prepared-pool-key-0123456789";
 // The setup's product lives in an ignored folder (as node_modules would) and counts its runs.
@@ -69,13 +70,6 @@ const setupRan = (events: AgentTaskEvent[]) => events.some((event) => event.type
 const restored = (events: AgentTaskEvent[]) => events.some((event) => event.type === "log" && event.message.startsWith("Started from the prepared state"));
 const missed = (events: AgentTaskEvent[]) => events.find((event) => event.type === "log" && event.message.startsWith("No pooled sandbox"));
 
-async function release(lease: PooledSandboxLease | undefined): Promise<void> {
-  if (!lease) return;
-  await lease.server.process.kill();
-  await lease.session.destroy();
-  await lease.modelProxy?.close();
-  await lease.egressProxy?.close();
-}
 
 describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => {
   let repo: TestRepository;
@@ -216,7 +210,7 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
       expect(leases.at(-1)!.session.id).not.toBe(idleId);
       expect(new TextDecoder().decode(await leases.at(-1)!.session.readFile(".deps/runs"))).toBe("installed\n");
     } finally {
-      await Promise.all(leases.map((lease) => release(lease)));
+      await Promise.all(leases.map((lease) => releaseLease(lease)));
       await pool.close();
     }
     expect(leftovers()).toEqual([]);
@@ -243,7 +237,7 @@ describe("a sandbox pool of prepared states (local sandbox, bubblewrap)", () => 
       await pool.whenReady();
       expect(pool.stats()).toMatchObject({ idle: 1, startFailures: 1 });
     } finally {
-      await release(lease);
+      await releaseLease(lease);
       await pool.close();
     }
     expect(leftovers()).toEqual([]);

@@ -5,7 +5,8 @@ import type { AgentTaskEvent } from "../index.js";
 import { resolveModel } from "../agent/model-resolution.js";
 import { SESSION_ENVIRONMENT_VARIABLE } from "../sandbox-local/local-sandbox.js";
 import { createTestRepository, expectRunningAgentError, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, usePrivateTmpdir } from "../testing/index.js";
-import { createSandboxPool, type PooledSandboxLease, type SandboxPool, type SandboxPoolEvent, type SandboxPoolStats } from "./sandbox-pool.js";
+import { createSandboxPool, type SandboxPool, type SandboxPoolEvent, type SandboxPoolStats } from "./sandbox-pool.js";
+import { releaseLease } from "./release-lease.js";
 
 const API_KEY = "pool-model-key-0123456789";
 const ORIGINAL = "export const greeting = 'hello';\n";
@@ -142,7 +143,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
       expect(new Set(ids).size).toBe(3);
       expect(pool.stats()).toMatchObject({ taken: 3, waiting: 0 });
     } finally {
-      await Promise.all(leases.map((lease) => release(lease)));
+      await Promise.all(leases.map((lease) => releaseLease(lease)));
     }
   });
 
@@ -172,7 +173,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
       leases[1]!.startReplacement();
       expect(pool.stats().starting + pool.stats().idle).toBe(1);
     } finally {
-      await Promise.all(leases.map((lease) => release(lease)));
+      await Promise.all(leases.map((lease) => releaseLease(lease)));
     }
   });
 
@@ -191,7 +192,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     expect(pool.stats()).toMatchObject({ idle: 1, starting: 0, waiting: 0 });
     const next = await pool.take({ taskId: "next", model: resolved, modelProxy: true, allowRepoAgentConfig: false });
     expect("lease" in next).toBe(true);
-    await release("lease" in next ? next.lease : undefined);
+    await releaseLease("lease" in next ? next.lease : undefined);
   });
 
   it("a sandbox whose OpenCode server is killed from outside while idle is replaced, and never handed out", async () => {
@@ -210,7 +211,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     expect(processesOf(first)).toEqual([]);
     const taken = await pool.take({ taskId: "t", model: resolveModel(modelFor(model)), modelProxy: true, allowRepoAgentConfig: false });
     expect("lease" in taken && taken.lease.session.id).toBe(second);
-    await release("lease" in taken ? taken.lease : undefined);
+    await releaseLease("lease" in taken ? taken.lease : undefined);
   });
 
   it("close() while sandboxes start and after they are ready leaves no process and no folder", async () => {
@@ -254,7 +255,7 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
     expect(pool.stats()).toMatchObject({ idle: 0, starting: 0, taken: 1 });
     expect(await pool.take({ taskId: "u", model: resolveModel(modelFor(model)), modelProxy: true, allowRepoAgentConfig: false })).toEqual({ miss: "no sandbox is ready" });
     expect(readyIds(events)).toHaveLength(1);
-    await release("lease" in taken ? taken.lease : undefined);
+    await releaseLease("lease" in taken ? taken.lease : undefined);
   });
 
   it("refuses bad settings before anything starts", () => {
@@ -266,11 +267,3 @@ describe("createSandboxPool on the local sandbox (bubblewrap)", () => {
   });
 });
 
-/** What a task's teardown does with a lease. */
-async function release(lease: PooledSandboxLease | undefined): Promise<void> {
-  if (!lease) return;
-  await lease.server.process.kill();
-  await lease.session.destroy();
-  await lease.modelProxy?.close();
-  await lease.egressProxy?.close();
-}
