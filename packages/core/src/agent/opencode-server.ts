@@ -72,16 +72,21 @@ const NO_OP_RETRY_MS = 400;
 export async function startOpencodeServer(input: OpencodeServerStartInput): Promise<OpencodeServer> {
   const { session, model } = input;
   const folders = opencodeFolders(session.scratchDir);
-  await session.putArchive(folders.root, await preSeededArchive());
+  // The config folder goes in while the port is chosen and exposed: on a container each is a round trip to the Engine.
+  const portChosen = (async () => input.port ?? (await session.allocatePort?.()) ?? DEFAULT_PORT)();
+  const portExposed = portChosen.then((chosen) => session.exposePort(chosen));
+  const [seeded, exposing] = await Promise.allSettled([(async () => session.putArchive(folders.root, await preSeededArchive()))(), portExposed]);
+  if (seeded.status === "rejected") throw seeded.reason;
+  if (exposing.status === "rejected") throw exposing.reason;
+  const port = await portChosen;
+  const exposed = exposing.value;
   const password = randomBytes(24).toString("base64url");
-  const port = input.port ?? (await session.allocatePort?.()) ?? DEFAULT_PORT;
   const env = buildOpencodeEnv({
     folders,
     config: buildOpencodeConfig(model, model.apiKey === undefined ? undefined : input.apiKeyEnv, input.warmUp ? port : undefined),
     allowRepoAgentConfig: input.allowRepoAgentConfig,
     serverPassword: password,
   });
-  const exposed = await session.exposePort(port);
   const release = await admit(input);
   try {
     return await spawnUntilReady(input, { env, port, password, url: exposed.url, headers: { ...exposed.headers, authorization: `Basic ${Buffer.from(`opencode:${password}`).toString("base64")}` } });
