@@ -91,53 +91,6 @@ export function packFolderThen(hostDirectory: string, name: string, options: Pac
   return stream;
 }
 
-/**
- * Packs the listed paths of a host folder/**
- * Packs the listed paths of a host folder (relative, `/` separators) as a stream: files with
- * their permission bits, symlinks as links. Folders are not descended into; a path that is missing,
- * is not a file or symlink, or lies below a symlink or a file is left out (the caller compares what
- * it asked for with what came). Never follows a symlink.
- */
-export function packPathsStream(hostDirectory: string, paths: Iterable<string>): Readable {
-  return streamArchive(async (pack) => {
-    const folders = new Map<string, boolean>();
-    for (const requested of paths) {
-      const path = safeArchivePath(requested);
-      if (path === "" || !(await hasPlainParents(hostDirectory, path, folders))) continue;
-      const hostPath = join(hostDirectory, path);
-      // Opened first (never following a link, never blocking on a FIFO): one call fewer per file than lstat, open.
-      const handle = await open(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === "ELOOP") return "symlink" as const;
-        if (error.code === "ENOENT" || error.code === "ENOTDIR") return undefined;
-        throw error;
-      });
-      if (handle === "symlink") {
-        const stats = await lstatOrUndefined(hostPath);
-        if (stats?.isSymbolicLink()) await addEntry(pack, { name: path, type: "symlink", linkname: await readlink(hostPath), mode: stats.mode & 0o7777, mtime: fixedMtime });
-      } else if (handle) {
-        try {
-          const stats = await handle.stat();
-          if (stats.isFile()) await addOpenFileEntry(pack, handle, path, stats.mode & 0o7777, stats.size);
-        } finally {
-          await handle.close();
-        }
-      }
-    }
-  });
-}
-
-// True when every folder above `path` is a real folder (no symlink, no file); answers are kept per folder.
-async function hasPlainParents(hostDirectory: string, path: string, known: Map<string, boolean>): Promise<boolean> {
-  let current = hostDirectory;
-  for (const segment of path.split("/").slice(0, -1)) {
-    current = join(current, segment);
-    let plain = known.get(current);
-    if (plain === undefined) known.set(current, (plain = (await lstatOrUndefined(current))?.isDirectory() ?? false));
-    if (!plain) return false;
-  }
-  return true;
-}
-
 function streamArchive(fill: (pack: tar.Pack) => Promise<void>): Readable {
   const pack = tar.pack();
   fill(pack).then(

@@ -73,13 +73,14 @@ export async function startOpencodeServer(input: OpencodeServerStartInput): Prom
   const { session, model } = input;
   const folders = opencodeFolders(session.scratchDir);
   // The config folder goes in while the port is chosen and exposed: on a container each is a round trip to the Engine.
-  const portChosen = (async () => input.port ?? (await session.allocatePort?.()) ?? DEFAULT_PORT)();
-  const portExposed = portChosen.then((chosen) => session.exposePort(chosen));
-  const [seeded, exposing] = await Promise.allSettled([(async () => session.putArchive(folders.root, await preSeededArchive()))(), portExposed]);
+  const exposing = (async () => {
+    const port = input.port ?? (await session.allocatePort?.()) ?? DEFAULT_PORT;
+    return { port, exposed: await session.exposePort(port) };
+  })();
+  const [seeded, ported] = await Promise.allSettled([preSeededArchive().then((archive) => session.putArchive(folders.root, archive)), exposing]);
   if (seeded.status === "rejected") throw seeded.reason;
-  if (exposing.status === "rejected") throw exposing.reason;
-  const port = await portChosen;
-  const exposed = exposing.value;
+  if (ported.status === "rejected") throw ported.reason;
+  const { port, exposed } = ported.value;
   const password = randomBytes(24).toString("base64url");
   const env = buildOpencodeEnv({
     folders,

@@ -131,6 +131,22 @@ export interface GitHost {
   secrets?(): string[];
 }
 
+/** How one check ended, as a Git host reports it. */
+export interface CheckOutcome {
+  /** The check's name, e.g. `test`. */
+  name: string;
+  /** The command it ran. */
+  command: string;
+  /** True when it exited 0 within its time. */
+  passed: boolean;
+  /** Its exit code, null when it was stopped (by its timeout). */
+  exitCode: number | null;
+  /** True when it ran out of time. */
+  timedOut: boolean;
+  /** How long it ran, in ms. */
+  durationMs: number;
+}
+
 /** The checks of a run's last round, for {@link GitHost.reportChecks}. */
 export interface CheckReport {
   /** The pushed commit the checks ran on. */
@@ -140,20 +156,7 @@ export interface CheckReport {
   /** The change request it belongs to. */
   changeRequest: ChangeRequest;
   /** One entry per check, in order. */
-  checks: Array<{
-    /** The check's name, e.g. `test`. */
-    name: string;
-    /** The command it ran. */
-    command: string;
-    /** True when it exited 0 within its time. */
-    passed: boolean;
-    /** Its exit code, null when it was stopped. */
-    exitCode: number | null;
-    /** True when it ran out of time. */
-    timedOut: boolean;
-    /** How long it ran, in ms. */
-    durationMs: number;
-  }>;
+  checks: CheckOutcome[];
   /** How many fix rounds ran before this result. */
   fixRounds: number;
 }

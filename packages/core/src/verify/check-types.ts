@@ -1,3 +1,5 @@
+import type { CheckOutcome } from "../spec/git-host-spec.js";
+
 /** One check: a trusted command run in the sandbox (`sh -c`) after the agent, like a setup command. */
 export interface CheckSpec {
   /** A short unique name, e.g. `test` or `lint`. */
@@ -12,19 +14,7 @@ export interface CheckSpec {
 export type ChecksFailedPolicy = "draft" | "fail" | "open";
 
 /** How one check ended in one round. */
-export interface CheckResult {
-  /** The check's name. */
-  name: string;
-  /** The command it ran. */
-  command: string;
-  /** True when it exited 0 within its time. */
-  passed: boolean;
-  /** The exit code; null when the check was ended by its timeout. */
-  exitCode: number | null;
-  /** True when it ran out of time. */
-  timedOut: boolean;
-  /** How long it ran, in ms. */
-  durationMs: number;
+export interface CheckResult extends CheckOutcome {
   /** The last lines of its output (stdout and stderr as they came), redacted and bounded. */
   outputTail: string;
 }
