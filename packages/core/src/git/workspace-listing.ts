@@ -103,10 +103,19 @@ function entryType(kind: string | undefined): ListedEntry["type"] {
   return kind === "f" ? "file" : kind === "l" ? "symlink" : kind === "d" ? "directory" : "other";
 }
 
-/** True when a placed entry is too close to the listing to be judged by its metadata (it is compared by content). */
+/**
+ * True when a placed entry may be asked for although untouched: too close to the listing to be judged
+ * by its metadata, or within the millisecond {@link listChangesSince} adds to that threshold (either
+ * way it is compared by content).
+ */
 export function isRacy(placed: WorkspaceListing, path: string): boolean {
   const entry = placed.entries.get(path);
-  return entry !== undefined && entry.ctime >= racyTime(placed);
+  return entry !== undefined && entry.ctime >= changesThreshold(placed);
+}
+
+// A millisecond early: what rounding moves across the racy threshold is printed in full, never hidden.
+function changesThreshold(placed: WorkspaceListing): number {
+  return racyTime(placed) - 0.001;
 }
 
 // Per placed listing (read on every collect of a task, never changed).
@@ -142,8 +151,7 @@ const CHANGES_SCRIPT =
  * compared as {@link compareListings} does. Undefined when the sandbox cannot (the caller lists in full).
  */
 export async function listChangesSince(session: SandboxSession, placed: WorkspaceListing, signal?: AbortSignal): Promise<WorkspaceChanges | undefined> {
-  // A millisecond early: what rounding moves across the threshold is printed in full, never hidden.
-  const output = await runListing(session, CHANGES_SCRIPT, [`@${(racyTime(placed) - 0.001).toFixed(6)}`], signal);
+  const output = await runListing(session, CHANGES_SCRIPT, [`@${changesThreshold(placed).toFixed(6)}`], signal);
   return output && parseChanges(output, placed);
 }
 

@@ -356,7 +356,8 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
       });
       const fresh = await create();
       try {
-        const dir = join(hostFolder, "collect-clone");
+        // Its own folder each time, so that a retry starts clean.
+        const dir = await mkdtemp(join(hostFolder, "collect-clone-"));
         await cloneRepository({ repository: { id: "fixture", remote: fixture.workPath, defaultBranch: "main", canPush: true }, branch: "main", depth: 1, dir, checkout: false });
         const asked: string[] = [];
         let wholeTree = 0;
