@@ -17,6 +17,7 @@ export { createPreparedStateCache, type PreparedStateCache, type PreparedStateCa
 export { prepareRepository, type PrepareRepositoryOptions, type PreparedRepository } from "./prepared/prepare-repository.js";
 export { keepPrepared, type KeepPreparedOptions, type KeptPrepared } from "./prepared/keep-prepared.js";
 export { DEFAULT_SETUP_INPUT_NAMES } from "./loop/setup-inputs.js";
+export { latestPreparedState, type LatestPreparedStateOptions } from "./prepared/latest-prepared-state.js";
 export { createLocalGitHost, type LocalGitHost, type LocalGitHostSettings } from "./git/local-git-host.js";
 export type { LocalChangeRequest } from "./git/change-request-store.js";
 export { parseRepoReference, type RepoReference } from "./git/repo-reference.js";

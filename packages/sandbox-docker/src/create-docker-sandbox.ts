@@ -189,7 +189,7 @@ export class DockerSandboxProvider implements SandboxProvider {
   }
 
   /** With prepared states: the image of the task's key, else the newest of its lineage, on this provider's image (see the cache's labels). */
-  async findPreparedState(query: { lineage: string; key: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
+  async findPreparedState(query: { lineage: string; key?: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
     const cache = this.settings.preparedStates;
     if (!cache) return undefined;
     const base = await this.ensureImage(query.signal, false);

@@ -140,7 +140,7 @@ export class DockerPreparedStateCache implements AsyncDisposable {
    * the provider's `findPreparedState`.
    * @internal
    */
-  async findInLineage(docker: Dockerode, query: { lineage: string; key: string }, baseImageId: string): Promise<FoundPreparedState | undefined> {
+  async findInLineage(docker: Dockerode, query: { lineage: string; key?: string }, baseImageId: string): Promise<FoundPreparedState | undefined> {
     if (!LABEL_VALUE.test(query.lineage)) return undefined;
     const images = await this.list(docker, undefined, query.lineage);
     const usable = images.filter((image) => image.base === baseImageId && image.commit !== undefined && Date.now() - image.preparedAt <= this.maxAgeMs);

@@ -114,12 +114,12 @@ export class ModalPreparedStateCache implements AsyncDisposable {
    * kept, else the newest of the lineage (from this index, which the host wrote at save).
    * @internal
    */
-  findInLineage(query: { lineage: string; key: string }, baseImageId: string): FoundPreparedState | undefined {
+  findInLineage(query: { lineage: string; key?: string }, baseImageId: string): FoundPreparedState | undefined {
     const usable = this.keys().filter((key) => {
       const kept = this.states.get(key)!;
       return kept.origin?.lineage === query.lineage && kept.baseImageId === baseImageId && Date.now() - kept.preparedAt <= this.maxAgeMs;
     });
-    const key = usable.includes(query.key) ? query.key : usable[0];
+    const key = query.key !== undefined && usable.includes(query.key) ? query.key : usable[0];
     return key === undefined ? undefined : { key, commit: this.states.get(key)!.origin!.commit };
   }
 

@@ -77,7 +77,7 @@ export class ModalSandboxProvider implements SandboxProvider {
   }
 
   /** With prepared states: the snapshot of the task's key, else the newest of its lineage, on this provider's image. */
-  async findPreparedState(query: { lineage: string; key: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
+  async findPreparedState(query: { lineage: string; key?: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
     const cache = this.settings.preparedStates;
     if (!cache) return undefined;
     const baseImage = await abortable(this.resolveImage(), query.signal);

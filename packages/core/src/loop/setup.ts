@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { ErrorCode, agentError } from "../errors.js";
 import type { TaskContext } from "./task-context.js";
+import type { ResolvedRepository } from "../spec/git-host-spec.js";
 import { listWorkspace } from "../git/workspace-listing.js";
 
 const OUTPUT_TAIL = 2_000;
@@ -60,7 +61,12 @@ export function preparedStateKey(context: TaskContext): string {
 
 /** The repository and the commands without the commit: states of one lineage serve a moved base (see choosePreparedState). */
 export function preparedStateLineage(context: TaskContext): string {
-  const input = JSON.stringify({ version: 1, lineage: true, repository: context.repository!.id, remote: context.repository!.remote, setupCommands: context.options!.setupCommands });
+  return lineageOf(context.repository!, context.options!.setupCommands);
+}
+
+/** {@link preparedStateLineage} from its parts. */
+export function lineageOf(repository: Pick<ResolvedRepository, "id" | "remote">, setupCommands: readonly string[]): string {
+  const input = JSON.stringify({ version: 1, lineage: true, repository: repository.id, remote: repository.remote, setupCommands });
   return createHash("sha256").update(input).digest("hex");
 }
 

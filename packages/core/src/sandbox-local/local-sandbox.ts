@@ -209,7 +209,7 @@ class LocalSandboxProvider implements SandboxProvider {
   }
 
   /** The kept state to start from (the cache's record of each state's lineage and commit); none without a cache. */
-  async findPreparedState(query: { lineage: string; key: string }): Promise<FoundPreparedState | undefined> {
+  async findPreparedState(query: { lineage: string; key?: string }): Promise<FoundPreparedState | undefined> {
     return this.options.preparedStates?.find(query);
   }
 

@@ -28,7 +28,7 @@ export interface PreparedStateCache {
    */
   saveFrom(key: string, hostDirectory: string, origin?: PreparedStateOrigin): Promise<void>;
   /** The fresh state of `key` when its lineage is `lineage`, else the newest fresh state of `lineage` (by when it was made). */
-  find(query: { lineage: string; key: string }): Promise<FoundPreparedState | undefined>;
+  find(query: { lineage: string; key?: string }): Promise<FoundPreparedState | undefined>;
   /** The keys held, most recently used first. */
   keys(): Promise<string[]>;
   /** When the state of `key` was made (ms since the epoch), or undefined when none is kept. */

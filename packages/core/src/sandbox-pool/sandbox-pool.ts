@@ -404,7 +404,7 @@ class WarmSandboxPool implements SandboxPool {
    * The pool's current state when it is of this lineage (a task on a moved base then takes a pooled
    * sandbox and brings in what changed), else what the provider keeps.
    */
-  async findPreparedState(query: { lineage: string; key: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
+  async findPreparedState(query: { lineage: string; key?: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
     const current = typeof this.prepared === "object" && !this.stateLost ? this.prepared : undefined;
     if (current?.lineage === query.lineage && current.commit !== undefined) return { key: current.key, commit: current.commit };
     return this.provider.findPreparedState?.(query);

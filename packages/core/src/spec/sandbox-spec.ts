@@ -316,11 +316,11 @@ export interface SandboxProvider {
 
   /**
    * Optional, for providers that keep prepared states with their origin: the state kept under `key`
-   * when there is a fresh one of this lineage, else the newest fresh state of the lineage (another
+   * (when given) when there is a fresh one of this lineage, else the newest fresh state of the lineage (another
    * commit of the same repository and setup commands), else undefined. The core then starts a task
    * whose base moved from that state and brings in only what changed (unless a setup input changed).
    */
-  findPreparedState?(query: { lineage: string; key: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined>;
+  findPreparedState?(query: { lineage: string; key?: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined>;
 
   /**
    * Cheap check that the provider can work at all (engine reachable, credentials valid). Called during
