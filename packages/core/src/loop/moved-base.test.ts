@@ -35,7 +35,8 @@ const API_KEY = "moved-base-key-0123456789";
 const GIT_TOKEN = "tok_moved_base_5ecret";
 const GIT_USER = "x-access-token";
 // The setup's product lives in an ignored folder (as node_modules would) and counts its runs.
-const SETUP = "mkdir -p .deps && echo installed >> .deps/runs && cat package-lock.json > .deps/from-lock && echo setup ran";
+// It also leaves a file in the state's .git, which a moved base must not carry over (the host clone's .git replaces it).
+const SETUP = "mkdir -p .deps && echo installed >> .deps/runs && cat package-lock.json > .deps/from-lock && echo planted > .git/planted && echo setup ran";
 
 usePrivateTmpdir("running-agent-moved-base-tmp-");
 const ownFiles = new Set<string>();
@@ -48,6 +49,7 @@ interface Seen {
   files: Record<string, string>;
   folders: string[];
   head: string;
+  planted: boolean;
 }
 
 const WATCHED = ["app.js", "lib/util.js", "lib/new.js", "old.js", "gone/only.js", "scripts/install.sh"];
@@ -65,6 +67,7 @@ function inspectingScript(seen: Seen[], sandboxOf: () => string): ScriptedTurn[]
         files: Object.fromEntries(WATCHED.map((path) => [path, read(path)])),
         folders: readdirSync(workspace).filter((name) => name !== ".git" && name !== ".deps").sort(),
         head,
+        planted: existsSync(join(workspace, ".git", "planted")),
       });
       return { toolCalls: [{ name: "write", arguments: { filePath: `${workingDirectoryOf(request)}/app.js`, content: "edited by the agent\n" } }] };
     },
@@ -164,6 +167,7 @@ describe("a task whose base moved since its prepared state (local sandbox, bubbl
       // The folder the removals emptied went with them.
       folders: [".gitignore", "app.js", "lib", "package-lock.json", "scripts"],
       head,
+      planted: false,
     });
     // Measured from the new head: only the agent's file, on top of that head.
     expect(result.changes.map((change) => change.path)).toEqual(["app.js"]);
@@ -197,6 +201,22 @@ describe("a task whose base moved since its prepared state (local sandbox, bubbl
     expect(logLine(command.events, "Started from the prepared state")).toBeUndefined();
     expect(logLine(command.events, "Not starting from")).toBeUndefined();
     expect(leftovers()).toEqual([]);
+  });
+
+  it("a state whose commit the remote no longer has (force-pushed away, pruned) starts cold and says why", async () => {
+    const prepared = await prepareRepository({ repo: url, gitHost, sandbox: provider(), setupCommands: [SETUP] });
+    // The branch is rewritten without the prepared commit, which is then pruned from the remote.
+    const parent = (await repo.git("rev-parse", `${prepared.commit}^`)).trim();
+    const rewritten = (await repo.git("commit-tree", `${parent}^{tree}`, "-p", parent, "-m", "rewritten")).trim();
+    await repo.git("update-ref", "refs/heads/main", rewritten);
+    // The task branches pushed so far hold it too: gone with it.
+    for (const ref of (await repo.git("for-each-ref", "--format=%(refname)", "refs/heads/running-agent/")).split("\n").filter(Boolean)) await repo.git("update-ref", "-d", ref);
+    await repo.git("reflog", "expire", "--expire=now", "--all");
+    await repo.git("gc", "--quiet", "--prune=now");
+    expect(await repo.git("cat-file", "-t", prepared.commit).catch(() => "gone")).toBe("gone");
+    const { events } = await runTask();
+    expect(setupRan(events)).toBe(true);
+    expect(logLine(events, "Not starting from the prepared state")).toMatch(new RegExp(`^Not starting from the prepared state at ${prepared.commit.slice(0, 12)}: the remote did not send the prepared state's commit`));
   });
 
   it("a pooled sandbox that keepPrepared filled serves a task on a moved base", async () => {
