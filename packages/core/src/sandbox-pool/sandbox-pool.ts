@@ -47,8 +47,10 @@ export interface SandboxPoolOptions {
   /**
    * Start every pooled sandbox from the prepared state of one repository that this schedule keeps
    * (`keepPrepared` with the same provider): the repository is in the workdir with the setup's
-   * outputs, and OpenCode is warmed on it. Only a task whose prepared-state key (repository, base
-   * commit, setup commands) is the current state's gets a pooled sandbox; any other opens its own.
+   * outputs, and OpenCode is warmed on it. A task whose prepared-state key (repository, base
+   * commit, setup commands) is the current state's gets a pooled sandbox, and so does one of the same
+   * repository and setup commands on another commit when no setup input changed in between (it brings
+   * in what changed); any other opens its own.
    * Each new state the schedule prepares (the base branch moved, the state aged out, another setup)
    * retires the idle sandboxes of the old one and refills from the new. Until the first state is
    * ready the pool holds nothing. A state made once (`prepareRepository`'s result) serves the same way
