@@ -78,13 +78,19 @@ export async function readBaseDelta(input: ReadBaseDeltaInput): Promise<BaseDelt
 
 /**
  * A tree that holds only the delta's changed entries (built in a temporary index, so that the
- * clone's own index stays HEAD's): placing it writes only what changed.
+ * clone's own index stays HEAD's): placing it writes only what changed. HEAD's `.gitattributes` files
+ * go in too: `git archive` reads attributes from the tree it packs, and a changed file must come out
+ * as a checkout writes it (line endings) whether or not its attributes changed.
  */
 export async function writeDeltaTree(dir: string, delta: BaseDelta, signal?: AbortSignal): Promise<string> {
   const scratch = await mkdtemp(join(tmpdir(), "running-agent-delta-index-"));
   try {
     const env = { GIT_INDEX_FILE: join(scratch, "index") };
-    const lines = delta.changed.map((entry) => `${entry.mode} ${entry.object}\t${entry.path}\0`).join("");
+    // `<mode> <object> <stage>\t<path>` records of the clone's index (HEAD's tree), which --index-info takes as they are.
+    const { stdout: attributes } = await runGit(["ls-files", "-s", "-z", "--", ":(glob)**/.gitattributes"], { cwd: dir, signal, phase: "clone" });
+    const changedPaths = new Set(delta.changed.map((entry) => entry.path));
+    const attributeLines = attributes.toString("utf8").split("\0").filter((record) => record !== "" && !changedPaths.has(record.slice(record.indexOf("\t") + 1)));
+    const lines = delta.changed.map((entry) => `${entry.mode} ${entry.object}\t${entry.path}\0`).join("") + attributeLines.map((record) => `${record}\0`).join("");
     await runGit(["update-index", "-z", "--add", "--index-info"], { cwd: dir, env, input: lines, signal, phase: "clone" });
     const { stdout } = await runGit(["write-tree"], { cwd: dir, env, signal, phase: "clone" });
     return stdout.toString("utf8").trim();

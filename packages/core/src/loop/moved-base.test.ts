@@ -52,7 +52,7 @@ interface Seen {
   planted: boolean;
 }
 
-const WATCHED = ["app.js", "lib/util.js", "lib/new.js", "old.js", "gone/only.js", "scripts/install.sh"];
+const WATCHED = ["app.js", "lib/util.js", "lib/new.js", "old.js", "gone/only.js", "scripts/install.sh", "notes.txt"];
 
 function inspectingScript(seen: Seen[], sandboxOf: () => string): ScriptedTurn[] {
   return [
@@ -98,6 +98,9 @@ describe("a task whose base moved since its prepared state (local sandbox, bubbl
       "scripts/install.sh": "echo v1\n",
       "package-lock.json": '{"v":1}\n',
       ".gitignore": ".deps/\n",
+      // A checkout writes these with CRLF: so must a moved base that brings one in.
+      ".gitattributes": "*.txt text eol=crlf\n",
+      "notes.txt": "one\n",
     });
     server = await startGitHttpServer({ root: repo.root, token: GIT_TOKEN, username: GIT_USER });
     gitHost = createServedGitHost({ server, repository: repo, username: GIT_USER, token: GIT_TOKEN });
@@ -152,20 +155,20 @@ describe("a task whose base moved since its prepared state (local sandbox, bubbl
 
   it("starts from the state of the older commit: the new and changed files are there, the removed ones gone, .git at the new head, no setup; the PR holds only the agent's change", async () => {
     const prepared = await prepareRepository({ repo: url, gitHost, sandbox: provider(), setupCommands: [SETUP] });
-    const head = await repo.commit({ "lib/util.js": "util v2\n", "lib/new.js": "new\n", "old.js": null, "gone/only.js": null, "scripts/install.sh": "echo v2\n" });
+    const head = await repo.commit({ "lib/util.js": "util v2\n", "lib/new.js": "new\n", "old.js": null, "gone/only.js": null, "scripts/install.sh": "echo v2\n", "notes.txt": "one\ntwo\n" });
     expect(head).not.toBe(prepared.commit);
 
     const { events, result } = await runTask();
     expect(setupRan(events)).toBe(false);
     expect(logLine(events, "Started from the prepared state")).toBe(
-      `Started from the prepared state of test/repo at ${prepared.commit.slice(0, 12)} and brought it to ${head.slice(0, 12)}: 3 files brought in, 2 removed; the setup commands did not run again.`,
+      `Started from the prepared state of test/repo at ${prepared.commit.slice(0, 12)} and brought it to ${head.slice(0, 12)}: 4 files brought in, 2 removed; the setup commands did not run again.`,
     );
     expect(seen.at(-1)).toEqual({
       runs: "installed\n",
       lock: '{"v":1}\n',
-      files: { "app.js": "original\n", "lib/util.js": "util v2\n", "lib/new.js": "new\n", "old.js": "(missing)", "gone/only.js": "(missing)", "scripts/install.sh": "echo v2\n" },
+      files: { "app.js": "original\n", "lib/util.js": "util v2\n", "lib/new.js": "new\n", "old.js": "(missing)", "gone/only.js": "(missing)", "scripts/install.sh": "echo v2\n", "notes.txt": "one\r\ntwo\r\n" },
       // The folder the removals emptied went with them.
-      folders: [".gitignore", "app.js", "lib", "package-lock.json", "scripts"],
+      folders: [".gitattributes", ".gitignore", "app.js", "lib", "notes.txt", "package-lock.json", "scripts"],
       head,
       planted: false,
     });
