@@ -8,6 +8,7 @@ import { hostOptions } from "./host-options.js";
 import type { TaskContext } from "./task-context.js";
 import { chooseChecks } from "./choose-checks.js";
 import { bringToBase, choosePreparedState } from "./moved-base.js";
+import { preparedStateKey } from "./setup.js";
 
 /**
  * Phase 3: clones on the host (credentials stay here; no working tree: the index holds HEAD) and
@@ -32,7 +33,8 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   // the files being placed only to be replaced by it in the setup phase.
   const states = context.session!.preparedStates;
   if (states && startedFrom === undefined && options.setupCommands.length > 0 && context.prepare?.refresh !== true) {
-    const key = context.preparedStateKey ?? (await choosePreparedState(context, options.sandbox));
+    // (A provider that starts sessions from states restores none into an open one: no older state to look for.)
+    const key = context.preparedStateKey ?? (options.sandbox.startsFromPreparedStates === true ? preparedStateKey(context) : await choosePreparedState(context, options.sandbox));
     if (await states.restore(key)) {
       context.preparedStateKey = key;
       context.startedFromPreparedState = key;
