@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -23,6 +23,7 @@ import {
   expectRunningAgentError,
   startGitHttpServer,
   startScriptedModelServer,
+  testMovedBase,
   workingDirectoryOf,
   type GitHttpServer,
   type ScriptedModelServer,
@@ -241,4 +242,13 @@ describe("a task whose base moved since its prepared state (local sandbox, bubbl
     }
     expect(leftovers()).toEqual([]);
   });
+});
+
+// The suite every provider with findPreparedState runs, here on the local sandbox.
+testMovedBase({
+  name: "local sandbox (bubblewrap)",
+  provider: () => {
+    const directory = mkdtempSync(join(tmpdir(), "running-agent-moved-base-suite-"));
+    return { provider: createLocalSandbox({ preparedStates: createPreparedStateCache({ directory }) }), close: () => rm(directory, { recursive: true, force: true }) };
+  },
 });
