@@ -8,9 +8,10 @@
 //   moved base            a new sandbox from a state one commit behind (a source file changed since): the
 //                         host fetches that commit, compares, brings in the change; no setup
 //   pnpm bench:prepared [--runs 3] [--files 5000] [--skip-docker]
-// Runs alternate between the four in one process; each pool is ready before its call (as a server's
-// pool is between jobs). Needs bubblewrap, and for Docker a running engine and the default image
-// (scripts/docker-images.sh). Host networking, the scripted model and the local Git host, on loopback.
+// Runs alternate between the five in one process; both pools are ready before each call (as a server's
+// pool is between jobs), so that no refill runs beside the call measured. Needs bubblewrap, and for
+// Docker a running engine and the default image (scripts/docker-images.sh). Host networking, the
+// scripted model and the local Git host, on loopback.
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -104,7 +105,13 @@ async function measure(label: string, repoPath: string, plain: SandboxProvider, 
   const samples = Object.fromEntries(MODES.map((mode) => [mode, [] as Sample[]])) as Record<Mode, Sample[]>;
   try {
     await Promise.all([pools.warm.whenReady(), pools.preparedWarm.whenReady()]);
-    for (let run = 0; run < runs; run++) for (const mode of MODES) samples[mode].push(await once(repoPath, ways[mode]));
+    for (let run = 0; run < runs; run++) {
+      for (const mode of MODES) {
+        // Both pools refilled first: a replacement starting in the background would take the CPU from whichever way runs next.
+        await Promise.all([pools.warm.whenReady(), pools.preparedWarm.whenReady()]);
+        samples[mode].push(await once(repoPath, ways[mode]));
+      }
+    }
   } finally {
     await Promise.all([pools.warm.close(), pools.preparedWarm.close()]);
   }

@@ -110,7 +110,7 @@ describe("a task whose base moved since its prepared state (local sandbox, bubbl
     cache = createPreparedStateCache({ directory: cacheDir });
     ownFiles.add(basename(repo.root)).add(basename(cacheDir));
     const turns = () => inspectingScript(seen, () => currentSandbox);
-    model = await startScriptedModelServer({ apiKey: API_KEY, script: Array.from({ length: 6 }, turns).flat() });
+    model = await startScriptedModelServer({ apiKey: API_KEY, script: Array.from({ length: 8 }, turns).flat() });
   });
   afterAll(async () => {
     await model?.close();
@@ -221,6 +221,14 @@ describe("a task whose base moved since its prepared state (local sandbox, bubbl
     const { events } = await runTask();
     expect(setupRan(events)).toBe(true);
     expect(logLine(events, "Not starting from the prepared state")).toMatch(new RegExp(`^Not starting from the prepared state at ${prepared.commit.slice(0, 12)}: the remote did not send the prepared state's commit`));
+  });
+
+  it("a look-up of older states that fails is only a warning: the task goes the usual way", async () => {
+    await repo.commit({ "lib/util.js": "util v4\n" });
+    const failing = Object.assign(provider(), { findPreparedState: async () => Promise.reject(new Error("the index is unreadable")) });
+    const { events } = await runTask({ sandbox: failing });
+    expect(events.find((event) => event.type === "log" && event.level === "warn")).toMatchObject({ message: "Could not look for a prepared state of an older commit (the index is unreadable); going on without one." });
+    expect(setupRan(events)).toBe(true);
   });
 
   it("a pooled sandbox that keepPrepared filled serves a task on a moved base", async () => {

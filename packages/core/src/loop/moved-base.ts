@@ -26,7 +26,18 @@ export interface MovedBase {
 export async function choosePreparedState(context: TaskContext, provider: SandboxProvider): Promise<string> {
   const key = preparedStateKey(context);
   if (context.prepare || typeof provider.findPreparedState !== "function") return key;
-  const found = await provider.findPreparedState({ lineage: preparedStateLineage(context), key, signal: context.signal });
+  try {
+    return await chooseFromLineage(context, provider, key);
+  } catch (error) {
+    if (context.signal.aborted) throw error;
+    // Only a shortcut: when the look-up or the comparison fails, the task goes the usual way.
+    context.emit({ type: "log", level: "warn", message: `Could not look for a prepared state of an older commit (${error instanceof Error ? error.message : String(error)}); going on without one.` });
+    return key;
+  }
+}
+
+async function chooseFromLineage(context: TaskContext, provider: SandboxProvider, key: string): Promise<string> {
+  const found = await provider.findPreparedState!({ lineage: preparedStateLineage(context), key, signal: context.signal });
   if (!found || found.key === key || found.commit === context.baseCommit) return key;
   const options = context.options!;
   const repository = context.repository!;
