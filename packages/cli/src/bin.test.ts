@@ -217,13 +217,13 @@ describe("running-agent (the binary)", () => {
     await expectNothingLeft(outcome.tempDirectory);
   });
 
-  it("with --prepared-cache, a second run on the same commit and --setup starts from the state the first kept: the setup runs once", async () => {
+  it("with --prepared-cache, a second run on the same commit and --setup starts from the state the first kept: the setup runs once; with --pool a run on a moved base takes a pooled sandbox of that state", async () => {
     const repo = await repository();
     const cache = await mkdtemp(join(tmpdir(), "cli-prepared-cache-"));
     cleanups.push(() => rm(cache, { recursive: true, force: true }));
-    const run = async (task: string) => {
+    const run = async (task: string, more: string[] = []) => {
       // The setup prints, so that a run of it shows as command.output; the check sees its file in the task's workspace.
-      const outcome = await runCli(["run", "--repo", repo.path, "--task", task, "--scripted-model", "--json", "--setup", "echo prepared | tee .setup-marker", "--check", "marker=test -s .setup-marker", "--prepared-cache", cache]);
+      const outcome = await runCli(["run", "--repo", repo.path, "--task", task, "--scripted-model", "--json", "--setup", "echo prepared | tee .setup-marker", "--check", "marker=test -s .setup-marker", "--prepared-cache", cache, ...more]);
       cleanups.push(outcome.remove);
       expect(outcome.exitCode, describeOutcome(outcome)).toBe(0);
       await expectNothingLeft(outcome.tempDirectory);
@@ -232,14 +232,22 @@ describe("running-agent (the binary)", () => {
     const first = await run("First task");
     expect(first.filter((event) => event.type === "command.output")).toHaveLength(1);
     expect(first.some((event) => event.type === "log" && event.message?.startsWith("Kept the workspace after setup"))).toBe(true);
-    // One state, and beside it when it was made (for maxAgeMs).
+    // One state, and beside it when it was made (for maxAgeMs) and its lineage and commit (for a moved base).
     const kept = await readdir(cache);
-    const states = kept.filter((name) => !name.endsWith(".prepared-at"));
+    const states = kept.filter((name) => !name.includes("."));
     expect(states).toHaveLength(1);
-    expect(kept.sort()).toEqual([states[0], `${states[0]}.prepared-at`].sort());
+    expect(kept.sort()).toEqual([states[0], `${states[0]}.origin`, `${states[0]}.prepared-at`].sort());
     const second = await run("Second task");
     expect(second.filter((event) => event.type === "command.output")).toEqual([]);
     expect(second.some((event) => event.type === "log" && event.message?.startsWith("Started from the prepared state"))).toBe(true);
+    // The base moves (no lockfile): with --pool the pooled sandbox holds the kept state, and the task brings it to the new head.
+    const head = await repo.commit({ "docs/moved.md": "moved\n" });
+    const third = await run("Third task", ["--pool"]);
+    expect(third.find((event) => event.type === "sandbox")).toMatchObject({ pooled: true });
+    // The pooled sandbox held the state before the take: the host clone (its commit decides) came first, nothing was copied after.
+    expect(third.flatMap((event) => (event.type === "sandbox" ? ["sandbox"] : event.type === "log" && event.message?.startsWith("Cloned ") ? ["cloned"] : []))).toEqual(["cloned", "sandbox"]);
+    expect(third.filter((event) => event.type === "command.output")).toEqual([]);
+    expect(third.find((event) => event.type === "log" && event.message?.startsWith("Started from the prepared state"))?.message).toContain(`and brought it to ${head.slice(0, 12)}: 1 file brought in`);
   });
 
   it("works on a GitHub repository through the lazily loaded adapter: draft, labels, reviewer, and the token never printed", async () => {

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { createLocalSandbox, createPreparedStateCache, createSandboxPool, ErrorCode, type AgentTaskOptions, type GitHost, type ModelConfig, type SandboxProvider } from "@running-agent/core";
+import { createLocalSandbox, createPreparedStateCache, createSandboxPool, ErrorCode, latestPreparedState, type AgentTaskOptions, type GitHost, type ModelConfig, type SandboxProvider } from "@running-agent/core";
 import type { RunCommandOptions } from "./cli-arguments.js";
 import { importAdapter } from "./import-adapter.js";
 
@@ -12,8 +12,15 @@ export async function buildTaskOptions(options: RunCommandOptions, scriptedModel
   const gitHost = await createGitHost(options);
   const model = scriptedModel ?? (options.model ? modelConfig(options.model, options.modelBaseUrl) : undefined);
   const provider = await createSandbox(options);
+  // With --prepared-cache the pooled sandbox starts from the newest kept state of this repository and
+  // setup (the task brings in what changed since its commit); none kept, or a bad repo the task will
+  // report: an empty workspace, as without the cache.
+  const prepared =
+    options.pool && options.preparedCache && options.setupCommands.length > 0
+      ? await latestPreparedState({ repo: options.repo, sandbox: provider, setupCommands: options.setupCommands, ...(gitHost ? { gitHost } : {}) }).catch(() => undefined)
+      : undefined;
   // The pool warms OpenCode for the same model, key and proxy setting as the task, so the task takes its sandbox.
-  const sandbox = options.pool ? createSandboxPool(provider, { size: 1, refill: false, ...(model ? { model } : {}), ...(options.modelProxy ? { modelProxy: true } : {}) }) : provider;
+  const sandbox = options.pool ? createSandboxPool(provider, { size: 1, refill: false, ...(model ? { model } : {}), ...(options.modelProxy ? { modelProxy: true } : {}), ...(prepared ? { prepared } : {}) }) : provider;
   return {
     repo: options.repo,
     task: options.task,

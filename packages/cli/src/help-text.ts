@@ -48,7 +48,9 @@ Sandbox:
   --network <name>         the docker sandbox's network: bridge (default), host, none or a network's name
   --setup <command>        run in the sandbox before the agent, e.g. "npm ci" (repeatable)
   --prepared-cache <dir>   local sandbox: keep the workspace after --setup in <dir>; a later run on
-                           the same commit and commands starts from it (the setup does not run again)
+                           the same commit and commands starts from it (the setup does not run again),
+                           and one on a later commit too when no manifest or lockfile changed (it
+                           brings in what changed); with --pool the pooled sandbox starts from it
   --check <name=command>   run in the sandbox after the agent, e.g. "test=npm test" (repeatable);
                            a failure goes back to the agent; --check auto detects the usual ones
   --max-fix-rounds <n>     how often failed checks go back to the agent: 0 to 10 (default 2)

@@ -16,6 +16,8 @@ export { forwardLoopbackToSocket, type SocketForwarder } from "./network/socket-
 export { createPreparedStateCache, type PreparedStateCache, type PreparedStateCacheOptions } from "./sandbox-local/prepared-state-cache.js";
 export { prepareRepository, type PrepareRepositoryOptions, type PreparedRepository } from "./prepared/prepare-repository.js";
 export { keepPrepared, type KeepPreparedOptions, type KeptPrepared } from "./prepared/keep-prepared.js";
+export { DEFAULT_SETUP_INPUT_NAMES } from "./loop/setup-inputs.js";
+export { latestPreparedState, type LatestPreparedStateOptions } from "./prepared/latest-prepared-state.js";
 export { createLocalGitHost, type LocalGitHost, type LocalGitHostSettings } from "./git/local-git-host.js";
 export type { LocalChangeRequest } from "./git/change-request-store.js";
 export { parseRepoReference, type RepoReference } from "./git/repo-reference.js";
@@ -44,6 +46,7 @@ export {
   type SandboxPoolStats,
   type PooledSandboxRequest,
   type PooledSandboxLease,
+  type PoolPreparedState,
 } from "./sandbox-pool/sandbox-pool.js";
 export { createStartAdmission, defaultStartAdmission, type StartAdmission, type StartAdmissionOptions } from "./agent/start-admission.js";
 export { diffStat } from "./loop/pull-request.js";

@@ -42,6 +42,14 @@ export interface AgentTaskOptions {
   /** Commands run in the sandbox after the clone and before the agent (trusted; run with `sh -c`). */
   setupCommands?: string[];
   /**
+   * More setup inputs, as git pathspecs relative to the repository's root (`scripts/install.sh`,
+   * `:(glob)tools/**\/*.lock`, `vendor`): a task whose base moved since the provider's prepared state
+   * starts from that state and brings in only what changed, unless a setup input changed in between
+   * (dependency manifests and lockfiles at any depth always count, see DEFAULT_SETUP_INPUT_NAMES);
+   * then the setup commands run again. Magic: top, literal, glob, icase, exclude (`:!`).
+   */
+  setupInputs?: string[];
+  /**
    * Checks run in the sandbox after the agent (trusted like setup commands; `sh -c`). A failure goes
    * back to the agent, at most `maxFixRounds` times. `"auto"` detects the repository's usual commands
    * (package.json test/lint/typecheck scripts, pytest, go test, cargo test, make test). Default: none.

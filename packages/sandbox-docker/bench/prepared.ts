@@ -5,10 +5,13 @@
 //   warm pool             a pooled sandbox (OpenCode started and warmed ahead), the repository placed, the setup run
 //   prepared              a new sandbox from the prepared state (Docker: the committed image; local: a copy), no setup
 //   warm pool + prepared  a pooled sandbox started from the prepared state: nothing placed, no setup, no server start
+//   moved base            a new sandbox from a state one commit behind (a source file changed since): the
+//                         host fetches that commit, compares, brings in the change; no setup
 //   pnpm bench:prepared [--runs 3] [--files 5000] [--skip-docker]
-// Runs alternate between the four in one process; each pool is ready before its call (as a server's
-// pool is between jobs). Needs bubblewrap, and for Docker a running engine and the default image
-// (scripts/docker-images.sh). Host networking, the scripted model and the local Git host, on loopback.
+// Runs alternate between the five in one process; both pools are ready before each call (as a server's
+// pool is between jobs), so that no refill runs beside the call measured. Needs bubblewrap, and for
+// Docker a running engine and the default image (scripts/docker-images.sh). Host networking, the
+// scripted model and the local Git host, on loopback.
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -35,7 +38,7 @@ const files = Math.max(1, Number(values.files));
 const SETUP = `mkdir -p .deps && i=0; while [ $i -lt ${files} ]; do echo "export const v$i = $i;" > .deps/m$i.js; i=$((i+1)); done && tar -czf .deps/bundle.tgz .deps/*.js`;
 const API_KEY = "bench-prepared-key-0123456789";
 
-const MODES = ["cold", "warm pool", "prepared", "warm pool + prepared"] as const;
+const MODES = ["cold", "warm pool", "prepared", "warm pool + prepared", "moved base"] as const;
 type Mode = (typeof MODES)[number];
 
 interface Sample {
@@ -46,6 +49,7 @@ interface Sample {
   total: number;
   setupRan: boolean;
   pooled: boolean;
+  movedBase: boolean;
 }
 
 const repositoryFiles = Object.fromEntries([["package-lock.json", '{"lockfileVersion":3}\n'], [".gitignore", ".deps/\n"], ...Array.from({ length: 200 }, (_, index) => [`src/file-${index}.js`, `export const n = ${index};\n`])]);
@@ -78,32 +82,47 @@ async function once(repoPath: string, sandbox: SandboxProvider): Promise<Sample>
     total,
     setupRan: !events.some((event) => event.type === "log" && event.message.startsWith("Started from the prepared state")),
     pooled: events.some((event) => event.type === "sandbox" && event.pooled === true),
+    movedBase: events.some((event) => event.type === "log" && / and brought it to [0-9a-f]{12}: 1 file brought in, 0 removed;/.test(event.message)),
   };
 }
 
 const median = (numbers: number[]) => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!;
 
-/** The four ways for one provider kind: `plain` keeps no states, `withStates` keeps them. */
-async function measure(label: string, repoPath: string, plain: SandboxProvider, withStates: SandboxProvider): Promise<void> {
+/**
+ * The five ways for one provider kind: `plain` keeps no states, `withStates` keeps the head's, and
+ * `behind` keeps only the state of the commit before it (`moveBase` makes the head move one commit).
+ */
+async function measure(label: string, repoPath: string, plain: SandboxProvider, withStates: SandboxProvider, behind: SandboxProvider, moveBase: () => Promise<void>): Promise<void> {
+  const before: PreparedRepository = await prepareRepository({ repo: repoPath, sandbox: behind, gitHost: createLocalGitHost(), setupCommands: [SETUP] });
+  await moveBase();
   const prepared: PreparedRepository = await prepareRepository({ repo: repoPath, sandbox: withStates, gitHost: createLocalGitHost(), setupCommands: [SETUP] });
+  if (prepared.commit === before.commit) throw new Error("the base did not move");
   const pools = {
     warm: createSandboxPool(plain, { size: 1, model: modelConfig }),
     preparedWarm: createSandboxPool(withStates, { size: 1, model: modelConfig, prepared }),
   };
-  const ways: Record<Mode, SandboxProvider> = { cold: plain, "warm pool": pools.warm, prepared: withStates, "warm pool + prepared": pools.preparedWarm };
+  const ways: Record<Mode, SandboxProvider> = { cold: plain, "warm pool": pools.warm, prepared: withStates, "warm pool + prepared": pools.preparedWarm, "moved base": behind };
   const samples = Object.fromEntries(MODES.map((mode) => [mode, [] as Sample[]])) as Record<Mode, Sample[]>;
   try {
     await Promise.all([pools.warm.whenReady(), pools.preparedWarm.whenReady()]);
-    for (let run = 0; run < runs; run++) for (const mode of MODES) samples[mode].push(await once(repoPath, ways[mode]));
+    for (let run = 0; run < runs; run++) {
+      for (const mode of MODES) {
+        // Both pools refilled first: a replacement starting in the background would take the CPU from whichever way runs next.
+        await Promise.all([pools.warm.whenReady(), pools.preparedWarm.whenReady()]);
+        samples[mode].push(await once(repoPath, ways[mode]));
+      }
+    }
   } finally {
     await Promise.all([pools.warm.close(), pools.preparedWarm.close()]);
   }
-  const wrong = MODES.filter((mode) => samples[mode].some((sample) => sample.setupRan !== (mode === "cold" || mode === "warm pool") || sample.pooled !== mode.startsWith("warm pool")));
+  const wrong = MODES.filter((mode) =>
+    samples[mode].some((sample) => sample.setupRan !== (mode === "cold" || mode === "warm pool") || sample.pooled !== mode.startsWith("warm pool") || sample.movedBase !== (mode === "moved base")),
+  );
   if (wrong.length > 0) throw new Error(`${label}: a run did not go the way it names (${wrong.join(", ")})`);
 
   const rows: Array<[string, keyof Sample]> = [
     ["sandbox (pooled: take; prepared: + host clone)", "sandbox"],
-    ["clone (place files; local prepared: copy the state)", "clone"],
+    ["clone (place; local prepared: copy; moved: + delta)", "clone"],
     ["setup", "setup"],
     ["call -> first model request", "firstModelRequest"],
     ["total", "total"],
@@ -115,6 +134,7 @@ async function measure(label: string, repoPath: string, plain: SandboxProvider, 
   for (const [name, field] of rows) console.log([name.padEnd(52), ...medians(field).map((value, index) => value.toFixed(0).padStart(Math.max(9, MODES[index]!.length)))].join(" "));
   const first = medians("firstModelRequest");
   console.log(["call -> first model request / cold".padEnd(52), ...first.map((value, index) => `${((value / first[0]!) * 100).toFixed(0)}%`.padStart(Math.max(9, MODES[index]!.length)))].join(" "));
+  console.log(["call -> first model request / prepared".padEnd(52), ...first.map((value, index) => `${((value / first[2]!) * 100).toFixed(0)}%`.padStart(Math.max(9, MODES[index]!.length)))].join(" "));
   const clones = medians("clone");
   const setups = medians("setup");
   const placedAndSetUp = MODES.map((_, index) => clones[index]! + setups[index]!);
@@ -123,16 +143,22 @@ async function measure(label: string, repoPath: string, plain: SandboxProvider, 
 
 await using repo = await createTestRepository(repositoryFiles);
 const cacheDirectory = await mkdtemp(join(tmpdir(), "running-agent-bench-prepared-"));
+// Each measure moves the base one commit (a source file, no setup input), so that `behind` is one commit behind.
+let moves = 0;
+const moveBase = async () => void (await repo.commit({ "src/file-0.js": `export const n = ${++moves};\n` }));
 try {
-  await measure("local sandbox (bubblewrap)", repo.path, createLocalSandbox(), createLocalSandbox({ preparedStates: createPreparedStateCache({ directory: cacheDirectory }) }));
+  const local = (folder: string) => createLocalSandbox({ preparedStates: createPreparedStateCache({ directory: join(cacheDirectory, folder) }) });
+  await measure("local sandbox (bubblewrap)", repo.path, createLocalSandbox(), local("head"), local("behind"), moveBase);
 } finally {
   await rm(cacheDirectory, { recursive: true, force: true });
 }
 if (!values["skip-docker"]) {
   const cache = createDockerPreparedStateCache({ name: `bench-${randomUUID().slice(0, 8)}` });
+  const behind = createDockerPreparedStateCache({ name: `bench-behind-${randomUUID().slice(0, 8)}` });
   try {
-    await measure("Docker (host networking)", repo.path, createDockerSandbox({ network: "host" }), createDockerSandbox({ network: "host", preparedStates: cache }));
+    await measure("Docker (host networking)", repo.path, createDockerSandbox({ network: "host" }), createDockerSandbox({ network: "host", preparedStates: cache }), createDockerSandbox({ network: "host", preparedStates: behind }), moveBase);
   } finally {
     await cache.close();
+    await behind.close();
   }
 }

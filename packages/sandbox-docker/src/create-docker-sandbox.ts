@@ -4,6 +4,8 @@ import {
   ErrorCode,
   RunningAgentError,
   SANDBOX_SPEC_VERSION,
+  type FoundPreparedState,
+  type PreparedStateOrigin,
   type SandboxCreateOptions,
   type SandboxNetworkPolicy,
   type SandboxProvider,
@@ -186,6 +188,14 @@ export class DockerSandboxProvider implements SandboxProvider {
     await this.ensureImage(options.signal, false);
   }
 
+  /** With prepared states: the image of the task's key, else the newest of its lineage, on this provider's image (see the cache's labels). */
+  async findPreparedState(query: { lineage: string; key?: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
+    const cache = this.settings.preparedStates;
+    if (!cache) return undefined;
+    const base = await this.ensureImage(query.signal, false);
+    return cache.findInLineage(this.docker, query, base.id);
+  }
+
   async create(options: SandboxCreateOptions): Promise<DockerSandboxSession> {
     const plan = this.planContainer(options);
     if (options.signal?.aborted) throw abortedError(options.signal);
@@ -233,7 +243,7 @@ export class DockerSandboxProvider implements SandboxProvider {
               preparedStates: {
                 ...(startedFrom !== undefined ? { startedFrom } : {}),
                 restore: async (key: string) => key === startedFrom,
-                save: async (key: string) => void (await cache.commit(this.docker, container, key, base)),
+                save: async (key: string, origin?: PreparedStateOrigin) => void (await cache.commit(this.docker, container, key, base, origin)),
               },
             }
           : {}),

@@ -77,6 +77,34 @@ describe("prepared states of the Docker sandbox (committed images)", () => {
     }
   });
 
+  it("findPreparedState gives the task's key's image when kept, else the newest of its lineage; never one of another lineage or without an origin", async () => {
+    const name = `test-${randomUUID().slice(0, 8)}`;
+    const cache = createDockerPreparedStateCache({ name });
+    const { provider, run } = scopedProvider({ preparedStates: cache });
+    const lineage = "1".repeat(64);
+    const [older, newer, bare] = ["c", "d", "e"].map((letter) => letter.repeat(64)) as [string, string, string];
+    try {
+      {
+        await using session = await provider.create({ taskId: "lineage" });
+        await session.preparedStates!.save(older, { lineage, commit: "a".repeat(40) });
+        await session.preparedStates!.save(newer, { lineage, commit: "b".repeat(40) });
+        await session.preparedStates!.save(bare);
+      }
+      expect(await provider.findPreparedState({ lineage })).toEqual({ key: newer, commit: "b".repeat(40) });
+      expect(await provider.findPreparedState({ lineage, key: older })).toEqual({ key: older, commit: "a".repeat(40) });
+      expect(await provider.findPreparedState({ lineage, key: bare })).toEqual({ key: newer, commit: "b".repeat(40) });
+      expect(await provider.findPreparedState({ lineage: "2".repeat(64) })).toBeUndefined();
+      await cache.invalidate(newer);
+      expect(await provider.findPreparedState({ lineage })).toEqual({ key: older, commit: "a".repeat(40) });
+      // A provider without a cache keeps no states to find.
+      expect(await scopedProvider().provider.findPreparedState({ lineage })).toBeUndefined();
+    } finally {
+      await cache.close();
+    }
+    expect(await imagesOf(name)).toEqual([]);
+    await expectNoContainers(run);
+  });
+
   it("refuses bad settings and keys before any I/O", async () => {
     expect(() => createDockerPreparedStateCache({ name: "Bad Name" })).toThrow(/name/);
     expect(() => createDockerPreparedStateCache({ maxEntries: 0 })).toThrow(/maxEntries/);

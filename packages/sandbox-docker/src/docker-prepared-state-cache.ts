@@ -1,4 +1,4 @@
-import { agentError, ErrorCode } from "@running-agent/core";
+import { agentError, ErrorCode, type FoundPreparedState, type PreparedStateOrigin } from "@running-agent/core";
 import type Dockerode from "dockerode";
 import { resolveDockerClient, type DockerConnection } from "./docker-client.js";
 import { engineMessage, engineStatus, isGone } from "./engine-error.js";
@@ -11,6 +11,10 @@ export const PREPARED_CACHE_LABEL = "running-agent.prepared-cache";
 export const PREPARED_BASE_LABEL = "running-agent.prepared-base";
 /** Label with when the state was made (ms since the epoch). */
 export const PREPARED_AT_LABEL = "running-agent.prepared-at";
+/** Label with the state's lineage (the core's digest of repository, remote and setup commands), for a task on a moved base. */
+export const PREPARED_LINEAGE_LABEL = "running-agent.prepared-lineage";
+/** Label with the base commit the state holds. */
+export const PREPARED_COMMIT_LABEL = "running-agent.prepared-commit";
 /** The repository of the committed images; each is tagged `<cache name>-<key>`. */
 export const PREPARED_IMAGE_REPOSITORY = "running-agent/prepared";
 
@@ -32,6 +36,9 @@ interface KeptImage {
   key: string;
   base: string;
   preparedAt: number;
+  /** The state's lineage and commit, from the labels set at commit (absent on an image committed without them). */
+  lineage?: string;
+  commit?: string;
 }
 
 /** What the committed image takes from the image it was prepared on. */
@@ -44,6 +51,8 @@ export interface PreparedBaseImage {
 
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,39}$/;
 const KEY = /^[a-f0-9]{16,128}$/;
+/** Lineages and commits are hex digests: safe in a label and in a label filter. */
+const LABEL_VALUE = /^[a-f0-9]{16,128}$/;
 const DEFAULT_MAX_AGE_MS = 6 * 60 * 60 * 1000;
 
 /**
@@ -126,16 +135,31 @@ export class DockerPreparedStateCache implements AsyncDisposable {
   }
 
   /**
-   * Commits the container to this key's image, then drops older images of the key and what is
-   * beyond `maxEntries`. The image keeps the base image's environment.
+   * The state to start a task of `lineage` from, prepared on `baseImageId` and fresh: `key`'s own image
+   * when there is one, else the newest of the lineage (from the labels the host set at commit). Used by
+   * the provider's `findPreparedState`.
    * @internal
    */
-  async commit(docker: Dockerode, container: Dockerode.Container, key: string, base: PreparedBaseImage): Promise<string> {
+  async findInLineage(docker: Dockerode, query: { lineage: string; key?: string }, baseImageId: string): Promise<FoundPreparedState | undefined> {
+    if (!LABEL_VALUE.test(query.lineage)) return undefined;
+    const images = await this.list(docker, undefined, query.lineage);
+    const usable = images.filter((image) => image.base === baseImageId && image.commit !== undefined && Date.now() - image.preparedAt <= this.maxAgeMs);
+    const found = usable.find((image) => image.key === query.key) ?? usable[0];
+    return found && { key: found.key, commit: found.commit! };
+  }
+
+  /**
+   * Commits the container to this key's image, then drops older images of the key and what is
+   * beyond `maxEntries`. The image keeps the base image's environment; `origin` goes on its labels.
+   * @internal
+   */
+  async commit(docker: Dockerode, container: Dockerode.Container, key: string, base: PreparedBaseImage, origin?: PreparedStateOrigin): Promise<string> {
     checkKey(key);
+    const originLabels = origin && LABEL_VALUE.test(origin.lineage) && LABEL_VALUE.test(origin.commit) ? { [PREPARED_LINEAGE_LABEL]: origin.lineage, [PREPARED_COMMIT_LABEL]: origin.commit } : {};
     // The provider sets no task environment on the container (see its Env); the image keeps the base image's.
     const config = {
       Env: base.env,
-      Labels: { [PREPARED_STATE_LABEL]: key, [PREPARED_CACHE_LABEL]: this.name, [PREPARED_BASE_LABEL]: base.id, [PREPARED_AT_LABEL]: String(Date.now()) },
+      Labels: { [PREPARED_STATE_LABEL]: key, [PREPARED_CACHE_LABEL]: this.name, [PREPARED_BASE_LABEL]: base.id, [PREPARED_AT_LABEL]: String(Date.now()), ...originLabels },
     };
     let imageId: string;
     try {
@@ -163,11 +187,12 @@ export class DockerPreparedStateCache implements AsyncDisposable {
     return removed;
   }
 
-  /** This cache's images (of one key), newest first. */
-  private async list(docker: Dockerode, key?: string): Promise<KeptImage[]> {
+  /** This cache's images (of one key, of one lineage), newest first. */
+  private async list(docker: Dockerode, key?: string, lineage?: string): Promise<KeptImage[]> {
     let images: Dockerode.ImageInfo[];
     try {
-      images = await docker.listImages({ filters: { label: [`${PREPARED_CACHE_LABEL}=${this.name}`, ...(key ? [`${PREPARED_STATE_LABEL}=${key}`] : [])] } });
+      const labels = [`${PREPARED_CACHE_LABEL}=${this.name}`, ...(key ? [`${PREPARED_STATE_LABEL}=${key}`] : []), ...(lineage ? [`${PREPARED_LINEAGE_LABEL}=${lineage}`] : [])];
+      images = await docker.listImages({ filters: { label: labels } });
     } catch (error) {
       throw agentError(ErrorCode.SANDBOX_UNAVAILABLE, `Could not list the prepared-state images: ${engineMessage(error)}`, { cause: error });
     }
@@ -177,6 +202,8 @@ export class DockerPreparedStateCache implements AsyncDisposable {
         key: image.Labels?.[PREPARED_STATE_LABEL] ?? "",
         base: image.Labels?.[PREPARED_BASE_LABEL] ?? "",
         preparedAt: Number(image.Labels?.[PREPARED_AT_LABEL]) || image.Created * 1000,
+        ...(image.Labels?.[PREPARED_LINEAGE_LABEL] ? { lineage: image.Labels[PREPARED_LINEAGE_LABEL] } : {}),
+        ...(image.Labels?.[PREPARED_COMMIT_LABEL] ? { commit: image.Labels[PREPARED_COMMIT_LABEL] } : {}),
       }))
       .filter((image) => KEY.test(image.key))
       .sort((left, right) => right.preparedAt - left.preparedAt);

@@ -65,6 +65,28 @@ describe("prepared states of the Modal sandbox (filesystem snapshots), through t
     expect(server.liveSandboxes()).toEqual([]);
   });
 
+  it("finds a lineage's state: its own key's first, else the newest on the same base image; not another lineage's or one without an origin", async () => {
+    const cache = createModalPreparedStateCache({ maxAgeMs: 60_000 });
+    const removed: string[] = [];
+    const snapshot = (imageId: string, baseImageId = "im-base") => ({ imageId, baseImageId, remove: async () => void removed.push(imageId) });
+    const lineage = "1".repeat(64);
+    const [older, newer, otherBase, bare] = ["c", "d", "e", "f"].map((letter) => letter.repeat(64)) as [string, string, string, string];
+    await cache.keep(older, { ...snapshot("im-older"), origin: { lineage, commit: "a".repeat(40) } });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await cache.keep(newer, { ...snapshot("im-newer"), origin: { lineage, commit: "b".repeat(40) } });
+    await cache.keep(otherBase, { ...snapshot("im-other", "im-rebuilt"), origin: { lineage, commit: "c".repeat(40) } });
+    await cache.keep(bare, snapshot("im-bare"));
+    expect(cache.findInLineage({ lineage }, "im-base")).toEqual({ key: newer, commit: "b".repeat(40) });
+    expect(cache.findInLineage({ lineage, key: older }, "im-base")).toEqual({ key: older, commit: "a".repeat(40) });
+    expect(cache.findInLineage({ lineage, key: bare }, "im-base")).toEqual({ key: newer, commit: "b".repeat(40) });
+    expect(cache.findInLineage({ lineage }, "im-rebuilt")).toEqual({ key: otherBase, commit: "c".repeat(40) });
+    expect(cache.findInLineage({ lineage: "2".repeat(64) }, "im-base")).toBeUndefined();
+    await cache.invalidate(newer);
+    expect(cache.findInLineage({ lineage }, "im-base")).toEqual({ key: older, commit: "a".repeat(40) });
+    await cache.close();
+    expect(removed.sort()).toEqual(["im-bare", "im-newer", "im-older", "im-other"]);
+  });
+
   it("a state older than maxAgeMs is deleted rather than used", async () => {
     const cache = createModalPreparedStateCache({ maxAgeMs: 1000 });
     const provider = local(cache);

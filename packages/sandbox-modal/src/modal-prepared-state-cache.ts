@@ -1,4 +1,4 @@
-import { agentError, ErrorCode } from "@running-agent/core";
+import { agentError, ErrorCode, type FoundPreparedState, type PreparedStateOrigin } from "@running-agent/core";
 
 /** Settings of {@link createModalPreparedStateCache}. */
 export interface ModalPreparedStateCacheOptions {
@@ -20,6 +20,8 @@ interface KeptSnapshot {
   baseImageId: string;
   /** When the snapshot was taken, ms since the epoch; `keep` sets it. */
   preparedAt: number;
+  /** The state's lineage and commit, when the core gave them at save: a task on a moved base finds the state by them. */
+  origin?: PreparedStateOrigin;
   /** Deletes the snapshot image on Modal. */
   remove(): Promise<void>;
 }
@@ -105,6 +107,20 @@ export class ModalPreparedStateCache implements AsyncDisposable {
     if (Date.now() - kept.preparedAt <= this.maxAgeMs) return kept.imageId;
     await this.drop(key);
     return undefined;
+  }
+
+  /**
+   * The state to start a task of `lineage` from, prepared on `baseImageId` and fresh: `key`'s own when
+   * kept, else the newest of the lineage (from this index, which the host wrote at save).
+   * @internal
+   */
+  findInLineage(query: { lineage: string; key?: string }, baseImageId: string): FoundPreparedState | undefined {
+    const usable = this.keys().filter((key) => {
+      const kept = this.states.get(key)!;
+      return kept.origin?.lineage === query.lineage && kept.baseImageId === baseImageId && Date.now() - kept.preparedAt <= this.maxAgeMs;
+    });
+    const key = query.key !== undefined && usable.includes(query.key) ? query.key : usable[0];
+    return key === undefined ? undefined : { key, commit: this.states.get(key)!.origin!.commit };
   }
 
   /**

@@ -4,6 +4,8 @@ import {
   agentError,
   ErrorCode,
   SANDBOX_SPEC_VERSION,
+  type FoundPreparedState,
+  type PreparedStateOrigin,
   type SandboxCreateOptions,
   type SandboxProvider,
   type SandboxSession,
@@ -72,6 +74,14 @@ export class ModalSandboxProvider implements SandboxProvider {
   async validate(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (options.signal?.aborted) throw abortedError(options.signal);
     await this.resolveApp();
+  }
+
+  /** With prepared states: the snapshot of the task's key, else the newest of its lineage, on this provider's image. */
+  async findPreparedState(query: { lineage: string; key?: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
+    const cache = this.settings.preparedStates;
+    if (!cache) return undefined;
+    const baseImage = await abortable(this.resolveImage(), query.signal);
+    return cache.findInLineage(query, baseImage.imageId);
   }
 
   async create(options: SandboxCreateOptions): Promise<SandboxSession> {
@@ -144,14 +154,14 @@ export class ModalSandboxProvider implements SandboxProvider {
       ? {
           ...(startedFrom !== undefined ? { startedFrom } : {}),
           restore: async (key: string) => key === startedFrom,
-          save: async (key: string) => {
+          save: async (key: string, origin?: PreparedStateOrigin) => {
             let snapshot: Image;
             try {
               snapshot = await sandbox.snapshotFilesystem({ ttlMs: cache.snapshotTtlMs });
             } catch (error) {
               throw modalError(error, ErrorCode.SANDBOX_EXEC_FAILED, "snapshot the prepared state");
             }
-            await cache.keep(key, { imageId: snapshot.imageId, baseImageId: baseImage.imageId, remove: () => client.images.delete(snapshot.imageId).catch(() => undefined) });
+            await cache.keep(key, { imageId: snapshot.imageId, baseImageId: baseImage.imageId, ...(origin ? { origin: { lineage: origin.lineage, commit: origin.commit } } : {}), remove: () => client.images.delete(snapshot.imageId).catch(() => undefined) });
           },
         }
       : undefined;

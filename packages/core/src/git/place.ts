@@ -16,6 +16,8 @@ export interface PlaceRepositoryInput {
   dir: string;
   /** Aborts the step; it rejects with ABORTED. */
   signal?: AbortSignal;
+  /** The tree whose files are placed. Default HEAD's; a moved base's delta places a tree of only what changed. */
+  tree?: string;
 }
 
 /**
@@ -27,12 +29,13 @@ export interface PlaceRepositoryInput {
  */
 export async function placeRepository(input: PlaceRepositoryInput): Promise<WorkspaceListing | undefined> {
   const { session, dir, signal } = input;
+  const tree = input.tree ?? "HEAD^{tree}";
   try {
     // Files as a checkout would write them: export-subst and export-ignore are archive-only rewrites.
     await mkdir(join(dir, ".git", "info"), { recursive: true });
     await writeFile(join(dir, ".git", "info", "attributes"), "* -export-subst -export-ignore\n");
     // A tree (not a commit) carries no pax header with the commit id; 022 gives checkout's 0644/0755.
-    const archive = streamGit(["-c", "tar.umask=022", "archive", "--format=tar", "HEAD^{tree}"], { cwd: dir, signal, phase: "clone" });
+    const archive = streamGit(["-c", "tar.umask=022", "archive", "--format=tar", tree], { cwd: dir, signal, phase: "clone" });
     // One archive, one extraction in the sandbox: the clone's `.git` (HEAD's tree never holds one) without
     // its hooks (nothing of the host's setup runs there, and nothing there is run here), then HEAD's files.
     const combined = packFolderThen(dir, ".git", { exclude: (path) => path === "hooks" }, archive.stdout);

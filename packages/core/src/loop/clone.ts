@@ -7,6 +7,7 @@ import { runGit } from "../git/git-command.js";
 import { hostOptions } from "./host-options.js";
 import type { TaskContext } from "./task-context.js";
 import { chooseChecks } from "./choose-checks.js";
+import { bringToBase, choosePreparedState } from "./moved-base.js";
 import { preparedStateKey } from "./setup.js";
 
 /**
@@ -23,15 +24,21 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   if (options.checks === "auto") await checkOutTopLevelFiles(dir, context.signal);
   if (options.checks !== undefined) await chooseChecks(context);
   const startedFrom = context.startedFromPreparedState;
-  if (startedFrom !== undefined && startedFrom === context.preparedStateKey) return;
+  if (startedFrom !== undefined && startedFrom === context.preparedStateKey) {
+    // A state of an older commit of this lineage: what changed since goes in now.
+    if (context.movedBase?.fromKey === startedFrom) await bringToBase(context);
+    return;
+  }
   // A session that restores states into itself (the local sandbox) gets the kept state now, instead of
   // the files being placed only to be replaced by it in the setup phase.
   const states = context.session!.preparedStates;
   if (states && startedFrom === undefined && options.setupCommands.length > 0 && context.prepare?.refresh !== true) {
-    const key = preparedStateKey(context);
+    // (A provider that starts sessions from states restores none into an open one: no older state to look for.)
+    const key = context.preparedStateKey ?? (options.sandbox.startsFromPreparedStates === true ? preparedStateKey(context) : await choosePreparedState(context, options.sandbox));
     if (await states.restore(key)) {
       context.preparedStateKey = key;
       context.startedFromPreparedState = key;
+      if (context.movedBase?.fromKey === key) await bringToBase(context);
       return;
     }
   }

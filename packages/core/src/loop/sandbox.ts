@@ -8,7 +8,7 @@ import { opencodeServerSettings } from "./agent.js";
 import type { TaskContext } from "./task-context.js";
 import { checkedSession } from "./spec-checks.js";
 import { cloneOnHost } from "./clone.js";
-import { preparedStateKey } from "./setup.js";
+import { choosePreparedState } from "./moved-base.js";
 
 const SANDBOX_GRACE_MS = 60_000;
 
@@ -21,7 +21,8 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     // A pool of prepared sandboxes serves a task by its state's key, which names the commit: the host clone runs first.
     if (options.sandbox.preparedStateKey !== undefined && options.setupCommands.length > 0) {
       await cloneOnHost(context);
-      context.preparedStateKey = preparedStateKey(context);
+      // The pool's state when it is of this lineage (its base moved, and no setup input changed), else this commit's.
+      context.preparedStateKey = await choosePreparedState(context, options.sandbox);
     }
     const taken = await options.sandbox.take({
       taskId: context.taskId,
@@ -59,7 +60,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
   // host clone runs first, in this phase.
   if (options.sandbox.startsFromPreparedStates === true && options.setupCommands.length > 0) {
     await cloneOnHost(context);
-    context.preparedStateKey = preparedStateKey(context);
+    context.preparedStateKey ??= await choosePreparedState(context, options.sandbox);
   }
   // The sandbox's own limit is a backstop: it lives a little longer than the task, so that the task's timeout
   // fires first and reports the phase it cut short, and teardown still finds the sandbox to destroy.

@@ -14,6 +14,7 @@ import type { WorkspaceListing } from "../git/workspace-listing.js";
 import type { CheckSpec, ChecksFailedPolicy, Verification } from "../verify/check-types.js";
 import type { AgentRound } from "../run-options.js";
 import type { FollowUps } from "./follow-ups.js";
+import type { MovedBase } from "./moved-base.js";
 import type { OpencodeServer } from "../agent/opencode-server.js";
 import type { StartAdmission } from "../agent/start-admission.js";
 
@@ -28,6 +29,8 @@ export interface ValidatedOptions {
   branch: string | undefined;
   branchPrefix: string;
   setupCommands: string[];
+  /** The caller's setup inputs (git pathspecs), beside the default manifests and lockfiles. */
+  setupInputs: string[];
   cloneDepth: number | "full";
   author: GitIdentity;
   committer: GitIdentity;
@@ -117,6 +120,8 @@ export interface TaskContext {
   networkBlocked?: BlockedConnection[];
   /** Set by prepareRepository: the loop stops after setup, starts no agent, and `refresh` runs the setup even when a state is kept. */
   prepare?: { refresh: boolean };
+  /** Set when the session starts from a prepared state of an older commit of this lineage (see moved-base.ts). */
+  movedBase?: MovedBase;
   /** True when setup started from a kept prepared state instead of running the commands. */
   preparedStateReused?: boolean;
 }

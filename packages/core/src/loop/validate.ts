@@ -13,6 +13,7 @@ import type { AgentTaskOptions, GitIdentity } from "../run-options.js";
 import type { CheckSpec } from "../verify/check-types.js";
 import { providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
 import type { TaskContext, ValidatedOptions } from "./task-context.js";
+import { checkSetupInputs } from "./setup-inputs.js";
 import {
   checkBoolean,
   checkFunction,
@@ -164,6 +165,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     if (command.trim() === "") throw agentError(ErrorCode.INVALID_OPTIONS, `setupCommands[${index}] is blank; every setup command must be a non-empty command string.`);
     checkText(`setupCommands[${index}]`, command, MAX_TASK_LENGTH);
   });
+  const setupInputs = checkSetupInputs(raw.setupInputs);
   const pullRequest = checkPullRequestOptions(raw.pullRequest);
   const checks = checkChecks(raw.checks);
   const maxFixRounds = raw.maxFixRounds === undefined ? DEFAULT_MAX_FIX_ROUNDS : checkWholeNumber("maxFixRounds", raw.maxFixRounds, 0, MAX_FIX_ROUNDS);
@@ -199,6 +201,7 @@ export function validateOptions(raw: AgentTaskOptions): ValidatedOptions {
     branch,
     branchPrefix,
     setupCommands,
+    setupInputs,
     cloneDepth,
     author,
     committer,

@@ -10,7 +10,6 @@ import {
   keepPrepared,
   prepareRepository,
   runAgentTask,
-  GIT_HOST_SPEC_VERSION,
   type AgentTaskEvent,
   type GitHost,
   type PreparedRepository,
@@ -18,6 +17,7 @@ import {
   type RunningAgentError,
 } from "../index.js";
 import {
+  createServedGitHost,
   createTestRepository,
   expectRunningAgentError,
   startGitHttpServer,
@@ -50,24 +50,6 @@ const childProcesses = () =>
     .split("\n")
     .map((line) => line.trim())
     .filter((line) => line !== "" && !/\sps$/.test(line));
-
-/**
- * A Git host for the repository served over HTTP by git's own http-backend (the repository, the
- * pushes and the token check are real; only the change request is a record).
- */
-function httpGitHost(server: GitHttpServer, repo: TestRepository): GitHost {
-  const remote = `${server.url}/repo.git`;
-  const repository = { id: "test/repo", remote, defaultBranch: "main", canPush: true };
-  return {
-    specificationVersion: GIT_HOST_SPEC_VERSION,
-    hostId: "test-http",
-    supports: (url) => url === remote,
-    resolveRepository: async () => repository,
-    branchExists: async (_repository, branch) => (await repo.git("branch", "--list", branch)).trim() !== "",
-    getCredentials: async () => ({ username: GIT_USER, password: GIT_TOKEN }),
-    openChangeRequest: async (_repository, input) => ({ number: 1, url: `${remote}/pull/1`, head: input.head, base: input.base, title: input.title, body: input.body, draft: false, created: true }),
-  };
-}
 
 /** What the agent found in its workspace (read from the host while the model is asked), then an edit of app.js. */
 function inspectingScript(seen: Array<{ runs: string; lock: string }>): ScriptedTurn[] {
@@ -127,7 +109,7 @@ describe("preparing a repository ahead of its tasks", () => {
   beforeAll(async () => {
     repo = await createTestRepository({ "app.js": "original\n", "package-lock.json": '{"v":1}\n', ".gitignore": ".deps/\n" });
     server = await startGitHttpServer({ root: repo.root, token: GIT_TOKEN, username: GIT_USER });
-    gitHost = httpGitHost(server, repo);
+    gitHost = createServedGitHost({ server, repository: repo, username: GIT_USER, token: GIT_TOKEN });
     url = `${server.url}/repo.git`;
     cacheDir = await mkdtemp(join(tmpdir(), "running-agent-keep-prepared-cache-"));
     cache = createPreparedStateCache({ directory: cacheDir });

@@ -1,7 +1,7 @@
 import { agentError, ErrorCode } from "../errors.js";
 import type { AgentTaskOptions } from "../run-options.js";
 import { runPreparation } from "../run-agent-task.js";
-import { preparedStateKey } from "../loop/setup.js";
+import { preparedStateKey, preparedStateLineage } from "../loop/setup.js";
 import { isSandboxPool } from "../sandbox-pool/sandbox-pool.js";
 
 /** What {@link prepareRepository} needs: the fields of a task that decide its prepared state, and how to reach it. */
@@ -21,6 +21,11 @@ export interface PreparedRepository {
   key: string;
   /** True when a state of this key was already kept and the setup commands did not run. */
   reused: boolean;
+  /**
+   * The state's lineage: the repository, its remote and the setup commands, without the commit. A pool
+   * of this state serves a task of the same lineage on a later commit (bringing in what changed).
+   */
+  lineage: string;
   /** The repository, as the Git host identifies it (its `ResolvedRepository.id`). */
   repository: string;
   /** The base branch the state was prepared on. */
@@ -55,6 +60,7 @@ export async function prepareRepository(options: PrepareRepositoryOptions): Prom
   const context = await runPreparation({ ...task, ...PREPARATION_TASK, modelProxy: false }, refresh === true);
   return {
     key: preparedStateKey(context),
+    lineage: preparedStateLineage(context),
     reused: context.preparedStateReused === true,
     repository: context.repository!.id,
     baseBranch: context.baseBranch!,

@@ -15,6 +15,7 @@ import {
   SANDBOX_SPEC_VERSION,
   type ExposedPort,
   type SandboxArchiveOptions,
+  type FoundPreparedState,
   type SandboxCreateOptions,
   type SandboxExecOptions,
   type SandboxExecResult,
@@ -207,6 +208,11 @@ class LocalSandboxProvider implements SandboxProvider {
     }
   }
 
+  /** The kept state to start from (the cache's record of each state's lineage and commit); none without a cache. */
+  async findPreparedState(query: { lineage: string; key?: string }): Promise<FoundPreparedState | undefined> {
+    return this.options.preparedStates?.find(query);
+  }
+
   private checkCreateOptions(options: SandboxCreateOptions): void {
     if (typeof options !== "object" || options === null || typeof options.taskId !== "string" || options.taskId === "") {
       throw agentError(ErrorCode.INVALID_OPTIONS, "create() needs options with a non-empty taskId.");
@@ -359,9 +365,9 @@ class LocalSandboxSession implements SandboxSession {
           this.checkOpen();
           return cache.restoreInto(key, hostWorkspace);
         },
-        save: (key) => {
+        save: (key, origin) => {
           this.checkOpen();
-          return cache.saveFrom(key, hostWorkspace);
+          return cache.saveFrom(key, hostWorkspace, origin);
         },
       };
     }

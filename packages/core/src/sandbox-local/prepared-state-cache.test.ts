@@ -155,6 +155,33 @@ describe("prepared states of the local sandbox", () => {
     }
   });
 
+  it("finds a lineage's state: its own key's first, else the newest fresh one; never one of another lineage, without an origin, or stale", async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), "running-agent-prepared-cache-"));
+    const source = await mkdtemp(join(tmpdir(), "running-agent-prepared-source-"));
+    try {
+      await writeFile(join(source, "file"), "x");
+      const cache = createPreparedStateCache({ directory: cacheDir });
+      const [older, newer, other, bare, asked] = ["1", "2", "3", "4", "5"].map((digit) => digit.repeat(64)) as [string, string, string, string, string];
+      const lineage = "l".repeat(8);
+      await cache.saveFrom(older, source, { lineage, commit: "a".repeat(40) });
+      await cache.saveFrom(newer, source, { lineage, commit: "b".repeat(40) });
+      await cache.saveFrom(other, source, { lineage: "another", commit: "c".repeat(40) });
+      // Saved without an origin (as before lineages): found by no lineage, and a save without one clears an old one.
+      await cache.saveFrom(bare, source, { lineage, commit: "d".repeat(40) });
+      await cache.saveFrom(bare, source);
+      expect(await cache.find({ lineage, key: asked })).toEqual({ key: newer, commit: "b".repeat(40) });
+      expect(await cache.find({ lineage, key: older })).toEqual({ key: older, commit: "a".repeat(40) });
+      expect(await cache.find({ lineage: "none", key: asked })).toBeUndefined();
+      expect(await createPreparedStateCache({ directory: cacheDir, maxAgeMs: 1 }).find({ lineage, key: older })).toBeUndefined();
+      await cache.invalidate(newer);
+      expect(readdirSync(cacheDir).filter((name) => name.startsWith(newer))).toEqual([]);
+      expect(await cache.find({ lineage, key: asked })).toEqual({ key: older, commit: "a".repeat(40) });
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+      await rm(source, { recursive: true, force: true });
+    }
+  });
+
   it("is refused without bubblewrap, where the workspace path changes from task to task", () => {
     expect(() => createLocalSandbox({ isolation: "none", preparedStates: createPreparedStateCache({ directory: "/nonexistent" }) })).toThrow(/bubblewrap/);
   });

@@ -4,6 +4,7 @@ import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from "n
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { agentError, ErrorCode } from "../errors.js";
+import type { FoundPreparedState, PreparedStateOrigin } from "../spec/sandbox-spec.js";
 
 const run = promisify(execFile);
 
@@ -21,8 +22,13 @@ export interface PreparedStateCache {
   readonly maxAgeMs: number;
   /** Copies the state kept under `key` into `hostDirectory` (replacing its contents); false when there is none or it is older than `maxAgeMs` (then it is dropped). */
   restoreInto(key: string, hostDirectory: string): Promise<boolean>;
-  /** Keeps a copy of `hostDirectory` under `key`, replacing an older state of the same key; drops the least recently used beyond `maxEntries`. */
-  saveFrom(key: string, hostDirectory: string): Promise<void>;
+  /**
+   * Keeps a copy of `hostDirectory` under `key`, replacing an older state of the same key; drops the least
+   * recently used beyond `maxEntries`. With `origin`, its lineage and commit are kept beside it, for {@link find}.
+   */
+  saveFrom(key: string, hostDirectory: string, origin?: PreparedStateOrigin): Promise<void>;
+  /** The fresh state of `key` when its lineage is `lineage`, else the newest fresh state of `lineage` (by when it was made). */
+  find(query: { lineage: string; key?: string }): Promise<FoundPreparedState | undefined>;
   /** The keys held, most recently used first. */
   keys(): Promise<string[]>;
   /** When the state of `key` was made (ms since the epoch), or undefined when none is kept. */
@@ -48,6 +54,8 @@ const KEY = /^[a-f0-9]{16,128}$/;
 const TEMP_PREFIX = ".incoming-";
 /** Beside each state folder (never inside it: the folder is copied whole into workspaces), when it was made. */
 const PREPARED_AT_SUFFIX = ".prepared-at";
+/** Beside each state folder too: its lineage and commit (JSON), written by the host, never read from a workspace. */
+const ORIGIN_SUFFIX = ".origin";
 const DEFAULT_MAX_AGE_MS = 6 * 60 * 60 * 1000;
 
 /** A cache of prepared workspaces in a folder. Synchronous and free of I/O until used. */
@@ -78,6 +86,16 @@ export function createPreparedStateCache(options: PreparedStateCacheOptions): Pr
   const drop = async (key: string) => {
     await rm(join(directory, key), { recursive: true, force: true });
     await rm(join(directory, `${key}${PREPARED_AT_SUFFIX}`), { force: true });
+    await rm(join(directory, `${key}${ORIGIN_SUFFIX}`), { force: true });
+  };
+  const originOf = async (key: string): Promise<PreparedStateOrigin | undefined> => {
+    const text = await readFile(join(directory, `${key}${ORIGIN_SUFFIX}`), "utf8").catch(() => undefined);
+    try {
+      const origin = text === undefined ? undefined : (JSON.parse(text) as Partial<PreparedStateOrigin>);
+      return typeof origin?.lineage === "string" && typeof origin.commit === "string" ? { lineage: origin.lineage, commit: origin.commit } : undefined;
+    } catch {
+      return undefined;
+    }
   };
 
   return {
@@ -98,7 +116,7 @@ export function createPreparedStateCache(options: PreparedStateCacheOptions): Pr
       await utimes(kept, now, now).catch(() => undefined);
       return true;
     },
-    async saveFrom(key, hostDirectory) {
+    async saveFrom(key, hostDirectory, origin) {
       const kept = pathOf(key);
       await mkdir(directory, { recursive: true, mode: 0o700 });
       // Copied aside first and renamed into place, so that a restore never sees half a state.
@@ -109,6 +127,8 @@ export function createPreparedStateCache(options: PreparedStateCacheOptions): Pr
         await rm(kept, { recursive: true, force: true });
         // Its time first: a restore never finds the new folder without it (which would count as stale).
         await writeFile(`${kept}${PREPARED_AT_SUFFIX}`, String(Date.now()), { mode: 0o600 });
+        if (origin) await writeFile(`${kept}${ORIGIN_SUFFIX}`, JSON.stringify({ lineage: origin.lineage, commit: origin.commit }), { mode: 0o600 });
+        else await rm(`${kept}${ORIGIN_SUFFIX}`, { force: true });
         await rename(incoming, kept);
         // cp -a gave the folder the source's times; its own time says when it was last used.
         const now = new Date();
@@ -117,6 +137,16 @@ export function createPreparedStateCache(options: PreparedStateCacheOptions): Pr
         await rm(incoming, { recursive: true, force: true });
       }
       for (const stale of (await keys()).slice(maxEntries)) await drop(stale);
+    },
+    async find({ lineage, key }) {
+      let newest: (FoundPreparedState & { madeAt: number }) | undefined;
+      for (const name of await keys()) {
+        const [origin, madeAt] = await Promise.all([originOf(name), preparedAt(name)]);
+        if (origin?.lineage !== lineage || madeAt === undefined || Date.now() - madeAt > maxAgeMs) continue;
+        if (name === key) return { key: name, commit: origin.commit };
+        if (!newest || madeAt > newest.madeAt) newest = { key: name, commit: origin.commit, madeAt };
+      }
+      return newest && { key: newest.key, commit: newest.commit };
     },
     keys,
     preparedAt,

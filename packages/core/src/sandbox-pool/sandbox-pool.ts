@@ -10,7 +10,7 @@ import { openSandboxAccess, type SandboxAccess } from "../network/sandbox-access
 import { startOpencodeServer, warmUpOpencodeServer, type OpencodeServer } from "../agent/opencode-server.js";
 import { defaultStartTimeoutMs, providerStartAdmission, type StartAdmission } from "../agent/start-admission.js";
 import { MODEL_API_KEY_ENV } from "../loop/model-key.js";
-import type { SandboxCreateOptions, SandboxNetworkPolicy, SandboxProvider, SandboxResources, SandboxSession } from "../spec/sandbox-spec.js";
+import type { FoundPreparedState, SandboxCreateOptions, SandboxNetworkPolicy, SandboxProvider, SandboxResources, SandboxSession } from "../spec/sandbox-spec.js";
 import type { KeptPrepared } from "../prepared/keep-prepared.js";
 import type { PreparedRepository } from "../prepared/prepare-repository.js";
 
@@ -47,19 +47,28 @@ export interface SandboxPoolOptions {
   /**
    * Start every pooled sandbox from the prepared state of one repository that this schedule keeps
    * (`keepPrepared` with the same provider): the repository is in the workdir with the setup's
-   * outputs, and OpenCode is warmed on it. Only a task whose prepared-state key (repository, base
-   * commit, setup commands) is the current state's gets a pooled sandbox; any other opens its own.
+   * outputs, and OpenCode is warmed on it. A task whose prepared-state key (repository, base
+   * commit, setup commands) is the current state's gets a pooled sandbox, and so does one of the same
+   * repository and setup commands on another commit when no setup input changed in between (it brings
+   * in what changed); any other opens its own.
    * Each new state the schedule prepares (the base branch moved, the state aged out, another setup)
    * retires the idle sandboxes of the old one and refills from the new. Until the first state is
    * ready the pool holds nothing. A state made once (`prepareRepository`'s result) serves the same way
    * until {@link SandboxPool.usePreparedState} names another.
    */
-  prepared?: KeptPrepared | Pick<PreparedRepository, "key" | "reused">;
+  prepared?: KeptPrepared | PoolPreparedState;
   /** False: start `size` sandboxes once and replace none that is taken, dies or expires (for a one-shot run). Default true. */
   refill?: boolean;
   /** Told what the pool does, for logs. Exceptions thrown here are ignored. */
   onEvent?: (event: SandboxPoolEvent) => void;
 }
+
+/**
+ * The prepared state a pool starts its sandboxes from (a `prepareRepository` result). With its lineage
+ * and commit, a task of the same lineage on a later commit also takes a pooled sandbox, and brings in
+ * what changed since (unless a setup input did).
+ */
+export type PoolPreparedState = Pick<PreparedRepository, "key" | "reused"> & Partial<Pick<PreparedRepository, "lineage" | "commit">>;
 
 /** What the pool did. */
 export type SandboxPoolEvent =
@@ -198,7 +207,7 @@ export interface SandboxPool extends SandboxProvider, AsyncDisposable {
    * the new one; a sandbox still starting from the old state is stopped, and a task waiting for one
    * opens its own. The same state again (`reused: true`) changes nothing.
    */
-  usePreparedState(prepared: Pick<PreparedRepository, "key" | "reused">): void;
+  usePreparedState(prepared: PoolPreparedState): void;
   /**
    * Takes a ready sandbox for the task, or waits for one that is starting and not promised to another
    * task. `{ miss }` says why none fits (the task then opens its own). Rejects with ABORTED when the
@@ -255,6 +264,9 @@ interface PooledSandbox {
 interface PreparedStateInUse {
   readonly key: string;
   readonly generation: number;
+  /** Known for a state from prepareRepository or keepPrepared: then tasks of the lineage on other commits take it too. */
+  readonly lineage?: string;
+  readonly commit?: string;
 }
 
 const PREPARED_KEY = /^[a-f0-9]{16,128}$/;
@@ -364,14 +376,15 @@ class WarmSandboxPool implements SandboxPool {
     return typeof this.prepared === "object" ? this.prepared.key : undefined;
   }
 
-  usePreparedState(prepared: Pick<PreparedRepository, "key" | "reused">): void {
+  usePreparedState(prepared: PoolPreparedState): void {
     if (typeof prepared?.key !== "string" || !PREPARED_KEY.test(prepared.key)) {
       throw agentError(ErrorCode.INVALID_OPTIONS, `A pool's prepared state is prepareRepository's result (or a keepPrepared schedule), not ${JSON.stringify(prepared)}.`);
     }
     if (this.closed) return;
     const current = this.prepared;
     if (typeof current === "object" && current.key === prepared.key && prepared.reused === true) return;
-    this.prepared = { key: prepared.key, generation: (typeof current === "object" ? current.generation : 0) + 1 };
+    const origin = typeof prepared.lineage === "string" && typeof prepared.commit === "string" ? { lineage: prepared.lineage, commit: prepared.commit } : {};
+    this.prepared = { key: prepared.key, generation: (typeof current === "object" ? current.generation : 0) + 1, ...origin };
     this.stateLost = false;
     // Nothing of the old state is handed out from here on: starts stop, waiters open their own, idle ones go.
     this.stateChange.abort();
@@ -387,6 +400,16 @@ class WarmSandboxPool implements SandboxPool {
     this.backoffTimer = undefined;
     this.consecutiveFailures = 0;
     this.fill();
+  }
+
+  /**
+   * The pool's current state when it is of this lineage (a task on a moved base then takes a pooled
+   * sandbox and brings in what changed), else what the provider keeps.
+   */
+  async findPreparedState(query: { lineage: string; key?: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined> {
+    const current = typeof this.prepared === "object" && !this.stateLost ? this.prepared : undefined;
+    if (current?.lineage === query.lineage && current.commit !== undefined) return { key: current.key, commit: current.commit };
+    return this.provider.findPreparedState?.(query);
   }
 
   /** A task that got no pooled sandbox opens its own, as without a pool. */

@@ -167,8 +167,31 @@ export interface SandboxPreparedStates {
   readonly startedFrom?: string;
   /** Replaces the workdir's contents with the state kept under `key`. Resolves false, workdir untouched, when there is none. */
   restore(key: string): Promise<boolean>;
-  /** Keeps the workdir's current contents under `key`. */
-  save(key: string): Promise<void>;
+  /**
+   * Keeps the workdir's current contents under `key`, with its origin when the core gives one: a provider
+   * that keeps it beside the state answers {@link SandboxProvider.findPreparedState} for its lineage.
+   */
+  save(key: string, origin?: PreparedStateOrigin): Promise<void>;
+}
+
+/**
+ * What a prepared state was made from, kept beside it by the provider (host-side: a file, an image
+ * label, an index in memory; never read from the sandbox). States of one lineage differ only in their
+ * commit, so a task whose base moved can start from an older one and bring in what changed.
+ */
+export interface PreparedStateOrigin {
+  /** The core's digest of the repository, its remote and the setup commands (the key without the commit). */
+  lineage: string;
+  /** The base commit the state's workdir holds. */
+  commit: string;
+}
+
+/** A kept state {@link SandboxProvider.findPreparedState} found. */
+export interface FoundPreparedState {
+  /** The state's key, to restore it or to create a session from it. */
+  key: string;
+  /** The base commit it holds. */
+  commit: string;
 }
 
 /** One open sandbox. */
@@ -290,6 +313,14 @@ export interface SandboxProvider {
 
   /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
   create(options: SandboxCreateOptions): Promise<SandboxSession>;
+
+  /**
+   * Optional, for providers that keep prepared states with their origin: the state kept under `key`
+   * (when given) when there is a fresh one of this lineage, else the newest fresh state of the lineage (another
+   * commit of the same repository and setup commands), else undefined. The core then starts a task
+   * whose base moved from that state and brings in only what changed (unless a setup input changed).
+   */
+  findPreparedState?(query: { lineage: string; key?: string; signal?: AbortSignal }): Promise<FoundPreparedState | undefined>;
 
   /**
    * Cheap check that the provider can work at all (engine reachable, credentials valid). Called during

@@ -8,3 +8,4 @@ export * from "./git-http-backend.js";
 export * from "./git-server-lifecycle.js";
 export * from "./offline-model.js";
 export * from "./network-probe.js";
+export * from "./served-git-host.js";

@@ -15,10 +15,10 @@ export interface TestRepository extends AsyncDisposable {
   /** Runs git against the bare repository and returns stdout. */
   git(...args: string[]): Promise<string>;
   /**
-   * Commits `files` (added or replaced; the others stay) on `branch` (default: the one it was made
-   * with), as a push to it would: the base branch moves. Resolves with the new commit.
+   * Commits `files` (added or replaced, `null` removed; the others stay) on `branch` (default: the one
+   * it was made with), as a push to it would: the base branch moves. Resolves with the new commit.
    */
-  commit(files: Record<string, string>, options?: { branch?: string; message?: string }): Promise<string>;
+  commit(files: Record<string, string | null>, options?: { branch?: string; message?: string }): Promise<string>;
   /** Removes {@link TestRepository.root} and everything in it. */
   remove(): Promise<void>;
 }
@@ -60,7 +60,7 @@ export async function createTestRepository(
   }
   const remove = () => rm(root, { recursive: true, force: true });
   // With git's plumbing on a private index: no work tree, and the bare repository's own index untouched.
-  const commit = async (changed: Record<string, string>, commitOptions: { branch?: string; message?: string } = {}) => {
+  const commit = async (changed: Record<string, string | null>, commitOptions: { branch?: string; message?: string } = {}) => {
     const target = commitOptions.branch ?? branch;
     const scratch = await mkdtemp(join(root, "commit-"));
     const inRepository = (...args: string[]) => gitWith({ GIT_INDEX_FILE: join(scratch, "index") }, root, "--git-dir", path, ...args);
@@ -68,6 +68,11 @@ export async function createTestRepository(
       const parent = (await inRepository("rev-parse", "--verify", `refs/heads/${target}`)).stdout.trim();
       await inRepository("read-tree", parent);
       for (const [file, content] of Object.entries(changed)) {
+        if (content === null) {
+          // A work tree, any: update-index wants one to remove an entry.
+          await inRepository("--work-tree", scratch, "update-index", "--force-remove", "--", file);
+          continue;
+        }
         await writeFile(join(scratch, "blob"), content);
         const blob = (await inRepository("hash-object", "-w", join(scratch, "blob"))).stdout.trim();
         await inRepository("update-index", "--add", "--cacheinfo", `100644,${blob},${file}`);
