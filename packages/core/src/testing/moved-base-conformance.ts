@@ -15,7 +15,12 @@ export interface MovedBaseConformanceOptions {
   /** Shown in the `describe` block. */
   name: string;
   /** A provider that keeps prepared states with their origin (`findPreparedState`); a new cache each call. */
-  provider(): { provider: SandboxProvider; close?(): Promise<void> };
+  provider(): {
+    /** The provider under test, with a prepared-state cache of its own. */
+    provider: SandboxProvider;
+    /** Removes what the cache kept (images, snapshots, folders) once the suite is done. */
+    close?(): Promise<void>;
+  };
   /** True when the sandbox was started from a kept state (its image or snapshot), for providers that can tell. Asked when the sandbox event arrives. */
   startedFromState?(sandboxId: string): Promise<boolean>;
 }
