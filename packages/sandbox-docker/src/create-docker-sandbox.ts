@@ -15,7 +15,7 @@ import { DEFAULT_IMAGE } from "./default-image.js";
 import { describeEndpoint, resolveDockerClient, type DockerConnection } from "./docker-client.js";
 import { checkEnvEntry, DockerSandboxSession, parseOomKillCount } from "./docker-sandbox-session.js";
 import { engineMessage, engineStatus, engineUnavailableError, isEngineUnreachable, isGone } from "./engine-error.js";
-import { egressProxyEnvironment, reapSocketFolders, socketRelayPorts, type SocketRelayPorts } from "./egress-relays.js";
+import { egressProxyEnvironment, reapSocketFolders, RELAY_EXIT_CODES, socketRelayPorts, type SocketRelayPorts } from "./egress-relays.js";
 import { hostNetworkPorts, noPorts, publishedPorts, type PortPlan } from "./port-plan.js";
 import type { FileOwner } from "./tar-archive.js";
 import type { DockerPreparedStateCache, PreparedBaseImage } from "./docker-prepared-state-cache.js";
@@ -212,10 +212,16 @@ export class DockerSandboxProvider implements SandboxProvider {
       await container.start().catch((error: unknown) => {
         throw createError(error, plan.spec);
       });
-      if ("startRelays" in plan.ports) await (plan.ports as SocketRelayPorts).startRelays(container);
+      const relays = "relayLines" in plan.ports ? (plan.ports as SocketRelayPorts) : undefined;
+      // The relays run as root: in the create's own exec when that runs as root (the image's user), else in one of their own.
+      const relaysInPrepare = relays !== undefined && runsAsRoot(base.user);
+      if (relays && !relaysInPrepare) await relays.startRelays(container);
       if (options.signal?.aborted) throw abortedError(options.signal);
+      const withRelays = relaysInPrepare ? relays : undefined;
       const prepared: { oomKillBaseline: number; owner?: FileOwner; homeWritable?: boolean } =
-        this.settings.user !== undefined ? await this.prepareForUser(container, plan, this.settings.user) : { oomKillBaseline: await this.prepareContainer(container, plan) };
+        this.settings.user !== undefined
+          ? await this.prepareForUser(container, plan, this.settings.user, withRelays)
+          : { oomKillBaseline: await this.prepareContainer(container, plan, withRelays) };
       if (options.signal?.aborted) throw abortedError(options.signal);
       // A user without a writable home (no passwd entry: HOME is /) gets the scratch folder, unless the caller set HOME.
       const homeSet = this.settings.env?.HOME !== undefined || options.env?.HOME !== undefined;
@@ -290,7 +296,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     }
   }
 
-  private async ensureImage(signal: AbortSignal | undefined, forcePull: boolean): Promise<PreparedBaseImage> {
+  private async ensureImage(signal: AbortSignal | undefined, forcePull: boolean): Promise<ImageFacts> {
     const image = this.docker.getImage(this.image);
     if (!forcePull) {
       try {
@@ -424,11 +430,12 @@ export class DockerSandboxProvider implements SandboxProvider {
    * Makes the task's folders and checks the image in one exec: `git` and OpenCode must be there.
    * Returns the cgroup's OOM-kill count, the baseline for telling memory-limit kills later.
    */
-  private async prepareContainer(container: Dockerode.Container, plan: ContainerPlan): Promise<number> {
+  private async prepareContainer(container: Dockerode.Container, plan: ContainerPlan, relays: SocketRelayPorts | undefined): Promise<number> {
     const opencode = this.opencodeBinary ?? "opencode";
-    const script = ['mkdir -p "$1" "$2" "$3" || exit 70', ...IMAGE_CHECKS, OOM_COUNTER, "exit 0"].join("\n");
+    const script = ['mkdir -p "$1" "$2" "$3" || exit 70', ...IMAGE_CHECKS, ...(relays?.relayLines() ?? []), OOM_COUNTER, "exit 0"].join("\n");
     // The pid file goes to /tmp: the control folder does not exist yet.
     const { exitCode, output } = await runPrepareStep(container, [script, plan.workdir, plan.scratchDir, CONTROL_DIR, opencode], "/tmp/.running-agent-prepare.pid");
+    if (relays && (exitCode === 0 || RELAY_EXIT_CODES.includes(exitCode ?? -1))) relays.relaysStarted(exitCode, output);
     if (exitCode === 0) return parseOomKillCount(output);
     throw this.prepareError(exitCode, output, opencode);
   }
@@ -447,6 +454,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     container: Dockerode.Container,
     plan: ContainerPlan,
     user: string,
+    relays: SocketRelayPorts | undefined,
   ): Promise<{ oomKillBaseline: number; owner: FileOwner; homeWritable: boolean }> {
     const opencode = this.opencodeBinary ?? "opencode";
     const check = [
@@ -475,9 +483,10 @@ export class DockerSandboxProvider implements SandboxProvider {
 
     const made = await runPrepareStep(
       container,
-      ['mkdir -p "$1" "$2" "$3" && chown "$4" "$1" "$2" "$3"', plan.workdir, plan.scratchDir, CONTROL_DIR, `${owner.uid}:${owner.gid}`],
+      [['mkdir -p "$1" "$2" "$3" && chown "$4" "$1" "$2" "$3" || exit 70', ...(relays?.relayLines() ?? [])].join("\n"), plan.workdir, plan.scratchDir, CONTROL_DIR, `${owner.uid}:${owner.gid}`],
       "/tmp/.running-agent-prepare.pid",
     );
+    if (relays && (made.exitCode === 0 || RELAY_EXIT_CODES.includes(made.exitCode ?? -1))) relays.relaysStarted(made.exitCode, made.output);
     if (made.exitCode !== 0) {
       throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not give the task's folders to user ${user} (exit ${String(made.exitCode)}): ${made.output.trim().slice(0, 500)}`);
     }
@@ -533,8 +542,16 @@ async function runPrepareStep(
   }
 }
 
-function baseImageOf(info: Dockerode.ImageInspectInfo): PreparedBaseImage {
-  return { id: info.Id, env: info.Config?.Env ?? [] };
+/** What create needs of its image: the base a prepared state is tied to, and the user its commands run as by default. */
+type ImageFacts = PreparedBaseImage & { user: string };
+
+function baseImageOf(info: Dockerode.ImageInspectInfo): ImageFacts {
+  return { id: info.Id, env: info.Config?.Env ?? [], user: info.Config?.User ?? "" };
+}
+
+/** True for an image user that is root (unset, `root` or uid 0, with any group). */
+function runsAsRoot(user: string): boolean {
+  return /^(|root|0)(:.*)?$/.test(user);
 }
 
 interface ContainerPlan {

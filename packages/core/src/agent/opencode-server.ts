@@ -3,7 +3,7 @@ import { createOpencodeClient, type Event as OpencodeEvent } from "@opencode-ai/
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import type { SandboxProcess, SandboxSession } from "../spec/sandbox-spec.js";
 import type { ResolvedModel } from "./model-resolution.js";
-import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, preSeededArchive, WARM_UP_MODEL_ID, WARM_UP_PROVIDER_ID } from "./opencode-config.js";
+import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, preSeededArchive, preSeededConfigEntries, WARM_UP_MODEL_ID, WARM_UP_PROVIDER_ID } from "./opencode-config.js";
 import { defaultStartAdmission, defaultStartTimeoutMs, type StartAdmission } from "./start-admission.js";
 
 /** What {@link startOpencodeServer} needs. */
@@ -77,7 +77,10 @@ export async function startOpencodeServer(input: OpencodeServerStartInput): Prom
     const port = input.port ?? (await session.allocatePort?.()) ?? DEFAULT_PORT;
     return { port, exposed: await session.exposePort(port) };
   })();
-  const [seeded, ported] = await Promise.allSettled([preSeededArchive().then((archive) => session.putArchive(folders.root, archive)), exposing]);
+  // Into the scratch folder itself, which the sandbox has made (a container then needs no `mkdir` exec first).
+  const rootName = folders.root.slice(folders.root.lastIndexOf("/") + 1);
+  const seeding = preSeededArchive([{ path: `${rootName}/` }, ...preSeededConfigEntries().map((entry) => ({ ...entry, path: `${rootName}/${entry.path}` }))]);
+  const [seeded, ported] = await Promise.allSettled([seeding.then((archive) => session.putArchive(session.scratchDir, archive)), exposing]);
   if (seeded.status === "rejected") throw seeded.reason;
   if (ported.status === "rejected") throw ported.reason;
   const { port, exposed } = ported.value;
