@@ -46,7 +46,7 @@ const FILES = Object.fromEntries(Array.from({ length: 20 }, (_, index) => [`src/
 
 /** Spans of one task, in ms. Absent where a span does not apply. */
 type Spans = Partial<Record<SpanName, number>>;
-const SPANS = ["validate", "sandbox", "clone", "opencodeStart", "opencodeHidden", "callToFirstRequest", "agentToFirstRequest", "agent", "collectCommitPush", "teardown", "total"] as const;
+const SPANS = ["validate", "sandbox", "clone", "opencodeStart", "opencodeHidden", "callToFirstRequest", "agentToFirstRequest", "agent", "collectCommitPush", "teardown", "total", "totalOutsideOpencodeStart"] as const;
 type SpanName = (typeof SPANS)[number];
 const SPAN_LABELS: Record<SpanName, string> = {
   validate: "validate (options, repository, branch)",
@@ -60,6 +60,7 @@ const SPAN_LABELS: Record<SpanName, string> = {
   collectCommitPush: "collect + commit + push + PR",
   teardown: "teardown",
   total: "total",
+  totalOutsideOpencodeStart: "total minus OpenCode spawn -> ready",
 };
 
 function scriptedModel(): Promise<ScriptedModelServer> {
@@ -132,6 +133,7 @@ async function traceTask(repo: TestRepository, sandbox: SandboxProvider, model: 
   const agentStarted = at("agent", "started");
   if (spawned !== undefined && ready !== undefined) {
     spans.opencodeStart = ready - spawned;
+    spans.totalOutsideOpencodeStart = spans.total! - spans.opencodeStart;
     if (agentStarted !== undefined) spans.opencodeHidden = Math.max(0, Math.min(ready, agentStarted) - spawned);
   }
   return spans;
@@ -253,6 +255,7 @@ function floorSpans(marks: Record<"started" | "sandboxDone" | "cloneDone" | "spa
     collectCommitPush: marks.pushDone - marks.agentDone,
     teardown: marks.done - marks.pushDone,
     total: marks.done - marks.started,
+    totalOutsideOpencodeStart: marks.done - marks.started - (marks.readyAt - marks.spawnedAt),
   };
 }
 
@@ -415,6 +418,11 @@ function printTable(title: string, columns: Column[], floorName: string): void {
     const coldFirst = median(cold.samples.map((sample) => sample.callToFirstRequest!));
     const warmFirst = median(warm.samples.map((sample) => sample.callToFirstRequest!));
     console.log(`  call -> first model request: cold ${Math.round(coldFirst)} ms, warm ${Math.round(warmFirst)} ms (warm = ${((100 * warmFirst) / coldFirst).toFixed(1)}% of cold)`);
+  }
+  if (cold) {
+    // Each run's cold and floor ran back to back, so their ratio shares that moment's load; the medians above may not.
+    const ratios = cold.samples.map((sample, index) => sample.total! / floor.samples[index]!.total!);
+    console.log(`  total, cold/floor of each run: ${ratios.map((ratio) => `${ratio.toFixed(2)}x`).join(" ")} (median ${median(ratios).toFixed(2)}x)`);
   }
 }
 

@@ -17,7 +17,7 @@ import {
   type SandboxSpawnOptions,
 } from "@running-agent/core";
 import type Dockerode from "dockerode";
-import { startContainerProcess, type ContainerProcessOutcome } from "./container-process.js";
+import { startContainerProcess, startTreeKiller, type ContainerProcessOutcome, type TreeKiller } from "./container-process.js";
 import { engineMessage, engineStatus, isGone } from "./engine-error.js";
 import type { PortPlan } from "./port-plan.js";
 import { firstEntry, readAll, withOwner, withoutDotPrefix, type FileOwner } from "./tar-archive.js";
@@ -70,6 +70,8 @@ export class DockerSandboxSession implements SandboxSession {
   private destroying: Promise<void> | undefined;
   private ended: EndReason | undefined;
   private readonly lifetimeTimer: NodeJS.Timeout | undefined;
+  /** The tree killer, started with the first spawn; stops go to it instead of an exec each. */
+  private killer: Promise<TreeKiller | undefined> | undefined;
   /** Folders the provider made at create: archives go into them without a `mkdir` exec first. */
   private readonly madeFolders: ReadonlySet<string>;
 
@@ -153,6 +155,8 @@ export class DockerSandboxSession implements SandboxSession {
     checkCommand(command);
     this.assertUsable();
     const running = await this.start(command, options);
+    // A spawned process is stopped later (OpenCode's server at the end of the agent phase): the killer starts now, beside it.
+    this.killer ??= startTreeKiller(this.container, this.user).catch(() => undefined);
     let killed = false;
     const exited = running.outcome.then(
       (outcome) => (killed || outcome.exitCode === null ? null : outcome.exitCode),
@@ -301,6 +305,7 @@ export class DockerSandboxSession implements SandboxSession {
     if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
     this.destroying ??= (async () => {
       this.ports.release();
+      void this.killer?.then((killer) => killer?.close());
       try {
         await this.container.remove({ force: true, v: true });
       } catch (error) {
@@ -330,6 +335,7 @@ export class DockerSandboxSession implements SandboxSession {
         ...(options.onStderr ? { onStderr: options.onStderr } : {}),
         name: randomUUID(),
         ...(this.user !== undefined ? { user: this.user } : {}),
+        killer: () => this.killer,
       });
     } catch (error) {
       if (this.destroyed && !this.ended) throw destroyedError(error);
