@@ -245,7 +245,7 @@ async function exitCodeOf(exec: Dockerode.Exec): Promise<number | null> {
  * Splits Docker's multiplexed stream (8-byte frame headers: stream type, 3 zero bytes, big-endian
  * length) into stdout and stderr.
  */
-function demultiplex(stream: Duplex, stdout: { write(chunk: Buffer): unknown }, stderr: { write(chunk: Buffer): unknown }): void {
+export function demultiplex(stream: Duplex, stdout: { write(chunk: Buffer): unknown }, stderr: { write(chunk: Buffer): unknown }): void {
   let pending: Buffer = Buffer.alloc(0);
   stream.on("data", (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);

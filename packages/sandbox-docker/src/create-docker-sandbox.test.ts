@@ -381,15 +381,16 @@ describe("bad input", () => {
   });
 });
 
-describe("the relays of an enforced container", () => {
+describe("the container's own preparation and the relays of an enforced container", () => {
   usePrivateTmpdir("running-agent-docker-relays-tmp-");
   const socketFolders = () => readdirSync(tmpdir()).filter((name) => name.startsWith("running-agent-docker-net-"));
   const imageOfUser = `running-agent/test-image-user:${process.pid}`;
   const imageWithoutSocat = `running-agent/test-without-socat:${process.pid}`;
+  const imageWithoutShell = `running-agent/test-without-shell:${process.pid}`;
 
   /** Commits the default image after `script` ran in it, with Dockerfile-style `changes`. */
-  async function derivedImage(name: string, script: string, changes: string[] = []): Promise<void> {
-    const container = await docker.createContainer({ Image: DEFAULT_IMAGE, Entrypoint: ["sh", "-c", script], HostConfig: { NetworkMode: "none" } });
+  async function derivedImage(name: string, command: string[], changes: string[] = []): Promise<void> {
+    const container = await docker.createContainer({ Image: DEFAULT_IMAGE, Entrypoint: command, HostConfig: { NetworkMode: "none" } });
     await container.start();
     await container.wait();
     await container.commit({ repo: name.split(":")[0], tag: name.split(":")[1], changes });
@@ -398,14 +399,25 @@ describe("the relays of an enforced container", () => {
 
   beforeAll(async () => {
     // A non-root user of the image's own, with the task's folders made for it.
-    await derivedImage(imageOfUser, "mkdir -p /workspace /var/tmp/running-agent /run/running-agent && chown 1000:1000 /workspace /var/tmp/running-agent /run/running-agent", ["USER 1000:1000"]);
-    await derivedImage(imageWithoutSocat, "rm -f /usr/bin/socat");
+    const folders = ["/workspace", "/var/tmp/running-agent", "/run/running-agent"];
+    await derivedImage(imageOfUser, ["sh", "-c", `mkdir -p ${folders.join(" ")} && chown 1000:1000 ${folders.join(" ")}`], ["USER 1000:1000"]);
+    await derivedImage(imageWithoutSocat, ["rm", "-f", "/usr/bin/socat"]);
+    await derivedImage(imageWithoutShell, ["rm", "-f", "/bin/sh"]);
   });
   afterAll(async () => {
-    for (const image of [imageOfUser, imageWithoutSocat]) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+    for (const image of [imageOfUser, imageWithoutSocat, imageWithoutShell]) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
   });
 
-  it("an image without socat: SANDBOX_IMAGE_INVALID naming socat, from the create's one exec; no container or socket folder left", async () => {
+  it("an image without /bin/sh: SANDBOX_IMAGE_INVALID naming the shell, nothing left", async () => {
+    const { provider, run } = scopedProvider({ image: imageWithoutShell });
+    const error = await provider.create({ taskId: "x" }).catch((caught: unknown) => caught);
+    if (!RunningAgentError.isInstance(error)) await (error as { destroy?: () => Promise<void> }).destroy?.();
+    expect(RunningAgentError.isInstance(error) && error.code).toBe(ErrorCode.SANDBOX_IMAGE_INVALID);
+    expect((error as RunningAgentError).details).toMatchObject({ missing: "sh" });
+    await expectNoContainers(run);
+  });
+
+  it("an image without socat: SANDBOX_IMAGE_INVALID naming socat, from the container's own preparation; no container or socket folder left", async () => {
     const { provider, run } = scopedProvider({ image: imageWithoutSocat });
     const error = await provider.create({ taskId: "x", network: "none" }).catch((caught: unknown) => caught);
     if (!RunningAgentError.isInstance(error)) await (error as { destroy?: () => Promise<void> }).destroy?.();
