@@ -7,7 +7,7 @@ import { isSandboxPool } from "../sandbox-pool/sandbox-pool.js";
 import { opencodeServerSettings } from "./agent.js";
 import type { TaskContext } from "./task-context.js";
 import { checkedSession } from "./spec-checks.js";
-import { cloneOnHost } from "./clone.js";
+import { cloneOnHost, startHostClone } from "./clone.js";
 import { preparedStateKey } from "./setup.js";
 
 const SANDBOX_GRACE_MS = 60_000;
@@ -61,6 +61,7 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     await cloneOnHost(context);
     context.preparedStateKey = preparedStateKey(context);
   }
+  startHostClone(context);
   // The sandbox's own limit is a backstop: it lives a little longer than the task, so that the task's timeout
   // fires first and reports the phase it cut short, and teardown still finds the sandbox to destroy.
   const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt)) + SANDBOX_GRACE_MS;
