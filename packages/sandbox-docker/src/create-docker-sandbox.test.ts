@@ -427,6 +427,21 @@ describe("the container's own preparation and the relays of an enforced containe
     expect(socketFolders()).toEqual([]);
   });
 
+  it("with settings.user: the relays start in the preparation's root step, and the first port is reached from a server of that user", async () => {
+    const { provider, run } = scopedProvider({ user: "1000:1000" });
+    await using session = await provider.create({ taskId: "x", network: "none" });
+    const port = await session.allocatePort!();
+    const exposed = await session.exposePort(port);
+    await gitDaemonPortServer.prepare!(session, session.workdir);
+    const server = await session.spawn(gitDaemonPortServer.command(port, session.workdir));
+    await gitDaemonPortServer.probe(exposed);
+    expect((await session.exec(["id", "-u"])).stdout.trim()).toBe("1000");
+    await server.kill();
+    await session.destroy();
+    await expectNoContainers(run);
+    expect(socketFolders()).toEqual([]);
+  });
+
   it("an image whose user is not root: the relays start as root in an exec of their own, and the first port is reached", async () => {
     const { provider, run } = scopedProvider({ image: imageOfUser });
     await using session = await provider.create({ taskId: "x", network: "none" });
