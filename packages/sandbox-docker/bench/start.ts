@@ -426,7 +426,7 @@ function printTable(title: string, columns: Column[], floorName: string): void {
   }
 }
 
-/** cold, warm and floor, alternating within each run so that the machine's load hits all three alike. */
+/** cold, floor and warm in each run (cold and floor back to back, in turns first), so that the machine's load hits all three alike. */
 async function compare(
   title: string,
   provider: (timeline?: Timeline) => SandboxProvider,
@@ -442,13 +442,25 @@ async function compare(
   ];
   let idleMiB: number | undefined;
   let timeline: Timeline | undefined;
+  const coldTask = async () => {
+    await using model = await scriptedModel();
+    const marks = new Map<string, number>();
+    timeline = trace ? { startedAt: 0, calls: [], events: [] } : undefined;
+    columns[0]!.samples.push(await traceTask(repo, marking(provider(timeline), marks), model, marks, timeline));
+    if (timeline) timeline.firstRequest = model.chatRequests[0]?.receivedAt;
+  };
+  const floorTask = async () => {
+    await using model = await scriptedModel();
+    columns[2]!.samples.push(await floor(repo, model));
+  };
   for (let index = 0; index < RUNS; index++) {
-    {
-      await using model = await scriptedModel();
-      const marks = new Map<string, number>();
-      timeline = trace ? { startedAt: 0, calls: [], events: [] } : undefined;
-      columns[0]!.samples.push(await traceTask(repo, marking(provider(timeline), marks), model, marks, timeline));
-      if (timeline) timeline.firstRequest = model.chatRequests[0]?.receivedAt;
+    // Cold and floor back to back, in turns first, so that their ratio shares the moment's load and neither always goes first.
+    if (index % 2 === 0) {
+      await coldTask();
+      await floorTask();
+    } else {
+      await floorTask();
+      await coldTask();
     }
     {
       await using model = await scriptedModel();
@@ -464,10 +476,6 @@ async function compare(
       } finally {
         await pool.close();
       }
-    }
-    {
-      await using model = await scriptedModel();
-      columns[2]!.samples.push(await floor(repo, model));
     }
   }
   printTable(title, columns, "floor");
