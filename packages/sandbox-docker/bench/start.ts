@@ -4,7 +4,8 @@
 // for the local sandbox (bubblewrap) and Docker (the default policy enforced: `none` networking and
 // the egress proxy's relays; the floor uses host networking). Also OpenCode's own log between
 // its start and the first model request, and the memory of one idle pooled sandbox.
-//   pnpm bench:start [--runs 3] [--skip-docker]
+//   pnpm bench:start [--runs 3] [--skip-docker] [--skip-local] [--trace]
+// --trace prints, for the last cold Docker task, every Engine round trip and phase on one timeline.
 // Everything on loopback: the scripted model, the local Git host, a 20-file repository.
 import { spawn, execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -30,11 +31,14 @@ import {
   SANDBOX_WORKDIR,
 } from "@running-agent/core/hand-run";
 import { createTestRepository, startScriptedModelServer, workingDirectoryOf, type ScriptedModelServer, type TestRepository } from "@running-agent/core/offline";
+import Dockerode from "dockerode";
 import { createDockerSandbox } from "../src/index.js";
 import { DEFAULT_IMAGE } from "../src/default-image.js";
 
 const run = promisify(execFile);
-const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, "skip-docker": { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "3" }, "skip-docker": { type: "boolean", default: false }, "skip-local": { type: "boolean", default: false }, trace: { type: "boolean", default: false } },
+});
 const RUNS = Math.max(1, Number(values.runs));
 const API_KEY = "bench-start-key-0123456789";
 const KEY_ENV = "RUNNING_AGENT_MODEL_API_KEY";
@@ -42,7 +46,7 @@ const FILES = Object.fromEntries(Array.from({ length: 20 }, (_, index) => [`src/
 
 /** Spans of one task, in ms. Absent where a span does not apply. */
 type Spans = Partial<Record<SpanName, number>>;
-const SPANS = ["validate", "sandbox", "clone", "opencodeStart", "opencodeHidden", "callToFirstRequest", "agentToFirstRequest", "agent", "collectCommitPush", "teardown", "total"] as const;
+const SPANS = ["validate", "sandbox", "clone", "opencodeStart", "opencodeHidden", "callToFirstRequest", "agentToFirstRequest", "agent", "collectCommitPush", "teardown", "total", "totalOutsideOpencodeStart"] as const;
 type SpanName = (typeof SPANS)[number];
 const SPAN_LABELS: Record<SpanName, string> = {
   validate: "validate (options, repository, branch)",
@@ -56,6 +60,7 @@ const SPAN_LABELS: Record<SpanName, string> = {
   collectCommitPush: "collect + commit + push + PR",
   teardown: "teardown",
   total: "total",
+  totalOutsideOpencodeStart: "total minus OpenCode spawn -> ready",
 };
 
 function scriptedModel(): Promise<ScriptedModelServer> {
@@ -100,9 +105,13 @@ function marking(inner: SandboxProvider, marks: Map<string, number>): SandboxPro
 }
 
 /** One task through runAgentTask; spans from its phase events and the model's first request. */
-async function traceTask(repo: TestRepository, sandbox: SandboxProvider, model: ScriptedModelServer, marks: Map<string, number>): Promise<Spans> {
+async function traceTask(repo: TestRepository, sandbox: SandboxProvider, model: ScriptedModelServer, marks: Map<string, number>, timeline?: Timeline): Promise<Spans> {
   const events: AgentTaskEvent[] = [];
   const called = Date.now();
+  if (timeline) {
+    timeline.startedAt = called;
+    timeline.events = events;
+  }
   const result = await runAgentTask({ repo: repo.path, task: "Change module 0", model: modelOf(model), sandbox, gitHost: createLocalGitHost(), onEvent: (event) => events.push(event) });
   if (result.status !== "completed") throw new Error(`the task ended ${result.status}`);
   const at = (phase: string, status: string) => events.find((event) => event.type === "phase" && event.phase === phase && event.status === status)?.at;
@@ -124,6 +133,7 @@ async function traceTask(repo: TestRepository, sandbox: SandboxProvider, model: 
   const agentStarted = at("agent", "started");
   if (spawned !== undefined && ready !== undefined) {
     spans.opencodeStart = ready - spawned;
+    spans.totalOutsideOpencodeStart = spans.total! - spans.opencodeStart;
     if (agentStarted !== undefined) spans.opencodeHidden = Math.max(0, Math.min(ready, agentStarted) - spawned);
   }
   return spans;
@@ -245,6 +255,7 @@ function floorSpans(marks: Record<"started" | "sandboxDone" | "cloneDone" | "spa
     collectCommitPush: marks.pushDone - marks.agentDone,
     teardown: marks.done - marks.pushDone,
     total: marks.done - marks.started,
+    totalOutsideOpencodeStart: marks.done - marks.started - (marks.readyAt - marks.spawnedAt),
   };
 }
 
@@ -340,6 +351,40 @@ const localSessionPids = (id: string) =>
   pidsWhere(async (pid) => (await readFile(`/proc/${pid}/environ`).catch(() => Buffer.alloc(0))).includes(Buffer.from(`\0RUNNING_AGENT_SESSION=${id}\0`)) || false);
 const containerPids = (id: string) => pidsWhere(async (pid) => (await readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "")).includes(id));
 
+/** What one cold task did, for --trace: the Engine's round trips (from dockerode's modem) and the loop's events. */
+interface Timeline {
+  startedAt: number;
+  calls: Array<{ method: string; path: string; at: number; ms: number }>;
+  events: AgentTaskEvent[];
+  firstRequest?: number;
+}
+
+/** A Dockerode client whose every request is recorded in `timeline` (until its answer, or the hijacked stream, arrives). */
+function tracedDocker(timeline: Timeline): Dockerode {
+  const docker = new Dockerode();
+  const modem = docker.modem as unknown as { dial(options: { method?: string; path?: string }, callback: (error: unknown, data: unknown) => void): void };
+  const dial = modem.dial.bind(modem);
+  modem.dial = (options, callback) => {
+    const at = Date.now();
+    dial(options, (error, data) => {
+      timeline.calls.push({ method: options.method ?? "GET", path: (options.path ?? "").replace(/\?.*$/, "").replace(/[0-9a-f]{64}/g, (id) => id.slice(0, 8)), at, ms: Date.now() - at });
+      callback(error, data);
+    });
+  };
+  return docker;
+}
+
+function printTimeline(timeline: Timeline): void {
+  console.log("\nOne cold Docker task, ms after the call (Engine round trips: start +duration; phases and logs):");
+  const rows: Array<[number, string]> = timeline.calls.map((call) => [call.at - timeline.startedAt, `  engine +${String(call.ms).padStart(4)}  ${call.method} ${call.path}`]);
+  for (const event of timeline.events) {
+    if (event.type === "phase" && event.status !== "skipped") rows.push([event.at - timeline.startedAt, `  phase ${event.phase} ${event.status}${"durationMs" in event && event.durationMs !== undefined ? ` (${Math.round(event.durationMs)} ms)` : ""}`]);
+    else if (event.type === "log") rows.push([event.at - timeline.startedAt, `  log ${event.message.slice(0, 70)}`]);
+  }
+  if (timeline.firstRequest !== undefined) rows.push([timeline.firstRequest - timeline.startedAt, "  first model request"]);
+  for (const [at, text] of rows.sort((a, b) => a[0] - b[0])) console.log(`${String(at).padStart(6)}${text}`);
+}
+
 const median = (numbers: number[]) => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!;
 
 interface Column {
@@ -374,10 +419,21 @@ function printTable(title: string, columns: Column[], floorName: string): void {
     const warmFirst = median(warm.samples.map((sample) => sample.callToFirstRequest!));
     console.log(`  call -> first model request: cold ${Math.round(coldFirst)} ms, warm ${Math.round(warmFirst)} ms (warm = ${((100 * warmFirst) / coldFirst).toFixed(1)}% of cold)`);
   }
+  if (cold) {
+    // Each run's cold and floor ran back to back, so their ratio shares that moment's load; the medians above may not.
+    const ratios = cold.samples.map((sample, index) => sample.total! / floor.samples[index]!.total!);
+    console.log(`  total, cold/floor of each run: ${ratios.map((ratio) => `${ratio.toFixed(2)}x`).join(" ")} (median ${median(ratios).toFixed(2)}x)`);
+  }
 }
 
-/** cold, warm and floor, alternating within each run so that the machine's load hits all three alike. */
-async function compare(title: string, provider: () => SandboxProvider, floor: (repo: TestRepository, model: ScriptedModelServer) => Promise<Spans>, pidsOf: (id: string) => Promise<number[]>): Promise<void> {
+/** cold, floor and warm in each run (cold and floor back to back, in turns first), so that the machine's load hits all three alike. */
+async function compare(
+  title: string,
+  provider: (timeline?: Timeline) => SandboxProvider,
+  floor: (repo: TestRepository, model: ScriptedModelServer) => Promise<Spans>,
+  pidsOf: (id: string) => Promise<number[]>,
+  trace = false,
+): Promise<void> {
   await using repo = await createTestRepository(FILES);
   const columns: Column[] = [
     { name: "cold", samples: [] },
@@ -385,11 +441,26 @@ async function compare(title: string, provider: () => SandboxProvider, floor: (r
     { name: "floor", samples: [] },
   ];
   let idleMiB: number | undefined;
+  let timeline: Timeline | undefined;
+  const coldTask = async () => {
+    await using model = await scriptedModel();
+    const marks = new Map<string, number>();
+    timeline = trace ? { startedAt: 0, calls: [], events: [] } : undefined;
+    columns[0]!.samples.push(await traceTask(repo, marking(provider(timeline), marks), model, marks, timeline));
+    if (timeline) timeline.firstRequest = model.chatRequests[0]?.receivedAt;
+  };
+  const floorTask = async () => {
+    await using model = await scriptedModel();
+    columns[2]!.samples.push(await floor(repo, model));
+  };
   for (let index = 0; index < RUNS; index++) {
-    {
-      await using model = await scriptedModel();
-      const marks = new Map<string, number>();
-      columns[0]!.samples.push(await traceTask(repo, marking(provider(), marks), model, marks));
+    // Cold and floor back to back, in turns first, so that their ratio shares the moment's load and neither always goes first.
+    if (index % 2 === 0) {
+      await coldTask();
+      await floorTask();
+    } else {
+      await floorTask();
+      await coldTask();
     }
     {
       await using model = await scriptedModel();
@@ -406,13 +477,10 @@ async function compare(title: string, provider: () => SandboxProvider, floor: (r
         await pool.close();
       }
     }
-    {
-      await using model = await scriptedModel();
-      columns[2]!.samples.push(await floor(repo, model));
-    }
   }
   printTable(title, columns, "floor");
   if (idleMiB !== undefined) console.log(`  one idle pooled sandbox (OpenCode started and warmed): ${Math.round(idleMiB)} MiB PSS`);
+  if (timeline) printTimeline(timeline);
 }
 
 /** OpenCode's DEBUG log on a fresh server, from the prompt to the first model request. */
@@ -443,9 +511,17 @@ async function opencodeTrace(): Promise<void> {
   console.log(`  ${String(model.chatRequests[0]!.receivedAt - prompt).padStart(6)}  first model request (seen by the model)`);
 }
 
-await opencodeTrace();
-await compare("Local sandbox (bubblewrap)", () => createLocalSandbox(), localFloor, localSessionPids);
+if (!values["skip-local"]) {
+  await opencodeTrace();
+  await compare("Local sandbox (bubblewrap)", () => createLocalSandbox(), localFloor, localSessionPids);
+}
 if (!values["skip-docker"]) {
   const image = DEFAULT_IMAGE;
-  await compare("Docker sandbox (default policy, egress proxy relays; floor: host networking)", () => createDockerSandbox({ network: "host" }), (repo, model) => dockerFloor(repo, model, image), containerPids);
+  await compare(
+    "Docker sandbox (default policy, egress proxy relays; floor: host networking)",
+    (timeline) => createDockerSandbox({ network: "host", ...(timeline ? { docker: tracedDocker(timeline) } : {}) }),
+    (repo, model) => dockerFloor(repo, model, image),
+    containerPids,
+    values.trace,
+  );
 }

@@ -27,6 +27,91 @@ const KILL_TREE = [
   'kill_tree "$pid"',
 ].join("\n");
 
+/** Marks the tree killer's shell in the container's process list (its first argument). */
+export const TREE_KILLER_NAME = "running-agent-tree-killer";
+
+/**
+ * The tree killer's loop: one pid file per line in, the same line back once its tree is killed. A
+ * stop then costs a line on a connection that is already open, not an exec of its own (a round
+ * trip to the Engine and a process start by the runtime).
+ */
+const TREE_KILLER = [
+  'kill_tree() { kill -STOP "$1" 2>/dev/null; for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do kill_tree "$child"; done; kill -KILL "$1" 2>/dev/null; }',
+  'while read -r pid_file; do pid=$(cat "$pid_file" 2>/dev/null) && kill_tree "$pid"; echo "$pid_file"; done',
+].join("\n");
+
+/** How long a kill waits for the tree killer's answer before it runs the kill in an exec of its own. */
+const TREE_KILLER_ANSWER_MS = 2000;
+
+/** A long-lived shell in the container that kills process trees on request; see {@link startTreeKiller}. */
+export interface TreeKiller {
+  /** Kills the tree whose root's pid is in `pidFile`; rejects when the killer is gone or does not answer in time. */
+  kill(pidFile: string): Promise<void>;
+  /** Ends the killer's connection (the container's removal ends its shell). */
+  close(): void;
+}
+
+/**
+ * Starts the tree killer as `user` (the container's when unset): the same user as the commands it
+ * stops, so that it can stop nothing else. Its connection does not keep this process alive.
+ */
+export async function startTreeKiller(container: Dockerode.Container, user: string | undefined): Promise<TreeKiller> {
+  const exec = await container.exec({
+    Cmd: ["/bin/sh", "-c", TREE_KILLER, TREE_KILLER_NAME],
+    ...(user !== undefined ? { User: user } : {}),
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: false,
+    Tty: false,
+  });
+  const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex & { unref?: () => void };
+  stream.unref?.();
+  const waiting = new Map<string, Array<{ resolve: () => void; reject: (error: Error) => void }>>();
+  let gone: Error | undefined;
+  const end = (error: Error) => {
+    gone ??= error;
+    for (const callbacks of waiting.values()) for (const callback of callbacks) callback.reject(gone);
+    waiting.clear();
+  };
+  let text = "";
+  const lines = {
+    write(chunk: Buffer) {
+      text += chunk.toString("utf8");
+      for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n")) {
+        const line = text.slice(0, newline);
+        text = text.slice(newline + 1);
+        const callbacks = waiting.get(line);
+        const first = callbacks?.shift();
+        if (callbacks?.length === 0) waiting.delete(line);
+        first?.resolve();
+      }
+    },
+  };
+  demultiplex(stream, lines, lines);
+  stream.on("end", () => end(new Error("the tree killer ended")));
+  stream.on("close", () => end(new Error("the tree killer ended")));
+  stream.on("error", (error: Error) => end(error));
+  return {
+    kill(pidFile) {
+      if (gone) return Promise.reject(gone);
+      // A pid file is ours (CONTROL_DIR or /tmp, a uuid): one line, nothing the shell would expand.
+      if (/[\n\r]/.test(pidFile)) return Promise.reject(new Error("a pid file path with a line break"));
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("the tree killer did not answer")), TREE_KILLER_ANSWER_MS);
+        timer.unref();
+        const callbacks = waiting.get(pidFile) ?? [];
+        callbacks.push({ resolve: () => (clearTimeout(timer), resolve()), reject: (error) => (clearTimeout(timer), reject(error)) });
+        waiting.set(pidFile, callbacks);
+        stream.write(`${pidFile}\n`);
+      });
+    },
+    close() {
+      end(new Error("the tree killer was closed"));
+      stream.destroy();
+    },
+  };
+}
+
 /** How a command in a container ended. `exitCode` is null when the Engine could no longer tell (exec or container gone). */
 export interface ContainerProcessOutcome {
   exitCode: number | null;
@@ -49,6 +134,8 @@ export interface ContainerProcessOptions {
   pidFile?: string;
   /** Runs as this user (Docker's `user[:group]`) instead of the container's; the kill runs as the same user. */
   user?: string;
+  /** The session's tree killer (of the same user), when it has one: a stop asks it first, an exec of its own only if it fails. */
+  killer?: () => Promise<TreeKiller | undefined> | undefined;
 }
 
 /** A started command: its outcome, and a way to kill it with everything it started. */
@@ -106,7 +193,8 @@ export async function startContainerProcess(container: Dockerode.Container, opti
     killing ??= (async () => {
       // The pid file may not be written yet right after the start: retry until the stream ends.
       for (let attempt = 0; attempt < 20; attempt++) {
-        await killProcessTree(container, pidFile, options.user).catch(() => undefined);
+        const killer = await options.killer?.();
+        await (killer ? killer.kill(pidFile).catch(() => killProcessTree(container, pidFile, options.user)) : killProcessTree(container, pidFile, options.user)).catch(() => undefined);
         const stopped = await Promise.race([ended.then(() => true), delay(250).then(() => false)]);
         if (stopped) return;
       }
@@ -157,7 +245,7 @@ async function exitCodeOf(exec: Dockerode.Exec): Promise<number | null> {
  * Splits Docker's multiplexed stream (8-byte frame headers: stream type, 3 zero bytes, big-endian
  * length) into stdout and stderr.
  */
-function demultiplex(stream: Duplex, stdout: CappedOutput, stderr: CappedOutput): void {
+export function demultiplex(stream: Duplex, stdout: { write(chunk: Buffer): unknown }, stderr: { write(chunk: Buffer): unknown }): void {
   let pending: Buffer = Buffer.alloc(0);
   stream.on("data", (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);

@@ -368,8 +368,92 @@ describe("bad input", () => {
       await new Promise<void>((resolve) => other.close(() => resolve()));
       rmSync(dirname(otherPath), { recursive: true, force: true });
     }
+    // A port after the first (whose relay started at create) gets a relay of its own when exposed.
+    const second = await session.allocatePort!();
+    expect(second).not.toBe(port);
+    const secondExposed = await session.exposePort(second);
+    const secondServer = await session.spawn(gitDaemonPortServer.command(second, session.workdir));
+    await gitDaemonPortServer.probe(secondExposed);
+    await secondServer.kill();
     await server.kill();
     await session.destroy();
     await expectNoContainers(run);
+  });
+});
+
+describe("the container's own preparation and the relays of an enforced container", () => {
+  usePrivateTmpdir("running-agent-docker-relays-tmp-");
+  const socketFolders = () => readdirSync(tmpdir()).filter((name) => name.startsWith("running-agent-docker-net-"));
+  const imageOfUser = `running-agent/test-image-user:${process.pid}`;
+  const imageWithoutSocat = `running-agent/test-without-socat:${process.pid}`;
+  const imageWithoutShell = `running-agent/test-without-shell:${process.pid}`;
+
+  /** Commits the default image after `script` ran in it, with Dockerfile-style `changes`. */
+  async function derivedImage(name: string, command: string[], changes: string[] = []): Promise<void> {
+    const container = await docker.createContainer({ Image: DEFAULT_IMAGE, Entrypoint: command, HostConfig: { NetworkMode: "none" } });
+    await container.start();
+    await container.wait();
+    await container.commit({ repo: name.split(":")[0], tag: name.split(":")[1], changes });
+    await container.remove({ force: true });
+  }
+
+  beforeAll(async () => {
+    // A non-root user of the image's own, with the task's folders made for it.
+    const folders = ["/workspace", "/var/tmp/running-agent", "/run/running-agent"];
+    await derivedImage(imageOfUser, ["sh", "-c", `mkdir -p ${folders.join(" ")} && chown 1000:1000 ${folders.join(" ")}`], ["USER 1000:1000"]);
+    await derivedImage(imageWithoutSocat, ["rm", "-f", "/usr/bin/socat"]);
+    await derivedImage(imageWithoutShell, ["rm", "-f", "/bin/sh"]);
+  });
+  afterAll(async () => {
+    for (const image of [imageOfUser, imageWithoutSocat, imageWithoutShell]) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+  });
+
+  it("an image without /bin/sh: SANDBOX_IMAGE_INVALID naming the shell, nothing left", async () => {
+    const { provider, run } = scopedProvider({ image: imageWithoutShell });
+    const error = await provider.create({ taskId: "x" }).catch((caught: unknown) => caught);
+    if (!RunningAgentError.isInstance(error)) await (error as { destroy?: () => Promise<void> }).destroy?.();
+    expect(RunningAgentError.isInstance(error) && error.code).toBe(ErrorCode.SANDBOX_IMAGE_INVALID);
+    expect((error as RunningAgentError).details).toMatchObject({ missing: "sh" });
+    await expectNoContainers(run);
+  });
+
+  it("an image without socat: SANDBOX_IMAGE_INVALID naming socat, from the container's own preparation; no container or socket folder left", async () => {
+    const { provider, run } = scopedProvider({ image: imageWithoutSocat });
+    const error = await provider.create({ taskId: "x", network: "none" }).catch((caught: unknown) => caught);
+    if (!RunningAgentError.isInstance(error)) await (error as { destroy?: () => Promise<void> }).destroy?.();
+    expect(RunningAgentError.isInstance(error) && error.code).toBe(ErrorCode.SANDBOX_IMAGE_INVALID);
+    expect((error as RunningAgentError).details).toMatchObject({ missing: "socat" });
+    await expectNoContainers(run);
+    expect(socketFolders()).toEqual([]);
+  });
+
+  it("with settings.user: the relays start in the preparation's root step, and the first port is reached from a server of that user", async () => {
+    const { provider, run } = scopedProvider({ user: "1000:1000" });
+    await using session = await provider.create({ taskId: "x", network: "none" });
+    const port = await session.allocatePort!();
+    const exposed = await session.exposePort(port);
+    await gitDaemonPortServer.prepare!(session, session.workdir);
+    const server = await session.spawn(gitDaemonPortServer.command(port, session.workdir));
+    await gitDaemonPortServer.probe(exposed);
+    expect((await session.exec(["id", "-u"])).stdout.trim()).toBe("1000");
+    await server.kill();
+    await session.destroy();
+    await expectNoContainers(run);
+    expect(socketFolders()).toEqual([]);
+  });
+
+  it("an image whose user is not root: the relays start as root in an exec of their own, and the first port is reached", async () => {
+    const { provider, run } = scopedProvider({ image: imageOfUser });
+    await using session = await provider.create({ taskId: "x", network: "none" });
+    expect((await session.exec(["id", "-u"])).stdout.trim()).toBe("1000");
+    const port = await session.allocatePort!();
+    const exposed = await session.exposePort(port);
+    await gitDaemonPortServer.prepare!(session, session.workdir);
+    const server = await session.spawn(gitDaemonPortServer.command(port, session.workdir));
+    await gitDaemonPortServer.probe(exposed);
+    await server.kill();
+    await session.destroy();
+    await expectNoContainers(run);
+    expect(socketFolders()).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import {
   abortedError,
   agentError,
@@ -12,12 +13,12 @@ import {
   type SandboxResources,
 } from "@running-agent/core";
 import type Dockerode from "dockerode";
-import { CONTROL_DIR, startContainerProcess } from "./container-process.js";
+import { CONTROL_DIR, demultiplex, startContainerProcess } from "./container-process.js";
 import { DEFAULT_IMAGE } from "./default-image.js";
 import { describeEndpoint, resolveDockerClient, type DockerConnection } from "./docker-client.js";
 import { checkEnvEntry, DockerSandboxSession, parseOomKillCount } from "./docker-sandbox-session.js";
 import { engineMessage, engineStatus, engineUnavailableError, isEngineUnreachable, isGone } from "./engine-error.js";
-import { egressProxyEnvironment, reapSocketFolders, socketRelayPorts, type SocketRelayPorts } from "./egress-relays.js";
+import { egressProxyEnvironment, reapSocketFolders, RELAY_EXIT_CODES, socketRelayPorts, type SocketRelayPorts } from "./egress-relays.js";
 import { hostNetworkPorts, noPorts, publishedPorts, type PortPlan } from "./port-plan.js";
 import type { FileOwner } from "./tar-archive.js";
 import type { DockerPreparedStateCache, PreparedBaseImage } from "./docker-prepared-state-cache.js";
@@ -212,6 +213,13 @@ export class DockerSandboxProvider implements SandboxProvider {
       }
     }
 
+    const relays = "relayLines" in plan.ports ? (plan.ports as SocketRelayPorts) : undefined;
+    // The relays run as root: in the container's own preparation when that runs as root (the image's user), else in an exec of their own.
+    const withRelays = relays !== undefined && runsAsRoot(base.user) ? relays : undefined;
+    // Without settings.user the container's own process prepares it before it sleeps (no exec); with one, execs do (as the user, then as root).
+    const opencode = this.opencodeBinary ?? "opencode";
+    if (this.settings.user === undefined) plan.spec.Entrypoint = ["/bin/sh", "-c", preparingEntrypoint(withRelays), "sh", plan.workdir, plan.scratchDir, CONTROL_DIR, opencode];
+
     let container: Dockerode.Container;
     try {
       container = await this.docker.createContainer(plan.spec);
@@ -219,13 +227,27 @@ export class DockerSandboxProvider implements SandboxProvider {
       throw createError(error, plan.spec);
     }
     try {
+      // Attached before the start, so that nothing the preparation prints is missed.
+      const preparation = this.settings.user === undefined ? await attachPreparation(container) : undefined;
       await container.start().catch((error: unknown) => {
+        preparation?.detach();
         throw createError(error, plan.spec);
       });
-      if ("startRelays" in plan.ports) await (plan.ports as SocketRelayPorts).startRelays(container);
-      if (options.signal?.aborted) throw abortedError(options.signal);
-      const prepared: { oomKillBaseline: number; owner?: FileOwner; homeWritable?: boolean } =
-        this.settings.user !== undefined ? await this.prepareForUser(container, plan, this.settings.user) : { oomKillBaseline: await this.prepareContainer(container, plan) };
+      let prepared: { oomKillBaseline: number; owner?: FileOwner; homeWritable?: boolean };
+      if (preparation) {
+        const ended = await preparation.ended(options.signal);
+        const { output } = ended;
+        // Docker's init could not start the shell: the image has none (as an exec's 127 would say).
+        const exitCode = ended.exitCode === null && /exec \/bin\/sh failed/i.test(output) ? 127 : ended.exitCode;
+        if (withRelays && (exitCode === 0 || RELAY_EXIT_CODES.includes(exitCode ?? -1))) withRelays.relaysStarted(exitCode, output);
+        if (exitCode !== 0) throw this.prepareError(exitCode, output, opencode);
+        prepared = { oomKillBaseline: parseOomKillCount(output) };
+        if (relays && !withRelays) await relays.startRelays(container);
+      } else {
+        if (relays && !withRelays) await relays.startRelays(container);
+        if (options.signal?.aborted) throw abortedError(options.signal);
+        prepared = await this.prepareForUser(container, plan, this.settings.user!, withRelays);
+      }
       if (options.signal?.aborted) throw abortedError(options.signal);
       // A user without a writable home (no passwd entry: HOME is /) gets the scratch folder, unless the caller set HOME.
       const homeSet = this.settings.env?.HOME !== undefined || options.env?.HOME !== undefined;
@@ -300,7 +322,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     }
   }
 
-  private async ensureImage(signal: AbortSignal | undefined, forcePull: boolean): Promise<PreparedBaseImage> {
+  private async ensureImage(signal: AbortSignal | undefined, forcePull: boolean): Promise<ImageFacts> {
     const image = this.docker.getImage(this.image);
     if (!forcePull) {
       try {
@@ -431,19 +453,6 @@ export class DockerSandboxProvider implements SandboxProvider {
   }
 
   /**
-   * Makes the task's folders and checks the image in one exec: `git` and OpenCode must be there.
-   * Returns the cgroup's OOM-kill count, the baseline for telling memory-limit kills later.
-   */
-  private async prepareContainer(container: Dockerode.Container, plan: ContainerPlan): Promise<number> {
-    const opencode = this.opencodeBinary ?? "opencode";
-    const script = ['mkdir -p "$1" "$2" "$3" || exit 70', ...IMAGE_CHECKS, OOM_COUNTER, "exit 0"].join("\n");
-    // The pid file goes to /tmp: the control folder does not exist yet.
-    const { exitCode, output } = await runPrepareStep(container, [script, plan.workdir, plan.scratchDir, CONTROL_DIR, opencode], "/tmp/.running-agent-prepare.pid");
-    if (exitCode === 0) return parseOomKillCount(output);
-    throw this.prepareError(exitCode, output, opencode);
-  }
-
-  /**
    * With settings.user: checks the image as that user (git and OpenCode must be there and
    * runnable by it) and learns the numeric ids the Engine gave it; then, as root, makes the task's
    * folders and the control folder and gives them to it. The control folder is the user's so that
@@ -457,6 +466,7 @@ export class DockerSandboxProvider implements SandboxProvider {
     container: Dockerode.Container,
     plan: ContainerPlan,
     user: string,
+    relays: SocketRelayPorts | undefined,
   ): Promise<{ oomKillBaseline: number; owner: FileOwner; homeWritable: boolean }> {
     const opencode = this.opencodeBinary ?? "opencode";
     const check = [
@@ -485,9 +495,10 @@ export class DockerSandboxProvider implements SandboxProvider {
 
     const made = await runPrepareStep(
       container,
-      ['mkdir -p "$1" "$2" "$3" && chown "$4" "$1" "$2" "$3"', plan.workdir, plan.scratchDir, CONTROL_DIR, `${owner.uid}:${owner.gid}`],
+      [['mkdir -p "$1" "$2" "$3" && chown "$4" "$1" "$2" "$3" || exit 70', ...(relays?.relayLines() ?? [])].join("\n"), plan.workdir, plan.scratchDir, CONTROL_DIR, `${owner.uid}:${owner.gid}`],
       "/tmp/.running-agent-prepare.pid",
     );
+    if (relays && (made.exitCode === 0 || RELAY_EXIT_CODES.includes(made.exitCode ?? -1))) relays.relaysStarted(made.exitCode, made.output);
     if (made.exitCode !== 0) {
       throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not give the task's folders to user ${user} (exit ${String(made.exitCode)}): ${made.output.trim().slice(0, 500)}`);
     }
@@ -520,6 +531,68 @@ const IMAGE_CHECKS = ["command -v git >/dev/null 2>&1 || exit 71", '{ [ -x "$4" 
 /** Prints the cgroup's OOM-kill counter (v2 or v1; the other file is missing). */
 const OOM_COUNTER = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null";
 
+/** What the container's own process prints once it is prepared (its status follows), before it sleeps. */
+const PREPARED_LINE = "running-agent-prepared";
+
+/**
+ * The container's entrypoint without settings.user: makes the task's folders, checks the image
+ * (exit 70 to 72, see {@link IMAGE_CHECKS}), starts the relays when given, prints the cgroup's
+ * OOM-kill count and a status line, then sleeps for the container's lifetime (Cmd, `$5`) under
+ * Docker's init. Arguments: workdir, scratch folder, control folder, OpenCode.
+ */
+function preparingEntrypoint(relays: SocketRelayPorts | undefined): string {
+  const steps = ['mkdir -p "$1" "$2" "$3" || exit 70', ...IMAGE_CHECKS, ...(relays?.relayLines() ?? []), OOM_COUNTER, "exit 0"];
+  return [`( ${steps.join("\n")}\n)`, "status=$?", `echo "${PREPARED_LINE} $status"`, '[ "$status" = 0 ] || exit "$status"', 'exec sleep "$5"'].join("\n");
+}
+
+/** The attached output of a container whose entrypoint is {@link preparingEntrypoint}. */
+interface AttachedPreparation {
+  /** Resolves with the preparation's status and output once its status line came (or the container ended first); detaches then. */
+  ended(signal: AbortSignal | undefined): Promise<{ exitCode: number | null; output: string }>;
+  detach(): void;
+}
+
+async function attachPreparation(container: Dockerode.Container): Promise<AttachedPreparation> {
+  let stream: NodeJS.ReadWriteStream & { destroy(): void };
+  try {
+    stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as typeof stream;
+  } catch (error) {
+    throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not attach to the new container: ${engineMessage(error)}`, { cause: error });
+  }
+  let output = "";
+  const status = new Promise<number | null>((resolve) => {
+    const collect = {
+      write(chunk: Buffer) {
+        output += chunk.toString("utf8");
+        const line = new RegExp(`^${PREPARED_LINE} (\\d+)$`, "m").exec(output);
+        if (line) resolve(Number(line[1]));
+      },
+    };
+    demultiplex(stream as unknown as Duplex, collect, collect);
+    stream.on("end", () => resolve(null));
+    stream.on("close", () => resolve(null));
+    stream.on("error", () => resolve(null));
+  });
+  return {
+    async ended(signal) {
+      let onAbort: (() => void) | undefined;
+      try {
+        if (signal?.aborted) throw abortedError(signal);
+        const aborted = new Promise<never>((_, reject) => {
+          onAbort = () => reject(abortedError(signal));
+          signal?.addEventListener("abort", onAbort, { once: true });
+        });
+        const exitCode = await Promise.race([status, aborted]);
+        return { exitCode, output: output.replace(new RegExp(`^${PREPARED_LINE} .*$`, "m"), "") };
+      } finally {
+        if (onAbort) signal?.removeEventListener("abort", onAbort);
+        stream.destroy();
+      }
+    },
+    detach: () => stream.destroy(),
+  };
+}
+
 /** Runs one `sh -c` step of preparing a container; its output is stdout and stderr together. */
 async function runPrepareStep(
   container: Dockerode.Container,
@@ -543,8 +616,16 @@ async function runPrepareStep(
   }
 }
 
-function baseImageOf(info: Dockerode.ImageInspectInfo): PreparedBaseImage {
-  return { id: info.Id, env: info.Config?.Env ?? [] };
+/** What create needs of its image: the base a prepared state is tied to, and the user its commands run as by default. */
+type ImageFacts = PreparedBaseImage & { user: string };
+
+function baseImageOf(info: Dockerode.ImageInspectInfo): ImageFacts {
+  return { id: info.Id, env: info.Config?.Env ?? [], user: info.Config?.User ?? "" };
+}
+
+/** True for an image user that is root (unset, `root` or uid 0, with any group). */
+function runsAsRoot(user: string): boolean {
+  return /^(|root|0)(:.*)?$/.test(user);
 }
 
 interface ContainerPlan {

@@ -1,8 +1,9 @@
+import { randomInt } from "node:crypto";
 import { ErrorCode, readArchive, RunningAgentError } from "@running-agent/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OUTPUT_CAP_BYTES } from "./container-process.js";
 import { runtimeRefusal, type DockerSandboxSession } from "./docker-sandbox-session.js";
-import { expectNoContainers, scopedProvider } from "./test-engine.js";
+import { expectNoContainers, isHostProcessAlive, scopedProvider } from "./test-engine.js";
 
 // Docker-specific edges beyond the conformance suite.
 describe("DockerSandboxSession", () => {
@@ -67,6 +68,39 @@ describe("DockerSandboxSession", () => {
       ["a", "file", "shared"],
       ["b", "file", "shared"],
     ]);
+  });
+});
+
+describe("stopping a process", () => {
+  const scope = scopedProvider();
+
+  it("a spawn starts the session's tree killer; a stop ends the tree, also through an exec of its own once the agent killed that killer", async () => {
+    await using session = await scope.provider.create({ taskId: "tree-killer" });
+    // The bracket keeps this script's own command line from matching.
+    const killers = () => session.exec(["sh", "-c", 'for p in /proc/[0-9]*; do grep -q "running-agent-tree-kille[r]" "$p/cmdline" 2>/dev/null && echo "${p#/proc/}"; done']);
+    const tree = async () => {
+      const marker = `${randomInt(100_000, 999_999)}.25`;
+      const spawned = await session.spawn(["sh", "-c", `sleep ${marker} & sleep ${marker}`]);
+      for (let attempt = 0; attempt < 50 && !(await isHostProcessAlive(marker)); attempt++) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await isHostProcessAlive(marker)).toBe(true);
+      return { spawned, marker };
+    };
+
+    const first = await tree();
+    let pids = "";
+    for (let attempt = 0; attempt < 50 && pids === ""; attempt++) pids = (await killers()).stdout.trim();
+    expect(pids).toMatch(/^\d+$/);
+    await first.spawned.kill();
+    expect(await first.spawned.exited).toBeNull();
+    expect(await isHostProcessAlive(first.marker)).toBe(false);
+
+    expect((await session.exec(["kill", "-9", pids])).exitCode).toBe(0);
+    const second = await tree();
+    await second.spawned.kill();
+    expect(await second.spawned.exited).toBeNull();
+    expect(await isHostProcessAlive(second.marker)).toBe(false);
+    await session.destroy();
+    await expectNoContainers(scope.run);
   });
 });
 

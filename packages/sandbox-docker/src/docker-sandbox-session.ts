@@ -17,7 +17,7 @@ import {
   type SandboxSpawnOptions,
 } from "@running-agent/core";
 import type Dockerode from "dockerode";
-import { startContainerProcess, type ContainerProcessOutcome } from "./container-process.js";
+import { startContainerProcess, startTreeKiller, type ContainerProcessOutcome, type TreeKiller } from "./container-process.js";
 import { engineMessage, engineStatus, isGone } from "./engine-error.js";
 import type { PortPlan } from "./port-plan.js";
 import { firstEntry, readAll, withOwner, withoutDotPrefix, type FileOwner } from "./tar-archive.js";
@@ -29,9 +29,9 @@ const SIGKILL_EXIT = 137;
 export interface DockerSandboxSessionInit {
   /** The started container the session runs commands in. */
   container: Dockerode.Container;
-  /** The working folder inside the container: commands run there and relative paths resolve against it. */
+  /** The working folder inside the container (made by the provider): commands run there and relative paths resolve against it. */
   workdir: string;
-  /** The scratch folder inside the container (OpenCode's state goes there). */
+  /** The scratch folder inside the container, made by the provider (OpenCode's state goes there). */
   scratchDir: string;
   /** How the container's ports reach the host. */
   ports: PortPlan;
@@ -70,6 +70,10 @@ export class DockerSandboxSession implements SandboxSession {
   private destroying: Promise<void> | undefined;
   private ended: EndReason | undefined;
   private readonly lifetimeTimer: NodeJS.Timeout | undefined;
+  /** The tree killer, started with the first spawn; stops go to it instead of an exec each. */
+  private killer: Promise<TreeKiller | undefined> | undefined;
+  /** Folders the provider made at create: archives go into them without a `mkdir` exec first. */
+  private readonly madeFolders: ReadonlySet<string>;
 
   constructor(init: DockerSandboxSessionInit) {
     this.container = init.container;
@@ -82,6 +86,7 @@ export class DockerSandboxSession implements SandboxSession {
     this.owner = init.owner;
     this.oomKillBaseline = init.oomKillBaseline;
     this.preparedStates = init.preparedStates;
+    this.madeFolders = new Set([init.workdir, init.scratchDir]);
     if (init.lifetimeMs !== undefined) {
       this.lifetimeTimer = setTimeout(() => {
         this.ended = { code: ErrorCode.SANDBOX_TERMINATED, message: `The sandbox reached its time limit of ${init.lifetimeMs} ms and was removed.` };
@@ -150,6 +155,8 @@ export class DockerSandboxSession implements SandboxSession {
     checkCommand(command);
     this.assertUsable();
     const running = await this.start(command, options);
+    // A spawned process is stopped later (OpenCode's server at the end of the agent phase): the killer starts now, beside it.
+    this.killer ??= startTreeKiller(this.container, this.user).catch(() => undefined);
     let killed = false;
     const exited = running.outcome.then(
       (outcome) => (killed || outcome.exitCode === null ? null : outcome.exitCode),
@@ -210,6 +217,15 @@ export class DockerSandboxSession implements SandboxSession {
       });
       archive = owned.archive;
       await this.makeDirectory(target, owned.implicitFolders);
+    } else if (this.madeFolders.has(target)) {
+      // Made at create: no exec to make it first (a round trip and a process); made again only if it went.
+      try {
+        await this.container.putArchive(archive, { path: target, noOverwriteDirNonDir: true });
+        return;
+      } catch (error) {
+        if (!isMissingPath(error)) throw this.fileOperationError(error, `${directory} could not be written`);
+        await this.makeDirectory(target);
+      }
     } else {
       await this.makeDirectory(target);
     }
@@ -234,7 +250,8 @@ export class DockerSandboxSession implements SandboxSession {
       return this.putArchive(directory, Buffer.concat(chunks));
     }
     const target = this.resolvePath(directory);
-    await this.makeDirectory(target);
+    // The workdir and scratch folder were made at create (a stream cannot be sent again: one that went fails below).
+    if (!this.madeFolders.has(target)) await this.makeDirectory(target);
     try {
       // Never let an archive replace a folder with a file or the other way round.
       await this.container.putArchive(Readable.from(archive), { path: target, noOverwriteDirNonDir: true, ...(options.signal ? { abortSignal: options.signal } : {}) });
@@ -288,6 +305,7 @@ export class DockerSandboxSession implements SandboxSession {
     if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
     this.destroying ??= (async () => {
       this.ports.release();
+      void this.killer?.then((killer) => killer?.close());
       try {
         await this.container.remove({ force: true, v: true });
       } catch (error) {
@@ -317,6 +335,7 @@ export class DockerSandboxSession implements SandboxSession {
         ...(options.onStderr ? { onStderr: options.onStderr } : {}),
         name: randomUUID(),
         ...(this.user !== undefined ? { user: this.user } : {}),
+        killer: () => this.killer,
       });
     } catch (error) {
       if (this.destroyed && !this.ended) throw destroyedError(error);
@@ -490,6 +509,11 @@ export function checkEnvEntry(key: string, value: unknown): void {
   if (typeof value !== "string" || value.includes("\0")) {
     throw agentError(ErrorCode.INVALID_OPTIONS, `The environment variable ${key} must be a string without NUL bytes.`);
   }
+}
+
+/** The Engine's answer to an archive put into a folder that does not exist. */
+function isMissingPath(error: unknown): boolean {
+  return engineStatus(error) === 404 && /could not find the file/i.test(engineMessage(error));
 }
 
 function destroyedError(cause?: unknown): RunningAgentError {

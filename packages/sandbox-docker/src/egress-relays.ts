@@ -2,7 +2,7 @@ import { linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } fr
 import { readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { agentError, ErrorCode, forwardLoopbackToSocket, SANDBOX_EGRESS_PROXY_URL, type ExposedPort, type SocketForwarder } from "@running-agent/core";
+import { agentError, ErrorCode, forwardLoopbackToSocket, SANDBOX_EGRESS_PROXY_URL, type ExposedPort, type RunningAgentError, type SocketForwarder } from "@running-agent/core";
 import type Dockerode from "dockerode";
 import { startContainerProcess } from "./container-process.js";
 import { engineMessage } from "./engine-error.js";
@@ -11,6 +11,8 @@ import type { PortPlan } from "./port-plan.js";
 const EGRESS_PORT = Number(new URL(SANDBOX_EGRESS_PROXY_URL).port);
 /** The prefix of each enforced container's socket folder in the temp folder. */
 const FOLDER_PREFIX = "running-agent-docker-net-";
+/** The first port `allocate` hands out: the one OpenCode's server listens on. */
+const FIRST_PORT = 4096;
 /** Where the host's folder of port sockets is bound inside the container. */
 const PORT_SOCKETS = "/run/running-agent-ports";
 /** Where the egress proxy's socket is bound inside the container. */
@@ -24,8 +26,23 @@ export function egressProxyEnvironment(): Record<string, string> {
   return { HTTP_PROXY: SANDBOX_EGRESS_PROXY_URL, HTTPS_PROXY: SANDBOX_EGRESS_PROXY_URL, http_proxy: SANDBOX_EGRESS_PROXY_URL, https_proxy: SANDBOX_EGRESS_PROXY_URL, NO_PROXY: noProxy, no_proxy: noProxy };
 }
 
-/** The relay plan of an enforced container: binds to add at create, and the relay started once it runs. */
-export type SocketRelayPorts = PortPlan & { readonly binds: string[]; startRelays(container: Dockerode.Container): Promise<void> };
+/** The relay plan of an enforced container: binds to add at create, and the relays started once it runs. */
+export type SocketRelayPorts = PortPlan & {
+  readonly binds: string[];
+  /**
+   * Shell lines that start the relays as the container's root, for the create's own root exec to run
+   * (one exec fewer): the egress relay, and the relay of the first port `allocate` hands out (OpenCode's),
+   * so that exposing it is only host work. They exit 73 to 75 when a relay cannot start.
+   */
+  relayLines(): string[];
+  /** Reads the end of an exec that ran {@link relayLines}: throws the typed error of a relay that did not start. */
+  relaysStarted(exitCode: number | null, output: string): void;
+  /** Runs {@link relayLines} in an exec of their own (when the create's exec does not run as root). */
+  startRelays(container: Dockerode.Container): Promise<void>;
+};
+
+/** Exit codes of {@link SocketRelayPorts.relayLines}. */
+export const RELAY_EXIT_CODES: readonly number[] = [73, 74, 75];
 
 /**
  * A container with `none` networking whose only ways out and in are Unix sockets on this machine,
@@ -47,8 +64,28 @@ export function socketRelayPorts(egressSocket: string | undefined): SocketRelayP
   const hostLinks = join(root, "host");
   mkdirSync(hostLinks, { mode: 0o700 });
   const forwarders = new Map<number, SocketForwarder>();
-  let nextPort = 4096;
+  let nextPort = FIRST_PORT;
   let released = false;
+  /** Ports whose relay already runs. */
+  const preStarted = new Set<number>();
+
+  /** The typed error of a relay script's exit (73: no socat, 74: the folder is not shared, other: the relay died). */
+  function relayFailure(exitCode: number | null, output: string): RunningAgentError {
+    if (exitCode === 73) {
+      return agentError(
+        ErrorCode.SANDBOX_IMAGE_INVALID,
+        'The image has no socat, which relays the container\'s traffic to the host\'s egress proxy. Rebuild the default image (buildDefaultImage({ force: true })), add socat to your image, or run with network "open".',
+        { details: { missing: "socat" } },
+      );
+    }
+    if (exitCode === 74) {
+      return agentError(
+        ErrorCode.CAPABILITY_UNSUPPORTED,
+        'The Docker Engine does not share this machine\'s filesystem (a bound folder is empty inside the container), so the egress proxy cannot be reached from the container. Use a local Engine, network "open", or egress "network" with a network whose egress you filter.',
+      );
+    }
+    return agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, `The network relay in the container did not start (exit ${String(exitCode)}): ${output.trim().slice(0, 300)}`);
+  }
 
   /** Runs one relay script as root in the container; it starts socat in the background and exits once it listens. */
   async function relay(container: Dockerode.Container, script: string, name: string): Promise<void> {
@@ -61,37 +98,43 @@ export function socketRelayPorts(egressSocket: string | undefined): SocketRelayP
     } catch (error) {
       throw agentError(ErrorCode.SANDBOX_CREATE_FAILED, `Could not start the network relay in the container: ${engineMessage(error)}`, { cause: error });
     }
-    if (outcome.exitCode === 0) return;
-    if (outcome.exitCode === 73) {
-      throw agentError(
-        ErrorCode.SANDBOX_IMAGE_INVALID,
-        'The image has no socat, which relays the container\'s traffic to the host\'s egress proxy. Rebuild the default image (buildDefaultImage({ force: true })), add socat to your image, or run with network "open".',
-        { details: { missing: "socat" } },
-      );
-    }
-    if (outcome.exitCode === 74) {
-      throw agentError(
-        ErrorCode.CAPABILITY_UNSUPPORTED,
-        'The Docker Engine does not share this machine\'s filesystem (a bound folder is empty inside the container), so the egress proxy cannot be reached from the container. Use a local Engine, network "open", or egress "network" with a network whose egress you filter.',
-      );
-    }
-    throw agentError(ErrorCode.SANDBOX_PORT_UNAVAILABLE, `The network relay in the container did not start (exit ${String(outcome.exitCode)}): ${outcome.output.trim().slice(0, 300)}`);
+    if (outcome.exitCode !== 0) throw relayFailure(outcome.exitCode, outcome.output);
+  }
+
+  /** Lines that start the relay of `port` on `<port>.sock` (its pid in `$variable`), and lines that wait until it listens. */
+  function portRelay(port: number, variable: string): { start: string[]; wait: string } {
+    const socket = `${PORT_SOCKETS}/${port}.sock`;
+    return {
+      start: [`rm -f ${socket}`, `socat UNIX-LISTEN:${socket},fork,mode=666 TCP:127.0.0.1:${port} </dev/null >/dev/null 2>&1 &`, `${variable}=$!`],
+      wait: `while [ ! -S ${socket} ]; do kill -0 $${variable} 2>/dev/null || exit 75; sleep 0.01; done`,
+    };
   }
 
   const hexPort = EGRESS_PORT.toString(16).toUpperCase().padStart(4, "0");
   return {
     containerSettings: {},
     binds: [`${folder}:${PORT_SOCKETS}`, ...(egressSocket ? [`${egressSocket}:${EGRESS_SOCKET}`] : [])],
-    async startRelays(container) {
+    relayLines() {
       const lines = ["command -v socat >/dev/null 2>&1 || exit 73", `[ -f ${PORT_SOCKETS}/${SHARED_MARKER} ] || exit 74`];
+      const waits: string[] = [];
       if (egressSocket) {
-        lines.push(
-          `socat TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${EGRESS_SOCKET} </dev/null >/dev/null 2>&1 &`,
-          // socat listens within milliseconds; /proc is all a minimal image is sure to have.
-          `while ! grep -q '0100007F:${hexPort} 00000000:0000 0A' /proc/net/tcp; do kill -0 $! 2>/dev/null || exit 75; sleep 0.01; done`,
-        );
+        lines.push(`socat TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${EGRESS_SOCKET} </dev/null >/dev/null 2>&1 &`, "egress_relay=$!");
+        // socat listens within milliseconds; /proc is all a minimal image is sure to have.
+        waits.push(`while ! grep -q '0100007F:${hexPort} 00000000:0000 0A' /proc/net/tcp; do kill -0 $egress_relay 2>/dev/null || exit 75; sleep 0.01; done`);
       }
+      const first = portRelay(FIRST_PORT, "port_relay");
+      lines.push(...first.start);
+      waits.push(first.wait);
+      return [...lines, ...waits];
+    },
+    relaysStarted(exitCode, output) {
+      if (exitCode !== 0) throw relayFailure(exitCode, output);
+      preStarted.add(FIRST_PORT);
+    },
+    async startRelays(container) {
+      const lines = this.relayLines();
       await relay(container, lines.join("\n"), "egress-relay");
+      preStarted.add(FIRST_PORT);
     },
     async allocate() {
       return nextPort++;
@@ -100,16 +143,13 @@ export function socketRelayPorts(egressSocket: string | undefined): SocketRelayP
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw agentError(ErrorCode.INVALID_OPTIONS, `A port is an integer from 1 to 65535, got ${String(port)}.`);
       const known = forwarders.get(port);
       if (known) return { url: known.url };
-      const socket = `${PORT_SOCKETS}/${port}.sock`;
-      await relay(
-        container,
-        [
-          `rm -f ${socket}`,
-          `socat UNIX-LISTEN:${socket},fork,mode=666 TCP:127.0.0.1:${port} </dev/null >/dev/null 2>&1 &`,
-          `while [ ! -S ${socket} ]; do kill -0 $! 2>/dev/null || exit 75; sleep 0.01; done`,
-        ].join("\n"),
-        `port-relay-${port}`,
-      );
+      // The first port's relay was started with the egress relay, at create.
+      if (!preStarted.has(port)) {
+        const started = portRelay(port, "port_relay");
+        await relay(container, [...started.start, started.wait].join("\n"), `port-relay-${port}`);
+      } else if (released) {
+        throw agentError(ErrorCode.SANDBOX_DESTROYED, "The sandbox was destroyed.");
+      }
       // link() does not follow a symlink: what the link names is checked where the container cannot change it.
       const hostLink = join(hostLinks, `${port}.sock`);
       rmSync(hostLink, { force: true });

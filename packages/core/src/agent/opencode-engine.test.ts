@@ -10,6 +10,7 @@ import { expectRunningAgentError } from "../testing/expect-running-agent-error.j
 import { startScriptedModelServer, type ScriptedModelServer, type ScriptedModelServerOptions } from "../testing/scripted-model-server.js";
 import { resolveModel, type ResolvedModel } from "./model-resolution.js";
 import { runOpencodeAgent, type AgentRunInput, type AgentRunOutput } from "./opencode-engine.js";
+import { opencodeFolders, preSeededConfigEntries } from "./opencode-config.js";
 
 const KEY_ENV = "RUNNING_AGENT_MODEL_API_KEY";
 /**
@@ -149,6 +150,10 @@ describe.each(["bubblewrap", "none"] as const)("runOpencodeAgent with the real O
     });
 
     expect(new TextDecoder().decode(await h.session.readFile("hello.txt"))).toBe("hello\n");
+    // The server's start wrote the pre-seeded config folder (which keeps OpenCode from installing its plugin package).
+    for (const entry of preSeededConfigEntries().filter((candidate) => candidate.content !== undefined)) {
+      expect(new TextDecoder().decode(await h.session.readFile(`${opencodeFolders(h.session.scratchDir).root}/${entry.path}`))).toBe(entry.content);
+    }
     expect(output.summary).toBe("Created hello.txt containing a greeting.");
     expect(output.finishReason).toBe("stop");
     expect(output.messages).toBe(3);

@@ -3,7 +3,7 @@ import { createOpencodeClient, type Event as OpencodeEvent } from "@opencode-ai/
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import type { SandboxProcess, SandboxSession } from "../spec/sandbox-spec.js";
 import type { ResolvedModel } from "./model-resolution.js";
-import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, preSeededArchive, WARM_UP_MODEL_ID, WARM_UP_PROVIDER_ID } from "./opencode-config.js";
+import { buildOpencodeConfig, buildOpencodeEnv, opencodeFolders, preSeededConfigEntries, WARM_UP_MODEL_ID, WARM_UP_PROVIDER_ID } from "./opencode-config.js";
 import { defaultStartAdmission, defaultStartTimeoutMs, type StartAdmission } from "./start-admission.js";
 
 /** What {@link startOpencodeServer} needs. */
@@ -72,15 +72,8 @@ const NO_OP_RETRY_MS = 400;
 export async function startOpencodeServer(input: OpencodeServerStartInput): Promise<OpencodeServer> {
   const { session, model } = input;
   const folders = opencodeFolders(session.scratchDir);
-  // The config folder goes in while the port is chosen and exposed: on a container each is a round trip to the Engine.
-  const exposing = (async () => {
-    const port = input.port ?? (await session.allocatePort?.()) ?? DEFAULT_PORT;
-    return { port, exposed: await session.exposePort(port) };
-  })();
-  const [seeded, ported] = await Promise.allSettled([preSeededArchive().then((archive) => session.putArchive(folders.root, archive)), exposing]);
-  if (seeded.status === "rejected") throw seeded.reason;
-  if (ported.status === "rejected") throw ported.reason;
-  const { port, exposed } = ported.value;
+  const port = input.port ?? (await session.allocatePort?.()) ?? DEFAULT_PORT;
+  const exposed = await session.exposePort(port);
   const password = randomBytes(24).toString("base64url");
   const env = buildOpencodeEnv({
     folders,
@@ -125,6 +118,26 @@ async function admit(input: OpencodeServerStartInput): Promise<() => void> {
   }
 }
 
+/**
+ * `command` behind a shell that first writes the pre-seeded config folder ({@link preSeededConfigEntries})
+ * under `root`, then becomes the command: one process start, where putting an archive first would be
+ * another round trip to a container's Engine. The paths are ours; the root and the files' texts are
+ * arguments, never part of the script.
+ */
+function seedingCommand(root: string, command: string[]): string[] {
+  const entries = preSeededConfigEntries();
+  const folders = entries.filter((entry) => entry.path.endsWith("/"));
+  const files = entries.filter((entry) => !entry.path.endsWith("/"));
+  const script = [
+    'root=$1; shift',
+    `mkdir -p ${folders.map((entry) => `"$root/${entry.path.slice(0, -1)}"`).join(" ")} || exit 1`,
+    ...files.map((entry, index) => `printf '%s' "\${${index + 1}}" > "$root/${entry.path}" || exit 1`),
+    `shift ${files.length}`,
+    'exec "$@"',
+  ].join("\n");
+  return ["/bin/sh", "-c", script, "sh", root, ...files.map((entry) => entry.content ?? ""), ...command];
+}
+
 async function spawnUntilReady(
   input: OpencodeServerStartInput,
   plan: { env: Record<string, string>; port: number; password: string; url: string; headers: Record<string, string> },
@@ -136,7 +149,8 @@ async function spawnUntilReady(
   const spawnedAt = Date.now();
   let child: SandboxProcess;
   try {
-    child = await input.session.spawn([input.opencodeBinary, "serve", "--hostname", input.listenHostname ?? "127.0.0.1", "--port", String(plan.port)], {
+    const serve = [input.opencodeBinary, "serve", "--hostname", input.listenHostname ?? "127.0.0.1", "--port", String(plan.port)];
+    child = await input.session.spawn(seedingCommand(opencodeFolders(input.session.scratchDir).root, serve), {
       cwd: input.session.workdir,
       env: plan.env,
       onStdout: (chunk) => {

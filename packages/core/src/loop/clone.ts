@@ -17,7 +17,7 @@ import { preparedStateKey } from "./setup.js";
  */
 export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   const options = context.options!;
-  await cloneOnHost(context);
+  await (context.hostClone?.done ?? cloneOnHost(context));
   const dir = context.cloneDir!;
   // `checks: "auto"` reads the repository as it was before the agent touched it: its top-level files,
   // checked out on the host for that (the host clone has no working tree otherwise).
@@ -45,8 +45,21 @@ export async function cloneIntoSandbox(context: TaskContext): Promise<void> {
   context.placedListing = await placeRepository({ session: context.session!, dir, signal: context.signal });
 }
 
+/**
+ * Starts the host side of the clone while the sandbox is made (it needs no sandbox, and a container's
+ * start is mostly the Engine's own waiting); the clone phase awaits it.
+ */
+export function startHostClone(context: TaskContext): void {
+  if (context.cloneDir !== undefined || context.hostClone) return;
+  const stop = new AbortController();
+  const done = cloneOnHost(context, AbortSignal.any([context.signal, stop.signal]));
+  // Its failure is the clone phase's to report; a task that fails earlier stops it in teardown.
+  done.catch(() => undefined);
+  context.hostClone = { done, stop: () => stop.abort() };
+}
+
 /** The host side of the clone; done once (the sandbox phase does it first for providers that start from a prepared state). */
-export async function cloneOnHost(context: TaskContext): Promise<void> {
+export async function cloneOnHost(context: TaskContext, signal: AbortSignal = context.signal): Promise<void> {
   if (context.cloneDir !== undefined) return;
   const options = context.options!;
   const repository = context.repository!;
@@ -61,7 +74,7 @@ export async function cloneOnHost(context: TaskContext): Promise<void> {
     ...(credentials ? { credentials } : {}),
     dir,
     checkout: false,
-    signal: context.signal,
+    signal,
     stallTimeoutMs: options.gitStallTimeoutMs,
   });
   context.baseCommit = commit;

@@ -82,6 +82,8 @@ export interface TaskContext {
   hostFolders: string[];
   /** The host's clone of the repository. */
   cloneDir?: string;
+  /** The host clone started while the sandbox is made: the clone phase awaits it, teardown stops and awaits it. */
+  hostClone?: { done: Promise<void>; stop(): void };
   baseCommit?: string;
   /** The key the session was asked to start from (providers that start from prepared states), or was restored into it. */
   preparedStateKey?: string;

@@ -33,6 +33,11 @@ export async function teardown(context: TaskContext): Promise<void> {
     await context.egressProxy.close();
     context.egressProxy = undefined;
   }
+  if (context.hostClone) {
+    // A clone started beside the sandbox that the task never waited for (it failed first) ends before its folder goes.
+    context.hostClone.stop();
+    await context.hostClone.done.catch(() => undefined);
+  }
   for (const folder of context.hostFolders.splice(0)) {
     try {
       await rm(folder, { recursive: true, force: true, maxRetries: 3 });
