@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 
 /** One path of the sandbox's working tree, as `find` saw it. */
@@ -43,6 +44,30 @@ const RACY_SECONDS_WHOLE = 1.05;
 export async function listWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
   const output = await runListing(session, LIST_SCRIPT, [], signal);
   return output && parseListing(output);
+}
+
+// The longest wait for placed entries to leave the racy window: a file system of whole seconds would need a second.
+const MAX_SETTLE_SECONDS = 0.1;
+
+/**
+ * {@link listWorkspace} for the record of what was placed, taken right after placing and before
+ * anything else runs in the sandbox. Entries placed in the last moments before a listing are racy
+ * (their ctime cannot tell a later change from the placement, so every collect brings them back to
+ * compare by content: hundreds of files for a tree placed in one extraction); when there are, this
+ * waits until the newest of them is out of the window and lists again, so that none is.
+ */
+export async function listPlacedWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
+  const first = await listWorkspace(session, signal);
+  if (!first) return undefined;
+  let newest = Number.NEGATIVE_INFINITY;
+  for (const entry of first.entries.values()) if (entry.ctime > newest) newest = entry.ctime;
+  // How much later the listing must end for the newest entry to be below the threshold isRacy applies (a margin added).
+  const wait = newest - changesThreshold(first) + 0.002;
+  if (newest < changesThreshold(first) || wait > MAX_SETTLE_SECONDS) return first;
+  // An abort rejects here; the caller turns it into its ABORTED error.
+  await sleep(Math.ceil(wait * 1000), undefined, signal ? { signal } : {});
+  // Nothing ran in the sandbox meanwhile: this listing records the same placement, with nothing racy.
+  return (await listWorkspace(session, signal)) ?? first;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { ErrorCode, agentError } from "../errors.js";
 import type { TaskContext } from "./task-context.js";
-import { listWorkspace } from "../git/workspace-listing.js";
+import { listPlacedWorkspace } from "../git/workspace-listing.js";
 
 const OUTPUT_TAIL = 2_000;
 
@@ -21,7 +21,7 @@ export async function runSetup(context: TaskContext): Promise<void> {
   if (states && key && context.prepare?.refresh !== true && (context.startedFromPreparedState === key || (await states.restore(key)))) {
     context.preparedStateReused = true;
     // The restored files are other files than those placed: listed again, before the agent runs.
-    context.placedListing = await listWorkspace(session, context.signal);
+    context.placedListing = await listPlacedWorkspace(session, context.signal);
     context.emit({ type: "log", level: "info", message: `Started from the prepared state of ${context.repository!.id} at ${context.baseCommit!.slice(0, 12)}; the setup commands did not run again.` });
     return;
   }
