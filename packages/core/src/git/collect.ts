@@ -104,7 +104,7 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   // listing may hold more (a prepared state's setup output). Asked for the paths in question only.
   const ignoreFile = (path: string) => path === ".gitignore" || path.endsWith("/.gitignore");
   const placedIgnoreFiles = [...placed.entries.keys()].filter(ignoreFile);
-  const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], signal);
+  const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], staged, signal);
   const isPlacedFile = (path: string) => index.has(path);
   const submodules = [...index].filter(([, entry]) => entry.mode === "160000").map(([path]) => path);
   const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
@@ -322,9 +322,11 @@ const MAX_PATHSPECS = 100;
 /**
  * The index entries (path, mode) of `paths`, and of any folder above them that was empty when the
  * repository was placed: git keeps no empty folders, so such a folder is a submodule (a gitlink)
- * whose files are not this repository's.
+ * whose files are not this repository's. The index is HEAD's tree but at the paths an earlier
+ * collect staged: those are asked of the index, the others of HEAD's tree (which git reads only
+ * along the paths asked for, where the index is read whole).
  */
-async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
+async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], staged: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
   const entries = new Map<string, IndexEntry>();
   if (paths.length === 0) return entries;
   const empty = emptyFolders(placed);
@@ -334,12 +336,26 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
       for (let at = path.indexOf("/"); at !== -1; at = path.indexOf("/", at + 1)) if (empty.has(path.slice(0, at))) asked.add(path.slice(0, at));
     }
   }
-  const pathspecs = asked.size > MAX_PATHSPECS ? [] : ["--", ...asked];
-  const { stdout } = await runGit(["ls-files", "--stage", "-z", ...pathspecs], { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" });
-  for (const record of stdout.toString("utf8").split("\0")) {
-    const tab = record.indexOf("\t");
+  const fromIndex = [...asked].filter((path) => staged.has(path));
+  const fromHead = [...asked].filter((path) => !staged.has(path));
+  const options = { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" as const };
+  const pathspecs = (list: readonly string[]) => (list.length > MAX_PATHSPECS ? [] : ["--", ...list]);
+  const [head, index] = await Promise.all([
+    // `<mode> <type> <object>\t<path>`, down the paths asked for; past the pathspec limit the whole tree.
+    fromHead.length === 0 ? undefined : runGit(["ls-tree", "-z", "--full-tree", ...(fromHead.length > MAX_PATHSPECS ? ["-r"] : []), "HEAD", ...pathspecs(fromHead)], options),
     // `<mode> <object> <stage>\t<path>`
-    if (tab > 0) entries.set(record.slice(tab + 1), { mode: record.slice(0, 6), object: record.slice(7, record.indexOf(" ", 7)) });
+    fromIndex.length === 0 ? undefined : runGit(["ls-files", "--stage", "-z", ...pathspecs(fromIndex)], options),
+  ]);
+  for (const record of head?.stdout.toString("utf8").split("\0") ?? []) {
+    const tab = record.indexOf("\t");
+    const path = record.slice(tab + 1);
+    // A folder's path lists what is in it: only the entries asked for, and no trees (the index has none).
+    if (tab > 0 && asked.has(path) && !staged.has(path) && !record.startsWith("040000")) entries.set(path, { mode: record.slice(0, 6), object: record.slice(record.lastIndexOf(" ", tab) + 1, tab) });
+  }
+  for (const record of index?.stdout.toString("utf8").split("\0") ?? []) {
+    const tab = record.indexOf("\t");
+    const path = record.slice(tab + 1);
+    if (tab > 0 && staged.has(path)) entries.set(path, { mode: record.slice(0, 6), object: record.slice(7, record.indexOf(" ", 7)) });
   }
   return entries;
 }

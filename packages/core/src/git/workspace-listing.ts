@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 
@@ -22,8 +23,11 @@ export interface WorkspaceListing {
   listedAt: number;
 }
 
-// Paths and metadata only, `.git` folders (any letter case) pruned; the sandbox's clock last, for racy entries.
-const LIST_SCRIPT = 'cd -- "$0" && find . -mindepth 1 \\( -iname .git -prune \\) -o -printf "%y %m %s %i %T@ %C@ %P\\0" && date +%s.%N';
+// find's arguments after the starting point: paths and metadata only, `.git` folders (any letter case) pruned.
+const LIST_ARGUMENTS = ["-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "-printf", "%y %m %s %i %T@ %C@ %P\\0"];
+
+// Inside the sandbox: find over the workdir ($0) with the arguments given, then the sandbox's clock (for racy entries).
+const LISTING_SCRIPT = 'cd -- "$0" && find . "$@" && date +%s.%N';
 
 // File timestamps come from a coarse clock (a few ms behind the fine one): a change made within this
 // long of the listing could carry the same ctime as the placed file, so such entries are compared by
@@ -42,7 +46,7 @@ const RACY_SECONDS_WHOLE = 1.05;
  * be set back from inside, so rewriting a file and restoring its mtime does not hide it.
  */
 export async function listWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
-  const output = await runListing(session, LIST_SCRIPT, [], signal);
+  const output = await runListing(session, LIST_ARGUMENTS, signal);
   return output && parseListing(output);
 }
 
@@ -71,23 +75,24 @@ export async function listPlacedWorkspace(session: SandboxSession, signal?: Abor
 }
 
 /**
- * Runs a listing script with the workdir as `$0`: on the host, over the session's own folder,
- * where the provider has one (no command started inside: the cost of a sandbox exec is most of a
- * small tree's listing), else inside. Undefined when the script failed.
+ * Runs find over the workdir with `findArguments`, and prints the clock after it: on the host, over
+ * the session's own folder, where the provider has one (find alone: no command started inside, no
+ * shell, and the host's clock is the sandbox's), else inside. Undefined when find failed.
  */
-async function runListing(session: SandboxSession, script: string, args: readonly string[], signal: AbortSignal | undefined): Promise<Buffer | undefined> {
+async function runListing(session: SandboxSession, findArguments: readonly string[], signal: AbortSignal | undefined): Promise<Buffer | undefined> {
   const chunks: Uint8Array[] = [];
   try {
     if (session.hostFolder) {
       const folder = await session.hostFolder(session.workdir);
       return await new Promise<Buffer | undefined>((resolve, reject) => {
-        execFile("sh", ["-c", script, folder, ...args], { encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
+        execFile("find", [".", ...findArguments], { cwd: folder, encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
           if (signal?.aborted) return reject(signal.reason);
-          resolve(error ? undefined : stdout);
+          // Read once find has ended, as `date` would print it after find.
+          resolve(error ? undefined : Buffer.concat([stdout, Buffer.from(`${((performance.timeOrigin + performance.now()) / 1000).toFixed(6)}\n`)]));
         });
       });
     }
-    const result = await session.exec(["sh", "-c", script, session.workdir, ...args], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
+    const result = await session.exec(["sh", "-c", LISTING_SCRIPT, session.workdir, ...findArguments], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
     return result.exitCode === 0 ? Buffer.concat(chunks) : undefined;
   } catch (error) {
     if (signal?.aborted) throw error;
@@ -164,8 +169,7 @@ export interface WorkspaceChanges extends ListingDifference {
 
 // Entries whose status changed after the threshold ($1) in full, the others as type, inode and path only:
 // the cost of reading the answer follows the change, not the tree.
-const CHANGES_SCRIPT =
-  'cd -- "$0" && find . -mindepth 1 \\( -iname .git -prune \\) -o \\( -newerct "$1" -printf "+%y %m %s %i %T@ %C@ %P\\0" \\) -o -printf "%y %i %P\\0" && date +%s.%N';
+const changesArguments = (threshold: string) => ["-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%y %m %s %i %T@ %C@ %P\\0", ")", "-o", "-printf", "%y %i %P\\0"];
 
 /**
  * {@link listWorkspace} and {@link compareListings} in one, for a large tree with a small change:
@@ -176,7 +180,7 @@ const CHANGES_SCRIPT =
  * compared as {@link compareListings} does. Undefined when the sandbox cannot (the caller lists in full).
  */
 export async function listChangesSince(session: SandboxSession, placed: WorkspaceListing, signal?: AbortSignal): Promise<WorkspaceChanges | undefined> {
-  const output = await runListing(session, CHANGES_SCRIPT, [`@${changesThreshold(placed).toFixed(6)}`], signal);
+  const output = await runListing(session, changesArguments(`@${changesThreshold(placed).toFixed(6)}`), signal);
   return output && parseChanges(output, placed);
 }
 
