@@ -213,6 +213,91 @@ describe("collectChanges when the sandbox is hostile", () => {
   });
 });
 
+describe("collectChanges follows the folders that changed", () => {
+  let fixture: GitFixture;
+  beforeAll(async () => {
+    fixture = await createGitFixture({
+      files: { "top.txt": "top\n", "deep/a/x.txt": "x\n", "deep/a/y.txt": "y\n", "deep/a/inner/z.txt": "z\n", "deep/b/x.txt": "bx\n", "deep/b/inner/z.txt": "bz\n", "other/w.txt": "w\n" },
+    });
+  });
+  afterAll(() => fixture?.cleanup());
+
+  const collected = async (script: string) => {
+    const { agent, collect, transfers } = await placed(fixture);
+    await agent(script);
+    return { changes: (await collect()).map((change) => [change.path, change.status, ...(change.previousPath ? [change.previousPath] : [])]), transfers };
+  };
+
+  it("a file removed from a folder whose own entry looks untouched, and one removed at the top", async () => {
+    const { changes, transfers } = await collected("rm deep/a/y.txt top.txt");
+    expect(changes).toEqual([
+      ["deep/a/y.txt", "deleted"],
+      ["top.txt", "deleted"],
+    ]);
+    // Nothing was there to bring back.
+    expect(transfers.paths).toEqual([]);
+  });
+
+  it("a folder renamed, with a folder inside it", async () => {
+    expect((await collected("mv deep/a deep/c")).changes).toEqual([
+      ["deep/c/inner/z.txt", "renamed", "deep/a/inner/z.txt"],
+      ["deep/c/x.txt", "renamed", "deep/a/x.txt"],
+      ["deep/c/y.txt", "renamed", "deep/a/y.txt"],
+    ]);
+  });
+
+  it("a folder replaced by a new one of the same name", async () => {
+    expect((await collected("mv deep/a .git/stash && mkdir deep/a && echo new > deep/a/x.txt")).changes).toEqual([
+      ["deep/a/inner/z.txt", "deleted"],
+      ["deep/a/x.txt", "modified"],
+      ["deep/a/y.txt", "deleted"],
+    ]);
+  });
+
+  it("folders with folders inside swapped (those inside keep their old ctime at another folder's path)", async () => {
+    expect((await collected("mv deep/a deep/t && mv deep/b deep/a && mv deep/t deep/b && rm deep/b/y.txt")).changes).toEqual([
+      ["deep/a/inner/z.txt", "modified"],
+      ["deep/a/x.txt", "modified"],
+      ["deep/a/y.txt", "deleted"],
+      ["deep/b/inner/z.txt", "modified"],
+      ["deep/b/x.txt", "modified"],
+    ]);
+  });
+
+  it("folders moved out of the listed tree and back in at each other's path, with their old ctimes", async () => {
+    // Through .git, which no listing descends into.
+    expect((await collected("mv other .git/other && mv deep/b .git/b && mv .git/b other && mv .git/other deep/b")).changes).toEqual([
+      ["deep/b/w.txt", "renamed", "other/w.txt"],
+      ["other/inner/z.txt", "renamed", "deep/b/inner/z.txt"],
+      ["other/x.txt", "renamed", "deep/b/x.txt"],
+    ]);
+  });
+
+  it("a rename within a folder, and a file replaced by a symlink", async () => {
+    const { changes } = await collected("mv deep/a/inner/z.txt deep/a/inner/moved.txt && rm deep/b/x.txt && ln -s ../../top.txt deep/b/x.txt");
+    expect(changes).toEqual([
+      ["deep/a/inner/moved.txt", "renamed", "deep/a/inner/z.txt"],
+      ["deep/b/x.txt", "modified"],
+    ]);
+  });
+
+  it("a hard link made to a placed file: both paths are asked for (the second comes as a link entry, which is refused)", async () => {
+    const { agent, collect, transfers } = await placed(fixture);
+    await agent("ln deep/a/x.txt linked.txt");
+    await expect(collect()).rejects.toMatchObject({ code: ErrorCode.UNSAFE_PATH });
+    expect(transfers.paths.sort()).toEqual(["deep/a/x.txt", "linked.txt"]);
+  });
+
+  it("a file added at the top and one in a new folder, next to a folder that was not touched", async () => {
+    const { changes, transfers } = await collected("echo n > new.txt && mkdir -p fresh/sub && echo f > fresh/sub/f.txt");
+    expect(changes).toEqual([
+      ["fresh/sub/f.txt", "added"],
+      ["new.txt", "added"],
+    ]);
+    expect(transfers.paths.sort()).toEqual(["fresh/sub/f.txt", "new.txt"]);
+  });
+});
+
 describe("collectChanges stages the bytes git would", () => {
   it("applies the repository's .gitattributes as git add does (line endings normalized)", async () => {
     await using attributed = await createGitFixture({ files: { ".gitattributes": "*.txt text\n", "README.md": "# r\n" } });

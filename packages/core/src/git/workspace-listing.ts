@@ -23,11 +23,11 @@ export interface WorkspaceListing {
   listedAt: number;
 }
 
-// find's arguments after the starting point: paths and metadata only, `.git` folders (any letter case) pruned.
-const LIST_ARGUMENTS = ["-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "-printf", "%y %m %s %i %T@ %C@ %P\\0"];
+// find's arguments: paths and metadata only, `.git` folders (any letter case) pruned.
+const LIST_ARGUMENTS = [".", "-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "-printf", "%y %m %s %i %T@ %C@ %P\\0"];
 
 // Inside the sandbox: find over the workdir ($0) with the arguments given, then the sandbox's clock (for racy entries).
-const LISTING_SCRIPT = 'cd -- "$0" && find . "$@" && date +%s.%N';
+const LISTING_SCRIPT = 'cd -- "$0" && find "$@" && date +%s.%N';
 
 // File timestamps come from a coarse clock (a few ms behind the fine one): a change made within this
 // long of the listing could carry the same ctime as the placed file, so such entries are compared by
@@ -85,7 +85,7 @@ async function runListing(session: SandboxSession, findArguments: readonly strin
     if (session.hostFolder) {
       const folder = await session.hostFolder(session.workdir);
       return await new Promise<Buffer | undefined>((resolve, reject) => {
-        execFile("find", [".", ...findArguments], { cwd: folder, encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
+        execFile("find", findArguments, { cwd: folder, encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
           if (signal?.aborted) return reject(signal.reason);
           // Read once find has ended, as `date` would print it after find.
           resolve(error ? undefined : Buffer.concat([stdout, Buffer.from(`${((performance.timeOrigin + performance.now()) / 1000).toFixed(6)}\n`)]));
@@ -167,24 +167,142 @@ export interface WorkspaceChanges extends ListingDifference {
   entryAt(path: string): ListedEntry | undefined;
 }
 
-// Entries whose status changed after the threshold ($1) in full, the others as type, inode and path only:
-// the cost of reading the answer follows the change, not the tree.
-const changesArguments = (threshold: string) => ["-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%y %m %s %i %T@ %C@ %P\\0", ")", "-o", "-printf", "%y %i %P\\0"];
+// The whole tree: entries whose status changed after the threshold in full, the others as type, inode and path only.
+const treeChangesArguments = (threshold: string) => [".", "-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%y %m %s %i %T@ %C@ %P\\0", ")", "-o", "-printf", "%y %i %P\\0"];
+
+// Entries whose status changed after the threshold ($1 of the script) in full, and of each folder among them
+// (the workdir included) the other entries in it, short: an entry is added to, removed from or renamed in a
+// folder only by changing the folder's ctime. Paths as find prints them from `.`: `.` and `./...`. find
+// flushes its output and waits for the command before it goes on, so the records never interleave.
+const FOLDER_ENTRIES_SCRIPT = 'threshold=$1; shift; exec find "$@" -mindepth 1 -maxdepth 1 \\( -iname .git -prune \\) -o ! -newerct "$threshold" -printf "=%y %i %p\\0"';
+const folderChangesArguments = (threshold: string) => [".", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%y %m %s %i %T@ %C@ %p\\0", "(", "-type", "d", "-exec", "sh", "-c", FOLDER_ENTRIES_SCRIPT, "sh", threshold, "{}", "+", ")", ")"];
 
 /**
  * {@link listWorkspace} and {@link compareListings} in one, for a large tree with a small change:
  * GNU find prints in full only the entries whose status change time (ctime) is later than the
- * placed listing's racy threshold, and type, inode and path for the rest. An entry at its placed
- * path with its placed inode and an older ctime is the placed entry untouched (a write, chmod,
- * rename or link sets the ctime, and nothing inside can set it back); anything else is parsed and
- * compared as {@link compareListings} does. Undefined when the sandbox cannot (the caller lists in full).
+ * placed listing's racy threshold (a write, chmod, rename or link sets the ctime, and nothing
+ * inside can set it back), and type, inode and path of the other entries of the folders among
+ * them. A placed entry not printed is there untouched unless a folder above it changed and it was
+ * not seen in it. A folder seen at a path with another inode than placed (moved there with its
+ * old ctime) makes the listing of the whole tree ({@link parseChanges}), where every entry at its
+ * placed path with its placed inode and an older ctime is untouched. Undefined when the sandbox
+ * cannot (the caller lists in full).
  */
 export async function listChangesSince(session: SandboxSession, placed: WorkspaceListing, signal?: AbortSignal): Promise<WorkspaceChanges | undefined> {
-  const output = await runListing(session, changesArguments(`@${changesThreshold(placed).toFixed(6)}`), signal);
-  return output && parseChanges(output, placed);
+  const threshold = `@${changesThreshold(placed).toFixed(6)}`;
+  const output = await runListing(session, folderChangesArguments(threshold), signal);
+  const changes = output && parseFolderChanges(output, placed);
+  if (changes !== "moved folder") return changes;
+  const tree = await runListing(session, treeChangesArguments(threshold), signal);
+  return tree && parseChanges(tree, placed);
 }
 
-/** Parses the output of {@link listChangesSince}'s script against the placed listing; undefined when it is not GNU find's. */
+/**
+ * Parses the output of {@link listChangesSince}'s first listing against the placed listing;
+ * "moved folder" when a folder is not the one placed at its path (the whole tree must be listed),
+ * undefined when it is not GNU find's.
+ */
+export function parseFolderChanges(output: Buffer, placed: WorkspaceListing): WorkspaceChanges | "moved folder" | undefined {
+  const text = output.toString("utf8");
+  if (text.includes("\uFFFD")) return undefined;
+  const records = text.split("\0");
+  if (!Number.isFinite(Number(records.pop()!.trim()))) return undefined;
+  const racyFrom = racyTime(placed);
+  // Changed after the threshold (in full), and the other entries of the folders among them.
+  const fresh = new Map<string, ListedEntry>();
+  const seen = new Map<string, { type: ListedEntry["type"]; inode: string }>();
+  const listedFolders = new Set<string>();
+  for (const record of records) {
+    if (record.startsWith("+")) {
+      const parsed = parseRecord(record.slice(1));
+      const path = parsed && relativePath(parsed[0]);
+      if (path === undefined) return undefined;
+      if (parsed![1].type === "directory") listedFolders.add(path);
+      if (path !== "") fresh.set(path, parsed![1]);
+      continue;
+    }
+    const first = record.indexOf(" ");
+    const second = record.indexOf(" ", first + 1);
+    const path = second < 0 ? undefined : relativePath(record.slice(second + 1));
+    if (!record.startsWith("=") || first !== 2 || path === undefined || path === "") return undefined;
+    seen.set(path, { type: entryType(record[1]), inode: record.slice(first + 1, second) });
+  }
+  const isFileOrLink = (entry: { type: ListedEntry["type"] } | undefined) => entry?.type === "file" || entry?.type === "symlink";
+  // Seen with its old ctime: the placed entry untouched when it has the placed type and inode; a folder that is
+  // not is the placed one's subtree moved elsewhere or another's moved here (its entries keep their old ctimes).
+  for (const [path, now] of seen) {
+    const before = placed.entries.get(path);
+    const same = before !== undefined && before.type === now.type && inodeOf(before) === now.inode && before.ctime < racyFrom;
+    if (same) continue;
+    if (now.type === "directory") return "moved folder";
+    fresh.set(path, { type: now.type, size: before?.size ?? 0, signature: `short ${now.type} ${now.inode}`, ctime: Number.POSITIVE_INFINITY });
+  }
+  // Placed entries gone: not seen in a folder that changed, below one gone, or below one that is no longer a folder.
+  const children = placedChildren(placed);
+  const gone = new Set<string>();
+  const goneWithin = (path: string) => {
+    for (const child of children.get(path) ?? []) {
+      gone.add(child);
+      goneWithin(child);
+    }
+  };
+  for (const folder of listedFolders) {
+    for (const child of children.get(folder) ?? []) {
+      if (fresh.has(child) || seen.has(child)) continue;
+      gone.add(child);
+      goneWithin(child);
+    }
+  }
+  for (const [path, entry] of fresh) if (entry.type !== "directory" && placed.entries.get(path)?.type === "directory") goneWithin(path);
+  const removed = new Set<string>();
+  for (const path of gone) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  // A racy entry that is still there is printed in full (its ctime cannot go back).
+  for (const path of racyPaths(placed)) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  for (const [path, entry] of fresh) if (!isFileOrLink(entry) && isFileOrLink(placed.entries.get(path))) removed.add(path);
+  return {
+    changed: [...fresh].filter(([, entry]) => isFileOrLink(entry)).map(([path]) => path),
+    removed: [...removed],
+    entryAt: (path) => {
+      const entry = fresh.get(path) ?? placed.entries.get(path);
+      if (!entry || fresh.has(path)) return entry;
+      return entry.ctime >= racyFrom || gone.has(path) ? undefined : entry;
+    },
+  };
+}
+
+// `.` is the workdir, `./x` the entry x in it; anything else is not what find prints from `.`.
+function relativePath(path: string): string | undefined {
+  if (path === ".") return "";
+  return path.startsWith("./") && path.length > 2 ? path.slice(2) : undefined;
+}
+
+// The signature is `type mode size inode mtime ctime`.
+function inodeOf(entry: ListedEntry): string {
+  const signature = entry.signature;
+  const start = signature.indexOf(" ", signature.indexOf(" ", 2) + 1) + 1;
+  return signature.slice(start, signature.indexOf(" ", start));
+}
+
+// The placed paths in each placed folder (`""` is the workdir). Once per listing.
+const placedChildrenOf = new WeakMap<WorkspaceListing, ReadonlyMap<string, readonly string[]>>();
+
+function placedChildren(placed: WorkspaceListing): ReadonlyMap<string, readonly string[]> {
+  let children = placedChildrenOf.get(placed);
+  if (!children) {
+    const built = new Map<string, string[]>();
+    for (const path of placed.entries.keys()) {
+      const at = path.lastIndexOf("/");
+      const parent = at < 0 ? "" : path.slice(0, at);
+      const list = built.get(parent);
+      if (list) list.push(path);
+      else built.set(parent, [path]);
+    }
+    placedChildrenOf.set(placed, (children = built));
+  }
+  return children;
+}
+
+/** Parses the listing of the whole tree {@link listChangesSince} falls back to, against the placed listing; undefined when it is not GNU find's. */
 export function parseChanges(output: Buffer, placed: WorkspaceListing): WorkspaceChanges | undefined {
   const text = output.toString("utf8");
   if (text.includes("\uFFFD")) return undefined;
