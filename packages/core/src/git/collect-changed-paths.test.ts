@@ -307,6 +307,21 @@ describe("collectChanges stages the bytes git would", () => {
     expect(await gitIn(dir, ["cat-file", "blob", ":notes.txt"])).toBe("one\ntwo\n");
   });
 
+  it("hashes the blobs as git does in a sha256 repository, with and without an index entry to learn the hash from", async () => {
+    await using sha256 = await createGitFixture({ objectFormat: "sha256", files: { "README.md": "# r\n" } });
+    const { dir, agent, collect } = await placed(sha256);
+    await agent("echo new > added.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([["added.txt", "added"]]);
+    expect(await gitIn(dir, ["cat-file", "blob", ":added.txt"])).toBe("new\n");
+    await agent("echo more >> README.md");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([
+      ["README.md", "modified"],
+      ["added.txt", "added"],
+    ]);
+    expect((await gitIn(dir, ["ls-files", "--stage", "README.md"])).split(" ")[1]).toHaveLength(64);
+    expect(await gitIn(dir, ["cat-file", "blob", ":README.md"])).toBe("# r\nmore\n");
+  });
+
   it("streams a file past the in-memory size into git whole, as git would hash it", async () => {
     await using small = await createGitFixture({ files: { "README.md": "# r\n" } });
     const { dir, real, agent, collect } = await placed(small);
