@@ -15,7 +15,7 @@ import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, ty
 import { GitCommandFailure, gitEnvironment, runGit } from "./git-command.js";
 import { listStagedChanges, parseStagedChanges, STAGED_DIFF_ARGUMENTS } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
-import { compareListings, listChangesSince, listWorkspace, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
+import { compareListings, listChangesSince, listWorkspace, placedIndex, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
 
 /** What {@link collectChanges} needs. */
 export interface CollectChangesInput {
@@ -104,7 +104,7 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   // Tracked means in the index (HEAD, plus what an earlier collect of this task staged): the placed
   // listing may hold more (a prepared state's setup output). Asked for the paths in question only.
   const ignoreFile = (path: string) => path === ".gitignore" || path.endsWith("/.gitignore");
-  const placedIgnoreFiles = [...placed.entries.keys()].filter(ignoreFile);
+  const placedIgnoreFiles = placedIndex(placed).ignoreFiles;
   const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], staged, signal);
   const isPlacedFile = (path: string) => index.has(path);
   const submodules = [...index].filter(([, entry]) => entry.mode === "160000").map(([path]) => path);
@@ -177,14 +177,9 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   }
 }
 
-// .gitattributes anywhere in the placed tree or the change (worked out once per placed listing).
-const placedAttributes = new WeakMap<WorkspaceListing, boolean>();
-
+// .gitattributes anywhere in the placed tree or the change.
 function hasAttributeFiles(placed: WorkspaceListing, changed: readonly string[]): boolean {
-  const isAttributes = (path: string) => path === ".gitattributes" || path.endsWith("/.gitattributes");
-  let found = placedAttributes.get(placed);
-  if (found === undefined) placedAttributes.set(placed, (found = [...placed.entries.keys()].some(isAttributes)));
-  return found || changed.some(isAttributes);
+  return placedIndex(placed).hasAttributes || changed.some((path) => path === ".gitattributes" || path.endsWith("/.gitattributes"));
 }
 
 // fast-import writes the blobs (one pack), update-index stages the entries given on fd 3 once the
@@ -358,7 +353,7 @@ const MAX_PATHSPECS = 100;
 async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], staged: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
   const entries = new Map<string, IndexEntry>();
   if (paths.length === 0) return entries;
-  const empty = emptyFolders(placed);
+  const empty = placedIndex(placed).emptyFolders;
   const asked = new Set(paths);
   if (empty.size > 0) {
     for (const path of paths) {
@@ -387,23 +382,6 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
     if (tab > 0 && staged.has(path)) entries.set(path, { mode: record.slice(0, 6), object: record.slice(7, record.indexOf(" ", 7)) });
   }
   return entries;
-}
-
-// Folders of the placed listing with nothing below them; worked out once per listing.
-const emptyFoldersOf = new WeakMap<WorkspaceListing, Set<string>>();
-
-function emptyFolders(placed: WorkspaceListing): Set<string> {
-  let empty = emptyFoldersOf.get(placed);
-  if (!empty) {
-    const parents = new Set<string>();
-    for (const path of placed.entries.keys()) {
-      const at = path.lastIndexOf("/");
-      if (at > 0) parents.add(path.slice(0, at));
-    }
-    empty = new Set([...placed.entries].filter(([path, entry]) => entry.type === "directory" && !parents.has(path)).map(([path]) => path));
-    emptyFoldersOf.set(placed, empty);
-  }
-  return empty;
 }
 
 // The repository's hash: from an index entry's object id, else from the host clone's own config (never the sandbox's).

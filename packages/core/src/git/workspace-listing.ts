@@ -67,11 +67,17 @@ export async function listPlacedWorkspace(session: SandboxSession, signal?: Abor
   for (const entry of first.entries.values()) if (entry.ctime > newest) newest = entry.ctime;
   // How much later the listing must end for the newest entry to be below the threshold isRacy applies (a margin added).
   const wait = newest - changesThreshold(first) + 0.002;
-  if (newest < changesThreshold(first) || wait > MAX_SETTLE_SECONDS) return first;
+  if (newest < changesThreshold(first) || wait > MAX_SETTLE_SECONDS) return withIndex(first);
   // An abort rejects here; the caller turns it into its ABORTED error.
   await sleep(Math.ceil(wait * 1000), undefined, signal ? { signal } : {});
   // Nothing ran in the sandbox meanwhile: this listing records the same placement, with nothing racy.
-  return (await listWorkspace(session, signal)) ?? first;
+  return withIndex((await listWorkspace(session, signal)) ?? first);
+}
+
+// The placed listing's index is made here, in the clone phase, rather than by the first collect (tens of ms for 20,000 entries).
+function withIndex(listing: WorkspaceListing): WorkspaceListing {
+  placedIndex(listing);
+  return listing;
 }
 
 /**
@@ -148,17 +154,57 @@ function changesThreshold(placed: WorkspaceListing): number {
   return racyTime(placed) - 0.001;
 }
 
-// Per placed listing (read on every collect of a task, never changed).
-const racyTimes = new WeakMap<WorkspaceListing, number>();
-
 function racyTime(placed: WorkspaceListing): number {
-  let time = racyTimes.get(placed);
-  if (time === undefined) {
-    let wholeSeconds = placed.entries.size > 0;
-    for (const entry of placed.entries.values()) if (!Number.isInteger(entry.ctime)) wholeSeconds = false;
-    racyTimes.set(placed, (time = placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : RACY_SECONDS)));
+  return placedIndex(placed).racyFrom;
+}
+
+/** What the collects of a task derive from its placed listing (never changed): worked out once, when the listing is taken. */
+export interface PlacedIndex {
+  /** Entries with a ctime from here on are racy. */
+  racyFrom: number;
+  /** The racy entries' paths. */
+  racyPaths: readonly string[];
+  /** The paths in each placed folder (`""` is the workdir). */
+  children: ReadonlyMap<string, readonly string[]>;
+  /** Folders with nothing in them (git keeps none: a submodule's). */
+  emptyFolders: ReadonlySet<string>;
+  /** The `.gitignore` files. */
+  ignoreFiles: readonly string[];
+  /** True when a `.gitattributes` file is among them. */
+  hasAttributes: boolean;
+}
+
+const placedIndexes = new WeakMap<WorkspaceListing, PlacedIndex>();
+
+/** The {@link PlacedIndex} of a placed listing; worked out on the first call ({@link listPlacedWorkspace} makes it, off the collect's path). */
+export function placedIndex(placed: WorkspaceListing): PlacedIndex {
+  let index = placedIndexes.get(placed);
+  if (index) return index;
+  let wholeSeconds = placed.entries.size > 0;
+  const children = new Map<string, string[]>();
+  const ignoreFiles: string[] = [];
+  let hasAttributes = false;
+  for (const [path, entry] of placed.entries) {
+    if (!Number.isInteger(entry.ctime)) wholeSeconds = false;
+    const at = path.lastIndexOf("/");
+    const parent = at < 0 ? "" : path.slice(0, at);
+    const name = path.slice(at + 1);
+    const list = children.get(parent);
+    if (list) list.push(path);
+    else children.set(parent, [path]);
+    if (name === ".gitignore") ignoreFiles.push(path);
+    else if (name === ".gitattributes") hasAttributes = true;
   }
-  return time;
+  const racyFrom = placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : RACY_SECONDS);
+  const racyPaths: string[] = [];
+  const emptyFolders = new Set<string>();
+  for (const [path, entry] of placed.entries) {
+    if (entry.ctime >= racyFrom) racyPaths.push(path);
+    if (entry.type === "directory" && !children.has(path)) emptyFolders.add(path);
+  }
+  index = { racyFrom, racyPaths, children, emptyFolders, ignoreFiles, hasAttributes };
+  placedIndexes.set(placed, index);
+  return index;
 }
 
 /** What {@link listChangesSince} found: {@link compareListings}'s answer, and what is at a path now. */
@@ -238,7 +284,7 @@ export function parseFolderChanges(output: Buffer, placed: WorkspaceListing): Wo
     fresh.set(path, { type: now.type, size: before?.size ?? 0, signature: `short ${now.type} ${now.inode}`, ctime: Number.POSITIVE_INFINITY });
   }
   // Placed entries gone: not seen in a folder that changed, below one gone, or below one that is no longer a folder.
-  const children = placedChildren(placed);
+  const children = placedIndex(placed).children;
   const gone = new Set<string>();
   const goneWithin = (path: string) => {
     for (const child of children.get(path) ?? []) {
@@ -257,7 +303,7 @@ export function parseFolderChanges(output: Buffer, placed: WorkspaceListing): Wo
   const removed = new Set<string>();
   for (const path of gone) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
   // A racy entry that is still there is printed in full (its ctime cannot go back).
-  for (const path of racyPaths(placed)) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  for (const path of placedIndex(placed).racyPaths) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
   for (const [path, entry] of fresh) if (!isFileOrLink(entry) && isFileOrLink(placed.entries.get(path))) removed.add(path);
   return {
     changed: [...fresh].filter(([, entry]) => isFileOrLink(entry)).map(([path]) => path),
@@ -281,25 +327,6 @@ function inodeOf(entry: ListedEntry): string {
   const signature = entry.signature;
   const start = signature.indexOf(" ", signature.indexOf(" ", 2) + 1) + 1;
   return signature.slice(start, signature.indexOf(" ", start));
-}
-
-// The placed paths in each placed folder (`""` is the workdir). Once per listing.
-const placedChildrenOf = new WeakMap<WorkspaceListing, ReadonlyMap<string, readonly string[]>>();
-
-function placedChildren(placed: WorkspaceListing): ReadonlyMap<string, readonly string[]> {
-  let children = placedChildrenOf.get(placed);
-  if (!children) {
-    const built = new Map<string, string[]>();
-    for (const path of placed.entries.keys()) {
-      const at = path.lastIndexOf("/");
-      const parent = at < 0 ? "" : path.slice(0, at);
-      const list = built.get(parent);
-      if (list) list.push(path);
-      else built.set(parent, [path]);
-    }
-    placedChildrenOf.set(placed, (children = built));
-  }
-  return children;
 }
 
 /** Parses the listing of the whole tree {@link listChangesSince} falls back to, against the placed listing; undefined when it is not GNU find's. */
@@ -335,7 +362,7 @@ export function parseChanges(output: Buffer, placed: WorkspaceListing): Workspac
     const path = record.slice(record.indexOf(" ", 2) + 1);
     if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
   }
-  for (const path of racyPaths(placed)) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  for (const path of placedIndex(placed).racyPaths) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
   for (const [path, entry] of fresh) if (!isFileOrLink(entry) && isFileOrLink(placed.entries.get(path))) removed.add(path);
   return {
     changed,
@@ -346,18 +373,6 @@ export function parseChanges(output: Buffer, placed: WorkspaceListing): Workspac
       return entry.ctime >= racyFrom || untouched.has(shortRecord(path, entry)) ? undefined : entry;
     },
   };
-}
-
-// Placed entries too close to the listing to be judged by ctime. Once per listing.
-const racyPathsOf = new WeakMap<WorkspaceListing, readonly string[]>();
-
-function racyPaths(placed: WorkspaceListing): readonly string[] {
-  let paths = racyPathsOf.get(placed);
-  if (!paths) {
-    const racyFrom = racyTime(placed);
-    racyPathsOf.set(placed, (paths = [...placed.entries].filter(([, entry]) => entry.ctime >= racyFrom).map(([path]) => path)));
-  }
-  return paths;
 }
 
 // The short record (`type inode path`) of every placed entry that is not racy: what an untouched entry prints. Once per listing.
