@@ -8,7 +8,7 @@ import { cloneRepository } from "./clone.js";
 import { collectChanges, type CollectChangesInput } from "./collect.js";
 import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
 import { placeRepository } from "./place.js";
-import { isRacy, type WorkspaceListing } from "./workspace-listing.js";
+import { isRacy, listChangesSince, type WorkspaceListing } from "./workspace-listing.js";
 
 const SECRET = "sk-test-0123456789abcdefSECRET";
 const folders = temporaryFolders("running-agent-changed-paths-test-");
@@ -227,6 +227,16 @@ describe("collectChanges follows the folders that changed", () => {
     await agent(script);
     return { changes: (await collect()).map((change) => [change.path, change.status, ...(change.previousPath ? [change.previousPath] : [])]), transfers };
   };
+
+  it("lists through the folders that changed (no fallback to the full listing), and through the whole tree when a folder moved", async () => {
+    const { real, agent, listing } = await placed(fixture);
+    await agent("echo more >> deep/a/x.txt && rm deep/b/x.txt && echo n > new.txt");
+    expect(await listChangesSince(real, listing)).toMatchObject({ changed: expect.arrayContaining(["deep/a/x.txt", "new.txt"]), removed: ["deep/b/x.txt"] });
+    await agent("mv deep moved");
+    const moved = await listChangesSince(real, listing);
+    expect(moved?.removed).toContain("deep/a/inner/z.txt");
+    expect(moved?.changed).toContain("moved/a/inner/z.txt");
+  });
 
   it("a file removed from a folder whose own entry looks untouched, and one removed at the top", async () => {
     const { changes, transfers } = await collected("rm deep/a/y.txt top.txt");

@@ -72,9 +72,11 @@ describe("parseFolderChanges (the listing that follows the folders that changed)
       ].join("") + "1700000005.5\n",
     ),
   )!;
-  // Paths as find prints them from `.`.
-  const full = (path: string, options: Parameters<typeof record>[1]) => `+${record(path === "" ? "." : `./${path}`, options)}`;
-  const seen = (type: string, inode: number, path: string) => `=${type} ${inode} ./${path}\0`;
+  // Paths as find prints them from `.`; a folder changed after the threshold is printed in full, then listed from itself (depth 0).
+  const at = (path: string) => (path === "" ? "." : `./${path}`);
+  const full = (path: string, options: Parameters<typeof record>[1]) =>
+    `+2049 ${record(at(path), options)}${options?.type === "d" ? `=0 d 2049 ${options.inode ?? 10} ${at(path)}\0` : ""}`;
+  const seen = (type: string, inode: number, path: string) => `=1 ${type} 2049 ${inode} ./${path}\0`;
   const parse = (records: string[]) => parseFolderChanges(Buffer.from(`${records.join("")}1700000010.0\n`), placed);
   const changes = (records: string[]) => {
     const parsed = parse(records);
@@ -118,7 +120,15 @@ describe("parseFolderChanges (the listing that follows the folders that changed)
     expect(parse([full("b", { type: "d", inode: 7, ...later }), seen("d", 30, "b/new")])).toBe("moved folder");
     expect(parseFolderChanges(Buffer.from("find: unknown predicate `-newerct'\n"), placed)).toBeUndefined();
     // Paths not as find prints them from `.`, and a short record of the workdir itself.
-    expect(parse([`+${record("a", { type: "d", inode: 2, ...later })}`])).toBeUndefined();
-    expect(parse(["=d 2 .\0"])).toBeUndefined();
+    expect(parse([`+2049 ${record("a", { type: "f", inode: 2, ...later })}`])).toBeUndefined();
+    expect(parse(["=1 d 2049 2 .\0"])).toBeUndefined();
+  });
+
+  it("gives up when a folder was not listed from the folder the first find saw (swapped for a symlink meanwhile), or not listed at all", () => {
+    const folder = `+2049 ${record("./a", { type: "d", inode: 2, ...later })}`;
+    expect(parse([folder, "=0 d 2049 2 ./a\0", seen("f", 3, "a/x")])).toBeTypeOf("object");
+    expect(parse([folder, "=0 d 2049 77 ./a\0", seen("f", 3, "a/x")])).toBeUndefined();
+    expect(parse([folder, "=0 d 64768 2 ./a\0", seen("f", 3, "a/x")])).toBeUndefined();
+    expect(parse([folder, seen("f", 3, "a/x")])).toBeUndefined();
   });
 });

@@ -216,12 +216,15 @@ export interface WorkspaceChanges extends ListingDifference {
 // The whole tree: entries whose status changed after the threshold in full, the others as type, inode and path only.
 const treeChangesArguments = (threshold: string) => [".", "-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%y %m %s %i %T@ %C@ %P\\0", ")", "-o", "-printf", "%y %i %P\\0"];
 
-// Entries whose status changed after the threshold ($1 of the script) in full, and of each folder among them
-// (the workdir included) the other entries in it, short: an entry is added to, removed from or renamed in a
-// folder only by changing the folder's ctime. Paths as find prints them from `.`: `.` and `./...`. find
-// flushes its output and waits for the command before it goes on, so the records never interleave.
-const FOLDER_ENTRIES_SCRIPT = 'threshold=$1; shift; exec find "$@" -mindepth 1 -maxdepth 1 \\( -iname .git -prune \\) -o ! -newerct "$threshold" -printf "=%y %i %p\\0"';
-const folderChangesArguments = (threshold: string) => [".", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%y %m %s %i %T@ %C@ %p\\0", "(", "-type", "d", "-exec", "sh", "-c", FOLDER_ENTRIES_SCRIPT, "sh", threshold, "{}", "+", ")", ")"];
+// Entries whose status changed after the threshold ($1 of the script) in full (with their device), and of
+// each folder among them (the workdir included) the other entries in it, short: an entry is added to,
+// removed from or renamed in a folder only by changing the folder's ctime. Paths as find prints them from
+// `.`: `.` and `./...`. find flushes its output and waits for the command before it goes on, so the records
+// never interleave. The folders are named by path (depth 0 of the second find, printed with its device and
+// inode): a folder swapped for a symlink meanwhile would be listed through it, which the parser tells by
+// that record not being the folder the first find saw there (the first find itself never follows one).
+const FOLDER_ENTRIES_SCRIPT = 'threshold=$1; shift; exec find "$@" -maxdepth 1 \\( -iname .git -prune \\) -o ! -newerct "$threshold" -printf "=%d %y %D %i %p\\0" -o -type d -printf "=%d %y %D %i %p\\0"';
+const folderChangesArguments = (threshold: string) => [".", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%D %y %m %s %i %T@ %C@ %p\\0", "(", "-type", "d", "-exec", "sh", "-c", FOLDER_ENTRIES_SCRIPT, "sh", threshold, "{}", "+", ")", ")"];
 
 /**
  * {@link listWorkspace} and {@link compareListings} in one, for a large tree with a small change:
@@ -257,22 +260,33 @@ export function parseFolderChanges(output: Buffer, placed: WorkspaceListing): Wo
   // Changed after the threshold (in full), and the other entries of the folders among them.
   const fresh = new Map<string, ListedEntry>();
   const seen = new Map<string, { type: ListedEntry["type"]; inode: string }>();
-  const listedFolders = new Set<string>();
+  // Each folder listed, as the first find saw it (`device inode`), and as the second one started from it.
+  const listedFolders = new Map<string, string>();
+  const startedFrom = new Map<string, string>();
   for (const record of records) {
     if (record.startsWith("+")) {
-      const parsed = parseRecord(record.slice(1));
+      const space = record.indexOf(" ");
+      const parsed = space < 0 ? undefined : parseRecord(record.slice(space + 1));
       const path = parsed && relativePath(parsed[0]);
       if (path === undefined) return undefined;
-      if (parsed![1].type === "directory") listedFolders.add(path);
+      if (parsed![1].type === "directory") listedFolders.set(path, `${record.slice(1, space)} ${inodeOf(parsed![1])}`);
       if (path !== "") fresh.set(path, parsed![1]);
       continue;
     }
-    const first = record.indexOf(" ");
-    const second = record.indexOf(" ", first + 1);
-    const path = second < 0 ? undefined : relativePath(record.slice(second + 1));
-    if (!record.startsWith("=") || first !== 2 || path === undefined || path === "") return undefined;
-    seen.set(path, { type: entryType(record[1]), inode: record.slice(first + 1, second) });
+    // `=<depth> <type> <device> <inode> <path>`
+    const spaces: number[] = [];
+    for (let at = record.indexOf(" "); at !== -1 && spaces.length < 4; at = record.indexOf(" ", at + 1)) spaces.push(at);
+    const path = spaces.length < 4 ? undefined : relativePath(record.slice(spaces[3]! + 1));
+    const depth = record.slice(1, spaces[0]);
+    if (!record.startsWith("=") || path === undefined || spaces[1] !== spaces[0]! + 2 || (depth !== "0" && (depth !== "1" || path === ""))) return undefined;
+    if (depth === "0") startedFrom.set(path, record.slice(spaces[1]! + 1, spaces[3]));
+    else seen.set(path, { type: entryType(record[spaces[0]! + 1]), inode: record.slice(spaces[2]! + 1, spaces[3]) });
   }
+  // Every folder listed was listed from itself, never through a symlink put in its place.
+  for (const [path, identity] of listedFolders) if (startedFrom.get(path) !== identity) return undefined;
+  if (startedFrom.size !== listedFolders.size) return undefined;
+  // Folders changed after the threshold are printed by both; the first find's record is the one kept.
+  for (const path of fresh.keys()) seen.delete(path);
   const isFileOrLink = (entry: { type: ListedEntry["type"] } | undefined) => entry?.type === "file" || entry?.type === "symlink";
   // Seen with its old ctime: the placed entry untouched when it has the placed type and inode; a folder that is
   // not is the placed one's subtree moved elsewhere or another's moved here (its entries keep their old ctimes).
@@ -292,7 +306,7 @@ export function parseFolderChanges(output: Buffer, placed: WorkspaceListing): Wo
       goneWithin(child);
     }
   };
-  for (const folder of listedFolders) {
+  for (const folder of listedFolders.keys()) {
     for (const child of children.get(folder) ?? []) {
       if (fresh.has(child) || seen.has(child)) continue;
       gone.add(child);

@@ -10,7 +10,7 @@ import { cloneRepository } from "../git/clone.js";
 import { collectChanges } from "../git/collect.js";
 import { createGitFixture } from "../git/git-fixture.js";
 import { placeRepository } from "../git/place.js";
-import { isRacy } from "../git/workspace-listing.js";
+import { isRacy, listChangesSince } from "../git/workspace-listing.js";
 import { startEgressProxy, type BlockedConnection } from "../network/egress-proxy.js";
 import {
   SANDBOX_EGRESS_PROXY_URL,
@@ -375,6 +375,8 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
         ].join(" && ");
         const ran = await fresh.exec(["sh", "-c", script]);
         expect(ran.exitCode, ran.stderr).toBe(0);
+        // The listing that follows the change works there (else collect falls back to a full listing).
+        expect(await listChangesSince(watched, placed!), "the listing of what changed (GNU find inside the sandbox)").toBeDefined();
         const changes = await collectChanges({ session: watched, dir, placed: placed! });
         expect(changes.map((change) => [change.path, change.status])).toEqual([
           ["README.md", "deleted"],
