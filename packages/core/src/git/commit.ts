@@ -94,7 +94,7 @@ async function commitIndex(input: CommitChangesInput, committer: GitIdentity): P
   const { dir, branch, message, author, signal } = input;
   const current = await currentBranch(dir, signal);
   try {
-    const { stdout } = await runGitScript(["write-tree", "commit-tree", "update-ref"], COMMIT_INDEX_SCRIPT, [branch, current ?? "", current === branch ? "same" : ""], {
+    const { stdout } = await runGitScript(["write-tree", "commit-tree", "update-ref"], COMMIT_INDEX_SCRIPT, [branch, current === branch ? "same" : ""], {
       cwd: dir,
       input: cleanMessage(message),
       env: { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: committer.name, GIT_COMMITTER_EMAIL: committer.email },
@@ -111,20 +111,19 @@ async function commitIndex(input: CommitChangesInput, committer: GitIdentity): P
   }
 }
 
-// $1 the branch, $2 HEAD's branch ("" when detached), $3 "same" when HEAD is on $1 already; the message on stdin.
-// Exit 3: the index is HEAD's tree. Otherwise HEAD moves to the new branch, which is made through HEAD only if
-// it does not exist yet (an empty old value); exit 4 (HEAD back where it was) if it does.
-const COMMIT_INDEX_SCRIPT = `tree=$(git write-tree) && parent=$(git rev-parse --verify "HEAD^{commit}") && parentTree=$(git rev-parse --verify "HEAD^{tree}") || exit 1
-[ "$tree" != "$parentTree" ] || exit 3
-commit=$(git commit-tree "$tree" -p "$parent" -F -) || exit 1
-if [ -n "$3" ]; then
-  git update-ref "refs/heads/$1" "$commit" "$parent" || exit 1
+// $1 the branch, $2 "same" when HEAD is on it already; the message on stdin. HEAD's commit and tree become $1 and $2.
+// Exit 3: the index is HEAD's tree. A new branch is made only if it does not exist yet (an empty old value),
+// else exit 4 with HEAD where it was; then HEAD moves to it.
+const COMMIT_INDEX_SCRIPT = `branch=$1 same=$2
+tree=$(git write-tree) && heads=$(git rev-parse "HEAD^{commit}" "HEAD^{tree}") || exit 1
+set -- $heads
+[ "$tree" != "$2" ] || exit 3
+commit=$(git commit-tree "$tree" -p "$1" -F -) || exit 1
+if [ -n "$same" ]; then
+  git update-ref "refs/heads/$branch" "$commit" "$1" || exit 1
 else
-  git symbolic-ref HEAD "refs/heads/$1" || exit 1
-  if ! git update-ref HEAD "$commit" ""; then
-    if [ -n "$2" ]; then git symbolic-ref HEAD "refs/heads/$2"; else git update-ref --no-deref HEAD "$parent"; fi
-    exit 4
-  fi
+  git update-ref "refs/heads/$branch" "$commit" "" || exit 4
+  git symbolic-ref HEAD "refs/heads/$branch" || exit 1
 fi
 printf '%s\\n' "$commit"`;
 
