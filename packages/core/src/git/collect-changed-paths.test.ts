@@ -8,7 +8,7 @@ import { cloneRepository } from "./clone.js";
 import { collectChanges, type CollectChangesInput } from "./collect.js";
 import { createGitFixture, gitIn, temporaryFolders, type GitFixture } from "./git-fixture.js";
 import { placeRepository } from "./place.js";
-import { isRacy, type WorkspaceListing } from "./workspace-listing.js";
+import { isRacy, listChangesSince, type WorkspaceListing } from "./workspace-listing.js";
 
 const SECRET = "sk-test-0123456789abcdefSECRET";
 const folders = temporaryFolders("running-agent-changed-paths-test-");
@@ -118,9 +118,9 @@ describe("collectChanges brings back only what changed", () => {
     expect(changes.map((change) => [change.path, change.status])).toEqual([["src/module-7/file-1207.ts", "modified"]]);
     // Asked for by path, never the whole tree; a few KiB crossed, not the tree's megabytes.
     expect(transfers.wholeTree).toBe(0);
-    // (Files placed in the last moments before the listing are compared by content: ctime cannot tell for them.)
-    expect(transfers.paths.filter((path) => !isRacy(listing, path))).toEqual(["src/module-7/file-1207.ts"]);
-    expect(transfers.paths.length).toBeLessThan(100);
+    // Placement waited out the racy window (files placed in the last moments before a listing would be compared by content, ctime cannot tell for them): nothing else is asked for.
+    expect([...listing.entries.keys()].filter((path) => isRacy(listing, path))).toEqual([]);
+    expect(transfers.paths).toEqual(["src/module-7/file-1207.ts"]);
     expect(transfers.bytes).toBeLessThan(100 * 1024);
     // On the host: .git and the .gitignore check-ignore read for build/ (the changed file went straight into git's object store).
     expect((await readdir(dir)).sort()).toEqual([".git", ".gitignore"]);
@@ -213,6 +213,101 @@ describe("collectChanges when the sandbox is hostile", () => {
   });
 });
 
+describe("collectChanges follows the folders that changed", () => {
+  let fixture: GitFixture;
+  beforeAll(async () => {
+    fixture = await createGitFixture({
+      files: { "top.txt": "top\n", "deep/a/x.txt": "x\n", "deep/a/y.txt": "y\n", "deep/a/inner/z.txt": "z\n", "deep/b/x.txt": "bx\n", "deep/b/inner/z.txt": "bz\n", "other/w.txt": "w\n" },
+    });
+  });
+  afterAll(() => fixture?.cleanup());
+
+  const collected = async (script: string) => {
+    const { agent, collect, transfers } = await placed(fixture);
+    await agent(script);
+    return { changes: (await collect()).map((change) => [change.path, change.status, ...(change.previousPath ? [change.previousPath] : [])]), transfers };
+  };
+
+  it("lists through the folders that changed (no fallback to the full listing), and through the whole tree when a folder moved", async () => {
+    const { real, agent, listing } = await placed(fixture);
+    await agent("echo more >> deep/a/x.txt && rm deep/b/x.txt && echo n > new.txt");
+    expect(await listChangesSince(real, listing)).toMatchObject({ changed: expect.arrayContaining(["deep/a/x.txt", "new.txt"]), removed: ["deep/b/x.txt"] });
+    await agent("mv deep moved");
+    const moved = await listChangesSince(real, listing);
+    expect(moved?.removed).toContain("deep/a/inner/z.txt");
+    expect(moved?.changed).toContain("moved/a/inner/z.txt");
+  });
+
+  it("a file removed from a folder whose own entry looks untouched, and one removed at the top", async () => {
+    const { changes, transfers } = await collected("rm deep/a/y.txt top.txt");
+    expect(changes).toEqual([
+      ["deep/a/y.txt", "deleted"],
+      ["top.txt", "deleted"],
+    ]);
+    // Nothing was there to bring back.
+    expect(transfers.paths).toEqual([]);
+  });
+
+  it("a folder renamed, with a folder inside it", async () => {
+    expect((await collected("mv deep/a deep/c")).changes).toEqual([
+      ["deep/c/inner/z.txt", "renamed", "deep/a/inner/z.txt"],
+      ["deep/c/x.txt", "renamed", "deep/a/x.txt"],
+      ["deep/c/y.txt", "renamed", "deep/a/y.txt"],
+    ]);
+  });
+
+  it("a folder replaced by a new one of the same name", async () => {
+    expect((await collected("mv deep/a .git/stash && mkdir deep/a && echo new > deep/a/x.txt")).changes).toEqual([
+      ["deep/a/inner/z.txt", "deleted"],
+      ["deep/a/x.txt", "modified"],
+      ["deep/a/y.txt", "deleted"],
+    ]);
+  });
+
+  it("folders with folders inside swapped (those inside keep their old ctime at another folder's path)", async () => {
+    expect((await collected("mv deep/a deep/t && mv deep/b deep/a && mv deep/t deep/b && rm deep/b/y.txt")).changes).toEqual([
+      ["deep/a/inner/z.txt", "modified"],
+      ["deep/a/x.txt", "modified"],
+      ["deep/a/y.txt", "deleted"],
+      ["deep/b/inner/z.txt", "modified"],
+      ["deep/b/x.txt", "modified"],
+    ]);
+  });
+
+  it("folders moved out of the listed tree and back in at each other's path, with their old ctimes", async () => {
+    // Through .git, which no listing descends into.
+    expect((await collected("mv other .git/other && mv deep/b .git/b && mv .git/b other && mv .git/other deep/b")).changes).toEqual([
+      ["deep/b/w.txt", "renamed", "other/w.txt"],
+      ["other/inner/z.txt", "renamed", "deep/b/inner/z.txt"],
+      ["other/x.txt", "renamed", "deep/b/x.txt"],
+    ]);
+  });
+
+  it("a rename within a folder, and a file replaced by a symlink", async () => {
+    const { changes } = await collected("mv deep/a/inner/z.txt deep/a/inner/moved.txt && rm deep/b/x.txt && ln -s ../../top.txt deep/b/x.txt");
+    expect(changes).toEqual([
+      ["deep/a/inner/moved.txt", "renamed", "deep/a/inner/z.txt"],
+      ["deep/b/x.txt", "modified"],
+    ]);
+  });
+
+  it("a hard link made to a placed file: both paths are asked for (the second comes as a link entry, which is refused)", async () => {
+    const { agent, collect, transfers } = await placed(fixture);
+    await agent("ln deep/a/x.txt linked.txt");
+    await expect(collect()).rejects.toMatchObject({ code: ErrorCode.UNSAFE_PATH });
+    expect(transfers.paths.sort()).toEqual(["deep/a/x.txt", "linked.txt"]);
+  });
+
+  it("a file added at the top and one in a new folder, next to a folder that was not touched", async () => {
+    const { changes, transfers } = await collected("echo n > new.txt && mkdir -p fresh/sub && echo f > fresh/sub/f.txt");
+    expect(changes).toEqual([
+      ["fresh/sub/f.txt", "added"],
+      ["new.txt", "added"],
+    ]);
+    expect(transfers.paths.sort()).toEqual(["fresh/sub/f.txt", "new.txt"]);
+  });
+});
+
 describe("collectChanges stages the bytes git would", () => {
   it("applies the repository's .gitattributes as git add does (line endings normalized)", async () => {
     await using attributed = await createGitFixture({ files: { ".gitattributes": "*.txt text\n", "README.md": "# r\n" } });
@@ -220,6 +315,21 @@ describe("collectChanges stages the bytes git would", () => {
     await agent("printf 'one\\r\\ntwo\\r\\n' > notes.txt");
     expect((await collect()).map((change) => [change.path, change.status])).toEqual([["notes.txt", "added"]]);
     expect(await gitIn(dir, ["cat-file", "blob", ":notes.txt"])).toBe("one\ntwo\n");
+  });
+
+  it("hashes the blobs as git does in a sha256 repository, with and without an index entry to learn the hash from", async () => {
+    await using sha256 = await createGitFixture({ objectFormat: "sha256", files: { "README.md": "# r\n" } });
+    const { dir, agent, collect } = await placed(sha256);
+    await agent("echo new > added.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([["added.txt", "added"]]);
+    expect(await gitIn(dir, ["cat-file", "blob", ":added.txt"])).toBe("new\n");
+    await agent("echo more >> README.md");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([
+      ["README.md", "modified"],
+      ["added.txt", "added"],
+    ]);
+    expect((await gitIn(dir, ["ls-files", "--stage", "README.md"])).split(" ")[1]).toHaveLength(64);
+    expect(await gitIn(dir, ["cat-file", "blob", ":README.md"])).toBe("# r\nmore\n");
   });
 
   it("streams a file past the in-memory size into git whole, as git would hash it", async () => {

@@ -5,7 +5,8 @@
 // from the same placed state (find -newer, tar out of the same bubblewrap sandbox, git add; git commit).
 //   pnpm --filter @running-agent/core bench:collect
 // RUNNING_AGENT_BENCH_SIZES=20,2000 picks sizes (empty: the memory table only); RUNNING_AGENT_BENCH_ISOLATION=none skips bubblewrap;
-// RUNNING_AGENT_BENCH_MEMORY=0 skips the memory table, RUNNING_AGENT_BENCH_BEFORE=0 the old loop's rows (minutes at 20,000 files).
+// RUNNING_AGENT_BENCH_MEMORY=0 skips the memory table, RUNNING_AGENT_BENCH_BEFORE=0 the old loop's rows (minutes at 20,000 files);
+// RUNNING_AGENT_BENCH_ROUNDS=N runs N rounds of each (default 5, 3 at 20,000 files: more on a busy machine).
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -228,7 +229,7 @@ async function timeTable(): Promise<void> {
     const setup = await makeSetup(fileCount);
     try {
       for (const changed of fileCount >= 2000 ? [1, 500] : [5]) {
-        const rounds = fileCount >= 20_000 ? 3 : 5;
+        const rounds = Number(process.env.RUNNING_AGENT_BENCH_ROUNDS ?? 0) || (fileCount >= 20_000 ? 3 : 5);
         const runs = { ours: [] as Timings[], before: [] as Timings[], floor: [] as Timings[], byHand: [] as Array<{ collect: number; commit: number }> };
         let round = changed * 1000;
         // Alternating, so that the machine's load falls on every side alike.

@@ -9,12 +9,13 @@ import * as tar from "tar-stream";
 import { readArchive, safeArchivePath, type ArchiveEntry } from "../archive.js";
 import type { ChangedFile } from "../changes.js";
 import { abortedError, agentError, ErrorCode, RunningAgentError, throwIfAborted } from "../errors.js";
+import { signalProcessTree } from "../process-tree.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, type ChangeLimits } from "./change-checks.js";
 import { GitCommandFailure, gitEnvironment, runGit } from "./git-command.js";
-import { listStagedChanges } from "./staged-changes.js";
+import { listStagedChanges, parseStagedChanges, STAGED_DIFF_ARGUMENTS } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
-import { compareListings, listChangesSince, listWorkspace, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
+import { compareListings, listChangesSince, listWorkspace, placedIndex, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
 
 /** What {@link collectChanges} needs. */
 export interface CollectChangesInput {
@@ -103,8 +104,8 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   // Tracked means in the index (HEAD, plus what an earlier collect of this task staged): the placed
   // listing may hold more (a prepared state's setup output). Asked for the paths in question only.
   const ignoreFile = (path: string) => path === ".gitignore" || path.endsWith("/.gitignore");
-  const placedIgnoreFiles = [...placed.entries.keys()].filter(ignoreFile);
-  const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], signal);
+  const placedIgnoreFiles = placedIndex(placed).ignoreFiles;
+  const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], staged, signal);
   const isPlacedFile = (path: string) => index.has(path);
   const submodules = [...index].filter(([, entry]) => entry.mode === "160000").map(([path]) => path);
   const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
@@ -114,7 +115,7 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
 
   // Without attributes (which git applies to a file's bytes on the way in) the files go straight into
   // git's object store, one pack, never written to the host tree; with them, to the host tree for git to hash.
-  const objects = hasAttributeFiles(placed, changed) ? undefined : new BlobImport(dir, signal);
+  const objects = hasAttributeFiles(placed, changed) ? undefined : new BlobImport(dir, await objectFormat(dir, index), signal);
   try {
     return await stageChanges();
   } finally {
@@ -154,10 +155,10 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
     const toStage = [...removed, ...vanished, ...[...received].filter((path) => !ignored.has(path) && !unchanged.has(path))];
     if (toStage.length > 0 && objects) {
       // Each path's entry as imported, or none (deletions first, so that a folder can replace a file).
-      const imported = await objects.finish();
-      const none = `0 ${"0".repeat([...imported.values()][0]?.object.length ?? [...index.values()][0]?.object.length ?? 40)}\t`;
+      const imported = objects.imported();
+      const none = `0 ${"0".repeat(objects.objectLength)}\t`;
       const lines = [...toStage.filter((path) => !imported.has(path)).map((path) => `${none}${path}`), ...[...imported].filter(([path]) => !ignored.has(path)).map(([path, entry]) => `${entry.mode} ${entry.object}\t${path}`)];
-      await runGit(["update-index", "-z", "--index-info"], { cwd: dir, input: `${lines.join("\0")}\0`, signal, phase: "collect" });
+      return parseStagedChanges(await objects.finish(`${lines.join("\0")}\0`));
     } else if (toStage.length > 0) {
       // By path, no pathspec matching (which costs paths x index entries): a path with a file or link on
       // the host is hashed and staged, one without is dropped from the index. Files past the threshold
@@ -176,81 +177,104 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   }
 }
 
-// .gitattributes anywhere in the placed tree or the change (worked out once per placed listing).
-const placedAttributes = new WeakMap<WorkspaceListing, boolean>();
-
+// .gitattributes anywhere in the placed tree or the change.
 function hasAttributeFiles(placed: WorkspaceListing, changed: readonly string[]): boolean {
-  const isAttributes = (path: string) => path === ".gitattributes" || path.endsWith("/.gitattributes");
-  let found = placedAttributes.get(placed);
-  if (found === undefined) placedAttributes.set(placed, (found = [...placed.entries.keys()].some(isAttributes)));
-  return found || changed.some(isAttributes);
+  return placedIndex(placed).hasAttributes || changed.some((path) => path === ".gitattributes" || path.endsWith("/.gitattributes"));
 }
 
+// fast-import writes the blobs (one pack), update-index stages the entries given on fd 3 once the
+// blobs are in, and the staged changes are listed (the arguments of listStagedChanges): one process
+// started from here, git's own ones started by the shell (a fork of this large process costs more).
+const STAGE_SCRIPT = 'git -c core.bigFileThreshold=16m fast-import --quiet --done && git update-index -z --index-info <&3 && exec git "$@"';
+
 /**
- * Blobs streamed into `git fast-import` (one pack, marks exported on `finish`), for paths whose
- * bytes are what git stores (no attributes apply). Started with the first blob; nothing reaches the
- * index until the caller stages what {@link finish} returns.
+ * Blobs streamed into `git fast-import` (one pack) and then staged, for paths whose bytes are what
+ * git stores (no attributes apply). Their object ids are hashed here as the bytes go by (git's own
+ * rule: the hash of `blob <size>\0` and the bytes). Started with the first blob or by
+ * {@link finish}; nothing reaches the index until {@link finish} is given the entries to stage.
  */
 class BlobImport {
-  private child: ChildProcessByStdio<Writable, null, Readable> | undefined;
-  private exited: Promise<void> | undefined;
-  private readonly marks = new Map<string, { mode: string; mark: number }>();
-  private readonly marksFile: string;
+  private child: ChildProcessByStdio<Writable, Readable, Readable> | undefined;
+  private indexInput: Writable | undefined;
+  private exited: Promise<Buffer> | undefined;
+  private readonly entries = new Map<string, { mode: string; object: string }>();
 
   constructor(
     private readonly dir: string,
+    private readonly hash: "sha1" | "sha256",
     private readonly signal: AbortSignal | undefined,
-  ) {
-    this.marksFile = join(dir, ".git", `collect-marks-${process.pid}-${Date.now()}`);
+  ) {}
+
+  /** Hex digits of an object id. */
+  get objectLength(): number {
+    return this.hash === "sha256" ? 64 : 40;
   }
 
   /** Imports one blob; a stream is written as it comes (checked by the caller's iterable as it is read). */
   async add(path: string, mode: string, size: number, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
     const stdin = this.start().stdin;
-    const mark = this.marks.size + 1;
-    this.marks.set(path, { mode, mark });
-    await this.write(stdin, Buffer.from(`blob\nmark :${mark}\ndata ${size}\n`));
-    if (content instanceof Uint8Array) await this.write(stdin, content);
-    else for await (const chunk of content) await this.write(stdin, chunk);
+    const header = `blob ${size}\0`;
+    const hash = createHash(this.hash).update(header);
+    await this.write(stdin, Buffer.from(`blob\ndata ${size}\n`));
+    if (content instanceof Uint8Array) {
+      hash.update(content);
+      await this.write(stdin, content);
+    } else {
+      for await (const chunk of content) {
+        hash.update(chunk);
+        await this.write(stdin, chunk);
+      }
+    }
     await this.write(stdin, Buffer.from("\n"));
+    this.entries.set(path, { mode, object: hash.digest("hex") });
   }
 
-  /** Ends the import and returns each path's mode and object id. */
-  async finish(): Promise<Map<string, { mode: string; object: string }>> {
-    const entries = new Map<string, { mode: string; object: string }>();
-    if (!this.child) return entries;
-    await this.write(this.child.stdin, Buffer.from("done\n"));
-    this.child.stdin.end();
-    await this.exited;
-    const objects = new Map<number, string>();
-    for (const line of (await readFile(this.marksFile, "utf8")).split("\n")) {
-      const [mark, object] = line.split(" ");
-      if (mark && object) objects.set(Number(mark.slice(1)), object);
-    }
-    await rm(this.marksFile, { force: true });
-    for (const [path, { mode, mark }] of this.marks) entries.set(path, { mode, object: objects.get(mark)! });
-    return entries;
+  /** Each imported path's mode and object id. */
+  imported(): ReadonlyMap<string, { mode: string; object: string }> {
+    return this.entries;
+  }
+
+  /** Ends the import, stages `indexInfo` (`update-index --index-info -z` records) and returns what git lists as staged. */
+  async finish(indexInfo: string): Promise<Buffer> {
+    const child = this.start();
+    await this.write(child.stdin, Buffer.from("done\n"));
+    child.stdin.end();
+    this.indexInput!.end(indexInfo);
+    return this.exited!;
   }
 
   /** Stops an import that was not finished (what it wrote stays unreferenced, in a temporary pack). */
   kill(): void {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
-    void rm(this.marksFile, { force: true }).catch(() => undefined);
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) signalProcessTree(this.child, "SIGKILL");
   }
 
-  private start(): ChildProcessByStdio<Writable, null, Readable> {
+  private start(): ChildProcessByStdio<Writable, Readable, Readable> {
     if (this.child) return this.child;
-    const args = ["-c", "core.bigFileThreshold=16m", "fast-import", "--quiet", "--done", `--export-marks=${this.marksFile}`];
-    const child = spawn("git", args, { cwd: this.dir, env: gitEnvironment(), stdio: ["pipe", "ignore", "pipe"], ...(this.signal ? { signal: this.signal } : {}) });
+    const args = ["-c", STAGE_SCRIPT, "sh", ...STAGED_DIFF_ARGUMENTS];
+    // Its own process group, so that an abort ends the git processes the shell started too.
+    const child = spawn("sh", args, { cwd: this.dir, env: gitEnvironment(), stdio: ["pipe", "pipe", "pipe", "pipe"], detached: true }) as unknown as ChildProcessByStdio<Writable, Readable, Readable>;
+    const indexInput = child.stdio[3] as Writable;
+    const onAbort = () => this.kill();
+    this.signal?.addEventListener("abort", onAbort, { once: true });
+    const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
     child.stdin.on("error", () => undefined);
-    this.exited = new Promise<void>((resolve, reject) => {
-      child.once("error", (error) => reject(this.signal?.aborted ? abortedError(this.signal, "collect") : new GitCommandFailure(args, null, error.message)));
-      child.once("close", (code) => (code === 0 ? resolve() : reject(this.signal?.aborted ? abortedError(this.signal, "collect") : new GitCommandFailure(args, code, Buffer.concat(stderr).toString("utf8")))));
+    indexInput.on("error", () => undefined);
+    const command = ["fast-import", "update-index", "diff"];
+    this.exited = new Promise<Buffer>((resolve, reject) => {
+      child.once("error", (error) => reject(this.signal?.aborted ? abortedError(this.signal, "collect") : new GitCommandFailure(command, null, error.message)));
+      child.once("close", (code) => {
+        this.signal?.removeEventListener("abort", onAbort);
+        if (this.signal?.aborted) return reject(abortedError(this.signal, "collect"));
+        if (code === 0) resolve(Buffer.concat(stdout));
+        else reject(new GitCommandFailure(command, code, Buffer.concat(stderr).toString("utf8")));
+      });
     });
     this.exited.catch(() => undefined);
     this.child = child;
+    this.indexInput = indexInput;
     return child;
   }
 
@@ -322,43 +346,50 @@ const MAX_PATHSPECS = 100;
 /**
  * The index entries (path, mode) of `paths`, and of any folder above them that was empty when the
  * repository was placed: git keeps no empty folders, so such a folder is a submodule (a gitlink)
- * whose files are not this repository's.
+ * whose files are not this repository's. The index is HEAD's tree but at the paths an earlier
+ * collect staged: those are asked of the index, the others of HEAD's tree (which git reads only
+ * along the paths asked for, where the index is read whole).
  */
-async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
+async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], staged: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
   const entries = new Map<string, IndexEntry>();
   if (paths.length === 0) return entries;
-  const empty = emptyFolders(placed);
+  const empty = placedIndex(placed).emptyFolders;
   const asked = new Set(paths);
   if (empty.size > 0) {
     for (const path of paths) {
       for (let at = path.indexOf("/"); at !== -1; at = path.indexOf("/", at + 1)) if (empty.has(path.slice(0, at))) asked.add(path.slice(0, at));
     }
   }
-  const pathspecs = asked.size > MAX_PATHSPECS ? [] : ["--", ...asked];
-  const { stdout } = await runGit(["ls-files", "--stage", "-z", ...pathspecs], { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" });
-  for (const record of stdout.toString("utf8").split("\0")) {
-    const tab = record.indexOf("\t");
+  const fromIndex = [...asked].filter((path) => staged.has(path));
+  const fromHead = [...asked].filter((path) => !staged.has(path));
+  const options = { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" as const };
+  const pathspecs = (list: readonly string[]) => (list.length > MAX_PATHSPECS ? [] : ["--", ...list]);
+  const [head, index] = await Promise.all([
+    // `<mode> <type> <object>\t<path>`, down the paths asked for; past the pathspec limit the whole tree.
+    fromHead.length === 0 ? undefined : runGit(["ls-tree", "-z", "--full-tree", ...(fromHead.length > MAX_PATHSPECS ? ["-r"] : []), "HEAD", ...pathspecs(fromHead)], options),
     // `<mode> <object> <stage>\t<path>`
-    if (tab > 0) entries.set(record.slice(tab + 1), { mode: record.slice(0, 6), object: record.slice(7, record.indexOf(" ", 7)) });
+    fromIndex.length === 0 ? undefined : runGit(["ls-files", "--stage", "-z", ...pathspecs(fromIndex)], options),
+  ]);
+  for (const record of head?.stdout.toString("utf8").split("\0") ?? []) {
+    const tab = record.indexOf("\t");
+    const path = record.slice(tab + 1);
+    // A folder's path lists what is in it: only the entries asked for, and no trees (the index has none).
+    if (tab > 0 && asked.has(path) && !staged.has(path) && !record.startsWith("040000")) entries.set(path, { mode: record.slice(0, 6), object: record.slice(record.lastIndexOf(" ", tab) + 1, tab) });
+  }
+  for (const record of index?.stdout.toString("utf8").split("\0") ?? []) {
+    const tab = record.indexOf("\t");
+    const path = record.slice(tab + 1);
+    if (tab > 0 && staged.has(path)) entries.set(path, { mode: record.slice(0, 6), object: record.slice(7, record.indexOf(" ", 7)) });
   }
   return entries;
 }
 
-// Folders of the placed listing with nothing below them; worked out once per listing.
-const emptyFoldersOf = new WeakMap<WorkspaceListing, Set<string>>();
-
-function emptyFolders(placed: WorkspaceListing): Set<string> {
-  let empty = emptyFoldersOf.get(placed);
-  if (!empty) {
-    const parents = new Set<string>();
-    for (const path of placed.entries.keys()) {
-      const at = path.lastIndexOf("/");
-      if (at > 0) parents.add(path.slice(0, at));
-    }
-    empty = new Set([...placed.entries].filter(([path, entry]) => entry.type === "directory" && !parents.has(path)).map(([path]) => path));
-    emptyFoldersOf.set(placed, empty);
-  }
-  return empty;
+// The repository's hash: from an index entry's object id, else from the host clone's own config (never the sandbox's).
+async function objectFormat(dir: string, index: ReadonlyMap<string, IndexEntry>): Promise<"sha1" | "sha256"> {
+  const known = index.values().next().value;
+  if (known) return known.object.length === 64 ? "sha256" : "sha1";
+  const config = await readFile(join(dir, ".git", "config"), "utf8").catch(() => "");
+  return /^\s*objectformat\s*=\s*sha256\s*$/im.test(config) ? "sha256" : "sha1";
 }
 
 // Paths whose index entry differs from HEAD (an earlier collect of the same task, before a fix round).

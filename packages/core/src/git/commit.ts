@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { GitIdentity } from "../run-options.js";
 import { validateBranchName } from "./branch-name.js";
-import { GitCommandFailure, runGit } from "./git-command.js";
+import { GitCommandFailure, runGit, runGitScript } from "./git-command.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 
 /** What {@link commitChanges} needs. */
@@ -92,42 +92,40 @@ const nothingToCommit = () => agentError(ErrorCode.COMMIT_FAILED, "There is noth
  */
 async function commitIndex(input: CommitChangesInput, committer: GitIdentity): Promise<{ commit: string }> {
   const { dir, branch, message, author, signal } = input;
-  const options = { cwd: dir, signal, phase: "commit" as const };
-  const git = async (args: string[], extra: { input?: string; env?: Record<string, string> } = {}) => (await runGit(args, { ...options, ...extra })).stdout.toString("utf8").trim();
-  const [current, tree, heads] = await Promise.all([currentBranch(dir, signal), git(["write-tree"]), git(["rev-parse", "HEAD^{commit}", "HEAD^{tree}"])]);
-  const [parent, parentTree] = heads.split("\n");
-  if (tree === parentTree) throw nothingToCommit();
-  const commitTree = git(["commit-tree", tree, "-p", parent!, "-F", "-"], {
-    input: cleanMessage(message),
-    env: { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: committer.name, GIT_COMMITTER_EMAIL: committer.email },
-  });
-  if (current === branch) {
-    const commit = await commitTree;
-    await git(["update-ref", `refs/heads/${branch}`, commit, parent!]);
-    return { commit };
-  }
-  // HEAD moves to the new branch while the commit is written (one process less to wait for); the
-  // branch is then made through HEAD only if it does not exist yet, and HEAD goes back if it does.
-  const moved = await Promise.allSettled([commitTree, git(["symbolic-ref", "HEAD", `refs/heads/${branch}`])]);
-  const restoreHead = () => git(current === undefined ? ["update-ref", "--no-deref", "HEAD", parent!] : ["symbolic-ref", "HEAD", `refs/heads/${current}`]);
-  const failed = moved.find((result) => result.status === "rejected");
-  if (failed) {
-    if (moved[1].status === "fulfilled") await restoreHead();
-    throw (failed as PromiseRejectedResult).reason;
-  }
-  const commit = (moved[0] as PromiseFulfilledResult<string>).value;
+  const current = await currentBranch(dir, signal);
   try {
-    // An empty old value: the branch must not exist yet.
-    await git(["update-ref", "HEAD", commit, ""]);
+    const { stdout } = await runGitScript(["write-tree", "commit-tree", "update-ref"], COMMIT_INDEX_SCRIPT, [branch, current === branch ? "same" : ""], {
+      cwd: dir,
+      input: cleanMessage(message),
+      env: { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: committer.name, GIT_COMMITTER_EMAIL: committer.email },
+      signal,
+      phase: "commit",
+    });
+    return { commit: stdout.toString("utf8").trim() };
   } catch (error) {
-    await restoreHead();
-    if (error instanceof GitCommandFailure && /already exists|cannot lock/.test(error.stderr)) {
+    if (error instanceof GitCommandFailure && error.exitCode === 3) throw nothingToCommit();
+    if (error instanceof GitCommandFailure && error.exitCode === 4 && /already exists|cannot lock/.test(error.stderr)) {
       throw agentError(ErrorCode.COMMIT_FAILED, `The branch "${branch}" already exists in the clone (or clashes with one); commit on a new branch name.`, { cause: error });
     }
     throw error;
   }
-  return { commit };
 }
+
+// $1 the branch, $2 "same" when HEAD is on it already; the message on stdin. HEAD's commit and tree become $1 and $2.
+// Exit 3: the index is HEAD's tree. A new branch is made only if it does not exist yet (an empty old value),
+// else exit 4 with HEAD where it was; then HEAD moves to it.
+const COMMIT_INDEX_SCRIPT = `branch=$1 same=$2
+tree=$(git write-tree) && heads=$(git rev-parse "HEAD^{commit}" "HEAD^{tree}") || exit 1
+set -- $heads
+[ "$tree" != "$2" ] || exit 3
+commit=$(git commit-tree "$tree" -p "$1" -F -) || exit 1
+if [ -n "$same" ]; then
+  git update-ref "refs/heads/$branch" "$commit" "$1" || exit 1
+else
+  git update-ref "refs/heads/$branch" "$commit" "" || exit 4
+  git symbolic-ref HEAD "refs/heads/$branch" || exit 1
+fi
+printf '%s\\n' "$commit"`;
 
 // What `--cleanup=whitespace` does: no trailing spaces, no leading or trailing blank lines, one blank line at most between paragraphs.
 function cleanMessage(message: string): string {

@@ -73,13 +73,30 @@ export function gitEnvironment(extra: Record<string, string> = {}): NodeJS.Proce
  * signal fires (the process is killed).
  */
 export function runGit(args: readonly string[], options: GitCommandOptions = {}): Promise<GitCommandResult> {
+  if (options.ownProcessGroup) {
+    if (options.signal?.aborted) return Promise.reject(abortedError(options.signal, options.phase));
+    return runGitInOwnGroup(args, options);
+  }
+  return runFile("git", args, args, options);
+}
+
+/**
+ * Runs a fixed `sh` script (never one built from input: what varies goes in `args`, `$1`...) whose
+ * commands are git's, in git's environment: several git steps for the cost of one process started
+ * from here (a fork of this large process costs more than git's own run of a small step). Failures
+ * as {@link runGit}'s, named by `command`.
+ */
+export function runGitScript(command: readonly string[], script: string, args: readonly string[], options: Omit<GitCommandOptions, "ownProcessGroup"> = {}): Promise<GitCommandResult> {
+  return runFile("sh", ["-c", script, "sh", ...args], command, options);
+}
+
+function runFile(file: string, argv: readonly string[], args: readonly string[], options: GitCommandOptions): Promise<GitCommandResult> {
   const { signal } = options;
   if (signal?.aborted) return Promise.reject(abortedError(signal, options.phase));
-  if (options.ownProcessGroup) return runGitInOwnGroup(args, options);
   return new Promise((resolve, reject) => {
     const child = execFile(
-      "git",
-      args,
+      file,
+      argv,
       {
         cwd: options.cwd,
         env: gitEnvironment(options.env),

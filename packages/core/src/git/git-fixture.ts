@@ -11,6 +11,8 @@ export interface GitFixtureOptions {
   files?: Record<string, FixtureFile>;
   /** Default branch. Default `main`. */
   branch?: string;
+  /** The repository's hash. Default sha1. */
+  objectFormat?: "sha1" | "sha256";
   /** Also make a bare copy, as a server would hold it. */
   bare?: boolean;
   /** Commits to make before the one with `files` (for history depth). Default 0. */
@@ -79,7 +81,7 @@ export async function createGitFixture(options: GitFixtureOptions = {}): Promise
   const branch = options.branch ?? "main";
   try {
     await mkdir(workPath);
-    await gitIn(workPath, ["init", "--quiet", `--initial-branch=${branch}`]);
+    await gitIn(workPath, ["init", "--quiet", `--initial-branch=${branch}`, `--object-format=${options.objectFormat ?? "sha1"}`]);
     for (let index = 0; index < (options.earlierCommits ?? 0); index++) {
       await writeFixtureFiles(workPath, { "HISTORY.md": `commit ${index}\n` });
       await gitIn(workPath, ["add", "--all"]);

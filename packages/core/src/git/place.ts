@@ -6,7 +6,7 @@ import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { streamGit } from "./git-command.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
-import { listWorkspace, type WorkspaceListing } from "./workspace-listing.js";
+import { listPlacedWorkspace, type WorkspaceListing } from "./workspace-listing.js";
 
 /** What {@link placeRepository} needs. */
 export interface PlaceRepositoryInput {
@@ -50,7 +50,7 @@ export async function placeRepository(input: PlaceRepositoryInput): Promise<Work
     const failed = placed.find((result) => result.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
     throwIfAborted(signal, "clone");
-    return await listWorkspace(session, signal);
+    return await listPlacedWorkspace(session, signal);
   } catch (error) {
     const aborted = abortFailure(error, signal, "clone");
     if (aborted) throw aborted;

@@ -11,9 +11,19 @@ const DIFF_OPTIONS = ["--cached", "-z", "--no-ext-diff", "--no-textconv", "--fin
  * as text). Only exact renames count as renames.
  */
 export async function listStagedChanges(dir: string, signal?: AbortSignal): Promise<ChangedFile[]> {
-  // One process: the raw records of every file pair first, then their numstat records.
-  // Past the threshold a file counts as binary unread, instead of being loaded whole into git's memory.
-  const { stdout } = await runGit(["-c", "core.bigFileThreshold=16m", "diff", ...DIFF_OPTIONS, "--raw", "--no-abbrev", "--numstat", "HEAD"], { cwd: dir, signal, phase: "collect" });
+  const { stdout } = await runGit(STAGED_DIFF_ARGUMENTS, { cwd: dir, signal, phase: "collect" });
+  return parseStagedChanges(stdout);
+}
+
+/**
+ * The git arguments {@link listStagedChanges} runs. One process: the raw records of every file pair
+ * first, then their numstat records. Past the threshold a file counts as binary unread, instead of
+ * being loaded whole into git's memory.
+ */
+export const STAGED_DIFF_ARGUMENTS: readonly string[] = ["-c", "core.bigFileThreshold=16m", "diff", ...DIFF_OPTIONS, "--raw", "--no-abbrev", "--numstat", "HEAD"];
+
+/** Reads what git printed for {@link STAGED_DIFF_ARGUMENTS}. */
+export function parseStagedChanges(stdout: Buffer): ChangedFile[] {
   const tokens = stdout.toString("utf8").split("\0");
   const { records, next } = parseRaw(tokens);
   const counts = parseNumstat(tokens, next);

@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 
 /** One path of the sandbox's working tree, as `find` saw it. */
@@ -21,8 +23,11 @@ export interface WorkspaceListing {
   listedAt: number;
 }
 
-// Paths and metadata only, `.git` folders (any letter case) pruned; the sandbox's clock last, for racy entries.
-const LIST_SCRIPT = 'cd -- "$0" && find . -mindepth 1 \\( -iname .git -prune \\) -o -printf "%y %m %s %i %T@ %C@ %P\\0" && date +%s.%N';
+// find's arguments: paths and metadata only, `.git` folders (any letter case) pruned.
+const LIST_ARGUMENTS = [".", "-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "-printf", "%y %m %s %i %T@ %C@ %P\\0"];
+
+// Inside the sandbox: find over the workdir ($0) with the arguments given, then the sandbox's clock (for racy entries).
+const LISTING_SCRIPT = 'cd -- "$0" && find "$@" && date +%s.%N';
 
 // File timestamps come from a coarse clock (a few ms behind the fine one): a change made within this
 // long of the listing could carry the same ctime as the placed file, so such entries are compared by
@@ -41,28 +46,59 @@ const RACY_SECONDS_WHOLE = 1.05;
  * be set back from inside, so rewriting a file and restoring its mtime does not hide it.
  */
 export async function listWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
-  const output = await runListing(session, LIST_SCRIPT, [], signal);
+  const output = await runListing(session, LIST_ARGUMENTS, signal);
   return output && parseListing(output);
 }
 
+// The longest wait for placed entries to leave the racy window: a file system of whole seconds would need a second.
+const MAX_SETTLE_SECONDS = 0.1;
+
 /**
- * Runs a listing script with the workdir as `$0`: on the host, over the session's own folder,
- * where the provider has one (no command started inside: the cost of a sandbox exec is most of a
- * small tree's listing), else inside. Undefined when the script failed.
+ * {@link listWorkspace} for the record of what was placed, taken right after placing and before
+ * anything else runs in the sandbox. Entries placed in the last moments before a listing are racy
+ * (their ctime cannot tell a later change from the placement, so every collect brings them back to
+ * compare by content: hundreds of files for a tree placed in one extraction); when there are, this
+ * waits until the newest of them is out of the window and lists again, so that none is.
  */
-async function runListing(session: SandboxSession, script: string, args: readonly string[], signal: AbortSignal | undefined): Promise<Buffer | undefined> {
+export async function listPlacedWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
+  const first = await listWorkspace(session, signal);
+  if (!first) return undefined;
+  let newest = Number.NEGATIVE_INFINITY;
+  for (const entry of first.entries.values()) if (entry.ctime > newest) newest = entry.ctime;
+  // How much later the listing must end for the newest entry to be below the threshold isRacy applies (a margin added).
+  const wait = newest - changesThreshold(first) + 0.002;
+  if (newest < changesThreshold(first) || wait > MAX_SETTLE_SECONDS) return withIndex(first);
+  // An abort rejects here; the caller turns it into its ABORTED error.
+  await sleep(Math.ceil(wait * 1000), undefined, signal ? { signal } : {});
+  // Nothing ran in the sandbox meanwhile: this listing records the same placement, with nothing racy.
+  return withIndex((await listWorkspace(session, signal)) ?? first);
+}
+
+// The placed listing's index is made here, in the clone phase, rather than by the first collect (tens of ms for 20,000 entries).
+function withIndex(listing: WorkspaceListing): WorkspaceListing {
+  placedIndex(listing);
+  return listing;
+}
+
+/**
+ * Runs find over the workdir with `findArguments`, and prints the clock after it: on the host, over
+ * the session's own folder, where the provider has one (find alone: no command started inside, no
+ * shell, and the host's clock is the sandbox's), else inside. Undefined when find failed.
+ */
+async function runListing(session: SandboxSession, findArguments: readonly string[], signal: AbortSignal | undefined): Promise<Buffer | undefined> {
   const chunks: Uint8Array[] = [];
   try {
     if (session.hostFolder) {
       const folder = await session.hostFolder(session.workdir);
       return await new Promise<Buffer | undefined>((resolve, reject) => {
-        execFile("sh", ["-c", script, folder, ...args], { encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
+        execFile("find", findArguments, { cwd: folder, encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
           if (signal?.aborted) return reject(signal.reason);
-          resolve(error ? undefined : stdout);
+          // Read once find has ended, as `date` would print it after find.
+          resolve(error ? undefined : Buffer.concat([stdout, Buffer.from(`${((performance.timeOrigin + performance.now()) / 1000).toFixed(6)}\n`)]));
         });
       });
     }
-    const result = await session.exec(["sh", "-c", script, session.workdir, ...args], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
+    const result = await session.exec(["sh", "-c", LISTING_SCRIPT, session.workdir, ...findArguments], { onStdout: (chunk) => chunks.push(chunk), ...(signal ? { signal } : {}) });
     return result.exitCode === 0 ? Buffer.concat(chunks) : undefined;
   } catch (error) {
     if (signal?.aborted) throw error;
@@ -118,17 +154,57 @@ function changesThreshold(placed: WorkspaceListing): number {
   return racyTime(placed) - 0.001;
 }
 
-// Per placed listing (read on every collect of a task, never changed).
-const racyTimes = new WeakMap<WorkspaceListing, number>();
-
 function racyTime(placed: WorkspaceListing): number {
-  let time = racyTimes.get(placed);
-  if (time === undefined) {
-    let wholeSeconds = placed.entries.size > 0;
-    for (const entry of placed.entries.values()) if (!Number.isInteger(entry.ctime)) wholeSeconds = false;
-    racyTimes.set(placed, (time = placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : RACY_SECONDS)));
+  return placedIndex(placed).racyFrom;
+}
+
+/** What the collects of a task derive from its placed listing (never changed): worked out once, when the listing is taken. */
+export interface PlacedIndex {
+  /** Entries with a ctime from here on are racy. */
+  racyFrom: number;
+  /** The racy entries' paths. */
+  racyPaths: readonly string[];
+  /** The paths in each placed folder (`""` is the workdir). */
+  children: ReadonlyMap<string, readonly string[]>;
+  /** Folders with nothing in them (git keeps none: a submodule's). */
+  emptyFolders: ReadonlySet<string>;
+  /** The `.gitignore` files. */
+  ignoreFiles: readonly string[];
+  /** True when a `.gitattributes` file is among them. */
+  hasAttributes: boolean;
+}
+
+const placedIndexes = new WeakMap<WorkspaceListing, PlacedIndex>();
+
+/** The {@link PlacedIndex} of a placed listing; worked out on the first call ({@link listPlacedWorkspace} makes it, off the collect's path). */
+export function placedIndex(placed: WorkspaceListing): PlacedIndex {
+  let index = placedIndexes.get(placed);
+  if (index) return index;
+  let wholeSeconds = placed.entries.size > 0;
+  const children = new Map<string, string[]>();
+  const ignoreFiles: string[] = [];
+  let hasAttributes = false;
+  for (const [path, entry] of placed.entries) {
+    if (!Number.isInteger(entry.ctime)) wholeSeconds = false;
+    const at = path.lastIndexOf("/");
+    const parent = at < 0 ? "" : path.slice(0, at);
+    const name = path.slice(at + 1);
+    const list = children.get(parent);
+    if (list) list.push(path);
+    else children.set(parent, [path]);
+    if (name === ".gitignore") ignoreFiles.push(path);
+    else if (name === ".gitattributes") hasAttributes = true;
   }
-  return time;
+  const racyFrom = placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : RACY_SECONDS);
+  const racyPaths: string[] = [];
+  const emptyFolders = new Set<string>();
+  for (const [path, entry] of placed.entries) {
+    if (entry.ctime >= racyFrom) racyPaths.push(path);
+    if (entry.type === "directory" && !children.has(path)) emptyFolders.add(path);
+  }
+  index = { racyFrom, racyPaths, children, emptyFolders, ignoreFiles, hasAttributes };
+  placedIndexes.set(placed, index);
+  return index;
 }
 
 /** What {@link listChangesSince} found: {@link compareListings}'s answer, and what is at a path now. */
@@ -137,25 +213,137 @@ export interface WorkspaceChanges extends ListingDifference {
   entryAt(path: string): ListedEntry | undefined;
 }
 
-// Entries whose status changed after the threshold ($1) in full, the others as type, inode and path only:
-// the cost of reading the answer follows the change, not the tree.
-const CHANGES_SCRIPT =
-  'cd -- "$0" && find . -mindepth 1 \\( -iname .git -prune \\) -o \\( -newerct "$1" -printf "+%y %m %s %i %T@ %C@ %P\\0" \\) -o -printf "%y %i %P\\0" && date +%s.%N';
+// The whole tree: entries whose status changed after the threshold in full, the others as type, inode and path only.
+const treeChangesArguments = (threshold: string) => [".", "-mindepth", "1", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%y %m %s %i %T@ %C@ %P\\0", ")", "-o", "-printf", "%y %i %P\\0"];
+
+// Entries whose status changed after the threshold ($1 of the script) in full (with their device), and of
+// each folder among them (the workdir included) the other entries in it, short: an entry is added to,
+// removed from or renamed in a folder only by changing the folder's ctime. Paths as find prints them from
+// `.`: `.` and `./...`. find flushes its output and waits for the command before it goes on, so the records
+// never interleave. The folders are named by path (depth 0 of the second find, printed with its device and
+// inode): a folder swapped for a symlink meanwhile would be listed through it, which the parser tells by
+// that record not being the folder the first find saw there (the first find itself never follows one).
+const FOLDER_ENTRIES_SCRIPT = 'threshold=$1; shift; exec find "$@" -maxdepth 1 \\( -iname .git -prune \\) -o ! -newerct "$threshold" -printf "=%d %y %D %i %p\\0" -o -type d -printf "=%d %y %D %i %p\\0"';
+const folderChangesArguments = (threshold: string) => [".", "(", "-iname", ".git", "-prune", ")", "-o", "(", "-newerct", threshold, "-printf", "+%D %y %m %s %i %T@ %C@ %p\\0", "(", "-type", "d", "-exec", "sh", "-c", FOLDER_ENTRIES_SCRIPT, "sh", threshold, "{}", "+", ")", ")"];
 
 /**
  * {@link listWorkspace} and {@link compareListings} in one, for a large tree with a small change:
  * GNU find prints in full only the entries whose status change time (ctime) is later than the
- * placed listing's racy threshold, and type, inode and path for the rest. An entry at its placed
- * path with its placed inode and an older ctime is the placed entry untouched (a write, chmod,
- * rename or link sets the ctime, and nothing inside can set it back); anything else is parsed and
- * compared as {@link compareListings} does. Undefined when the sandbox cannot (the caller lists in full).
+ * placed listing's racy threshold (a write, chmod, rename or link sets the ctime, and nothing
+ * inside can set it back), and type, inode and path of the other entries of the folders among
+ * them. A placed entry not printed is there untouched unless a folder above it changed and it was
+ * not seen in it. A folder seen at a path with another inode than placed (moved there with its
+ * old ctime) makes the listing of the whole tree ({@link parseChanges}), where every entry at its
+ * placed path with its placed inode and an older ctime is untouched. Undefined when the sandbox
+ * cannot (the caller lists in full).
  */
 export async function listChangesSince(session: SandboxSession, placed: WorkspaceListing, signal?: AbortSignal): Promise<WorkspaceChanges | undefined> {
-  const output = await runListing(session, CHANGES_SCRIPT, [`@${changesThreshold(placed).toFixed(6)}`], signal);
-  return output && parseChanges(output, placed);
+  const threshold = `@${changesThreshold(placed).toFixed(6)}`;
+  const output = await runListing(session, folderChangesArguments(threshold), signal);
+  const changes = output && parseFolderChanges(output, placed);
+  if (changes !== "moved folder") return changes;
+  const tree = await runListing(session, treeChangesArguments(threshold), signal);
+  return tree && parseChanges(tree, placed);
 }
 
-/** Parses the output of {@link listChangesSince}'s script against the placed listing; undefined when it is not GNU find's. */
+/**
+ * Parses the output of {@link listChangesSince}'s first listing against the placed listing;
+ * "moved folder" when a folder is not the one placed at its path (the whole tree must be listed),
+ * undefined when it is not GNU find's.
+ */
+export function parseFolderChanges(output: Buffer, placed: WorkspaceListing): WorkspaceChanges | "moved folder" | undefined {
+  const text = output.toString("utf8");
+  if (text.includes("\uFFFD")) return undefined;
+  const records = text.split("\0");
+  if (!Number.isFinite(Number(records.pop()!.trim()))) return undefined;
+  const racyFrom = racyTime(placed);
+  // Changed after the threshold (in full), and the other entries of the folders among them.
+  const fresh = new Map<string, ListedEntry>();
+  const seen = new Map<string, { type: ListedEntry["type"]; inode: string }>();
+  // Each folder listed, as the first find saw it (`device inode`), and as the second one started from it.
+  const listedFolders = new Map<string, string>();
+  const startedFrom = new Map<string, string>();
+  for (const record of records) {
+    if (record.startsWith("+")) {
+      const space = record.indexOf(" ");
+      const parsed = space < 0 ? undefined : parseRecord(record.slice(space + 1));
+      const path = parsed && relativePath(parsed[0]);
+      if (path === undefined) return undefined;
+      if (parsed![1].type === "directory") listedFolders.set(path, `${record.slice(1, space)} ${inodeOf(parsed![1])}`);
+      if (path !== "") fresh.set(path, parsed![1]);
+      continue;
+    }
+    // `=<depth> <type> <device> <inode> <path>`
+    const spaces: number[] = [];
+    for (let at = record.indexOf(" "); at !== -1 && spaces.length < 4; at = record.indexOf(" ", at + 1)) spaces.push(at);
+    const path = spaces.length < 4 ? undefined : relativePath(record.slice(spaces[3]! + 1));
+    const depth = record.slice(1, spaces[0]);
+    if (!record.startsWith("=") || path === undefined || spaces[1] !== spaces[0]! + 2 || (depth !== "0" && (depth !== "1" || path === ""))) return undefined;
+    if (depth === "0") startedFrom.set(path, record.slice(spaces[1]! + 1, spaces[3]));
+    else seen.set(path, { type: entryType(record[spaces[0]! + 1]), inode: record.slice(spaces[2]! + 1, spaces[3]) });
+  }
+  // Every folder listed was listed from itself, never through a symlink put in its place.
+  for (const [path, identity] of listedFolders) if (startedFrom.get(path) !== identity) return undefined;
+  if (startedFrom.size !== listedFolders.size) return undefined;
+  // Folders changed after the threshold are printed by both; the first find's record is the one kept.
+  for (const path of fresh.keys()) seen.delete(path);
+  const isFileOrLink = (entry: { type: ListedEntry["type"] } | undefined) => entry?.type === "file" || entry?.type === "symlink";
+  // Seen with its old ctime: the placed entry untouched when it has the placed type and inode; a folder that is
+  // not is the placed one's subtree moved elsewhere or another's moved here (its entries keep their old ctimes).
+  for (const [path, now] of seen) {
+    const before = placed.entries.get(path);
+    const same = before !== undefined && before.type === now.type && inodeOf(before) === now.inode && before.ctime < racyFrom;
+    if (same) continue;
+    if (now.type === "directory") return "moved folder";
+    fresh.set(path, { type: now.type, size: before?.size ?? 0, signature: `short ${now.type} ${now.inode}`, ctime: Number.POSITIVE_INFINITY });
+  }
+  // Placed entries gone: not seen in a folder that changed, below one gone, or below one that is no longer a folder.
+  const children = placedIndex(placed).children;
+  const gone = new Set<string>();
+  const goneWithin = (path: string) => {
+    for (const child of children.get(path) ?? []) {
+      gone.add(child);
+      goneWithin(child);
+    }
+  };
+  for (const folder of listedFolders.keys()) {
+    for (const child of children.get(folder) ?? []) {
+      if (fresh.has(child) || seen.has(child)) continue;
+      gone.add(child);
+      goneWithin(child);
+    }
+  }
+  for (const [path, entry] of fresh) if (entry.type !== "directory" && placed.entries.get(path)?.type === "directory") goneWithin(path);
+  const removed = new Set<string>();
+  for (const path of gone) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  // A racy entry that is still there is printed in full (its ctime cannot go back).
+  for (const path of placedIndex(placed).racyPaths) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  for (const [path, entry] of fresh) if (!isFileOrLink(entry) && isFileOrLink(placed.entries.get(path))) removed.add(path);
+  return {
+    changed: [...fresh].filter(([, entry]) => isFileOrLink(entry)).map(([path]) => path),
+    removed: [...removed],
+    entryAt: (path) => {
+      const entry = fresh.get(path) ?? placed.entries.get(path);
+      if (!entry || fresh.has(path)) return entry;
+      return entry.ctime >= racyFrom || gone.has(path) ? undefined : entry;
+    },
+  };
+}
+
+// `.` is the workdir, `./x` the entry x in it; anything else is not what find prints from `.`.
+function relativePath(path: string): string | undefined {
+  if (path === ".") return "";
+  return path.startsWith("./") && path.length > 2 ? path.slice(2) : undefined;
+}
+
+// The signature is `type mode size inode mtime ctime`.
+function inodeOf(entry: ListedEntry): string {
+  const signature = entry.signature;
+  const start = signature.indexOf(" ", signature.indexOf(" ", 2) + 1) + 1;
+  return signature.slice(start, signature.indexOf(" ", start));
+}
+
+/** Parses the listing of the whole tree {@link listChangesSince} falls back to, against the placed listing; undefined when it is not GNU find's. */
 export function parseChanges(output: Buffer, placed: WorkspaceListing): WorkspaceChanges | undefined {
   const text = output.toString("utf8");
   if (text.includes("\uFFFD")) return undefined;
@@ -188,7 +376,7 @@ export function parseChanges(output: Buffer, placed: WorkspaceListing): Workspac
     const path = record.slice(record.indexOf(" ", 2) + 1);
     if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
   }
-  for (const path of racyPaths(placed)) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
+  for (const path of placedIndex(placed).racyPaths) if (isFileOrLink(placed.entries.get(path)) && !fresh.has(path)) removed.add(path);
   for (const [path, entry] of fresh) if (!isFileOrLink(entry) && isFileOrLink(placed.entries.get(path))) removed.add(path);
   return {
     changed,
@@ -199,18 +387,6 @@ export function parseChanges(output: Buffer, placed: WorkspaceListing): Workspac
       return entry.ctime >= racyFrom || untouched.has(shortRecord(path, entry)) ? undefined : entry;
     },
   };
-}
-
-// Placed entries too close to the listing to be judged by ctime. Once per listing.
-const racyPathsOf = new WeakMap<WorkspaceListing, readonly string[]>();
-
-function racyPaths(placed: WorkspaceListing): readonly string[] {
-  let paths = racyPathsOf.get(placed);
-  if (!paths) {
-    const racyFrom = racyTime(placed);
-    racyPathsOf.set(placed, (paths = [...placed.entries].filter(([, entry]) => entry.ctime >= racyFrom).map(([path]) => path)));
-  }
-  return paths;
 }
 
 // The short record (`type inode path`) of every placed entry that is not racy: what an untouched entry prints. Once per listing.

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { ErrorCode, agentError } from "../errors.js";
 import type { TaskContext } from "./task-context.js";
 import type { ResolvedRepository } from "../spec/git-host-spec.js";
-import { listWorkspace } from "../git/workspace-listing.js";
+import { listPlacedWorkspace } from "../git/workspace-listing.js";
 
 const OUTPUT_TAIL = 2_000;
 
@@ -29,7 +29,7 @@ export async function runSetup(context: TaskContext): Promise<void> {
       return;
     }
     // The restored files are other files than those placed: listed again, before the agent runs.
-    context.placedListing = await listWorkspace(session, context.signal);
+    context.placedListing = await listPlacedWorkspace(session, context.signal);
     context.emit({ type: "log", level: "info", message: `Started from the prepared state of ${context.repository!.id} at ${context.baseCommit!.slice(0, 12)}; the setup commands did not run again.` });
     return;
   }

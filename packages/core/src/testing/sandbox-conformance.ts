@@ -10,7 +10,7 @@ import { cloneRepository } from "../git/clone.js";
 import { collectChanges } from "../git/collect.js";
 import { createGitFixture } from "../git/git-fixture.js";
 import { placeRepository } from "../git/place.js";
-import { isRacy } from "../git/workspace-listing.js";
+import { isRacy, listChangesSince } from "../git/workspace-listing.js";
 import { startEgressProxy, type BlockedConnection } from "../network/egress-proxy.js";
 import {
   SANDBOX_EGRESS_PROXY_URL,
@@ -352,7 +352,7 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
 
     test("collect", "a repository placed by the core comes back with only its changed paths, whatever the sandbox's .git says", async () => {
       const fixture = await createGitFixture({
-        files: { "README.md": "# readme\n", "src/a.ts": "export const a = 1;\n", "bin/run.sh": { content: "#!/bin/sh\n", executable: true }, link: { symlink: "README.md" }, ".gitignore": "build/\n" },
+        files: { "README.md": "# readme\n", "src/a.ts": "export const a = 1;\n", "bin/run.sh": { content: "#!/bin/sh\n", executable: true }, link: { symlink: "README.md" }, ".gitignore": "build/\n", "docs/guide/intro.md": "# intro\n" },
       });
       const fresh = await create();
       try {
@@ -370,20 +370,25 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
         const script = [
           "echo 'export const a = 2;' > src/a.ts && echo new > new.txt && rm README.md && chmod -x bin/run.sh",
           "mkdir build && echo out > build/x.js && echo new.txt >> .git/info/exclude && git update-index --assume-unchanged src/a.ts",
+          // A folder moved with a folder inside it (whose ctime stays old): the listing of the whole tree.
+          "mv docs manual",
         ].join(" && ");
         const ran = await fresh.exec(["sh", "-c", script]);
         expect(ran.exitCode, ran.stderr).toBe(0);
+        // The listing that follows the change works there (else collect falls back to a full listing).
+        expect(await listChangesSince(watched, placed!), "the listing of what changed (GNU find inside the sandbox)").toBeDefined();
         const changes = await collectChanges({ session: watched, dir, placed: placed! });
         expect(changes.map((change) => [change.path, change.status])).toEqual([
           ["README.md", "deleted"],
           ["bin/run.sh", "modified"],
+          ["manual/guide/intro.md", "renamed"],
           ["new.txt", "added"],
           ["src/a.ts", "modified"],
         ]);
         // With a listing and the streaming member, only the changed paths cross, never the whole tree.
         if (fresh.getArchiveStream) {
           expect(wholeTree).toBe(0);
-          const changed = ["bin/run.sh", "new.txt", "src/a.ts"];
+          const changed = ["bin/run.sh", "manual/guide/intro.md", "new.txt", "src/a.ts"];
           expect(asked).toEqual(expect.arrayContaining(changed));
           // Besides those, only files placed too close to the listing for their ctime to tell (compared by content).
           expect(asked.filter((path) => !changed.includes(path) && !isRacy(placed!, path))).toEqual([]);
