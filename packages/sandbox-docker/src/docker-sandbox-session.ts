@@ -271,7 +271,7 @@ export class DockerSandboxSession implements SandboxSession {
     if (!options.paths) return Readable.from([await this.getArchive(directory)]);
     const target = this.resolvePath(directory);
     const output = new PassThrough();
-    const running = await this.start(["tar", "-c", "-f", "-", "--null", "--no-recursion", "--ignore-failed-read", "-T", "-"], {
+    const running = await this.start(["tar", "-c", "-f", "-", "--null", "--no-recursion", "--hard-dereference", "--ignore-failed-read", "-T", "-"], {
       cwd: target,
       stdin: options.paths.map((path) => `${path}\0`).join(""),
       onStdout: (chunk) => output.write(chunk),

@@ -198,7 +198,7 @@ export class ModalSandboxSession implements SandboxSession {
   async getArchive(directory: string): Promise<Uint8Array> {
     const target = this.resolve(directory);
     // Entries are named relative to the folder, without a leading "./"; links stay links.
-    const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && find . -mindepth 1 -printf "%P\\0" | tar -c -f - --null --no-recursion -T -', target]);
+    const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && find . -mindepth 1 -printf "%P\\0" | tar -c -f - --null --no-recursion --hard-dereference -T -', target]);
     if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack ${target}: ${result.stderr.trim()}`, { details: { path: target } });
     return result.stdout;
   }
@@ -212,7 +212,7 @@ export class ModalSandboxSession implements SandboxSession {
     if (!options.paths) return Readable.from([await this.getArchive(directory)]);
     const target = this.resolve(directory);
     const list = new TextEncoder().encode(options.paths.map((path) => `${path}\0`).join(""));
-    const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && tar -c -f - --null --no-recursion --ignore-failed-read -T -', target], list);
+    const result = await this.execBytes(["sh", "-c", 'cd -- "$0" && tar -c -f - --null --no-recursion --hard-dereference --ignore-failed-read -T -', target], list);
     if (result.exitCode !== 0) throw agentError(ErrorCode.SANDBOX_FILE_ERROR, `Cannot pack paths of ${target}: ${result.stderr.trim()}`, { details: { path: target } });
     return Readable.from([result.stdout]);
   }

@@ -291,11 +291,13 @@ describe("collectChanges follows the folders that changed", () => {
     ]);
   });
 
-  it("a hard link made to a placed file: both paths are asked for (the second comes as a link entry, which is refused)", async () => {
-    const { agent, collect, transfers } = await placed(fixture);
+  it("a hard link made to a placed file: both paths are asked for, the link comes as a file of its own and the placed one is unchanged", async () => {
+    const { dir, agent, collect, transfers } = await placed(fixture, "bubblewrap");
     await agent("ln deep/a/x.txt linked.txt");
-    await expect(collect()).rejects.toMatchObject({ code: ErrorCode.UNSAFE_PATH });
+    const changes = await collect();
+    expect(changes.map((change) => [change.path, change.status])).toEqual([["linked.txt", "added"]]);
     expect(transfers.paths.sort()).toEqual(["deep/a/x.txt", "linked.txt"]);
+    expect(await gitIn(dir, ["cat-file", "blob", ":linked.txt"])).toBe(await gitIn(dir, ["cat-file", "blob", "HEAD:deep/a/x.txt"]));
   });
 
   it("a file added at the top and one in a new folder, next to a folder that was not touched", async () => {

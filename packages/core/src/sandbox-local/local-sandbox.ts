@@ -507,7 +507,7 @@ class LocalSandboxSession implements SandboxSession {
   // Streams tar's stdout (with backpressure, nothing buffered here); a failed tar destroys the stream, and a reader that stops ends tar.
   private async packPathsInside(directory: string, sandboxPath: string, paths: readonly string[], signal: AbortSignal | undefined): Promise<AsyncIterable<Uint8Array>> {
     // Missing paths are warnings (exit 0), folders come as folder entries and are not descended into.
-    const command = ["tar", "-c", "-f", "-", "--null", "--no-recursion", "--ignore-failed-read", "--numeric-owner", "-C", sandboxPath, "-T", "-"];
+    const command = ["tar", "-c", "-f", "-", "--null", "--no-recursion", "--hard-dereference", "--ignore-failed-read", "--numeric-owner", "-C", sandboxPath, "-T", "-"];
     const child = await this.launch(command, undefined, undefined, []);
     const output = new PassThrough();
     const stderr: Buffer[] = [];

@@ -370,6 +370,8 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
         const script = [
           "echo 'export const a = 2;' > src/a.ts && echo new > new.txt && rm README.md && chmod -x bin/run.sh",
           "mkdir build && echo out > build/x.js && echo new.txt >> .git/info/exclude && git update-index --assume-unchanged src/a.ts",
+          // A hard link comes back as a file of its own (the archive dereferences it).
+          "ln src/a.ts hard.ts",
           // A folder moved with a folder inside it (whose ctime stays old): the listing of the whole tree.
           "mv docs manual",
         ].join(" && ");
@@ -381,6 +383,7 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
         expect(changes.map((change) => [change.path, change.status])).toEqual([
           ["README.md", "deleted"],
           ["bin/run.sh", "modified"],
+          ["hard.ts", "added"],
           ["manual/guide/intro.md", "renamed"],
           ["new.txt", "added"],
           ["src/a.ts", "modified"],
@@ -388,7 +391,7 @@ export function testSandboxProvider(options: SandboxConformanceOptions): void {
         // With a listing and the streaming member, only the changed paths cross, never the whole tree.
         if (fresh.getArchiveStream) {
           expect(wholeTree).toBe(0);
-          const changed = ["bin/run.sh", "manual/guide/intro.md", "new.txt", "src/a.ts"];
+          const changed = ["bin/run.sh", "hard.ts", "manual/guide/intro.md", "new.txt", "src/a.ts"];
           expect(asked).toEqual(expect.arrayContaining(changed));
           // Besides those, only files placed too close to the listing for their ctime to tell (compared by content).
           expect(asked.filter((path) => !changed.includes(path) && !isRacy(placed!, path))).toEqual([]);
