@@ -48,6 +48,7 @@ describe("the offline subpath without vitest installed", () => {
     expect(result.exports).toEqual([
       "OFFLINE_NOTE_FILE",
       "blockedRequests",
+      "createServedGitHost",
       "createTestRepository",
       "listenOnLoopback",
       "networkProbeScript",
