@@ -52,22 +52,37 @@ export async function listWorkspace(session: SandboxSession, signal?: AbortSigna
 
 // The longest wait for placed entries to leave the racy window: a file system of whole seconds would need a second.
 const MAX_SETTLE_SECONDS = 0.1;
+// So few racy entries, so small, that comparing them by content on each collect costs less than waiting
+// out the window on every task's start (a small repository is racy whole right after its extraction).
+const FEW_RACY_ENTRIES = 64;
+const FEW_RACY_BYTES = 1024 * 1024;
 
 /**
  * {@link listWorkspace} for the record of what was placed, taken right after placing and before
  * anything else runs in the sandbox. Entries placed in the last moments before a listing are racy
  * (their ctime cannot tell a later change from the placement, so every collect brings them back to
- * compare by content: hundreds of files for a tree placed in one extraction); when there are, this
- * waits until the newest of them is out of the window and lists again, so that none is.
+ * compare by content: hundreds of files for a tree placed in one extraction); when there are more
+ * than a few small ones, this waits until the newest of them is out of the window and lists again,
+ * so that none is.
  */
 export async function listPlacedWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
   const first = await listWorkspace(session, signal);
   if (!first) return undefined;
+  const threshold = changesThreshold(first);
   let newest = Number.NEGATIVE_INFINITY;
-  for (const entry of first.entries.values()) if (entry.ctime > newest) newest = entry.ctime;
+  let racyEntries = 0;
+  let racyBytes = 0;
+  for (const entry of first.entries.values()) {
+    if (entry.ctime > newest) newest = entry.ctime;
+    if (entry.ctime >= threshold) {
+      racyEntries += 1;
+      racyBytes += entry.size;
+    }
+  }
+  if (racyEntries <= FEW_RACY_ENTRIES && racyBytes <= FEW_RACY_BYTES) return withIndex(first);
   // How much later the listing must end for the newest entry to be below the threshold isRacy applies (a margin added).
-  const wait = newest - changesThreshold(first) + 0.002;
-  if (newest < changesThreshold(first) || wait > MAX_SETTLE_SECONDS) return withIndex(first);
+  const wait = newest - threshold + 0.002;
+  if (wait > MAX_SETTLE_SECONDS) return withIndex(first);
   // An abort rejects here; the caller turns it into its ABORTED error.
   await sleep(Math.ceil(wait * 1000), undefined, signal ? { signal } : {});
   // Nothing ran in the sandbox meanwhile: this listing records the same placement, with nothing racy.
