@@ -96,6 +96,9 @@ describe("commitChanges", () => {
     await cloneRepository({ repository: localRepository(), branch: "main", depth: 1, dir, checkout: false });
     const empty = await expectRunningAgentError(commitChanges({ dir, branch: "agent/index-empty", message: "Nothing", author, stageWorkingTree: false }));
     expect(empty.message).toContain("nothing to commit");
+    // HEAD went to the new branch while the trees were read; it is back, and no branch was made.
+    expect((await gitIn(dir, ["symbolic-ref", "HEAD"])).trim()).toBe("refs/heads/main");
+    expect(await gitIn(dir, ["for-each-ref", "--format=%(refname)", "refs/heads/"])).toBe("refs/heads/main\n");
     await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "added\n")).trim()},added.txt`]);
     const { commit } = await commitChanges({ dir, branch: "agent/index-only", message: "Add one file  \n\n\n\nBody line   \n\n", author, stageWorkingTree: false });
     // Only that path changed: HEAD's files, absent from the empty working tree, are not deleted.
@@ -115,6 +118,23 @@ describe("commitChanges", () => {
     expect((await gitIn(dir, ["rev-parse", "taken"])).trim()).toBe(commit);
     // HEAD is back on the branch it was on.
     expect((await gitIn(dir, ["symbolic-ref", "HEAD"])).trim()).toBe("refs/heads/agent/index-only");
+  });
+
+  it("with stageWorkingTree false on a detached HEAD, commits on a new branch from HEAD's commit and leaves HEAD on it", async () => {
+    const dir = await emptyFolder();
+    await cloneRepository({ repository: localRepository(), branch: "main", depth: 1, dir, checkout: false });
+    await gitIn(dir, ["update-ref", "--no-deref", "HEAD", fixture.commit]);
+    await gitIn(dir, ["update-index", "--add", "--cacheinfo", `100644,${(await gitIn(dir, ["hash-object", "-w", "--stdin"], "detached\n")).trim()},detached.txt`]);
+    const { commit } = await commitChanges({ dir, branch: "agent/detached", message: "From a detached HEAD", author, stageWorkingTree: false });
+    expect((await gitIn(dir, ["rev-parse", `${commit}~1`])).trim()).toBe(fixture.commit);
+    expect((await gitIn(dir, ["symbolic-ref", "HEAD"])).trim()).toBe("refs/heads/agent/detached");
+    expect((await gitIn(dir, ["rev-parse", "main"])).trim()).toBe(fixture.commit);
+    // A branch that exists elsewhere: detached HEAD stays where it was.
+    await gitIn(dir, ["update-ref", "--no-deref", "HEAD", fixture.commit]);
+    const taken = await expectRunningAgentError(commitChanges({ dir, branch: "agent/detached", message: "Again", author, stageWorkingTree: false }));
+    expect(taken.code).toBe("COMMIT_FAILED");
+    expect((await gitIn(dir, ["rev-parse", "--symbolic-full-name", "HEAD"])).trim()).toBe("HEAD");
+    expect((await gitIn(dir, ["rev-parse", "agent/detached"])).trim()).toBe(commit);
   });
 });
 

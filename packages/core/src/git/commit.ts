@@ -94,7 +94,7 @@ async function commitIndex(input: CommitChangesInput, committer: GitIdentity): P
   const { dir, branch, message, author, signal } = input;
   const current = await currentBranch(dir, signal);
   try {
-    const { stdout } = await runGitScript(["write-tree", "commit-tree", "update-ref"], COMMIT_INDEX_SCRIPT, [branch, current === branch ? "same" : ""], {
+    const { stdout } = await runGitScript(["write-tree", "commit-tree", "update-ref"], COMMIT_INDEX_SCRIPT, [branch, current ?? ""], {
       cwd: dir,
       input: cleanMessage(message),
       env: { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: committer.name, GIT_COMMITTER_EMAIL: committer.email },
@@ -111,19 +111,37 @@ async function commitIndex(input: CommitChangesInput, committer: GitIdentity): P
   }
 }
 
-// $1 the branch, $2 "same" when HEAD is on it already; the message on stdin. HEAD's commit and tree become $1 and $2.
-// Exit 3: the index is HEAD's tree. A new branch is made only if it does not exist yet (an empty old value),
-// else exit 4 with HEAD where it was; then HEAD moves to it.
-const COMMIT_INDEX_SCRIPT = `branch=$1 same=$2
-tree=$(git write-tree) && heads=$(git rev-parse "HEAD^{commit}" "HEAD^{tree}") || exit 1
-set -- $heads
-[ "$tree" != "$2" ] || exit 3
-commit=$(git commit-tree "$tree" -p "$1" -F -) || exit 1
-if [ -n "$same" ]; then
-  git update-ref "refs/heads/$branch" "$commit" "$1" || exit 1
+// $1 the branch to commit on; $2 the branch HEAD is on, empty when HEAD is detached; the message on stdin.
+// Three steps one after the other, each one process start (about as long as the step itself for a small
+// change), where `git commit` is one: so the first step runs its three processes at once.
+//  1. The index's tree, HEAD's commit and tree, and (for a new branch off a branch) HEAD moved to the new
+//     branch: nothing else reads HEAD meanwhile, as HEAD's commit is read by the old branch's name.
+//  2. The commit.
+//  3. The branch: moved on from HEAD's commit, or made only if it does not exist yet (an empty old
+//     value; else exit 4).
+// Exit 3 when the index is HEAD's tree. On any failure HEAD is put back where it was.
+const COMMIT_INDEX_SCRIPT = `branch=$1 base=$2 moved=
+head=HEAD
+if [ -n "$base" ]; then head="refs/heads/$base"; fi
+if [ -n "$base" ] && [ "$base" != "$branch" ]; then
+  git symbolic-ref HEAD "refs/heads/$branch" & moved=$!
+fi
+fail() {
+  if [ -n "$moved" ]; then wait "$moved"; git symbolic-ref HEAD "refs/heads/$base"; fi
+  exit "$1"
+}
+ids=$( { t=$(git write-tree) && echo "new $t"; } & h=$(git rev-parse "$head^{commit}" "$head^{tree}") && echo "old $h"; wait $! && [ -n "$h" ] ) || fail 1
+if [ -n "$moved" ]; then wait "$moved" || fail 1; fi
+set -f
+set -- $ids
+if [ "$1" = new ]; then tree=$2 parent=$4 parent_tree=$5; else parent=$2 parent_tree=$3 tree=$5; fi
+[ "$tree" != "$parent_tree" ] || fail 3
+commit=$(git commit-tree "$tree" -p "$parent" -F -) || fail 1
+if [ "$base" = "$branch" ]; then
+  git update-ref "refs/heads/$branch" "$commit" "$parent" || exit 1
 else
-  git update-ref "refs/heads/$branch" "$commit" "" || exit 4
-  git symbolic-ref HEAD "refs/heads/$branch" || exit 1
+  git update-ref "refs/heads/$branch" "$commit" "" || fail 4
+  if [ -z "$base" ]; then git symbolic-ref HEAD "refs/heads/$branch" || exit 1; fi
 fi
 printf '%s\\n' "$commit"`;
 
