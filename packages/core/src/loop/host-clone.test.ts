@@ -15,8 +15,9 @@ describe("the host clone beside the sandbox's creation", () => {
     const inner = createLocalSandbox();
     let sawClone = false;
     const failing: SandboxProvider = Object.create(inner);
-    // Another provider's create (the local one's is too quick to hide a clone behind).
+    // A provider whose create is not quick (the local one's is too quick to hide a clone behind).
     Object.defineProperty(failing, "providerId", { value: "slow-to-create" });
+    Object.defineProperty(failing, "quickCreate", { value: false });
     failing.create = async () => {
       // Waits for the event it asserts on (the clone's folder), bounded so that a serial clone fails the test instead of hanging it.
       for (let attempt = 0; attempt < 600 && cloneFolders().length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 50));

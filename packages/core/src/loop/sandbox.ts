@@ -11,8 +11,6 @@ import { cloneOnHost, startHostClone } from "./clone.js";
 import { choosePreparedState } from "./moved-base.js";
 
 const SANDBOX_GRACE_MS = 60_000;
-/** The core's own sandbox (sandbox-local). */
-const LOCAL_PROVIDER_ID = "local";
 
 /** Phase 2: opens the sandbox with limits, network policy, and the model's key as a secret. */
 export async function openSandbox(context: TaskContext): Promise<void> {
@@ -64,9 +62,9 @@ export async function openSandbox(context: TaskContext): Promise<void> {
     await cloneOnHost(context);
     context.preparedStateKey ??= await choosePreparedState(context, options.sandbox);
   }
-  // Beside a create that waits on something else (a container's Engine, a remote API); the local sandbox's create is a
-  // few folder writes on this machine, which a clone beside it only slows down (and OpenCode starts after it).
-  if (options.sandbox.providerId !== LOCAL_PROVIDER_ID) startHostClone(context);
+  // Beside a create that waits on something else (a container's Engine, a remote API); a quick create (the local
+  // sandbox's few folder writes) a clone beside it only slows down, and OpenCode starts after it.
+  if (options.sandbox.quickCreate !== true) startHostClone(context);
   // The sandbox's own limit is a backstop: it lives a little longer than the task, so that the task's timeout
   // fires first and reports the phase it cut short, and teardown still finds the sandbox to destroy.
   const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - context.startedAt)) + SANDBOX_GRACE_MS;

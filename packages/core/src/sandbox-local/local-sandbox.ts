@@ -103,6 +103,8 @@ class LocalSandboxProvider implements SandboxProvider {
   readonly providerId = "local";
   /** With the `"open"` policy the network namespace is shared, so the sandbox reaches the host's loopback (and a model proxy on it). */
   readonly reachesHostLoopback = true;
+  /** Create makes a few folders here: a host clone beside it would only slow it down. */
+  readonly quickCreate = true;
   private readonly isolation: "bubblewrap" | "none";
   private hostOpencodeBinary: string | null | undefined;
   private systemLayout: SystemLayout | undefined;

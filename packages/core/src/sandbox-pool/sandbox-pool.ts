@@ -372,6 +372,9 @@ class WarmSandboxPool implements SandboxPool {
   get startsFromPreparedStates(): boolean | undefined {
     return this.provider.startsFromPreparedStates;
   }
+  get quickCreate(): boolean | undefined {
+    return this.provider.quickCreate;
+  }
   get preparedStateKey(): string | undefined {
     return typeof this.prepared === "object" ? this.prepared.key : undefined;
   }

@@ -311,6 +311,13 @@ export interface SandboxProvider {
    */
   readonly startsFromPreparedStates?: boolean;
 
+  /**
+   * True when {@link SandboxProvider.create} only writes a few folders on this machine, with no engine
+   * or remote API to wait on (the local sandbox). The core then clones on the host after the create
+   * instead of beside it, where the clone would only compete with it for the CPU. Default false.
+   */
+  readonly quickCreate?: boolean;
+
   /** Opens a session. Rejects with a typed error and leaves nothing behind on failure. */
   create(options: SandboxCreateOptions): Promise<SandboxSession>;
 
