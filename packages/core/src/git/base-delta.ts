@@ -1,12 +1,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { ErrorCode, agentError } from "../errors.js";
 import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.js";
-import { isHttpRemote } from "./clone.js";
 import { GitCommandFailure, runGit } from "./git-command.js";
-import { runRemoteGit } from "./remote-git.js";
+import { runGitOnRemote } from "./remote-git.js";
 import { abortFailure } from "./remote-errors.js";
 
 /** What changed in the repository's tree between a prepared state's commit and the task's base commit. */
@@ -124,11 +122,7 @@ async function fetchCommit(input: ReadBaseDeltaInput): Promise<string | undefine
   const shallow = (await git(["rev-parse", "--is-shallow-repository"], dir, signal)).toString("utf8").trim() === "true";
   const args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", ...(shallow ? ["--depth=1"] : []), "--"];
   try {
-    if (isHttpRemote(repository.remote)) {
-      await runRemoteGit([...args, repository.remote, from], { url: repository.remote, ...(input.credentials ? { credentials: input.credentials } : {}), stallTimeoutMs: input.stallTimeoutMs, phase: "clone", cwd: dir, ...(signal ? { signal } : {}) });
-    } else {
-      await runGit([...args, pathToFileURL(repository.remote).href, from], { cwd: dir, signal, phase: "clone" });
-    }
+    await runGitOnRemote(repository.remote, (address) => [...args, address, from], { ...(input.credentials ? { credentials: input.credentials } : {}), stallTimeoutMs: input.stallTimeoutMs, phase: "clone", cwd: dir, ...(signal ? { signal } : {}) });
     return undefined;
   } catch (error) {
     const aborted = abortFailure(error, signal, "clone");

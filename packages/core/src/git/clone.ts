@@ -3,7 +3,7 @@ import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.js";
 import { validateBranchName } from "./branch-name.js";
 import { GitCommandFailure, runGit } from "./git-command.js";
-import { DEFAULT_GIT_STALL_TIMEOUT_MS, runRemoteGit } from "./remote-git.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS, isHttpRemote, runRemoteGit } from "./remote-git.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 
 /** What {@link cloneRepository} needs. */
@@ -27,11 +27,6 @@ export interface CloneRepositoryInput {
   signal?: AbortSignal;
   /** For http(s) remotes: fail with GIT_REMOTE_STALLED after this long without progress. Default {@link DEFAULT_GIT_STALL_TIMEOUT_MS}. */
   stallTimeoutMs?: number;
-}
-
-/** True when the remote is reached over HTTP (hardened git CLI, {@link runRemoteGit}) rather than as a local path. */
-export function isHttpRemote(remote: string): boolean {
-  return /^https?:\/\//i.test(remote);
 }
 
 /**

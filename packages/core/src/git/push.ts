@@ -1,9 +1,8 @@
 import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.js";
 import { validateBranchName } from "./branch-name.js";
-import { isHttpRemote } from "./clone.js";
 import { GitCommandFailure, runGit } from "./git-command.js";
-import { DEFAULT_GIT_STALL_TIMEOUT_MS, runRemoteGit } from "./remote-git.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS, isHttpRemote, runRemoteGit } from "./remote-git.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 
 /** What {@link pushBranch} needs. */

@@ -1,8 +1,14 @@
+import { pathToFileURL } from "node:url";
 import { agentError, ErrorCode, type RunningAgentError } from "../errors.js";
 import type { Phase } from "../phases.js";
 import type { GitCredentials } from "../spec/git-host-spec.js";
 import { GitCommandFailure, runGit, type GitCommandResult } from "./git-command.js";
 import { httpStatusFailure } from "./remote-errors.js";
+
+/** True when the remote is reached over HTTP (hardened git CLI, {@link runRemoteGit}) rather than as a local path. */
+export function isHttpRemote(remote: string): boolean {
+  return /^https?:\/\//i.test(remote);
+}
 
 /** How long a Git remote may send and take nothing before the clone, ref read or push fails. */
 export const DEFAULT_GIT_STALL_TIMEOUT_MS = 60_000;
@@ -66,6 +72,18 @@ export async function runRemoteGit(args: readonly string[], options: RemoteGitOp
     if (!(error instanceof GitCommandFailure)) throw error;
     throw remoteFailure(error, options) ?? error;
   }
+}
+
+/**
+ * Runs git against a repository's remote, for a step that reads from it: over http(s) with
+ * {@link runRemoteGit} (hardened, the credentials only in this call's environment), a local
+ * repository through git's file:// transport (so that `--depth` applies as it does over http).
+ * `args` gets the remote's address to put where git wants it. The clone and the push, whose
+ * local and http forms differ in more than the address, choose for themselves.
+ */
+export function runGitOnRemote(remote: string, args: (address: string) => readonly string[], options: Omit<RemoteGitOptions, "url" | "config">): Promise<GitCommandResult> {
+  if (isHttpRemote(remote)) return runRemoteGit(args(remote), { ...options, url: remote });
+  return runGit(args(pathToFileURL(remote).href), { ...(options.cwd ? { cwd: options.cwd } : {}), signal: options.signal, phase: options.phase });
 }
 
 function remoteFailure(error: GitCommandFailure, options: RemoteGitOptions): RunningAgentError | undefined {

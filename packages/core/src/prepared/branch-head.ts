@@ -1,8 +1,6 @@
 import { ErrorCode } from "../errors.js";
 import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.js";
-import { isHttpRemote } from "../git/clone.js";
-import { runGit } from "../git/git-command.js";
-import { DEFAULT_GIT_STALL_TIMEOUT_MS, runRemoteGit } from "../git/remote-git.js";
+import { DEFAULT_GIT_STALL_TIMEOUT_MS, runGitOnRemote } from "../git/remote-git.js";
 import { abortFailure, wrapFailure } from "../git/remote-errors.js";
 
 /**
@@ -13,11 +11,13 @@ import { abortFailure, wrapFailure } from "../git/remote-errors.js";
 export async function readBranchHead(input: { repository: ResolvedRepository; branch: string; credentials?: GitCredentials; signal?: AbortSignal }): Promise<string | undefined> {
   const { repository, branch, credentials, signal } = input;
   const ref = `refs/heads/${branch}`;
-  const args = ["ls-remote", "--", repository.remote, ref];
   try {
-    const { stdout } = isHttpRemote(repository.remote)
-      ? await runRemoteGit(args, { url: repository.remote, ...(credentials ? { credentials } : {}), stallTimeoutMs: DEFAULT_GIT_STALL_TIMEOUT_MS, phase: "clone", ...(signal ? { signal } : {}) })
-      : await runGit(args, { ...(signal ? { signal } : {}) });
+    const { stdout } = await runGitOnRemote(repository.remote, (address) => ["ls-remote", "--", address, ref], {
+      ...(credentials ? { credentials } : {}),
+      stallTimeoutMs: DEFAULT_GIT_STALL_TIMEOUT_MS,
+      phase: "clone",
+      ...(signal ? { signal } : {}),
+    });
     const line = stdout.toString("utf8").split("\n").find((record) => record.endsWith(`\t${ref}`));
     return line?.slice(0, line.indexOf("\t"));
   } catch (cause) {
