@@ -514,6 +514,23 @@ async function startCuttableProxy(targetPort: number) {
   };
 }
 
+/** `session` whose exposed ports the host reaches through a {@link startCuttableProxy} each, handed to `onProxy`. */
+function behindProxy(session: SandboxSession, onProxy: (proxy: Awaited<ReturnType<typeof startCuttableProxy>>) => void): SandboxSession {
+  return new Proxy(session, {
+    get(target, property) {
+      if (property === "exposePort") {
+        return async (port: number) => {
+          const proxy = await startCuttableProxy(port);
+          onProxy(proxy);
+          return { url: proxy.url };
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 describe("runOpencodeAgent when the event stream drops (no replay in SSE)", () => {
   it("reconnects, re-reads the session, reports what it missed, and notices that the run ended meanwhile", async () => {
     let proxy: Awaited<ReturnType<typeof startCuttableProxy>> | undefined;
@@ -534,18 +551,7 @@ describe("runOpencodeAgent when the event stream drops (no replay in SSE)", () =
       },
     });
     open.push(async () => proxy?.close());
-    const session = new Proxy(h.session, {
-      get(target, property) {
-        if (property === "exposePort") {
-          return async (port: number) => {
-            proxy = await startCuttableProxy(port);
-            return { url: proxy.url };
-          };
-        }
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const session = behindProxy(h.session, (made) => (proxy = made));
     const output = await h.run({ session, timeoutMs: SAFETY_NET_MS });
 
     expect(output.summary).toBe("Added notes.md while the stream was down.");
@@ -569,18 +575,7 @@ describe("runOpencodeAgent's end", () => {
     let proxy: Awaited<ReturnType<typeof startCuttableProxy>> | undefined;
     const h = await harness({ isolation: "bubblewrap", model: writeThenAnswer });
     open.push(async () => proxy?.close());
-    const session = new Proxy(h.session, {
-      get(target, property) {
-        if (property === "exposePort") {
-          return async (port: number) => {
-            proxy = await startCuttableProxy(port);
-            return { url: proxy.url };
-          };
-        }
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const session = behindProxy(h.session, (made) => (proxy = made));
     const output = await h.run({ session });
     expect(output.summary).toBe("Created hello.txt containing a greeting.");
     expect(output.messages).toBe(3);
