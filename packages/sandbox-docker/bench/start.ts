@@ -427,6 +427,7 @@ function printTimeline(timeline: Timeline): void {
     if (event.type === "phase" && event.status !== "skipped") rows.push([event.at - timeline.startedAt, `  phase ${event.phase} ${event.status}${"durationMs" in event && event.durationMs !== undefined ? ` (${Math.round(event.durationMs)} ms)` : ""}`]);
     else if (event.type === "log") rows.push([event.at - timeline.startedAt, `  log ${event.message.slice(0, 70)}`]);
     else if (event.type.startsWith("agent.") && event.type !== "agent.text") rows.push([event.at - timeline.startedAt, `  ${event.type}`]);
+    else if (event.type === "network.blocked") rows.push([event.at - timeline.startedAt, `  network.blocked ${event.method ?? ""} ${event.host}:${event.port} (${event.reason})`]);
   }
   (timeline.modelRequests ?? []).forEach((at, index) => rows.push([at - timeline.startedAt, `  model request ${index + 1}`]));
   for (const [mark, at] of timeline.marks ?? []) rows.push([at - timeline.startedAt, `  ${mark === "serve.spawn" ? "OpenCode spawn asked" : "OpenCode ready line"}`]);
