@@ -19,7 +19,7 @@ import { FollowUps } from "./loop/follow-ups.js";
 import { commitOnBranch } from "./loop/commit.js";
 import { pushTaskBranch } from "./loop/push.js";
 import { openPullRequest } from "./loop/pull-request.js";
-import { teardown } from "./loop/teardown.js";
+import { releaseSandbox, teardown } from "./loop/teardown.js";
 
 /** The error code a phase's unexpected failure gets. */
 const PHASE_ERROR_CODES: Record<Phase, ErrorCode> = {
@@ -186,6 +186,8 @@ async function runLoop(context: TaskContext, controller: AbortController): Promi
       skip("push");
       skip("pull-request");
     } else {
+      // Nothing runs in the sandbox any more: it goes while the host commits, pushes and opens the change request.
+      void releaseSandbox(context);
       await phase("commit", () => commitOnBranch(context));
       await phase("push", () => pushTaskBranch(context));
       await phase("pull-request", () => openPullRequest(context));

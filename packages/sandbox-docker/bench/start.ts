@@ -4,7 +4,9 @@
 // for the local sandbox (bubblewrap) and Docker (the default policy enforced: `none` networking and
 // the egress proxy's relays; the floor uses host networking). Also OpenCode's own log between
 // its start and the first model request, and the memory of one idle pooled sandbox.
-//   pnpm bench:start [--runs 3] [--skip-docker] [--skip-local] [--trace]
+//   pnpm bench:start [--runs 5] [--skip-docker] [--skip-local] [--trace]
+// Each run's cold/floor ratios are printed with their median: OpenCode's own start and first request vary by
+// a second between runs, in ours and in the floor alike, so one run's ratio says little on its own.
 // --trace prints, for the last cold Docker task, every Engine round trip and phase on one timeline.
 // Everything on loopback: the scripted model, the local Git host, a 20-file repository.
 import { spawn, execFile } from "node:child_process";
@@ -37,7 +39,7 @@ import { DEFAULT_IMAGE } from "../src/default-image.js";
 
 const run = promisify(execFile);
 const { values } = parseArgs({
-  options: { runs: { type: "string", default: "3" }, "skip-docker": { type: "boolean", default: false }, "skip-local": { type: "boolean", default: false }, trace: { type: "boolean", default: false } },
+  options: { runs: { type: "string", default: "5" }, "skip-docker": { type: "boolean", default: false }, "skip-local": { type: "boolean", default: false }, trace: { type: "boolean", default: false } },
 });
 const RUNS = Math.max(1, Number(values.runs));
 const API_KEY = "bench-start-key-0123456789";
@@ -46,21 +48,46 @@ const FILES = Object.fromEntries(Array.from({ length: 20 }, (_, index) => [`src/
 
 /** Spans of one task, in ms. Absent where a span does not apply. */
 type Spans = Partial<Record<SpanName, number>>;
-const SPANS = ["validate", "sandbox", "clone", "opencodeStart", "opencodeHidden", "callToFirstRequest", "agentToFirstRequest", "agent", "collectCommitPush", "teardown", "total", "totalOutsideOpencodeStart"] as const;
+const SPANS = [
+  "validate",
+  "sandbox",
+  "clone",
+  "callToSpawn",
+  "opencodeStart",
+  "opencodeHidden",
+  "readyToFirstRequest",
+  "callToFirstRequest",
+  "agentToFirstRequest",
+  "firstRequestToAgentEnd",
+  "lastRequestToAgentEnd",
+  "agent",
+  "collectCommitPush",
+  "teardown",
+  "afterAgent",
+  "total",
+  "totalOutsideOpencodeStart",
+  "totalOutsideOpencode",
+] as const;
 type SpanName = (typeof SPANS)[number];
 const SPAN_LABELS: Record<SpanName, string> = {
   validate: "validate (options, repository, branch)",
   sandbox: "sandbox open (pooled: take)",
   clone: "clone + place the repository",
+  callToSpawn: "call -> OpenCode spawned",
   opencodeStart: "OpenCode spawn -> ready line",
   opencodeHidden: "  of it hidden behind clone + setup",
+  readyToFirstRequest: "OpenCode ready -> first model request",
   callToFirstRequest: "call -> first model request",
   agentToFirstRequest: "agent phase start -> first model request",
+  firstRequestToAgentEnd: "first model request -> agent phase end",
+  lastRequestToAgentEnd: "  of it: last model request -> agent end",
   agent: "agent phase (whole)",
   collectCommitPush: "collect + commit + push + PR",
   teardown: "teardown",
+  afterAgent: "agent phase end -> done",
   total: "total",
   totalOutsideOpencodeStart: "total minus OpenCode spawn -> ready",
+  totalOutsideOpencode: "total minus spawn -> last model request",
 };
 
 function scriptedModel(): Promise<ScriptedModelServer> {
@@ -131,9 +158,19 @@ async function traceTask(repo: TestRepository, sandbox: SandboxProvider, model: 
   const spawned = marks.get("serve.spawn");
   const ready = marks.get("serve.ready");
   const agentStarted = at("agent", "started");
+  const agentEnded = at("agent", "completed");
+  if (agentEnded !== undefined) {
+    spans.firstRequestToAgentEnd = agentEnded - firstRequest;
+    spans.lastRequestToAgentEnd = agentEnded - model.chatRequests.at(-1)!.receivedAt;
+    spans.afterAgent = called + spans.total! - agentEnded;
+  }
   if (spawned !== undefined && ready !== undefined) {
+    spans.callToSpawn = spawned - called;
     spans.opencodeStart = ready - spawned;
+    spans.readyToFirstRequest = firstRequest - ready;
     spans.totalOutsideOpencodeStart = spans.total! - spans.opencodeStart;
+    // What OpenCode itself does (start, first request, the agent's steps with the model) is the same binary and config in both.
+    spans.totalOutsideOpencode = spans.total! - (model.chatRequests.at(-1)!.receivedAt - spawned);
     if (agentStarted !== undefined) spans.opencodeHidden = Math.max(0, Math.min(ready, agentStarted) - spawned);
   }
   return spans;
@@ -186,7 +223,7 @@ async function localFloor(repo: TestRepository, model: ScriptedModelServer, logL
     const pushDone = Date.now();
     await rm(root, { recursive: true, force: true });
     const done = Date.now();
-    return floorSpans({ started, sandboxDone, cloneDone, spawnedAt, readyAt, firstRequest, agentDone, pushDone, done });
+    return floorSpans({ started, sandboxDone, cloneDone, spawnedAt, readyAt, firstRequest, lastRequest: model.chatRequests.at(-1)!.receivedAt, agentDone, pushDone, done });
   } finally {
     if (server?.pid) {
       try {
@@ -235,7 +272,7 @@ async function dockerFloor(repo: TestRepository, model: ScriptedModelServer, ima
     container = "";
     await rm(host, { recursive: true, force: true });
     const done = Date.now();
-    return floorSpans({ started, sandboxDone, cloneDone, spawnedAt, readyAt, firstRequest, agentDone, pushDone, done });
+    return floorSpans({ started, sandboxDone, cloneDone, spawnedAt, readyAt, firstRequest, lastRequest: model.chatRequests.at(-1)!.receivedAt, agentDone, pushDone, done });
   } finally {
     server?.kill("SIGKILL");
     if (container) await run("docker", ["rm", "-f", container]).catch(() => undefined);
@@ -244,18 +281,24 @@ async function dockerFloor(repo: TestRepository, model: ScriptedModelServer, ima
 }
 
 /** A floor's spans from its marks (epoch ms), in the order the floor passes them. */
-function floorSpans(marks: Record<"started" | "sandboxDone" | "cloneDone" | "spawnedAt" | "readyAt" | "firstRequest" | "agentDone" | "pushDone" | "done", number>): Spans {
+function floorSpans(marks: Record<"started" | "sandboxDone" | "cloneDone" | "spawnedAt" | "readyAt" | "firstRequest" | "lastRequest" | "agentDone" | "pushDone" | "done", number>): Spans {
   return {
     sandbox: marks.sandboxDone - marks.started,
     clone: marks.cloneDone - marks.sandboxDone,
     opencodeStart: marks.readyAt - marks.spawnedAt,
+    callToSpawn: marks.spawnedAt - marks.started,
+    readyToFirstRequest: marks.firstRequest - marks.readyAt,
     callToFirstRequest: marks.firstRequest - marks.started,
     agentToFirstRequest: marks.firstRequest - marks.cloneDone,
+    firstRequestToAgentEnd: marks.agentDone - marks.firstRequest,
+    lastRequestToAgentEnd: marks.agentDone - marks.lastRequest,
+    afterAgent: marks.done - marks.agentDone,
     agent: marks.agentDone - marks.cloneDone,
     collectCommitPush: marks.pushDone - marks.agentDone,
     teardown: marks.done - marks.pushDone,
     total: marks.done - marks.started,
     totalOutsideOpencodeStart: marks.done - marks.started - (marks.readyAt - marks.spawnedAt),
+    totalOutsideOpencode: marks.done - marks.started - (marks.lastRequest - marks.spawnedAt),
   };
 }
 
@@ -356,7 +399,10 @@ interface Timeline {
   startedAt: number;
   calls: Array<{ method: string; path: string; at: number; ms: number }>;
   events: AgentTaskEvent[];
-  firstRequest?: number;
+  /** When the scripted model got each request. */
+  modelRequests?: number[];
+  /** OpenCode's spawn and ready line (see {@link marking}). */
+  marks?: Map<string, number>;
 }
 
 /** A Dockerode client whose every request is recorded in `timeline` (until its answer, or the hijacked stream, arrives). */
@@ -380,8 +426,11 @@ function printTimeline(timeline: Timeline): void {
   for (const event of timeline.events) {
     if (event.type === "phase" && event.status !== "skipped") rows.push([event.at - timeline.startedAt, `  phase ${event.phase} ${event.status}${"durationMs" in event && event.durationMs !== undefined ? ` (${Math.round(event.durationMs)} ms)` : ""}`]);
     else if (event.type === "log") rows.push([event.at - timeline.startedAt, `  log ${event.message.slice(0, 70)}`]);
+    else if (event.type.startsWith("agent.") && event.type !== "agent.text") rows.push([event.at - timeline.startedAt, `  ${event.type}`]);
+    else if (event.type === "network.blocked") rows.push([event.at - timeline.startedAt, `  network.blocked ${event.method ?? ""} ${event.host}:${event.port} (${event.reason})`]);
   }
-  if (timeline.firstRequest !== undefined) rows.push([timeline.firstRequest - timeline.startedAt, "  first model request"]);
+  (timeline.modelRequests ?? []).forEach((at, index) => rows.push([at - timeline.startedAt, `  model request ${index + 1}`]));
+  for (const [mark, at] of timeline.marks ?? []) rows.push([at - timeline.startedAt, `  ${mark === "serve.spawn" ? "OpenCode spawn asked" : "OpenCode ready line"}`]);
   for (const [at, text] of rows.sort((a, b) => a[0] - b[0])) console.log(`${String(at).padStart(6)}${text}`);
 }
 
@@ -421,8 +470,17 @@ function printTable(title: string, columns: Column[], floorName: string): void {
   }
   if (cold) {
     // Each run's cold and floor ran back to back, so their ratio shares that moment's load; the medians above may not.
-    const ratios = cold.samples.map((sample, index) => sample.total! / floor.samples[index]!.total!);
-    console.log(`  total, cold/floor of each run: ${ratios.map((ratio) => `${ratio.toFixed(2)}x`).join(" ")} (median ${median(ratios).toFixed(2)}x)`);
+    for (const span of ["total", "totalOutsideOpencode"] as const) {
+      const ratios = cold.samples.map((sample, index) => sample[span]! / floor.samples[index]![span]!);
+      console.log(`  ${SPAN_LABELS[span]}, cold/floor of each run: ${ratios.map((ratio) => `${ratio.toFixed(2)}x`).join(" ")} (median ${median(ratios).toFixed(2)}x)`);
+    }
+    // The critical path of each run, cold beside floor: where a run's ratio comes from.
+    const path: SpanName[] = ["callToSpawn", "opencodeStart", "readyToFirstRequest", "firstRequestToAgentEnd", "afterAgent", "total"];
+    console.log(`  each run, cold | floor (ms): ${path.map((span) => SPAN_LABELS[span]).join("; ")}`);
+    cold.samples.forEach((sample, index) => {
+      const row = (spans: Spans) => path.map((span) => String(Math.round(spans[span] ?? Number.NaN)).padStart(6)).join("");
+      console.log(`    run ${index + 1} (${index % 2 === 0 ? "cold first" : "floor first"}): ${row(sample)} | ${row(floor.samples[index]!)}`);
+    });
   }
 }
 
@@ -447,7 +505,10 @@ async function compare(
     const marks = new Map<string, number>();
     timeline = trace ? { startedAt: 0, calls: [], events: [] } : undefined;
     columns[0]!.samples.push(await traceTask(repo, marking(provider(timeline), marks), model, marks, timeline));
-    if (timeline) timeline.firstRequest = model.chatRequests[0]?.receivedAt;
+    if (timeline) {
+      timeline.modelRequests = model.chatRequests.map((request) => request.receivedAt);
+      timeline.marks = marks;
+    }
   };
   const floorTask = async () => {
     await using model = await scriptedModel();

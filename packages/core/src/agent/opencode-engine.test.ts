@@ -464,12 +464,24 @@ async function startCuttableProxy(targetPort: number) {
   const sockets = new Set<Socket>();
   let downUntil = 0;
   let connections = 0;
+  const requestLines: string[] = [];
   const server = createServer((client) => {
     if (Date.now() < downUntil) {
       client.destroy();
       return;
     }
     connections += 1;
+    // The request lines the client sends (the engine's requests are small: the text of each connection is kept whole).
+    let sent = "";
+    client.on("data", (chunk: Buffer) => {
+      sent += chunk.toString("latin1");
+      // A request line may follow the previous request's body directly.
+      const requestLine = /((?:GET|POST|PUT|PATCH|DELETE) \/\S*) HTTP\/1\.1\r\n/;
+      for (let line = requestLine.exec(sent); line; line = requestLine.exec(sent)) {
+        requestLines.push(line[1]!);
+        sent = sent.slice(line.index + line[0].length);
+      }
+    });
     const upstream = connect(targetPort, "127.0.0.1");
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -487,6 +499,8 @@ async function startCuttableProxy(targetPort: number) {
     get connections() {
       return connections;
     },
+    /** Method and path of each HTTP request sent through the proxy, in order. */
+    requestLines,
     /** Drops every open connection and refuses new ones for `downMs`. */
     cut(downMs: number) {
       downUntil = Date.now() + downMs;
@@ -498,6 +512,23 @@ async function startCuttableProxy(targetPort: number) {
         server.close(() => resolve());
       }),
   };
+}
+
+/** `session` whose exposed ports the host reaches through a {@link startCuttableProxy} each, handed to `onProxy`. */
+function behindProxy(session: SandboxSession, onProxy: (proxy: Awaited<ReturnType<typeof startCuttableProxy>>) => void): SandboxSession {
+  return new Proxy(session, {
+    get(target, property) {
+      if (property === "exposePort") {
+        return async (port: number) => {
+          const proxy = await startCuttableProxy(port);
+          onProxy(proxy);
+          return { url: proxy.url };
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 describe("runOpencodeAgent when the event stream drops (no replay in SSE)", () => {
@@ -520,18 +551,7 @@ describe("runOpencodeAgent when the event stream drops (no replay in SSE)", () =
       },
     });
     open.push(async () => proxy?.close());
-    const session = new Proxy(h.session, {
-      get(target, property) {
-        if (property === "exposePort") {
-          return async (port: number) => {
-            proxy = await startCuttableProxy(port);
-            return { url: proxy.url };
-          };
-        }
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const session = behindProxy(h.session, (made) => (proxy = made));
     const output = await h.run({ session, timeoutMs: SAFETY_NET_MS });
 
     expect(output.summary).toBe("Added notes.md while the stream was down.");
@@ -547,6 +567,23 @@ describe("runOpencodeAgent when the event stream drops (no replay in SSE)", () =
     expect(text).toBe(output.summary);
     expect(output.usage.inputTokens).toBeGreaterThan(0);
     expect(await serverGone(h.port)).toBe(true);
+  });
+});
+
+describe("runOpencodeAgent's end", () => {
+  it("reads the session's messages once, when it goes idle with the answer, and returns them", async () => {
+    let proxy: Awaited<ReturnType<typeof startCuttableProxy>> | undefined;
+    const h = await harness({ isolation: "bubblewrap", model: writeThenAnswer });
+    open.push(async () => proxy?.close());
+    const session = behindProxy(h.session, (made) => (proxy = made));
+    const output = await h.run({ session });
+    expect(output.summary).toBe("Created hello.txt containing a greeting.");
+    expect(output.messages).toBe(3);
+    expect(output.usage.outputTokens).toBeGreaterThan(0);
+    const lastUsage = h.events.filter((event) => event.type === "agent.usage").at(-1);
+    expect(lastUsage?.type === "agent.usage" && lastUsage.usage).toEqual(output.usage);
+    // OpenCode signals the idle twice; one read serves the check and the result.
+    expect(proxy!.requestLines.filter((line) => /^GET \/session\/[^/?]+\/message(\?|$)/.test(line))).toHaveLength(1);
   });
 });
 

@@ -153,6 +153,10 @@ class AgentRun {
   private readonly events = new AbortController();
   private eventPump: Promise<void> | undefined;
   private promptSent = false;
+  /** The session's messages as read once it was idle with its answer, for the result. */
+  private finalMessages: SessionMessages | undefined;
+  private checking: Promise<void> | undefined;
+  private checkAgain = false;
   private idleSeen = false;
   private connections = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -250,7 +254,8 @@ class AgentRun {
     if (this.idleSeen) void this.checkFinished();
 
     await this.outcome.promise;
-    const messages = await this.readMessages();
+    // The messages read when the session went idle are its final ones: no second read (a round trip into the sandbox).
+    const messages = this.finalMessages ?? (await this.readMessages());
     return this.resultOf(messages);
   }
 
@@ -326,10 +331,36 @@ class AgentRun {
     if (this.promptSent && (busy === undefined || busy.type === "idle")) await this.checkFinished(messages);
   }
 
-  /** The session went idle: it is done once an assistant message answered the prompt. */
-  private async checkFinished(known?: SessionMessages): Promise<void> {
+  /**
+   * The session went idle: it is done once an assistant message answered the prompt. One check at a
+   * time (OpenCode signals an idle twice, as a status and as an event): one that comes during another
+   * runs again after it, with a read of its own, unless that one ended the run.
+   */
+  private checkFinished(known?: SessionMessages): Promise<void> {
+    if (this.checking) {
+      this.checkAgain = true;
+      return this.checking;
+    }
+    this.checking = (async () => {
+      try {
+        let given = known;
+        do {
+          this.checkAgain = false;
+          await this.checkFinishedOnce(given);
+          given = undefined;
+        } while (this.checkAgain && !this.ended);
+      } finally {
+        this.checking = undefined;
+      }
+    })();
+    return this.checking;
+  }
+
+  private async checkFinishedOnce(known?: SessionMessages): Promise<void> {
     if (this.ended) return;
+    // Messages a resync read before it saw the idle status may predate the end: only a read made here is final.
     const messages = known ?? (await this.readMessages().catch(() => undefined));
+    const final = known === undefined ? messages : undefined;
     if (!messages) return;
     const last = lastAssistant(messages);
     if (!last) {
@@ -344,6 +375,7 @@ class AgentRun {
       this.fail(errorFromSession(last.info.error, this.output));
       return;
     }
+    if (!this.ended) this.finalMessages = final;
     this.finish();
   }
 

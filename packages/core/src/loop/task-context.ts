@@ -99,6 +99,8 @@ export interface TaskContext {
   /** When the sandbox was asked for (performance.now()), and its whole lifetime once destroyed. */
   sandboxRequestedAt?: number;
   sandboxMs?: number;
+  /** The sandbox's release (agent server stopped, session destroyed), started once it is needed no more; teardown awaits it. */
+  sandboxReleased?: Promise<string | undefined>;
   /** OpenCode's session, continued by fix rounds. */
   agentSessionId?: string;
   /** Each agent round's own usage: the first pass, then each fix round. */

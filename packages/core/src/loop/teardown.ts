@@ -6,25 +6,9 @@ import type { TaskContext } from "./task-context.js";
 export async function teardown(context: TaskContext): Promise<void> {
   const problems: string[] = [];
   context.startPoolReplacement?.();
-  if (context.agentServer) {
-    // A server started ahead of the agent phase that never got there (the clone failed) stops here.
-    context.agentServer.cancel();
-    await context.agentServer.ready.then(
-      (server) => server.process.kill().catch(() => undefined),
-      () => undefined,
-    );
-  }
-  if (context.session) {
-    try {
-      await context.session.destroy();
-    } catch (error) {
-      problems.push(`destroying sandbox ${context.session.id}: ${error instanceof Error ? error.message : String(error)}`);
-    }
-    if (context.sandboxRequestedAt !== undefined) {
-      context.sandboxMs = performance.now() - context.sandboxRequestedAt;
-      context.emit({ type: "sandbox.destroyed", sandboxId: context.session.id, lifetimeMs: context.sandboxMs });
-    }
-  }
+  const released = await releaseSandbox(context);
+  if (released) problems.push(released);
+  if (context.session && context.sandboxMs !== undefined) context.emit({ type: "sandbox.destroyed", sandboxId: context.session.id, lifetimeMs: context.sandboxMs });
   if (context.modelProxy) {
     await context.modelProxy.close();
     context.modelProxy = undefined;
@@ -46,4 +30,33 @@ export async function teardown(context: TaskContext): Promise<void> {
     }
   }
   for (const problem of problems) context.emit({ type: "log", level: "error", message: `Teardown problem: ${problem}` });
+}
+
+/**
+ * Stops the agent's server and destroys the sandbox, once. The loop calls it as soon as the task needs
+ * the sandbox no more (after the last collect and checks), so that its removal runs beside the commit,
+ * push and change request, which are host work; teardown calls it again and awaits the same release.
+ * Never rejects: resolves with the problem to report, if any.
+ */
+export function releaseSandbox(context: TaskContext): Promise<string | undefined> {
+  context.sandboxReleased ??= (async () => {
+    if (context.agentServer) {
+      // A server started ahead of the agent phase that never got there (the clone failed) stops here.
+      context.agentServer.cancel();
+      await context.agentServer.ready.then(
+        (server) => server.process.kill().catch(() => undefined),
+        () => undefined,
+      );
+    }
+    if (!context.session) return undefined;
+    let problem: string | undefined;
+    try {
+      await context.session.destroy();
+    } catch (error) {
+      problem = `destroying sandbox ${context.session.id}: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    if (context.sandboxRequestedAt !== undefined) context.sandboxMs = performance.now() - context.sandboxRequestedAt;
+    return problem;
+  })();
+  return context.sandboxReleased;
 }
