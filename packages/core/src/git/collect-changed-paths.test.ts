@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
@@ -98,6 +98,27 @@ describe("placing the repository", () => {
     expect(gitEntries!.split("\n")).not.toContain("hooks");
     expect(status).toBe("");
     expect(modes!.trim()).toBe("README.md");
+  });
+
+  it("the placed listing reads the file system's own clock: a change made right after placing is collected even with this process's clock ten seconds ahead, and the clock's file is gone", async () => {
+    // This process's clock ahead of the file system's (a clock set back since it started): a listing
+    // stamped with it would take the agent's first changes for the placed state.
+    const now = performance.now.bind(performance);
+    const ahead = vi.spyOn(performance, "now").mockImplementation(() => now() + 10_000);
+    let setup: Awaited<ReturnType<typeof placed>>;
+    try {
+      setup = await placed(fixture, "bubblewrap");
+    } finally {
+      ahead.mockRestore();
+    }
+    const { real, agent, collect, listing } = setup;
+    expect(listing.fileClock).toBe(true);
+    await agent("echo more >> README.md && echo new > added.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([
+      ["README.md", "modified"],
+      ["added.txt", "added"],
+    ]);
+    expect((await real.exec(["ls", "-A", real.scratchDir])).stdout).toBe("");
   });
 });
 
