@@ -15,6 +15,7 @@ import { signalProcessTree } from "../process-tree.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, type ChangeLimits } from "./change-checks.js";
 import { GitCommandFailure, gitEnvironment, runGit } from "./git-command.js";
+import { readIndexEntries } from "./index-file.js";
 import { listStagedChanges, parseStagedChanges, STAGED_DIFF_ARGUMENTS } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 import { compareListings, listChangesSince, listWorkspace, placedIndex, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
@@ -397,8 +398,9 @@ const MAX_PATHSPECS = 100;
  * The index entries (path, mode) of `paths`, and of any folder above them that was empty when the
  * repository was placed: git keeps no empty folders, so such a folder is a submodule (a gitlink)
  * whose files are not this repository's. The index is HEAD's tree but at the paths an earlier
- * collect staged: those are asked of the index, the others of HEAD's tree (which git reads only
- * along the paths asked for, where the index is read whole).
+ * collect staged. Read from the index file itself ({@link readIndexEntries}); when it is not in git's
+ * plain format, git is asked: the staged paths of the index, the others of HEAD's tree (which git reads
+ * only along the paths asked for, where the index is read whole).
  */
 async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], staged: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
   const entries = new Map<string, IndexEntry>();
@@ -410,6 +412,9 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
       for (let at = path.indexOf("/"); at !== -1; at = path.indexOf("/", at + 1)) if (empty.has(path.slice(0, at))) asked.add(path.slice(0, at));
     }
   }
+  // Read from the index file when it is git's plain format: no process started.
+  const read = await readIndexEntries(dir, asked, (await configObjectFormat(dir)) === "sha256" ? 32 : 20);
+  if (read) return read;
   const fromIndex = [...asked].filter((path) => staged.has(path));
   const fromHead = [...asked].filter((path) => !staged.has(path));
   const options = { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" as const };
@@ -438,6 +443,11 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
 async function objectFormat(dir: string, index: ReadonlyMap<string, IndexEntry>): Promise<"sha1" | "sha256"> {
   const known = index.values().next().value;
   if (known) return known.object.length === 64 ? "sha256" : "sha1";
+  return configObjectFormat(dir);
+}
+
+// The hash the host clone's own config names (SHA-1 unless it says SHA-256).
+async function configObjectFormat(dir: string): Promise<"sha1" | "sha256"> {
   const config = await readFile(join(dir, ".git", "config"), "utf8").catch(() => "");
   return /^\s*objectformat\s*=\s*sha256\s*$/im.test(config) ? "sha256" : "sha1";
 }
