@@ -2,7 +2,7 @@ import { pathToFileURL } from "node:url";
 import { agentError, ErrorCode, throwIfAborted } from "../errors.js";
 import type { GitCredentials, ResolvedRepository } from "../spec/git-host-spec.js";
 import { validateBranchName } from "./branch-name.js";
-import { GitCommandFailure, runGit } from "./git-command.js";
+import { GitCommandFailure, runGit, runGitScript } from "./git-command.js";
 import { DEFAULT_GIT_STALL_TIMEOUT_MS, isHttpRemote, runRemoteGit } from "./remote-git.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 
@@ -49,16 +49,16 @@ export async function cloneRepository(input: CloneRepositoryInput): Promise<{
     throw agentError(ErrorCode.INVALID_OPTIONS, `The clone depth must be a positive integer or "full", not ${String(depth)}.`, { phase: "clone" });
   }
   throwIfAborted(signal, "clone");
-  const cloned = await (isHttpRemote(repository.remote) ? cloneOverHttp(input) : cloneLocal(input));
-  if (input.checkout === false) {
-    try {
-      await runGit(["read-tree", "HEAD"], { cwd: dir, signal, phase: "clone" });
-    } catch (error) {
-      throw abortFailure(error, signal, "clone") ?? wrapFailure(error, ErrorCode.CLONE_FAILED, `Reading HEAD's tree in the clone failed: ${(error as Error).message}`, "clone");
-    }
+  await (isHttpRemote(repository.remote) ? cloneOverHttp(input) : cloneLocal(input));
+  try {
+    return { commit: await headCommit(dir, input.checkout === false, signal) };
+  } catch (error) {
+    throw abortFailure(error, signal, "clone") ?? wrapFailure(error, ErrorCode.CLONE_FAILED, `Reading HEAD in the clone failed: ${(error as Error).message}`, "clone");
   }
-  return cloned;
 }
+
+// Without a checkout the index is filled from HEAD's tree in the same shell: one process started from here, not two.
+const READ_TREE_THEN_HEAD_SCRIPT = 'git read-tree HEAD && exec git rev-parse --verify "HEAD^{commit}"';
 
 /**
  * Clones over http(s) with the git CLI: the pack goes from the remote helper straight to
@@ -66,7 +66,7 @@ export async function cloneRepository(input: CloneRepositoryInput): Promise<{
  * ({@link runRemoteGit}): the credential is only in the environment of this one call, never in
  * the clone's config (which goes into the sandbox). No templates: no hook samples to copy.
  */
-async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: string }> {
+async function cloneOverHttp(input: CloneRepositoryInput): Promise<void> {
   const { repository, branch, depth, dir, credentials, signal } = input;
   const url = repository.remote;
   const args = ["clone", "--quiet", "--template=", "--single-branch", "--no-tags", `--branch=${branch}`];
@@ -75,7 +75,6 @@ async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: str
   args.push("--", url, dir);
   try {
     await runRemoteGit(args, { url, ...(credentials ? { credentials } : {}), stallTimeoutMs: input.stallTimeoutMs ?? DEFAULT_GIT_STALL_TIMEOUT_MS, phase: "clone", signal });
-    return { commit: await headCommit(dir, signal) };
   } catch (error) {
     const aborted = abortFailure(error, signal, "clone");
     if (aborted) throw aborted;
@@ -86,12 +85,14 @@ async function cloneOverHttp(input: CloneRepositoryInput): Promise<{ commit: str
   }
 }
 
-async function headCommit(dir: string, signal: AbortSignal | undefined): Promise<string> {
-  const { stdout } = await runGit(["rev-parse", "--verify", "HEAD^{commit}"], { cwd: dir, signal, phase: "clone" });
+// The commit checked out; with `readTree`, after filling the index from HEAD's tree.
+async function headCommit(dir: string, readTree: boolean, signal: AbortSignal | undefined): Promise<string> {
+  const options = { cwd: dir, signal, phase: "clone" as const };
+  const { stdout } = readTree ? await runGitScript(["read-tree", "rev-parse"], READ_TREE_THEN_HEAD_SCRIPT, [], options) : await runGit(["rev-parse", "--verify", "HEAD^{commit}"], options);
   return stdout.toString("utf8").trim();
 }
 
-async function cloneLocal(input: CloneRepositoryInput): Promise<{ commit: string }> {
+async function cloneLocal(input: CloneRepositoryInput): Promise<void> {
   const { repository, branch, depth, dir, signal } = input;
   // --depth is ignored for plain paths; a file:// URL makes git use its transport so depth applies.
   const source = depth === "full" ? repository.remote : pathToFileURL(repository.remote).href;
@@ -101,7 +102,6 @@ async function cloneLocal(input: CloneRepositoryInput): Promise<{ commit: string
   args.push("--", source, dir);
   try {
     await runGit(args, { signal, phase: "clone" });
-    return { commit: await headCommit(dir, signal) };
   } catch (error) {
     if (error instanceof GitCommandFailure) {
       if (/Remote branch .* not found/i.test(error.stderr)) {

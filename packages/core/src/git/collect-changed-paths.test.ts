@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
@@ -98,6 +98,27 @@ describe("placing the repository", () => {
     expect(gitEntries!.split("\n")).not.toContain("hooks");
     expect(status).toBe("");
     expect(modes!.trim()).toBe("README.md");
+  });
+
+  it("the placed listing reads the file system's own clock: a change made right after placing is collected even with this process's clock ten seconds ahead, and the clock's file is gone", async () => {
+    // This process's clock ahead of the file system's (a clock set back since it started): a listing
+    // stamped with it would take the agent's first changes for the placed state.
+    const now = performance.now.bind(performance);
+    const ahead = vi.spyOn(performance, "now").mockImplementation(() => now() + 10_000);
+    let setup: Awaited<ReturnType<typeof placed>>;
+    try {
+      setup = await placed(fixture, "bubblewrap");
+    } finally {
+      ahead.mockRestore();
+    }
+    const { real, agent, collect, listing } = setup;
+    expect(listing.fileClock).toBe(true);
+    await agent("echo more >> README.md && echo new > added.txt");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([
+      ["README.md", "modified"],
+      ["added.txt", "added"],
+    ]);
+    expect((await real.exec(["ls", "-A", real.scratchDir])).stdout).toBe("");
   });
 });
 
@@ -350,6 +371,36 @@ describe("collectChanges stages the bytes git would", () => {
     ]);
     const expected = (await real.exec(["git", "hash-object", "big.bin"])).stdout.trim();
     expect((await gitIn(dir, ["ls-files", "--stage", "big.bin"])).split(" ").slice(0, 2)).toEqual(["100755", expected]);
+  });
+
+  it("a small change's blobs are loose objects, a larger one's past the first few go into a pack: git reads both whole and fsck finds nothing wrong", async () => {
+    await using small = await createGitFixture({ files: { "README.md": "# r\n" } });
+    const { dir, real, agent, collect } = await placed(small);
+    const objectFiles = async () => (await gitIn(dir, ["count-objects", "-v"])).split("\n").filter((line) => /^(count|in-pack):/.test(line));
+    const before = await objectFiles();
+    await agent("echo one > one.txt && echo more >> README.md && ln -s one.txt one-link");
+    expect((await collect()).map((change) => [change.path, change.status])).toEqual([
+      ["README.md", "modified"],
+      ["one-link", "added"],
+      ["one.txt", "added"],
+    ]);
+    // Three loose objects more, no pack more.
+    expect(await objectFiles()).toEqual([`count: ${Number(before[0]!.split(" ")[1]) + 3}`, before[1]]);
+    expect(await gitIn(dir, ["cat-file", "blob", ":README.md"])).toBe("# r\nmore\n");
+    expect(await gitIn(dir, ["cat-file", "blob", ":one-link"])).toBe("one.txt");
+    // 40 files: the first 32 loose, the others and a file past the in-memory size through fast-import.
+    await agent("mkdir many && for n in $(seq 1 40); do echo \"file $n\" > many/$n.txt; done && head -c 2097152 /dev/urandom > many/big.bin");
+    const counted = await objectFiles();
+    const changes = await collect();
+    const count = (lines: string[], index: number) => Number(lines[index]!.split(" ")[1]);
+    const after = await objectFiles();
+    // fast-import unpacks a pack of fewer than 100 objects into loose ones itself: 41 objects more, either way.
+    expect(count(after, 0) + count(after, 1) - count(counted, 0) - count(counted, 1)).toBe(41);
+    expect(changes.filter((change) => change.path.startsWith("many/")).map((change) => change.status)).toEqual(Array<string>(41).fill("added"));
+    for (const n of [1, 20, 40]) expect(await gitIn(dir, ["cat-file", "blob", `:many/${n}.txt`])).toBe(`file ${n}\n`);
+    const expected = (await real.exec(["git", "hash-object", "many/big.bin"])).stdout.trim();
+    expect((await gitIn(dir, ["ls-files", "--stage", "many/big.bin"])).split(" ")[1]).toBe(expected);
+    expect(await gitIn(dir, ["fsck", "--no-dangling", "--cache"])).toBe("");
   });
 });
 

@@ -1,10 +1,12 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { once } from "node:events";
 import { constants as fsConstants, createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, readlink, rm, symlink, unlink } from "node:fs/promises";
+import { link, lstat, mkdir, open, readdir, readFile, readlink, rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, type Writable } from "node:stream";
+import { promisify } from "node:util";
+import { deflate } from "node:zlib";
 import * as tar from "tar-stream";
 import { readArchive, safeArchivePath, type ArchiveEntry } from "../archive.js";
 import type { ChangedFile } from "../changes.js";
@@ -13,6 +15,7 @@ import { signalProcessTree } from "../process-tree.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, type ChangeLimits } from "./change-checks.js";
 import { GitCommandFailure, gitEnvironment, runGit } from "./git-command.js";
+import { readIndexEntries } from "./index-file.js";
 import { listStagedChanges, parseStagedChanges, STAGED_DIFF_ARGUMENTS } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 import { compareListings, listChangesSince, listWorkspace, placedIndex, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
@@ -44,6 +47,8 @@ export interface CollectChangesInput {
 
 /** A file or symlink of the sandbox's working tree, checked and ready to write. */
 type TreeEntry = ArchiveEntry & { type: "file" | "symlink" };
+
+const deflateAsync = promisify(deflate);
 
 // Files written at once when bringing the tree back (file system calls run on libuv's pool).
 const WRITE_CONCURRENCY = 8;
@@ -186,18 +191,29 @@ function hasAttributeFiles(placed: WorkspaceListing, changed: readonly string[])
 // blobs are in, and the staged changes are listed (the arguments of listStagedChanges): one process
 // started from here, git's own ones started by the shell (a fork of this large process costs more).
 const STAGE_SCRIPT = 'git -c core.bigFileThreshold=16m fast-import --quiet --done && git update-index -z --index-info <&3 && exec git "$@"';
+// The same without fast-import, when every blob was written as a loose object.
+const INDEX_SCRIPT = 'git update-index -z --index-info <&3 && exec git "$@"';
+
+// Blobs written as loose objects here before the rest go to fast-import: fast-import's start (its pools,
+// pack and pack index) costs about 20 ms, a small loose object a fraction of a millisecond.
+const LOOSE_MAX_OBJECTS = 32;
+const LOOSE_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * Blobs streamed into `git fast-import` (one pack) and then staged, for paths whose bytes are what
  * git stores (no attributes apply). Their object ids are hashed here as the bytes go by (git's own
- * rule: the hash of `blob <size>\0` and the bytes). Started with the first blob or by
- * {@link finish}; nothing reaches the index until {@link finish} is given the entries to stage.
+ * rule: the hash of `blob <size>\0` and the bytes). The first few small blobs, held whole already,
+ * are written as loose objects instead (git's loose format: the same bytes, deflated, at the path its
+ * id names), so that a small change starts no fast-import. fast-import is started with the first
+ * other blob; nothing reaches the index until {@link finish} is given the entries to stage.
  */
 class BlobImport {
   private child: ChildProcessByStdio<Writable, Readable, Readable> | undefined;
   private indexInput: Writable | undefined;
   private exited: Promise<Buffer> | undefined;
   private readonly entries = new Map<string, { mode: string; object: string }>();
+  private looseObjects = 0;
+  private looseBytes = 0;
 
   constructor(
     private readonly dir: string,
@@ -212,8 +228,16 @@ class BlobImport {
 
   /** Imports one blob; a stream is written as it comes (checked by the caller's iterable as it is read). */
   async add(path: string, mode: string, size: number, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
-    const stdin = this.start().stdin;
     const header = `blob ${size}\0`;
+    if (content instanceof Uint8Array && this.looseObjects < LOOSE_MAX_OBJECTS && this.looseBytes + size <= LOOSE_MAX_BYTES) {
+      this.looseObjects += 1;
+      this.looseBytes += size;
+      const object = createHash(this.hash).update(header).update(content).digest("hex");
+      await writeLooseObject(this.dir, object, Buffer.concat([Buffer.from(header), content]));
+      this.entries.set(path, { mode, object });
+      return;
+    }
+    const stdin = this.start(STAGE_SCRIPT).stdin;
     const hash = createHash(this.hash).update(header);
     await this.write(stdin, Buffer.from(`blob\ndata ${size}\n`));
     if (content instanceof Uint8Array) {
@@ -236,8 +260,9 @@ class BlobImport {
 
   /** Ends the import, stages `indexInfo` (`update-index --index-info -z` records) and returns what git lists as staged. */
   async finish(indexInfo: string): Promise<Buffer> {
-    const child = this.start();
-    await this.write(child.stdin, Buffer.from("done\n"));
+    const importing = this.child !== undefined;
+    const child = this.start(importing ? STAGE_SCRIPT : INDEX_SCRIPT);
+    if (importing) await this.write(child.stdin, Buffer.from("done\n"));
     child.stdin.end();
     this.indexInput!.end(indexInfo);
     return this.exited!;
@@ -248,9 +273,9 @@ class BlobImport {
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) signalProcessTree(this.child, "SIGKILL");
   }
 
-  private start(): ChildProcessByStdio<Writable, Readable, Readable> {
+  private start(script: string): ChildProcessByStdio<Writable, Readable, Readable> {
     if (this.child) return this.child;
-    const args = ["-c", STAGE_SCRIPT, "sh", ...STAGED_DIFF_ARGUMENTS];
+    const args = ["-c", script, "sh", ...STAGED_DIFF_ARGUMENTS];
     // Its own process group, so that an abort ends the git processes the shell started too.
     const child = spawn("sh", args, { cwd: this.dir, env: gitEnvironment(), stdio: ["pipe", "pipe", "pipe", "pipe"], detached: true }) as unknown as ChildProcessByStdio<Writable, Readable, Readable>;
     const indexInput = child.stdio[3] as Writable;
@@ -282,6 +307,32 @@ class BlobImport {
   private async write(stdin: NodeJS.WritableStream, bytes: Uint8Array): Promise<void> {
     if (stdin.write(bytes)) return;
     await Promise.race([once(stdin, "drain"), this.exited!.then(() => undefined)]);
+  }
+}
+
+/**
+ * Writes `data` (`blob <size>\0` and the bytes) as the loose object `object` of the host clone: deflated
+ * into a temporary file of the object's folder, then linked to its name, as git does (an object already
+ * there is left as it is: same id, same bytes). Read-only, as git makes them.
+ */
+async function writeLooseObject(dir: string, object: string, data: Buffer): Promise<void> {
+  const folder = join(dir, ".git", "objects", object.slice(0, 2));
+  const target = join(folder, object.slice(2));
+  const compressed = await deflateAsync(data);
+  await mkdir(folder, { recursive: true });
+  const temporary = join(folder, `tmp_obj_${randomBytes(6).toString("hex")}`);
+  const handle = await open(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o444);
+  try {
+    await handle.writeFile(compressed);
+  } finally {
+    await handle.close();
+  }
+  try {
+    await link(temporary, target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  } finally {
+    await unlink(temporary);
   }
 }
 
@@ -347,8 +398,9 @@ const MAX_PATHSPECS = 100;
  * The index entries (path, mode) of `paths`, and of any folder above them that was empty when the
  * repository was placed: git keeps no empty folders, so such a folder is a submodule (a gitlink)
  * whose files are not this repository's. The index is HEAD's tree but at the paths an earlier
- * collect staged: those are asked of the index, the others of HEAD's tree (which git reads only
- * along the paths asked for, where the index is read whole).
+ * collect staged. Read from the index file itself ({@link readIndexEntries}); when it is not in git's
+ * plain format, git is asked: the staged paths of the index, the others of HEAD's tree (which git reads
+ * only along the paths asked for, where the index is read whole).
  */
 async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], staged: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
   const entries = new Map<string, IndexEntry>();
@@ -360,6 +412,9 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
       for (let at = path.indexOf("/"); at !== -1; at = path.indexOf("/", at + 1)) if (empty.has(path.slice(0, at))) asked.add(path.slice(0, at));
     }
   }
+  // Read from the index file when it is git's plain format: no process started.
+  const read = await readIndexEntries(dir, asked, (await configObjectFormat(dir)) === "sha256" ? 32 : 20);
+  if (read) return read;
   const fromIndex = [...asked].filter((path) => staged.has(path));
   const fromHead = [...asked].filter((path) => !staged.has(path));
   const options = { cwd: dir, env: { GIT_LITERAL_PATHSPECS: "1" }, signal, phase: "collect" as const };
@@ -388,6 +443,11 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
 async function objectFormat(dir: string, index: ReadonlyMap<string, IndexEntry>): Promise<"sha1" | "sha256"> {
   const known = index.values().next().value;
   if (known) return known.object.length === 64 ? "sha256" : "sha1";
+  return configObjectFormat(dir);
+}
+
+// The hash the host clone's own config names (SHA-1 unless it says SHA-256).
+async function configObjectFormat(dir: string): Promise<"sha1" | "sha256"> {
   const config = await readFile(join(dir, ".git", "config"), "utf8").catch(() => "");
   return /^\s*objectformat\s*=\s*sha256\s*$/im.test(config) ? "sha256" : "sha1";
 }

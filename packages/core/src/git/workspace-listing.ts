@@ -1,4 +1,8 @@
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { constants as fsConstants, type BigIntStats } from "node:fs";
+import { open, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
@@ -21,6 +25,12 @@ export interface WorkspaceListing {
   entries: Map<string, ListedEntry>;
   /** The sandbox's clock when the listing ended, seconds since the epoch. */
   listedAt: number;
+  /**
+   * True when {@link listedAt} is the status change time of a file made on the workspace's file system
+   * right before the listing started: the very clock its entries' ctimes come from, so that no margin
+   * for a coarse clock is needed (only what shares its tick is racy).
+   */
+  fileClock?: boolean;
 }
 
 // find's arguments: paths and metadata only, `.git` folders (any letter case) pruned.
@@ -46,8 +56,40 @@ const RACY_SECONDS_WHOLE = 1.05;
  * be set back from inside, so rewriting a file and restoring its mtime does not hide it.
  */
 export async function listWorkspace(session: SandboxSession, signal?: AbortSignal): Promise<WorkspaceListing | undefined> {
-  const output = await runListing(session, LIST_ARGUMENTS, signal);
-  return output && parseListing(output);
+  const clock = await fileClock(session);
+  const output = await runListing(session, LIST_ARGUMENTS, signal, clock);
+  const listing = output && parseListing(output);
+  if (listing && clock !== undefined) listing.fileClock = true;
+  return listing;
+}
+
+/**
+ * The ctime of a file made (and removed again) in the session's scratch folder, on the host, when the
+ * provider has host folders and the scratch folder is on the workspace's file system: the clock the
+ * workspace's ctimes come from (a coarse one, a tick behind the process's; multigrain timestamps keep
+ * it ordered with the fine ones), read before the listing starts. Anything changed after it has a
+ * ctime at least as late, whatever the process's clock says (which a clock step, or monotonic time
+ * that went on while the realtime clock was set back, can put ahead of it). Undefined otherwise.
+ */
+async function fileClock(session: SandboxSession): Promise<number | undefined> {
+  if (!session.hostFolder) return undefined;
+  try {
+    const [workspace, scratch] = await Promise.all([session.hostFolder(session.workdir), session.hostFolder(session.scratchDir)]);
+    // A random name, created exclusively and never through a link: the scratch folder is the sandbox's.
+    const marker = join(scratch, `.running-agent-clock-${randomBytes(6).toString("hex")}`);
+    const handle = await open(marker, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+    let stats: BigIntStats;
+    try {
+      stats = await handle.stat({ bigint: true });
+    } finally {
+      await handle.close();
+      await unlink(marker).catch(() => undefined);
+    }
+    if (stats.dev !== (await stat(workspace, { bigint: true })).dev) return undefined;
+    return Number(stats.ctimeNs / 1000n) / 1e6;
+  } catch {
+    return undefined;
+  }
 }
 
 // The longest wait for placed entries to leave the racy window: a file system of whole seconds would need a second.
@@ -96,11 +138,11 @@ function withIndex(listing: WorkspaceListing): WorkspaceListing {
 }
 
 /**
- * Runs find over the workdir with `findArguments`, and prints the clock after it: on the host, over
- * the session's own folder, where the provider has one (find alone: no command started inside, no
- * shell, and the host's clock is the sandbox's), else inside. Undefined when find failed.
+ * Runs find over the workdir with `findArguments`, and prints the clock after it (on the host, `clock`
+ * when given): on the host, over the session's own folder, where the provider has one (find alone: no
+ * command started inside, no shell, and the host's clock is the sandbox's), else inside. Undefined when find failed.
  */
-async function runListing(session: SandboxSession, findArguments: readonly string[], signal: AbortSignal | undefined): Promise<Buffer | undefined> {
+async function runListing(session: SandboxSession, findArguments: readonly string[], signal: AbortSignal | undefined, clock?: number): Promise<Buffer | undefined> {
   const chunks: Uint8Array[] = [];
   try {
     if (session.hostFolder) {
@@ -108,8 +150,8 @@ async function runListing(session: SandboxSession, findArguments: readonly strin
       return await new Promise<Buffer | undefined>((resolve, reject) => {
         execFile("find", findArguments, { cwd: folder, encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, ...(signal ? { signal } : {}) }, (error, stdout) => {
           if (signal?.aborted) return reject(signal.reason);
-          // Read once find has ended, as `date` would print it after find.
-          resolve(error ? undefined : Buffer.concat([stdout, Buffer.from(`${((performance.timeOrigin + performance.now()) / 1000).toFixed(6)}\n`)]));
+          // The file clock read before find started, else this process's once find has ended (as `date` would print it after find).
+          resolve(error ? undefined : Buffer.concat([stdout, Buffer.from(`${(clock ?? (performance.timeOrigin + performance.now()) / 1000).toFixed(6)}\n`)]));
         });
       });
     }
@@ -210,7 +252,7 @@ export function placedIndex(placed: WorkspaceListing): PlacedIndex {
     if (name === ".gitignore") ignoreFiles.push(path);
     else if (name === ".gitattributes") hasAttributes = true;
   }
-  const racyFrom = placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : RACY_SECONDS);
+  const racyFrom = placed.listedAt - (wholeSeconds ? RACY_SECONDS_WHOLE : placed.fileClock ? 0 : RACY_SECONDS);
   const racyPaths: string[] = [];
   const emptyFolders = new Set<string>();
   for (const [path, entry] of placed.entries) {

@@ -105,6 +105,38 @@ export interface BubblewrapMounts {
   };
 }
 
+/** What the session's own file transfers (tar in and out of its folders) need bound. */
+export interface FileTransferMounts {
+  /** The host's system folders to bind read-only (from {@link readSystemLayout}). */
+  system: SystemLayout;
+  /** Host folder bound at {@link SANDBOX_WORKDIR}. */
+  hostWorkspace: string;
+  /** Host folder bound at {@link SANDBOX_SCRATCH}. */
+  hostScratch: string;
+  /** True binds both read-write (an extraction), false read-only (a packing). */
+  writable: boolean;
+  /** Working directory inside the sandbox. */
+  cwd: string;
+  /** Forbid new user namespaces inside (needs bwrap 0.8+). */
+  disableUserns: boolean;
+}
+
+/**
+ * The bwrap arguments for the session's own tar runs (archives put into and taken out of its folders):
+ * the session's two folders as commands see them, the system folders, and nothing else: no /etc, /proc,
+ * /dev or network, no OpenCode binary, read-only unless the transfer writes. Tar needs none of it, and
+ * every bind costs bubblewrap time on each transfer (the /etc allow-list alone about half of its start).
+ */
+export function fileTransferArguments(mounts: FileTransferMounts): string[] {
+  const bind = mounts.writable ? "--bind" : "--ro-bind";
+  const args = ["--unshare-all", "--unshare-user", ...(mounts.disableUserns ? ["--disable-userns"] : []), "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_GID), "--cap-drop", "ALL", "--die-with-parent", "--new-session"];
+  for (const folder of mounts.system.folders) args.push("--ro-bind", folder, folder);
+  for (const [target, path] of mounts.system.symlinks) args.push("--symlink", target, path);
+  args.push(bind, mounts.hostWorkspace, SANDBOX_WORKDIR, bind, mounts.hostScratch, SANDBOX_SCRATCH);
+  args.push("--remount-ro", "/", "--chdir", mounts.cwd);
+  return args;
+}
+
 /** Where the host's egress proxy socket is bound inside a sandbox with its own network. */
 export const SANDBOX_EGRESS_SOCKET = "/run/running-agent/egress.sock";
 /** Where relays of exposed ports make their sockets (`<port>.sock`), bound from the host. */

@@ -4,8 +4,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readArchive } from "../archive.js";
+import { packDirectory, readArchive } from "../archive.js";
 import { ErrorCode, RunningAgentError } from "../errors.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { expectRunningAgentError } from "../testing/expect-running-agent-error.js";
@@ -178,6 +179,29 @@ describe("local sandbox under bubblewrap: isolation", () => {
       expect(archive.includes(canary)).toBe(false);
     } finally {
       await rm(outside, { recursive: true, force: true });
+    }
+  });
+
+  it("the session's own tar sees the sandbox's folders and the system's only, and none of the task's environment", async () => {
+    // TAR_OPTIONS in the task's env would make tar follow links (and extract with a prefix dropped); /etc/hosts is bound for commands.
+    const transfers = await createLocalSandbox().create({ taskId: "transfers", env: { TAR_OPTIONS: "--dereference --strip-components=1" } });
+    const source = await mkdtemp(join(tmpdir(), "ra-transfer-"));
+    try {
+      await transfers.exec(["sh", "-c", "echo target > target.txt && ln -s target.txt link && ln -s /etc etc-link && test -f etc-link/hosts"]);
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of await transfers.getArchiveStream!(transfers.workdir, { paths: ["link", "etc-link/hosts"] })) chunks.push(chunk);
+      // The link comes as a link, and nothing of /etc comes at all.
+      expect((await readArchive(Buffer.concat(chunks))).map((entry) => [entry.path, entry.type, entry.linkTarget])).toEqual([["link", "symlink", "target.txt"]]);
+      // Extracted as given: a path of two segments keeps both.
+      await mkdir(join(source, "put"));
+      await writeFile(join(source, "put", "file.txt"), "put\n");
+      await transfers.putArchiveStream!(transfers.workdir, Readable.from([await packDirectory(source)]));
+      expect(Buffer.from(await transfers.readFile("put/file.txt")).toString()).toBe("put\n");
+      // A command still sees the task's environment.
+      expect((await transfers.exec(["sh", "-c", 'printf %s "$TAR_OPTIONS"'])).stdout).toBe("--dereference --strip-components=1");
+    } finally {
+      await transfers.destroy();
+      await rm(source, { recursive: true, force: true });
     }
   });
 });

@@ -26,6 +26,7 @@ import {
 } from "../spec/sandbox-spec.js";
 import {
   bubblewrapArguments,
+  fileTransferArguments,
   findExecutable,
   probeBubblewrap,
   readSystemLayout,
@@ -485,7 +486,7 @@ class LocalSandboxSession implements SandboxSession {
       if (error.code !== "EEXIST") throw fileError(directory, error);
     });
     const command = ["tar", "-x", "-p", "-f", "-", "--no-same-owner", "-C", this.paths.toSandbox(hostPath)];
-    const child = await this.launch(command, undefined, undefined, []);
+    const child = await this.launch(command, undefined, undefined, [], "write");
     const running = { child, onStop: (listener: (reason: RunningAgentError) => void) => this.onStop(listener) };
     const result = await runToCompletion(command, running, options.signal ? { signal: options.signal } : {}, 64 * 1024, archive);
     if (result.exitCode !== 0) {
@@ -510,7 +511,7 @@ class LocalSandboxSession implements SandboxSession {
   private async packPathsInside(directory: string, sandboxPath: string, paths: readonly string[], signal: AbortSignal | undefined): Promise<AsyncIterable<Uint8Array>> {
     // Missing paths are warnings (exit 0), folders come as folder entries and are not descended into.
     const command = ["tar", "-c", "-f", "-", "--null", "--no-recursion", "--hard-dereference", "--ignore-failed-read", "--numeric-owner", "-C", sandboxPath, "-T", "-"];
-    const child = await this.launch(command, undefined, undefined, []);
+    const child = await this.launch(command, undefined, undefined, [], "read");
     const output = new PassThrough();
     const stderr: Buffer[] = [];
     let stderrBytes = 0;
@@ -635,18 +636,28 @@ class LocalSandboxSession implements SandboxSession {
     }
   }
 
-  private async launch(command: string[], cwd: string | undefined, env: Record<string, string> | undefined, relayedPorts: number[]): Promise<ChildProcessWithoutNullStreams> {
+  /**
+   * Starts `command` in the session. A `transfer` (the session's own tar into or out of its folders)
+   * runs in the file-transfer sandbox ({@link fileTransferArguments}: its folders and the system's only,
+   * no network and so no relays) with a fixed environment: nothing of the task's (a TAR_OPTIONS there
+   * would steer tar), only what finds and stops it.
+   */
+  private async launch(command: string[], cwd: string | undefined, env: Record<string, string> | undefined, relayedPorts: number[], transfer?: "read" | "write"): Promise<ChildProcessWithoutNullStreams> {
     const sandboxCwd = cwd ?? this.workdir;
     const hostCwd = await this.paths.resolve(sandboxCwd, { followFinal: true });
     const stats = await lstat(hostCwd).catch(() => undefined);
     if (!stats?.isDirectory()) throw agentError(ErrorCode.SANDBOX_EXEC_FAILED, `The working folder ${sandboxCwd} does not exist in the sandbox.`, { details: { cwd: sandboxCwd } });
     this.checkOpen();
     // Environment goes to the child's (or bwrap's) own environment, never onto a command line.
-    const environment = { ...this.baseEnvironment, ...env };
+    const environment = transfer ? { PATH: basePath, LC_ALL: "C", [SESSION_ENVIRONMENT_VARIABLE]: this.id } : { ...this.baseEnvironment, ...env };
     let file: string;
     let args: string[];
     const ownNetwork = this.settings.ownNetwork;
-    if (this.settings.bubblewrap) {
+    if (this.settings.bubblewrap && transfer) {
+      file = this.settings.bubblewrap.path;
+      const mounts = { system: this.settings.systemLayout, hostWorkspace: join(this.root, "workspace"), hostScratch: join(this.root, "scratch") };
+      args = [...fileTransferArguments({ ...mounts, writable: transfer === "write", cwd: this.paths.toSandbox(hostCwd), disableUserns: this.settings.bubblewrap.disableUserns }), "--", ...command];
+    } else if (this.settings.bubblewrap) {
       file = this.settings.bubblewrap.path;
       args = [
         ...bubblewrapArguments({
