@@ -139,9 +139,12 @@ describe("collectChanges brings back only what changed", () => {
     expect(changes.map((change) => [change.path, change.status])).toEqual([["src/module-7/file-1207.ts", "modified"]]);
     // Asked for by path, never the whole tree; a few KiB crossed, not the tree's megabytes.
     expect(transfers.wholeTree).toBe(0);
-    // Placement waited out the racy window (files placed in the last moments before a listing would be compared by content, ctime cannot tell for them): nothing else is asked for.
-    expect([...listing.entries.keys()].filter((path) => isRacy(listing, path))).toEqual([]);
-    expect(transfers.paths).toEqual(["src/module-7/file-1207.ts"]);
+    // Files placed in the very tick of the placed listing are racy (ctime cannot tell for them): placement waits them
+    // out only when there are more than a few (at most 64, 1 MiB), else they are asked for and compared by content.
+    // Nothing else is asked for.
+    const racy = [...listing.entries].filter(([path, entry]) => entry.type !== "directory" && isRacy(listing, path)).map(([path]) => path);
+    expect(racy.length).toBeLessThanOrEqual(64);
+    expect([...transfers.paths].sort()).toEqual([...new Set(["src/module-7/file-1207.ts", ...racy])].sort());
     expect(transfers.bytes).toBeLessThan(100 * 1024);
     // On the host: .git and the .gitignore check-ignore read for build/ (the changed file went straight into git's object store).
     expect((await readdir(dir)).sort()).toEqual([".git", ".gitignore"]);
