@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { bench, describe } from "vitest";
 import { packDirectory } from "../archive.js";
+import { removeTree } from "../remove-tree.js";
 import { bubblewrapArguments, findExecutable, probeBubblewrap, readSystemLayout, SANDBOX_WORKDIR } from "../sandbox-local/bubblewrap.js";
 import { createLocalSandbox } from "../sandbox-local/local-sandbox.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
@@ -93,11 +94,8 @@ async function ours(setup: Setup, changed: number, round: number): Promise<Timin
     const branch = `bench/ours-${round}`;
     const commit = await timed(() => commitChanges({ dir, branch, message: `Round ${round}\n`, author, stageWorkingTree: false }));
     const push = await timed(() => pushBranch({ dir, repository: repository(setup), branch, credentials }));
-    // As the loop's teardown: the sandbox (its processes and folders) and the host clone.
-    const teardown = await timed(async () => {
-      await session.destroy();
-      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-    });
+    // As the loop's teardown: the sandbox (its processes and folders) beside the host clone.
+    const teardown = await timed(() => Promise.all([session.destroy(), removeTree(dir)]));
     return { clone, collect, commit, push, teardown };
   } finally {
     await session.destroy();

@@ -1,34 +1,41 @@
-import { rm } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
+import { removeTree } from "../remove-tree.js";
 import type { TaskContext } from "./task-context.js";
 
 /** Phase 8: destroys the sandbox and removes host folders, whatever happened before. Never throws. */
 export async function teardown(context: TaskContext): Promise<void> {
   const problems: string[] = [];
   context.startPoolReplacement?.();
-  const released = await releaseSandbox(context);
-  if (released) problems.push(released);
-  if (context.session && context.sandboxMs !== undefined) context.emit({ type: "sandbox.destroyed", sandboxId: context.session.id, lifetimeMs: context.sandboxMs });
-  if (context.modelProxy) {
-    await context.modelProxy.close();
-    context.modelProxy = undefined;
-  }
-  if (context.egressProxy) {
-    await context.egressProxy.close();
-    context.egressProxy = undefined;
-  }
-  if (context.hostClone) {
-    // A clone started beside the sandbox that the task never waited for (it failed first) ends before its folder goes.
-    context.hostClone.stop();
-    await context.hostClone.done.catch(() => undefined);
-  }
-  for (const folder of context.hostFolders.splice(0)) {
-    try {
-      await rm(folder, { recursive: true, force: true, maxRetries: 3 });
-    } catch (error) {
-      problems.push(`removing ${folder}: ${error instanceof Error ? error.message : String(error)}`);
+  // The sandbox (and the proxies it may still use until it is gone) and the host folders are
+  // independent: their removals run at once.
+  const sandboxSide = (async () => {
+    const released = await releaseSandbox(context);
+    if (released) problems.push(released);
+    if (context.session && context.sandboxMs !== undefined) context.emit({ type: "sandbox.destroyed", sandboxId: context.session.id, lifetimeMs: context.sandboxMs });
+    if (context.modelProxy) {
+      await context.modelProxy.close();
+      context.modelProxy = undefined;
     }
-  }
+    if (context.egressProxy) {
+      await context.egressProxy.close();
+      context.egressProxy = undefined;
+    }
+  })();
+  const hostSide = (async () => {
+    if (context.hostClone) {
+      // A clone started beside the sandbox that the task never waited for (it failed first) ends before its folder goes.
+      context.hostClone.stop();
+      await context.hostClone.done.catch(() => undefined);
+    }
+    await Promise.all(
+      context.hostFolders.splice(0).map((folder) =>
+        removeTree(folder).catch((error: unknown) => {
+          problems.push(`removing ${folder}: ${error instanceof Error ? error.message : String(error)}`);
+        }),
+      ),
+    );
+  })();
+  await Promise.all([sandboxSide, hostSide]);
   for (const problem of problems) context.emit({ type: "log", level: "error", message: `Teardown problem: ${problem}` });
 }
 

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { constants as fsConstants, rmSync } from "node:fs";
-import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, realpath, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { packDirectory, packDirectoryStream, unpackArchive } from "../archive.js
 import { abortedError, agentError, ErrorCode, RunningAgentError } from "../errors.js";
 import { startEgressProxy, type EgressProxy } from "../network/egress-proxy.js";
 import { forwardLoopbackToSocket, type SocketForwarder } from "../network/socket-forwarder.js";
+import { removeTree } from "../remove-tree.js";
 import { awaitProcessTreeEnd, isPidAlive, killProcessesByEnvironment, signalProcessTree, sweepProcessesByEnvironment } from "../process-tree.js";
 import {
   SANDBOX_EGRESS_PROXY_URL,
@@ -707,11 +708,11 @@ function checkCommand(command: string[]): void {
 
 async function removeFolder(folder: string): Promise<void> {
   try {
-    await rm(folder, { recursive: true, force: true, maxRetries: 3 });
+    await removeTree(folder);
   } catch {
     // A folder made read-only inside the sandbox blocks removal for non-root callers: open it up and retry.
     await makeWritable(folder);
-    await rm(folder, { recursive: true, force: true, maxRetries: 3 });
+    await removeTree(folder);
   }
 }
 
