@@ -15,7 +15,7 @@ import { signalProcessTree } from "../process-tree.js";
 import type { SandboxSession } from "../spec/sandbox-spec.js";
 import { ChangeBudget, DEFAULT_CHANGE_LIMITS, SecretScanner, secretInChanges, type ChangeLimits } from "./change-checks.js";
 import { GitCommandFailure, gitEnvironment, runGit } from "./git-command.js";
-import { readIndexEntries } from "./index-file.js";
+import { parseIndexEntries } from "./index-file.js";
 import { listStagedChanges, parseStagedChanges, STAGED_DIFF_ARGUMENTS } from "./staged-changes.js";
 import { abortFailure, wrapFailure } from "./remote-errors.js";
 import { compareListings, listChangesSince, listWorkspace, placedIndex, type WorkspaceChanges, type WorkspaceListing } from "./workspace-listing.js";
@@ -74,9 +74,11 @@ export async function collectChanges(input: CollectChangesInput): Promise<Change
       // What an earlier collect of this task staged, when the caller does not say, is asked of git while the sandbox lists.
       const staged = input.staged ? Promise.resolve(input.staged) : stagedPaths(input.dir, signal);
       staged.catch(() => undefined);
+      // The host clone's index and config are read while the sandbox lists, too.
+      const hostFiles = readHostGitFiles(input.dir);
       const now = (await listChangesSince(session, placed, signal)) ?? (await listAndCompare(session, placed, signal));
       throwIfAborted(signal, "collect");
-      if (now) return await collectChangedPaths(input, placed, now, await staged, checks);
+      if (now) return await collectChangedPaths(input, placed, now, await staged, checks, hostFiles);
     }
     return await collectWholeTree(input, checks);
   } catch (error) {
@@ -102,7 +104,7 @@ async function listAndCompare(session: SandboxSession, placed: WorkspaceListing,
  * brought back (streamed to disk, checked as they come) and staged by path. Git on the host
  * decides what really changed, from the bytes that came back, never from the sandbox's `.git`.
  */
-async function collectChangedPaths(input: CollectChangesInput, placed: WorkspaceListing, now: WorkspaceChanges, stagedBefore: readonly string[], checks: ChangeChecks): Promise<ChangedFile[]> {
+async function collectChangedPaths(input: CollectChangesInput, placed: WorkspaceListing, now: WorkspaceChanges, stagedBefore: readonly string[], checks: ChangeChecks, hostFiles: HostGitFiles): Promise<ChangedFile[]> {
   const { session, dir, signal } = input;
   const staged = new Set(stagedBefore);
   const present = (path: string) => now.entryAt(path)?.type === "file" || now.entryAt(path)?.type === "symlink";
@@ -110,7 +112,7 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
   // listing may hold more (a prepared state's setup output). Asked for the paths in question only.
   const ignoreFile = (path: string) => path === ".gitignore" || path.endsWith("/.gitignore");
   const placedIgnoreFiles = placedIndex(placed).ignoreFiles;
-  const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], staged, signal);
+  const index = await indexEntries(dir, placed, [...new Set([...now.changed, ...now.removed, ...staged, ...placedIgnoreFiles])], staged, signal, hostFiles);
   const isPlacedFile = (path: string) => index.has(path);
   const submodules = [...index].filter(([, entry]) => entry.mode === "160000").map(([path]) => path);
   const belongs = (path: string) => isWorkingTreePath(path) && !submodules.some((submodule) => path === submodule || path.startsWith(`${submodule}/`));
@@ -120,7 +122,7 @@ async function collectChangedPaths(input: CollectChangesInput, placed: Workspace
 
   // Without attributes (which git applies to a file's bytes on the way in) the files go straight into
   // git's object store, one pack, never written to the host tree; with them, to the host tree for git to hash.
-  const objects = hasAttributeFiles(placed, changed) ? undefined : new BlobImport(dir, await objectFormat(dir, index), signal);
+  const objects = hasAttributeFiles(placed, changed) ? undefined : new BlobImport(dir, await objectFormat(index, hostFiles), signal);
   try {
     return await stageChanges();
   } finally {
@@ -398,11 +400,11 @@ const MAX_PATHSPECS = 100;
  * The index entries (path, mode) of `paths`, and of any folder above them that was empty when the
  * repository was placed: git keeps no empty folders, so such a folder is a submodule (a gitlink)
  * whose files are not this repository's. The index is HEAD's tree but at the paths an earlier
- * collect staged. Read from the index file itself ({@link readIndexEntries}); when it is not in git's
+ * collect staged. Read from the index file itself ({@link parseIndexEntries}); when it is not in git's
  * plain format, git is asked: the staged paths of the index, the others of HEAD's tree (which git reads
  * only along the paths asked for, where the index is read whole).
  */
-async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], staged: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<Map<string, IndexEntry>> {
+async function indexEntries(dir: string, placed: WorkspaceListing, paths: readonly string[], staged: ReadonlySet<string>, signal: AbortSignal | undefined, hostFiles: HostGitFiles): Promise<Map<string, IndexEntry>> {
   const entries = new Map<string, IndexEntry>();
   if (paths.length === 0) return entries;
   const empty = placedIndex(placed).emptyFolders;
@@ -413,7 +415,8 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
     }
   }
   // Read from the index file when it is git's plain format: no process started.
-  const read = await readIndexEntries(dir, asked, (await configObjectFormat(dir)) === "sha256" ? 32 : 20);
+  const [indexFile, format] = await Promise.all([hostFiles.index, hostFiles.format]);
+  const read = indexFile && parseIndexEntries(indexFile, asked, format === "sha256" ? 32 : 20);
   if (read) return read;
   const fromIndex = [...asked].filter((path) => staged.has(path));
   const fromHead = [...asked].filter((path) => !staged.has(path));
@@ -440,10 +443,20 @@ async function indexEntries(dir: string, placed: WorkspaceListing, paths: readon
 }
 
 // The repository's hash: from an index entry's object id, else from the host clone's own config (never the sandbox's).
-async function objectFormat(dir: string, index: ReadonlyMap<string, IndexEntry>): Promise<"sha1" | "sha256"> {
+async function objectFormat(index: ReadonlyMap<string, IndexEntry>, hostFiles: HostGitFiles): Promise<"sha1" | "sha256"> {
   const known = index.values().next().value;
   if (known) return known.object.length === 64 ? "sha256" : "sha1";
-  return configObjectFormat(dir);
+  return hostFiles.format;
+}
+
+/** The host clone's own index file (none when it cannot be read) and object format, each read once per collect. */
+interface HostGitFiles {
+  index: Promise<Buffer | undefined>;
+  format: Promise<"sha1" | "sha256">;
+}
+
+function readHostGitFiles(dir: string): HostGitFiles {
+  return { index: readFile(join(dir, ".git", "index")).catch(() => undefined), format: configObjectFormat(dir) };
 }
 
 // The hash the host clone's own config names (SHA-1 unless it says SHA-256).

@@ -24,6 +24,18 @@ describe("readIndexEntries", () => {
     }
   });
 
+  it("reads names of 4,095 bytes and more (their length no longer fits the entry's flags), beside names one byte off an asked one's length", async () => {
+    await using fixture = await createGitFixture({ files });
+    const blob = (await gitIn(fixture.workPath, ["hash-object", "-w", "--stdin"], "x\n")).trim();
+    // Index entries only (a path this long cannot be a file): the index takes what git takes.
+    const names = [`${"a".repeat(4094)}`, `${"b".repeat(4095)}`, `${"c".repeat(2000)}/${"d".repeat(3000)}`, `${"e".repeat(4096)}`];
+    for (const name of names) await gitIn(fixture.workPath, ["update-index", "--add", "--cacheinfo", `100644,${blob},${name}`]);
+    const own = await gitsOwn(fixture.workPath);
+    expect(names.every((name) => own.has(name))).toBe(true);
+    expect(await readIndexEntries(fixture.workPath, new Set([...own.keys(), `${"b".repeat(4094)}`, `${"e".repeat(4097)}`]), 20)).toEqual(own);
+    expect(await readIndexEntries(fixture.workPath, new Set([names[1]!]), 20)).toEqual(new Map([[names[1]!, { mode: "100644", object: blob }]]));
+  });
+
   it("gives up (git is asked) on an index it does not read: version 4's compressed names, an entry with extended flags, none at all", async () => {
     await using fixture = await createGitFixture({ files });
     const asked = new Set((await gitsOwn(fixture.workPath)).keys());
