@@ -8,7 +8,10 @@ bash scripts/setup.sh
 
 reports=$(mktemp -d)
 started_engine=0
+lane=
 cleanup() {
+  # A lane left running (the other one failed under set -e) goes with everything it started.
+  if [[ -n "$lane" ]]; then kill -- "-$lane" 2>/dev/null || true; fi
   rm -rf "$reports"
   if ((started_engine)); then bash scripts/docker-engine.sh stop || true; fi
 }
@@ -17,41 +20,48 @@ if ! bash scripts/docker-engine.sh status >/dev/null 2>&1; then
   bash scripts/docker-engine.sh start
   started_engine=1
 fi
-bash scripts/docker-images.sh
 
 pnpm -r --filter './packages/*' run build
-# Each published package as a user would install it: exports, types and files checked.
-pnpm -r --filter './packages/*' exec publint --strict
-# What pnpm publish writes: no source condition, every exported path in the tarball, and attw
-# (ESM-only profile) on that tarball.
-node scripts/check-packs.mjs
-pnpm -r run typecheck
-# The API docs of every package: every exported member documented, no broken link (warnings fail).
-pnpm run docs
-# Every package runs even when one fails; the summary's exit code decides. Core's tests run one
-# file at a time (its vitest config) and take the longest, so they run in a lane of their own beside
-# the other packages, which run one package at a time (each with its files in parallel); jobs'
-# tests and the fresh-app install follow core in its lane, which balances the two (about 9 and 9
-# minutes on a quiet machine). That lane's output is printed whole when it ends, so the two lanes
-# do not interleave.
-core_log="$reports/core.log"
-fresh_app_status="$reports/fresh-app.status"
-(
-  RUNNING_AGENT_TEST_REPORTS="$reports" pnpm --filter @running-agent/core run test || true
-  RUNNING_AGENT_TEST_REPORTS="$reports" pnpm --filter @running-agent/jobs run test || true
-  # A newcomer's install: publish to a local registry, a fresh npm and pnpm app install, import,
-  # type-check (skipLibCheck off) and run the README snippet. Its failure fails the run at the end.
+
+# Two lanes from here, balanced at about 15 minutes each on a quiet machine; every package's tests run
+# even when another's fail, and the summary's exit code decides.
+#  - The first needs no Docker: the static checks, then core's tests (one file at a time, its vitest
+#    config: the longest package), jobs', the dashboard's, and the fresh-app install. Its output is
+#    printed whole when it ends, so that the two lanes do not interleave.
+#  - The second builds the Docker images (debootstrap on a fresh machine) while the first checks, then
+#    runs the other packages one after another, each with its files in parallel.
+lane_log="$reports/lane.log"
+lane_status="$reports/lane.status"
+setsid bash -c '
+  set -uo pipefail
+  reports=$1
   status=0
-  node scripts/fresh-app-test.mjs || status=$?
-  echo "$status" >"$fresh_app_status"
-) >"$core_log" 2>&1 &
-core_lane=$!
-RUNNING_AGENT_TEST_REPORTS="$reports" pnpm -r --workspace-concurrency=1 --no-bail --filter '!@running-agent/core' --filter '!@running-agent/jobs' run test || true
-wait "$core_lane" || true
-echo "---- @running-agent/core, @running-agent/jobs, then the fresh-app install ----"
-cat "$core_log"
-fresh_app=$(cat "$fresh_app_status" 2>/dev/null || echo 1)
+  # Each published package as a user would install it: exports, types and files checked.
+  pnpm -r --filter "./packages/*" exec publint --strict || status=1
+  # What pnpm publish writes: no source condition, every exported path in the tarball, and attw
+  # (ESM-only profile) on that tarball.
+  node scripts/check-packs.mjs || status=1
+  pnpm -r run typecheck || status=1
+  # The API docs of every package: every exported member documented, no broken link (warnings fail).
+  pnpm run docs || status=1
+  ((status)) && echo "the static checks failed (see their lines above)"
+  for package in @running-agent/core @running-agent/jobs @running-agent/example-dashboard; do
+    RUNNING_AGENT_TEST_REPORTS="$reports" pnpm --filter "$package" run test || true
+  done
+  # A newcomer'"'"'s install: publish to a local registry, a fresh npm and pnpm app install, import,
+  # type-check (skipLibCheck off) and run the README snippet. Its failure fails the run at the end.
+  node scripts/fresh-app-test.mjs || { echo "scripts/fresh-app-test.mjs failed (see its lines above)"; status=1; }
+  echo "$status" >"$reports/lane.status"
+' lane "$reports" >"$lane_log" 2>&1 &
+lane=$!
+bash scripts/docker-images.sh
+RUNNING_AGENT_TEST_REPORTS="$reports" pnpm -r --workspace-concurrency=1 --no-bail --filter '!@running-agent/core' --filter '!@running-agent/jobs' --filter '!@running-agent/example-dashboard' run test || true
+wait "$lane" || true
+lane=
+echo "---- the static checks, @running-agent/core, @running-agent/jobs, the dashboard, then the fresh-app install ----"
+cat "$lane_log"
+lane_failed=$(cat "$lane_status" 2>/dev/null || echo 1)
 summary=0
 node scripts/test-summary.mjs "$reports" $(ls -d packages/*/ examples/*/ | xargs -n1 basename) || summary=$?
-if ((fresh_app)); then echo "scripts/fresh-app-test.mjs failed (see its lines above)"; fi
-exit $((summary || fresh_app))
+if ((lane_failed)); then echo "the static checks or scripts/fresh-app-test.mjs failed (see their lines above)"; fi
+exit $((summary || lane_failed))
