@@ -160,11 +160,11 @@ describe("runAgentTask, end to end: real OpenCode, scripted model, local sandbox
       model: modelFor(model),
       sandbox: createLocalSandbox(),
       gitHost: createLocalGitHost(),
-      agentTimeoutMs: 20_000,
+      agentTimeoutMs: 10_000,
       onEvent: (event) => events.push(event),
     }).catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: ErrorCode.AGENT_TIMEOUT, phase: "agent" });
-    expect((error as RunningAgentError).message).toContain("within 20000 ms");
+    expect((error as RunningAgentError).message).toContain("within 10000 ms");
     expect(events).toContainEqual(expect.objectContaining({ type: "phase", phase: "agent", status: "failed" }));
     const sandboxEvent = events.find((event) => event.type === "sandbox");
     expect(processesOf(sandboxEvent?.type === "sandbox" ? sandboxEvent.sandboxId : "")).toEqual([]);

@@ -197,7 +197,7 @@ describe("runAgentTask with the Docker sandbox", () => {
       model: modelFor(hanging),
       sandbox: slow.provider,
       gitHost: createLocalGitHost(),
-      timeoutMs: 20_000,
+      timeoutMs: 10_000,
     }).catch((caught: unknown) => caught);
     expect(RunningAgentError.isInstance(timeout) && [ErrorCode.TIMEOUT, ErrorCode.AGENT_TIMEOUT].includes(timeout.code as never), String(timeout)).toBe(true);
     await expectNoContainers(slow.run);
